@@ -1,0 +1,265 @@
+"""The config file: typed, immutable values and the one loader that validates them.
+
+`load_config(path)` returns a `Config` or raises one `ConfigError` that carries every
+problem found (file, key path such as ``mailboxes[1].port``, and what is wrong), the way
+borgmatic reports schema errors. The CLI catches it once and exits 78 (EX_CONFIG).
+
+Secrets are *references* (`SecretRef`): they are resolved when used (`resolve_secret`),
+never while loading, because ops run ``check-config`` in a shell that lacks the
+service's environment and credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+EX_CONFIG = 78
+
+Security = Literal["tls", "starttls", "none"]
+Clock = Literal["business", "calendar"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config, at a key path like ``mailboxes[1].port``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file, reported together."""
+
+    def __init__(self, file: Path | str, problems: list[Problem]):
+        self.file = str(file)
+        self.problems = tuple(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.file}: {len(self.problems)} configuration error(s):"]
+        lines += [f"  {self.file}: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives. ``kind``: file | env | credential | command."""
+
+    kind: Literal["file", "env", "credential", "command"]
+    value: str
+
+    def describe(self) -> str:
+        """A safe description for logs and messages (never the secret itself)."""
+        return f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Agency:
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    form_senders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenRange:
+    """An open interval within one day, minutes from midnight; end may be 1440 (24:00)."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    name: str
+    timezone: str
+    # Index 0 = Monday ... 6 = Sunday; each day a sorted tuple of non-overlapping ranges.
+    hours: tuple[tuple[OpenRange, ...], ...]
+    holidays: str | None = None  # ISO country code, e.g. "PL"
+    holiday_subdivision: str | None = None  # e.g. "BY" for "DE-BY"
+    closed: frozenset[dt.date] = frozenset()
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    window: dt.timedelta
+    clock: Clock
+    calendar: str | None  # required for clock=business
+    nudge_before: dt.timedelta
+    escalate_after: dt.timedelta | None  # None: never escalate
+
+
+@dataclass(frozen=True)
+class Absence:
+    """A configured absence, inclusive dates in the account's calendar timezone."""
+
+    start: dt.date
+    until: dt.date
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    name: str
+    manager: str | None = None
+    backup: str | None = None
+    language: str = "en"
+    calendar: str | None = None  # for display times; default: the first calendar
+    away: tuple[Absence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    # Each entry: a domain ("acme.example", matches subdomains too), an address
+    # ("ceo@mail.example"), or a glob ("*@acme.*").
+    match: tuple[str, ...]
+    policy: str = "default"
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class Folders:
+    inbox: tuple[str, ...] = ("INBOX",)
+    sent: tuple[str, ...] | Literal["auto"] = "auto"
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    name: str
+    host: str
+    port: int
+    security: Security
+    username: str
+    password: SecretRef | None  # plain login
+    oauth2_token: SecretRef | None  # kind == "command": XOAUTH2
+    folders: Folders = field(default_factory=Folders)
+    owner: str | None = None
+    ca_file: Path | None = None
+    timeout: float = 60.0
+
+    @property
+    def owner_address(self) -> str:
+        return (self.owner or self.username).lower()
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security
+    from_address: str  # the full From header value, e.g. "ackwatch <ackwatch@agency.example>"
+    username: str | None = None
+    password: SecretRef | None = None
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    senders: tuple[str, ...] = ()  # shell-style globs on the address, case-insensitive
+    subjects: tuple[re.Pattern[str], ...] = ()  # regexes searched in the decoded subject
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    backfill: dt.timedelta = dt.timedelta(days=7)
+    poll_interval: dt.timedelta = dt.timedelta(seconds=60)
+    idle: bool = True
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    batch_window: dt.timedelta = dt.timedelta(minutes=2)
+    max_per_hour: int = 6
+    templates_dir: Path | None = None
+    out_of_office_lookback: dt.timedelta = dt.timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    subjects: bool = False
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    enabled: bool = True
+    weekday: int = 0  # Monday
+    time: dt.time = dt.time(9, 0)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str | None = None  # "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class PromiseConfig:
+    enabled: bool = True
+    remind_before: dt.timedelta = dt.timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    timezone: str
+    state_dir: Path
+    agency: Agency
+    calendars: Mapping[str, CalendarConfig]
+    policies: Mapping[str, Policy]  # always contains "default"
+    accounts: tuple[Account, ...]
+    clients: tuple[Client, ...]
+    unknown_senders: Literal["track", "ignore"]
+    mailboxes: tuple[MailboxConfig, ...]
+    smtp: SmtpConfig | None
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    promise: PromiseConfig = field(default_factory=PromiseConfig)
+    dismiss_keyword: str = "$Ackwatch-Done"
+    thread_subject_window: dt.timedelta = dt.timedelta(days=30)
+
+    def account(self, email: str | None) -> Account | None:
+        if not email:
+            return None
+        email = email.lower()
+        for acc in self.accounts:
+            if acc.email == email:
+                return acc
+        return None
+
+    def mailbox(self, name: str) -> MailboxConfig | None:
+        for mb in self.mailboxes:
+            if mb.name == name:
+                return mb
+        return None
+
+    def calendar_for_account(self, email: str | None) -> CalendarConfig | None:
+        """The calendar used to show times to an account (its own, else the first one)."""
+        acc = self.account(email)
+        if acc is not None and acc.calendar:
+            return self.calendars[acc.calendar]
+        return next(iter(self.calendars.values()), None)
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)
