@@ -67,3 +67,29 @@ def evaluate(messages: Iterable[Message], config: Config) -> tuple[Item, ...]:
 
 def recipient_for(account: str, config: Config, at: dt.datetime, messages: Iterable[Message]) -> str:
     raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Answer to "why did / didn't Anna get a nudge?" for one hypothetical client mail.
+
+    Datetimes are in the policy calendar's timezone (the config's `timezone` for
+    calendar-clock policies without a calendar).
+    """
+
+    tracked: bool  # False when the sender is agency-side, ignored, or unknown and ignored
+    reason: str  # why it is (not) tracked, e.g. "client", "unknown-sender-tracked"
+    policy: str | None
+    clock: str | None
+    client: str | None
+    account: str | None
+    received: dt.datetime
+    deadline: dt.datetime | None
+    nudge_at: dt.datetime | None
+    escalate_at: dt.datetime | None
+
+
+def explain(
+    config: Config, sender: str, received: dt.datetime, to: tuple[str, ...] = ()
+) -> Explanation:
+    raise NotImplementedError
