@@ -1,0 +1,175 @@
+"""What to send, to whom, and when to look again: the scheduler's decisions, pure.
+
+`plan()` is a function of the pending items, what was already sent, the config and
+``now``. The daemon calls it whenever something changed or the next due time came, sends
+what it returns, and sleeps until ``Plan.next_due`` (or the next watcher event).
+
+Rules (DESIGN.md, issue 4):
+
+- A nudge is due at the item's ``nudge_at``, to the responsible account, or to its backup
+  when the account is away (``recipient_of``). An escalation is due at ``escalate_at``, to
+  the account's manager with the account in Cc. Each item is nudged at most once and
+  escalated at most once (the caller marks items when it queues their mail).
+- Batching: when one item of a recipient is due, every other item of that recipient due
+  within ``notify.batch_window`` goes in the same mail. Escalations are grouped per
+  (manager, account) so each mail is about one person's work, with that person in Cc.
+- Cap: a recipient gets at most ``notify.max_per_hour`` mails per rolling hour. When the
+  due mails would exceed the room left, they are merged into one summary mail; with no
+  room at all they wait until the oldest mail of the hour is an hour old.
+- After a downtime, everything that came due meanwhile is due now: it goes out once,
+  batched by the same rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .config import Config
+
+ActionKind = Literal["nudge", "escalation", "summary"]
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The scheduler's view of one pending item."""
+
+    key: str
+    account: str | None
+    nudge_at: dt.datetime
+    escalate_at: dt.datetime | None
+    nudge_done: bool
+    escalation_done: bool
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    to: str
+    cc: tuple[str, ...]
+    account: str | None  # whose items (None for a summary spanning several accounts)
+    nudge_keys: tuple[str, ...]
+    escalation_keys: tuple[str, ...]
+    due: dt.datetime  # the earliest due time among its items
+
+    @property
+    def item_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.nudge_keys + self.escalation_keys))
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An action that can never be sent (no manager configured): mark it, do not retry."""
+
+    kind: Literal["nudge", "escalation"]
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    skips: tuple[Skip, ...]
+    next_due: dt.datetime | None
+
+
+def plan(
+    pending: Sequence[Pending],
+    *,
+    config: Config,
+    now: dt.datetime,
+    recipient_of: Callable[[str], str],
+    sent_last_hour: Mapping[str, Sequence[dt.datetime]],
+) -> Plan:
+    """Decide the mails due at ``now``.
+
+    ``recipient_of(account)`` gives who receives that account's nudges right now (the
+    account or its backup). ``sent_last_hour[address]`` lists when mails to that address
+    were queued during the last hour (for the cap).
+    """
+    window = config.notify.batch_window
+    horizon = now + window
+    skips: list[Skip] = []
+    future: list[dt.datetime] = []
+
+    # Candidate groups: (kind, recipient, cc, account) -> [(due, key)]
+    groups: dict[tuple[str, str, tuple[str, ...], str | None], list[tuple[dt.datetime, str]]]
+    groups = defaultdict(list)
+    for p in pending:
+        if not p.nudge_done:
+            if p.account is None:
+                skips.append(Skip("nudge", p.key, "no responsible account"))
+            else:
+                groups[("nudge", recipient_of(p.account), (), p.account)].append(
+                    (p.nudge_at, p.key)
+                )
+        if not p.escalation_done and p.escalate_at is not None:
+            account = config.account(p.account) if p.account else None
+            manager = account.manager if account else None
+            if manager is None:
+                skips.append(Skip("escalation", p.key, "no manager configured"))
+            else:
+                assert p.account is not None
+                groups[("escalation", manager, (p.account,), p.account)].append(
+                    (p.escalate_at, p.key)
+                )
+
+    due_groups: dict[str, list[tuple[str, tuple[str, ...], str | None, list]]] = defaultdict(list)
+    for (kind, to, cc, account), members in groups.items():
+        earliest = min(t for t, _ in members)
+        if earliest > now:
+            future.append(earliest)
+            continue
+        batch = sorted((t, k) for t, k in members if t <= horizon)
+        later = [t for t, _ in members if t > horizon]
+        if later:
+            future.append(min(later))
+        due_groups[to].append((kind, cc, account, batch))
+
+    actions: list[Action] = []
+    cap = config.notify.max_per_hour
+    for to, recipient_groups in sorted(due_groups.items()):
+        recent = sorted(t for t in sent_last_hour.get(to, ()) if t > now - HOUR)
+        room = cap - len(recent)
+        if room <= 0:
+            future.append(recent[0] + HOUR)
+            continue
+        built = [_action(kind, to, cc, account, batch) for kind, cc, account, batch in recipient_groups]
+        built.sort(key=lambda a: (a.due, a.kind, a.account or ""))
+        if len(built) > room:
+            actions.append(_summary(to, built))
+        else:
+            actions.extend(built)
+
+    next_due = min(future) if future else None
+    return Plan(tuple(actions), tuple(skips), next_due)
+
+
+def _action(
+    kind: str,
+    to: str,
+    cc: tuple[str, ...],
+    account: str | None,
+    batch: list[tuple[dt.datetime, str]],
+) -> Action:
+    keys = tuple(k for _, k in batch)
+    due = batch[0][0]
+    cc = tuple(c for c in cc if c != to)
+    if kind == "nudge":
+        return Action("nudge", to, cc, account, keys, (), due)
+    return Action("escalation", to, cc, account, (), keys, due)
+
+
+def _summary(to: str, actions: Sequence[Action]) -> Action:
+    nudge_keys = tuple(dict.fromkeys(k for a in actions for k in a.nudge_keys))
+    escalation_keys = tuple(dict.fromkeys(k for a in actions for k in a.escalation_keys))
+    cc = tuple(dict.fromkeys(c for a in actions for c in a.cc if c != to))
+    accounts = {a.account for a in actions}
+    account = accounts.pop() if len(accounts) == 1 else None
+    return Action(
+        "summary", to, cc, account, nudge_keys, escalation_keys, min(a.due for a in actions)
+    )

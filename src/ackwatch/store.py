@@ -1,0 +1,738 @@
+"""The state database: sync cursors, messages seen, items, the outbox, mailbox health.
+
+One SQLite file (WAL) in ``state_dir``, created 0600 in a 0700 directory. The daemon's
+core thread is the single writer; ``ackwatch status`` and ``report`` open it read-only
+while the daemon runs.
+
+Crash safety (kill -9 at any instant): every sync step is one transaction that stores
+the fetched messages *and* the folder's new cursor together, so a restart resumes from a
+cursor that matches exactly what is stored; re-fetching a message is an upsert. Actions
+are recorded in the outbox (and the items marked) in one transaction *before* the SMTP
+conversation, and marked sent after the server accepts: a crash in between re-sends that
+one mail on restart (at most one duplicate), never loses it.
+
+Schema versions live in ``PRAGMA user_version``; `MIGRATIONS` are numbered steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .message import Message, parse_message
+from .sla import Item
+
+DB_NAME = "ackwatch.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE folders (
+        mailbox TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        role TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL,
+        highestmodseq INTEGER,
+        synced_at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, folder)
+    );
+    CREATE TABLE messages (
+        mailbox TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid INTEGER NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        key TEXT NOT NULL,
+        received TEXT NOT NULL,
+        flags TEXT NOT NULL,
+        answered_at TEXT,
+        dismissed_at TEXT,
+        gm_thrid INTEGER,
+        headers BLOB NOT NULL,
+        initial INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (mailbox, folder, uid)
+    );
+    CREATE INDEX messages_key ON messages (key);
+    CREATE INDEX messages_received ON messages (received);
+    CREATE TABLE items (
+        key TEXT PRIMARY KEY,
+        thread TEXT NOT NULL,
+        message_id TEXT,
+        client_address TEXT NOT NULL,
+        client TEXT,
+        subject TEXT NOT NULL,
+        received TEXT NOT NULL,
+        mailboxes TEXT NOT NULL,
+        account TEXT,
+        policy TEXT NOT NULL,
+        clock TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        nudge_at TEXT NOT NULL,
+        escalate_at TEXT,
+        state TEXT NOT NULL,
+        ack_key TEXT,
+        ack_at TEXT,
+        ack_kind TEXT,
+        ack_by TEXT,
+        follow_ups INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        nudge_done TEXT,
+        escalation_done TEXT,
+        nudge_outbox INTEGER,
+        escalation_outbox INTEGER
+    );
+    CREATE INDEX items_state ON items (state);
+    CREATE INDEX items_received ON items (received);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        cc TEXT NOT NULL,
+        account TEXT,
+        item_keys TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_state ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
+    CREATE TABLE health (
+        mailbox TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        since TEXT NOT NULL,
+        last_error TEXT,
+        last_sync TEXT
+    );
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or written (permissions, disk full, corrupt)."""
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return t.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class StoredCursor:
+    folder: str
+    role: str
+    uidvalidity: int
+    last_uid: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One fetched copy to store (what the IMAP layer hands over, before parsing)."""
+
+    uid: int
+    received: dt.datetime
+    flags: frozenset[str]
+    header_bytes: bytes
+    gm_thrid: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """An item as stored: the SLA fields plus what was done about it."""
+
+    key: str
+    thread: str
+    message_id: str | None
+    client_address: str
+    client: str | None
+    subject: str
+    received: dt.datetime
+    mailboxes: tuple[str, ...]
+    account: str | None
+    policy: str
+    clock: str
+    deadline: dt.datetime
+    nudge_at: dt.datetime
+    escalate_at: dt.datetime | None
+    state: str  # pending | acknowledged | dropped
+    ack_key: str | None
+    ack_at: dt.datetime | None
+    ack_kind: str | None
+    ack_by: str | None
+    first_seen: dt.datetime
+    nudge_done: str | None  # sent | suppressed | <outbox state>; None: not yet
+    escalation_done: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    id: int
+    kind: str
+    recipient: str
+    cc: tuple[str, ...]
+    account: str | None
+    nudge_keys: tuple[str, ...]
+    escalation_keys: tuple[str, ...]
+    message_id: str
+    created_at: dt.datetime
+    state: str  # pending | sent | cancelled | failed
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    mailbox: str
+    state: str
+    since: dt.datetime
+    last_error: str | None
+    last_sync: dt.datetime | None
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, state_dir: Path, *, readonly: bool = False) -> Store:
+        state_dir = Path(state_dir)
+        path = state_dir / DB_NAME
+        try:
+            if readonly:
+                if not path.exists():
+                    raise StoreError(f"{path}: no state yet (has ackwatch run?)")
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+                )
+            else:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if not path.exists():
+                    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+                    os.close(fd)
+                conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.row_factory = sqlite3.Row
+            store = cls(conn, path, readonly)
+            if not readonly:
+                store._migrate()
+            else:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{path}: schema {version} is newer than this ackwatch")
+            return store
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the state database: {exc.strerror}") from exc
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this ackwatch "
+                f"({SCHEMA_VERSION}); refusing to touch it"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._write():
+                self._conn.executescript(MIGRATIONS[number])
+                self._conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; rolled back entirely on any error."""
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise
+
+    def integrity_check(self) -> str:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------------------------------ meta
+
+    def get_meta(self, name: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    # ------------------------------------------------------------------ folders & messages
+
+    def cursors(self, mailbox: str) -> dict[str, StoredCursor]:
+        rows = self._conn.execute(
+            "SELECT folder, role, uidvalidity, last_uid, highestmodseq FROM folders "
+            "WHERE mailbox = ?",
+            (mailbox,),
+        ).fetchall()
+        return {
+            r["folder"]: StoredCursor(
+                r["folder"], r["role"], r["uidvalidity"], r["last_uid"], r["highestmodseq"]
+            )
+            for r in rows
+        }
+
+    def apply_folder_sync(
+        self,
+        *,
+        mailbox: str,
+        folder: str,
+        role: str,
+        uidvalidity: int,
+        last_uid: int,
+        highestmodseq: int | None,
+        new_messages: Sequence[NewMessage],
+        flag_updates: Iterable[tuple[int, frozenset[str]]],
+        reset: bool,
+        initial: bool,
+        dismiss_keyword: str,
+        now: dt.datetime,
+    ) -> int:
+        """Store one sync step of one folder atomically; returns the number of new copies.
+
+        ``reset``: the folder was (re)scanned from scratch (first sync or UIDVALIDITY
+        change): copies under an old UIDVALIDITY are forgotten. Items live on: they are
+        keyed by Message-ID, so the same mail fetched again maps to the same item.
+        """
+        now_s = _iso(now)
+        dismiss = dismiss_keyword.lower()
+        added = 0
+        with self._write() as c:
+            if reset:
+                c.execute(
+                    "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
+                    (mailbox, folder, uidvalidity),
+                )
+            for m in new_messages:
+                flags_l = {f.lower() for f in m.flags}
+                answered_at = now_s if "\\answered" in flags_l else None
+                dismissed_at = now_s if dismiss in flags_l else None
+                key = _message_key(m.header_bytes, mailbox, folder, role, m)
+                cur = c.execute(
+                    "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
+                    " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(mailbox, folder, uid) DO NOTHING",
+                    (
+                        mailbox, folder, m.uid, uidvalidity, role, key, _iso(m.received),
+                        json.dumps(sorted(m.flags)), answered_at, dismissed_at, m.gm_thrid,
+                        m.header_bytes, int(initial), now_s,
+                    ),
+                )
+                added += cur.rowcount
+            for uid, flags in flag_updates:
+                flags_l = {f.lower() for f in flags}
+                c.execute(
+                    "UPDATE messages SET flags = ?,"
+                    " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
+                    " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
+                    " WHERE mailbox = ? AND folder = ? AND uid = ?",
+                    (
+                        json.dumps(sorted(flags)),
+                        "\\answered" in flags_l, now_s,
+                        dismiss in flags_l, now_s,
+                        mailbox, folder, uid,
+                    ),
+                )
+            c.execute(
+                "INSERT INTO folders (mailbox, folder, role, uidvalidity, last_uid, highestmodseq,"
+                " synced_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT(mailbox, folder) DO UPDATE SET role = excluded.role,"
+                " uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,"
+                " highestmodseq = excluded.highestmodseq, synced_at = excluded.synced_at",
+                (mailbox, folder, role, uidvalidity, last_uid, highestmodseq, now_s),
+            )
+            c.execute(
+                "INSERT INTO health (mailbox, state, since, last_sync) VALUES (?, 'up', ?, ?)"
+                " ON CONFLICT(mailbox) DO UPDATE SET last_sync = excluded.last_sync",
+                (mailbox, now_s, now_s),
+            )
+        return added
+
+    def load_messages(self, since: dt.datetime | None = None) -> list[Message]:
+        """Every stored copy received at or after ``since``, parsed (never raises on bad mail)."""
+        query = (
+            "SELECT mailbox, folder, uid, role, received, flags, answered_at, dismissed_at,"
+            " gm_thrid, headers FROM messages"
+        )
+        args: tuple[object, ...] = ()
+        if since is not None:
+            query += " WHERE received >= ?"
+            args = (_iso(since),)
+        out = []
+        for r in self._conn.execute(query, args):
+            out.append(
+                parse_message(
+                    bytes(r["headers"]),
+                    mailbox=r["mailbox"],
+                    folder=r["folder"],
+                    role=r["role"],
+                    uid=r["uid"],
+                    received=_dt(r["received"]),
+                    flags=tuple(json.loads(r["flags"])),
+                    gm_thrid=r["gm_thrid"],
+                    answered_at=_dt(r["answered_at"]),
+                    dismissed_at=_dt(r["dismissed_at"]),
+                )
+            )
+        return out
+
+    def initial_keys(self) -> set[str]:
+        """Keys of mail that came from a first-start history import (never nudged for)."""
+        return {
+            r[0]
+            for r in self._conn.execute("SELECT DISTINCT key FROM messages WHERE initial = 1")
+        }
+
+    def pending_uids(self, mailbox: str, folder: str) -> set[int]:
+        """UIDs in one folder whose flags still matter: copies of mail in pending items."""
+        rows = self._conn.execute(
+            "SELECT m.uid FROM messages m JOIN items i ON i.key = m.key"
+            " WHERE m.mailbox = ? AND m.folder = ? AND i.state = 'pending'",
+            (mailbox, folder),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def message_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+
+    # ------------------------------------------------------------------ items
+
+    def sync_items(
+        self, items: Sequence[Item], *, now: dt.datetime, initial_keys: set[str]
+    ) -> tuple[list[str], list[str]]:
+        """Make the stored items match a fresh evaluation; returns (new keys, newly acked keys).
+
+        Items first seen from a history import (``initial_keys``) whose nudge or escalation
+        time has already passed are marked ``suppressed``: importing last week's mail must
+        not produce a storm of nudges. Items that the evaluation no longer yields (the
+        config changed: that sender is now ignored) become ``dropped``.
+        """
+        now_s = _iso(now)
+        existing = {
+            r["key"]: r
+            for r in self._conn.execute("SELECT key, state, nudge_done, escalation_done FROM items")
+        }
+        new: list[str] = []
+        acked: list[str] = []
+        seen: set[str] = set()
+        with self._write() as c:
+            for item in items:
+                seen.add(item.key)
+                d = item.deadlines
+                ack = item.ack
+                state = item.state
+                values = (
+                    item.thread, item.message_id, item.client_address, item.client,
+                    item.subject, _iso(item.received), json.dumps(list(item.mailboxes)),
+                    item.account, d.policy, d.clock, _iso(d.deadline), _iso(d.nudge_at),
+                    _iso(d.escalate_at), state,
+                    ack.key if ack else None, _iso(ack.at) if ack else None,
+                    ack.kind if ack else None, ack.by if ack else None,
+                    len(item.follow_ups),
+                )
+                old = existing.get(item.key)
+                if old is None:
+                    nudge_done = escalation_done = None
+                    if item.key in initial_keys and state == "pending":
+                        if d.nudge_at <= now:
+                            nudge_done = "suppressed"
+                        if d.escalate_at is not None and d.escalate_at <= now:
+                            escalation_done = "suppressed"
+                    c.execute(
+                        "INSERT INTO items (thread, message_id, client_address, client, subject,"
+                        " received, mailboxes, account, policy, clock, deadline, nudge_at,"
+                        " escalate_at, state, ack_key, ack_at, ack_kind, ack_by, follow_ups,"
+                        " key, first_seen, nudge_done, escalation_done)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (*values, item.key, now_s, nudge_done, escalation_done),
+                    )
+                    new.append(item.key)
+                else:
+                    if old["state"] == "pending" and state == "acknowledged":
+                        acked.append(item.key)
+                    c.execute(
+                        "UPDATE items SET thread=?, message_id=?, client_address=?, client=?,"
+                        " subject=?, received=?, mailboxes=?, account=?, policy=?, clock=?,"
+                        " deadline=?, nudge_at=?, escalate_at=?, state=?, ack_key=?, ack_at=?,"
+                        " ack_kind=?, ack_by=?, follow_ups=? WHERE key=?",
+                        (*values, item.key),
+                    )
+            for key, old in existing.items():
+                if key not in seen and old["state"] == "pending":
+                    c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
+        return new, acked
+
+    def items(
+        self,
+        *,
+        state: str | None = None,
+        received_since: dt.datetime | None = None,
+        received_until: dt.datetime | None = None,
+    ) -> list[ItemRecord]:
+        query = "SELECT * FROM items WHERE 1=1"
+        args: list[object] = []
+        if state is not None:
+            query += " AND state = ?"
+            args.append(state)
+        if received_since is not None:
+            query += " AND received >= ?"
+            args.append(_iso(received_since))
+        if received_until is not None:
+            query += " AND received < ?"
+            args.append(_iso(received_until))
+        query += " ORDER BY received, key"
+        return [_item_record(r) for r in self._conn.execute(query, args)]
+
+    def oldest_pending_received(self) -> dt.datetime | None:
+        row = self._conn.execute(
+            "SELECT MIN(received) FROM items WHERE state = 'pending'"
+        ).fetchone()
+        return _dt(row[0]) if row and row[0] else None
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue(
+        self,
+        *,
+        kind: str,
+        recipient: str,
+        cc: Sequence[str],
+        account: str | None,
+        nudge_keys: Sequence[str],
+        escalation_keys: Sequence[str],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Record a mail before sending it and mark its items as queued, atomically."""
+        now_s = _iso(now)
+        keys = {"nudge": list(nudge_keys), "escalation": list(escalation_keys)}
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
+                " created_at, state, attempts, next_attempt_at)"
+                " VALUES (?,?,?,?,?,?,?, 'pending', 0, ?)",
+                (
+                    kind, recipient, json.dumps(list(cc)), account, json.dumps(keys),
+                    message_id, now_s, now_s,
+                ),
+            )
+            outbox_id = int(cur.lastrowid or 0)
+            for column, column_keys in keys.items():
+                for key in column_keys:
+                    c.execute(
+                        f"UPDATE items SET {column}_done = 'queued', {column}_outbox = ?"
+                        " WHERE key = ?",
+                        (outbox_id, key),
+                    )
+        return outbox_id
+
+    def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None:
+        column = {"nudge": "nudge_done", "escalation": "escalation_done"}[kind]
+        with self._write() as c:
+            for key in keys:
+                c.execute(f"UPDATE items SET {column} = ? WHERE key = ?", (value, key))
+
+    def outbox_due(self, now: dt.datetime) -> list[OutboxRecord]:
+        rows = self._conn.execute(
+            "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id",
+            (_iso(now),),
+        ).fetchall()
+        return [_outbox_record(r) for r in rows]
+
+    def outbox_pending(self) -> list[OutboxRecord]:
+        rows = self._conn.execute(
+            "SELECT * FROM outbox WHERE state = 'pending' ORDER BY id"
+        ).fetchall()
+        return [_outbox_record(r) for r in rows]
+
+    def outbox(self) -> list[OutboxRecord]:
+        return [_outbox_record(r) for r in self._conn.execute("SELECT * FROM outbox ORDER BY id")]
+
+    def sent_since(self, recipient: str, since: dt.datetime) -> list[OutboxRecord]:
+        """Mail to one recipient created since an instant (for the hourly cap)."""
+        rows = self._conn.execute(
+            "SELECT * FROM outbox WHERE recipient = ? AND created_at >= ?"
+            " AND state IN ('pending', 'sent') ORDER BY created_at",
+            (recipient, _iso(since)),
+        ).fetchall()
+        return [_outbox_record(r) for r in rows]
+
+    def outbox_update_items(
+        self, outbox_id: int, nudge_keys: Sequence[str], escalation_keys: Sequence[str]
+    ) -> None:
+        """Shrink a queued mail to the items still pending (the others were answered)."""
+        keys = {"nudge": list(nudge_keys), "escalation": list(escalation_keys)}
+        with self._write() as c:
+            c.execute(
+                "UPDATE outbox SET item_keys = ? WHERE id = ?", (json.dumps(keys), outbox_id)
+            )
+
+    def outbox_sent(self, outbox_id: int, now: dt.datetime) -> None:
+        with self._write() as c:
+            row = c.execute("SELECT item_keys FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+            c.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                (_iso(now), outbox_id),
+            )
+            if row is not None:
+                for column, keys in json.loads(row["item_keys"]).items():
+                    for key in keys:
+                        c.execute(
+                            f"UPDATE items SET {column}_done = 'sent'"
+                            f" WHERE key = ? AND {column}_outbox = ?",
+                            (key, outbox_id),
+                        )
+
+    def outbox_retry(self, outbox_id: int, *, error: str, next_attempt_at: dt.datetime) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE id = ?",
+                (error, _iso(next_attempt_at), outbox_id),
+            )
+
+    def outbox_close(self, outbox_id: int, state: str, error: str | None = None) -> None:
+        """End an outbox entry as ``cancelled`` (nothing left to say) or ``failed`` (5xx)."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error) WHERE id = ?",
+                (state, error, outbox_id),
+            )
+
+    # ------------------------------------------------------------------ health
+
+    def set_health(
+        self,
+        mailbox: str,
+        state: str,
+        *,
+        since: dt.datetime,
+        last_error: str | None,
+    ) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO health (mailbox, state, since, last_error) VALUES (?,?,?,?)"
+                " ON CONFLICT(mailbox) DO UPDATE SET state = excluded.state,"
+                " since = excluded.since, last_error = excluded.last_error",
+                (mailbox, state, _iso(since), last_error),
+            )
+
+    def health(self) -> list[HealthRecord]:
+        return [
+            HealthRecord(
+                r["mailbox"], r["state"], _dt(r["since"]), r["last_error"], _dt(r["last_sync"])
+            )
+            for r in self._conn.execute("SELECT * FROM health ORDER BY mailbox")
+        ]
+
+
+def _message_key(
+    header_bytes: bytes, mailbox: str, folder: str, role: str, m: NewMessage
+) -> str:
+    return parse_message(
+        header_bytes,
+        mailbox=mailbox,
+        folder=folder,
+        role=role,  # type: ignore[arg-type]
+        uid=m.uid,
+        received=m.received,
+    ).key
+
+
+def _item_record(r: sqlite3.Row) -> ItemRecord:
+    return ItemRecord(
+        key=r["key"],
+        thread=r["thread"],
+        message_id=r["message_id"],
+        client_address=r["client_address"],
+        client=r["client"],
+        subject=r["subject"],
+        received=_dt(r["received"]),
+        mailboxes=tuple(json.loads(r["mailboxes"])),
+        account=r["account"],
+        policy=r["policy"],
+        clock=r["clock"],
+        deadline=_dt(r["deadline"]),
+        nudge_at=_dt(r["nudge_at"]),
+        escalate_at=_dt(r["escalate_at"]),
+        state=r["state"],
+        ack_key=r["ack_key"],
+        ack_at=_dt(r["ack_at"]),
+        ack_kind=r["ack_kind"],
+        ack_by=r["ack_by"],
+        first_seen=_dt(r["first_seen"]),
+        nudge_done=r["nudge_done"],
+        escalation_done=r["escalation_done"],
+    )
+
+
+def _outbox_record(r: sqlite3.Row) -> OutboxRecord:
+    keys = json.loads(r["item_keys"])
+    return OutboxRecord(
+        id=r["id"],
+        kind=r["kind"],
+        recipient=r["recipient"],
+        cc=tuple(json.loads(r["cc"])),
+        account=r["account"],
+        nudge_keys=tuple(keys.get("nudge", ())),
+        escalation_keys=tuple(keys.get("escalation", ())),
+        message_id=r["message_id"],
+        created_at=_dt(r["created_at"]),
+        state=r["state"],
+        attempts=r["attempts"],
+        next_attempt_at=_dt(r["next_attempt_at"]),
+        last_error=r["last_error"],
+        sent_at=_dt(r["sent_at"]),
+    )

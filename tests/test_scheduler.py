@@ -1,0 +1,161 @@
+"""The scheduler's decisions: who gets which mail when (pure; explicit instants)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from ackwatch.config import (
+    Account,
+    Agency,
+    CalendarConfig,
+    Config,
+    NotifyConfig,
+    OpenRange,
+    Policy,
+)
+from ackwatch.scheduler import Pending, plan
+
+T0 = dt.datetime(2026, 11, 23, 13, 32, 10, tzinfo=dt.UTC)
+MIN = dt.timedelta(minutes=1)
+
+
+def make_config(**notify: object) -> Config:
+    day = (OpenRange(9 * 60, 17 * 60),)
+    office = CalendarConfig("office", "Europe/Warsaw", (day,) * 5 + ((), ()))
+    return Config(
+        path=Path("test.yaml"),
+        timezone="Europe/Warsaw",
+        state_dir=Path("state"),
+        agency=Agency(domains=("agency.example",)),
+        calendars={"office": office},
+        policies={
+            "default": Policy(
+                "default", dt.timedelta(hours=2), "business", "office", 30 * MIN, dt.timedelta(0)
+            )
+        },
+        accounts=(
+            Account("anna@agency.example", "Anna", manager="kasia@agency.example",
+                    backup="piotr@agency.example"),
+            Account("piotr@agency.example", "Piotr", manager="kasia@agency.example"),
+            Account("solo@agency.example", "Solo"),
+        ),
+        clients=(),
+        unknown_senders="track",
+        mailboxes=(),
+        smtp=None,
+        notify=NotifyConfig(**notify),  # type: ignore[arg-type]
+    )
+
+
+def pending(key: str, account: str | None, nudge_at: dt.datetime, escalate_at=None,
+            nudge_done=False, escalation_done=False) -> Pending:
+    return Pending(key, account, nudge_at, escalate_at, nudge_done, escalation_done)
+
+
+def same(account: str) -> str:
+    return account
+
+
+ANNA = "anna@agency.example"
+PIOTR = "piotr@agency.example"
+
+
+def test_nudge_is_due_at_its_second_not_the_next_minute():
+    items = [pending("a", ANNA, T0)]
+    before = plan(items, config=make_config(), now=T0 - dt.timedelta(seconds=1),
+                  recipient_of=same, sent_last_hour={})
+    assert before.actions == ()
+    assert before.next_due == T0
+    at = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert [a.nudge_keys for a in at.actions] == [("a",)]
+
+
+def test_nudges_due_within_the_batch_window_go_out_as_one_mail():
+    items = [
+        pending("a", ANNA, T0),
+        pending("b", ANNA, T0 + 90 * dt.timedelta(seconds=1)),
+        pending("c", ANNA, T0 + 5 * MIN),
+    ]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert len(p.actions) == 1
+    assert p.actions[0].nudge_keys == ("a", "b")
+    assert p.next_due == T0 + 5 * MIN
+
+
+def test_each_recipient_gets_their_own_mail():
+    items = [pending("a", ANNA, T0), pending("b", PIOTR, T0)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert sorted((a.to, a.nudge_keys) for a in p.actions) == [(ANNA, ("a",)), (PIOTR, ("b",))]
+
+
+def test_away_account_nudge_goes_to_the_backup():
+    items = [pending("a", ANNA, T0)]
+    p = plan(items, config=make_config(), now=T0,
+             recipient_of=lambda acc: PIOTR if acc == ANNA else acc, sent_last_hour={})
+    assert p.actions[0].to == PIOTR
+    assert p.actions[0].account == ANNA
+
+
+def test_escalation_goes_to_the_manager_with_the_account_in_cc():
+    items = [pending("a", ANNA, T0 - 30 * MIN, escalate_at=T0, nudge_done=True)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    (action,) = p.actions
+    assert (action.kind, action.to, action.cc) == ("escalation", "kasia@agency.example", (ANNA,))
+    assert action.escalation_keys == ("a",)
+
+
+def test_done_actions_are_never_planned_again():
+    items = [pending("a", ANNA, T0 - MIN, escalate_at=T0 - MIN, nudge_done=True,
+                     escalation_done=True)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert p.actions == () and p.next_due is None
+
+
+def test_escalation_without_a_manager_is_skipped_not_retried():
+    items = [pending("a", "solo@agency.example", T0 - MIN, escalate_at=T0 - MIN, nudge_done=True)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert p.actions == ()
+    assert [(s.kind, s.key) for s in p.skips] == [("escalation", "a")]
+
+
+def test_after_downtime_everything_due_goes_out_once_batched():
+    items = [pending(k, ANNA, T0 - dt.timedelta(hours=h)) for k, h in (("a", 5), ("b", 3), ("c", 1))]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
+    assert len(p.actions) == 1
+    assert set(p.actions[0].nudge_keys) == {"a", "b", "c"}
+
+
+def test_hourly_cap_holds_mail_until_the_oldest_is_an_hour_old():
+    sent = {ANNA: [T0 - dt.timedelta(minutes=m) for m in (50, 40, 30, 20, 10, 5)]}
+    items = [pending("a", ANNA, T0)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour=sent)
+    assert p.actions == ()
+    assert p.next_due == T0 + 10 * MIN
+
+
+def test_mails_beyond_the_room_left_are_merged_into_one_summary():
+    sent = {"kasia@agency.example": [T0 - dt.timedelta(minutes=m) for m in (50, 40, 30, 20, 10)]}
+    items = [
+        pending("a", ANNA, T0 - MIN, escalate_at=T0, nudge_done=True),
+        pending("b", PIOTR, T0 - MIN, escalate_at=T0, nudge_done=True),
+    ]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour=sent)
+    (action,) = p.actions
+    assert action.kind == "summary"
+    assert set(action.escalation_keys) == {"a", "b"}
+    assert set(action.cc) == {ANNA, PIOTR}
+
+
+def test_sent_mail_older_than_an_hour_does_not_count_toward_the_cap():
+    sent = {ANNA: [T0 - dt.timedelta(minutes=m) for m in (120, 90, 70, 65, 61, 61)]}
+    p = plan([pending("a", ANNA, T0)], config=make_config(), now=T0, recipient_of=same,
+             sent_last_hour=sent)
+    assert [a.kind for a in p.actions] == ["nudge"]
+
+
+def test_a_cap_of_one_still_sends_one_mail():
+    p = plan([pending("a", ANNA, T0), pending("b", ANNA, T0 - 10 * MIN, escalate_at=T0,
+                                               nudge_done=True)],
+             config=make_config(max_per_hour=1), now=T0, recipient_of=same, sent_last_hour={})
+    assert len([a for a in p.actions if a.to == ANNA]) == 1
