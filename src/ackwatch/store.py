@@ -233,14 +233,18 @@ class Store:
                 if not path.exists():
                     raise StoreError(f"{path}: no state yet (has ackwatch run?)")
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+                    f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False,
+                    isolation_level=None,
                 )
             else:
                 state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if not path.exists():
                     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
                     os.close(fd)
-                conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _write).
+                conn = sqlite3.connect(
+                    path, timeout=30, check_same_thread=False, isolation_level=None
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -266,9 +270,11 @@ class Store:
                 f"({SCHEMA_VERSION}); refusing to touch it"
             )
         for number in range(version, SCHEMA_VERSION):
-            with self._write():
-                self._conn.executescript(MIGRATIONS[number])
-                self._conn.execute(f"PRAGMA user_version = {number + 1}")
+            with self._write() as c:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute(f"PRAGMA user_version = {number + 1}")
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

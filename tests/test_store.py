@@ -1,0 +1,188 @@
+"""The state database: schema versions, crash-safe sync steps, items, outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from ackwatch.sla import Ack, Deadlines, Item
+from ackwatch.store import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
+
+T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+H = dt.timedelta(hours=1)
+
+
+def headers(n: int, subject: str = "Quote") -> bytes:
+    return (
+        f"Message-ID: <m{n}@client.example>\r\nFrom: Client <c@client.example>\r\n"
+        f"To: anna@agency.example\r\nSubject: {subject}\r\n\r\n"
+    ).encode()
+
+
+def new(uid: int, n: int | None = None, flags=()) -> NewMessage:
+    return NewMessage(uid, T0 + dt.timedelta(minutes=uid), frozenset(flags), headers(n or uid))
+
+
+def sync(store: Store, msgs, *, uidvalidity=1, last_uid=None, reset=False, initial=False,
+         flag_updates=(), folder="INBOX", now=T0) -> int:
+    return store.apply_folder_sync(
+        mailbox="anna", folder=folder, role="inbox", uidvalidity=uidvalidity,
+        last_uid=last_uid if last_uid is not None else max((m.uid for m in msgs), default=0),
+        highestmodseq=None, new_messages=msgs, flag_updates=flag_updates, reset=reset,
+        initial=initial, dismiss_keyword="$Ackwatch-Done", now=now,
+    )
+
+
+def item(key: str, *, nudge_at=T0 + H, escalate_at=T0 + 2 * H, ack=None) -> Item:
+    return Item(
+        key=key, thread=key, message_id=key, client_address="c@client.example", client="Acme",
+        subject="Quote", received=T0, mailboxes=("anna",), account="anna@agency.example",
+        deadlines=Deadlines("default", "business", T0 + 90 * dt.timedelta(minutes=1), nudge_at,
+                            escalate_at),
+        ack=ack,
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "state")
+    yield s
+    s.close()
+
+
+def test_new_database_is_private_and_versioned(tmp_path):
+    s = Store.open(tmp_path / "state")
+    s.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "state" / DB_NAME).st_mode) == 0o600
+    conn = sqlite3.connect(tmp_path / "state" / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reopening_is_a_no_op_migration(tmp_path):
+    Store.open(tmp_path).close()
+    s = Store.open(tmp_path)
+    assert s.integrity_check() == "ok"
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    Store.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(tmp_path)
+
+
+def test_readonly_open_without_state_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="no state yet"):
+        Store.open(tmp_path, readonly=True)
+
+
+def test_sync_step_stores_messages_and_cursor_together(store):
+    assert sync(store, [new(1), new(2)]) == 2
+    assert store.cursors("anna")["INBOX"].last_uid == 2
+    assert sorted(m.uid for m in store.load_messages()) == [1, 2]
+
+
+def test_refetching_the_same_uid_is_idempotent(store):
+    sync(store, [new(1)])
+    assert sync(store, [new(1)]) == 0
+    assert store.message_count() == 1
+
+
+def test_uidvalidity_reset_forgets_old_copies_but_not_keys(store):
+    sync(store, [new(1), new(2)])
+    sync(store, [new(7, n=1)], uidvalidity=2, reset=True)
+    msgs = store.load_messages()
+    assert [(m.uid, m.key) for m in msgs] == [(7, "<m1@client.example>")]
+
+
+def test_answered_flag_time_is_when_first_seen(store):
+    sync(store, [new(1)])
+    later = T0 + H
+    sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered"}))], now=later)
+    sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered", "\\Seen"}))],
+         now=later + H)
+    (m,) = store.load_messages()
+    assert m.answered_at == later
+
+
+def test_dismissal_keyword_is_recorded_case_insensitively(store):
+    sync(store, [new(1, flags={"$ackwatch-done"})])
+    (m,) = store.load_messages()
+    assert m.dismissed_at == T0
+
+
+def test_history_import_past_due_is_suppressed_not_nudged(store):
+    sync(store, [new(1)], initial=True)
+    store.sync_items([item("<m1@client.example>", nudge_at=T0 - H, escalate_at=T0 - H)],
+                     now=T0, initial_keys=store.initial_keys())
+    (rec,) = store.items()
+    assert (rec.nudge_done, rec.escalation_done) == ("suppressed", "suppressed")
+
+
+def test_history_import_not_yet_due_is_still_nudged(store):
+    sync(store, [new(1)], initial=True)
+    store.sync_items([item("<m1@client.example>")], now=T0, initial_keys=store.initial_keys())
+    (rec,) = store.items()
+    assert rec.nudge_done is None
+
+
+def test_live_mail_past_due_after_downtime_is_not_suppressed(store):
+    sync(store, [new(1)])
+    store.sync_items([item("<m1@client.example>", nudge_at=T0 - H)], now=T0,
+                     initial_keys=store.initial_keys())
+    assert store.items()[0].nudge_done is None
+
+
+def test_acknowledgement_is_reported_once(store):
+    store.sync_items([item("k")], now=T0, initial_keys=set())
+    _, acked = store.sync_items(
+        [item("k", ack=Ack("r", T0 + H, "reply", "anna@agency.example"))], now=T0,
+        initial_keys=set())
+    assert acked == ["k"]
+    _, acked = store.sync_items(
+        [item("k", ack=Ack("r", T0 + H, "reply", "anna@agency.example"))], now=T0,
+        initial_keys=set())
+    assert acked == []
+
+
+def test_item_no_longer_evaluated_is_dropped(store):
+    store.sync_items([item("k")], now=T0, initial_keys=set())
+    store.sync_items([], now=T0, initial_keys=set())
+    assert store.items()[0].state == "dropped"
+
+
+def test_outbox_marks_items_queued_then_sent(store):
+    store.sync_items([item("a"), item("b")], now=T0, initial_keys=set())
+    oid = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                        nudge_keys=["a", "b"], escalation_keys=[], message_id="<x@y>", now=T0)
+    assert {r.nudge_done for r in store.items()} == {"queued"}
+    assert [o.id for o in store.outbox_due(T0)] == [oid]
+    store.outbox_sent(oid, T0)
+    assert {r.nudge_done for r in store.items()} == {"sent"}
+    assert store.outbox_due(T0) == []
+
+
+def test_outbox_retry_waits_for_its_time(store):
+    oid = store.enqueue(kind="nudge", recipient="a@x", cc=(), account=None, nudge_keys=[],
+                        escalation_keys=[], message_id="<x@y>", now=T0)
+    store.outbox_retry(oid, error="421", next_attempt_at=T0 + H)
+    assert store.outbox_due(T0) == []
+    assert store.outbox_due(T0 + H)[0].attempts == 1
+
+
+def test_readonly_reader_sees_the_writers_commits(tmp_path):
+    writer = Store.open(tmp_path)
+    sync(writer, [new(1)])
+    reader = Store.open(tmp_path, readonly=True)
+    assert reader.message_count() == 1
+    with pytest.raises(StoreError):
+        reader.set_meta("x", "y")
