@@ -1,15 +1,37 @@
 """Which mail is client mail, which is the agency's, which is auto-generated (DESIGN.md).
 
 Pure functions of a `Message` and the `Config`.
+
+Order of the rules in `classify` (first match wins):
+
+1. ``own``: an ``X-Ackwatch`` header *and* an agency-side sender (ackwatch's nudges). A
+   forged X-Ackwatch from outside does not hide client mail.
+2. ``client`` (form lead): From is one of ``agency.form_senders`` and a Reply-To is external;
+   the Reply-To is the client. Checked before the auto-generated rules because form plugins
+   often stamp their mail ``Auto-Submitted``/``Precedence: bulk``; the ops listed the sender
+   explicitly. Ignore rules still apply (to the lead's address and the subject). A lead
+   matching no client is tracked (client=None) even with ``unknown_senders: ignore``.
+   Any other mail from a form sender is ``auto`` (never client mail or an acknowledgement).
+3. ``auto``: auto-generated (`auto_generated_reason`); `Classification.out_of_office` tells
+   absence notices apart. Also mail from a form sender without an external Reply-To.
+4. ``ignored``: the ``ignore`` rules (sender globs, subject regexes), for every sender: an
+   agency ``noreply@`` system mailing a client is no human acknowledgement either.
+5. ``agency``: an agency-side sender (any folder).
+6. ``other``: external mail outside an inbox folder (e.g. in Sent), or without a readable
+   sender.
+7. ``client``: external sender in an inbox folder matching a configured client, else per
+   ``unknown_senders`` (``track``: client with ``client=None``; ``ignore``: ``ignored``).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from .config import Client, Config
-from .message import Message
+from .message import Address, Message
 
 Kind = Literal["client", "agency", "auto", "own", "ignored", "other"]
 
@@ -23,23 +45,272 @@ class Classification:
     out_of_office: bool = False  # an auto-reply that looks like an absence notice
 
 
+# --------------------------------------------------------------------------- addresses
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower().rstrip(".")
+
+
+def _domain_matches(domain: str, pattern: str) -> bool:
+    """`domain` is `pattern` or one of its subdomains."""
+    pattern = pattern.strip().lower().lstrip("@").rstrip(".")
+    if pattern.startswith("*."):
+        pattern = pattern[2:]
+    return bool(pattern) and (domain == pattern or domain.endswith("." + pattern))
+
+
 def is_agency_address(address: str, config: Config) -> bool:
-    raise NotImplementedError
+    """Agency side: a domain of ``agency.domains`` (or a subdomain), an address of
+    ``agency.addresses``, a watched mailbox's username or owner, or a configured account."""
+    address = (address or "").strip().lower()
+    if "@" not in address:
+        return False
+    domain = _domain(address)
+    if any(_domain_matches(domain, d) for d in config.agency.domains):
+        return True
+    if address in {a.lower() for a in config.agency.addresses}:
+        return True
+    for mb in config.mailboxes:
+        if address == mb.username.lower() or address == mb.owner_address:
+            return True
+    return any(address == acc.email.lower() for acc in config.accounts)
+
+
+def agency_identities(config: Config) -> frozenset[str]:
+    """Everything agency-side, for `threads.assign_threads(agency_addresses=...)`.
+
+    Entries with ``@`` are addresses; entries without are domains (subdomains included).
+    """
+    items: set[str] = {d.strip().lower().lstrip("@") for d in config.agency.domains}
+    items |= {a.lower() for a in config.agency.addresses}
+    items |= {a.lower() for a in config.agency.form_senders}
+    for mb in config.mailboxes:
+        items.add(mb.username.lower())
+        items.add(mb.owner_address)
+    items |= {acc.email.lower() for acc in config.accounts}
+    return frozenset(i for i in items if i)
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _match_rank(address: str, entry: str) -> tuple[int, int] | None:
+    """How specifically `entry` matches `address`: (tier, length), higher wins; None if not.
+
+    Tiers: 3 exact address, 2 glob (longer literal text wins), 1 domain (longer wins).
+    """
+    entry = entry.strip().lower()
+    if entry.startswith("*.") and "@" not in entry and not _GLOB_CHARS & set(entry[2:]):
+        entry = entry[2:]  # "*.acme.example" is the domain rule spelled as a glob
+    if not entry:
+        return None
+    if _GLOB_CHARS & set(entry):
+        literal = sum(1 for c in entry if c not in _GLOB_CHARS)
+        # "*@acme.*" is matched against the address, "acme.*" against the domain too.
+        if fnmatch.fnmatchcase(address, entry) or (
+            "@" not in entry and fnmatch.fnmatchcase(_domain(address), entry)
+        ):
+            return (2, literal)
+        return None
+    if "@" in entry and not entry.startswith("@"):
+        return (3, len(entry)) if address == entry else None
+    if _domain_matches(_domain(address), entry):
+        return (1, len(entry.lstrip("@")))
+    return None
 
 
 def match_client(address: str, config: Config) -> Client | None:
-    raise NotImplementedError
+    """The configured client for an address; the most specific entry wins (exact address >
+    glob > longest domain), ties go to the client listed first."""
+    address = (address or "").strip().lower()
+    if "@" not in address:
+        return None
+    best: tuple[tuple[int, int], int] | None = None
+    best_client: Client | None = None
+    for index, client in enumerate(config.clients):
+        for entry in client.match:
+            rank = _match_rank(address, entry)
+            if rank is None:
+                continue
+            candidate = (rank, -index)
+            if best is None or candidate > best:
+                best, best_client = candidate, client
+    return best_client
+
+
+# --------------------------------------------------------------------------- auto mail
+
+_LEADING_TAGS = re.compile(r"^\s*(?:\[[^\]]{0,40}\]\s*)*")
+# Subjects of absence notices / auto-replies, matched at the start (after [TAG]s).
+_OOO_SUBJECT = re.compile(
+    r"""^(?:
+        automatic\ reply | auto[- ]?reply | auto[- ]?response | autoresponse
+      | out\ of\ (?:the\ )?office | ooo\b | abwesenheitsnotiz | abwesend\b
+      | automatische\ antwort | odpowied[zź]\ automatyczna | automatyczna\ odpowied[zź]
+      | nieobecno[sś][cć] | автоматична\ відповідь | автоматический\ ответ
+      | автоматичен\ отговор | réponse\ automatique | reponse\ automatique
+      | absence\ du\ bureau | respuesta\ automática | respuesta\ automatica
+      | fuera\ de\ la\ oficina | risposta\ automatica | fuori\ ufficio
+      | automatisch\ antwoord | afwezig\b | automatisk\ svar | automatiskt\ svar
+      | fraværende | frånvaro | automaattinen\ vastaus | resposta\ automática
+      | resposta\ automatica | automatická\ odpověď | automatická\ odpoveď
+      | automatikus\ válasz | otomatik\ yanıt | otomatik\ yanit | răspuns\ automat
+      | vacation\ reply | away\ from\ (?:the\ )?office
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_FALSE_VALUES = frozenset({"", "no", "false", "0", "off"})
+_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_DAEMON_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
+
+
+def _auto_submitted_token(message: Message) -> str | None:
+    if message.auto_submitted is None:
+        return None
+    token = message.auto_submitted.split(";", 1)[0].strip().lower()
+    return token or None
+
+
+def _ooo_subject(subject: str) -> bool:
+    return bool(_OOO_SUBJECT.match(subject[_LEADING_TAGS.match(subject).end() :]))
+
+
+def _is_daemon(sender: Address) -> bool:
+    if sender.address:
+        return sender.address.partition("@")[0] in _DAEMON_LOCALS
+    return sender.name.strip().lower() in _DAEMON_LOCALS
 
 
 def auto_generated_reason(message: Message) -> str | None:
-    """Why a message is auto-generated (RFC 3834 and the usual headers), or None."""
-    raise NotImplementedError
+    """Why a message is auto-generated (RFC 3834 and the usual headers), or None.
+
+    ``Auto-Submitted: no`` marks a human sender and overrides the subject heuristic (not the
+    explicit headers). ``X-Auto-Response-Suppress`` is deliberately not a signal.
+    """
+    auto = _auto_submitted_token(message)
+    if auto is not None and auto != "no":
+        return "auto-submitted"
+    if _truthy(message.x_autoreply):
+        return "x-autoreply"
+    if _truthy(message.x_autorespond):
+        return "x-autorespond"
+    if (
+        message.precedence is not None
+        and message.precedence.split(";")[0].strip() in _BULK_PRECEDENCE
+    ):
+        return "precedence"
+    if message.list_id:
+        return "list-id"
+    if message.list_unsubscribe:
+        return "list-unsubscribe"
+    if message.return_path is not None and re.fullmatch(r"<\s*>", message.return_path.strip()):
+        return "null-return-path"
+    if _is_daemon(message.sender):
+        return "mailer-daemon"
+    if auto != "no" and _ooo_subject(message.subject):
+        return "auto-reply-subject"
+    return None
+
+
+_NOT_ABSENCE = frozenset({"null-return-path", "mailer-daemon", "list-id", "list-unsubscribe"})
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() not in _FALSE_VALUES
+
+
+def _out_of_office(message: Message, reason: str | None) -> bool:
+    """An auto-reply that reads as an absence notice (bounces and list mail never do)."""
+    if reason is None or reason in _NOT_ABSENCE:
+        return False
+    # Bounces and list mail often say "auto-replied" too; they are no absence notice.
+    if _is_daemon(message.sender) or message.list_id or message.list_unsubscribe:
+        return False
+    if message.return_path is not None and re.fullmatch(r"<\s*>", message.return_path.strip()):
+        return False
+    return (
+        _auto_submitted_token(message) == "auto-replied"
+        or _truthy(message.x_autoreply)
+        or _truthy(message.x_autorespond)
+        or _ooo_subject(message.subject)
+    )
+
+
+# --------------------------------------------------------------------------- classify
+
+
+def _ignored(address: str, subject: str, config: Config) -> str | None:
+    address = (address or "").lower()
+    if address and any(
+        fnmatch.fnmatchcase(address, pattern.strip().lower()) for pattern in config.ignore.senders
+    ):
+        return "ignore-sender"
+    if any(pattern.search(subject) for pattern in config.ignore.subjects):
+        return "ignore-subject"
+    return None
+
+
+def _is_form_sender(address: str, config: Config) -> bool:
+    return bool(address) and address in {f.strip().lower() for f in config.agency.form_senders}
+
+
+def _client_result(address: str, config: Config, reason: str) -> Classification:
+    client = match_client(address, config)
+    if client is not None:
+        return Classification("client", reason, client_address=address, client=client)
+    # Form leads are new prospects by nature: tracked even with unknown_senders: ignore.
+    if config.unknown_senders == "ignore" and reason != "form-lead":
+        return Classification("ignored", "unknown-sender")
+    return Classification("client", f"{reason}-unknown-sender", client_address=address)
 
 
 def classify(message: Message, config: Config) -> Classification:
-    raise NotImplementedError
+    sender = message.sender.address
+    agency_sender = is_agency_address(sender, config)
+
+    if message.x_ackwatch is not None and agency_sender:
+        return Classification("own", "x-ackwatch")
+
+    if _is_form_sender(sender, config):
+        lead = next(
+            (
+                a.address
+                for a in message.reply_to
+                if a.address and not is_agency_address(a.address, config)
+            ),
+            None,
+        )
+        if lead is not None and message.role == "inbox":
+            ignored = _ignored(lead, message.subject, config) or _ignored(
+                sender, message.subject, config
+            )
+            if ignored:
+                return Classification("ignored", ignored)
+            return _client_result(lead, config, "form-lead")
+        # Form notifications without a lead, and form confirmations sent to the lead,
+        # are machine mail: never client mail, never an acknowledgement.
+        return Classification("auto", "form-sender")
+
+    reason = auto_generated_reason(message)
+    if reason is not None:
+        return Classification("auto", reason, out_of_office=_out_of_office(message, reason))
+
+    ignored = _ignored(sender, message.subject, config)
+    if ignored:
+        return Classification("ignored", ignored)
+
+    if agency_sender:
+        return Classification("agency", "agency-sender")
+    if not sender:
+        return Classification("other", "no-sender")
+    if message.role != "inbox":
+        return Classification("other", f"external-in-{message.role}")
+    return _client_result(sender, config, "client")
 
 
 def is_acknowledgement_candidate(message: Message, config: Config) -> bool:
     """From the agency side, human, addressed (To/Cc) to at least one external address."""
-    raise NotImplementedError
+    if classify(message, config).kind != "agency":
+        return False
+    return any(r.address and not is_agency_address(r.address, config) for r in message.recipients)

@@ -11,8 +11,16 @@ empty and the reason is put in `Message.defects`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import getaddresses, parsedate_to_datetime
 from typing import Literal
 
 FolderRole = Literal["inbox", "sent"]
@@ -90,3 +98,562 @@ class Message:
     @property
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
+
+
+# =========================================================================== parsing
+#
+# Decisions (documented here because every module relies on them):
+#
+# * Header splitting is done by hand, not by ``email.parser``: the stdlib feedparser treats
+#   the first malformed line as the start of the body and silently drops every header after
+#   it. We skip the bad line (defect "junk-line") and keep going. The email package is still
+#   used for addresses (``getaddresses``) and dates (``parsedate_to_datetime``).
+# * Message ids keep their local part verbatim (it is case-sensitive and Gmail/Outlook ids
+#   are base64-like, so lower-casing it would merge distinct ids) and lower-case the domain
+#   part (case-insensitive, and the only part gateways are known to re-case). Whitespace
+#   inside ``<...>`` (folding artefacts) is removed. The same `normalize_message_id` is used
+#   for Message-ID, In-Reply-To and References, which is what makes them comparable.
+# * The key of a mail without Message-ID is ``"hash:" + sha256`` over its normalized From
+#   address, Date (UTC ISO, or the folded raw text when unparseable), decoded Subject and
+#   sorted To addresses: stable across mailboxes and servers that re-fold or re-encode.
+# * Defects are short tokens, optionally ``token:field``: "headers-truncated",
+#   "header-too-long:references", "bad-encoding:subject", "unknown-charset:subject",
+#   "bad-address:from", "no-from", "no-message-id", "bad-message-id", "bad-date",
+#   "duplicate-header:from", "junk-line", "junk-reference", "too-many-references",
+#   "naive-received".
+
+MAX_HEADER_BYTES = 1 << 20  # the whole fetched header block
+MAX_FIELD_BYTES = 64 * 1024  # one field (References keeps its *last* 64 KiB)
+MAX_SUBJECT_CHARS = 1000
+MAX_NAME_CHARS = 200
+MAX_ADDRESSES = 500  # per address field
+MAX_REFERENCES = 100  # the most recent ids of References are kept
+
+_UTC = dt.UTC
+
+_SINGLE = frozenset(
+    {
+        "message-id",
+        "from",
+        "reply-to",
+        "subject",
+        "date",
+        "thread-index",
+        "auto-submitted",
+        "x-autoreply",
+        "x-autorespond",
+        "precedence",
+        "list-id",
+        "list-unsubscribe",
+        "return-path",
+        "x-ackwatch",
+    }
+)
+_JOINED = {"to": ", ", "cc": ", ", "references": " ", "in-reply-to": " "}
+
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
+_LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+_BARE_ID = re.compile(r"[^\s<>,;\"()]+@[^\s<>,;\"()]+")
+_ADDR_OK = re.compile(r"^[^\s@<>()\[\],;:\\\"]+@[^\s@<>()\[\],;:\\\"]+$")
+_ADDR_SALVAGE = re.compile(r"[^\s@<>()\[\],;:\\\"']+@[^\s@<>()\[\],;:\\\"']+")
+_ENCODED_WORD = re.compile(
+    r"=\?(?P<cs>[^?\s*]+)(?:\*[^?\s]*)?\?(?P<enc>[qQbB])\?(?:(?P<t1>[^?]*?)\?=|(?P<t2>[^?\s]*))"
+)
+_WS = re.compile(r"\s+")
+_CHARSET_ALIASES = {
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "x-mac-ce": "mac-latin2",
+    "x-user-defined": "latin-1",
+    "windows-874": "cp874",
+    "ansi_x3.4-1968": "ascii",
+    "us-ascii": "utf-8",  # 8-bit bytes labelled us-ascii are nearly always UTF-8
+}
+_UNKNOWN_CHARSETS = frozenset({"unknown-8bit", "unknown", "x-unknown", "8bit", "default", ""})
+
+
+def _bytes_to_text(raw: bytes) -> tuple[str, bool]:
+    """Raw header bytes as text: UTF-8 when valid, else latin-1 (never fails).
+
+    Returns (text, clean) where clean is False when the fallback was needed.
+    """
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), False
+
+
+def _lookup_charset(name: str) -> str | None:
+    name = name.strip().strip('"').lower()
+    if name in _UNKNOWN_CHARSETS:
+        return None
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except (LookupError, ValueError):
+        return None
+
+
+def _decode_charset(data: bytes, charset: str, defects: set[str], field: str) -> str:
+    codec = _lookup_charset(charset)
+    if codec is None:
+        if charset.strip().lower() not in _UNKNOWN_CHARSETS:
+            defects.add(f"unknown-charset:{field}")
+        text, clean = _bytes_to_text(data)
+        if not clean:
+            defects.add(f"bad-encoding:{field}")
+        return text
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        defects.add(f"bad-encoding:{field}")
+        if codec != "utf_8":
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return data.decode(codec, errors="replace")
+    except Exception:  # codec bugs on hostile input
+        defects.add(f"bad-encoding:{field}")
+        return data.decode("latin-1")
+
+
+def _decode_word_bytes(enc: str, text: str, defects: set[str], field: str) -> bytes:
+    if enc in "qQ":
+        try:
+            return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
+        except (binascii.Error, ValueError):
+            defects.add(f"bad-encoding:{field}")
+            return text.encode("ascii", "replace")
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", text)
+    if len(cleaned) % 4 == 1:  # a dangling sextet carries no full byte
+        cleaned = cleaned[:-1]
+        defects.add(f"bad-encoding:{field}")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned)
+    except (binascii.Error, ValueError):
+        defects.add(f"bad-encoding:{field}")
+        return b""
+
+
+def decode_words(value: str, defects: set[str] | None = None, field: str = "header") -> str:
+    """Decode RFC 2047 encoded-words leniently.
+
+    Tolerates unterminated words, spaces inside Q words, missing base64 padding and unknown
+    charsets; joins adjacent words of one charset *before* decoding, so a multi-byte
+    character split across two words (Outlook does that) survives. Never raises.
+    """
+    if defects is None:
+        defects = set()
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: bytearray = bytearray()
+    pending_cs: str | None = None
+    pos = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_cs
+        if pending_cs is not None:
+            out.append(_decode_charset(bytes(pending), pending_cs, defects, field))
+        pending = bytearray()
+        pending_cs = None
+
+    for m in _ENCODED_WORD.finditer(value):
+        between = value[pos : m.start()]
+        if between and not (between.isspace() and pending_cs is not None):
+            flush()
+            out.append(between)
+        if m.group("t1") is None:
+            defects.add(f"bad-encoding:{field}")  # unterminated encoded-word
+            text = m.group("t2") or ""
+        else:
+            text = m.group("t1")
+        cs = m.group("cs").lower()
+        if pending_cs is not None and cs != pending_cs:
+            flush()
+        pending_cs = cs
+        pending += _decode_word_bytes(m.group("enc"), text, defects, field)
+        pos = m.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _clean_text(value: str, limit: int) -> str:
+    """Drop control characters (CR/LF/TAB become spaces), fold whitespace, cap length."""
+    chars = []
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat == "Cc" or cat == "Cs":
+            chars.append(" " if ch in "\r\n\t\v\f" else "")
+        else:
+            chars.append(ch)
+    return " ".join("".join(chars).split())[:limit]
+
+
+def normalize_message_id(value: str) -> str | None:
+    """``<Local@Domain.Example>`` -> ``<Local@domain.example>``; None when it is no id.
+
+    Accepts the id with or without angle brackets; whitespace inside is dropped (folding);
+    requires exactly one addr-spec-like ``local@domain`` with both parts non-empty.
+    """
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1]
+    value = _WS.sub("", value)
+    if not value or "<" in value or ">" in value or len(value) > 998:
+        return None
+    local, sep, domain = value.rpartition("@")
+    if not sep or not local or not domain:
+        return None
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    return f"<{local}@{domain.lower()}>"
+
+
+def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tuple[str, ...]:
+    """Every message id found in a References / In-Reply-To value, normalized.
+
+    Bracketed ``<...>`` tokens are taken; comments, phrases and junk tokens are dropped.
+    Only when no bracketed token exists are bare ``local@domain`` tokens accepted. Order is
+    kept, duplicates are dropped, and with `limit` only the last (most recent) ids remain.
+    """
+    tokens = _ANGLE_ID.findall(value)
+    if not tokens:
+        tokens = _BARE_ID.findall(value)
+    seen: set[str] = set()
+    ids: list[str] = []
+    for tok in tokens:
+        mid = normalize_message_id(tok)
+        if mid is not None and mid not in seen:
+            seen.add(mid)
+            ids.append(mid)
+    if limit is not None and len(ids) > limit:
+        ids = ids[-limit:]
+    return tuple(ids)
+
+
+def thread_index_root(value: str | None) -> str | None:
+    """The conversation part of an Outlook Thread-Index, as hex; None when unusable.
+
+    A Thread-Index is base64 of a 22-byte header (FILETIME + conversation GUID) followed by
+    one 5-byte block per reply; every message of one Outlook conversation shares the header.
+    """
+    if not value:
+        return None
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", value)
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        raw = base64.b64decode(cleaned)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 22 or not any(raw[:22]):
+        return None
+    return raw[:22].hex()
+
+
+def thread_index_depth(value: str | None) -> int:
+    """How many replies deep an Outlook Thread-Index is (0 for a conversation start)."""
+    if not value:
+        return 0
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", value)
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        raw = base64.b64decode(cleaned)
+    except (binascii.Error, ValueError):
+        return 0
+    return max(0, (len(raw) - 22) // 5)
+
+
+def _split_headers(data: bytes, defects: set[str]) -> list[tuple[str, bytes]]:
+    """(lower-cased name, raw unfolded value) pairs, in order; stops at the first blank line."""
+    fields: list[tuple[str, list[bytes]]] = []
+    for line in _LINE_SPLIT.split(data):
+        if not line.strip(b" \t"):
+            if fields:
+                break  # end of the header block
+            continue  # leading blank lines
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                fields[-1][1].append(line)
+            else:
+                defects.add("junk-line")
+            continue
+        if not fields and line.startswith(b"From "):  # mbox separator
+            continue
+        m = _FIELD_NAME.match(line)
+        if m is None:
+            defects.add("junk-line")
+            continue
+        name = m.group(1).decode("ascii", "replace").lower()
+        fields.append((name, [m.group(2)]))
+    return [(name, b"".join(parts)) for name, parts in fields]
+
+
+def _addresses(value: str | None, defects: set[str], field: str) -> tuple[Address, ...]:
+    if value is None:
+        return ()
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        defects.add(f"bad-address:{field}")
+        pairs = [("", tok) for tok in _ADDR_SALVAGE.findall(value) if '"' not in tok]
+    result: list[Address] = []
+    seen: set[str] = set()
+    for name, addr in pairs:
+        if not name and not addr:
+            continue
+        addr = addr.strip().lower()
+        if addr.startswith("mailto:"):
+            addr = addr[len("mailto:") :]
+        if not _ADDR_OK.match(addr):
+            salvaged = _ADDR_SALVAGE.findall(addr) if '"' not in addr else []
+            if len(salvaged) == 1:
+                addr = salvaged[0].strip(".").lower()
+            else:
+                defects.add(f"bad-address:{field}")
+                continue
+        if addr in seen:
+            continue
+        seen.add(addr)
+        display = _clean_text(decode_words(name, defects, field), MAX_NAME_CHARS)
+        result.append(Address(addr, display))
+        if len(result) >= MAX_ADDRESSES:
+            defects.add(f"header-too-long:{field}")
+            break
+    return tuple(result)
+
+
+def _to_utc(value: dt.datetime, defects: set[str], what: str) -> dt.datetime:
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        defects.add(f"naive-{what}")
+        return value.replace(tzinfo=_UTC)
+    return value.astimezone(_UTC)
+
+
+def _parse_date(value: str | None, defects: set[str]) -> dt.datetime | None:
+    if not value or not value.strip():
+        return None
+    try:
+        parsed = parsedate_to_datetime(value.strip())
+    except Exception:
+        defects.add("bad-date")
+        return None
+    if parsed is None:
+        defects.add("bad-date")
+        return None
+    try:
+        if parsed.tzinfo is None:  # "-0000": UTC, local zone unknown (RFC 5322)
+            return parsed.replace(tzinfo=_UTC)
+        return parsed.astimezone(_UTC)
+    except (OverflowError, ValueError):
+        defects.add("bad-date")
+        return None
+
+
+def _stable_key(
+    sender: Address,
+    date: dt.datetime | None,
+    raw_date: str | None,
+    subject: str,
+    to: tuple[Address, ...],
+) -> str:
+    date_text = date.isoformat() if date is not None else " ".join((raw_date or "").split())
+    parts = [
+        sender.address,
+        date_text,
+        subject,
+        ",".join(sorted(a.address for a in to)),
+    ]
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"hash:{digest}"
+
+
+def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
+    out = set()
+    for f in flags or ():
+        if isinstance(f, bytes):
+            f = f.decode("utf-8", "replace")
+        out.add(str(f))
+    return frozenset(out)
+
+
+def _as_datetime(value: dt.datetime | str, defects: set[str], what: str) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
+    return _to_utc(value, defects, what)
+
+
+def parse_message(
+    header_bytes: bytes,
+    *,
+    mailbox: str,
+    folder: str,
+    role: FolderRole,
+    uid: int,
+    received: dt.datetime,
+    flags: Iterable[str | bytes] = (),
+    gm_thrid: int | None = None,
+    answered_at: dt.datetime | None = None,
+    dismissed_at: dt.datetime | None = None,
+) -> Message:
+    """Parse what ``BODY.PEEK[HEADER.FIELDS (...)]`` returned into a `Message`.
+
+    Never raises on the bytes: whatever cannot be read is left empty and named in
+    `Message.defects`. `received` (the INTERNALDATE) and the flag times are converted to
+    UTC; a naive datetime is taken as UTC (defect "naive-received").
+    """
+    defects: set[str] = set()
+    received_utc = _as_datetime(received, defects, "received")
+    answered_utc = None if answered_at is None else _as_datetime(answered_at, defects, "answered")
+    dismissed_utc = (
+        None if dismissed_at is None else _as_datetime(dismissed_at, defects, "dismissed")
+    )
+    if isinstance(header_bytes, str):
+        header_bytes = header_bytes.encode("utf-8", "surrogateescape")
+    elif not isinstance(header_bytes, bytes):
+        try:
+            header_bytes = bytes(header_bytes)
+        except Exception:
+            defects.add("no-headers")
+            header_bytes = b""
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        defects.add("headers-truncated")
+        header_bytes = header_bytes[:MAX_HEADER_BYTES]
+
+    try:
+        fields = _split_headers(header_bytes, defects)
+    except Exception:  # pragma: no cover - the splitter is total; belt and braces
+        defects.add("unparseable-headers")
+        fields = []
+
+    raw: dict[str, str] = {}
+    for name, value_bytes in fields:
+        if len(value_bytes) > MAX_FIELD_BYTES:
+            defects.add(f"header-too-long:{name}")
+            if name == "references":  # the most recent ids are at the end
+                value_bytes = value_bytes[-MAX_FIELD_BYTES:]
+            else:
+                value_bytes = value_bytes[:MAX_FIELD_BYTES]
+        text, clean = _bytes_to_text(value_bytes)
+        if not clean:
+            defects.add(f"bad-encoding:{name}")
+        if name in raw:
+            if name in _JOINED:
+                raw[name] = raw[name] + _JOINED[name] + text
+            elif name in _SINGLE and raw[name].strip() != text.strip():
+                defects.add(f"duplicate-header:{name}")
+            continue
+        raw[name] = text
+
+    def get(name: str) -> str | None:
+        value = raw.get(name)
+        return None if value is None else value.strip()
+
+    def lowered(name: str) -> str | None:
+        value = get(name)
+        return None if value is None else " ".join(value.lower().split())
+
+    # Addresses ----------------------------------------------------------------------------
+    from_list = _addresses(get("from"), defects, "from")
+    if not from_list:
+        defects.add("no-from" if get("from") is None else "bad-address:from")
+    sender = from_list[0] if from_list else Address("")
+    reply_to = _addresses(get("reply-to"), defects, "reply-to")
+    to = _addresses(get("to"), defects, "to")
+    cc = _addresses(get("cc"), defects, "cc")
+
+    # Subject and date -----------------------------------------------------------------------
+    subject_raw = get("subject")
+    subject = (
+        _clean_text(decode_words(subject_raw, defects, "subject"), MAX_SUBJECT_CHARS)
+        if subject_raw
+        else ""
+    )
+    if subject_raw and len(subject_raw) > 4 * MAX_SUBJECT_CHARS:
+        defects.add("header-too-long:subject")
+    date = _parse_date(get("date"), defects)
+
+    # Identity and thread headers -------------------------------------------------------------
+    message_id: str | None = None
+    mid_raw = get("message-id")
+    if mid_raw is None or not mid_raw:
+        defects.add("no-message-id")
+    else:
+        ids = extract_message_ids(mid_raw, limit=None)
+        if ids:
+            message_id = ids[0]
+        else:
+            defects.add("bad-message-id")
+    own_addresses = {a.address for a in (*from_list, *reply_to, *to, *cc)}
+
+    def thread_ids(name: str, limit: int) -> tuple[str, ...]:
+        value = get(name)
+        if not value:
+            return ()
+        ids = extract_message_ids(value, limit=None)
+        if not ids:
+            defects.add("junk-reference")  # text, "<>", bare words: nothing usable
+            return ()
+        # A mailer that puts an address where an id belongs would link unrelated mail.
+        kept = tuple(i for i in ids if i[1:-1].lower() not in own_addresses and i != message_id)
+        if len(kept) != len(ids):
+            defects.add("junk-reference")
+        if len(kept) > limit:
+            defects.add("too-many-references")
+            kept = kept[-limit:]
+        return kept
+
+    in_reply_to = thread_ids("in-reply-to", 10)
+    references = thread_ids("references", MAX_REFERENCES)
+    thread_index = get("thread-index")
+    thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
+
+    key = message_id or _stable_key(sender, date, get("date"), subject, to)
+
+    def plain(name: str, limit: int = 2000) -> str | None:
+        value = get(name)
+        if value is None:
+            return None
+        return _clean_text(value, limit)
+
+    return Message(
+        key=key,
+        message_id=message_id,
+        mailbox=mailbox,
+        folder=folder,
+        role=role,
+        uid=int(uid),
+        received=received_utc,
+        flags=_as_flags(flags),
+        gm_thrid=None if gm_thrid is None else int(gm_thrid),
+        answered_at=answered_utc,
+        dismissed_at=dismissed_utc,
+        sender=sender,
+        reply_to=reply_to,
+        to=to,
+        cc=cc,
+        subject=subject,
+        date=date,
+        in_reply_to=in_reply_to,
+        references=references,
+        thread_index=thread_index or None,
+        auto_submitted=lowered("auto-submitted"),
+        x_autoreply=plain("x-autoreply", 200),
+        x_autorespond=plain("x-autorespond", 200),
+        precedence=lowered("precedence"),
+        list_id=plain("list-id"),
+        list_unsubscribe=plain("list-unsubscribe"),
+        return_path=plain("return-path", 1000),
+        x_ackwatch=lowered("x-ackwatch"),
+        defects=tuple(sorted(defects)),
+    )
