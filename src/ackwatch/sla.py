@@ -1,19 +1,53 @@
 """SLA rules: pending items, acknowledgements, deadlines, who is responsible.
 
-Pure functions of (messages, config, now).
+Pure functions of (messages, config, instants): nothing here reads the clock, the network
+or the disk. The rules are DESIGN.md "Semantics"; the choices the spec leaves open:
+
+- Copies of one mail (same ``key``, seen in several mailboxes/folders) are one message:
+  the earliest INTERNALDATE counts, flags are united and the earliest ``answered_at`` /
+  ``dismissed_at`` wins. An inbox copy is preferred for classification.
+- Equal timestamps (INTERNALDATE has one-second resolution): a message is acknowledged
+  only by something *strictly later* than it. A reply received in the same second as the
+  item's message does not acknowledge it; a client message received in the same second as
+  an acknowledgement is not covered by it and opens a new item. Flags are the exception:
+  ``\\Answered`` / the dismissal keyword on a message may count from that message's own
+  received instant (their time is clamped to it; a flag whose time the shell did not
+  record counts from the message's received time).
+- At one instant, events are taken in this order: replies, flags on messages received
+  earlier, client messages, flags on the messages received at that instant.
+- Responsible account: the client's ``account``; else the first recipient (To, then Cc)
+  that is a configured account; else the owner of the mailbox the mail was seen in
+  (preferring, in config order, a mailbox whose owner is an account). The owner is
+  returned even when it is not a configured account, so that *someone* is nudged (it has
+  no manager, so there is no escalation). None only when the mailbox is unknown.
+- Away accounts (`recipient_for`): replaced by their ``backup``; if the backup is away
+  too (or there is none), by the account's ``manager`` when that one is not away; if
+  everybody is away, the backup (else the manager, else the account itself). Backups are
+  never chained: the backup's own backup is not consulted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from .config import Config
-from .message import Message
+from . import classify as cls_mod
+from .calendar import clock_for
+from .config import Config, Policy
+from .message import Address, Message
+from .threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
+AwayReason = Literal["absence", "out-of-office"]
+
+ANSWERED = "\\Answered"
+_ZERO = dt.timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -53,20 +87,323 @@ class Item:
         return "pending" if self.ack is None else "acknowledged"
 
 
+# --------------------------------------------------------------------------- deadlines
+
+
+def _policy(policy_name: str, config: Config) -> Policy:
+    """The named policy; an unknown name (the loader rejects those) falls back to default."""
+    policy = config.policies.get(policy_name)
+    return policy if policy is not None else config.policies["default"]
+
+
+def _policy_tz(policy: Policy, config: Config) -> ZoneInfo:
+    calendar = config.calendars.get(policy.calendar) if policy.calendar else None
+    return ZoneInfo(calendar.timezone if calendar is not None else config.timezone)
+
+
 def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> Deadlines:
-    raise NotImplementedError
+    """Deadline, nudge and escalation instants of a client mail received at ``received``.
+
+    - deadline = ``received`` + window on the policy's clock (a mail received while closed
+      counts from the next opening);
+    - nudge_at = deadline - nudge_before on the same clock, but never before the instant
+      the clock starts counting for this mail (the next opening at or after receipt);
+    - escalate_at = deadline + escalate_after on the clock; with ``escalate_after == 0``
+      it is the deadline itself (not the next opening after a deadline that falls exactly
+      on a closing); None when the policy never escalates.
+
+    All three are in the policy calendar's timezone (``config.timezone`` without one).
+    Unknown policy names fall back to ``default`` (reported in ``Deadlines.policy``).
+    """
+    if received.tzinfo is None or received.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {received!r}")
+    policy = _policy(policy_name, config)
+    clock = clock_for(policy, config)
+    tz = _policy_tz(policy, config)
+    start = clock.add(received, _ZERO)
+    deadline = clock.add(received, policy.window)
+    if policy.nudge_before <= _ZERO:
+        nudge_at = deadline
+    else:
+        nudge_at = max(clock.subtract(deadline, policy.nudge_before), start)
+    if policy.escalate_after is None:
+        escalate_at = None
+    elif policy.escalate_after <= _ZERO:
+        escalate_at = deadline
+    else:
+        escalate_at = clock.add(deadline, policy.escalate_after)
+    return Deadlines(
+        policy=policy.name,
+        clock=policy.clock,
+        deadline=deadline.astimezone(tz),
+        nudge_at=nudge_at.astimezone(tz),
+        escalate_at=escalate_at.astimezone(tz) if escalate_at is not None else None,
+    )
+
+
+# --------------------------------------------------------------------------- responsibility
+
+
+def _responsible(
+    message: Message, mailboxes: Sequence[str], client_account: str | None, config: Config
+) -> str | None:
+    if client_account:
+        return client_account.lower()
+    for addr in message.to + message.cc:
+        if addr.address and config.account(addr.address) is not None:
+            return addr.address
+    owners = [mb.owner_address for name in mailboxes if (mb := config.mailbox(name)) is not None]
+    for owner in owners:
+        if config.account(owner) is not None:
+            return owner
+    return owners[0] if owners else None
 
 
 def responsible_account(message: Message, client_account: str | None, config: Config) -> str | None:
-    raise NotImplementedError
+    """Who must acknowledge ``message`` (before away/backup substitution).
+
+    The client's ``account`` when set; else the first recipient (To, then Cc) that is a
+    configured account; else the owner of the mailbox the copy was seen in, even when that
+    owner is not a configured account (someone gets the nudge). None when the mailbox is
+    not in the config.
+    """
+    return _responsible(message, (message.mailbox,), client_account, config)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _has_flag(message: Message, flag: str) -> bool:
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in message.flags)
+
+
+def _flag_time(copies: Sequence[Message], flag: str, attr: str) -> dt.datetime | None:
+    """Earliest instant a flag was seen on any copy (clamped to that copy's receipt)."""
+    times = []
+    for c in copies:
+        if _has_flag(c, flag):
+            seen = getattr(c, attr)
+            times.append(c.received if seen is None else max(seen, c.received))
+    return min(times) if times else None
+
+
+def _copy_order(m: Message) -> tuple:
+    return (m.role != "inbox", m.received, m.mailbox, m.folder, m.uid)
+
+
+@dataclass(frozen=True)
+class _Merged:
+    message: Message  # representative copy with the earliest received time and united flags
+    mailboxes: tuple[str, ...]  # where it was seen, in config order
+
+
+def _merge(copies: Sequence[Message], config: Config) -> _Merged:
+    ordered = sorted(copies, key=_copy_order)
+    rep = ordered[0]
+    received = min(c.received for c in copies)
+    answered_at = _flag_time(copies, ANSWERED, "answered_at")
+    dismissed_at = _flag_time(copies, config.dismiss_keyword, "dismissed_at")
+    flags = frozenset().union(*(c.flags for c in copies))
+    merged = dataclasses.replace(
+        rep, received=received, flags=flags, answered_at=answered_at, dismissed_at=dismissed_at
+    )
+    order = {mb.name: i for i, mb in enumerate(config.mailboxes)}
+    names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
+    return _Merged(merged, tuple(names))
+
+
+# Event priorities at one instant (see the module docstring).
+_REPLY, _FLAG_EARLIER, _CLIENT, _FLAG_SAME = 0, 1, 2, 3
+_FLAG_KIND_ORDER = {"answered": 0, "dismissed": 1}
+
+
+@dataclass
+class _Open:
+    merged: _Merged
+    cls: cls_mod.Classification
+    thread: str
+    members: set[str]
+    follow_ups: list[str]
+
+
+def _tracked(c: cls_mod.Classification) -> bool:
+    """Client mail per `classify` (which applies ``unknown_senders``; form leads are
+    tracked even when unknown senders are ignored)."""
+    return c.kind == "client" and bool(c.client_address)
+
+
+def _item(o: _Open, ack: Ack | None, config: Config) -> Item:
+    m = o.merged.message
+    client = o.cls.client
+    policy = client.policy if client is not None else "default"
+    return Item(
+        key=m.key,
+        thread=o.thread,
+        message_id=m.message_id,
+        client_address=(o.cls.client_address or "").lower(),
+        client=client.name if client is not None else None,
+        subject=m.subject,
+        received=m.received,
+        mailboxes=o.merged.mailboxes,
+        account=_responsible(
+            m, o.merged.mailboxes, client.account if client is not None else None, config
+        ),
+        deadlines=deadlines_for(m.received, policy, config),
+        ack=ack,
+        follow_ups=tuple(o.follow_ups),
+    )
 
 
 def evaluate(messages: Iterable[Message], config: Config) -> tuple[Item, ...]:
-    raise NotImplementedError
+    """Every client item found in ``messages`` (open and acknowledged), see DESIGN.md.
+
+    Deterministic: the result does not depend on the order of ``messages``; items are
+    sorted by received time, then key.
+    """
+    copies = list(messages)
+    by_key: dict[str, list[Message]] = defaultdict(list)
+    for m in copies:
+        by_key[m.key].append(m)
+    merged = {key: _merge(group, config) for key, group in by_key.items()}
+    classes = {key: cls_mod.classify(mm.message, config) for key, mm in merged.items()}
+    threads = assign_threads(
+        copies,
+        subject_window=config.thread_subject_window,
+        agency_addresses=cls_mod.agency_identities(config),
+    )
+
+    per_thread: dict[str, list[str]] = defaultdict(list)
+    for key in merged:
+        per_thread[threads.get(key, key)].append(key)
+
+    items: list[Item] = []
+    for thread, keys in per_thread.items():
+        items.extend(_walk_thread(thread, keys, merged, classes, config))
+    items.sort(key=lambda i: (i.received, i.key))
+    return tuple(items)
+
+
+def _walk_thread(
+    thread: str,
+    keys: Iterable[str],
+    merged: Mapping[str, _Merged],
+    classes: Mapping[str, cls_mod.Classification],
+    config: Config,
+) -> list[Item]:
+    # (instant, priority, sub-order, key, kind)
+    events: list[tuple[dt.datetime, int, int, str, str]] = []
+    for key in keys:
+        mm = merged[key]
+        m = mm.message
+        c = classes[key]
+        if _tracked(c):
+            events.append((m.received, _CLIENT, 0, key, "client"))
+            for kind, at in (("answered", m.answered_at), ("dismissed", m.dismissed_at)):
+                if at is not None:
+                    at = max(at, m.received)
+                    prio = _FLAG_SAME if at == m.received else _FLAG_EARLIER
+                    events.append((at, prio, _FLAG_KIND_ORDER[kind], key, kind))
+        elif c.kind != "client" and cls_mod.is_acknowledgement_candidate(m, config):
+            events.append((m.received, _REPLY, 0, key, "reply"))
+    events.sort()
+
+    out: list[Item] = []
+    current: _Open | None = None
+    for at, _prio, _sub, key, kind in events:
+        if kind == "client":
+            if current is None:
+                current = _Open(merged[key], classes[key], thread, {key}, [])
+            else:
+                current.members.add(key)
+                current.follow_ups.append(key)
+        elif current is None:
+            continue
+        elif kind == "reply":
+            # Strictly later than the item's message. (Replies sort before client mail of
+            # the same instant, so this always holds here; it states the rule.)
+            if at > current.merged.message.received:
+                sender = merged[key].message.sender.address
+                out.append(_item(current, Ack(key, at, "reply", sender), config))
+                current = None
+        elif key in current.members:  # a flag on the item's message or a follow-up
+            ack = Ack(current.merged.message.key, at, kind, "")  # type: ignore[arg-type]
+            out.append(_item(current, ack, config))
+            current = None
+    if current is not None:
+        out.append(_item(current, None, config))
+    return out
+
+
+# --------------------------------------------------------------------------- away / backup
+
+
+def _account_tz(account: str, config: Config) -> ZoneInfo:
+    calendar = config.calendar_for_account(account)
+    return ZoneInfo(calendar.timezone if calendar is not None else config.timezone)
+
+
+def away_reason(
+    account: str, config: Config, at: dt.datetime, messages: Iterable[Message]
+) -> AwayReason | None:
+    """Why ``account`` counts as away at ``at``: "absence", "out-of-office" or None.
+
+    - "absence": a configured ``Account.away`` range (inclusive dates in the account's
+      calendar timezone) covers the local date of ``at``.
+    - "out-of-office": the account's own out-of-office auto-reply (from its address,
+      classified ``out_of_office``) was received within ``notify.out_of_office_lookback``
+      before ``at`` (inclusive) and no human message from that address was received after
+      it (up to ``at``): once they write again they are back.
+    Messages received after ``at`` are not looked at.
+    """
+    address = account.lower()
+    acc = config.account(address)
+    if acc is not None and acc.away:
+        day = at.astimezone(_account_tz(address, config)).date()
+        if any(a.start <= day <= a.until for a in acc.away):
+            return "absence"
+    since = at - config.notify.out_of_office_lookback
+    last_ooo: dt.datetime | None = None
+    human: list[dt.datetime] = []
+    for m in messages:
+        if m.sender.address != address or m.received > at:
+            continue
+        c = cls_mod.classify(m, config)
+        if c.out_of_office:
+            if m.received >= since and (last_ooo is None or m.received > last_ooo):
+                last_ooo = m.received
+        elif c.kind != "own" and cls_mod.auto_generated_reason(m) is None:
+            human.append(m.received)
+    if last_ooo is None:
+        return None
+    if any(t > last_ooo for t in human):
+        return None
+    return "out-of-office"
 
 
 def recipient_for(account: str, config: Config, at: dt.datetime, messages: Iterable[Message]) -> str:
-    raise NotImplementedError
+    """Who receives ``account``'s nudges at ``at``.
+
+    The account itself unless it is away (`away_reason`); then its ``backup``, or when the
+    backup is away as well (or none is configured) its ``manager`` if that one is not away;
+    when all of them are away, the backup, else the manager, else the account. Backups are
+    not chained (the backup's backup is never used).
+    """
+    address = account.lower()
+    msgs = list(messages)
+    if away_reason(address, config, at, msgs) is None:
+        return address
+    acc = config.account(address)
+    backup = acc.backup.lower() if acc is not None and acc.backup else None
+    manager = acc.manager.lower() if acc is not None and acc.manager else None
+    candidates = [c for c in (backup, manager) if c and c != address]
+    for candidate in candidates:
+        if away_reason(candidate, config, at, msgs) is None:
+            return candidate
+    return candidates[0] if candidates else address
+
+
+# --------------------------------------------------------------------------- explain
 
 
 @dataclass(frozen=True)
@@ -89,7 +426,88 @@ class Explanation:
     escalate_at: dt.datetime | None
 
 
+def _synthetic(config: Config, sender: str, received: dt.datetime, to: Sequence[str]) -> Message:
+    sender = sender.strip().lower()
+    recipients = tuple(a.strip().lower() for a in to if a.strip())
+    mailbox = None
+    for mb in config.mailboxes:
+        if mb.owner_address in recipients or mb.username.lower() in recipients:
+            mailbox = mb
+            break
+    if mailbox is None and config.mailboxes:
+        mailbox = config.mailboxes[0]
+    if not recipients and mailbox is not None:
+        recipients = (mailbox.owner_address,)
+    digest = hashlib.sha256(
+        f"{sender}\0{received.isoformat()}\0{','.join(recipients)}".encode()
+    ).hexdigest()[:24]
+    message_id = f"<explain.{digest}@ackwatch.invalid>"
+    return Message(
+        key=message_id,
+        message_id=message_id,
+        mailbox=mailbox.name if mailbox is not None else "",
+        folder=mailbox.folders.inbox[0] if mailbox is not None and mailbox.folders.inbox else "INBOX",
+        role="inbox",
+        uid=0,
+        received=received.astimezone(dt.UTC),
+        sender=Address(sender),
+        to=tuple(Address(a) for a in recipients),
+        subject="",
+        date=received,
+        return_path=f"<{sender}>",
+    )
+
+
+def _untracked_reason(c: cls_mod.Classification) -> str:
+    if c.kind == "agency":
+        return "agency-sender"
+    if c.reason == "unknown-sender":
+        return "unknown-sender-ignored"
+    return f"{c.kind}:{c.reason}"
+
+
 def explain(
     config: Config, sender: str, received: dt.datetime, to: tuple[str, ...] = ()
 ) -> Explanation:
-    raise NotImplementedError
+    """What ackwatch would do with a client mail from ``sender`` received at ``received``.
+
+    ``to`` defaults to the first mailbox's owner. The mail is synthetic (plain headers, no
+    thread): it shows the classification, policy, responsible account and deadlines.
+    ``reason`` is "client" or "unknown-sender-tracked" when tracked; otherwise
+    "agency-sender", "unknown-sender-ignored", or "<kind>:<classify reason>" (for example
+    "ignored:ignore-sender").
+    """
+    if received.tzinfo is None or received.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {received!r}")
+    message = _synthetic(config, sender, received, to)
+    c = cls_mod.classify(message, config)
+    if not _tracked(c):
+        return Explanation(
+            tracked=False,
+            reason=_untracked_reason(c),
+            policy=None,
+            clock=None,
+            client=c.client.name if c.client is not None else None,
+            account=None,
+            received=received.astimezone(ZoneInfo(config.timezone)),
+            deadline=None,
+            nudge_at=None,
+            escalate_at=None,
+        )
+    client = c.client
+    policy = _policy(client.policy if client is not None else "default", config)
+    d = deadlines_for(received, policy.name, config)
+    return Explanation(
+        tracked=True,
+        reason="client" if client is not None else "unknown-sender-tracked",
+        policy=d.policy,
+        clock=d.clock,
+        client=client.name if client is not None else None,
+        account=responsible_account(
+            message, client.account if client is not None else None, config
+        ),
+        received=received.astimezone(_policy_tz(policy, config)),
+        deadline=d.deadline,
+        nudge_at=d.nudge_at,
+        escalate_at=d.escalate_at,
+    )
