@@ -1,0 +1,289 @@
+"""The ``ackwatch`` command: argparse, output and exit codes (the only module that prints).
+
+Each subcommand is a pair registered in `COMMANDS`: a function that adds its arguments
+to its subparser and a function ``(args) -> exit status`` that runs it. Every subcommand
+gets ``-c/--config`` (default ``$ACKWATCH_CONFIG``, else ``/etc/ackwatch/config.yaml``).
+A `ConfigError` is caught once, in `main`: its lines go to stderr and the status is 78
+(EX_CONFIG), which the systemd unit does not restart on. Usage errors exit 2.
+
+Adding a subcommand (run, status, report, backfill, promise) is one function pair::
+
+    def _status_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true")
+
+    @command("status", "show mailboxes, pending items and the next action", _status_arguments)
+    def cmd_status(args: argparse.Namespace) -> int:
+        config = _load(args)  # a ConfigError here becomes exit 78 in main
+        ...
+        return EX_OK
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from . import __version__, secrets
+from .config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+
+EX_OK = 0
+EX_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> int`` as subcommand ``name``."""
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(help, add_arguments, run)
+        return run
+
+    return register
+
+
+def _out(text: str = "", file: TextIO | None = None) -> None:
+    print(text, file=file or sys.stdout)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # only -c/--config
+
+
+@command(
+    "check-config",
+    "validate the config file; report every error, and warnings about secrets and files",
+    _check_config_arguments,
+)
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _out(
+        "config OK: "
+        + ", ".join(
+            [
+                _plural(len(config.mailboxes), "mailbox", "mailboxes"),
+                _plural(len(config.calendars), "calendar"),
+                _plural(len(config.policies), "policy", "policies"),
+                _plural(len(config.accounts), "account"),
+                _plural(len(config.clients), "client"),
+            ]
+        )
+    )
+    for warning in config_warnings(config):
+        _err(f"warning: {warning}")
+    return EX_OK
+
+
+def config_warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Things that load fine but will probably not work as intended (never a secret):
+    secrets this shell cannot see, lax file modes, no smtp, missing files."""
+    warnings: list[str] = []
+    warnings += secrets.secret_warnings(config, environ)
+    warnings += secrets.permission_warnings(config)
+    if config.smtp is None:
+        warnings.append("smtp: not configured: no nudge, escalation or digest can be sent")
+    if not config.agency.domains and not config.agency.addresses:
+        warnings.append(
+            "agency: no domains and no addresses: only the watched mailboxes and the accounts "
+            "count as agency side"
+        )
+    if config.notify.templates_dir is not None and not config.notify.templates_dir.is_dir():
+        warnings.append(f"notify.templates_dir: {config.notify.templates_dir} is not a directory")
+    for i, mb in enumerate(config.mailboxes):
+        if mb.ca_file is not None and not mb.ca_file.is_file():
+            warnings.append(f"mailboxes[{i}].ca_file: {mb.ca_file} does not exist")
+    smtp_ca = config.smtp.ca_file if config.smtp is not None else None
+    if smtp_ca is not None and not smtp_ca.is_file():
+        warnings.append(f"smtp.ca_file: {smtp_ca} does not exist")
+    managers = [a for a in config.accounts if a.manager]
+    if (
+        config.accounts
+        and not managers
+        and any(p.escalate_after is not None for p in config.policies.values())
+    ):
+        warnings.append("accounts: no account has a manager, so nothing is ever escalated")
+    return warnings
+
+
+# --------------------------------------------------------------------------- deadline
+
+
+def _iso_datetime(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date and time: {text!r} (e.g. 2026-03-06T16:10 or "
+            "2026-03-06T16:10+01:00)"
+        ) from None
+
+
+def _deadline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from", dest="sender", required=True, metavar="ADDR", help="the sender's address"
+    )
+    parser.add_argument(
+        "--received",
+        required=True,
+        type=_iso_datetime,
+        metavar="ISO8601",
+        help="when the mail arrived; without an offset it is in the config's timezone",
+    )
+    parser.add_argument(
+        "--to",
+        dest="to",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a recipient (repeatable; default: the first mailbox's owner)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+_REASONS = {
+    "client": "a configured client",
+    "unknown-sender-tracked": "an unknown sender (unknown_senders: track)",
+    "agency-sender": "the sender is on the agency side (agency.domains, agency.addresses, "
+    "a watched mailbox or an account)",
+    "unknown-sender-ignored": "the sender matches no client and unknown_senders is ignore",
+    "ignored:ignore-sender": "the sender matches ignore.senders",
+    "ignored:ignore-subject": "the subject matches ignore.subjects",
+}
+
+_FIELDS = (
+    "policy",
+    "clock",
+    "client",
+    "account",
+    "received",
+    "deadline",
+    "nudge_at",
+    "escalate_at",
+)
+
+
+def _value(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+@command(
+    "deadline",
+    "show the policy, responsible account, deadline, nudge and escalation for a mail",
+    _deadline_arguments,
+)
+def cmd_deadline(args: argparse.Namespace) -> int:
+    from . import sla
+
+    config = _load(args)
+    received: dt.datetime = args.received
+    if received.tzinfo is None or received.utcoffset() is None:
+        received = received.replace(tzinfo=ZoneInfo(config.timezone))
+    sender = args.sender.strip().lower()
+    if "@" not in sender:
+        _err(f"ackwatch deadline: error: --from: not an email address: {args.sender!r}")
+        return EX_USAGE
+    to = tuple(a.strip().lower() for a in args.to if a.strip())
+    explanation = sla.explain(config, sender, received, to)
+
+    record = {name: _value(getattr(explanation, name)) for name in _FIELDS}
+    record["tracked"] = explanation.tracked
+    record["reason"] = explanation.reason
+    if args.json:
+        _out(json.dumps(record, ensure_ascii=False))
+        return EX_OK
+    if not explanation.tracked:
+        why = _REASONS.get(explanation.reason, explanation.reason)
+        _out(f"not tracked: {why} ({explanation.reason})")
+        _out(f"{'received:':<13}{record['received']}")
+        return EX_OK
+    _out(f"{'tracked:':<13}{_REASONS.get(explanation.reason, explanation.reason)}")
+    for name in _FIELDS:
+        value = record[name]
+        if value is None:
+            value = "never" if name == "escalate_at" else "-"
+        _out(f"{name + ':':<13}{value}")
+    return EX_OK
+
+
+# --------------------------------------------------------------------------- main
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> str:
+    """``$ACKWATCH_CONFIG``, else ``/etc/ackwatch/config.yaml``."""
+    env = os.environ if environ is None else environ
+    return env.get("ACKWATCH_CONFIG") or str(DEFAULT_CONFIG_PATH)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        default=default_config_path(),
+        metavar="FILE",
+        help="the config file (default: $ACKWATCH_CONFIG, else /etc/ackwatch/config.yaml; "
+        "here: %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="ackwatch",
+        description="Make sure every client email gets a human acknowledgement in time.",
+    )
+    parser.add_argument("--version", action="version", version=f"ackwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: keep argparse's status
+        return exc.code if isinstance(exc.code, int) else EX_USAGE
+    if getattr(args, "run", None) is None:
+        parser.print_help(sys.stderr)
+        return EX_USAGE
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        _err(exc.render())
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
