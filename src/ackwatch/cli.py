@@ -235,6 +235,172 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+# --------------------------------------------------------------------------- run
+
+EX_UNAVAILABLE = 69  # no mailbox could be reached (run --once)
+EX_CANTCREAT = 73  # the state database cannot be opened or written
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="sync every mailbox once, update items, send what is due, and exit",
+    )
+
+
+@command("run", "watch the mailboxes and send nudges and escalations (the daemon)", _run_arguments)
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from .logs import configure_logging
+    from .service import Daemon, sync_once
+    from .store import Store, StoreError
+
+    config = _load(args)
+    configure_logging(level=config.log.level, subjects=config.log.subjects)
+    try:
+        store = Store.open(config.state_dir)
+    except StoreError as exc:
+        _err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    daemon = Daemon(config, store)
+    try:
+        if args.once:
+            reached, failed = sync_once(daemon)
+            daemon.step()
+            if not reached:
+                _err(
+                    "ackwatch: no mailbox could be reached ("
+                    + ", ".join(failed)
+                    + "); see the log above"
+                )
+                return EX_UNAVAILABLE
+            return EX_OK
+        signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+        daemon.run()
+        return EX_OK
+    except StoreError as exc:
+        _err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the open items as a JSON array (with --mailboxes: the mailboxes' health)",
+    )
+    parser.add_argument(
+        "--mailboxes", action="store_true", help="with --json: print the mailboxes' health"
+    )
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _left(deadline: dt.datetime, now: dt.datetime) -> str:
+    seconds = int((deadline - now).total_seconds())
+    overdue = seconds < 0
+    minutes_total = -(-abs(seconds) // 60)  # round up: "1m overdue", never "0m"
+    days, rest = divmod(minutes_total, 1440)
+    hours, minutes = divmod(rest, 60)
+    text = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return f"{text} overdue" if overdue else text
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@command("status", "show the open items and the mailboxes' health (also while running)",
+         _status_arguments)
+def cmd_status(args: argparse.Namespace) -> int:
+    from .store import Store, StoreError
+
+    config = _load(args)
+    try:
+        store = Store.open(config.state_dir, readonly=True)
+    except StoreError as exc:
+        _err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    try:
+        items = store.items(state="pending")
+        health = store.health()
+    finally:
+        store.close()
+    now = dt.datetime.now(dt.UTC)
+    zone = ZoneInfo(config.timezone)
+    if args.json:
+        if args.mailboxes:
+            data: object = [
+                {
+                    "mailbox": h.mailbox,
+                    "state": h.state,
+                    "since": _iso(h.since),
+                    "last_error": h.last_error,
+                    "last_sync": _iso(h.last_sync),
+                }
+                for h in health
+            ]
+        else:
+            data = [
+                {
+                    "message_id": r.message_id,
+                    "key": r.key,
+                    "from": r.client_address,
+                    "client": r.client,
+                    "subject": r.subject,
+                    "received": _iso(r.received),
+                    "deadline": _iso(r.deadline),
+                    "nudge_at": _iso(r.nudge_at),
+                    "escalate_at": _iso(r.escalate_at),
+                    "account": r.account,
+                    "policy": r.policy,
+                    "mailboxes": list(r.mailboxes),
+                    "state": "overdue" if r.deadline <= now else r.state,
+                    "nudge": r.nudge_done,
+                    "escalation": r.escalation_done,
+                }
+                for r in items
+            ]
+        _out(json.dumps(data, indent=2, ensure_ascii=False))
+        return EX_OK
+    _out("Mailboxes:")
+    known = {h.mailbox: h for h in health}
+    for mb in config.mailboxes:
+        h = known.get(mb.name)
+        if h is None:
+            _out(f"  {mb.name:<16} never synced")
+            continue
+        synced = h.last_sync.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if h.last_sync else "never"
+        error = f"  ({_cut(h.last_error, 40)})" if h.last_error and h.state != "up" else ""
+        _out(f"  {mb.name:<16} {h.state:<12} last sync {synced}{error}")
+    _out("")
+    if not items:
+        _out("No client email waits for an acknowledgement.")
+        return EX_OK
+    _out(f"{_plural(len(items), 'client email')} waiting for an acknowledgement:")
+    _out(f"  {'ACCOUNT':<16} {'CLIENT':<12} {'SUBJECT':<20} {'RECEIVED':<11} {'DEADLINE':<11} LEFT")
+    for r in items:
+        account = (r.account or "-").split("@")[0]
+        client = r.client or r.client_address
+        _out(
+            f"  {_cut(account, 16):<16} {_cut(client, 12):<12} {_cut(r.subject, 20):<20} "
+            f"{r.received.astimezone(zone).strftime('%a %H:%M'):<11} "
+            f"{r.deadline.astimezone(zone).strftime('%a %H:%M'):<11} {_left(r.deadline, now)}"
+        )
+    return EX_OK
+
+
 # --------------------------------------------------------------------------- main
 
 

@@ -1,0 +1,467 @@
+"""The daemon: watchers feed a single writer that keeps the state and sends what is due.
+
+    IMAP watchers (one thread per mailbox) --events--> Daemon (this module, one thread)
+                                                         store <- evaluate (sla) <- messages
+                                                         plan (scheduler) -> outbox -> SMTP
+
+The core loop sleeps until the next due action or the next watcher event (no fixed
+tick), so a nudge due at 14:32:10 goes out at 14:32:10. Right before queueing a mail it
+asks the watchers of the mailboxes concerned to re-check their sent folders, so that a
+reply sent a minute ago cancels the nudge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from email.message import EmailMessage
+
+import structlog
+
+from . import imap, notify, scheduler, sla
+from .config import Config, MailboxConfig, load_config
+from .message import Message
+from .store import ItemRecord, NewMessage, OutboxRecord, Store
+
+log = structlog.get_logger(__name__)
+
+Now = Callable[[], dt.datetime]
+MESSAGE_HISTORY = dt.timedelta(days=60)
+RECHECK_TIMEOUT = 20.0
+MAX_SLEEP = 30.0  # wake at least this often (watchdog, clock jumps)
+SEND_BACKOFF_START = dt.timedelta(seconds=30)
+SEND_BACKOFF_CAP = dt.timedelta(minutes=30)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Wake:
+    """Sentinel put on the event queue to wake the core loop (signals)."""
+
+
+@dataclasses.dataclass
+class _Systemd:
+    """sd_notify, a no-op outside systemd."""
+
+    notifier: object | None = None
+    watchdog_interval: float | None = None
+
+    @classmethod
+    def from_env(cls) -> _Systemd:
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return cls()
+        import sdnotify
+
+        usec = os.environ.get("WATCHDOG_USEC")
+        interval = int(usec) / 2e6 if usec and usec.isdigit() else None
+        return cls(sdnotify.SystemdNotifier(), interval)
+
+    def notify(self, line: str) -> None:
+        if self.notifier is not None:
+            self.notifier.notify(line)  # type: ignore[attr-defined]
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        now: Now = utcnow,
+        send: Callable[[EmailMessage, Config], None] | None = None,
+        reload: Callable[[], Config] | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.now = now
+        self._send = send or (lambda msg, cfg: notify.send(msg, cfg.smtp))
+        self._reload_config = reload or (lambda: load_config(self.config.path))
+        self.events: queue.Queue[object] = queue.Queue()
+        self.watchers: dict[str, imap.MailboxWatcher] = {}
+        self.messages: list[Message] = []
+        self._dirty = True
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._systemd = _Systemd.from_env()
+        self._last_watchdog = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start_watchers(self, mailboxes: Iterable[MailboxConfig] | None = None) -> None:
+        for mb in mailboxes if mailboxes is not None else self.config.mailboxes:
+            watcher = imap.MailboxWatcher(
+                mb,
+                self.config.sync,
+                get_cursors=lambda name=mb.name: self._cursors(name),
+                get_pending_uids=lambda folder, name=mb.name: self.store_pending_uids(name, folder),
+                emit=self.events.put,
+            )
+            self.watchers[mb.name] = watcher
+            watcher.start()
+
+    def stop_watchers(self, names: Iterable[str] | None = None) -> None:
+        names = list(self.watchers) if names is None else list(names)
+        for name in names:
+            self.watchers[name].stop()
+        for name in names:
+            self.watchers.pop(name).join(timeout=5)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.events.put(_Wake())
+
+    def request_reload(self) -> None:
+        self._reload.set()
+        self.events.put(_Wake())
+
+    def run(self) -> None:
+        """The core loop, until `request_stop`."""
+        self.start_watchers()
+        self._systemd.notify("READY=1")
+        log.info("daemon_started", mailboxes=len(self.config.mailboxes))
+        while not self._stop.is_set():
+            next_due = self.step()
+            self._feed_watchdog()
+            self._wait(next_due)
+        log.info("daemon_stopping")
+        self._systemd.notify("STOPPING=1")
+        self.stop_watchers()
+
+    def step(self) -> dt.datetime | None:
+        """Apply pending events, re-evaluate if needed, send what is due; next due time."""
+        if self._reload.is_set():
+            self._reload.clear()
+            self._apply_reload()
+        self.drain_events()
+        if self._dirty:
+            self.reevaluate()
+        next_due = self.run_due()
+        outbox_due = self.process_outbox()
+        self._systemd.notify(f"STATUS={self.status_line(next_due)}")
+        candidates = [t for t in (next_due, outbox_due) if t is not None]
+        return min(candidates) if candidates else None
+
+    def _wait(self, next_due: dt.datetime | None) -> None:
+        timeout = MAX_SLEEP
+        if next_due is not None:
+            timeout = max(0.0, min(timeout, (next_due - self.now()).total_seconds()))
+        if self._systemd.watchdog_interval:
+            timeout = min(timeout, self._systemd.watchdog_interval)
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self.events.put(event)  # handled by drain_events in the next step
+
+    def _feed_watchdog(self) -> None:
+        interval = self._systemd.watchdog_interval
+        if interval and time.monotonic() - self._last_watchdog >= interval * 0.9:
+            self._systemd.notify("WATCHDOG=1")
+            self._last_watchdog = time.monotonic()
+
+    # ------------------------------------------------------------------ config reload
+
+    def _apply_reload(self) -> None:
+        try:
+            new = self._reload_config()
+        except Exception as exc:  # ConfigError or unreadable file: keep the old config
+            log.error("config_reload_failed", error=str(exc).splitlines()[0], kept="old config")
+            return
+        old = {mb.name: mb for mb in self.config.mailboxes}
+        fresh = {mb.name: mb for mb in new.mailboxes}
+        gone = [n for n in old if n not in fresh or fresh[n] != old[n]]
+        added = [fresh[n] for n in fresh if n not in old or fresh[n] != old[n]]
+        self.stop_watchers([n for n in gone if n in self.watchers])
+        self.config = new
+        self.start_watchers(added)
+        self._dirty = True
+        log.info("config_reloaded", mailboxes=len(new.mailboxes), restarted=len(added))
+
+    # ------------------------------------------------------------------ events → state
+
+    def _cursors(self, mailbox: str) -> dict[str, imap.FolderCursor]:
+        # Called from watcher threads: read through a private read-only connection.
+        with _reader(self.store) as reader:
+            return {
+                folder: imap.FolderCursor(c.uidvalidity, c.last_uid, c.highestmodseq)
+                for folder, c in reader.cursors(mailbox).items()
+            }
+
+    def store_pending_uids(self, mailbox: str, folder: str) -> set[int]:
+        with _reader(self.store) as reader:
+            return reader.pending_uids(mailbox, folder)
+
+    def drain_events(self) -> int:
+        handled = 0
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return handled
+            handled += 1
+            self.apply_event(event)
+
+    def apply_event(self, event: object) -> None:
+        now = self.now()
+        if isinstance(event, imap.FolderSyncEvent):
+            s = event.sync
+            added = self.store.apply_folder_sync(
+                mailbox=event.mailbox,
+                folder=s.folder,
+                role=s.role,
+                uidvalidity=s.cursor.uidvalidity,
+                last_uid=s.cursor.last_uid,
+                highestmodseq=s.cursor.highestmodseq,
+                new_messages=[
+                    NewMessage(m.uid, m.internaldate, m.flags, m.header_bytes, m.gm_thrid)
+                    for m in s.new_messages
+                ],
+                flag_updates=s.flag_updates,
+                reset=s.reset,
+                initial=s.reset,
+                dismiss_keyword=self.config.dismiss_keyword,
+                now=now,
+            )
+            if added or s.flag_updates or s.reset:
+                self._dirty = True
+                log.info(
+                    "folder_synced",
+                    mailbox=event.mailbox,
+                    folder=s.folder,
+                    new=added,
+                    flag_changes=len(s.flag_updates),
+                )
+        elif isinstance(event, imap.HealthEvent):
+            h = event.health
+            self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+
+    def reevaluate(self) -> None:
+        now = self.now()
+        since = now - MESSAGE_HISTORY
+        oldest = self.store.oldest_pending_received()
+        if oldest is not None:
+            since = min(since, oldest - self.config.thread_subject_window)
+        self.messages = self.store.load_messages(since)
+        items = sla.evaluate(self.messages, self.config)
+        new, acked = self.store.sync_items(items, now=now, initial_keys=self.store.initial_keys())
+        self._dirty = False
+        if new or acked:
+            log.info("items_updated", new=len(new), acknowledged=len(acked))
+
+    # ------------------------------------------------------------------ actions
+
+    def _pending(self) -> list[ItemRecord]:
+        return self.store.items(state="pending")
+
+    def _plan(self, now: dt.datetime) -> scheduler.Plan:
+        records = self._pending()
+        views = [
+            scheduler.Pending(
+                r.key, r.account, r.nudge_at, r.escalate_at,
+                r.nudge_done is not None, r.escalation_done is not None,
+            )
+            for r in records
+        ]
+        recipients = {
+            acc: sla.recipient_for(acc, self.config, now, self.messages)
+            for acc in {r.account for r in records if r.account}
+        }
+        managers = {a.manager for a in self.config.accounts if a.manager}
+        sent = {
+            to: [o.created_at for o in self.store.sent_since(to, now - scheduler.HOUR)]
+            for to in set(recipients.values()) | managers
+        }
+        return scheduler.plan(
+            views, config=self.config, now=now,
+            recipient_of=lambda acc: recipients.get(acc, acc), sent_last_hour=sent,
+        )
+
+    def run_due(self) -> dt.datetime | None:
+        now = self.now()
+        p = self._plan(now)
+        for skip in p.skips:
+            self.store.mark_items_done(skip.kind, [skip.key], "skipped")
+            log.warning("action_skipped", kind=skip.kind, reason=skip.reason)
+        if not p.actions:
+            return p.next_due
+        # Re-check the sent folders concerned right now; replies made a minute ago count.
+        by_key = {r.key: r for r in self._pending()}
+        mailboxes = self._mailboxes_concerned(p.actions, by_key)
+        if self._recheck(mailboxes):
+            self.drain_events()
+            if self._dirty:
+                self.reevaluate()
+            now = self.now()
+            p = self._plan(now)
+        for action in p.actions:
+            self.store.enqueue(
+                kind=action.kind,
+                recipient=action.to,
+                cc=action.cc,
+                account=action.account,
+                nudge_keys=action.nudge_keys,
+                escalation_keys=action.escalation_keys,
+                message_id=notify.make_message_id(_domain(self.config)),
+                now=now,
+            )
+            log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))
+        return p.next_due
+
+    def _mailboxes_concerned(
+        self, actions: Sequence[scheduler.Action], items: dict[str, ItemRecord]
+    ) -> set[str]:
+        names: set[str] = set()
+        for action in actions:
+            for key in action.item_keys:
+                rec = items.get(key)
+                if rec is None:
+                    continue
+                names.update(rec.mailboxes)
+                names.update(
+                    mb.name for mb in self.config.mailboxes if mb.owner_address == rec.account
+                )
+        return names
+
+    def _recheck(self, mailboxes: Iterable[str]) -> bool:
+        checked = False
+        for name in sorted(mailboxes):
+            watcher = self.watchers.get(name)
+            if watcher is None:
+                continue
+            try:
+                checked |= bool(watcher.recheck(timeout=RECHECK_TIMEOUT))
+            except Exception as exc:  # a failing mailbox never blocks the nudge
+                log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
+        return checked
+
+    def process_outbox(self) -> dt.datetime | None:
+        """Send queued mail; retry temporary failures with backoff. Next retry time."""
+        now = self.now()
+        for record in self.store.outbox_due(now):
+            self._deliver(record, now)
+        pending = self.store.outbox_pending()
+        return min((o.next_attempt_at for o in pending), default=None)
+
+    def _deliver(self, record: OutboxRecord, now: dt.datetime) -> None:
+        items = {r.key: r for r in self._pending()}
+        nudge_keys = [k for k in record.nudge_keys if k in items]
+        escalation_keys = [k for k in record.escalation_keys if k in items]
+        if not nudge_keys and not escalation_keys:
+            self.store.outbox_close(record.id, "cancelled")
+            self.store.mark_items_done("nudge", record.nudge_keys, "cancelled")
+            self.store.mark_items_done("escalation", record.escalation_keys, "cancelled")
+            log.info("action_cancelled", kind=record.kind, to=record.recipient,
+                     reason="acknowledged meanwhile")
+            return
+        if len(nudge_keys) < len(record.nudge_keys) or len(escalation_keys) < len(
+            record.escalation_keys
+        ):
+            self.store.outbox_update_items(record.id, nudge_keys, escalation_keys)
+        lines = [items[k] for k in dict.fromkeys(nudge_keys + escalation_keys)]
+        message = self.render(record, lines, now)
+        try:
+            self._send(message, self.config)
+        except notify.PermanentSendError as exc:
+            self.store.outbox_close(record.id, "failed", error=str(exc))
+            log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
+            return
+        except Exception as exc:  # temporary: SMTP down, 4xx, timeouts
+            delay = min(SEND_BACKOFF_CAP, SEND_BACKOFF_START * (2 ** min(record.attempts, 10)))
+            delay *= random.uniform(0.8, 1.2)
+            self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
+            if record.attempts == 0:
+                log.warning("mail_deferred", kind=record.kind, to=record.recipient,
+                            error=str(exc), retry_in=int(delay.total_seconds()))
+            return
+        self.store.outbox_sent(record.id, self.now())
+
+    def render(
+        self, record: OutboxRecord, items: Sequence[ItemRecord], now: dt.datetime
+    ) -> EmailMessage:
+        return notify.render_outbox(self.config, record, items, now)
+
+    # ------------------------------------------------------------------ status
+
+    def status_line(self, next_due: dt.datetime | None) -> str:
+        health = self.store.health()
+        up = sum(1 for h in health if h.state == "up")
+        pending = len(self._pending())
+        nxt = next_due.astimezone(dt.UTC).strftime("%H:%M:%SZ") if next_due else "none"
+        return f"mailboxes up {up}/{len(self.config.mailboxes)}, pending {pending}, next action {nxt}"
+
+
+def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
+    """Sync every mailbox once, in turn (``ackwatch run --once``): (reached, failed).
+
+    Each mailbox is independent: one that cannot be reached is logged and recorded in
+    the health table, and the others are still synced.
+    """
+    reached: list[str] = []
+    failed: list[str] = []
+    config = daemon.config
+    for mb in config.mailboxes:
+        now = daemon.now()
+        try:
+            client = imap.connect(mb)
+        except imap.ImapError as exc:
+            state = "auth_failed" if isinstance(exc, imap.AuthError) else "backoff"
+            daemon.store.set_health(mb.name, state, since=now, last_error=str(exc))
+            log.error("mailbox_unreachable", mailbox=mb.name, error=str(exc))
+            failed.append(mb.name)
+            continue
+        try:
+            inbox, sent = imap.discover_folders(client, mb.folders)
+            cursors = daemon._cursors(mb.name)
+            since = (now - config.sync.backfill).date()
+            for folder, role in [(f, "inbox") for f in inbox] + [
+                (f, "sent") for f in sent if f not in inbox
+            ]:
+                result = imap.sync_folder(
+                    client, folder, role, cursors.get(folder), since=since,  # type: ignore[arg-type]
+                    pending_uids=daemon.store.pending_uids(mb.name, folder),
+                    batch_size=config.sync.batch_size,
+                )
+                daemon.apply_event(imap.FolderSyncEvent(mb.name, result))
+            daemon.store.set_health(mb.name, "up", since=now, last_error=None)
+            reached.append(mb.name)
+        except Exception as exc:  # a failing mailbox never stops the others
+            daemon.store.set_health(mb.name, "backoff", since=now, last_error=type(exc).__name__)
+            log.error("mailbox_sync_failed", mailbox=mb.name, error=type(exc).__name__)
+            failed.append(mb.name)
+        finally:
+            imap.logout(client)
+    return reached, failed
+
+
+class _reader:
+    """A short-lived read-only connection for watcher threads (the writer is the core)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._reader: Store | None = None
+
+    def __enter__(self) -> Store:
+        self._reader = Store.open(self._store.path.parent, readonly=True)
+        return self._reader
+
+    def __exit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _domain(config: Config) -> str:
+    from email.utils import parseaddr
+
+    if config.smtp is not None:
+        addr = parseaddr(config.smtp.from_address)[1]
+        if "@" in addr:
+            return addr.rsplit("@", 1)[1]
+    return config.agency.domains[0] if config.agency.domains else "ackwatch.invalid"
