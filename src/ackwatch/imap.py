@@ -1,0 +1,1093 @@
+"""IMAP shell: one connection factory, read-only incremental sync, one watcher per mailbox.
+
+ackwatch never changes a mailbox. Every folder is opened with EXAMINE
+(``select_folder(readonly=True)``), only ``BODY.PEEK[HEADER.FIELDS (...)]`` of the fields
+in `ackwatch.message.HEADER_FIELDS` is fetched (never a body, never without PEEK), and no
+STORE / EXPUNGE / APPEND / CREATE / CLOSE-after-SELECT is ever sent.
+
+Sync per folder (`sync_folder`):
+
+* first sync or UIDVALIDITY change: ``UID SEARCH SINCE <backfill date>``, then fetch the
+  hits in batches; the cursor jumps to ``UIDNEXT - 1`` so older mail is never read;
+* afterwards ``UID FETCH <last+1>:*`` filtered by ``uid > last`` (servers answer
+  ``n:*`` with the last message even when n is past every UID);
+* flags of still-pending messages: ``UID FETCH <pending> (FLAGS) (CHANGEDSINCE m)`` with
+  CONDSTORE (skipped outright when HIGHESTMODSEQ did not move), else a plain FLAGS fetch.
+
+`folder_changed` answers "is there anything to do" with one STATUS round trip.
+
+`MailboxWatcher` is one daemon thread and ONE connection per mailbox: IDLE on the first
+inbox folder where offered (renewed every 10 minutes), broken off every
+``sync.poll_interval`` to STATUS-poll the other folders, and on `recheck` / `stop`.
+Faults reconnect with exponential backoff and jitter; state changes (not attempts) are
+logged and emitted as `HealthEvent`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import random
+import select
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from imapclient import IMAPClient
+from imapclient import exceptions as imap_exc
+from imapclient.imapclient import SocketTimeout, seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
+
+from .message import HEADER_FIELDS, FolderRole
+
+if TYPE_CHECKING:
+    from .config import Folders, MailboxConfig, SecretRef, SyncConfig
+
+log = structlog.get_logger(__name__)
+
+Resolver = Callable[["SecretRef"], str]
+
+IDLE_RENEW_SECONDS = 10 * 60  # well before the 29 minutes of RFC 2177 and most NAT boxes
+IDLE_TICK_SECONDS = 0.25  # how often the IDLE loop looks at stop / recheck requests
+
+SENT_FOLDER_NAMES: tuple[str, ...] = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "Sent Mail",
+    "Sent Email",
+    "[Gmail]/Sent Mail",
+    "[Google Mail]/Sent Mail",
+    "INBOX.Sent",
+    "INBOX/Sent",
+    "INBOX.Sent Items",
+    "INBOX.Sent Messages",
+    "Wysłane",
+    "Elementy wysłane",
+    "Wysłane elementy",
+    "Надіслані",
+    "Відправлені",
+    "Отправленные",
+    "Изпратени",
+    "Gesendet",
+    "Gesendete Elemente",
+    "Gesendete Objekte",
+    "Envoyés",
+    "Éléments envoyés",
+    "Messages envoyés",
+    "Enviados",
+    "Elementos enviados",
+    "Itens Enviados",
+    "Inviata",
+    "Posta inviata",
+    "Elementi inviati",
+    "Verzonden",
+    "Verzonden items",
+    "Skickat",
+    "Skickade objekt",
+    "Sendt",
+    "Sendte elementer",
+    "Sendt post",
+    "Lähetetyt",
+    "Odeslané",
+    "Odeslaná pošta",
+    "Odoslané",
+    "Elküldött",
+    "Elküldött elemek",
+    "Trimise",
+    "Poslano",
+    "Poslane",
+    "Послато",
+    "Απεσταλμένα",
+    "Gönderilenler",
+    "Gönderilmiş Öğeler",
+)
+
+
+# =========================================================================== errors
+
+
+class ImapError(Exception):
+    """A connection or protocol failure; the message never contains credentials."""
+
+
+class AuthError(ImapError):
+    """The server rejected the credentials (or they could not be resolved)."""
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for s in secrets:
+        if s and len(s) >= 3:
+            text = text.replace(s, "***")
+    return text
+
+
+def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    detail = " ".join(str(exc).split())[:300]
+    name = type(exc).__name__
+    return _redact(f"{name}: {detail}" if detail else name, secrets)
+
+
+# The exceptions that mean "this connection is unusable or the server said no".
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes socket.timeout / TimeoutError / ssl.SSLError / ConnectionError
+    imap_exc.IMAPClientError,  # imaplib.IMAP4.error and .abort
+    EOFError,
+)
+
+
+# =========================================================================== values
+
+
+@dataclass(frozen=True)
+class FolderCursor:
+    """How far one folder has been read: resume point of the incremental sync."""
+
+    uidvalidity: int
+    last_uid: int
+    highestmodseq: int | None = None  # None without CONDSTORE
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    internaldate: dt.datetime  # aware, UTC
+    flags: frozenset[str]
+    header_bytes: bytes
+    gm_thrid: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderSync:
+    """The outcome of syncing one folder once."""
+
+    folder: str
+    role: FolderRole
+    cursor: FolderCursor  # the new cursor; store it once the rest is applied
+    new_messages: tuple[FetchedMessage, ...] = ()
+    # Current flags of pending messages that changed (with CONDSTORE) or of all pending
+    # messages (without); every pending UID still present is listed at most once.
+    flag_updates: tuple[tuple[int, frozenset[str]], ...] = ()
+    # True on the first sync and when UIDVALIDITY changed: every UID known before for
+    # this folder is meaningless now; `new_messages` is the backfill.
+    reset: bool = False
+    # Pending UIDs that no longer exist in the folder (expunged or moved away).
+    vanished: tuple[int, ...] = ()
+
+
+HealthState = Literal["up", "connecting", "backoff", "auth_failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class MailboxHealth:
+    state: HealthState
+    since: dt.datetime
+    last_error: str | None = None  # redacted
+    last_sync: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class FolderSyncEvent:
+    mailbox: str
+    sync: FolderSync
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    mailbox: str
+    health: MailboxHealth
+
+
+@dataclass(frozen=True)
+class FoldersDiscovered:
+    mailbox: str
+    inbox: tuple[str, ...]
+    sent: tuple[str, ...]
+
+
+WatcherEvent = FolderSyncEvent | HealthEvent | FoldersDiscovered
+
+
+# =========================================================================== connect
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(mb: MailboxConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(mb.ca_file) if mb.ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx  # verify_mode CERT_REQUIRED, check_hostname True
+
+
+def _resolve(resolve: Resolver, ref: SecretRef, what: str) -> str:
+    try:
+        value = resolve(ref)
+    except Exception as exc:
+        # The resolver's own message is meant to be safe, but a failing token command may
+        # echo its output: keep only the exception type and where the secret lives.
+        raise AuthError(f"cannot resolve {what} ({ref.describe()}): {type(exc).__name__}") from None
+    value = value.strip() if isinstance(value, str) else value
+    if not value:
+        raise AuthError(f"{what} ({ref.describe()}) is empty")
+    return value
+
+
+def connect(
+    mb: MailboxConfig, *, resolve: Resolver | None = None, timeout: float | None = None
+) -> IMAPClient:
+    """Open, secure and log in one IMAP connection for `mb`. The only connection factory.
+
+    Every socket operation has a timeout (`mb.timeout`). ``tls``: verified TLS
+    (``ca_file`` for a private CA); ``starttls``: STARTTLS is mandatory, any failure is
+    fatal, never a fallback to plain text; ``none``: loopback only. Raises `AuthError`
+    when the credentials are refused, `ImapError` for everything else; neither message
+    contains a credential.
+    """
+    if resolve is None:
+        from .secrets import resolve_secret as resolve  # being written concurrently
+    timeout = mb.timeout if timeout is None else timeout
+    where = f"{mb.host}:{mb.port}"
+    if mb.security == "none" and not _is_loopback(mb.host):
+        raise ImapError(f"{where}: security none is only allowed on loopback")
+    try:
+        ctx = _ssl_context(mb) if mb.security in ("tls", "starttls") else None
+    except (OSError, ssl.SSLError) as exc:
+        raise ImapError(f"{where}: cannot load CA file: {_describe(exc)}") from None
+    try:
+        client = IMAPClient(
+            mb.host,
+            port=mb.port,
+            ssl=mb.security == "tls",
+            ssl_context=ctx,
+            timeout=SocketTimeout(connect=timeout, read=timeout),
+        )
+    except _CONNECTION_ERRORS as exc:
+        raise ImapError(f"{where}: connect failed: {_describe(exc)}") from None
+    client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC
+    try:
+        if mb.security == "starttls":
+            try:
+                if not client.has_capability("STARTTLS"):
+                    raise ImapError(f"{where}: server does not offer STARTTLS")
+                client.starttls(ctx)
+            except ImapError:
+                raise
+            except _CONNECTION_ERRORS as exc:
+                raise ImapError(f"{where}: STARTTLS failed: {_describe(exc)}") from None
+            client._cached_capabilities = None  # capabilities change after STARTTLS
+        _login(client, mb, resolve, where)
+    except BaseException:
+        _shutdown(client)
+        raise
+    return client
+
+
+def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str) -> None:
+    if mb.oauth2_token is not None:
+        for attempt in (1, 2):  # a stale cached token: run the command once more
+            token = _resolve(resolve, mb.oauth2_token, "OAuth2 token")
+            try:
+                client.oauth2_login(mb.username, token)
+                return
+            except imap_exc.IMAPClientAbortError as exc:
+                raise ImapError(
+                    f"{where}: XOAUTH2 login aborted: {_describe(exc, [token])}"
+                ) from None
+            except imap_exc.IMAPClientError as exc:
+                if attempt == 2:
+                    raise AuthError(
+                        f"{where}: XOAUTH2 login as {mb.username} refused: {_describe(exc, [token])}"
+                    ) from None
+            except OSError as exc:
+                raise ImapError(f"{where}: login failed: {_describe(exc, [token])}") from None
+        return
+    if mb.password is None:
+        raise AuthError(f"{where}: no password or oauth2_token_command configured")
+    password = _resolve(resolve, mb.password, "password")
+    try:
+        client.login(mb.username, password)
+    except imap_exc.IMAPClientAbortError as exc:
+        raise ImapError(f"{where}: login aborted: {_describe(exc, [password])}") from None
+    except imap_exc.IMAPClientError as exc:
+        raise AuthError(
+            f"{where}: login as {mb.username} refused: {_describe(exc, [password])}"
+        ) from None
+    except OSError as exc:
+        raise ImapError(f"{where}: login failed: {_describe(exc, [password])}") from None
+
+
+def _shutdown(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+def logout(client: IMAPClient) -> None:
+    """LOGOUT, bounded by the socket timeout; never raises."""
+    try:
+        client.socket().settimeout(5)
+        client.logout()
+    except Exception:
+        _shutdown(client)
+
+
+# =========================================================================== discovery
+
+
+def _decode(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def discover_folders(client: IMAPClient, folders: Folders) -> tuple[list[str], list[str]]:
+    """(inbox folders, sent folders) to watch.
+
+    ``sent: auto``: every folder with the SPECIAL-USE ``\\Sent`` attribute; without any,
+    every existing folder whose name (or last path part) is a common sent-folder name,
+    in the order of `SENT_FOLDER_NAMES`. Configured folders are taken as given.
+    """
+    inbox = list(folders.inbox)
+    if folders.sent != "auto":
+        return inbox, list(folders.sent)
+    listed = client.list_folders()
+    by_flag = [
+        _decode(name)
+        for attrs, _delim, name in listed
+        if any(_decode(a).lower() == "\\sent" for a in attrs or ())
+    ]
+    if by_flag:
+        return inbox, _unique(f for f in by_flag if f not in inbox)
+    names = {}
+    for _attrs, delim, name in listed:
+        name = _decode(name)
+        names.setdefault(name.casefold(), name)
+        if delim:
+            leaf = name.rsplit(_decode(delim), 1)[-1]
+            names.setdefault(leaf.casefold(), name)
+    found = []
+    for candidate in SENT_FOLDER_NAMES:
+        real = names.get(candidate.casefold())
+        if real is not None and real not in inbox:
+            found.append(real)
+    return inbox, _unique(found)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for i in items:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+# =========================================================================== sync
+
+
+def _header_item() -> str:
+    return f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]"
+
+
+def _fetch_items(client: IMAPClient) -> list[str]:
+    items = ["UID", "INTERNALDATE", "FLAGS", _header_item()]
+    if client.has_capability("X-GM-EXT-1"):
+        items.append("X-GM-THRID")
+    return items
+
+
+def _msgset(uids: Iterable[int]) -> str:
+    """A compact UID set: 1:3,7,9:12."""
+    ordered = sorted(set(int(u) for u in uids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def _raw_uid_fetch(
+    client: IMAPClient, msgset: str, items: Sequence[str], modifiers: Sequence[str] | None = None
+) -> list[Any]:
+    """``UID FETCH <msgset> (<items>) [(<modifiers>)]``; the raw untagged FETCH data.
+
+    imapclient's ``fetch()`` cannot be used with ``n:*``: it keeps only the answers whose
+    UID equals ``int()`` of a requested id, and ``int("5:*")`` fails.
+    """
+    args = ["FETCH", msgset.encode("ascii"), seq_to_parenstr_upper(items)]
+    if modifiers:
+        args.append(seq_to_parenstr_upper(modifiers))
+    imap = client._imap
+    # Unsolicited FETCH responses left over from earlier commands (flag changes by other
+    # sessions, keyed by sequence number) must not be mixed into this answer.
+    imap.untagged_responses.pop("FETCH", None)
+    tag = imap._command("UID", *args)
+    typ, data = imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    typ, data = imap._untagged_response(typ, data, "FETCH")
+    return [d for d in data if d is not None]
+
+
+def _parse_by_uid(data: list[Any]) -> dict[int, dict[bytes, Any]]:
+    """Parsed FETCH data keyed by UID; responses without a UID (unsolicited) are dropped."""
+    out: dict[int, dict[bytes, Any]] = {}
+    for item in parse_fetch_response(data, False, False).values():
+        uid = item.get(b"UID")
+        if isinstance(uid, int) and uid > 0:
+            out[uid] = item
+    return out
+
+
+def _uid_fetch(
+    client: IMAPClient, msgset: str, items: Sequence[str], modifiers: Sequence[str] | None = None
+) -> dict[int, dict[bytes, Any]]:
+    """Parsed ``UID FETCH``; a response imapclient cannot parse is retried per message."""
+    data = _raw_uid_fetch(client, msgset, items, modifiers)
+    try:
+        return _parse_by_uid(data)
+    except Exception as exc:
+        log.warning("fetch_unparseable", error=_describe(exc), items=len(data))
+    # Fall back: find the UIDs (they parse even when some item does not), one at a time.
+    out: dict[int, dict[bytes, Any]] = {}
+    try:
+        uids = sorted(_uid_fetch_ok(client, msgset, ["UID"]))
+    except Exception as exc:
+        log.warning("fetch_unparseable", error=_describe(exc), items=len(data))
+        return out
+    for uid in uids:
+        try:
+            out.update(_parse_by_uid(_raw_uid_fetch(client, str(uid), items, modifiers)))
+        except imap_exc.IMAPClientAbortError:
+            raise
+        except Exception as exc:
+            log.warning("fetch_item_malformed", uid=uid, error=_describe(exc))
+    return out
+
+
+def _uid_fetch_ok(client: IMAPClient, msgset: str, items: Sequence[str]) -> dict[int, Any]:
+    return _parse_by_uid(_raw_uid_fetch(client, msgset, items))
+
+
+def _flags(value: Any) -> frozenset[str]:
+    if not value:
+        return frozenset()
+    if isinstance(value, (bytes, str)):
+        value = (value,)
+    return frozenset(_decode(f) for f in value)
+
+
+def _header_bytes(data: Mapping[bytes, Any]) -> bytes | None:
+    for key, value in data.items():
+        if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER.FIELDS"):
+            if value is None:
+                return b""
+            return value if isinstance(value, bytes) else _decode(value).encode()
+    return None
+
+
+def _to_message(uid: int, data: Mapping[bytes, Any]) -> FetchedMessage | None:
+    """A `FetchedMessage`, or None (logged) when an item is missing or malformed."""
+    try:
+        when = data.get(b"INTERNALDATE")
+        if not isinstance(when, dt.datetime):
+            # Losing a client mail is worse than a slightly late received time.
+            log.warning("fetch_item_malformed", uid=uid, error="bad INTERNALDATE, using now")
+            when = _now()
+        if when.tzinfo is None or when.utcoffset() is None:
+            when = when.replace(tzinfo=dt.UTC)
+        header = _header_bytes(data)
+        if header is None:
+            log.warning("fetch_item_malformed", uid=uid, error="no header fields")
+            return None
+        thrid = data.get(b"X-GM-THRID")
+        return FetchedMessage(
+            uid=int(uid),
+            internaldate=when.astimezone(dt.UTC),
+            flags=_flags(data.get(b"FLAGS")),
+            header_bytes=header,
+            gm_thrid=int(thrid) if thrid is not None else None,
+        )
+    except Exception as exc:
+        log.warning("fetch_item_malformed", uid=uid, error=_describe(exc))
+        return None
+
+
+def _select_info(client: IMAPClient, folder: str) -> tuple[int, int | None, int | None]:
+    """EXAMINE `folder`; (UIDVALIDITY, UIDNEXT or None, HIGHESTMODSEQ or None)."""
+    info = client.select_folder(folder, readonly=True)
+    uidvalidity = int(info[b"UIDVALIDITY"])
+    uidnext = info.get(b"UIDNEXT")
+    modseq = info.get(b"HIGHESTMODSEQ") if client.has_capability("CONDSTORE") else None
+    return (
+        uidvalidity,
+        int(uidnext) if uidnext is not None else None,
+        int(modseq) if modseq is not None else None,
+    )
+
+
+def _fetch_new(
+    client: IMAPClient, uids: Sequence[int], batch_size: int, items: Sequence[str]
+) -> list[FetchedMessage]:
+    out: list[FetchedMessage] = []
+    ordered = sorted(set(uids))
+    for i in range(0, len(ordered), max(1, batch_size)):
+        batch = ordered[i : i + batch_size]
+        answer = _uid_fetch(client, _msgset(batch), items)
+        wanted = set(batch)
+        for uid in sorted(answer):
+            if uid in wanted:
+                msg = _to_message(uid, answer[uid])
+                if msg is not None:
+                    out.append(msg)
+    return out
+
+
+def sync_folder(
+    client: IMAPClient,
+    folder: str,
+    role: FolderRole,
+    cursor: FolderCursor | None,
+    *,
+    since: dt.date,
+    pending_uids: Iterable[int] = (),
+    batch_size: int = 500,
+) -> FolderSync:
+    """Read what is new in `folder` since `cursor` (read-only; see the module doc)."""
+    uidvalidity, uidnext, modseq = _select_info(client, folder)
+    items = _fetch_items(client)
+    reset = cursor is None or cursor.uidvalidity != uidvalidity
+
+    if reset:
+        uids = client.search(["SINCE", since])
+        new = _fetch_new(client, [int(u) for u in uids], batch_size, items)
+        last = max([0, *(int(u) for u in uids)])
+        if uidnext is not None:
+            last = max(last, uidnext - 1)
+        return FolderSync(
+            folder=folder,
+            role=role,
+            cursor=FolderCursor(uidvalidity, last, modseq),
+            new_messages=tuple(new),
+            reset=True,
+        )
+
+    assert cursor is not None
+    last = cursor.last_uid
+    new: list[FetchedMessage] = []
+    # No shortcut on UIDNEXT here (that is `folder_changed`'s job): the FETCH is cheap when
+    # nothing is new, and UIDNEXT is advisory on some servers.
+    expected = (uidnext - last - 1) if uidnext is not None else 0
+    if expected > batch_size:  # a long outage: list the UIDs, then fetch in batches
+        uids = [int(u) for u in client.search(["UID", f"{last + 1}:*"]) if int(u) > last]
+        new = _fetch_new(client, uids, batch_size, items)
+    else:
+        answer = _uid_fetch(client, f"{last + 1}:*", items)
+        for uid in sorted(answer):
+            if uid > last:  # "n:*" also returns the last message when n > every UID
+                msg = _to_message(uid, answer[uid])
+                if msg is not None:
+                    new.append(msg)
+    new_last = max([last, *(m.uid for m in new)])
+    if uidnext is not None:
+        new_last = max(new_last, uidnext - 1)
+
+    pending = sorted({int(u) for u in pending_uids if 0 < int(u) <= last})
+    flag_updates: list[tuple[int, frozenset[str]]] = []
+    vanished: list[int] = []
+    if pending:
+        msgset = _msgset(pending)
+        if modseq is not None and cursor.highestmodseq is not None:
+            if modseq != cursor.highestmodseq:
+                answer = _uid_fetch(
+                    client, msgset, ["UID", "FLAGS"], [f"CHANGEDSINCE {cursor.highestmodseq}"]
+                )
+                flag_updates = _flag_list(answer, pending)
+                present = {int(u) for u in client.search(["UID", msgset])}
+                vanished = [u for u in pending if u not in present]
+        else:
+            answer = _uid_fetch(client, msgset, ["UID", "FLAGS"])
+            flag_updates = _flag_list(answer, pending)
+            vanished = [u for u in pending if u not in answer]
+
+    return FolderSync(
+        folder=folder,
+        role=role,
+        cursor=FolderCursor(uidvalidity, new_last, modseq),
+        new_messages=tuple(new),
+        flag_updates=tuple(flag_updates),
+        reset=False,
+        vanished=tuple(vanished),
+    )
+
+
+def _flag_list(
+    answer: Mapping[int, Mapping[bytes, Any]], pending: Sequence[int]
+) -> list[tuple[int, frozenset[str]]]:
+    wanted = set(pending)
+    out = []
+    for uid in sorted(answer):
+        if uid in wanted and b"FLAGS" in answer[uid]:
+            try:
+                out.append((int(uid), _flags(answer[uid][b"FLAGS"])))
+            except Exception as exc:
+                log.warning("fetch_item_malformed", uid=uid, error=_describe(exc))
+    return out
+
+
+def folder_status(client: IMAPClient, folder: str) -> dict[str, int]:
+    """STATUS (UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]) as {"uidnext": ..., ...}."""
+    what = ["UIDNEXT", "UIDVALIDITY"]
+    if client.has_capability("CONDSTORE"):
+        what.append("HIGHESTMODSEQ")
+    raw = client.folder_status(folder, what)
+    return {_decode(k).lower(): int(v) for k, v in raw.items()}
+
+
+def folder_changed(
+    client: IMAPClient, folder: str, cursor: FolderCursor | None, *, has_pending: bool = False
+) -> bool:
+    """One STATUS round trip: could `sync_folder` find anything new?
+
+    New mail shows as UIDNEXT moving, a reset as UIDVALIDITY changing, flag changes as
+    HIGHESTMODSEQ moving (CONDSTORE). Without CONDSTORE flag changes are invisible to
+    STATUS, so a folder with pending messages always counts as changed.
+    """
+    if cursor is None:
+        return True
+    st = folder_status(client, folder)
+    if st.get("uidvalidity") != cursor.uidvalidity:
+        return True
+    uidnext = st.get("uidnext")
+    if uidnext is None or uidnext > cursor.last_uid + 1:
+        return True
+    modseq = st.get("highestmodseq")
+    if modseq is not None and cursor.highestmodseq is not None:
+        return modseq != cursor.highestmodseq
+    return has_pending
+
+
+# =========================================================================== watcher
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class _Recheck:
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
+class MailboxWatcher(threading.Thread):
+    """Watches one mailbox: sync, IDLE/poll, recheck on demand, reconnect on faults.
+
+    Calls `emit` (from this thread) with `FoldersDiscovered`, `FolderSyncEvent` (one per
+    folder step, in order) and `HealthEvent` (on each state change). `get_cursors` is
+    read at every (re)connect and merged with the cursors this watcher already emitted;
+    `get_pending_uids(folder)` is asked before every sync of that folder.
+    """
+
+    def __init__(
+        self,
+        mb: MailboxConfig,
+        sync: SyncConfig,
+        get_cursors: Callable[[], Mapping[str, FolderCursor]],
+        get_pending_uids: Callable[[str], Iterable[int]],
+        emit: Callable[[WatcherEvent], None],
+        *,
+        resolve: Resolver | None = None,
+        clock: Callable[[], dt.datetime] = _now,
+        backoff_initial: float = 2.0,
+        backoff_max: float = 300.0,
+        auth_backoff_initial: float = 60.0,
+        auth_backoff_max: float = 1800.0,
+        idle_renew: float = IDLE_RENEW_SECONDS,
+    ) -> None:
+        super().__init__(name=f"imap-{mb.name}", daemon=True)
+        self.mb = mb
+        self.sync_config = sync
+        self._get_cursors = get_cursors
+        self._get_pending = get_pending_uids
+        self._emit = emit
+        self._resolve = resolve
+        self._clock = clock
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.auth_backoff_initial = auth_backoff_initial
+        self.auth_backoff_max = auth_backoff_max
+        self.idle_renew = idle_renew
+        self._stop_event = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._rechecks: list[_Recheck] = []
+        self._cursors: dict[str, FolderCursor] = {}
+        self._client: IMAPClient | None = None
+        self.inbox_folders: tuple[str, ...] = ()
+        self.sent_folders: tuple[str, ...] = ()
+        self._unavailable: set[str] = set()
+        self.health = MailboxHealth("connecting", clock())
+        self._log = log.bind(mailbox=mb.name)
+
+    # ------------------------------------------------------------------ public API
+    def stop(self, timeout: float = 10.0) -> None:
+        """Leave IDLE, log out and end the thread (bounded by `timeout`)."""
+        self._stop_event.set()
+        self._wake.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+            if self.is_alive():  # stuck in a socket call: cut the connection
+                client = self._client
+                if client is not None:
+                    _shutdown(client)
+                self.join(2.0)
+
+    def recheck(self, timeout: float = 30.0) -> bool:
+        """Sync the sent folders and inbox flags now; True once their events were emitted.
+
+        False when the mailbox is not connected or the sync did not finish in time.
+        """
+        if self._stop_event.is_set() or not self.is_alive() or self.health.state != "up":
+            return False
+        req = _Recheck()
+        with self._lock:
+            self._rechecks.append(req)
+        self._wake.set()
+        if not req.done.wait(timeout):
+            with self._lock:
+                if req in self._rechecks:
+                    self._rechecks.remove(req)
+            return False
+        return req.ok
+
+    @property
+    def cursors(self) -> dict[str, FolderCursor]:
+        return dict(self._cursors)
+
+    # ------------------------------------------------------------------ health
+    def _set_health(
+        self, state: HealthState, error: str | None = None, synced: bool = False
+    ) -> None:
+        """Record the state; log + emit only when the state itself changes."""
+        old = self.health
+        now = self._clock()
+        last_sync = now if synced else old.last_sync
+        if old.state == state:  # another attempt / sync tick: no log line, no event
+            self.health = replace(old, last_error=error or old.last_error, last_sync=last_sync)
+            return
+        new = MailboxHealth(state, now, error, last_sync)
+        self.health = new
+        if state == "up":
+            self._log.info("mailbox_up", host=self.mb.host, previous=old.state)
+        elif state == "auth_failed":
+            self._log.error("mailbox_auth_failed", error=error)
+        elif state == "backoff":
+            self._log.warning("mailbox_down", error=error)
+        elif state == "stopped":
+            self._log.info("mailbox_stopped")
+        self._safe_emit(HealthEvent(self.mb.name, new))
+
+    def _safe_emit(self, event: WatcherEvent) -> None:
+        self._emit(event)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        failures = 0
+        auth_failures = 0
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self._session()
+                    failures = auth_failures = 0
+                except AuthError as exc:
+                    self._drop_client()
+                    auth_failures += 1
+                    self._set_health("auth_failed", str(exc))
+                    self._fail_rechecks()
+                    self._sleep(self._delay(auth_failures, self.auth_backoff_initial,
+                                            self.auth_backoff_max))  # fmt: skip
+                except (ImapError, *_CONNECTION_ERRORS) as exc:
+                    self._drop_client()
+                    if self._stop_event.is_set():
+                        break
+                    failures += 1
+                    error = str(exc) if isinstance(exc, ImapError) else _describe(exc)
+                    self._set_health("backoff", error)
+                    self._fail_rechecks()
+                    self._sleep(self._delay(failures, self.backoff_initial, self.backoff_max))
+                except Exception as exc:  # a bug: log it, keep the mailbox watched
+                    self._drop_client()
+                    if self._stop_event.is_set():
+                        break
+                    failures += 1
+                    self._log.exception("watcher_error")
+                    self._set_health("backoff", _describe(exc))
+                    self._fail_rechecks()
+                    self._sleep(self._delay(failures, self.backoff_initial, self.backoff_max))
+        finally:
+            self._drop_client(logout_first=True)
+            self._fail_rechecks()
+            self._set_health("stopped")
+
+    def _delay(self, n: int, initial: float, cap: float) -> float:
+        base = min(cap, initial * (2 ** min(n - 1, 20)))
+        return base * random.uniform(0.5, 1.0)  # "equal jitter": never 0, never above cap
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop_event.wait(seconds)
+
+    def _drop_client(self, logout_first: bool = False) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if logout_first:
+            logout(client)
+        else:
+            _shutdown(client)
+
+    def _fail_rechecks(self) -> None:
+        with self._lock:
+            reqs, self._rechecks = self._rechecks, []
+        for r in reqs:
+            r.ok = False
+            r.done.set()
+
+    def _take_rechecks(self) -> list[_Recheck]:
+        with self._lock:
+            reqs, self._rechecks = self._rechecks, []
+        self._wake.clear()
+        return reqs
+
+    # ------------------------------------------------------------------ one session
+    def _session(self) -> None:
+        # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
+        self._client = client = connect(self.mb, resolve=self._resolve)
+        inbox, sent = discover_folders(client, self.mb.folders)
+        if (tuple(inbox), tuple(sent)) != (self.inbox_folders, self.sent_folders):
+            self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
+            self._safe_emit(FoldersDiscovered(self.mb.name, self.inbox_folders, self.sent_folders))
+        stored = dict(self._get_cursors() or {})
+        stored.update(self._cursors)
+        self._cursors = stored
+        self._sync_all(self._all_folders(), only_changed=False)
+        self._set_health("up", None, synced=True)
+
+        use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
+        poll = max(0.05, self.sync_config.poll_interval.total_seconds())
+        next_poll = time.monotonic() + poll
+        while not self._stop_event.is_set():
+            if use_idle:
+                next_poll = self._idle_round(client, inbox[0], next_poll, poll)
+            else:
+                self._wake.wait(max(0.0, next_poll - time.monotonic()))
+                if self._stop_event.is_set():
+                    break
+                reqs = self._take_rechecks()
+                if reqs:
+                    self._do_recheck(reqs)
+                if time.monotonic() >= next_poll:
+                    self._sync_all(self._all_folders(), only_changed=True)
+                    self._set_health("up", None, synced=True)
+                    next_poll = time.monotonic() + poll
+        logout(client)
+        self._client = None
+
+    def _all_folders(self) -> list[tuple[str, FolderRole]]:
+        return [(f, "inbox") for f in self.inbox_folders] + [
+            (f, "sent") for f in self.sent_folders if f not in self.inbox_folders
+        ]
+
+    def _idle_round(self, client: IMAPClient, folder: str, next_poll: float, poll: float) -> float:
+        """EXAMINE + IDLE on `folder` until something needs doing; do it; return next poll."""
+        info = client.select_folder(folder, readonly=True)
+        # Mail that arrived while we were not in IDLE (polling, syncing) shows here.
+        inbox_dirty = self._select_shows_change(folder, info)
+        if not inbox_dirty:
+            inbox_dirty = self._idle_wait(client, next_poll)
+        if self._stop_event.is_set():
+            return next_poll
+        reqs = self._take_rechecks()
+        if reqs:
+            self._do_recheck(reqs)  # syncs the inbox folders too
+        elif inbox_dirty:
+            self._sync_all([(folder, "inbox")], only_changed=False)
+            self._set_health("up", None, synced=True)
+        if time.monotonic() >= next_poll:
+            # Every folder, the IDLE one included: IDLE may miss flag changes on servers
+            # that do not report them, and STATUS makes an unchanged folder cheap.
+            self._sync_all(self._all_folders(), only_changed=True)
+            self._set_health("up", None, synced=True)
+            next_poll = time.monotonic() + poll
+        return next_poll
+
+    def _select_shows_change(self, folder: str, info: Mapping[bytes, Any]) -> bool:
+        cursor = self._cursors.get(folder)
+        if cursor is None:
+            return True
+        try:
+            if int(info[b"UIDVALIDITY"]) != cursor.uidvalidity:
+                return True
+            uidnext = info.get(b"UIDNEXT")
+            return uidnext is not None and int(uidnext) > cursor.last_uid + 1
+        except (KeyError, TypeError, ValueError):
+            return True
+
+    def _idle_wait(self, client: IMAPClient, next_poll: float) -> bool:
+        """IDLE until a change, a request, the next poll or the renewal; True on a change."""
+        client.idle()
+        started = time.monotonic()
+        changed = False
+        strikes = 0
+        while True:  # an exception here means a dead connection: no DONE, reconnect
+            responses, strikes = _idle_check(client, IDLE_TICK_SECONDS, strikes)
+            for resp in responses:
+                if _is_bye(resp):
+                    raise ImapError(f"{self.mb.host}: server closed the connection (BYE)")
+                if _is_change(resp):
+                    changed = True
+            now = time.monotonic()
+            if (
+                changed
+                or self._stop_event.is_set()
+                or self._rechecks
+                or now >= next_poll
+                or now - started >= self.idle_renew
+            ):
+                break
+        with _bounded(client, 10.0):
+            _text, more = client.idle_done()
+        return changed or any(_is_change(r) for r in more or ())
+
+    def _do_recheck(self, reqs: list[_Recheck]) -> None:
+        try:
+            folders = [(f, "sent") for f in self.sent_folders if f not in self.inbox_folders]
+            folders = [(f, "inbox") for f in self.inbox_folders] + folders
+            self._sync_all(folders, only_changed=True)
+            self._set_health("up", None, synced=True)
+        except BaseException:
+            for r in reqs:
+                r.ok = False
+                r.done.set()
+            raise
+        for r in reqs:
+            r.ok = True
+            r.done.set()
+
+    def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
+        client = self._client
+        assert client is not None
+        since = (self._clock() - self.sync_config.backfill).date()
+        for folder, role in folders:
+            if self._stop_event.is_set():
+                return
+            cursor = self._cursors.get(folder)
+            try:
+                pending = set(self._get_pending(folder) or ())
+                if only_changed and not folder_changed(
+                    client, folder, cursor, has_pending=bool(pending)
+                ):
+                    continue
+                result = sync_folder(
+                    client, folder, role, cursor, since=since, pending_uids=pending,
+                    batch_size=self.sync_config.batch_size,
+                )  # fmt: skip
+            except imap_exc.IMAPClientAbortError:
+                raise
+            except imap_exc.IMAPClientError as exc:
+                # NO/BAD for this folder (deleted, renamed, no rights): skip it, keep the rest.
+                if folder not in self._unavailable:
+                    self._unavailable.add(folder)
+                    self._log.warning("folder_unavailable", folder=folder, error=_describe(exc))
+                continue
+            if folder in self._unavailable:
+                self._unavailable.discard(folder)
+                self._log.info("folder_available", folder=folder)
+            # Emit first: if the consumer fails, the cursor stays and the step is redone.
+            self._safe_emit(FolderSyncEvent(self.mb.name, result))
+            self._cursors[folder] = result.cursor
+
+
+class _bounded:
+    """Temporarily cap the socket timeout of `client` (e.g. for IDLE DONE)."""
+
+    def __init__(self, client: IMAPClient, seconds: float) -> None:
+        self.client = client
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.socket().settimeout(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.client._set_read_timeout()
+
+
+def _idle_check(client: IMAPClient, timeout: float, strikes: int) -> tuple[list[Any], int]:
+    """`IMAPClient.idle_check` that notices a closed connection.
+
+    imapclient swallows EOF while reading IDLE responses (it cannot tell it from "no more
+    data" on its non-blocking socket), so a server that goes away without BYE would leave
+    us polling a dead socket forever. A socket that polls readable but yields no response
+    twice in a row is treated as closed.
+    """
+    sock = client.socket()
+    pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+    if not pending and not select.select([sock], [], [], timeout)[0]:
+        return [], 0
+    responses = client.idle_check(timeout=0)
+    if responses:
+        return responses, 0
+    if strikes + 1 >= 2:
+        raise ImapError("connection closed by the server during IDLE")
+    return [], strikes + 1
+
+
+def _is_bye(resp: Any) -> bool:
+    return isinstance(resp, tuple) and len(resp) >= 1 and resp[0] == b"BYE"
+
+
+def _is_change(resp: Any) -> bool:
+    """EXISTS / EXPUNGE / FETCH (flag change) / RECENT in an IDLE response."""
+    if not isinstance(resp, tuple) or len(resp) < 2:
+        return False
+    kind = resp[1]
+    return isinstance(kind, bytes) and kind.upper() in (b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT")
+
+
+__all__ = [
+    "SENT_FOLDER_NAMES",
+    "AuthError",
+    "FetchedMessage",
+    "FolderCursor",
+    "FolderSync",
+    "FolderSyncEvent",
+    "FoldersDiscovered",
+    "HealthEvent",
+    "ImapError",
+    "MailboxHealth",
+    "MailboxWatcher",
+    "WatcherEvent",
+    "connect",
+    "discover_folders",
+    "folder_changed",
+    "folder_status",
+    "logout",
+    "sync_folder",
+]

@@ -1,0 +1,182 @@
+"""`ackwatch run --once` then `ackwatch status` on a live server (issue 3's acceptance).
+
+Every situation of DESIGN.md's semantics, on real IMAP: replies in Sent, a reply from a
+colleague's mailbox, CC to two watched mailboxes, auto-replies, an internal forward, a
+form lead, a newsletter, \\Answered, the dismissal keyword, broken threading. Afterwards
+exactly the mail that still waits is listed, and no flag of any message changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.servers.imapserver import ImapTestServer, make_message
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def write_config(tmp_path: Path, server: ImapTestServer, users: dict[str, str],
+                 extra: str = "") -> Path:
+    mailboxes = []
+    for name, user in users.items():
+        pw = tmp_path / f"{name}.pass"
+        pw.write_text(server.password(user) + "\n")
+        pw.chmod(0o600)
+        mailboxes.append(textwrap.dedent(f"""\
+          - name: {name}
+            host: {server.host}
+            port: {server.port}
+            security: none
+            username: {user}
+            password_file: {pw}
+            owner: {name}@agency.example
+            folders: {{inbox: [INBOX], sent: [Sent]}}
+            timeout: 10
+        """))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        timezone: Europe/Warsaw
+        state_dir: {tmp_path / "state"}
+        agency:
+          domains: [agency.example]
+          form_senders: [forms@agency.example]
+        policies:
+          default: {{window: 24h, clock: calendar, nudge_before: 1h}}
+        accounts:
+          - {{email: anna@agency.example, name: Anna, manager: kasia@agency.example}}
+          - {{email: piotr@agency.example, name: Piotr, manager: kasia@agency.example}}
+        clients:
+          - {{name: Acme, match: [acme.example], account: anna@agency.example}}
+        unknown_senders: track
+        ignore:
+          senders: ["noreply@*"]
+        digest:
+          enabled: false
+        mailboxes:
+        """) + textwrap.indent("".join(mailboxes), "") + extra)
+    return cfg
+
+
+def ackwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_run_once_then_status_lists_exactly_the_mail_that_waits(imap_server, tmp_path):
+    anna, piotr = imap_server.add_user(), imap_server.add_user()
+    t = NOW - dt.timedelta(hours=3)
+
+    def at(minutes: int) -> dt.datetime:
+        return t + dt.timedelta(minutes=minutes)
+
+    def put(user, folder, raw, minutes, flags=()):
+        return imap_server.append(user, folder, raw, flags=flags, internaldate=at(minutes))
+
+    # 1. answered from anna's Sent folder -> not waiting
+    put(anna, "INBOX", make_message(subject="Quote", sender="jan@acme.example",
+                                    message_id="<q1@acme.example>"), 0)
+    put(anna, "Sent", make_message(subject="Re: Quote", sender="anna@agency.example",
+                                   to="jan@acme.example", in_reply_to="<q1@acme.example>"), 10)
+    # 2. CC to anna and piotr, answered by piotr -> not waiting (a colleague's reply)
+    cc = make_message(subject="Brief", sender="eva@acme.example",
+                      to="anna@agency.example, piotr@agency.example",
+                      message_id="<brief@acme.example>")
+    put(anna, "INBOX", cc, 1)
+    put(piotr, "INBOX", cc, 1)
+    put(piotr, "Sent", make_message(subject="Re: Brief", sender="piotr@agency.example",
+                                    to="eva@acme.example", in_reply_to="<brief@acme.example>"), 20)
+    # 3. only forwarded internally -> still waiting
+    put(anna, "INBOX", make_message(subject="Invoice question", sender="bill@acme.example",
+                                    message_id="<inv@acme.example>"), 2)
+    put(anna, "Sent", make_message(subject="Fwd: Invoice question", sender="anna@agency.example",
+                                   to="piotr@agency.example", in_reply_to="<inv@acme.example>"), 5)
+    # 4. our auto-reply to the client does not acknowledge -> still waiting
+    put(anna, "INBOX", make_message(subject="Banner sizes", sender="grace@globex.example",
+                                    message_id="<banner@globex.example>"), 3)
+    put(anna, "Sent", make_message(
+        subject="Automatic reply: Banner sizes", sender="anna@agency.example",
+        to="grace@globex.example", in_reply_to="<banner@globex.example>",
+        extra_headers=[("Auto-Submitted", "auto-replied")]), 4)
+    # 5. a website form lead -> waiting, client is the Reply-To
+    put(anna, "INBOX", make_message(subject="New contact form entry", sender="forms@agency.example",
+                                    extra_headers=[("Reply-To", "lead@gmail.example")]), 6)
+    # 6. newsletter, bounce, ignored sender, client auto-reply -> never items
+    put(anna, "INBOX", make_message(subject="Weekly news", sender="news@list.example",
+                                    extra_headers=[("List-Id", "<news.list.example>")]), 7)
+    put(anna, "INBOX", make_message(subject="Undelivered Mail", sender="MAILER-DAEMON@mx.example",
+                                    extra_headers=[("Return-Path", "<>")]), 8)
+    put(anna, "INBOX", make_message(subject="Your invoice", sender="noreply@billing.example"), 9)
+    put(anna, "INBOX", make_message(subject="Out of office", sender="ooo@acme.example",
+                                    extra_headers=[("Auto-Submitted", "auto-replied")]), 11)
+    # 7. \\Answered set by the mail program, and the dismissal keyword -> not waiting
+    put(anna, "INBOX", make_message(subject="Thanks!", sender="jan@acme.example"), 12,
+        flags=("\\Answered",))
+    put(anna, "INBOX", make_message(subject="FYI only", sender="jan@acme.example"), 13,
+        flags=("$Ackwatch-Done",))
+    # 8. a mailer that broke In-Reply-To/References: threads by subject + participant
+    put(anna, "INBOX", make_message(subject="Spring campaign budget", sender="zoe@acme.example",
+                                    message_id="<budget@acme.example>"), 14)
+    put(anna, "Sent", make_message(subject="RE: Spring campaign budget", sender="anna@agency.example",
+                                   to="zoe@acme.example"), 30)
+
+    before = {u: imap_server.flags_snapshot(u) for u in (anna, piotr)}
+    cfg = write_config(tmp_path, imap_server, {"anna": anna, "piotr": piotr})
+    run = ackwatch("run", "-c", str(cfg), "--once")
+    assert run.returncode == 0, run.stderr
+
+    status = ackwatch("status", "-c", str(cfg), "--json")
+    assert status.returncode == 0, status.stderr
+    waiting = {(i["from"], i["subject"]) for i in json.loads(status.stdout)}
+    assert waiting == {
+        ("bill@acme.example", "Invoice question"),
+        ("grace@globex.example", "Banner sizes"),
+        ("lead@gmail.example", "New contact form entry"),
+    }
+    items = {i["subject"]: i for i in json.loads(status.stdout)}
+    assert items["Invoice question"]["client"] == "Acme"
+    assert items["Invoice question"]["account"] == "anna@agency.example"
+    assert items["Banner sizes"]["client"] is None  # unknown sender, tracked
+
+    readable = ackwatch("status", "-c", str(cfg))
+    assert "3 client emails waiting" in readable.stdout
+    assert "anna" in readable.stdout and "up" in readable.stdout
+
+    after = {u: imap_server.flags_snapshot(u) for u in (anna, piotr)}
+    assert after == before, "ackwatch changed flags in a watched mailbox"
+
+    # A second run is incremental and idempotent: nothing doubles.
+    assert ackwatch("run", "-c", str(cfg), "--once").returncode == 0
+    again = json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout)
+    assert len(again) == 3
+
+
+def test_run_once_with_no_reachable_mailbox_fails_clearly(imap_server, tmp_path):
+    user = imap_server.add_user()
+    cfg = write_config(tmp_path, imap_server, {"anna": user})
+    (tmp_path / "anna.pass").write_text("wrong-password\n")
+    run = ackwatch("run", "-c", str(cfg), "--once")
+    assert run.returncode != 0
+    assert "no mailbox could be reached" in run.stderr
+    assert "wrong-password" not in run.stderr + run.stdout
+
+
+def test_one_failing_mailbox_does_not_stop_the_others(imap_server, tmp_path):
+    good, bad = imap_server.add_user(), imap_server.add_user()
+    imap_server.append(good, "INBOX", make_message(subject="Still tracked",
+                                                   sender="jan@acme.example"))
+    cfg = write_config(tmp_path, imap_server, {"anna": good, "piotr": bad})
+    (tmp_path / "piotr.pass").write_text("wrong-password\n")
+    run = ackwatch("run", "-c", str(cfg), "--once")
+    assert run.returncode == 0, run.stderr
+    items = json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout)
+    assert [i["subject"] for i in items] == ["Still tracked"]
+    health = json.loads(ackwatch("status", "-c", str(cfg), "--json", "--mailboxes").stdout)
+    assert {h["mailbox"]: h["state"] for h in health} == {"anna": "up", "piotr": "auth_failed"}
