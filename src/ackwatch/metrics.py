@@ -1,0 +1,116 @@
+"""Prometheus metrics (``metrics.listen: 127.0.0.1:9464``; off by default).
+
+The core loop publishes an immutable `Snapshot` after each step; a scrape reads the
+latest one, so serving metrics never touches the state database or blocks the core.
+
+    ackwatch_items_pending{account}            open items
+    ackwatch_items_overdue{account}            open items past their deadline
+    ackwatch_nudges_sent_total{kind}           mails accepted by the SMTP server (from the outbox)
+    ackwatch_mailbox_up{mailbox}               1 when the mailbox is connected and syncing
+    ackwatch_last_sync_timestamp{mailbox}      unix time of the last completed sync
+    ackwatch_time_to_ack_seconds{clock}        histogram; business seconds for business policies
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+TIME_TO_ACK_BUCKETS = (
+    300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    pending: Mapping[str, int] = field(default_factory=dict)
+    overdue: Mapping[str, int] = field(default_factory=dict)
+    sent: Mapping[str, int] = field(default_factory=dict)  # kind -> count
+    mailbox_up: Mapping[str, bool] = field(default_factory=dict)
+    last_sync: Mapping[str, float] = field(default_factory=dict)  # mailbox -> unix time
+
+
+class _SnapshotCollector:
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        pending = GaugeMetricFamily(
+            "ackwatch_items_pending", "Client emails waiting for an acknowledgement",
+            labels=["account"],
+        )
+        for account, n in sorted(s.pending.items()):
+            pending.add_metric([account], n)
+        yield pending
+        overdue = GaugeMetricFamily(
+            "ackwatch_items_overdue", "Open client emails past their deadline", labels=["account"]
+        )
+        for account, n in sorted(s.overdue.items()):
+            overdue.add_metric([account], n)
+        yield overdue
+        sent = CounterMetricFamily(
+            "ackwatch_nudges_sent", "Mails accepted by the SMTP server", labels=["kind"]
+        )
+        for kind, n in sorted(s.sent.items()):
+            sent.add_metric([kind], n)
+        yield sent
+        up = GaugeMetricFamily(
+            "ackwatch_mailbox_up", "1 when the mailbox is connected and syncing",
+            labels=["mailbox"],
+        )
+        for mailbox, is_up in sorted(s.mailbox_up.items()):
+            up.add_metric([mailbox], 1.0 if is_up else 0.0)
+        yield up
+        last = GaugeMetricFamily(
+            "ackwatch_last_sync_timestamp", "Unix time of the last completed sync",
+            labels=["mailbox"],
+        )
+        for mailbox, t in sorted(s.last_sync.items()):
+            last.add_metric([mailbox], t)
+        yield last
+
+
+class Metrics:
+    """One registry per daemon (tests can make several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._collector = _SnapshotCollector()
+        self.registry.register(self._collector)  # type: ignore[arg-type]
+        self.time_to_ack = Histogram(
+            "ackwatch_time_to_ack_seconds",
+            "Time from receipt to acknowledgement, on the policy's clock",
+            labelnames=["clock"],
+            buckets=TIME_TO_ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self._server: object | None = None
+        self._lock = threading.Lock()
+
+    def serve(self, listen: str) -> None:
+        """Start the HTTP endpoint on ``host:port`` (a daemon thread)."""
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        self._server = start_http_server(int(port), addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        server = self._server
+        if server is not None and isinstance(server, tuple):
+            httpd = server[0]
+            httpd.shutdown()
+            httpd.server_close()
+        self._server = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._collector.snapshot = snapshot
+
+    def observe_ack(self, clock: str, seconds: float) -> None:
+        self.time_to_ack.labels(clock=clock).observe(max(0.0, seconds))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,63 @@
+"""The Prometheus exposition: names and labels ops build dashboards on."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+from ackwatch.metrics import Metrics, Snapshot
+
+
+def scrape(m: Metrics) -> dict[str, float]:
+    out = {}
+    for line in m.render().decode().splitlines():
+        if line.startswith("ackwatch_"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_snapshot_gauges_and_counters_are_exposed_with_their_labels():
+    m = Metrics()
+    m.publish(Snapshot(
+        pending={"anna@agency.example": 3}, overdue={"anna@agency.example": 1},
+        sent={"nudge": 5, "escalation": 2}, mailbox_up={"anna": True, "office": False},
+        last_sync={"anna": 1_795_000_000.0},
+    ))
+    s = scrape(m)
+    assert s['ackwatch_items_pending{account="anna@agency.example"}'] == 3
+    assert s['ackwatch_items_overdue{account="anna@agency.example"}'] == 1
+    assert s['ackwatch_nudges_sent_total{kind="nudge"}'] == 5
+    assert s['ackwatch_mailbox_up{mailbox="office"}'] == 0
+    assert s['ackwatch_last_sync_timestamp{mailbox="anna"}'] == 1_795_000_000.0
+
+
+def test_time_to_ack_is_a_histogram_by_clock():
+    m = Metrics()
+    m.observe_ack("business", 20 * 60)
+    m.observe_ack("calendar", 3 * 3600)
+    s = scrape(m)
+    assert s['ackwatch_time_to_ack_seconds_bucket{clock="business",le="1800.0"}'] == 1
+    assert s['ackwatch_time_to_ack_seconds_bucket{clock="calendar",le="1800.0"}'] == 0
+    assert s['ackwatch_time_to_ack_seconds_count{clock="calendar"}'] == 1
+
+
+def test_a_new_snapshot_replaces_the_old_one():
+    m = Metrics()
+    m.publish(Snapshot(pending={"a@x": 2}))
+    m.publish(Snapshot(pending={}))
+    assert not any(k.startswith("ackwatch_items_pending") for k in scrape(m))
+
+
+def test_endpoint_serves_text_format_on_loopback():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    m = Metrics()
+    m.publish(Snapshot(pending={"a@x": 1}))
+    m.serve(f"127.0.0.1:{port}")
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    finally:
+        m.close()
+    assert b'ackwatch_items_pending{account="a@x"} 1.0' in body
