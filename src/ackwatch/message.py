@@ -161,6 +161,7 @@ _ENCODED_WORD = re.compile(
     r"=\?(?P<cs>[^?\s*]+)(?:\*[^?\s]*)?\?(?P<enc>[qQbB])\?(?:(?P<t1>[^?]*?)\?=|(?P<t2>[^?\s]*))"
 )
 _WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0/C1 controls, DEL, surrogates
 _CHARSET_ALIASES = {
     "iso-8859-8-i": "iso-8859-8",
     "iso-8859-6-i": "iso-8859-6",
@@ -411,6 +412,9 @@ def _addresses(value: str | None, defects: set[str], field: str) -> tuple[Addres
         if not name and not addr:
             continue
         addr = addr.strip().lower()
+        if _CONTROL.search(addr):  # NUL, ESC, ...: never part of an address; shown by `status`
+            defects.add(f"bad-address:{field}")
+            addr = _CONTROL.sub("", addr)
         if addr.startswith("mailto:"):
             addr = addr[len("mailto:") :]
         if not _ADDR_OK.match(addr):
@@ -519,7 +523,10 @@ def parse_message(
         None if dismissed_at is None else _as_datetime(dismissed_at, defects, "dismissed")
     )
     if isinstance(header_bytes, str):
-        header_bytes = header_bytes.encode("utf-8", "surrogateescape")
+        try:  # text decoded with surrogateescape gets its bytes back
+            header_bytes = header_bytes.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # other lone surrogates: invalid UTF-8, read as latin-1
+            header_bytes = header_bytes.encode("utf-8", "surrogatepass")
     elif not isinstance(header_bytes, bytes):
         try:
             header_bytes = bytes(header_bytes)

@@ -129,9 +129,12 @@ def _require_aware(what: str, value: dt.datetime) -> None:
 
 # --------------------------------------------------------------------------- sanitizing
 
-# Explicit embeddings/overrides (U+202A-U+202E) and isolates (U+2066-U+2069): they can make
+# Unicode's Bidi_Control characters: explicit embeddings/overrides (U+202A-U+202E),
+# isolates (U+2066-U+2069) and the implicit marks (U+061C, U+200E, U+200F). They can make
 # "exe.txt" display as "txt.exe" or reorder a subject; shown text never needs them.
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_BIDI_CONTROLS = dict.fromkeys(
+    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
 # C0/C1 controls (CR, LF, TAB, NUL, NEL, ...), DEL and the Unicode line/paragraph separators.
 _CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
@@ -165,12 +168,24 @@ def _safe_message_id(value: str | None) -> str | None:
     return value
 
 
+# RFC 5322 specials that make a display name a quoted-string, and the longest such name
+# that still fits on one folded header line (quotes and escapes included).
+_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+_QUOTED_NAME_MAX = 70
+
+
 def _address(value: str, display_name: str | None = None) -> Address:
     """A recipient address from the config; raises ValueError when it is not one."""
     addr = value.strip()
     if not addr or len(addr) > ADDRESS_LIMIT or _CONTROL_RUN.search(addr) or " " in addr:
         raise ValueError(f"not a usable email address: {clean_text(addr, 80)!r}")
     name = clean_text(display_name, NAME_LIMIT) if display_name else ""
+    quoted = len(name) + name.count('"') + name.count("\\") + 2
+    if quoted > _QUOTED_NAME_MAX and _NAME_SPECIALS.search(name):
+        # The email package folds a quoted display name longer than a line *without* its
+        # quotes: "Nowak, Anna ..." would go out as two addresses, "... <x>" as another
+        # one. A name that long loses its specials instead (it only needs to be readable).
+        name = " ".join(_NAME_SPECIALS.sub(" ", name).split())
     try:
         return Address(display_name=name, addr_spec=addr)
     except (ValueError, IndexError) as e:  # email's parser raises both on garbage

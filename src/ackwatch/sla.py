@@ -48,6 +48,9 @@ AwayReason = Literal["absence", "out-of-office"]
 
 ANSWERED = "\\Answered"
 _ZERO = dt.timedelta(0)
+# Deadlines are computed for received times within this range (see `deadlines_for`).
+_EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
     policy = _policy(policy_name, config)
     clock = clock_for(policy, config)
     tz = _policy_tz(policy, config)
+    # An INTERNALDATE in year 1 or 9999 (broken server or APPEND) would overflow the
+    # datetime range on the clock; the deadlines of such a mail are computed from the
+    # nearest instant of a sane range instead (the item keeps its real received time).
+    received = min(max(received, _EARLIEST), _LATEST)
     start = clock.add(received, _ZERO)
     deadline = clock.add(received, policy.window)
     if policy.nudge_before <= _ZERO:

@@ -25,8 +25,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from .message import Message, parse_message
 from .sla import Item
+
+log = structlog.get_logger(__name__)
 
 DB_NAME = "ackwatch.sqlite3"
 
@@ -363,7 +367,8 @@ class Store:
                 flags_l = {f.lower() for f in m.flags}
                 answered_at = now_s if "\\answered" in flags_l else None
                 dismissed_at = now_s if dismiss in flags_l else None
-                key = _message_key(m.header_bytes, mailbox, folder, role, m)
+                parsed = _parse_new(m.header_bytes, mailbox, folder, role, m)
+                key = parsed.key
                 cur = c.execute(
                     "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
                     " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
@@ -376,6 +381,8 @@ class Store:
                     ),
                 )
                 added += cur.rowcount
+                if cur.rowcount and parsed.defects:
+                    _log_defects(parsed)
             for uid, flags in flag_updates:
                 flags_l = {f.lower() for f in flags}
                 c.execute(
@@ -684,9 +691,9 @@ class Store:
         ]
 
 
-def _message_key(
+def _parse_new(
     header_bytes: bytes, mailbox: str, folder: str, role: str, m: NewMessage
-) -> str:
+) -> Message:
     return parse_message(
         header_bytes,
         mailbox=mailbox,
@@ -694,7 +701,21 @@ def _message_key(
         role=role,  # type: ignore[arg-type]
         uid=m.uid,
         received=m.received,
-    ).key
+    )
+
+
+def _log_defects(m: Message) -> None:
+    """Say once (when first stored) what could not be read of a mail. A mail without a
+    readable sender in an inbox can never be a client mail: that one is a warning."""
+    untrackable = m.role == "inbox" and not m.sender.address
+    (log.warning if untrackable else log.info)(
+        "mail_defects",
+        mailbox=m.mailbox,
+        folder=m.folder,
+        uid=m.uid,
+        defects=list(m.defects),
+        sender_readable=bool(m.sender.address),
+    )
 
 
 def _item_record(r: sqlite3.Row) -> ItemRecord:

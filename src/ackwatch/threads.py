@@ -355,6 +355,17 @@ def _link_by_group(nodes: Mapping[str, _Node], uf: _UnionFind, groups_of: str) -
         uf.union(a, b)
 
 
+def _shift(t: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``t + delta``, saturating at the ends of the datetime range (INTERNALDATEs in year 1
+    or 9999 come from broken servers and must not crash the threading)."""
+    try:
+        return t + delta
+    except OverflowError:
+        return (dt.datetime.max if delta > dt.timedelta(0) else dt.datetime.min).replace(
+            tzinfo=dt.UTC
+        )
+
+
 def _link_by_subject(nodes: Mapping[str, _Node], uf: _UnionFind, window: dt.timedelta) -> None:
     # (subject, participant) -> nodes sorted by received time, for windowed look-ups.
     index: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
@@ -373,9 +384,9 @@ def _link_by_subject(nodes: Mapping[str, _Node], uf: _UnionFind, window: dt.time
         for s in node.subjects:
             for p in node.participants:
                 entries = index[(s, p)]
-                lo = bisect.bisect_left(entries, (node.received - window, ""))
+                lo = bisect.bisect_left(entries, (_shift(node.received, -window), ""))
                 for received, other in entries[lo:]:
-                    if received > node.received + window:
+                    if received > _shift(node.received, window):
                         break
                     candidates[other] = nodes[other]
         target = _nearest(node, candidates.values())
