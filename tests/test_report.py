@@ -1,0 +1,429 @@
+"""The service-level report: figures of a known week, and the four renderers.
+
+The week is Mon 9 - Mon 16 Nov 2026 in Europe/Warsaw (UTC+1): office hours Mon-Fri
+09:00-17:00, and Wednesday 11 Nov is a Polish public holiday (Independence Day). Every
+instant is a literal; `now` is Mon 16 Nov 10:50.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import re
+import unicodedata
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ackwatch import report as report_module
+from ackwatch.calendar import clock_for
+from ackwatch.report import (
+    CSV_COLUMNS,
+    FIGURE_FIELDS,
+    Figures,
+    ReportItem,
+    compute,
+    default_period,
+    format_minutes,
+    parse_bound,
+    quantile,
+    render_csv,
+    render_html,
+    render_json,
+    render_table,
+)
+from configfactory import ANNA, PIOTR, make_config
+
+WAW = ZoneInfo("Europe/Warsaw")
+CONFIG = make_config()
+SINCE = dt.datetime(2026, 11, 9, tzinfo=WAW)
+UNTIL = dt.datetime(2026, 11, 16, tzinfo=WAW)
+NOW = dt.datetime(2026, 11, 16, 10, 50, tzinfo=WAW)
+
+
+def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    """An instant in November 2026, Warsaw time."""
+    return dt.datetime(2026, 11, day, hour, minute, tzinfo=WAW)
+
+
+def item(key: str, received: dt.datetime, deadline: dt.datetime, ack: dt.datetime | None, *,
+         client: str | None = "Globex", address: str = "grace@globex.example",
+         account: str | None = PIOTR, policy: str = "default", clock: str = "business",
+         subject: str | None = None, dropped: bool = False) -> ReportItem:
+    return ReportItem(
+        key=key, client=client, client_address=address, account=account,
+        subject=subject or f"Subject {key}", received=received, deadline=deadline, ack_at=ack,
+        policy=policy, clock=clock, dropped=dropped,
+    )
+
+
+SKLEP = {"client": "Sklep Kwiatowy", "address": "ola@sklep-kwiatowy.example", "account": ANNA}
+
+WEEK = [
+    # Globex (piotr, 2h business): 30 business minutes, in time.
+    item("a1", at(9, 10), at(9, 12), at(9, 10, 30)),
+    # Received at 16:30: 30 min on Monday + 45 on Tuesday = 75, deadline Tue 10:30.
+    item("a2", at(9, 16, 30), at(10, 10, 30), at(10, 9, 45)),
+    # Tue 16:00; Wednesday is a holiday: 60 + 0 + 30 = 90 business minutes (41.5 wall hours).
+    item("a3", at(10, 16), at(12, 10), at(12, 9, 30), **SKLEP),
+    # Fri 16:00 over the weekend: 60 + 100 = 160 business minutes, deadline Mon 10:00: late.
+    item("a4", at(13, 16), at(16, 10), at(16, 10, 40), **SKLEP),
+    # Never answered, deadline passed: overdue (a miss).
+    item("a5", at(12, 11), at(12, 13), None, **SKLEP),
+    # Acme, retainer (24h calendar clock), received on the holiday evening: 720 wall minutes.
+    item("a6", at(11, 20), at(12, 20), at(12, 8), client="Acme", address="ceo@mail.example",
+         account=ANNA, policy="retainer", clock="calendar"),
+    # An unknown sender: grouped under its domain.
+    item("a7", at(12, 14), at(12, 16), at(12, 14, 5), client=None, address="Jan@Gmail.COM"),
+    # Sunday night, due Mon 11:00, after `now`: open, left out of the service level.
+    item("a8", at(15, 22), at(16, 11), None, **SKLEP),
+    # A policy since removed from the config, stored as business: the default's calendar.
+    item("a11", at(13, 9), at(13, 11), at(13, 12), policy="legacy"),
+    # Not counted: dropped, and received outside [since, until).
+    item("d1", at(10, 9), at(10, 11), None, dropped=True),
+    item("x1", at(8, 23, 59), at(9, 10), None),
+    item("x2", at(16, 0), at(16, 11), None),
+]
+
+
+@pytest.fixture(scope="module")
+def week():
+    return compute(WEEK, CONFIG, since=SINCE, until=UNTIL, now=NOW)
+
+
+def figures(**values: object) -> Figures:
+    return Figures(**values)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_totals_of_the_known_week(week):
+    # acknowledged minutes: 5, 30, 75, 90, 160, 180, 720; a5 overdue; a8 open
+    assert week.totals == figures(
+        client_emails=9, acknowledged=7, within_window=5, service_level=5 / 8,
+        median_minutes=90.0, p90_minutes=396.0, open=1, overdue=1,
+    )
+
+
+def test_business_minutes_skip_evenings_weekends_and_the_holiday(week):
+    minutes = {r.item.key: r.minutes_to_ack for r in week.items}
+    assert minutes == {
+        "a1": 30, "a2": 75, "a3": 90, "a4": 160, "a5": None, "a6": 720, "a7": 5,
+        "a8": None, "a11": 180,
+    }
+
+
+def test_calendar_clock_policy_counts_wall_minutes_across_the_holiday(week):
+    (a6,) = [r for r in week.items if r.item.key == "a6"]
+    assert a6.minutes_to_ack == 12 * 60 and a6.status == "on_time"
+
+
+def test_statuses(week):
+    assert {r.item.key: r.status for r in week.items} == {
+        "a1": "on_time", "a2": "on_time", "a3": "on_time", "a4": "late", "a5": "overdue",
+        "a6": "on_time", "a7": "on_time", "a8": "open", "a11": "late",
+    }
+
+
+def test_per_account_figures_busiest_first(week):
+    assert [(g.name, g.figures) for g in week.by_account] == [
+        (ANNA, figures(client_emails=5, acknowledged=3, within_window=2, service_level=0.5,
+                       median_minutes=160.0, p90_minutes=608.0, open=1, overdue=1)),
+        (PIOTR, figures(client_emails=4, acknowledged=4, within_window=3, service_level=0.75,
+                        median_minutes=52.5, p90_minutes=148.5, open=0, overdue=0)),
+    ]
+
+
+def test_per_client_figures_unknown_senders_by_domain(week):
+    assert [(g.name, g.figures) for g in week.by_client] == [
+        ("Sklep Kwiatowy", figures(client_emails=4, acknowledged=2, within_window=1,
+                                   service_level=1 / 3, median_minutes=125.0,
+                                   p90_minutes=153.0, open=1, overdue=1)),
+        ("Globex", figures(client_emails=3, acknowledged=3, within_window=2,
+                           service_level=2 / 3, median_minutes=75.0, p90_minutes=159.0,
+                           open=0, overdue=0)),
+        ("Acme", figures(client_emails=1, acknowledged=1, within_window=1, service_level=1.0,
+                         median_minutes=720.0, p90_minutes=720.0, open=0, overdue=0)),
+        ("gmail.com", figures(client_emails=1, acknowledged=1, within_window=1,
+                              service_level=1.0, median_minutes=5.0, p90_minutes=5.0,
+                              open=0, overdue=0)),
+    ]
+
+
+def test_breaches_are_late_or_overdue_by_received_time(week):
+    assert [(b.client, b.subject, b.received, b.deadline, b.acknowledged, b.account)
+            for b in week.breaches] == [
+        ("Sklep Kwiatowy", "Subject a5", at(12, 11), at(12, 13), None, ANNA),
+        ("Globex", "Subject a11", at(13, 9), at(13, 11), at(13, 12), PIOTR),
+        ("Sklep Kwiatowy", "Subject a4", at(13, 16), at(16, 10), at(16, 10, 40), ANNA),
+    ]
+
+
+def test_histogram_splits_in_time_and_late(week):
+    bins = {b.label: (b.on_time, b.late) for b in week.histogram}
+    assert bins == {
+        "<15m": (1, 0), "15–30m": (0, 0), "30m–1h": (1, 0), "1–2h": (2, 0),
+        "2–4h": (0, 2), "4–8h": (0, 0), "8h–1d": (1, 0), "≥1d": (0, 0),
+    }
+
+
+def test_open_item_not_yet_due_is_left_out_until_its_deadline_passes():
+    a8 = [i for i in WEEK if i.key == "a8"]
+    before = compute(a8, CONFIG, since=SINCE, until=UNTIL, now=at(16, 11))  # at the deadline
+    assert (before.totals.open, before.totals.overdue, before.totals.service_level) == (
+        1, 0, None)
+    assert before.breaches == ()
+    after = compute(a8, CONFIG, since=SINCE, until=UNTIL, now=at(16, 11, 1))
+    assert (after.totals.open, after.totals.overdue, after.totals.service_level) == (0, 1, 0.0)
+    assert len(after.breaches) == 1
+
+
+def test_acknowledged_exactly_at_the_deadline_is_within_the_window():
+    r = compute([item("e", at(9, 10), at(9, 12), at(9, 12))], CONFIG,
+                since=SINCE, until=UNTIL, now=NOW)
+    assert r.totals.within_window == 1 and r.breaches == ()
+
+
+def test_an_acknowledgement_after_now_is_not_known_yet():
+    r = compute([item("f", at(9, 10), at(9, 12), at(9, 11))], CONFIG,
+                since=SINCE, until=UNTIL, now=at(9, 10, 30))
+    assert (r.totals.acknowledged, r.totals.open) == (0, 1)
+
+
+def test_dropped_and_out_of_period_items_are_not_counted(week):
+    keys = {r.item.key for r in week.items}
+    assert not keys & {"d1", "x1", "x2"}
+
+
+def test_removed_calendar_policy_counts_wall_minutes():
+    r = compute([item("g", at(13, 16), at(14, 16), at(14, 16), policy="gone", clock="calendar")],
+                CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    assert r.items[0].minutes_to_ack == 24 * 60
+
+
+def test_empty_period_has_no_service_level():
+    r = compute([], CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    assert r.totals == figures(client_emails=0, acknowledged=0, within_window=0,
+                               service_level=None, median_minutes=None, p90_minutes=None,
+                               open=0, overdue=0)
+    assert r.by_account == r.by_client == r.breaches == ()
+
+
+def test_rows_can_be_left_out_for_speed(week):
+    lean = compute(WEEK, CONFIG, since=SINCE, until=UNTIL, now=NOW, rows=False)
+    assert lean.items == ()
+    assert (lean.totals, lean.by_account, lean.by_client, lean.breaches) == (
+        week.totals, week.by_account, week.by_client, week.breaches)
+
+
+def test_naive_bounds_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        compute([], CONFIG, since=SINCE.replace(tzinfo=None), until=UNTIL, now=NOW)
+
+
+def test_quantile_is_linear_between_closest_ranks():
+    assert quantile([], 0.5) is None
+    assert quantile([7.0], 0.9) == 7.0
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert quantile([10.0, 20.0], 0.9) == 19.0
+    assert quantile([float(v) for v in range(1, 11)], 0.9) == 9.1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 12, 31)),
+    length=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=20)),
+)
+def test_business_minutes_match_the_calendar_including_dst(start, length):
+    """The prefix-sum index gives what `working_time_between` gives (DST days included)."""
+    a = start.replace(tzinfo=dt.UTC)
+    b = a + length
+    calendar = clock_for(CONFIG.policies["default"], CONFIG)
+    r = compute([item("h", a, b, b)], CONFIG, since=a, until=a + dt.timedelta(seconds=1), now=b)
+    expected = calendar.working_time_between(a, b).total_seconds() / 60
+    assert r.items[0].minutes_to_ack == pytest.approx(expected, abs=1e-6)
+
+
+def test_business_minutes_outside_the_index_fall_back_to_the_calendar():
+    calendar = clock_for(CONFIG.policies["default"], CONFIG)
+    index = report_module._BusinessIndex(calendar, dt.date(2026, 11, 9), dt.date(2026, 11, 10))
+    a, b = at(9, 10), at(20, 12)
+    assert index.seconds(a, b) == calendar.working_time_between(a, b).total_seconds()
+
+
+# --------------------------------------------------------------------------- period
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "until"),
+    [
+        (at(18, 15), at(9, 0), at(16, 0)),
+        (at(16, 0), at(9, 0), at(16, 0)),  # Monday 00:00 itself: the week just ended
+        (at(15, 23, 59), at(2, 0), at(9, 0)),
+        # The week in which summer time starts (Sun 29 Mar 2026) is 167 hours long.
+        (dt.datetime(2026, 4, 1, 12, tzinfo=WAW), dt.datetime(2026, 3, 23, tzinfo=WAW),
+         dt.datetime(2026, 3, 30, tzinfo=WAW)),
+    ],
+)
+def test_default_period_is_the_last_full_week(now, since, until):
+    assert default_period(now, "Europe/Warsaw") == (since, until)
+
+
+def test_default_period_of_the_dst_week_is_167_hours():
+    since, until = default_period(dt.datetime(2026, 4, 1, tzinfo=WAW), "Europe/Warsaw")
+    assert until - since == dt.timedelta(hours=167)
+
+
+def test_parse_bound():
+    assert parse_bound("2026-11-09", "Europe/Warsaw") == at(9, 0)
+    assert parse_bound("2026-11-09T10:30", "Europe/Warsaw") == at(9, 10, 30)
+    assert parse_bound("2026-11-09T10:30+00:00", "Europe/Warsaw") == at(9, 11, 30)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_bound("last week", "Europe/Warsaw")
+
+
+def test_format_minutes():
+    assert [format_minutes(m) for m in (None, 0, 0.4, 42, 83, 600, 7000)] == [
+        "-", "0m", "<1m", "42m", "1h23m", "10h00m", "116h"]
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def test_json_shape_and_values(week):
+    data = json.loads(render_json(week))
+    assert list(data) == ["period", "totals", "by_account", "by_client", "breaches"]
+    assert data["period"] == {"since": "2026-11-09T00:00:00+01:00",
+                              "until": "2026-11-16T00:00:00+01:00"}
+    assert list(data["totals"]) == list(FIGURE_FIELDS)
+    assert data["totals"] == {
+        "client_emails": 9, "acknowledged": 7, "within_window": 5, "service_level": 0.625,
+        "median_minutes": 90.0, "p90_minutes": 396.0, "open": 1, "overdue": 1,
+    }
+    assert [list(a) for a in data["by_account"]] == [["account", *FIGURE_FIELDS]] * 2
+    assert [a["account"] for a in data["by_account"]] == [ANNA, PIOTR]
+    assert [c["client"] for c in data["by_client"]] == [
+        "Sklep Kwiatowy", "Globex", "Acme", "gmail.com"]
+    assert data["by_client"][0]["service_level"] == 0.3333
+    assert data["breaches"][0] == {
+        "client": "Sklep Kwiatowy", "subject": "Subject a5",
+        "received": "2026-11-12T11:00:00+01:00", "deadline": "2026-11-12T13:00:00+01:00",
+        "acknowledged": None, "account": ANNA,
+    }
+    assert data["breaches"][2]["acknowledged"] == "2026-11-16T10:40:00+01:00"
+
+
+def test_csv_has_one_row_per_item(week):
+    rows = list(csv.DictReader(io.StringIO(render_csv(week))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r["status"] for r in rows] == [r.status for r in week.items]
+    by_key = {r["subject"]: r for r in rows}
+    assert by_key["Subject a3"] == {
+        "received": "2026-11-10T16:00:00+01:00", "client": "Sklep Kwiatowy",
+        "client_address": "ola@sklep-kwiatowy.example", "account": ANNA,
+        "subject": "Subject a3", "policy": "default", "clock": "business",
+        "deadline": "2026-11-12T10:00:00+01:00", "acknowledged": "2026-11-12T09:30:00+01:00",
+        "minutes_to_ack": "90.0", "within_window": "yes", "status": "on_time",
+    }
+    assert (by_key["Subject a5"]["acknowledged"], by_key["Subject a5"]["within_window"]) == (
+        "", "no")
+    assert by_key["Subject a8"]["within_window"] == ""
+
+
+def test_csv_neutralises_spreadsheet_formulas_and_keeps_newlines():
+    r = compute([item("i", at(9, 10), at(9, 12), None,
+                      subject='=HYPERLINK("http://evil.example","x")\nline 2')],
+                CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    (row,) = csv.DictReader(io.StringIO(render_csv(r)))
+    assert row["subject"] == '\'=HYPERLINK("http://evil.example","x")\nline 2'
+
+
+def _display_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+def test_table_fits_80_columns(week):
+    text = render_table(week)
+    assert all(_display_width(line) <= 80 for line in text.splitlines())
+    assert "Service level 62.5%: 5 of 8 acknowledged within the window" in text
+    assert "median 1h30m, 90th percentile 6h36m" in text
+    assert "Sklep Kwiatowy" in text and "gmail.com" in text
+    assert "Breaches (3)" in text and "never" in text
+
+
+def test_table_fits_80_columns_with_millions(week):
+    big = Figures(client_emails=9_999_999, acknowledged=9_999_999, within_window=9_999_999,
+                  service_level=1.0, median_minutes=5999.0, p90_minutes=99999.0,
+                  open=99_999, overdue=9_999_999)
+    huge = dataclasses.replace(
+        week, totals=big, by_account=tuple(dataclasses.replace(g, figures=big)
+                                           for g in week.by_account))
+    lines = render_table(huge).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert ("  anna               9999999 9999999 9999999 100.0%  99h59m  1666h 99999 9999999"
+            in lines)
+
+
+def test_table_with_hostile_and_wide_text_stays_aligned():
+    nasty = item("j", at(9, 10), at(9, 12), None, client="株式会社サンプル広告代理店グループ本社",
+                 subject="\x1b[2J\x1b[31mred\u202eevil 発注書の確認をお願いします 発注書の確認",
+                 account="a-very-long-account-name@agency.example")
+    r = compute([nasty], CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    text = render_table(r, max_breaches=1)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert all(_display_width(line) <= 80 for line in text.splitlines())
+
+
+def test_table_of_an_empty_period():
+    r = compute([], CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    assert "No client email was received" in render_table(r)
+
+
+def test_table_caps_the_breaches():
+    many = [item(f"k{n}", at(9, 10) + dt.timedelta(minutes=n), at(9, 12), None)
+            for n in range(30)]
+    text = render_table(compute(many, CONFIG, since=SINCE, until=UNTIL, now=NOW),
+                        max_breaches=5)
+    assert "… and 25 more" in text
+
+
+def test_html_is_self_contained_with_svg_and_escapes_client_text():
+    hostile = item("l", at(9, 10), at(9, 12), None,
+                   client="Smith & <b>Sons</b>", subject="<script>alert(1)</script> offer")
+    r = compute([*WEEK, hostile], CONFIG, since=SINCE, until=UNTIL, now=NOW)
+    page = render_html(r, target=0.8)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 3  # by account, by client, the histogram
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; offer" in page
+    assert "<script" not in page.lower()
+    assert "Smith &amp; &lt;b&gt;Sons&lt;/b&gt;" in page and "<b>Sons" not in page
+    assert "target 80%" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # no network
+    assert "default-src 'none'" in page
+
+
+def test_html_of_an_empty_period_renders():
+    page = render_html(compute([], CONFIG, since=SINCE, until=UNTIL, now=NOW))
+    assert "<svg" in page and "No client email in this period." in page
+
+
+def test_report_is_pure_core():
+    """No shell module, no clock, no file: `now` and the items come in as parameters."""
+    source = Path(report_module.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported.isdisjoint({"store", "service", "cli", "imap", "notify", "secrets",
+                                "sqlite3", "os", "time", "pathlib", "subprocess"})
+    assert not re.search(r"\.now\(|\.today\(|\bopen\(|time\.time", source)
