@@ -520,22 +520,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             _err(f"ackwatch: {exc}")
             return EX_CANTCREAT
         try:
-            records = store.items(received_since=since, received_until=until)
+            records = store.report_rows(since, until)
         except sqlite3.Error as exc:
             _err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
-        items = [
-            report.ReportItem(
-                key=r.key, client=r.client, client_address=r.client_address,
-                account=r.account, subject=r.subject, received=r.received,
-                deadline=r.deadline,
-                ack_at=r.ack_at if r.state == "acknowledged" else None,
-                policy=r.policy, clock=r.clock, dropped=r.state == "dropped",
-            )
-            for r in records
-        ]
+        items = [report.ReportItem(*row) for row in records]
         del records
         result = report.compute(
             items, config, since=since, until=until, now=now, rows=args.format == "csv"
