@@ -84,7 +84,9 @@ class Daemon:
         self.now = now
         self._send = send or (lambda msg, cfg: notify.send(msg, cfg.smtp))
         self._reload_config = reload or (lambda: load_config(self.config.path))
-        self.events: queue.Queue[object] = queue.Queue()
+        # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
+        # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
+        self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.watchers: dict[str, imap.MailboxWatcher] = {}
         self.messages: list[Message] = []
         self._dirty = True
@@ -159,7 +161,9 @@ class Daemon:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
             return
-        self.events.put(event)  # handled by drain_events in the next step
+        # Apply it now rather than putting it back: re-queueing would move it behind
+        # later events of the same watcher and could apply an older cursor last.
+        self.apply_event(event)
 
     def _feed_watchdog(self) -> None:
         interval = self._systemd.watchdog_interval
@@ -336,8 +340,22 @@ class Daemon:
             watcher = self.watchers.get(name)
             if watcher is None:
                 continue
+            # A watcher that has not finished its first connection (the daemon just
+            # started, or a reload restarted it) has not seen the replies made while it
+            # was not watching: wait for that first sync (bounded) instead of sending
+            # blind. A mailbox that is down (backoff, auth_failed) is not waited for.
+            deadline = time.monotonic() + RECHECK_TIMEOUT
+            while (
+                watcher.health.state == "connecting"
+                and watcher.is_alive()
+                and not self._stop.is_set()
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
             try:
-                checked |= bool(watcher.recheck(timeout=RECHECK_TIMEOUT))
+                checked |= bool(
+                    watcher.recheck(timeout=max(1.0, deadline - time.monotonic()))
+                )
             except Exception as exc:  # a failing mailbox never blocks the nudge
                 log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
         return checked

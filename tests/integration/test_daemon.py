@@ -1,0 +1,707 @@
+"""The daemon end to end: a real ``ackwatch run -c FILE`` process, real IMAP, real SMTP.
+
+Every test writes a config with short calendar-clock windows (seconds) into tmp_path,
+starts ``python -m ackwatch run`` as a subprocess against Dovecot (pymap too where it is
+cheap) and an aiosmtpd sink, feeds mail through a separate admin IMAP connection and
+watches what the sink receives. Waits are polls with deadlines, never fixed long sleeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from tests.servers.imapserver import ImapTestServer, make_message
+
+if TYPE_CHECKING:  # imported in the fixture, after pytest could rewrite its asserts
+    from tests.servers.smtp import SmtpSink
+
+pytestmark = pytest.mark.integration
+
+ANNA = "anna@agency.example"
+PIOTR = "piotr@agency.example"
+KASIA = "kasia@agency.example"
+CLIENT = "jan@acme.example"
+BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(step)
+
+
+def iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+class _Stamped(list):
+    """The sink's message list, remembering when each message was accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+        self.on_append: Callable[[Any], None] | None = None  # runs in the sink's thread
+
+    def append(self, item: Any) -> None:
+        self.times.append(time.time())
+        super().append(item)
+        if self.on_append is not None:
+            self.on_append(item)
+
+    def clear(self) -> None:
+        self.times.clear()
+        super().clear()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    from tests.servers.smtp import SmtpSink
+
+    s = SmtpSink()
+    s.messages = _Stamped()  # type: ignore[assignment]
+    with s:
+        yield s
+
+
+def mails(sink: SmtpSink, kind: str | None = None) -> list[EmailMessage]:
+    with sink._lock:
+        got = [r.message for r in sink.messages]
+    return [m for m in got if kind is None or m["X-Ackwatch"] == kind]
+
+
+def item_ids(msg: EmailMessage) -> list[str]:
+    return str(msg.get("X-Ackwatch-Items", "")).split()
+
+
+def times_mentioned(sink: SmtpSink, message_id: str, kind: str = "nudge") -> int:
+    return sum(item_ids(m).count(message_id) for m in mails(sink, kind))
+
+
+def text_part(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()
+
+
+def html_part(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("html",))
+    assert part is not None
+    return part.get_content()
+
+
+def write_config(
+    tmp_path: Path,
+    server: ImapTestServer,
+    mailboxes: dict[str, tuple[str, str]],
+    sink: SmtpSink,
+    *,
+    window: str = "12s",
+    nudge_before: str = "6s",
+    escalate_after: str | None = None,
+    poll_interval: str = "1s",
+    batch_window: str = "2s",
+    name: str = "config.yaml",
+) -> Path:
+    """A config watching `mailboxes` ({name: (imap user, owner address)})."""
+    entries = []
+    for mb_name, (user, owner) in mailboxes.items():
+        pw = tmp_path / f"{mb_name}.pass"
+        pw.write_text(server.password(user) + "\n")
+        pw.chmod(0o600)
+        entries.append(textwrap.dedent(f"""\
+          - name: {mb_name}
+            host: {server.host}
+            port: {server.port}
+            security: none
+            username: {user}
+            password_file: {pw}
+            owner: {owner}
+            folders: {{inbox: [INBOX], sent: [Sent]}}
+            timeout: 10
+        """))
+    escalate = f", escalate_after: {escalate_after}" if escalate_after else ""
+    cfg = tmp_path / name
+    cfg.write_text(textwrap.dedent(f"""\
+        timezone: Europe/Warsaw
+        state_dir: {tmp_path / "state"}
+        agency:
+          domains: [agency.example]
+        policies:
+          default: {{window: {window}, clock: calendar, nudge_before: {nudge_before}{escalate}}}
+        accounts:
+          - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en}}
+          - {{email: {PIOTR}, name: Piotr, manager: {KASIA}, language: en}}
+        clients:
+          - {{name: Acme, match: [acme.example], account: {ANNA}}}
+        unknown_senders: track
+        smtp:
+          host: {sink.host}
+          port: {sink.port}
+          security: none
+          from: "ackwatch <ackwatch@agency.example>"
+          timeout: 10
+        sync:
+          poll_interval: {poll_interval}
+        notify:
+          batch_window: {batch_window}
+        digest:
+          enabled: false
+        mailboxes:
+        """) + "".join(entries))
+    cfg.chmod(0o600)
+    return cfg
+
+
+class Ackwatch:
+    """One ``ackwatch run`` subprocess; its output (JSON log lines) goes to a file."""
+
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None):
+        self.config = config
+        self.log = log
+        self.env = env
+        self.status_config = config  # `ackwatch status` reads the config too
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Ackwatch:
+        env = {**os.environ, **(self.env or {})}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ackwatch", "run", "-c", str(self.config)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.text().splitlines()[-n:])
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in self.text().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and (name is None or record.get("event") == name):
+                    out.append(record)
+        return out
+
+    def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
+        def seen() -> list[dict[str, Any]] | None:
+            if not self.alive():
+                raise AssertionError(f"ackwatch exited ({self.proc.returncode}):\n{self.tail()}")
+            found = self.events(name)
+            return found if len(found) >= count else None
+
+        try:
+            return wait_for(seen, timeout, f"{count} {name} event(s)", step=0.05)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- ackwatch log ---\n{self.tail()}") from None
+
+    def status(self) -> list[dict[str, Any]]:
+        run = subprocess.run(
+            [sys.executable, "-m", "ackwatch", "status", "-c", str(self.status_config), "--json"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if run.returncode != 0:  # no state yet
+            return []
+        return json.loads(run.stdout)
+
+    def wait_item(self, message_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            return next((i for i in self.status() if i["message_id"] == message_id), None)
+
+        try:
+            return wait_for(find, timeout, f"item {message_id} in `ackwatch status`", step=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- ackwatch log ---\n{self.tail()}") from None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait; the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def ackwatch(tmp_path: Path) -> Iterator[Callable[..., Ackwatch]]:
+    """Start ``ackwatch run`` processes; any left running are killed at teardown."""
+    started: list[Ackwatch] = []
+
+    def start(config: Path, env: dict[str, str] | None = None) -> Ackwatch:
+        d = Ackwatch(config, tmp_path / f"ackwatch-{len(started) + 1}.log", env).start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.alive():
+            with contextlib.suppress(Exception):
+                d.stop(10)
+        if d.alive():
+            d.kill9()
+
+
+@pytest.fixture
+def dovecot(dovecot_server: ImapTestServer) -> ImapTestServer:
+    if not dovecot_server.is_running():
+        dovecot_server.start()
+    return dovecot_server
+
+
+def client_mail(subject: str, message_id: str, *, sender: str = CLIENT, to: str = ANNA,
+                **kw: Any) -> bytes:
+    return make_message(subject=subject, sender=sender, to=to, message_id=message_id, **kw)
+
+
+def reply_mail(to_message_id: str, subject: str, *, sender: str = ANNA,
+               to: str = CLIENT) -> bytes:
+    return make_message(subject=f"Re: {subject}", sender=sender, to=to,
+                        in_reply_to=to_message_id, body="Got it, on it - by Friday.\r\n")
+
+
+def started(ackwatch: Callable[..., Ackwatch], cfg: Path, mailboxes: int = 1,
+            env: dict[str, str] | None = None) -> Ackwatch:
+    """Start the daemon and wait until every mailbox finished its first sync."""
+    d = ackwatch(cfg, env)
+    d.wait_event("mailbox_up", count=mailboxes)
+    return d
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def test_nudge_arrives_within_seconds_of_its_due_time(imap_server, tmp_path, sink, ackwatch):
+    user = imap_server.add_user()
+    cfg = write_config(tmp_path, imap_server, {"anna": (user, ANNA)}, sink)
+    d = started(ackwatch, cfg)
+
+    mid = "<due-time@acme.example>"
+    imap_server.append(user, "INBOX", client_mail("Quote for the spring campaign", mid))
+    item = d.wait_item(mid)
+    nudge_at = iso(item["nudge_at"])
+    assert nudge_at == iso(item["received"]) + dt.timedelta(seconds=6)  # INTERNALDATE + 12s - 6s
+    assert item["account"] == ANNA and item["nudge"] is None
+
+    left = (nudge_at - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: times_mentioned(sink, mid) >= 1, left + 10, "the nudge")
+    index = next(i for i, r in enumerate(sink.messages) if mid in item_ids(r.message))
+    lag = sink.messages.times[index] - nudge_at.timestamp()
+    assert -0.5 <= lag <= 3.0, f"nudge accepted {lag:+.2f}s after its due time\n{d.tail()}"
+    nudge = sink.messages[index]
+    assert nudge.rcpt_tos == (ANNA,)
+    assert "Quote for the spring campaign" in text_part(nudge.message)
+    assert d.stop() == 0
+
+
+def test_reply_one_second_before_the_nudge_cancels_it(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    # A long poll interval: only IDLE (inbox) and the pre-send recheck look at Sent.
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="16s",
+                       nudge_before="8s", poll_interval="60s", batch_window="3s")
+    d = started(ackwatch, cfg)
+
+    answered, control = "<answered@acme.example>", "<control@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Banner sizes", answered))
+    dovecot.append(user, "INBOX", client_mail("Invoice question", control))
+    item = d.wait_item(answered)
+    d.wait_item(control)
+    nudge_at = iso(item["nudge_at"]).timestamp()
+    time.sleep(max(0.0, nudge_at - 1.0 - time.time()))
+    dovecot.append(user, "Sent", reply_mail(answered, "Banner sizes"))
+    assert time.time() < nudge_at, "the reply was not made before the nudge was due"
+
+    wait_for(lambda: times_mentioned(sink, control) >= 1, 15, "the control item's nudge")
+    time.sleep(1.0)  # anything still in flight for the answered one
+    assert times_mentioned(sink, answered) == 0, d.tail()
+    (nudge,) = mails(sink, "nudge")
+    assert "Banner sizes" not in text_part(nudge)
+    assert [i["message_id"] for i in d.status()] == [control]
+    assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------- what is sent
+
+
+def test_one_mail_in_two_mailboxes_gives_one_line_in_one_nudge(dovecot, tmp_path, sink, ackwatch):
+    anna, piotr = dovecot.add_user(), dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (anna, ANNA), "piotr": (piotr, PIOTR)}, sink)
+    d = started(ackwatch, cfg, mailboxes=2)
+
+    mid = "<to-and-cc@acme.example>"
+    raw = client_mail("Brief for the autumn launch", mid, to=f"{ANNA}, {PIOTR}")
+    dovecot.append(anna, "INBOX", raw)
+    dovecot.append(piotr, "INBOX", raw)
+    wait_for(lambda: len((d.status() or [{}])[0].get("mailboxes", [])) == 2, 15,
+             "the item seen in both mailboxes", step=0.2)
+    (item,) = d.status()
+    left = (iso(item["nudge_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: mails(sink, "nudge"), left + 10, "the nudge")
+    time.sleep(2.5)  # a second nudge (one per mailbox) would come now
+
+    (nudge,) = mails(sink, "nudge")
+    assert nudge["To"].addresses[0].addr_spec == ANNA
+    assert item_ids(nudge) == [mid]
+    assert text_part(nudge).count("Brief for the autumn launch") == 1
+    assert sorted(item["mailboxes"]) == ["anna", "piotr"]
+    assert d.stop() == 0
+
+
+def test_escalation_reaches_the_manager_with_the_account_in_cc(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="8s",
+                       nudge_before="4s", escalate_after="2s", batch_window="1s")
+    d = started(ackwatch, cfg)
+
+    mid = "<overdue@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Urgent: invoice 2026/11/042", mid))
+    item = d.wait_item(mid)
+    escalate_at = iso(item["escalate_at"])
+    assert escalate_at == iso(item["deadline"]) + dt.timedelta(seconds=2)
+    left = (escalate_at - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: mails(sink, "escalation"), left + 10, "the escalation")
+
+    (received,) = [r for r in sink.messages if r.message["X-Ackwatch"] == "escalation"]
+    esc = received.message
+    assert [a.addr_spec for a in esc["To"].addresses] == [KASIA]
+    assert [a.addr_spec for a in esc["Cc"].addresses] == [ANNA]
+    assert set(received.rcpt_tos) == {KASIA, ANNA}
+    assert item_ids(esc) == [mid]
+    assert "Urgent: invoice 2026/11/042" in text_part(esc)
+    assert [m["X-Ackwatch"] for m in mails(sink)] == ["nudge", "escalation"]
+    assert times_mentioned(sink, mid, "nudge") == 1
+    assert d.stop() == 0
+
+
+def test_hostile_subject_cannot_inject_headers_or_html_into_the_nudge(
+    dovecot, tmp_path, sink, ackwatch
+):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    d = started(ackwatch, cfg)
+
+    hostile = (
+        "Quote <script>alert('x')</script><img src=x onerror=alert(1)>\r\n"
+        "Bcc: attacker@evil.example\r\nX-Injected: yes\n\n<b>body</b> "
+        "\u202egnp.exe\u2066 \u200fend"
+    )
+    encoded = "=?utf-8?b?" + base64.b64encode(hostile.encode()).decode() + "?="
+    mid = "<hostile@acme.example>"
+    name = "=?utf-8?b?" + base64.b64encode("Jan <i>\u202eevil".encode()).decode() + "?="
+    dovecot.append(user, "INBOX", client_mail(encoded, mid, sender=f"{name} <{CLIENT}>"))
+    item = d.wait_item(mid)
+    left = (iso(item["nudge_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: mails(sink, "nudge"), left + 10, "the nudge")
+    time.sleep(0.5)
+
+    (received,) = sink.messages
+    assert received.rcpt_tos == (ANNA,), "the subject added a recipient"
+    msg = received.message
+    assert msg["Bcc"] is None and msg["X-Injected"] is None
+    head = received.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    assert not re.search(rb"(?im)^(bcc|x-injected):", head)
+    for name, value in msg.items():
+        assert "\r" not in str(value) and "\n" not in str(value), name
+        assert not BIDI.search(str(value)), name
+
+    text, html = text_part(msg), html_part(msg)
+    assert not BIDI.search(text) and not BIDI.search(html)
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "<b>body" not in html
+    assert "&lt;script&gt;" in html
+    # The subject stays on one line of the text part: no line begins with the injection.
+    assert not re.search(r"(?im)^\s*(bcc|x-injected):", text)
+    (line,) = [ln for ln in text.splitlines() if "alert('x')" in ln]
+    assert "attacker@evil.example" in line
+    assert "alert(" not in d.text(), "the log shows subjects (log.subjects is false)"
+    assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_smtp_down_then_up_delivers_the_nudge_once(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="6s",
+                       nudge_before="3s", batch_window="1s")
+    sink.refuse_mail = "421 4.3.2 Service not available, try again later"
+    d = started(ackwatch, cfg)
+
+    mid = "<smtp-down@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Proof for the catalogue", mid))
+    (deferred,) = d.wait_event("mail_deferred", timeout=20)
+    assert deferred["kind"] == "nudge" and "421" in deferred["error"]
+    assert not sink.messages
+    sink.refuse_mail = None  # the server is back
+
+    # The first retry comes after the initial backoff (30 s +- 20 %).
+    wait_for(lambda: mails(sink, "nudge"), 45, "the nudge after SMTP came back", step=0.2)
+    time.sleep(2.0)
+    assert times_mentioned(sink, mid) == 1
+    assert len(mails(sink)) == 1
+    (item,) = d.status()
+    assert item["nudge"] == "sent"
+    assert d.stop() == 0
+
+
+def test_kill_9_and_restart_loses_nothing_and_doubles_nothing(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="14s",
+                       nudge_before="7s", batch_window="0s")
+    d = started(ackwatch, cfg)
+    # Crash 1: kill -9 the moment the sink has the first nudge, before the daemon hears
+    # "250" and can record it as sent: after the restart it is sent again (once).
+    victim = d.pid
+    sink.messages.on_append = lambda _: os.kill(victim, signal.SIGKILL)
+
+    mids = [f"<crash-{i}@acme.example>" for i in range(4)]
+    for i, mid in enumerate(mids):
+        dovecot.append(user, "INBOX", client_mail(f"Crash test {i}", mid))
+        time.sleep(1.0)  # one INTERNALDATE second each: four separate nudges
+    items = [d.wait_item(mid) for mid in mids]
+    due = sorted(iso(i["nudge_at"]).timestamp() for i in items)
+    wait_for(lambda: not d.alive(), due[0] - time.time() + 10, "the first crash")
+    sink.messages.on_append = None
+    assert d.proc is not None and d.proc.wait(5) == -signal.SIGKILL
+    d = started(ackwatch, cfg)
+
+    # Crash 2: kill -9 just after the third item came due, wherever the daemon is.
+    sink.delay = 0.5  # widen the SMTP conversation so the kill can land inside it
+    time.sleep(max(0.0, due[2] + 0.25 - time.time()))
+    d.kill9()
+    d = started(ackwatch, cfg)
+
+    wait_for(lambda: all(times_mentioned(sink, m) >= 1 for m in mids),
+             max(due) - time.time() + 15, "a nudge for every item", step=0.1)
+    time.sleep(1.5)
+    assert d.stop() == 0
+    counts = {m: times_mentioned(sink, m) for m in mids}
+    assert all(1 <= n <= 2 for n in counts.values()), (counts, d.tail())
+    assert counts[mids[0]] == 2, counts  # accepted, then the crash: sent again, once
+    assert sum(counts.values()) <= len(mids) + 2, counts  # one mail in flight per crash
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "state" / "ackwatch.sqlite3")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        states = dict(db.execute("SELECT key, nudge_done FROM items").fetchall())
+        outbox = db.execute("SELECT state FROM outbox").fetchall()
+    assert set(states.values()) == {"sent"}, states
+    assert {s for (s,) in outbox} == {"sent"}
+
+
+def test_reply_made_while_the_daemon_was_down_cancels_the_nudge_at_restart(
+    dovecot, tmp_path, sink, ackwatch
+):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="8s",
+                       nudge_before="4s", batch_window="1s")
+    d = started(ackwatch, cfg)
+    mid = "<answered-offline@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Media plan", mid))
+    item = d.wait_item(mid)
+    assert d.stop() == 0
+    time.sleep(1.1)  # the reply's INTERNALDATE is a later second than the mail's
+    dovecot.append(user, "Sent", reply_mail(mid, "Media plan"))
+    time.sleep(max(0.0, iso(item["nudge_at"]).timestamp() + 0.5 - time.time()))
+
+    # Restarted after the nudge came due: the pending item is due at once, but the
+    # reply made meanwhile must be seen first.
+    d = started(ackwatch, cfg)
+    wait_for(lambda: not d.status(), 10, "the item acknowledged", step=0.2)
+    time.sleep(1.0)
+    assert not mails(sink), d.tail()
+    assert d.stop() == 0
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    good = cfg.read_text()
+    d = started(ackwatch, cfg)
+    d.status_config = tmp_path / "good.yaml"
+    d.status_config.write_text(good)
+
+    cfg.write_text(good.replace("mailboxes:\n", "mailboxes: [unclosed\n  - {{{\n", 1))
+    d.signal(signal.SIGHUP)
+    (failed,) = d.wait_event("config_reload_failed")
+    assert failed["level"] == "error"
+    assert d.alive()
+
+    mid = "<after-hup@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Still watched after the reload", mid))
+    item = d.wait_item(mid)
+    left = (iso(item["nudge_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: times_mentioned(sink, mid) == 1, left + 10, "a nudge with the old config")
+    assert d.alive()
+    assert not d.events("config_reloaded")
+
+    cfg.write_text(good)  # fixed: the next SIGHUP applies it
+    d.signal(signal.SIGHUP)
+    d.wait_event("config_reloaded")
+    assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------- process
+
+
+def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    path = tmp_path / "notify.sock"
+    if len(str(path)) > 100:  # AF_UNIX path limit
+        path = Path(f"/tmp/ackwatch-notify-{os.getpid()}.sock")
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock.bind(str(path))
+        sock.settimeout(0.2)
+        d = ackwatch(cfg, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        got: list[tuple[float, str]] = []
+
+        def heard() -> bool:
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    data = sock.recv(4096)
+                    got.extend((time.monotonic(), ln) for ln in data.decode().splitlines())
+            lines = [ln for _, ln in got]
+            return (
+                "READY=1" in lines
+                and lines.count("WATCHDOG=1") >= 3
+                and any(ln.startswith("STATUS=") for ln in lines)
+            )
+
+        wait_for(heard, 15, f"READY, 3 watchdog pings and a status (got {got})", step=0)
+        path.unlink()
+    lines = [ln for _, ln in got]
+    assert lines.index("READY=1") < lines.index("WATCHDOG=1")
+    pings = [t for t, ln in got if ln == "WATCHDOG=1"]
+    assert max(b - a for a, b in itertools.pairwise(pings)) < 2.0, "watchdog pinged too late"
+    status = [ln for ln in lines if ln.startswith("STATUS=")][-1]
+    assert "mailboxes up" in status and "pending 0" in status
+    assert d.stop() == 0
+
+
+def test_sigterm_exits_0_within_10_seconds(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    d = started(ackwatch, cfg)
+    time.sleep(0.5)  # in IDLE
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.proc is not None
+    assert d.proc.wait(10) == 0, d.tail()
+    assert time.monotonic() - t0 < 10
+    assert d.events("daemon_stopping")
+
+
+# --------------------------------------------------------------------------- mailboxes
+
+
+def test_history_at_first_start_produces_no_nudges(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    old = "<old-unanswered@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Last week's question", old, date=hours_ago),
+                   internaldate=hours_ago)
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="8s",
+                       nudge_before="4s", escalate_after="1s", batch_window="1s")
+    d = started(ackwatch, cfg)
+    item = d.wait_item(old)
+    assert item["nudge"] == "suppressed" and item["escalation"] == "suppressed"
+
+    # A fresh mail is nudged as usual (so the daemon is working), alone.
+    fresh = "<fresh@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Today's question", fresh))
+    new = d.wait_item(fresh)
+    left = (iso(new["escalate_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    wait_for(lambda: times_mentioned(sink, fresh, "escalation"), left + 10, "fresh escalation")
+    time.sleep(0.5)
+    for m in mails(sink):
+        assert old not in item_ids(m), d.tail()
+        assert "Last week" not in text_part(m)
+    assert [m["X-Ackwatch"] for m in mails(sink)] == ["nudge", "escalation"]
+    assert d.stop() == 0
+
+
+def test_flags_are_unchanged_after_a_daemon_run(imap_server, tmp_path, sink, ackwatch):
+    user = imap_server.add_user()
+    put = imap_server.append
+    put(user, "INBOX", client_mail("Unread before start", "<f1@acme.example>"))
+    put(user, "INBOX", client_mail("Read before start", "<f2@acme.example>"), flags=("\\Seen",))
+    now = dt.datetime.now(dt.UTC)  # INTERNALDATE has whole seconds: the reply is later
+    put(user, "INBOX", client_mail("Flagged", "<f3@acme.example>"), flags=("\\Flagged",),
+        internaldate=now - dt.timedelta(seconds=20))
+    put(user, "Sent", reply_mail("<f3@acme.example>", "Flagged"), flags=("\\Seen",),
+        internaldate=now - dt.timedelta(seconds=10))
+    cfg = write_config(tmp_path, imap_server, {"anna": (user, ANNA)}, sink, batch_window="3s")
+    d = started(ackwatch, cfg)
+
+    put(user, "INBOX", client_mail("Unread while running", "<f4@acme.example>"))
+    put(user, "INBOX", client_mail("Answered while running", "<f5@acme.example>"),
+        flags=("\\Answered", "\\Seen"))
+    if imap_server.has_keywords:
+        put(user, "INBOX", client_mail("No reply needed", "<f6@acme.example>"),
+            flags=("$Ackwatch-Done",))
+    before = imap_server.flags_snapshot(user)
+    item = d.wait_item("<f4@acme.example>")
+    left = (iso(item["nudge_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    # The nudge (with its pre-send re-check of every folder) has gone out.
+    wait_for(lambda: times_mentioned(sink, "<f4@acme.example>"), left + 10, "the nudge")
+    assert d.stop() == 0
+
+    after = imap_server.flags_snapshot(user)
+    assert after == before, "ackwatch changed flags in a watched mailbox"
+    unread = [k for k, f in after.items() if k[0] == "INBOX" and "\\Seen" not in f]
+    assert len(unread) >= 2
+    waiting = {i["message_id"] for i in d.status()}
+    assert waiting == {"<f1@acme.example>", "<f2@acme.example>", "<f4@acme.example>"}
+    if imap_server.kind == "dovecot":
+        stats = imap_server.session_stats(user)  # type: ignore[attr-defined]
+        assert stats and all(s["body_count"] == 0 for s in stats), stats
