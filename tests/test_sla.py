@@ -7,6 +7,7 @@ Every instant is a literal; 2026-11-23 is a Monday, office hours 09:00-17:00 Eur
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -313,18 +314,40 @@ def test_earlier_agency_mail_does_not_acknowledge_a_later_client_mail():
     ("client_at", "reply_at", "acknowledged"),
     [
         ("2026-11-23T10:00:00+01:00", "2026-11-23T10:00:01+01:00", True),
-        # INTERNALDATE has one-second resolution: a reply in the same second is not an
-        # answer to this mail (nobody reads and replies within the second).
-        ("2026-11-23T10:00:00+01:00", "2026-11-23T10:00:00+01:00", False),
-        ("2026-11-23T10:00:00+01:00", "2026-11-23T09:59:59+01:00", False),
+        # INTERNALDATE has one-second resolution and a Sent copy's comes from the replying
+        # computer's clock: a reply that *names* the mail (In-Reply-To / References) is an
+        # answer to it even when its timestamp is the same second or earlier (clock skew).
+        ("2026-11-23T10:00:00+01:00", "2026-11-23T10:00:00+01:00", True),
+        ("2026-11-23T10:00:00+01:00", "2026-11-23T09:59:59+01:00", True),
     ],
 )
-def test_acknowledgement_must_be_strictly_later(client_at, reply_at, acknowledged):
+def test_a_reply_naming_the_mail_acknowledges_whatever_its_timestamp(
+    client_at, reply_at, acknowledged
+):
     client = globex(client_at)
     answer = reply(client, from_=TO_PIOTR, mailbox="piotr", folder="Sent", role="sent",
                    received=reply_at)
     item = only(evaluate([client, answer], CONFIG))
     assert (item.ack is not None) is acknowledged
+    assert item.ack.at >= item.received
+
+
+@pytest.mark.parametrize(
+    ("reply_at", "acknowledged"),
+    [
+        ("2026-11-23T10:00:01+01:00", True),
+        # Linked only by subject (a mailer that broke the headers): strictly later only.
+        ("2026-11-23T10:00:00+01:00", False),
+        ("2026-11-23T09:59:59+01:00", False),
+    ],
+)
+def test_a_reply_naming_nothing_must_be_strictly_later(reply_at, acknowledged):
+    client = globex("2026-11-23T10:00:00+01:00")
+    answer = reply(client, from_=TO_PIOTR, mailbox="piotr", folder="Sent", role="sent",
+                   received=reply_at)
+    answer = dataclasses.replace(answer, in_reply_to=(), references=())
+    items = evaluate([client, answer], CONFIG)
+    assert any(i.key == client.key and (i.ack is not None) is acknowledged for i in items)
 
 
 def test_client_mail_in_the_same_second_as_the_ack_opens_a_new_item():
@@ -715,3 +738,32 @@ def test_explain_deadline_on_monday_for_friday_afternoon():
     assert e.deadline.tzinfo == WAW
     with pytest.raises(ValueError):
         explain(CONFIG, "marta.zielinska@globex.example", dt.datetime(2026, 11, 27, 16))
+
+
+# --------------------------------------------------------------------------- clock skew
+
+
+def test_reply_naming_the_client_mail_acknowledges_even_when_its_clock_ran_slow():
+    """A Sent copy's INTERNALDATE comes from the replying computer: it may be earlier."""
+    config = make_config()
+    client = mail(from_="Jan <jan@acme.example>", to="anna@agency.example",
+                   subject="Quote", message_id="<skew-1@acme.example>",
+                   received="2026-11-23T10:00:00+01:00")
+    reply = mail(from_="anna@agency.example", to="jan@acme.example", subject="Re: Quote",
+                  in_reply_to="<skew-1@acme.example>", references="<skew-1@acme.example>",
+                  folder="Sent", role="sent", uid=2, received="2026-11-23T09:59:10+01:00")
+    (item,) = evaluate([client, reply], config)
+    assert item.ack is not None and item.ack.kind == "reply"
+    assert item.ack.at == client.received  # never a negative time to acknowledge
+    assert item.ack.at - item.received == dt.timedelta(0)
+
+
+def test_earlier_agency_mail_that_names_nothing_still_does_not_acknowledge():
+    config = make_config()
+    earlier = mail(from_="anna@agency.example", to="jan@acme.example", subject="Quote",
+                    folder="Sent", role="sent", uid=2, received="2026-11-23T09:00:00+01:00")
+    client = mail(from_="Jan <jan@acme.example>", to="anna@agency.example",
+                   subject="Re: Quote", in_reply_to=earlier.message_id,
+                   received="2026-11-23T10:00:00+01:00")
+    items = evaluate([earlier, client], config)
+    assert [i.state for i in items] == ["pending"]

@@ -240,7 +240,7 @@ def test_items_never_acknowledge_themselves_and_ignore_input_order(steps, rnd):
         if item.ack.kind == "reply":
             assert item.ack.key not in client_keys
             assert item.ack.key != item.key and item.ack.key not in item.follow_ups
-            assert item.ack.at > item.received
+            assert item.ack.at >= item.received  # a reply naming it may share its instant
             assert item.ack.by == PIOTR  # never the forward, the internal mail, the auto-reply
         else:
             assert item.ack.key == item.key

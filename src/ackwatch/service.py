@@ -27,14 +27,15 @@ import structlog
 from . import imap, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
-from .store import ItemRecord, NewMessage, OutboxRecord, Store
+from .store import ItemRecord, NewMessage, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
 Now = Callable[[], dt.datetime]
 MESSAGE_HISTORY = dt.timedelta(days=60)
 RECHECK_TIMEOUT = 20.0
-MAX_SLEEP = 30.0  # wake at least this often (watchdog, clock jumps)
+MAX_SLEEP = 30.0
+STEP_RETRY_SECONDS = 5.0  # wake at least this often (watchdog, clock jumps)
 SEND_BACKOFF_START = dt.timedelta(seconds=30)
 SEND_BACKOFF_CAP = dt.timedelta(minutes=30)
 
@@ -129,13 +130,21 @@ class Daemon:
         self.start_watchers()
         self._systemd.notify("READY=1")
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
-        while not self._stop.is_set():
-            next_due = self.step()
-            self._feed_watchdog()
-            self._wait(next_due)
-        log.info("daemon_stopping")
-        self._systemd.notify("STOPPING=1")
-        self.stop_watchers()
+        try:
+            while not self._stop.is_set():
+                try:
+                    next_due = self.step()
+                except StoreError:
+                    raise  # disk full, read-only state dir: exit non-zero, never limp on
+                except Exception as exc:  # one bad step must not take the daemon down
+                    log.exception("step_failed", error=type(exc).__name__)
+                    next_due = self.now() + dt.timedelta(seconds=STEP_RETRY_SECONDS)
+                self._feed_watchdog()
+                self._wait(next_due)
+        finally:
+            log.info("daemon_stopping")
+            self._systemd.notify("STOPPING=1")
+            self.stop_watchers()
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time."""
@@ -384,7 +393,13 @@ class Daemon:
         ):
             self.store.outbox_update_items(record.id, nudge_keys, escalation_keys)
         lines = [items[k] for k in dict.fromkeys(nudge_keys + escalation_keys)]
-        message = self.render(record, lines, now)
+        try:
+            message = self.render(record, lines, now)
+        except Exception as exc:  # a broken template override: fail this mail, loudly
+            self.store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
+            log.error("mail_render_failed", kind=record.kind, to=record.recipient,
+                      error=type(exc).__name__, detail=str(exc)[:200])
+            return
         try:
             self._send(message, self.config)
         except notify.PermanentSendError as exc:

@@ -13,8 +13,14 @@ or the disk. The rules are DESIGN.md "Semantics"; the choices the spec leaves op
   ``\\Answered`` / the dismissal keyword on a message may count from that message's own
   received instant (their time is clamped to it; a flag whose time the shell did not
   record counts from the message's received time).
+- Clock skew: a reply saved to Sent by a mail program carries the INTERNALDATE its
+  program gave it, which can be seconds or minutes *before* the client mail it answers
+  when that computer's clock runs slow. A reply whose In-Reply-To / References name a
+  message of the thread is causally later than that message whatever the timestamps say:
+  it counts from the latest message it names (never earlier than its own timestamp).
 - At one instant, events are taken in this order: replies, flags on messages received
-  earlier, client messages, flags on the messages received at that instant.
+  earlier, client messages, replies that are only causally later (see above), flags on
+  the messages received at that instant.
 - Responsible account: the client's ``account``; else the first recipient (To, then Cc)
   that is a configured account; else the owner of the mailbox the mail was seen in
   (preferring, in config order, a mailbox whose owner is an account). The owner is
@@ -221,7 +227,7 @@ def _merge(copies: Sequence[Message], config: Config) -> _Merged:
 
 
 # Event priorities at one instant (see the module docstring).
-_REPLY, _FLAG_EARLIER, _CLIENT, _FLAG_SAME = 0, 1, 2, 3
+_REPLY, _FLAG_EARLIER, _CLIENT, _CAUSAL_REPLY, _FLAG_SAME = 0, 1, 2, 3, 4
 _FLAG_KIND_ORDER = {"answered": 0, "dismissed": 1}
 
 
@@ -300,6 +306,8 @@ def _walk_thread(
 ) -> list[Item]:
     # (instant, priority, sub-order, key, kind)
     events: list[tuple[dt.datetime, int, int, str, str]] = []
+    keys = list(keys)
+    thread_keys = set(keys)
     for key in keys:
         mm = merged[key]
         m = mm.message
@@ -312,7 +320,16 @@ def _walk_thread(
                     prio = _FLAG_SAME if at == m.received else _FLAG_EARLIER
                     events.append((at, prio, _FLAG_KIND_ORDER[kind], key, kind))
         elif c.kind != "client" and cls_mod.is_acknowledgement_candidate(m, config):
-            events.append((m.received, _REPLY, 0, key, "reply"))
+            named = [
+                merged[ref].message.received
+                for ref in (*m.in_reply_to, *m.references)
+                if ref in thread_keys and ref != key
+            ]
+            latest_named = max(named, default=None)
+            if latest_named is not None and latest_named >= m.received:
+                events.append((latest_named, _CAUSAL_REPLY, 0, key, "causal-reply"))
+            else:
+                events.append((m.received, _REPLY, 0, key, "reply"))
     events.sort()
 
     out: list[Item] = []
@@ -326,10 +343,11 @@ def _walk_thread(
                 current.follow_ups.append(key)
         elif current is None:
             continue
-        elif kind == "reply":
-            # Strictly later than the item's message. (Replies sort before client mail of
-            # the same instant, so this always holds here; it states the rule.)
-            if at > current.merged.message.received:
+        elif kind in ("reply", "causal-reply"):
+            # Strictly later than the item's message, or naming it (or a later message of
+            # the thread). Replies sort before client mail of the same instant and causal
+            # replies after it, so this always holds here; it states the rule.
+            if at > current.merged.message.received or kind == "causal-reply":
                 sender = merged[key].message.sender.address
                 out.append(_item(current, Ack(key, at, "reply", sender), config))
                 current = None
