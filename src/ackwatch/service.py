@@ -24,9 +24,11 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import imap, notify, scheduler, sla
+from . import digest, imap, notify, scheduler, sla
+from .calendar import clock_for
 from .config import Config, MailboxConfig, load_config
 from .message import Message
+from .metrics import Metrics, Snapshot
 from .store import ItemRecord, NewMessage, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -95,6 +97,7 @@ class Daemon:
         self._reload = threading.Event()
         self._systemd = _Systemd.from_env()
         self._last_watchdog = 0.0
+        self.metrics = Metrics()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,6 +131,13 @@ class Daemon:
     def run(self) -> None:
         """The core loop, until `request_stop`."""
         self.start_watchers()
+        if self.config.metrics.listen:
+            try:
+                self.metrics.serve(self.config.metrics.listen)
+                log.info("metrics_listening", listen=self.config.metrics.listen)
+            except OSError as exc:  # a taken port must not stop the nudges
+                log.error("metrics_listen_failed", listen=self.config.metrics.listen,
+                          error=exc.strerror or str(exc))
         self._systemd.notify("READY=1")
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
         try:
@@ -155,9 +165,11 @@ class Daemon:
         if self._dirty:
             self.reevaluate()
         next_due = self.run_due()
+        digest_due = self.run_digests()
         outbox_due = self.process_outbox()
+        self.publish_metrics()
         self._systemd.notify(f"STATUS={self.status_line(next_due)}")
-        candidates = [t for t in (next_due, outbox_due) if t is not None]
+        candidates = [t for t in (next_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
     def _wait(self, next_due: dt.datetime | None) -> None:
@@ -266,8 +278,88 @@ class Daemon:
         items = sla.evaluate(self.messages, self.config)
         new, acked = self.store.sync_items(items, now=now, initial_keys=self.store.initial_keys())
         self._dirty = False
+        if acked:
+            self._observe_acks([i for i in items if i.key in set(acked)])
         if new or acked:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
+
+    def _observe_acks(self, items: Sequence[sla.Item]) -> None:
+        """Feed the time-to-acknowledge histogram (on each item's policy clock)."""
+        for item in items:
+            if item.ack is None:
+                continue
+            policy = self.config.policies.get(item.deadlines.policy)
+            try:
+                if policy is None:
+                    raise KeyError(item.deadlines.policy)
+                elapsed = clock_for(policy, self.config).working_time_between(
+                    item.received, item.ack.at
+                )
+            except (KeyError, ValueError):
+                elapsed = item.ack.at - item.received
+            self.metrics.observe_ack(item.deadlines.clock, elapsed.total_seconds())
+
+    def publish_metrics(self) -> None:
+        now = self.now()
+        pending: dict[str, int] = {}
+        overdue: dict[str, int] = {}
+        for r in self._pending():
+            account = r.account or "-"
+            pending[account] = pending.get(account, 0) + 1
+            if r.deadline <= now:
+                overdue[account] = overdue.get(account, 0) + 1
+        health = self.store.health()
+        self.metrics.publish(Snapshot(
+            pending=pending,
+            overdue=overdue,
+            sent=self.store.sent_counts(),
+            mailbox_up={h.mailbox: h.state == "up" for h in health},
+            last_sync={h.mailbox: h.last_sync.timestamp() for h in health if h.last_sync},
+        ))
+
+    # ------------------------------------------------------------------ weekly digest
+
+    def run_digests(self) -> dt.datetime | None:
+        """Queue each manager's weekly digest once it is due; next digest time."""
+        config = self.config
+        if not config.digest.enabled or config.smtp is None:
+            return None
+        now = self.now()
+        first = self.store.get_meta("first_started")
+        if first is None:
+            self.store.set_meta("first_started", now.isoformat())
+            first = now.isoformat()
+        started = dt.datetime.fromisoformat(first)
+        for manager in digest.managers(config):
+            due = digest.due_instant(config, manager, now)
+            # Not when it is days late, nor for a week before this installation existed.
+            if now - due > digest.CATCH_UP or started >= due:
+                continue
+            queued = self.store.enqueue_once(
+                once_key=digest.week_key(config, manager, due),
+                kind="digest",
+                recipient=manager,
+                message_id=notify.make_message_id(_domain(config)),
+                now=now,
+            )
+            if queued is not None:
+                log.info("action_queued", kind="digest", to=manager)
+        return digest.next_due(config, now)
+
+    def _render_digest(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage:
+        config = self.config
+        manager = record.recipient
+        team = digest.managers(config).get(manager, ())
+        this_since, this_until = digest.period(config, manager, record.created_at, 1)
+        before_since, _ = digest.period(config, manager, record.created_at, 2)
+        rows = self.store.report_rows(before_since, this_until)
+        this_week = digest.team_report(config, rows, team, since=this_since, until=this_until,
+                                       now=now)
+        week_before = digest.team_report(config, rows, team, since=before_since,
+                                         until=this_since, now=now)
+        assert config.smtp is not None
+        return digest.render(config, manager, this_week, week_before,
+                             smtp_from=config.smtp.from_address, message_id=record.message_id)
 
     # ------------------------------------------------------------------ actions
 
@@ -378,6 +470,16 @@ class Daemon:
         return min((o.next_attempt_at for o in pending), default=None)
 
     def _deliver(self, record: OutboxRecord, now: dt.datetime) -> None:
+        if record.kind == "digest":
+            try:
+                message = self._render_digest(record, now)
+            except Exception as exc:
+                self.store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
+                log.error("mail_render_failed", kind="digest", to=record.recipient,
+                          error=type(exc).__name__)
+                return
+            self._transmit(record, message, now)
+            return
         items = {r.key: r for r in self._pending()}
         nudge_keys = [k for k in record.nudge_keys if k in items]
         escalation_keys = [k for k in record.escalation_keys if k in items]
@@ -400,6 +502,10 @@ class Daemon:
             log.error("mail_render_failed", kind=record.kind, to=record.recipient,
                       error=type(exc).__name__, detail=str(exc)[:200])
             return
+        self._transmit(record, message, now)
+
+    def _transmit(self, record: OutboxRecord, message: EmailMessage, now: dt.datetime) -> None:
+        """Hand one mail to SMTP; mark it sent, or schedule a retry, or fail it (5xx)."""
         try:
             self._send(message, self.config)
         except notify.PermanentSendError as exc:

@@ -612,6 +612,34 @@ class Store:
                     )
         return outbox_id
 
+    def enqueue_once(
+        self, *, once_key: str, kind: str, recipient: str, message_id: str, now: dt.datetime
+    ) -> int | None:
+        """Queue a mail that concerns no item (the weekly digest) at most once per key.
+
+        The key is recorded in the same transaction as the outbox row, so a crash can
+        neither repeat it nor lose it. Returns None when that key was queued before.
+        """
+        now_s = _iso(now)
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM meta WHERE name = ?", (once_key,)).fetchone():
+                return None
+            c.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (once_key, now_s))
+            cur = c.execute(
+                "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
+                " created_at, state, attempts, next_attempt_at)"
+                " VALUES (?, ?, '[]', NULL, '{}', ?, ?, 'pending', 0, ?)",
+                (kind, recipient, message_id, now_s, now_s),
+            )
+            return int(cur.lastrowid or 0)
+
+    def sent_counts(self) -> dict[str, int]:
+        """Mails accepted by the SMTP server, by kind (for metrics)."""
+        rows = self._conn.execute(
+            "SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind"
+        )
+        return {kind: n for kind, n in rows}
+
     def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None:
         column = {"nudge": "nudge_done", "escalation": "escalation_done"}[kind]
         with self._write() as c:

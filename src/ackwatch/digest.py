@@ -1,0 +1,154 @@
+"""The weekly digest: each manager's team figures for the past week, by email.
+
+When: once a week at ``digest.when`` (default Monday 09:00) in the manager's calendar
+(their own when the manager is an account, else the first calendar, else the config's
+timezone). The digest covers the past full week (Monday to Monday, in that timezone) for
+the accounts whose ``manager`` is that person, with the week before for comparison.
+
+Decisions (the spec is silent):
+- After a downtime the digest is sent on return if it is at most `CATCH_UP` late;
+  older ones are skipped (a digest arriving on Thursday about last week is noise). A new
+  installation sends its first digest at the first digest instant after it started.
+- At most once per manager and week: the week is recorded in the state's meta table in
+  the same transaction that queues the mail, so restarts do not repeat it.
+- The mail is English for now; the HTML part is the report page (inline CSS and SVG);
+  mail programs that drop SVG still show the tables and the plain-text part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate
+from zoneinfo import ZoneInfo
+
+from . import report
+from .config import Config
+
+CATCH_UP = dt.timedelta(days=3)
+TARGET = 0.9
+
+
+def managers(config: Config) -> dict[str, tuple[str, ...]]:
+    """Manager address -> the accounts they manage (config order)."""
+    teams: dict[str, list[str]] = {}
+    for acc in config.accounts:
+        if acc.manager:
+            teams.setdefault(acc.manager, []).append(acc.email)
+    return {m: tuple(accounts) for m, accounts in teams.items()}
+
+
+def manager_timezone(config: Config, manager: str) -> str:
+    cal = config.calendar_for_account(manager)
+    return cal.timezone if cal is not None else config.timezone
+
+
+def due_instant(config: Config, manager: str, now: dt.datetime) -> dt.datetime:
+    """The latest digest instant at or before ``now`` for this manager."""
+    tz = ZoneInfo(manager_timezone(config, manager))
+    local = now.astimezone(tz)
+    days_back = (local.weekday() - config.digest.weekday) % 7
+    day = local.date() - dt.timedelta(days=days_back)
+    due = dt.datetime.combine(day, config.digest.time, tzinfo=tz)
+    if due > now:
+        due -= dt.timedelta(days=7)
+    return due
+
+
+def week_key(config: Config, manager: str, due: dt.datetime) -> str:
+    return f"digest:{manager}:{due.astimezone(ZoneInfo(manager_timezone(config, manager))).date()}"
+
+
+def next_due(config: Config, now: dt.datetime) -> dt.datetime | None:
+    if not config.digest.enabled:
+        return None
+    upcoming = [due_instant(config, m, now) + dt.timedelta(days=7) for m in managers(config)]
+    return min(upcoming, default=None)
+
+
+def period(config: Config, manager: str, at: dt.datetime, weeks_back: int = 1
+           ) -> tuple[dt.datetime, dt.datetime]:
+    """The full week (Monday 00:00 to Monday 00:00) ``weeks_back`` weeks before ``at``."""
+    tz = ZoneInfo(manager_timezone(config, manager))
+    local = at.astimezone(tz).date()
+    this_monday = local - dt.timedelta(days=local.weekday())
+    start = this_monday - dt.timedelta(days=7 * weeks_back)
+    return (
+        dt.datetime.combine(start, dt.time(0), tzinfo=tz),
+        dt.datetime.combine(start + dt.timedelta(days=7), dt.time(0), tzinfo=tz),
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
+
+
+def render(
+    config: Config,
+    manager: str,
+    this_week: report.Report,
+    week_before: report.Report,
+    *,
+    smtp_from: str,
+    message_id: str,
+) -> EmailMessage:
+    t, b = this_week.totals, week_before.totals
+    name = manager.split("@")[0]
+    acc = config.account(manager)
+    if acc is not None:
+        name = acc.name
+    since_local = this_week.since.astimezone(ZoneInfo(this_week.timezone))
+    subject = (
+        f"Weekly service level: {_pct(t.service_level)} "
+        f"(week before: {_pct(b.service_level)}) – week of {since_local:%d %b %Y}"
+    )
+    lines = [
+        f"Hello {name},",
+        "",
+        f"Your team's client emails, week of {since_local:%a %d %b %Y}:",
+        "",
+        f"  service level     {_pct(t.service_level):>8}   (week before {_pct(b.service_level)})",
+        f"  client emails     {t.client_emails:>8}   (week before {b.client_emails})",
+        f"  median to ack     {_minutes(t.median_minutes):>8}   "
+        f"(week before {_minutes(b.median_minutes)})",
+        f"  90% acked within  {_minutes(t.p90_minutes):>8}   "
+        f"(week before {_minutes(b.p90_minutes)})",
+        f"  still overdue     {t.overdue:>8}",
+        "",
+        report.render_table(this_week, target=TARGET),
+        "",
+        "Sent weekly by ackwatch.",
+    ]
+    msg = EmailMessage()
+    msg["From"] = smtp_from
+    msg["To"] = manager
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Ackwatch"] = "digest"
+    msg.set_content("\n".join(lines), cte="quoted-printable")
+    msg.add_alternative(report.render_html(this_week, target=TARGET), subtype="html",
+                        cte="quoted-printable")
+    return msg
+
+
+def team_report(
+    config: Config,
+    rows: Sequence[tuple],
+    accounts: Sequence[str],
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> report.Report:
+    team = set(accounts)
+    items = [report.ReportItem(*row) for row in rows if row[3] in team]
+    return report.compute(items, config, since=since, until=until, now=now, rows=False)

@@ -1,0 +1,136 @@
+"""The weekly digest and the metrics, driven through the real Daemon with a fake clock.
+
+No IMAP here: the state is written through the store as the sync would, the clock is
+injected, and mail goes to a real SMTP server (aiosmtpd).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import urllib.request
+
+import pytest
+from tests.servers.smtp import SmtpSink
+
+from ackwatch.config import DigestConfig, MetricsConfig
+from ackwatch.service import Daemon
+from ackwatch.sla import Ack, Deadlines, Item
+from ackwatch.store import Store
+from configfactory import ANNA, KASIA, make_config
+
+pytestmark = pytest.mark.integration
+
+WARSAW = dt.timezone(dt.timedelta(hours=1))  # November: CET
+MONDAY_0900 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=WARSAW)
+
+
+class Clock:
+    def __init__(self, t: dt.datetime):
+        self.t = t
+
+    def __call__(self) -> dt.datetime:
+        return self.t
+
+
+def item(key: str, received: dt.datetime, ack_after: dt.timedelta | None,
+         account: str = ANNA) -> Item:
+    deadline = received + dt.timedelta(hours=2)
+    ack = None if ack_after is None else Ack("r-" + key, received + ack_after, "reply", account)
+    return Item(key=key, thread=key, message_id=key, client_address="jan@acme.example",
+                client="Acme", subject="Quote " + key, received=received, mailboxes=("anna",),
+                account=account,
+                deadlines=Deadlines("retainer", "calendar", deadline, deadline, None), ack=ack)
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as s:
+        yield s
+
+
+def daemon(tmp_path, sink, clock, **changes) -> Daemon:
+    config = make_config(state_dir=tmp_path, smtp=sink.smtp_config(), **changes)
+    store = Store.open(tmp_path)
+    return Daemon(config, store, now=clock, reload=lambda: config)
+
+
+def digests(sink: SmtpSink) -> list:
+    return [m for m in sink.messages if m.message["X-Ackwatch"] == "digest"]
+
+
+def test_digest_goes_to_each_manager_once_per_week(tmp_path, sink):
+    clock = Clock(MONDAY_0900 - dt.timedelta(days=8))  # installed the Sunday before last
+    d = daemon(tmp_path, sink, clock)
+    d.step()  # records when ackwatch first started
+    last_week = MONDAY_0900 - dt.timedelta(days=7)
+    d.store.sync_items([
+        item("a", last_week + dt.timedelta(hours=1), dt.timedelta(minutes=20)),
+        item("b", last_week + dt.timedelta(hours=2), dt.timedelta(hours=5)),
+        item("c", last_week + dt.timedelta(days=1), None),
+    ], now=clock.t, initial_keys=set())
+    clock.t = MONDAY_0900 + dt.timedelta(minutes=1)
+    d.step()
+    d.step()
+    clock.t += dt.timedelta(hours=5)
+    d.step()
+    (mail,) = digests(sink)
+    assert mail.message["To"] == KASIA
+    assert "Weekly service level: 33%" in mail.message["Subject"]
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "client emails" in text and "3" in text
+    # A restart does not repeat it (the week is recorded with the outbox row).
+    d.store.close()
+    d2 = daemon(tmp_path, sink, clock)
+    d2.step()
+    assert len(digests(sink)) == 1
+    # The next week's comes next Monday.
+    clock.t = MONDAY_0900 + dt.timedelta(days=7, minutes=1)
+    d2.step()
+    assert len(digests(sink)) == 2
+
+
+def test_a_new_installation_waits_for_the_next_digest_instant(tmp_path, sink):
+    clock = Clock(MONDAY_0900 + dt.timedelta(hours=4))  # installed on Monday afternoon
+    d = daemon(tmp_path, sink, clock)
+    d.step()
+    assert digests(sink) == []
+
+
+def test_a_digest_days_late_after_a_downtime_is_skipped(tmp_path, sink):
+    clock = Clock(MONDAY_0900 - dt.timedelta(days=10))
+    d = daemon(tmp_path, sink, clock)
+    d.step()
+    clock.t = MONDAY_0900 + dt.timedelta(days=4)  # down from Friday to Friday
+    d.step()
+    assert digests(sink) == []
+
+
+def test_digest_disabled_sends_nothing(tmp_path, sink):
+    clock = Clock(MONDAY_0900 - dt.timedelta(days=8))
+    d = daemon(tmp_path, sink, clock, digest=DigestConfig(enabled=False))
+    d.step()
+    clock.t = MONDAY_0900 + dt.timedelta(minutes=1)
+    d.step()
+    assert digests(sink) == []
+
+
+def test_metrics_endpoint_reports_the_pending_count(tmp_path, sink):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clock = Clock(MONDAY_0900)
+    d = daemon(tmp_path, sink, clock, metrics=MetricsConfig(listen=f"127.0.0.1:{port}"),
+               digest=DigestConfig(enabled=False))
+    d.metrics.serve(d.config.metrics.listen)
+    try:
+        d.store.sync_items([item("x", MONDAY_0900 - dt.timedelta(hours=3), None),
+                            item("y", MONDAY_0900 - dt.timedelta(minutes=10), None)],
+                           now=clock.t, initial_keys={"x", "y"})
+        d.publish_metrics()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    finally:
+        d.metrics.close()
+    text = body.decode()
+    assert f'ackwatch_items_pending{{account="{ANNA}"}} 2.0' in text
+    assert f'ackwatch_items_overdue{{account="{ANNA}"}} 1.0' in text
