@@ -643,6 +643,48 @@ def cmd_promise(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+# --------------------------------------------------------------------------- backfill
+
+
+def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", required=True, metavar="DATE",
+        help="import history received on or after this date (YYYY-MM-DD)",
+    )
+
+
+@command("backfill", "import older history so the report covers it (silent: no nudges)",
+         _backfill_arguments)
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from .logs import configure_logging
+    from .service import Daemon, backfill
+    from .store import Store, StoreError
+
+    try:
+        since = dt.date.fromisoformat(args.since)
+    except ValueError:
+        _err(f"ackwatch backfill: --since: expected a date like 2026-10-01, got {args.since!r}")
+        return EX_USAGE
+    config = _load(args)
+    configure_logging(level=config.log.level, subjects=config.log.subjects)
+    try:
+        store = Store.open(config.state_dir)
+    except StoreError as exc:
+        _err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    try:
+        reached, failed, added = backfill(Daemon(config, store), since)
+    except StoreError as exc:
+        _err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    finally:
+        store.close()
+    _out(f"backfill: {_plural(added, 'message')} imported from "
+         f"{_plural(len(reached), 'mailbox', 'mailboxes')}"
+         + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return EX_OK if reached else EX_UNAVAILABLE
+
+
 # --------------------------------------------------------------------------- main
 
 
