@@ -1,0 +1,760 @@
+"""ackwatch benchmarks (issue 7): `make bench`, or `.venv/bin/python bench/run.py --help`.
+
+Starts a private Dovecot (tests/servers/dovecot.py) on bench/data/dovecot, fills its
+Maildirs with bench/generate.py, runs the selected targets and writes bench/results.json.
+Method and results: bench/README.md. Never part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import email
+import json
+import os
+import platform
+import pwd
+import random
+import resource
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import generate  # noqa: E402
+from tests.servers.dovecot import DovecotServer  # noqa: E402
+from tests.servers.imapserver import HOST, default_password, free_port  # noqa: E402
+
+DATA = ROOT / "bench" / "data"
+PY = sys.executable
+NOW = dt.datetime.now(dt.UTC)
+REGEN_AFTER = dt.timedelta(hours=6)  # the backfill window moves with the clock
+
+
+def log(*a: object) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+# =========================================================================== dovecot
+
+
+class BenchDovecot(DovecotServer):
+    """The test fixture, with process limits raised for 200+ concurrent sessions."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with open(self.dir / "dovecot.conf", "a") as f:
+            f.write("default_process_limit = 1000\ndefault_client_limit = 4000\n"
+                    "mail_max_userip_connections = 20\n")
+
+
+def mail_owner() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    p = pwd.getpwnam("dovecot")
+    return p.pw_uid, p.pw_gid
+
+
+def ensure_user(server: BenchDovecot, user: str, *, force: bool = False, **params: object) -> None:
+    """Generate `user`'s Maildir unless an identical, recent one exists."""
+    marker = DATA / "markers" / f"{user}.json"
+    root = server.dir / "mail" / user
+    if not force and marker.exists() and root.exists():
+        m = json.loads(marker.read_text())
+        age = NOW - dt.datetime.fromisoformat(m["generated_at"])
+        if m["params"] == params and age < REGEN_AFTER:
+            return
+    t = time.monotonic()
+    counts = generate.fill_user(root, owner=f"{user}@agency.example", now=NOW,
+                                uid_gid=mail_owner(), **params)  # type: ignore[arg-type]
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"params": params, "generated_at": NOW.isoformat(),
+                                  "counts": counts}))
+    log(f"generated {user}: {counts} in {time.monotonic() - t:.1f}s")
+
+
+def warm(server: BenchDovecot, user: str) -> None:
+    """Let Dovecot index the Maildir (first access) outside any measurement."""
+    t = time.monotonic()
+    bare_sync(server, user)
+    log(f"indexed {user} in {time.monotonic() - t:.1f}s")
+
+
+# =========================================================================== config
+
+
+def write_config(
+    name: str,
+    users: list[str],
+    *,
+    port: int,
+    smtp_port: int | None = None,
+    policy: str = "{window: 24h, clock: calendar, nudge_before: 1h}",
+    accounts: list[str] | None = None,
+    poll: str = "60s",
+) -> tuple[Path, Path]:
+    """A config for `users` (one mailbox each); (config path, state dir), state fresh."""
+    d = DATA / "run" / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    os.chmod(d, 0o700)
+    mbs = []
+    for u in users:
+        pw = d / f"{u}.pass"
+        pw.write_text(default_password(u) + "\n")
+        pw.chmod(0o600)
+        mbs.append(f"""  - name: {u}
+    host: {HOST}
+    port: {port}
+    security: none
+    username: {u}
+    password_file: {pw}
+    owner: {u}@agency.example
+    folders: {{inbox: [INBOX], sent: [Sent]}}
+    timeout: 30
+""")
+    accs = accounts or ["anna@agency.example"]
+    acc_yaml = "".join(f"  - {{email: {a}, name: {a.split('@')[0]}}}\n" for a in accs)
+    smtp = ""
+    if smtp_port is not None:
+        smtp = (f"smtp:\n  host: {HOST}\n  port: {smtp_port}\n  security: none\n"
+                f"  from: \"ackwatch <ackwatch@agency.example>\"\n  timeout: 10\n")
+    state = d / "state"
+    cfg = d / "config.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        timezone: Europe/Warsaw
+        state_dir: {state}
+        agency:
+          domains: [agency.example]
+        policies:
+          default: {policy}
+        accounts:
+        """) + acc_yaml + textwrap.dedent(f"""\
+        unknown_senders: track
+        digest:
+          enabled: false
+        sync:
+          poll_interval: {poll}
+        """) + smtp + "mailboxes:\n" + "".join(mbs))
+    cfg.chmod(0o600)
+    return cfg, state
+
+
+def ackwatch(*args: str, log_to: Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    t = time.perf_counter()
+    p = subprocess.run([PY, "-m", "ackwatch", *args], capture_output=True, timeout=3600,
+                       check=False)
+    elapsed = time.perf_counter() - t
+    if log_to is not None:
+        log_to.write_bytes(p.stdout + b"\n--- stderr ---\n" + p.stderr)
+    if p.returncode != 0:
+        raise RuntimeError(f"ackwatch {args[0]} exited {p.returncode}: {p.stderr[-2000:]!r}")
+    return elapsed, p
+
+
+def bare_sync(server: BenchDovecot, user: str) -> float:
+    since = (NOW - dt.timedelta(days=7)).date().isoformat()
+    t = time.perf_counter()
+    subprocess.run([PY, str(ROOT / "bench" / "bare_sync.py"), HOST, str(server.port), user,
+                    default_password(user), since], check=True, capture_output=True,
+                   timeout=3600)
+    return time.perf_counter() - t
+
+
+def ro(state: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{state / 'ackwatch.sqlite3'}?mode=ro", uri=True, timeout=30)
+
+
+def result(target: str, measured: str, ok: bool | None, limit: str, **raw: object) -> dict:
+    r = {"target": target, "measured": measured, "limit": limit,
+         "pass": ok, "raw": raw}
+    log(f"RESULT {target}: {measured} (limit {limit}) -> "
+        f"{'PASS' if ok else 'FAIL' if ok is not None else 'n/a'}")
+    return r
+
+
+# =========================================================================== 1 + 2
+
+
+def run_once(server: BenchDovecot, user: str, tag: str) -> tuple[float, int]:
+    cfg, state = write_config(f"once-{tag}", [user], port=server.port)
+    elapsed, _ = ackwatch("run", "--once", "-c", str(cfg), log_to=cfg.parent / "run.log")
+    with ro(state) as c:
+        n = c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    return elapsed, n
+
+
+def target_initial_sync(server: BenchDovecot, rounds: int) -> dict:
+    user = "big100k"
+    ack, bare, n = [], [], 0
+    for i in range(rounds):
+        a, n = run_once(server, user, f"t1-{i}")
+        b = bare_sync(server, user)
+        ack.append(a)
+        bare.append(b)
+        log(f"t1 round {i}: ackwatch {a:.2f}s, bare {b:.2f}s, {n} messages stored")
+    ratio = statistics.median(ack) / statistics.median(bare)
+    return result("1 initial sync (100k INBOX, 20k in window)", f"ratio {ratio:.2f}",
+                  ratio <= 1.3, "<= 1.3", ackwatch_s=ack, bare_s=bare, messages_stored=n)
+
+
+def target_growth(server: BenchDovecot, small: str, large: str, rounds: int) -> dict:
+    ts: dict[str, list[float]] = {small: [], large: []}
+    for i in range(rounds):
+        for u in (small, large):
+            ts[u].append(run_once(server, u, f"t2-{u}-{i}")[0])
+    ratio = statistics.median(ts[large]) / statistics.median(ts[small])
+    log(f"t2 {ts}")
+    return result(f"2 growth ({small} vs {large}, same window)", f"ratio {ratio:.2f}",
+                  ratio <= 1.5, "<= 1.5", seconds=ts)
+
+
+# =========================================================================== 3 idle
+
+
+class CountingProxy:
+    """A loopback TCP proxy that counts the IMAP commands clients send, by verb."""
+
+    def __init__(self, upstream: int):
+        self.upstream = upstream
+        self.port = free_port()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(asyncio.start_server(self._handle, HOST, self.port,
+                                                          limit=1 << 24))
+        self._ready.set()
+        self.loop.run_forever()
+
+    def _count(self, line: bytes) -> None:
+        parts = line.split(None, 3)
+        if not parts:
+            return
+        if parts[0].upper() == b"DONE":
+            self.counts["DONE"] += 1
+            return
+        if len(parts) < 2:
+            return
+        verb = parts[1].upper().decode("ascii", "replace")
+        if verb == "UID" and len(parts) > 2:
+            verb += " " + parts[2].upper().decode("ascii", "replace")
+        self.counts[verb] += 1
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_r, up_w = await asyncio.open_connection(HOST, self.upstream, limit=1 << 24)
+
+        async def c2s() -> None:
+            try:
+                while line := await reader.readline():
+                    self._count(line)
+                    up_w.write(line)
+                    await up_w.drain()
+            finally:
+                up_w.close()
+
+        async def s2c() -> None:
+            try:
+                while data := await up_r.read(1 << 16):
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+
+        await asyncio.gather(c2s(), s2c(), return_exceptions=True)
+
+    def snapshot(self) -> collections.Counter[str]:
+        return collections.Counter(dict(self.counts))
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Daemon:
+    """`ackwatch run` in a subprocess."""
+
+    def __init__(self, cfg: Path):
+        self.log = open(cfg.parent / "daemon.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([PY, "-m", "ackwatch", "run", "-c", str(cfg)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 600) -> float:
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        if daemon.proc.poll() is not None:
+            raise RuntimeError("the daemon exited; see its daemon.log")
+        try:
+            with ro(state) as c:
+                up = c.execute("SELECT COUNT(*) FROM health WHERE state = 'up'").fetchone()[0]
+                folders = c.execute("SELECT COUNT(*) FROM folders").fetchone()[0]
+            if up >= n and folders >= 2 * n:
+                return time.monotonic() - t
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"only some of {n} mailboxes came up")
+
+
+def target_idle(server: BenchDovecot, users: list[str], minutes: float) -> dict:
+    proxy = CountingProxy(server.port)
+    poll = 60.0
+    cfg, state = write_config("idle", users, port=proxy.port, poll=f"{int(poll)}s")
+    d = Daemon(cfg)
+    try:
+        up = wait_up(state, len(users), d)
+        log(f"t3: {len(users)} mailboxes up in {up:.1f}s; settling 20s")
+        time.sleep(20)
+        c0, cpu0, t0 = proxy.snapshot(), proc_cpu(d.proc.pid), time.monotonic()
+        time.sleep(minutes * 60)
+        c1, cpu1, t1 = proxy.snapshot(), proc_cpu(d.proc.pid), time.monotonic()
+        hwm = proc_hwm_mb(d.proc.pid)
+        threads = len(os.listdir(f"/proc/{d.proc.pid}/task"))
+    finally:
+        d.stop()
+    delta = c1 - c0
+    commands = sum(v for k, v in delta.items() if k != "DONE")
+    polls = (t1 - t0) / poll
+    per = commands / len(users) / polls
+    cpu_share = (cpu1 - cpu0) / (t1 - t0)
+    ok = per <= 2 and cpu_share <= 0.01
+    return result(
+        f"3 idle ({len(users)} mailboxes, {minutes:g} min, poll {poll:g}s)",
+        f"{per:.2f} commands/mailbox/poll, CPU {cpu_share * 100:.2f}% of a core",
+        ok, "<= 2 commands, <= 1% CPU",
+        commands=commands, by_verb=dict(delta), mailboxes=len(users),
+        seconds=round(t1 - t0, 1), polls=round(polls, 2), cpu_seconds=round(cpu1 - cpu0, 2),
+        startup_s=round(up, 1), daemon_vmhwm_mb=round(hwm, 1), threads=threads,
+    )
+
+
+# =========================================================================== 4 detection
+
+
+def client_mail(mid: str, to: str, subject: str) -> bytes:
+    return (f"From: Jan <jan@client07.example>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Date: {email.utils.format_datetime(dt.datetime.now(dt.UTC))}\r\n"
+            f"Message-ID: {mid}\r\n\r\nHello\r\n").encode()
+
+
+def target_detection(server: BenchDovecot, user: str, others: list[str], samples: int) -> dict:
+    from imapclient import IMAPClient
+
+    cfg, state = write_config("detect", [user, *others], port=server.port)
+    d = Daemon(cfg)
+    lat: list[float] = []
+    try:
+        up = wait_up(state, 1 + len(others), d)
+        log(f"t4: up in {up:.1f}s")
+        time.sleep(3)
+        admin = IMAPClient(HOST, server.port, ssl=False)
+        admin.login(user, default_password(user))
+        db = ro(state)
+        run = f"{int(time.time())}"
+        rng = random.Random(7)
+        for i in range(samples):
+            mid = f"<det-{run}-{i}@client07.example>"
+            admin.append("INBOX", client_mail(mid, f"{user}@agency.example", f"Detect {i}"))
+            t0 = time.perf_counter()
+            while True:
+                if db.execute("SELECT 1 FROM items WHERE key = ?", (mid,)).fetchone():
+                    break
+                if time.perf_counter() - t0 > 60:
+                    raise TimeoutError(f"sample {i} not detected in 60s")
+                time.sleep(0.002)
+            lat.append(time.perf_counter() - t0)
+            time.sleep(rng.uniform(0.1, 0.4))
+        admin.logout()
+        db.close()
+    finally:
+        d.stop()
+    p50, p99 = pct(lat, 50), pct(lat, 99)
+    return result(f"4 detection ({samples} APPENDs, IDLE)", f"p50 {p50:.3f}s, p99 {p99:.3f}s",
+                  p99 <= 1.0, "p99 <= 1 s", p50=p50, p99=p99, max=max(lat),
+                  samples=len(lat), mailboxes=1 + len(others))
+
+
+# =========================================================================== 5 punctuality
+
+
+class SmtpRecorder:
+    def __init__(self) -> None:
+        self.got: list[tuple[float, str, tuple[str, ...]]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content)
+        self.got.append((time.time(), str(msg["Message-ID"]), tuple(envelope.rcpt_tos)))
+        return "250 OK"
+
+
+def target_punctuality(server: BenchDovecot, n_accounts: int, n_items: int) -> dict:
+    from aiosmtpd.controller import Controller
+
+    users = [f"punct{i:02d}" for i in range(n_accounts)]
+    rec = SmtpRecorder()
+    smtp_port = free_port()
+    ctl = Controller(rec, hostname=HOST, port=smtp_port)
+    ctl.start()
+    # Items due (nudge_at = received + 5 min) spread over one minute starting at t0.
+    start = dt.datetime.now(dt.UTC)
+    t0 = (start + dt.timedelta(seconds=60)).replace(microsecond=0)
+    per_user: dict[str, list[generate.Mail]] = {u: [] for u in users}
+    for k in range(n_items):
+        u = users[k % n_accounts]
+        received = t0 - dt.timedelta(minutes=5) + dt.timedelta(seconds=60 * k / n_items)
+        per_user[u].append(generate.Mail("INBOX", received, client_mail(
+            f"<p{k}.{int(start.timestamp())}@client{k % 40:02d}.example>",
+            f"{u}@agency.example", f"Punctual {k}")))
+    for u, mails in per_user.items():
+        root = server.dir / "mail" / u
+        if root.exists():
+            shutil.rmtree(root)
+        w = generate.MaildirWriter(root)
+        w._dir("INBOX")
+        w._dir("Sent")
+        for m in mails:
+            w.write(m)
+        if mail_owner():
+            generate.chown_tree(root, *mail_owner())  # type: ignore[misc]
+    cfg, state = write_config(
+        "punctual", users, port=server.port, smtp_port=smtp_port,
+        policy="{window: 10m, clock: calendar, nudge_before: 5m}",
+        accounts=[f"{u}@agency.example" for u in users])
+    d = Daemon(cfg)
+    try:
+        up = wait_up(state, n_accounts, d)
+        log(f"t5: {n_accounts} mailboxes up in {up:.1f}s; first nudge due at {t0:%H:%M:%S}")
+        deadline = time.time() + max(0, (t0 - dt.datetime.now(dt.UTC)).total_seconds()) + 120
+        while time.time() < deadline:
+            with ro(state) as c:
+                left = c.execute("SELECT COUNT(*) FROM items WHERE state = 'pending' AND"
+                                 " (nudge_done IS NULL OR nudge_done != 'sent')").fetchone()[0]
+            if left == 0 and len(rec.got) > 0:
+                break
+            time.sleep(0.5)
+        with ro(state) as c:
+            nudge_at = {k: dt.datetime.fromisoformat(v).timestamp() for k, v in
+                        c.execute("SELECT key, nudge_at FROM items")}
+            outbox = {mid: json.loads(keys) for mid, keys in
+                      c.execute("SELECT message_id, item_keys FROM outbox")}
+            suppressed = c.execute("SELECT COUNT(*) FROM items WHERE nudge_done = 'suppressed'"
+                                   ).fetchone()[0]
+    finally:
+        d.stop()
+        ctl.stop()
+    mail_late, item_late, items_sent = [], [], 0
+    for t, mid, _rcpt in rec.got:
+        keys = outbox.get(mid, {}).get("nudge", [])
+        dues = [nudge_at[k] for k in keys if k in nudge_at]
+        if not dues:
+            continue
+        items_sent += len(dues)
+        mail_late.append(t - min(dues))
+        item_late.extend(t - x for x in dues)
+    p99 = pct(mail_late, 99) if mail_late else float("inf")
+    ok = items_sent == n_items and p99 <= 2.0
+    return result(
+        f"5 punctuality ({n_items} items due in one minute, {n_accounts} accounts)",
+        f"{items_sent}/{n_items} items in {len(mail_late)} mails; lateness per mail p50 "
+        f"{pct(mail_late, 50):.2f}s p99 {p99:.2f}s max {max(mail_late, default=0):.2f}s",
+        ok, "every item nudged, p99 <= 2 s after due",
+        mails=len(mail_late), items_sent=items_sent, suppressed=suppressed,
+        mail_lateness_p50=pct(mail_late, 50), mail_lateness_p99=p99,
+        mail_lateness_max=max(mail_late, default=None),
+        item_lateness_max=max(item_late, default=None), startup_s=round(up, 1),
+    )
+
+
+# =========================================================================== 6 memory
+
+
+def synth_messages(state: Path, users: list[str], total: int) -> None:
+    """`total` stored messages over the last year across `users` (SQLite directly)."""
+    from ackwatch.message import normalize_message_id
+    from ackwatch.store import Store
+
+    Store.open(state).close()
+    conn = sqlite3.connect(state / "ackwatch.sqlite3")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    per = total // len(users)
+    now_s = NOW.isoformat(timespec="microseconds")
+    for u in users:
+        rows = []
+        uids = {"INBOX": 0, "Sent": 0}
+        for m in generate.mailbox_mails(owner=f"{u}@agency.example", inbox=int(per / 1.3),
+                                        window=int(per / 1.3 * 0.03), now=NOW, seed=6):
+            uids[m.folder] += 1
+            head = m.raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+            mid = head.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+            key = normalize_message_id(mid)
+            role = "inbox" if m.folder == "INBOX" else "sent"
+            flags = json.dumps(["\\Seen"] + (["\\Answered"] if "R" in m.flags else []))
+            rows.append((u, m.folder, uids[m.folder], 1, role, key,
+                         m.received.isoformat(timespec="microseconds"), flags,
+                         now_s if "R" in m.flags else None, None, None, head, 1, now_s))
+        conn.executemany(
+            "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
+            " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        for f, n in uids.items():
+            conn.execute("INSERT INTO folders VALUES (?,?,?,?,?,?,?)",
+                         (u, f, "inbox" if f == "INBOX" else "sent", 1, n, None, now_s))
+        conn.commit()
+    conn.close()
+
+
+def mem_child(cfg: str) -> None:
+    from ackwatch.config import load_config
+    from ackwatch.service import Daemon as Core
+    from ackwatch.store import Store
+
+    config = load_config(cfg)
+    store = Store.open(config.state_dir)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    core = Core(config, store)
+    core.reevaluate()
+    t_eval = time.perf_counter() - t
+    core.step()
+    with store._conn as c:
+        n = c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        items = c.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "base_rss_mb": base, "reevaluate_s": t_eval, "messages": n,
+                      "items": items, "loaded": len(core.messages)}))
+
+
+def target_memory(users: list[str], total: int) -> dict:
+    cfg, state = write_config("memory", users, port=1)
+    t = time.monotonic()
+    synth_messages(state, users, total)
+    log(f"t6: synthesized {total} messages in {time.monotonic() - t:.1f}s")
+    p = subprocess.run([PY, __file__, "--mem-child", str(cfg)], capture_output=True,
+                       timeout=3600, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.decode()[-3000:])
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    return result(
+        f"6 memory ({len(users)} mailboxes, {r['messages']} messages in the state)",
+        f"peak RSS {r['peak_rss_mb']:.0f} MB", r["peak_rss_mb"] <= 150, "<= 150 MB", **r)
+
+
+# =========================================================================== 7 report/status
+
+
+def synth_items(state: Path, n: int, *, pending: int, span_days: float) -> None:
+    from ackwatch.store import Store
+
+    Store.open(state).close()
+    conn = sqlite3.connect(state / "ackwatch.sqlite3")
+    conn.execute("PRAGMA synchronous=OFF")
+    rng = random.Random(7)
+    accounts = [f"acc{i:02d}@agency.example" for i in range(20)]
+    iso = lambda t: t.isoformat(timespec="microseconds")  # noqa: E731
+    rows = []
+    start = NOW - dt.timedelta(days=span_days)
+    for i in range(n):
+        received = start + dt.timedelta(seconds=span_days * 86400 * i / n)
+        deadline = received + dt.timedelta(hours=2)
+        state_ = "pending" if i >= n - pending else ("dropped" if rng.random() < 0.01
+                                                      else "acknowledged")
+        ack = received + dt.timedelta(minutes=rng.expovariate(1 / 60)) \
+            if state_ == "acknowledged" else None
+        c = rng.randrange(40)
+        rows.append((
+            f"<i{i}@client{c:02d}.example>", f"t{i}", f"<i{i}@client{c:02d}.example>",
+            f"jan@client{c:02d}.example", f"Client {c:02d}", f"Subject {i}", iso(received),
+            json.dumps([f"mb{c % 20}"]), accounts[c % 20], "default", "calendar",
+            iso(deadline), iso(deadline - dt.timedelta(minutes=30)), iso(deadline), state_,
+            f"<a{i}@agency.example>" if ack else None, iso(ack) if ack else None,
+            "reply" if ack else None, accounts[c % 20] if ack else None, 0, iso(received),
+        ))
+        if len(rows) >= 50_000:
+            _insert_items(conn, rows)
+            rows = []
+    _insert_items(conn, rows)
+    conn.commit()
+    conn.close()
+
+
+def _insert_items(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    conn.executemany(
+        "INSERT INTO items (key, thread, message_id, client_address, client, subject, received,"
+        " mailboxes, account, policy, clock, deadline, nudge_at, escalate_at, state, ack_key,"
+        " ack_at, ack_kind, ack_by, follow_ups, first_seen)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+
+def target_report(n: int) -> dict:
+    cfg, state = write_config("report", ["mb0"], port=1)
+    t = time.monotonic()
+    synth_items(state, n, pending=50, span_days=365)
+    log(f"t7: synthesized {n} items in {time.monotonic() - t:.1f}s")
+    since = (NOW - dt.timedelta(days=365)).isoformat()
+    runs = [ackwatch("report", "-c", str(cfg), "--since", since, "--until", NOW.isoformat(),
+                     log_to=cfg.parent / "report.txt")[0] for _ in range(3)]
+    best, med = min(runs), statistics.median(runs)
+    return result(f"7a report over one year ({n} client emails)", f"{med:.2f}s (median of 3)",
+                  med <= 5, "<= 5 s", seconds=runs, best=best)
+
+
+def target_status(n_open: int, mailboxes: int) -> dict:
+    users = [f"mb{i:03d}" for i in range(mailboxes)]
+    cfg, state = write_config("status", users, port=1)
+    synth_items(state, n_open, pending=n_open, span_days=5)
+    runs = [ackwatch("status", "-c", str(cfg), log_to=cfg.parent / "status.txt")[0]
+            for _ in range(3)]
+    med = statistics.median(runs)
+    return result(f"7b status ({n_open} open items)", f"{med:.2f}s (median of 3)", med <= 1,
+                  "<= 1 s", seconds=runs)
+
+
+# =========================================================================== main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="ackwatch benchmarks (see bench/README.md)")
+    ap.add_argument("--targets", default="1,2,3,4,5,6,7", help="comma list of 1..7")
+    ap.add_argument("--growth-large", choices=["100k", "1m"], default="100k",
+                    help="the large folder of target 2 (1m: ~1M files, long to generate)")
+    ap.add_argument("--idle-minutes", type=float, default=3.0, help="target 3 (10 for the spec)")
+    ap.add_argument("--idle-mailboxes", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3, help="repetitions for targets 1 and 2")
+    ap.add_argument("--samples", type=int, default=200, help="target 4 APPENDs")
+    ap.add_argument("--mem-messages", type=int, default=1_000_000)
+    ap.add_argument("--report-items", type=int, default=1_000_000)
+    ap.add_argument("--regenerate", action="store_true", help="rewrite every Maildir")
+    ap.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--mem-child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.mem_child:
+        mem_child(a.mem_child)
+        return 0
+    targets = {int(t) for t in a.targets.split(",") if t.strip()}
+    DATA.mkdir(parents=True, exist_ok=True)
+    idle_users = [f"idle{i:03d}" for i in range(a.idle_mailboxes)]
+    large = "g1m" if a.growth_large == "1m" else "g100k"
+    users = ["big100k", "g10k", "g100k", "g1m", "detect", *idle_users,
+             *(f"punct{i:02d}" for i in range(50))]
+    results: list[dict] = []
+    started = time.monotonic()
+    server = None
+    if targets & {1, 2, 3, 4, 5}:
+        server = BenchDovecot(tuple(users), directory=DATA / "dovecot", pool=0)
+        (DATA / "dovecot").mkdir(parents=True, exist_ok=True)
+        force = a.regenerate
+        if 1 in targets:
+            ensure_user(server, "big100k", inbox=100_000, window=20_000, seed=1, force=force)
+        if 2 in targets:
+            ensure_user(server, "g10k", inbox=10_000, window=2_000, seed=2, force=force)
+            ensure_user(server, large, inbox=1_000_000 if large == "g1m" else 100_000,
+                        window=2_000, seed=2, force=force)
+        if 4 in targets:
+            ensure_user(server, "detect", inbox=10_000, window=2_000, seed=4, force=force)
+        if targets & {3, 4}:
+            for u in idle_users:
+                ensure_user(server, u, inbox=60, window=20, seed=3, force=force)
+        server.start()
+        log(f"dovecot on {server.port} ({server.dir})")
+    try:
+        if 1 in targets:
+            assert server is not None
+            warm(server, "big100k")
+            results.append(target_initial_sync(server, a.rounds))
+        if 2 in targets:
+            assert server is not None
+            warm(server, "g10k")
+            warm(server, large)
+            results.append(target_growth(server, "g10k", large, a.rounds))
+        if 3 in targets:
+            assert server is not None
+            results.append(target_idle(server, idle_users, a.idle_minutes))
+        if 4 in targets:
+            assert server is not None
+            warm(server, "detect")
+            results.append(target_detection(server, "detect", idle_users[:9], a.samples))
+        if 5 in targets:
+            assert server is not None
+            results.append(target_punctuality(server, 50, 1000))
+        if 6 in targets:
+            results.append(target_memory(idle_users or ["idle000"], a.mem_messages))
+        if 7 in targets:
+            results.append(target_report(a.report_items))
+            results.append(target_status(10_000, 200))
+    finally:
+        if server is not None:
+            server.stop()
+    out = {
+        "when": NOW.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "dovecot": "2.3"},
+        "args": {k: v for k, v in vars(a).items() if k not in ("output", "mem_child")},
+        "seconds": round(time.monotonic() - started, 1),
+        "results": results,
+    }
+    if a.output.exists() and set(targets) != {1, 2, 3, 4, 5, 6, 7}:
+        try:  # a partial run updates only its own targets
+            old = json.loads(a.output.read_text())
+            mine = {r["target"].split()[0] for r in results}
+            out["results"] = [r for r in old.get("results", [])
+                              if r["target"].split()[0] not in mine] + results
+            out["results"].sort(key=lambda r: r["target"])
+        except (ValueError, KeyError):
+            pass
+    a.output.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print("\n| target | measured | limit | result |\n|---|---|---|---|")
+    for r in out["results"]:
+        verdict = "pass" if r["pass"] else "FAIL" if r["pass"] is not None else "n/a"
+        print(f"| {r['target']} | {r['measured']} | {r['limit']} | {verdict} |")
+    return 0 if all(r["pass"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
