@@ -293,7 +293,7 @@ def _config_with_files(configfactory_path: Path, password_file: Path):
 def test_permission_warnings_for_group_or_world_readable_password_files(tmp_path):
     config_file = tmp_path / "config.yaml"
     config_file.write_text("")
-    config_file.chmod(0o644)
+    config_file.chmod(0o640)
     password = tmp_path / "anna.pass"
     password.write_text(SECRET)
     config = _config_with_files(config_file, password)
@@ -321,5 +321,20 @@ def test_permission_warning_for_a_config_file_others_can_write(tmp_path):
     config_file.chmod(0o666)
     (warning,) = permission_warnings(config)
     assert warning.startswith(f"{config_file} is writable by group/others")
-    config_file.chmod(0o644)  # no secrets in it: world-readable is fine
+    config_file.chmod(0o640)  # no secrets in it: readable by the service's group is fine
+    assert permission_warnings(config) == []
+
+
+def test_permission_warning_for_a_config_file_others_can_read(tmp_path):
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("")
+    password = tmp_path / "anna.pass"
+    password.write_text(SECRET)
+    password.chmod(0o600)
+    config = _config_with_files(config_file, password)
+    config_file.chmod(0o644)
+    (warning,) = permission_warnings(config)
+    assert warning.startswith(f"{config_file} is readable by others (mode 0644)")
+    assert SECRET not in warning
+    config_file.chmod(0o600)
     assert permission_warnings(config) == []

@@ -27,11 +27,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from . import __version__, secrets
 from .config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from .store import PromiseRecord, Store
 
 EX_OK = 0
 EX_USAGE = 2
@@ -301,6 +304,11 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mailboxes", action="store_true", help="with --json: print the mailboxes' health"
     )
+    parser.add_argument(
+        "--promises",
+        action="store_true",
+        help="with --json: print the open promises (made to clients, not yet kept or moved)",
+    )
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -340,15 +348,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     except StoreError as exc:
         _err(f"ackwatch: {exc}")
         return EX_CANTCREAT
+    now = dt.datetime.now(dt.UTC)
     try:
         items = store.items(state="pending")
         health = store.health()
+        promised = _open_promises(store, now)
     finally:
         store.close()
-    now = dt.datetime.now(dt.UTC)
     zone = ZoneInfo(config.timezone)
     if args.json:
-        if args.mailboxes:
+        if args.promises:
+            data: object = [_promise_json(p, now) for p in promised]
+        elif args.mailboxes:
             data: object = [
                 {
                     "mailbox": h.mailbox,
@@ -395,6 +406,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     _out("")
     if not items:
         _out("No client email waits for an acknowledgement.")
+        _print_promises(promised, zone, now)
         return EX_OK
     _out(f"{_plural(len(items), 'client email')} waiting for an acknowledgement:")
     _out(f"  {'ACCOUNT':<16} {'CLIENT':<12} {'SUBJECT':<20} {'RECEIVED':<11} {'DEADLINE':<11} LEFT")
@@ -406,7 +418,65 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{_local(r.received, zone).strftime('%a %H:%M'):<11} "
             f"{_local(r.deadline, zone).strftime('%a %H:%M'):<11} {_left(r.deadline, now)}"
         )
+    _print_promises(promised, zone, now)
     return EX_OK
+
+
+OPEN_PROMISE_HORIZON = dt.timedelta(days=30)  # broken promises listed this long after
+
+
+def _open_promises(store: Store, now: dt.datetime) -> list[PromiseRecord]:
+    """Promises still waiting for the client to hear back: open ones, and broken ones
+    (the date passed) that no message followed, for 30 days. [] on a pre-promise state
+    database."""
+    import sqlite3
+
+    try:
+        records = store.promises(states=("open", "broken"))
+    except sqlite3.Error:
+        return []
+    return [
+        p
+        for p in records
+        if p.follow_key is None and (p.state == "open" or p.promised >= now - OPEN_PROMISE_HORIZON)
+    ]
+
+
+def _promise_json(p: PromiseRecord, now: dt.datetime) -> dict[str, object]:
+    state = "overdue" if p.promised <= now else "open"
+    return {
+        "id": p.id,
+        "account": p.account,
+        "client": p.client,
+        "client_address": p.client_address,
+        "subject": p.subject,
+        "item_key": p.item_key,
+        "thread": p.thread,
+        "made_at": _iso(p.made_at),
+        "promised": _iso(p.promised),
+        "remind_at": _iso(p.remind_at),
+        "sentence": p.sentence,
+        "state": state,
+        "reminder": p.reminder_done,
+        "overdue_notice": p.overdue_done,
+    }
+
+
+def _print_promises(promised: list[PromiseRecord], zone: ZoneInfo, now: dt.datetime) -> None:
+    if not promised:
+        return
+    _out("")
+    _out(f"{_plural(len(promised), 'open promise')} to clients:")
+    _out(f"  {'ACCOUNT':<16} {'CLIENT':<12} {'PROMISED':<11} {'LEFT':<13} SENTENCE")
+    for p in promised:
+        account = (p.account or "-").split("@")[0]
+        client = p.client or p.client_address
+        sentence = " ".join(p.sentence.split())
+        _out(
+            f"  {_cut(account, 16):<16} {_cut(client, 12):<12} "
+            f"{_local(p.promised, zone).strftime('%a %H:%M'):<11} "
+            f"{_left(p.promised, now):<13} \"{_cut(sentence, 60)}\""
+        )
 
 
 # --------------------------------------------------------------------------- report
@@ -493,13 +563,26 @@ def _write_private(path: str, text: str) -> None:
         raise
 
 
+def _promise_rows(
+    store: Store, since: dt.datetime, until: dt.datetime
+) -> list[tuple[str | None, str, str]]:
+    """(account, client, state) of the promises made in the period; [] on a state database
+    from before promises (schema 1, opened read-only)."""
+    import sqlite3
+
+    try:
+        return store.promise_rows(since, until)
+    except sqlite3.OperationalError:  # no such table
+        return []
+
+
 @command("report", "service level over a period: totals, per account and client, breaches",
          _report_arguments)
 def cmd_report(args: argparse.Namespace) -> int:
     import gc
     import sqlite3
 
-    from . import report
+    from . import promises, report
     from .store import Store, StoreError
 
     config = _load(args)
@@ -521,6 +604,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return EX_CANTCREAT
         try:
             records = store.report_rows(since, until)
+            promise_rows = _promise_rows(store, since, until)
         except sqlite3.Error as exc:
             _err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
@@ -531,14 +615,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         result = report.compute(
             items, config, since=since, until=until, now=now, rows=args.format == "csv"
         )
+        kept = promises.figures(promise_rows)
         if args.format == "json":
-            text = report.render_json(result)
+            data = report.to_json_data(result)
+            data["promises"] = promises.figures_json(kept)
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         elif args.format == "csv":
             text = report.render_csv(result)
         elif args.format == "html":
             text = report.render_html(result, target=args.target)
         else:
             text = report.render_table(result, target=args.target)
+            text += "\n" + promises.figures_table(kept)
     finally:
         if gc_was_enabled:
             gc.enable()

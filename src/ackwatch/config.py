@@ -200,6 +200,7 @@ class NotifyConfig:
     max_per_hour: int = 6
     templates_dir: Path | None = None
     out_of_office_lookback: dt.timedelta = dt.timedelta(days=3)
+    retry_initial: dt.timedelta = dt.timedelta(seconds=30)  # first SMTP retry; doubles, cap 30m
 
 
 @dataclass(frozen=True)
@@ -1630,6 +1631,7 @@ def _build(ctx: _Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> C
             "max_per_hour": _c_int_range(1),
             "templates_dir": _c_path,
             "out_of_office_lookback": _c_duration,
+            "retry_initial": _c_positive_duration,
         },
     )
     log = _section(

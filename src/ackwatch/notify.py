@@ -29,6 +29,7 @@ import smtplib
 import socket
 import ssl
 import string
+import threading
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -62,8 +63,8 @@ __all__ = [
     "send",
 ]
 
-NoticeKind = Literal["nudge", "escalation", "summary", "digest"]
-RENDERABLE_KINDS = ("nudge", "escalation", "summary")
+NoticeKind = Literal["nudge", "escalation", "summary", "digest", "promise", "promise-overdue"]
+RENDERABLE_KINDS = ("nudge", "escalation", "summary", "promise", "promise-overdue")
 KINDS = (*RENDERABLE_KINDS, "digest")
 
 SUBJECT_LIMIT = 200  # client subjects, in characters, ellipsis included
@@ -72,6 +73,7 @@ ADDRESS_LIMIT = 254
 MAIL_SUBJECT_LIMIT = 250  # our own Subject header
 ITEMS_HEADER_LIMIT = 2000  # X-Ackwatch-Items is omitted when longer than this
 MESSAGE_ID_LIMIT = 250
+SMTP_TOTAL_TIMEOUTS = 3  # a whole delivery may take at most this many smtp.timeout
 
 
 # --------------------------------------------------------------------------- domain input
@@ -90,6 +92,9 @@ class NoticeLine:
     mailboxes: tuple[str, ...] = ()  # watched mailboxes it was seen in
     account: str | None = None  # who handles it (name or address); shown in summaries
     escalation: bool = False  # in a summary: this line is an escalation, not a nudge
+    # Promise notices (issue 8): the sentence that promised; `deadline` is the promised
+    # instant and `received` when the promise was made.
+    sentence: str | None = None
 
     def __post_init__(self) -> None:
         _require_aware("NoticeLine.received", self.received)
@@ -444,7 +449,9 @@ def render(
     tz_name = getattr(tz, "key", "UTC")
 
     subject_vars = {"emails": emails, "n": str(count), "first_due": first_due,
-                    "account": account_name, "overdue": str(overdue_count)}
+                    "account": account_name, "overdue": str(overdue_count),
+                    "promises": _plural(strings.get("promises", {"other": "$n"}), language, count),
+                    "client": clean_text(lines[0].client, NAME_LIMIT)}
     subject_template = kind_strings.get("subject", "ackwatch: $emails")
     if count == 1 and "subject_single" in kind_strings:
         subject_template = kind_strings["subject_single"]
@@ -614,6 +621,7 @@ def _line_values(
         "account": clean_text(line.account, NAME_LIMIT) if line.account else default_account,
         "message_id": _safe_message_id(line.message_id) or "",
         "escalation": "yes" if line.escalation else "",
+        "sentence": clean_text(line.sentence, 300) if line.sentence else "",
     }
 
 
@@ -766,16 +774,33 @@ def _deliver(
     conn: smtplib.SMTP
     if smtp.security == "tls":
         conn = smtplib.SMTP_SSL(
-            smtp.host, smtp.port, local_hostname=local_hostname,
-            timeout=smtp.timeout, context=_tls_context(smtp),
+            local_hostname=local_hostname, timeout=smtp.timeout, context=_tls_context(smtp)
         )
     elif smtp.security in ("starttls", "none"):
-        conn = smtplib.SMTP(
-            smtp.host, smtp.port, local_hostname=local_hostname, timeout=smtp.timeout
-        )
+        conn = smtplib.SMTP(local_hostname=local_hostname, timeout=smtp.timeout)
     else:
         raise PermanentSendError(f"unknown smtp.security {smtp.security!r}")
+    # `timeout` bounds each socket operation; a server answering every command just in
+    # time could still hold the daemon's core (and its watchdog) for minutes. The whole
+    # conversation is cut off after SMTP_TOTAL_TIMEOUTS x timeout (90 s by default, below
+    # the unit's WatchdogSec=120).
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:  # the plain socket's shutdown, also under TLS: wakes the reader
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    timer = threading.Timer(smtp.timeout * SMTP_TOTAL_TIMEOUTS, expire)
+    timer.daemon = True
+    timer.start()
+    conn._host = smtp.host  # type: ignore[attr-defined]  # TLS server name (set by __init__(host))
     try:
+        code, greeting = conn.connect(smtp.host, smtp.port)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, greeting)
         conn.ehlo_or_helo_if_needed()
         if smtp.security == "starttls":
             if not conn.has_extn("starttls"):
@@ -797,7 +822,15 @@ def _deliver(
         with contextlib.suppress(smtplib.SMTPException, OSError):
             conn.quit()  # the mail was accepted; a failed goodbye does not matter
         return dict(refused)
+    except Exception:
+        if expired.is_set():
+            raise TemporarySendError(
+                f"{smtp.host}:{smtp.port}: gave up after "
+                f"{smtp.timeout * SMTP_TOTAL_TIMEOUTS:g}s (server too slow)"
+            ) from None
+        raise
     finally:
+        timer.cancel()
         conn.close()
 
 

@@ -281,11 +281,12 @@ def _file_warning(path: Path) -> str | None:
 
 
 def permission_warnings(config: Config) -> list[str]:
-    """Secret files (``password_file``) readable by group or others, and a config file
-    that others may write (it names the commands ackwatch runs): one warning each.
+    """Secret files (``password_file``) readable by group or others, a config file that
+    others may write (it names the commands ackwatch runs) or read: one warning each.
 
-    The config file itself holds no secrets (literal passwords are refused), so it may be
-    world-readable (the systemd unit documents mode 0644).
+    The config file holds no secrets (literal passwords are refused), but it lists the
+    agency's clients, accounts, hosts and where the secrets live: mode 0640 (root and
+    the service's group) is enough, so a world-readable one gets a warning too.
     """
     warnings: list[str] = []
     mode = _mode(config.path)
@@ -293,6 +294,11 @@ def permission_warnings(config: Config) -> list[str]:
         warnings.append(
             f"{config.path} is writable by group/others (mode {mode:04o}); it names commands "
             "ackwatch runs: chmod go-w"
+        )
+    elif mode is not None and mode & stat.S_IROTH:
+        warnings.append(
+            f"{config.path} is readable by others (mode {mode:04o}); it lists clients, "
+            "accounts and where the secrets are: chmod o-r (0640)"
         )
     seen: set[str] = set()
     for where, ref in _secret_refs(config):

@@ -12,6 +12,7 @@ reply sent a minute ago cancels the nudge.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import os
@@ -98,6 +99,9 @@ class Daemon:
         self._systemd = _Systemd.from_env()
         self._last_watchdog = 0.0
         self.metrics = Metrics()
+        from .keeper import PromiseKeeper  # issue 8: reads acknowledgements, reminds
+
+        self.promises = PromiseKeeper(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,6 +135,7 @@ class Daemon:
     def run(self) -> None:
         """The core loop, until `request_stop`."""
         self.start_watchers()
+        self.promises.start()  # its body reader thread (`run --once` reads inline)
         if self.config.metrics.listen:
             try:
                 self.metrics.serve(self.config.metrics.listen)
@@ -155,6 +160,7 @@ class Daemon:
             log.info("daemon_stopping")
             self._systemd.notify("STOPPING=1")
             self.stop_watchers()
+            self.promises.stop()
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time."""
@@ -165,11 +171,12 @@ class Daemon:
         if self._dirty:
             self.reevaluate()
         next_due = self.run_due()
+        promise_due = self.promises.run_due()
         digest_due = self.run_digests()
         outbox_due = self.process_outbox()
         self.publish_metrics()
         self._systemd.notify(f"STATUS={self.status_line(next_due)}")
-        candidates = [t for t in (next_due, digest_due, outbox_due) if t is not None]
+        candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
     def _wait(self, next_due: dt.datetime | None) -> None:
@@ -267,6 +274,8 @@ class Daemon:
         elif isinstance(event, imap.HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+        elif self.promises.handles(event):
+            self.promises.apply(event)  # type: ignore[arg-type]
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
         now = self.now()
@@ -280,6 +289,7 @@ class Daemon:
         items = sla.evaluate(self.messages, self.config)
         new, acked = self.store.sync_items(items, now=now, initial_keys=self.store.initial_keys())
         self._dirty = False
+        self.promises.mark_dirty()
         if acked:
             self._observe_acks([i for i in items if i.key in set(acked)])
         if new or acked:
@@ -438,16 +448,33 @@ class Daemon:
         return names
 
     def _recheck(self, mailboxes: Iterable[str]) -> bool:
-        checked = False
-        for name in sorted(mailboxes):
-            watcher = self.watchers.get(name)
-            if watcher is None:
-                continue
-            # A watcher that has not finished its first connection (the daemon just
-            # started, or a reload restarted it) has not seen the replies made while it
-            # was not watching: wait for that first sync (bounded) instead of sending
-            # blind. A mailbox that is down (backoff, auth_failed) is not waited for.
-            deadline = time.monotonic() + RECHECK_TIMEOUT
+        """Re-check the given mailboxes' sent folders now, all at once; True if any did.
+
+        The mailboxes are re-checked in parallel (one short-lived thread each), so fifty
+        accounts due in the same minute cost one round of IMAP latency, not fifty. The
+        core thread keeps feeding the watchdog while it waits: a stalled server must not
+        starve it.
+        """
+        watchers = [(n, w) for n in sorted(mailboxes) if (w := self.watchers.get(n)) is not None]
+        if not watchers:
+            return False
+        deadline = time.monotonic() + RECHECK_TIMEOUT
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
+        ) as pool:
+            futures = {pool.submit(self._recheck_one, n, w, deadline): n for n, w in watchers}
+            pending = set(futures)
+            while pending:
+                self._feed_watchdog()
+                _, pending = concurrent.futures.wait(pending, timeout=0.5)
+            return any(f.result() for f in futures)
+
+    def _recheck_one(self, name: str, watcher: imap.MailboxWatcher, deadline: float) -> bool:
+        # A watcher that has not finished its first connection (the daemon just started,
+        # or a reload restarted it) has not seen the replies made while it was not
+        # watching: wait for that first sync (bounded) instead of sending blind. A mailbox
+        # that is down (backoff, auth_failed) is not waited for.
+        try:
             while (
                 watcher.health.state == "connecting"
                 and watcher.is_alive()
@@ -455,18 +482,28 @@ class Daemon:
                 and time.monotonic() < deadline
             ):
                 time.sleep(0.05)
-            try:
-                checked |= bool(
-                    watcher.recheck(timeout=max(1.0, deadline - time.monotonic()))
-                )
-            except Exception as exc:  # a failing mailbox never blocks the nudge
-                log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
-        return checked
+            while True:
+                left = deadline - time.monotonic()
+                if watcher.recheck(timeout=max(left, 0.1)):
+                    return True
+                if left <= 0.5 or watcher.health.state != "up" or self._stop.is_set():
+                    return False
+        except Exception as exc:  # a failing mailbox never blocks the nudge
+            log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
+            return False
 
     def process_outbox(self) -> dt.datetime | None:
         """Send queued mail; retry temporary failures with backoff. Next retry time."""
         now = self.now()
-        for record in self.store.outbox_due(now):
+        due = self.store.outbox_due(now)
+        # A retry time further ahead than any backoff could set means the wall clock was
+        # turned back: try now rather than wait for the clock to catch up.
+        due_ids = {o.id for o in due}
+        due += [
+            o for o in self.store.outbox_pending()
+            if o.id not in due_ids and o.next_attempt_at > now + self._max_backoff(o.attempts)
+        ]
+        for record in due:
             self._deliver(record, now)
         pending = self.store.outbox_pending()
         return min((o.next_attempt_at for o in pending), default=None)
@@ -481,6 +518,11 @@ class Daemon:
                           error=type(exc).__name__)
                 return
             self._transmit(record, message, now)
+            return
+        if record.kind in ("promise", "promise-overdue"):  # issue 8: see keeper.py
+            promise_mail = self.promises.prepare(record, now)
+            if promise_mail is not None:
+                self._transmit(record, promise_mail, now)
             return
         items = {r.key: r for r in self._pending()}
         nudge_keys = [k for k in record.nudge_keys if k in items]
@@ -515,14 +557,24 @@ class Daemon:
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
         except Exception as exc:  # temporary: SMTP down, 4xx, timeouts
-            delay = min(SEND_BACKOFF_CAP, SEND_BACKOFF_START * (2 ** min(record.attempts, 10)))
-            delay *= random.uniform(0.8, 1.2)
+            delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
             if record.attempts == 0:
                 log.warning("mail_deferred", kind=record.kind, to=record.recipient,
                             error=str(exc), retry_in=int(delay.total_seconds()))
             return
         self.store.outbox_sent(record.id, self.now())
+
+    def _backoff(self, attempts: int) -> dt.timedelta:
+        """Delay before the next try after `attempts` failed ones (before jitter)."""
+        start = getattr(self.config.notify, "retry_initial", SEND_BACKOFF_START)
+        return min(SEND_BACKOFF_CAP, start * (2 ** min(attempts, 10)))
+
+    def _max_backoff(self, attempts: int) -> dt.timedelta:
+        """The furthest ahead a retry can be after `attempts` tries (jitter included)."""
+        if attempts <= 0:
+            return dt.timedelta(seconds=1)  # queued for "now": never in the future
+        return self._backoff(attempts - 1) * 1.2 + dt.timedelta(seconds=1)
 
     def render(
         self, record: OutboxRecord, items: Sequence[ItemRecord], now: dt.datetime

@@ -17,6 +17,7 @@ Schema versions live in ``PRAGMA user_version``; `MIGRATIONS` are numbered steps
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -124,6 +125,41 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: promises (issue 8). Of a body, only the promise's sentence is ever stored.
+    """
+    CREATE TABLE promises (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_key TEXT NOT NULL UNIQUE,
+        thread TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        account TEXT,
+        client TEXT,
+        client_address TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        made_at TEXT NOT NULL,
+        promised TEXT NOT NULL,
+        remind_at TEXT,
+        sentence TEXT NOT NULL,
+        state TEXT NOT NULL,
+        follow_key TEXT,
+        settled_at TEXT,
+        reminder_done TEXT,
+        reminder_outbox INTEGER,
+        overdue_done TEXT,
+        overdue_outbox INTEGER,
+        first_seen TEXT NOT NULL
+    );
+    CREATE INDEX promises_state ON promises (state);
+    CREATE INDEX promises_made ON promises (made_at);
+    CREATE TABLE promise_reads (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        read_at TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -225,6 +261,10 @@ class Store:
         self._conn = conn
         self.path = path
         self.readonly = readonly
+        # Parsed copies by (mailbox, folder, uid) -> (hash of the headers, Message): what
+        # the last `load_messages` returned plus what was stored since, so the daemon's
+        # re-evaluation does not re-parse every header block each time (bench/README.md).
+        self._parsed: dict[tuple[str, str, int], tuple[int, Message]] = {}
 
     # ------------------------------------------------------------------ opening
 
@@ -262,7 +302,10 @@ class Store:
                     raise StoreError(f"{path}: schema {version} is newer than this ackwatch")
             return store
         except sqlite3.Error as exc:
-            raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+            hint = ""
+            if not readonly and not all(os.access(p, os.W_OK) for p in (state_dir, path)):
+                hint = " (the state directory is not writable: read-only file system or permissions)"
+            raise StoreError(f"{path}: cannot open the state database: {exc}{hint}") from exc
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the state database: {exc.strerror}") from exc
 
@@ -381,6 +424,8 @@ class Store:
                     ),
                 )
                 added += cur.rowcount
+                if cur.rowcount:
+                    self._parsed[(mailbox, folder, m.uid)] = (hash(m.header_bytes), parsed)
                 if cur.rowcount and parsed.defects:
                     _log_defects(parsed)
             for uid, flags in flag_updates:
@@ -423,10 +468,20 @@ class Store:
             query += " WHERE received >= ?"
             args = (_iso(since),)
         out = []
+        cache, fresh = self._parsed, {}
         for r in self._conn.execute(query, args):
+            headers = bytes(r["headers"])
+            where = (r["mailbox"], r["folder"], r["uid"])
+            hit = cache.get(where)
+            if hit is not None and hit[0] == hash(headers):
+                msg = _refresh(hit[1], r)
+                if msg is not None:
+                    fresh[where] = (hit[0], msg)
+                    out.append(msg)
+                    continue
             out.append(
                 parse_message(
-                    bytes(r["headers"]),
+                    headers,
                     mailbox=r["mailbox"],
                     folder=r["folder"],
                     role=r["role"],
@@ -438,6 +493,8 @@ class Store:
                     dismissed_at=_dt(r["dismissed_at"]),
                 )
             )
+            fresh[where] = (hash(headers), out[-1])
+        self._parsed = fresh  # only what is in the window stays cached
         return out
 
     def initial_keys(self) -> set[str]:
@@ -714,6 +771,194 @@ class Store:
                 (state, error, outbox_id),
             )
 
+    # ------------------------------------------------------------------ promises (issue 8)
+
+    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, object]]:
+        """Items acknowledged by a reply whose acknowledging message was first stored at or
+        after ``since`` by a live sync (not a history import), not read yet or due for
+        another try. Dicts with the item's key, thread, client, client_address, subject,
+        account, ack_key, ack_by and the read's attempts / next_attempt_at (or None)."""
+        rows = self._conn.execute(
+            "SELECT i.key, i.thread, i.client, i.client_address, i.subject, i.account,"
+            " i.ack_key, i.ack_by, r.attempts, r.next_attempt_at"
+            " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
+            " WHERE i.state = 'acknowledged' AND i.ack_kind = 'reply'"
+            " AND i.ack_key IS NOT NULL AND (r.key IS NULL OR r.state = 'retry')"
+            " AND EXISTS (SELECT 1 FROM messages m WHERE m.key = i.ack_key AND m.initial = 0"
+            " AND m.first_seen >= ?)"
+            " ORDER BY i.ack_at, i.key",
+            (_iso(since),),
+        ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["next_attempt_at"] = _dt(d["next_attempt_at"])
+            out.append(d)
+        return out
+
+    def promise_reads(self, keys: Iterable[str]) -> dict[str, tuple[str, int, dt.datetime | None]]:
+        """Message key -> (state, attempts, next attempt) of the reads recorded for ``keys``.
+        States: ``promise`` (it made one), ``none``, ``retry``, ``failed``."""
+        out: dict[str, tuple[str, int, dt.datetime | None]] = {}
+        for key in set(keys):
+            r = self._conn.execute(
+                "SELECT state, attempts, next_attempt_at FROM promise_reads WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if r is not None:
+                out[key] = (r["state"], r["attempts"], _dt(r["next_attempt_at"]))
+        return out
+
+    def message_copies(self, key: str) -> list[tuple[str, str, int, int]]:
+        """(mailbox, folder, uid, uidvalidity) of every stored copy of a message, sent
+        folders first (the sender's own copy)."""
+        rows = self._conn.execute(
+            "SELECT mailbox, folder, uid, uidvalidity FROM messages WHERE key = ?"
+            " ORDER BY role != 'sent', mailbox, folder, uid",
+            (key,),
+        ).fetchall()
+        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+    def record_promise_read(
+        self,
+        key: str,
+        *,
+        state: str,
+        now: dt.datetime,
+        attempts: int = 1,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+        promise: NewPromise | None = None,
+    ) -> int | None:
+        """Record one read of a message's first text part and, when it made a promise,
+        the promise, in one transaction. Returns the new promise's id (None: no promise,
+        or that message's promise was recorded before)."""
+        now_s = _iso(now)
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO promise_reads (key, state, attempts, next_attempt_at, last_error,"
+                " read_at) VALUES (?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                " state = excluded.state, attempts = excluded.attempts,"
+                " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,"
+                " read_at = excluded.read_at",
+                (key, state, attempts, _iso(next_attempt_at), error, now_s),
+            )
+            if promise is None:
+                return None
+            p = promise
+            cur = c.execute(
+                "INSERT INTO promises (source_key, thread, item_key, account, client,"
+                " client_address, subject, made_at, promised, remind_at, sentence, state,"
+                " first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'open', ?)"
+                " ON CONFLICT(source_key) DO NOTHING",
+                (
+                    p.source_key, p.thread, p.item_key, p.account, p.client, p.client_address,
+                    p.subject, _iso(p.made_at), _iso(p.promised), _iso(p.remind_at),
+                    p.sentence, now_s,
+                ),
+            )
+            return int(cur.lastrowid) if cur.rowcount else None
+
+    def promises(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        made_since: dt.datetime | None = None,
+        made_until: dt.datetime | None = None,
+    ) -> list[PromiseRecord]:
+        query = "SELECT * FROM promises WHERE 1=1"
+        args: list[object] = []
+        if states is not None:
+            wanted = list(states)
+            query += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        if made_since is not None:
+            query += " AND made_at >= ?"
+            args.append(_iso(made_since))
+        if made_until is not None:
+            query += " AND made_at < ?"
+            args.append(_iso(made_until))
+        query += " ORDER BY promised, id"
+        return [_promise_record(r) for r in self._conn.execute(query, args)]
+
+    def promises_to_track(self, made_since: dt.datetime) -> list[PromiseRecord]:
+        """Open promises, and the others made since ``made_since`` (a follow-up may still
+        be seen late or read)."""
+        rows = self._conn.execute(
+            "SELECT * FROM promises WHERE state = 'open' OR made_at >= ? ORDER BY promised, id",
+            (_iso(made_since),),
+        )
+        return [_promise_record(r) for r in rows]
+
+    def update_promises(
+        self, changes: Iterable[tuple[int, str, str | None, dt.datetime | None]]
+    ) -> None:
+        """Set (state, follow_key, settled_at) of promises: (id, state, follow, settled)."""
+        with self._write() as c:
+            for pid, state, follow_key, settled_at in changes:
+                c.execute(
+                    "UPDATE promises SET state = ?, follow_key = ?, settled_at = ? WHERE id = ?",
+                    (state, follow_key, _iso(settled_at), pid),
+                )
+
+    def mark_promises(self, kind: str, ids: Iterable[int], value: str) -> None:
+        """Mark the reminder (``promise``) or overdue notice (``promise-overdue``) of
+        promises as done without a mail: ``skipped`` or ``cancelled``."""
+        column = {"promise": "reminder_done", "promise-overdue": "overdue_done"}[kind]
+        with self._write() as c:
+            for pid in ids:
+                c.execute(f"UPDATE promises SET {column} = ? WHERE id = ?", (value, pid))
+
+    def enqueue_promises(
+        self,
+        *,
+        kind: str,
+        recipient: str,
+        cc: Sequence[str],
+        account: str | None,
+        promise_ids: Sequence[int],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Queue a promise reminder / overdue notice and mark its promises, atomically.
+        The outbox row names no items (``{}``); the promises point at it."""
+        column = {"promise": "reminder", "promise-overdue": "overdue"}[kind]
+        now_s = _iso(now)
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
+                " created_at, state, attempts, next_attempt_at)"
+                " VALUES (?,?,?,?, '{}', ?,?, 'pending', 0, ?)",
+                (kind, recipient, json.dumps(list(cc)), account, message_id, now_s, now_s),
+            )
+            outbox_id = int(cur.lastrowid or 0)
+            for pid in promise_ids:
+                c.execute(
+                    f"UPDATE promises SET {column}_done = 'queued', {column}_outbox = ?"
+                    " WHERE id = ?",
+                    (outbox_id, pid),
+                )
+        return outbox_id
+
+    def promises_of_outbox(self, outbox_id: int) -> list[PromiseRecord]:
+        rows = self._conn.execute(
+            "SELECT * FROM promises WHERE reminder_outbox = ? OR overdue_outbox = ?"
+            " ORDER BY promised, id",
+            (outbox_id, outbox_id),
+        )
+        return [_promise_record(r) for r in rows]
+
+    def promise_rows(
+        self, made_since: dt.datetime, made_until: dt.datetime
+    ) -> list[tuple[str | None, str, str]]:
+        """(account, client name or address, state) of the promises made in a period."""
+        rows = self._conn.execute(
+            "SELECT account, COALESCE(client, client_address), state FROM promises"
+            " WHERE made_at >= ? AND made_at < ? ORDER BY made_at, id",
+            (_iso(made_since), _iso(made_until)),
+        )
+        return [(a, c, s) for a, c, s in rows]
+
     # ------------------------------------------------------------------ health
 
     def set_health(
@@ -751,6 +996,24 @@ def _parse_new(
         role=role,  # type: ignore[arg-type]
         uid=m.uid,
         received=m.received,
+    )
+
+
+def _refresh(base: Message, r: sqlite3.Row) -> Message | None:
+    """A cached parse with the row's current flags and flag times; None when it is not
+    the same copy (role or received time differ)."""
+    received = _dt(r["received"])
+    if base.role != r["role"] or base.received != received:
+        return None
+    flags = frozenset(json.loads(r["flags"]))
+    answered_at, dismissed_at = _dt(r["answered_at"]), _dt(r["dismissed_at"])
+    gm_thrid = r["gm_thrid"]
+    if (base.flags, base.answered_at, base.dismissed_at, base.gm_thrid) == (
+        flags, answered_at, dismissed_at, gm_thrid
+    ):
+        return base
+    return dataclasses.replace(
+        base, flags=flags, answered_at=answered_at, dismissed_at=dismissed_at, gm_thrid=gm_thrid
     )
 
 
@@ -812,4 +1075,70 @@ def _outbox_record(r: sqlite3.Row) -> OutboxRecord:
         next_attempt_at=_dt(r["next_attempt_at"]),
         last_error=r["last_error"],
         sent_at=_dt(r["sent_at"]),
+    )
+
+
+@dataclass(frozen=True)
+class NewPromise:
+    """A promise found in an acknowledgement, to record (issue 8)."""
+
+    source_key: str
+    thread: str
+    item_key: str
+    account: str | None
+    client: str | None
+    client_address: str
+    subject: str
+    made_at: dt.datetime
+    promised: dt.datetime
+    remind_at: dt.datetime | None
+    sentence: str
+
+
+@dataclass(frozen=True)
+class PromiseRecord:
+    id: int
+    source_key: str
+    thread: str
+    item_key: str
+    account: str | None
+    client: str | None
+    client_address: str
+    subject: str
+    made_at: dt.datetime
+    promised: dt.datetime
+    remind_at: dt.datetime | None
+    sentence: str
+    state: str  # open | kept | moved | broken
+    follow_key: str | None
+    settled_at: dt.datetime | None
+    reminder_done: str | None  # queued | skipped | cancelled; None: not yet
+    reminder_outbox: int | None
+    overdue_done: str | None
+    overdue_outbox: int | None
+    first_seen: dt.datetime
+
+
+def _promise_record(r: sqlite3.Row) -> PromiseRecord:
+    return PromiseRecord(
+        id=r["id"],
+        source_key=r["source_key"],
+        thread=r["thread"],
+        item_key=r["item_key"],
+        account=r["account"],
+        client=r["client"],
+        client_address=r["client_address"],
+        subject=r["subject"],
+        made_at=_dt(r["made_at"]),
+        promised=_dt(r["promised"]),
+        remind_at=_dt(r["remind_at"]),
+        sentence=r["sentence"],
+        state=r["state"],
+        follow_key=r["follow_key"],
+        settled_at=_dt(r["settled_at"]),
+        reminder_done=r["reminder_done"],
+        reminder_outbox=r["reminder_outbox"],
+        overdue_done=r["overdue_done"],
+        overdue_outbox=r["overdue_outbox"],
+        first_seen=_dt(r["first_seen"]),
     )

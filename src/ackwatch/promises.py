@@ -1,0 +1,325 @@
+"""Promise keeper, daemon half (issue 8): kept, broken, moved, and what is due. Pure.
+
+An acknowledgement often says by when the work will be ready ("by Friday noon"); the
+parser half (`ackwatch.promise`) finds that instant in the reply's text. This module
+decides, from the recorded promises, the later agency messages of their threads and
+``now``, what became of each promise and which reminders are due. Nothing here reads the
+clock, the network or the disk.
+
+Rules (issue 8; the choices the issue leaves open are marked *):
+
+- The *follow-up* of a promise is the first agency message of its thread that reaches
+  the client (`classify.is_acknowledgement_candidate`), received strictly after the
+  promise was made (INTERNALDATE of the promising message), other than that message.
+- A follow-up received strictly before the promised instant settles the promise: it is
+  **kept** (the delivery, or at least word to the client in time), or **moved** when the
+  follow-up itself makes a new promise (its body is read for that; until it is read the
+  promise counts as kept). The new promise replaces the old one.
+- No follow-up before the promised instant: from ``now >= promised`` the promise is
+  **broken**. A later follow-up does not mend it* (it stays broken; a new date in that
+  follow-up opens a new promise).
+- Until then it is **open**. Reminder: at ``promised - remind_before`` on the business
+  clock of the account's calendar, to the account (its backup when away, as for
+  nudges). *When that instant is not after the moment the promise was made (promised
+  "within the hour" with a 2h lead), there is no reminder: the account just said it.
+  *A reminder not sent before the promised instant (downtime) is skipped.
+- Overdue notice: at the promised instant, to the account's manager with the account
+  in Cc, while the promise is broken and nothing followed it (a late delivery seen
+  before the notice goes out cancels it). No manager: no notice (skipped).
+- Notices are batched per recipient like nudges (everything due within
+  ``notify.batch_window`` goes in one mail) and share the per-recipient hourly cap
+  (``notify.max_per_hour``): with no room left they wait for the hour to roll.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .calendar import business_calendar
+from .config import CalendarConfig, Config, OpenRange
+
+State = Literal["open", "kept", "moved", "broken"]
+NoticeKind = Literal["promise", "promise-overdue"]
+NOTICE_KINDS: tuple[str, ...] = ("promise", "promise-overdue")
+STATES: tuple[str, ...] = ("open", "kept", "moved", "broken")
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The decision-relevant part of a recorded promise."""
+
+    id: int
+    source_key: str  # the agency message that made it
+    account: str | None  # who made it (gets the reminder)
+    made_at: dt.datetime  # received time (INTERNALDATE) of that message
+    promised: dt.datetime
+    remind_at: dt.datetime | None  # None: no reminder (see the module doc)
+    reminder_done: bool = False
+    overdue_done: bool = False
+
+
+@dataclass(frozen=True)
+class Later:
+    """An agency message of the promise's thread that reaches the client."""
+
+    key: str
+    received: dt.datetime
+    # Whether its body made a promise: True / False once read, None while not read.
+    promised: bool | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    state: State
+    follow_key: str | None  # the follow-up message, if any
+    settled_at: dt.datetime | None  # kept/moved: the follow-up's time; broken: the instant
+    read_needed: bool  # the follow-up's body has not been read yet
+
+
+@dataclass(frozen=True)
+class Due:
+    kind: NoticeKind
+    promise_id: int
+    account: str | None
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Skip:
+    kind: NoticeKind
+    promise_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: NoticeKind
+    to: str
+    cc: tuple[str, ...]
+    account: str
+    promise_ids: tuple[int, ...]
+    due: dt.datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    skips: tuple[Skip, ...]
+    next_due: dt.datetime | None
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def follow_up(promise: Recorded, later: Iterable[Later]) -> Later | None:
+    """The first message of ``later`` strictly after the promise was made (not itself)."""
+    candidates = [m for m in later if m.received > promise.made_at and m.key != promise.source_key]
+    return min(candidates, key=lambda m: (m.received, m.key), default=None)
+
+
+def assess(promise: Recorded, later: Iterable[Later], now: dt.datetime) -> Assessment:
+    """What became of ``promise`` as of ``now`` (see the module doc)."""
+    follow = follow_up(promise, later)
+    if follow is None:
+        if now >= promise.promised:
+            return Assessment("broken", None, promise.promised, False)
+        return Assessment("open", None, None, False)
+    read_needed = follow.promised is None
+    if follow.received < promise.promised:
+        state: State = "moved" if follow.promised else "kept"
+        return Assessment(state, follow.key, follow.received, read_needed)
+    return Assessment("broken", follow.key, promise.promised, read_needed)
+
+
+def notices_due(
+    assessed: Iterable[tuple[Recorded, Assessment]], now: dt.datetime
+) -> tuple[list[Due], list[Skip], dt.datetime | None]:
+    """(notices not sent yet, due now or later; notices never to send; the next instant
+    an open promise breaks). `plan` picks what is due at ``now``."""
+    due: list[Due] = []
+    skips: list[Skip] = []
+    future: list[dt.datetime] = []
+    for p, a in assessed:
+        if a.state == "open":
+            future.append(p.promised)  # it breaks then
+            if not p.reminder_done and p.remind_at is not None:
+                due.append(Due("promise", p.id, p.account, p.remind_at))
+        elif a.state == "broken":
+            if not p.reminder_done and p.remind_at is not None:
+                skips.append(Skip("promise", p.id, "the promised instant passed first"))
+            if not p.overdue_done and a.follow_key is None:
+                due.append(Due("promise-overdue", p.id, p.account, p.promised))
+    return due, skips, min(future, default=None)
+
+
+def plan(
+    due: Sequence[Due],
+    *,
+    now: dt.datetime,
+    recipient_of: Callable[[str], str],
+    manager_of: Callable[[str], str | None],
+    batch_window: dt.timedelta,
+    max_per_hour: int,
+    sent_last_hour: Mapping[str, Sequence[dt.datetime]],
+) -> Plan:
+    """The mails due at ``now``: reminders per (recipient, account), overdue notices per
+    (manager, account) with the account in Cc. When one notice of a group is due, the
+    others due within ``batch_window`` go in the same mail (as for nudges)."""
+    skips: list[Skip] = []
+    groups: dict[tuple[str, str, tuple[str, ...], str], list[Due]] = defaultdict(list)
+    for d in due:
+        if not d.account:
+            if d.at <= now:
+                skips.append(Skip(d.kind, d.promise_id, "no responsible account"))
+            continue
+        if d.kind == "promise":
+            groups[(d.kind, recipient_of(d.account), (), d.account)].append(d)
+        else:
+            manager = manager_of(d.account)
+            if not manager:
+                if d.at <= now:
+                    skips.append(Skip(d.kind, d.promise_id, "no manager configured"))
+                continue
+            cc = (d.account,) if d.account.lower() != manager.lower() else ()
+            groups[(d.kind, manager, cc, d.account)].append(d)
+
+    actions: list[Action] = []
+    future: list[dt.datetime] = []
+    per_recipient: dict[str, list[Action]] = defaultdict(list)
+    horizon = now + batch_window
+    for (kind, to, cc, account), members in sorted(groups.items()):
+        earliest = min(m.at for m in members)
+        if earliest > now:
+            future.append(earliest)
+            continue
+        batch = sorted((m for m in members if m.at <= horizon), key=lambda m: (m.at, m.promise_id))
+        later = [m.at for m in members if m.at > horizon]
+        if later:
+            future.append(min(later))
+        ids = tuple(dict.fromkeys(m.promise_id for m in batch))
+        per_recipient[to].append(Action(kind, to, cc, account, ids, batch[0].at))  # type: ignore[arg-type]
+    for to, built in sorted(per_recipient.items()):
+        recent = sorted(t for t in sent_last_hour.get(to, ()) if t > now - HOUR)
+        room = max_per_hour - len(recent)
+        built.sort(key=lambda a: (a.due, a.kind, a.account))
+        if room <= 0:
+            future.append(recent[0] + HOUR)
+            continue
+        actions.extend(built[:room])
+        if len(built) > room:
+            future.append(recent[0] + HOUR if recent else now + HOUR)
+    return Plan(tuple(actions), tuple(skips), min(future, default=None))
+
+
+# --------------------------------------------------------------------------- calendar
+
+
+def account_calendar(config: Config, account: str | None) -> CalendarConfig:
+    """The calendar of the account that made a promise (its own, else the first one;
+    with none configured, Mon-Fri 09:00-17:00 in the config's timezone, as
+    ``ackwatch promise`` does)."""
+    calendar = config.calendar_for_account(account)
+    if calendar is not None:
+        return calendar
+    office = (OpenRange(9 * 60, 17 * 60),)
+    return CalendarConfig("default", config.timezone, (office,) * 5 + ((),) * 2)
+
+
+def reminder_at(
+    made_at: dt.datetime,
+    promised: dt.datetime,
+    remind_before: dt.timedelta,
+    calendar: CalendarConfig,
+) -> dt.datetime | None:
+    """``promised - remind_before`` on the calendar's business clock; None when that is
+    not after ``made_at`` (no reminder for a promise made inside its own lead time)."""
+    try:
+        at = business_calendar(calendar).subtract(promised, remind_before)
+    except (ValueError, OverflowError):  # a calendar that is never open
+        at = promised - remind_before
+    return at if at > made_at else None
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Counts:
+    made: int = 0
+    kept: int = 0
+    moved: int = 0
+    broken: int = 0
+    open: int = 0
+
+    def add(self, state: str) -> Counts:
+        values = {f: getattr(self, f) for f in COUNT_FIELDS}
+        values["made"] += 1
+        if state in values:
+            values[state] += 1
+        return Counts(**values)
+
+
+COUNT_FIELDS: tuple[str, ...] = ("made", "kept", "moved", "broken", "open")
+
+
+@dataclass(frozen=True)
+class Figures:
+    totals: Counts
+    by_account: tuple[tuple[str | None, Counts], ...]
+    by_client: tuple[tuple[str, Counts], ...]
+
+
+def figures(rows: Iterable[tuple[str | None, str, str]]) -> Figures:
+    """Promises made in a period, by outcome: rows of (account, client, state)."""
+    totals = Counts()
+    accounts: dict[str | None, Counts] = {}
+    clients: dict[str, Counts] = {}
+    for account, client, state in rows:
+        totals = totals.add(state)
+        accounts[account] = accounts.get(account, Counts()).add(state)
+        clients[client] = clients.get(client, Counts()).add(state)
+
+    def order(pair: tuple) -> tuple:
+        return (-pair[1].made, pair[0] or "")
+
+    return Figures(
+        totals,
+        tuple(sorted(accounts.items(), key=order)),
+        tuple(sorted(clients.items(), key=order)),
+    )
+
+
+def figures_json(f: Figures) -> dict[str, object]:
+    def counts(c: Counts) -> dict[str, int]:
+        return {name: getattr(c, name) for name in COUNT_FIELDS}
+
+    return {
+        "totals": counts(f.totals),
+        "by_account": [{"account": a, **counts(c)} for a, c in f.by_account],
+        "by_client": [{"client": n, **counts(c)} for n, c in f.by_client],
+    }
+
+
+def figures_table(f: Figures, limit: int = 20) -> str:
+    """A short text section for ``ackwatch report`` (table format)."""
+    t = f.totals
+    if t.made == 0:
+        return "Promises: none made in this period.\n"
+    lines = [
+        f"Promises: {t.made} made, {t.kept} kept, {t.moved} moved, {t.broken} broken, "
+        f"{t.open} open",
+        f"  {'ACCOUNT / CLIENT':<28} {'MADE':>5} {'KEPT':>5} {'MOVED':>5} {'BROKEN':>6} {'OPEN':>5}",
+    ]
+
+    def row(name: str, c: Counts) -> str:
+        name = name if len(name) <= 28 else name[:27] + "…"
+        return f"  {name:<28} {c.made:>5} {c.kept:>5} {c.moved:>5} {c.broken:>6} {c.open:>5}"
+
+    lines += [row(a or "(none)", c) for a, c in f.by_account[:limit]]
+    lines += [row(n, c) for n, c in f.by_client[:limit]]
+    return "\n".join(lines) + "\n"
