@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -378,3 +379,18 @@ def test_agency_identities_lists_domains_and_addresses():
     assert {"agency.example", "designer@freelance.example", "office@agency.example"} <= ids
     empty = make_config(agency=Agency(), mailboxes=(), accounts=())
     assert agency_identities(empty) == frozenset()
+
+
+def test_own_mail_from_an_address_outside_the_agency_domains_is_still_own():
+    config = make_config()
+    config = config.replace(smtp=replace(
+        config.smtp, from_address="ackwatch <alerts@ackwatch-mailer.example>"))
+    nudge = make_message("""\
+        From: ackwatch <alerts@ackwatch-mailer.example>
+        To: anna@agency.example
+        Subject: Acknowledge now: 1 client email
+        Message-ID: <ackwatch.1@ackwatch-mailer.example>
+        Auto-Submitted: auto-generated
+        X-Ackwatch: nudge
+    """)
+    assert classify(nudge, config).kind == "own"

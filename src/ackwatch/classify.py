@@ -255,6 +255,15 @@ def _is_form_sender(address: str, config: Config) -> bool:
     return bool(address) and address in {f.strip().lower() for f in config.agency.form_senders}
 
 
+def _is_our_from(address: str, config: Config) -> bool:
+    """ackwatch's own sender (``smtp.from``), also when it is outside ``agency.domains``."""
+    if config.smtp is None or not address:
+        return False
+    from email.utils import parseaddr
+
+    return address == parseaddr(config.smtp.from_address)[1].strip().lower()
+
+
 def _client_result(address: str, config: Config, reason: str) -> Classification:
     client = match_client(address, config)
     if client is not None:
@@ -269,7 +278,7 @@ def classify(message: Message, config: Config) -> Classification:
     sender = message.sender.address
     agency_sender = is_agency_address(sender, config)
 
-    if message.x_ackwatch is not None and agency_sender:
+    if message.x_ackwatch is not None and (agency_sender or _is_our_from(sender, config)):
         return Classification("own", "x-ackwatch")
 
     if _is_form_sender(sender, config):
