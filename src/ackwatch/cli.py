@@ -603,15 +603,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             _err(f"ackwatch: {exc}")
             return EX_CANTCREAT
         try:
-            records = store.report_rows(since, until)
+            items = store.report_rows(since, until, report.ReportItem)
             promise_rows = _promise_rows(store, since, until)
         except sqlite3.Error as exc:
             _err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
-        items = [report.ReportItem(*row) for row in records]
-        del records
         result = report.compute(
             items, config, since=since, until=until, now=now, rows=args.format == "csv"
         )

@@ -22,9 +22,10 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -32,6 +33,8 @@ from .message import Message, parse_message
 from .sla import Item
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 DB_NAME = "ackwatch.sqlite3"
 
@@ -605,24 +608,28 @@ class Store:
         return [_item_record(r) for r in self._conn.execute(query, args)]
 
     def report_rows(
-        self, received_since: dt.datetime, received_until: dt.datetime
-    ) -> list[tuple]:
-        """The ten columns the report needs, as plain tuples (fast on a year of mail).
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        make: Callable[..., T] = lambda *row: row,  # type: ignore[assignment,return-value]
+    ) -> list[T]:
+        """The columns the report needs, built straight into ``make`` (fast on a year).
 
-        (key, client, client_address, account, subject, received, deadline, ack_at or
-        None when not acknowledged, policy, clock, dropped).
+        ``make(key, client, client_address, account, subject, received, deadline, ack_at or
+        None when not acknowledged, policy, clock, dropped)``, in received order (the
+        index's order: ties are left as SQLite finds them).
         """
         rows = self._conn.execute(
             "SELECT key, client, client_address, account, subject, received, deadline,"
             " CASE WHEN state = 'acknowledged' THEN ack_at END, policy, clock,"
             " state = 'dropped' FROM items WHERE received >= ? AND received < ?"
-            " ORDER BY received, key",
+            " ORDER BY received",
             (_iso(received_since), _iso(received_until)),
         )
         parse = dt.datetime.fromisoformat
         return [
-            (k, c, ca, a, subj, parse(r), parse(d), parse(ack) if ack else None, p, clk,
-             bool(dropped))
+            make(k, c, ca, a, subj, parse(r), parse(d), parse(ack) if ack else None, p, clk,
+                 dropped == 1)
             for k, c, ca, a, subj, r, d, ack, p, clk, dropped in rows
         ]
 
