@@ -186,3 +186,35 @@ def test_readonly_reader_sees_the_writers_commits(tmp_path):
     assert reader.message_count() == 1
     with pytest.raises(StoreError):
         reader.set_meta("x", "y")
+
+
+def test_flags_of_follow_ups_are_watched_while_the_item_is_pending(store):
+    import dataclasses
+
+    sync(store, [new(1), new(2)])
+    first = dataclasses.replace(item("<m1@client.example>"), follow_ups=("<m2@client.example>",))
+    store.sync_items([first], now=T0, initial_keys=set())
+    assert store.pending_uids("anna", "INBOX") == {1, 2}
+    # Acknowledged: no flag matters any more.
+    done = dataclasses.replace(first, ack=Ack("r", T0 + H, "reply", "anna@agency.example"))
+    store.sync_items([done], now=T0, initial_keys=set())
+    assert store.pending_uids("anna", "INBOX") == set()
+    # A follow-up that the evaluation no longer folds in is forgotten.
+    store.sync_items([dataclasses.replace(first, follow_ups=())], now=T0, initial_keys=set())
+    assert store.pending_uids("anna", "INBOX") == {1}
+
+
+def test_an_older_schema_is_migrated_step_by_step(tmp_path):
+    from ackwatch import store as store_mod
+
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for statement in store_mod.MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    s = Store.open(tmp_path)
+    assert s.integrity_check() == "ok"
+    assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    s.close()

@@ -163,6 +163,16 @@ MIGRATIONS: tuple[str, ...] = (
         read_at TEXT NOT NULL
     );
     """,
+    # 3: the follow-up messages of items, so their flags (\\Answered, the dismissal
+    # keyword) are re-fetched too, not only the first message's.
+    """
+    CREATE TABLE item_members (
+        item_key TEXT NOT NULL,
+        member_key TEXT NOT NULL,
+        PRIMARY KEY (item_key, member_key)
+    );
+    CREATE INDEX item_members_member ON item_members (member_key);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -508,10 +518,13 @@ class Store:
         }
 
     def pending_uids(self, mailbox: str, folder: str) -> set[int]:
-        """UIDs in one folder whose flags still matter: copies of mail in pending items."""
+        """UIDs in one folder whose flags still matter: copies of the mail of pending items
+        (their first message and the follow-ups folded into them)."""
         rows = self._conn.execute(
-            "SELECT m.uid FROM messages m JOIN items i ON i.key = m.key"
-            " WHERE m.mailbox = ? AND m.folder = ? AND i.state = 'pending'",
+            "SELECT m.uid FROM messages m WHERE m.mailbox = ? AND m.folder = ? AND m.key IN ("
+            " SELECT key FROM items WHERE state = 'pending'"
+            " UNION SELECT im.member_key FROM item_members im"
+            " JOIN items i ON i.key = im.item_key WHERE i.state = 'pending')",
             (mailbox, folder),
         ).fetchall()
         return {r[0] for r in rows}
@@ -534,7 +547,9 @@ class Store:
         now_s = _iso(now)
         existing = {
             r["key"]: r
-            for r in self._conn.execute("SELECT key, state, nudge_done, escalation_done FROM items")
+            for r in self._conn.execute(
+                "SELECT key, state, nudge_done, escalation_done, follow_ups FROM items"
+            )
         }
         new: list[str] = []
         acked: list[str] = []
@@ -555,6 +570,12 @@ class Store:
                     len(item.follow_ups),
                 )
                 old = existing.get(item.key)
+                if item.follow_ups or (old is not None and old["follow_ups"]):
+                    c.execute("DELETE FROM item_members WHERE item_key = ?", (item.key,))
+                    c.executemany(
+                        "INSERT OR IGNORE INTO item_members (item_key, member_key) VALUES (?, ?)",
+                        [(item.key, k) for k in item.follow_ups],
+                    )
                 if old is None:
                     nudge_done = escalation_done = None
                     if item.key in initial_keys and state == "pending":

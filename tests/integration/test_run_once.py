@@ -180,3 +180,21 @@ def test_one_failing_mailbox_does_not_stop_the_others(imap_server, tmp_path):
     assert [i["subject"] for i in items] == ["Still tracked"]
     health = json.loads(ackwatch("status", "-c", str(cfg), "--json", "--mailboxes").stdout)
     assert {h["mailbox"]: h["state"] for h in health} == {"anna": "up", "piotr": "auth_failed"}
+
+
+def test_answered_flag_set_later_on_a_follow_up_acknowledges_the_item(imap_server, tmp_path):
+    user = imap_server.add_user()
+    t = NOW - dt.timedelta(hours=2)
+    imap_server.append(user, "INBOX", make_message(
+        subject="Brief", sender="eva@acme.example", message_id="<brief-1@acme.example>"),
+        internaldate=t)
+    follow_up = imap_server.append(user, "INBOX", make_message(
+        subject="Re: Brief", sender="eva@acme.example", message_id="<brief-2@acme.example>",
+        in_reply_to="<brief-1@acme.example>"), internaldate=t + dt.timedelta(minutes=10))
+    cfg = write_config(tmp_path, imap_server, {"anna": user})
+    assert ackwatch("run", "-c", str(cfg), "--once").returncode == 0
+    assert [i["subject"] for i in json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout)
+            ] == ["Brief"]
+    imap_server.add_flags(user, "INBOX", follow_up, ["\\Answered"])  # replied from a phone
+    assert ackwatch("run", "-c", str(cfg), "--once").returncode == 0
+    assert json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout) == []
