@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 Now = Callable[[], dt.datetime]
 MESSAGE_HISTORY = dt.timedelta(days=60)
 RECHECK_TIMEOUT = 20.0
+RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
 MAX_SLEEP = 30.0
 STEP_RETRY_SECONDS = 5.0  # wake at least this often (watchdog, clock jumps)
 SEND_BACKOFF_START = dt.timedelta(seconds=30)
@@ -412,10 +413,11 @@ class Daemon:
         # Re-check the sent folders concerned right now; replies made a minute ago count.
         by_key = {r.key: r for r in self._pending()}
         mailboxes = self._mailboxes_concerned(p.actions, by_key)
-        if self._recheck(mailboxes):
-            self.drain_events()
-            if self._dirty:
-                self.reevaluate()
+        self._recheck(mailboxes)
+        # Apply whatever the re-check brought, even a partial one (a slow server).
+        self.drain_events()
+        if self._dirty:
+            self.reevaluate()
             now = self.now()
             p = self._plan(now)
         for action in p.actions:
@@ -459,15 +461,20 @@ class Daemon:
         if not watchers:
             return False
         deadline = time.monotonic() + RECHECK_TIMEOUT
-        with concurrent.futures.ThreadPoolExecutor(
+        pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
-        ) as pool:
-            futures = {pool.submit(self._recheck_one, n, w, deadline): n for n, w in watchers}
+        )
+        try:
+            futures = [pool.submit(self._recheck_one, n, w, deadline) for n, w in watchers]
             pending = set(futures)
-            while pending:
+            while pending and not self._stop.is_set():
                 self._feed_watchdog()
                 _, pending = concurrent.futures.wait(pending, timeout=0.5)
-            return any(f.result() for f in futures)
+            return any(f.result() for f in futures if f.done() and not f.cancelled())
+        finally:
+            # On SIGTERM do not wait for a stalled server: the workers notice the stop
+            # within one slice.
+            pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
 
     def _recheck_one(self, name: str, watcher: imap.MailboxWatcher, deadline: float) -> bool:
         # A watcher that has not finished its first connection (the daemon just started,
@@ -482,11 +489,11 @@ class Daemon:
                 and time.monotonic() < deadline
             ):
                 time.sleep(0.05)
-            while True:
+            while True:  # in short slices, so that a stop is noticed promptly
                 left = deadline - time.monotonic()
-                if watcher.recheck(timeout=max(left, 0.1)):
+                if watcher.recheck(timeout=min(RECHECK_SLICE, max(left, 0.1))):
                     return True
-                if left <= 0.5 or watcher.health.state != "up" or self._stop.is_set():
+                if left <= RECHECK_SLICE or watcher.health.state != "up" or self._stop.is_set():
                     return False
         except Exception as exc:  # a failing mailbox never blocks the nudge
             log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
