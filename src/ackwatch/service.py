@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 Now = Callable[[], dt.datetime]
 MESSAGE_HISTORY = dt.timedelta(days=60)
 RECHECK_TIMEOUT = 20.0
+WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
 MAX_SLEEP = 30.0
 STEP_RETRY_SECONDS = 5.0  # wake at least this often (watchdog, clock jumps)
@@ -120,10 +121,20 @@ class Daemon:
 
     def stop_watchers(self, names: Iterable[str] | None = None) -> None:
         names = list(self.watchers) if names is None else list(names)
+        # All at once and briefly: a watcher stuck on a stalled server has its connection
+        # cut by stop(); SIGTERM must end the process well within systemd's stop timeout.
+        stoppers = [
+            threading.Thread(target=self.watchers[name].stop, kwargs={"timeout": 2.0},
+                             name=f"stop-{name}", daemon=True)
+            for name in names
+        ]
+        for t in stoppers:
+            t.start()
+        deadline = time.monotonic() + WATCHER_STOP_SECONDS
+        for t in stoppers:
+            t.join(max(0.0, deadline - time.monotonic()))
         for name in names:
-            self.watchers[name].stop()
-        for name in names:
-            self.watchers.pop(name).join(timeout=5)
+            self.watchers.pop(name)
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -492,8 +492,9 @@ def test_server_restart_mid_session_reconnects(dovecot_server: DovecotServer,
             events.wait_for(_health("backoff"), timeout=10)
             time.sleep(1.0)  # a few failed attempts while it is down
         finally:
+            # Mark before restarting: the watcher may be up again before start() returns.
+            seen = len(events.drain())
             dovecot_server.start()
-        seen = len(events.drain())
         events.wait_for(lambda e: _health("up")(e) and events.all.index(e) >= seen, timeout=20)
         uid = dovecot_server.append(user, "INBOX", make_message(subject="after restart"))
         events.wait_for(_new_mail("INBOX", uid), timeout=10)
