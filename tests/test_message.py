@@ -423,3 +423,47 @@ def test_parse_message_never_raises_on_header_shaped_input(headers: list[tuple[s
     m = parse(data)
     assert "\n" not in m.subject and "\r" not in m.subject
     assert all(a.address == a.address.lower() for a in (*m.to, *m.cc, *m.reply_to))
+
+
+# --------------------------------------------------------------------------- address fast path
+
+_addr_piece = st.text(alphabet="abcXYZ09._-+'=?%!", min_size=0, max_size=6)
+_name_piece = st.text(alphabet="ab Z\t.,;:()\"\\<>@=?_-'é", min_size=0, max_size=8)
+
+
+@st.composite
+def _address_entry(draw) -> str:
+    addr = draw(_addr_piece) + draw(st.sampled_from(["@", "", "@@"])) + draw(_addr_piece)
+    shape = draw(st.integers(0, 3))
+    if shape == 0:
+        return addr
+    name = draw(_name_piece)
+    if shape == 1:
+        return f"{name} <{addr}>"
+    if shape == 2:
+        return f'"{name}" <{addr}>'
+    return f"{name}<{addr}>{draw(_name_piece)}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_address_entry(), max_size=4), st.sampled_from([",", ", ", " ,", ",,"]))
+def test_plain_address_fast_path_agrees_with_getaddresses(entries, sep):
+    from email.utils import getaddresses
+
+    from ackwatch.message import plain_addresses
+
+    value = sep.join(entries)
+    fast = plain_addresses(value)
+    if fast is not None:
+        assert fast == getaddresses([value])
+
+
+def test_everyday_address_lists_take_the_fast_path():
+    from ackwatch.message import plain_addresses
+
+    for value in (
+        "Tom <tom@client32.example>",
+        '"Kowalski, Jan" <jan.kowalski@client.example>, anna@agency.example',
+        "=?utf-8?B?0JDQvdC90LA=?= <anna@agency.example>",
+    ):
+        assert plain_addresses(value) is not None

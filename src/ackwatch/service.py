@@ -388,7 +388,7 @@ class Daemon:
     # ------------------------------------------------------------------ actions
 
     def _pending(self) -> list[ItemRecord]:
-        return self.store.items(state="pending")
+        return self.store.pending_items()
 
     def _plan(self, now: dt.datetime) -> scheduler.Plan:
         records = self._pending()

@@ -187,6 +187,8 @@ def responsible_account(message: Message, client_account: str | None, config: Co
 
 
 def _has_flag(message: Message, flag: str) -> bool:
+    if flag in message.flags:
+        return True
     wanted = flag.casefold()
     return any(f.casefold() == wanted for f in message.flags)
 
@@ -217,10 +219,16 @@ def _merge(copies: Sequence[Message], config: Config) -> _Merged:
     received = min(c.received for c in copies)
     answered_at = _flag_time(copies, ANSWERED, "answered_at")
     dismissed_at = _flag_time(copies, config.dismiss_keyword, "dismissed_at")
-    flags = frozenset().union(*(c.flags for c in copies))
-    merged = dataclasses.replace(
-        rep, received=received, flags=flags, answered_at=answered_at, dismissed_at=dismissed_at
-    )
+    flags = rep.flags if len(copies) == 1 else frozenset().union(*(c.flags for c in copies))
+    if (rep.received, rep.flags, rep.answered_at, rep.dismissed_at) == (
+        received, flags, answered_at, dismissed_at
+    ):
+        merged = rep  # the common case: one copy, flag times already as recorded
+    else:
+        merged = dataclasses.replace(
+            rep, received=received, flags=flags, answered_at=answered_at,
+            dismissed_at=dismissed_at,
+        )
     order = {mb.name: i for i, mb in enumerate(config.mailboxes)}
     names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
     return _Merged(merged, tuple(names))

@@ -278,6 +278,8 @@ class Store:
         # the last `load_messages` returned plus what was stored since, so the daemon's
         # re-evaluation does not re-parse every header block each time (bench/README.md).
         self._parsed: dict[tuple[str, str, int], tuple[int, Message]] = {}
+        self._writes = 0  # write transactions so far (begun; a rollback counts too)
+        self._pending_cache: tuple[int, list[ItemRecord]] | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -347,6 +349,7 @@ class Store:
             raise StoreError("the state database was opened read-only")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._writes += 1
             yield self._conn
             self._conn.execute("COMMIT")
         except BaseException as exc:
@@ -423,7 +426,11 @@ class Store:
                 flags_l = {f.lower() for f in m.flags}
                 answered_at = now_s if "\\answered" in flags_l else None
                 dismissed_at = now_s if dismiss in flags_l else None
-                parsed = _parse_new(m.header_bytes, mailbox, folder, role, m)
+                parsed = _parse_new(
+                    m, mailbox, folder, role,
+                    answered_at=now if answered_at else None,
+                    dismissed_at=now if dismissed_at else None,
+                )
                 key = parsed.key
                 cur = c.execute(
                     "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
@@ -606,6 +613,13 @@ class Store:
                 if key not in seen and old["state"] == "pending":
                     c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
         return new, acked
+
+    def pending_items(self) -> list[ItemRecord]:
+        """``items(state="pending")``, the same list until this store's next write (the
+        daemon looks at the pending items several times a step). Do not modify it."""
+        if self._pending_cache is None or self._pending_cache[0] != self._writes:
+            self._pending_cache = (self._writes, self.items(state="pending"))
+        return self._pending_cache[1]
 
     def items(
         self,
@@ -1015,15 +1029,27 @@ class Store:
 
 
 def _parse_new(
-    header_bytes: bytes, mailbox: str, folder: str, role: str, m: NewMessage
+    m: NewMessage,
+    mailbox: str,
+    folder: str,
+    role: str,
+    *,
+    answered_at: dt.datetime | None,
+    dismissed_at: dt.datetime | None,
 ) -> Message:
+    """The parse of a copy as `load_messages` would build it from the row just written
+    (so the cached value is reused as is on the next load)."""
     return parse_message(
-        header_bytes,
+        m.header_bytes,
         mailbox=mailbox,
         folder=folder,
         role=role,  # type: ignore[arg-type]
         uid=m.uid,
         received=m.received,
+        flags=m.flags,
+        gm_thrid=m.gm_thrid,
+        answered_at=answered_at,
+        dismissed_at=dismissed_at,
     )
 
 

@@ -1,0 +1,168 @@
+"""The fast FETCH parser gives exactly what imapclient's parser gives, on every shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from imapclient.response_parser import parse_fetch_response
+
+from ackwatch.imapfetch import parse_fetch
+
+HEADER_ITEM = (
+    b"BODY[HEADER.FIELDS (MESSAGE-ID IN-REPLY-TO REFERENCES FROM TO CC SUBJECT DATE"
+    b" X-AUTO-RESPONSE-SUPPRESS LIST-ID)]"
+)
+OUTLOOK_HEADERS = (
+    b"From: =?utf-8?Q?Kowalski=2C_Jan?= <jan.kowalski@client.example>\r\n"
+    b"To: \"Anna (Agency)\" <anna@agency.example>\r\n"
+    b"Subject: RE: {offer} (v2) \"final\"\r\n"
+    b"Message-ID: <AM0PR01MB1234{5}@eurprd01.prod.outlook.com>\r\n\r\n"
+)
+
+
+def _normalized(parsed: dict) -> dict:
+    """Datetimes compared as instants (imapclient uses its own FixedOffset tzinfo)."""
+    return {
+        seq: {
+            k: (v.astimezone(dt.UTC) if isinstance(v, dt.datetime) else v)
+            for k, v in items.items()
+        }
+        for seq, items in parsed.items()
+    }
+
+
+def _same_as_imapclient(data: list) -> dict:
+    ours = parse_fetch(data)
+    theirs = parse_fetch_response(data, False, False)
+    assert _normalized(ours) == _normalized(dict(theirs))
+    return ours
+
+
+def test_dovecot_shape_is_parsed_like_imapclient():
+    data = [
+        (b'1 (UID 80001 INTERNALDATE "17-Nov-2026 00:58:06 +0000" FLAGS (\\Seen \\Recent) '
+         + HEADER_ITEM + b" {%d}" % len(OUTLOOK_HEADERS), OUTLOOK_HEADERS),
+        b")",
+    ]
+    parsed = _same_as_imapclient(data)
+    assert parsed[1][b"UID"] == 80001
+    assert parsed[1][HEADER_ITEM] == OUTLOOK_HEADERS
+
+
+def test_space_padded_day_and_negative_offset():
+    data = [b'3 (UID 9 INTERNALDATE " 7-Mar-2027 23:59:59 -0330" FLAGS ())']
+    parsed = _same_as_imapclient(data)
+    assert parsed[3][b"INTERNALDATE"].astimezone(dt.UTC) == dt.datetime(
+        2027, 3, 8, 3, 29, 59, tzinfo=dt.UTC
+    )
+
+
+def test_modseq_and_gmail_thread_id():
+    data = [b"4 (X-GM-THRID 1278455344230334865 UID 12 MODSEQ (90210) FLAGS ($Ackwatch-Done))"]
+    parsed = _same_as_imapclient(data)
+    assert parsed[4][b"MODSEQ"] == (90210,)
+
+
+@pytest.mark.parametrize("value", [b"NIL", b'""'])
+def test_empty_header_block_as_nil_or_empty_string(value):
+    _same_as_imapclient([b"5 (UID 13 " + HEADER_ITEM + b" " + value + b")"])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # the literal's answer goes on after it (items after the header block)
+        [(b"6 (" + HEADER_ITEM + b" {2}", b"ab"), b' UID 14 FLAGS (\\Seen))'],
+        # a quoted header block
+        [b'7 (UID 15 ' + HEADER_ITEM + b' "From: a@b.example")'],
+        # an item the fast path does not know
+        [b"8 (UID 16 RFC822.SIZE 2048 FLAGS ())"],
+        # a month name in another case, a date the fast path cannot read
+        [b'9 (UID 17 INTERNALDATE "01-jan-2027 10:00:00 +0100")'],
+    ],
+)
+def test_unusual_answers_fall_back_to_imapclient(data):
+    _same_as_imapclient(data)
+
+
+def test_an_unsolicited_flag_update_among_the_answers():
+    data = [
+        b"2 (FLAGS (\\Seen \\Answered))",
+        (b"3 (UID 21 FLAGS () " + HEADER_ITEM + b" {4}", b"X: y"),
+        b")",
+    ]
+    parsed = _same_as_imapclient(data)
+    assert b"UID" not in parsed[2]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [b"11 (UID 19 FLAGS (\\Seen)"],  # unbalanced
+        [(b"10 (UID 18 " + HEADER_ITEM + b" {5}", b"abc"), b")"],  # literal size differs
+    ],
+)
+def test_unreadable_answer_raises_what_imapclient_raises(data):
+    with pytest.raises(Exception) as theirs:
+        parse_fetch_response(data, False, False)
+    with pytest.raises(theirs.type):
+        parse_fetch(data)
+
+
+_flag = st.sampled_from(
+    [b"\\Seen", b"\\Answered", b"\\Flagged", b"\\Recent", b"$Ackwatch-Done", b"$Forwarded",
+     b"NonJunk", b"$MDNSent"]
+)
+_literal = st.one_of(
+    st.just(OUTLOOK_HEADERS),
+    st.binary(max_size=300),
+    st.text(max_size=100).map(lambda t: t.encode("utf-8")),
+)
+
+
+@st.composite
+def _answer(draw, seq: int) -> list:
+    items: list[tuple[bytes, object]] = [(b"UID", b"UID %d" % draw(st.integers(1, 2**32 - 1)))]
+    if draw(st.booleans()):
+        when = draw(st.datetimes(min_value=dt.datetime(1990, 1, 1),
+                                 max_value=dt.datetime(2090, 1, 1)))
+        minutes = draw(st.integers(-14 * 60, 14 * 60))
+        sign = b"-" if minutes < 0 else b"+"
+        day = b"%2d" % when.day if draw(st.booleans()) else b"%02d" % when.day
+        items.append((b"INTERNALDATE", b'INTERNALDATE "' + day + when.strftime(
+            "-%b-%Y %H:%M:%S ").encode() + sign + b"%02d%02d" % divmod(abs(minutes), 60) + b'"'))
+    if draw(st.booleans()):
+        flags = draw(st.lists(_flag, max_size=4, unique=True))
+        items.append((b"FLAGS", b"FLAGS (" + b" ".join(flags) + b")"))
+    if draw(st.booleans()):
+        items.append((b"MODSEQ", b"MODSEQ (%d)" % draw(st.integers(1, 2**63 - 1))))
+    if draw(st.booleans()):
+        items.append((b"X-GM-THRID", b"X-GM-THRID %d" % draw(st.integers(1, 2**63 - 1))))
+    items = draw(st.permutations(items))
+    text = b" ".join(v for _, v in items)  # type: ignore[misc]
+    body = draw(st.one_of(st.none(), st.just(b"NIL"), st.just(b'""'), _literal))
+    prefix = b"%d (" % seq + text
+    if body is None:
+        return [prefix + b")"]
+    if body in (b"NIL", b'""'):
+        return [prefix + (b" " if text else b"") + HEADER_ITEM + b" " + body + b")"]
+    head = prefix + (b" " if text else b"") + HEADER_ITEM + b" {%d}" % len(body)
+    return [(head, body), b")"]
+
+
+@st.composite
+def _responses(draw) -> list:
+    n = draw(st.integers(1, 5))
+    out: list = []
+    for seq in draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n)):
+        out.extend(draw(_answer(seq)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_responses())
+def test_any_sync_answer_parses_like_imapclient(data):
+    _same_as_imapclient(data)
