@@ -83,18 +83,19 @@ def mailbox_mails(
     seed: int,
     window_days: float = 6.5,
     history_days: float = 365,
-    sent_ratio: float = 0.3,
+    answered_old: float = 0.998,
+    answered_recent: float = 0.9,
     colleagues: tuple[str, ...] = (),
 ) -> Iterator[Mail]:
     """`inbox` INBOX messages, `window` of them within the last `window_days`; Sent gets
-    about `sent_ratio` * `inbox` replies, in the same time shape."""
+    replies to client mail: `answered_old` of the mail older than two weeks is answered (an
+    agency's history is settled), `answered_recent` of the rest, 5 minutes to 3 hours
+    later (a reply that would be in the future is not there yet)."""
     rng = random.Random(f"{seed}:{owner}")
     colleagues = colleagues or tuple(f"{n}@{AGENCY}" for n in ("piotr", "kasia", "marek"))
     recent_start = now - dt.timedelta(days=window_days)
     old_end = now - dt.timedelta(days=window_days + 2)
     old_start = now - dt.timedelta(days=history_days)
-    n_sent = 0
-    want_sent = int(inbox * sent_ratio)
     for i in range(inbox):
         if i < inbox - window:  # old mail, before the backfill window (+ a day's margin)
             span = (old_end - old_start).total_seconds()
@@ -152,17 +153,15 @@ def mailbox_mails(
             fields[3] = ("Subject", rng.choice(REPLY_PREFIX) + subject)
         if rng.random() < 0.2:
             fields.append(("Thread-Index", _thread_index(rng, 0)))
-        answered = n_sent < want_sent and rng.random() < 0.6
+        rate = answered_old if received < now - dt.timedelta(days=14) else answered_recent
+        reply_at = received + dt.timedelta(minutes=rng.randint(5, 180))
+        answered = rng.random() < rate and reply_at < now
         yield Mail("INBOX", received, _headers(fields) + BODY, "RS" if answered else "S")
         if answered:
-            n_sent += 1
-            reply_at = received + dt.timedelta(minutes=rng.randint(5, 180))
-            if reply_at > now:
-                reply_at = now - dt.timedelta(seconds=30)
             yield Mail("Sent", reply_at, _headers([
                 ("From", owner), ("To", client), ("Subject", "Re: " + subject),
                 ("Date", format_datetime(reply_at)),
-                ("Message-ID", f"<{seed}.s{i}@{AGENCY}>"),
+                ("Message-ID", f"<{seed}.s{i}.{owner.split('@')[0]}@{AGENCY}>"),
                 ("In-Reply-To", mid + dom + ">"), ("References", mid + dom + ">"),
             ]) + BODY, "S")
 

@@ -467,3 +467,20 @@ def test_everyday_address_lists_take_the_fast_path():
         "=?utf-8?B?0JDQvdC90LA=?= <anna@agency.example>",
     ):
         assert plain_addresses(value) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), st.integers(min_value=1, max_value=80))
+def test_clean_text_fast_path_matches_the_character_walk(value, limit):
+    import unicodedata
+
+    from ackwatch.message import _clean_text
+
+    chars = []
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs"):
+            chars.append(" " if ch in "\r\n\t\v\f" else "")
+        else:
+            chars.append(ch)
+    assert _clean_text(value, limit) == " ".join("".join(chars).split())[:limit]

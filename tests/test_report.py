@@ -30,6 +30,7 @@ from ackwatch.report import (
     Figures,
     ReportItem,
     compute,
+    compute_stored,
     default_period,
     format_minutes,
     parse_bound,
@@ -257,6 +258,108 @@ def test_business_minutes_outside_the_index_fall_back_to_the_calendar():
     index = report_module._BusinessIndex(calendar, dt.date(2026, 11, 9), dt.date(2026, 11, 10))
     a, b = at(9, 10), at(20, 12)
     assert index.seconds(a, b) == calendar.working_time_between(a, b).total_seconds()
+
+
+# --------------------------------------------------------------------------- stored rows
+
+
+def stored_rows(items, since, until):
+    """``items`` as `Store.report_rows(..., stored=True)` yields them."""
+    kept = sorted((i for i in items if since <= i.received < until and not i.dropped),
+                  key=lambda i: i.received)
+    text = report_module.stored_time
+    return [
+        (i.account, i.client, i.client_address, i.policy, i.clock, text(i.received),
+         text(i.deadline), None if i.ack_at is None else text(i.ack_at),
+         None if i.ack_at is not None and i.ack_at <= i.deadline else i.subject)
+        for i in kept
+    ]
+
+
+def test_stored_rows_give_the_report_of_the_items(week):
+    lean = compute_stored(stored_rows(WEEK, SINCE, UNTIL), CONFIG, since=SINCE, until=UNTIL,
+                          now=NOW)
+    assert lean == dataclasses.replace(week, items=())
+    assert render_json(lean) == render_json(week)
+    assert render_table(lean) == render_table(week)
+    assert render_html(lean) == render_html(week)
+
+
+def test_stored_time_strings_compare_as_the_instants():
+    earlier = at(16, 10)  # 09:00 UTC: its local ISO text sorts after the later one's
+    later = dt.datetime(2026, 11, 16, 9, 30, tzinfo=dt.UTC)
+    assert earlier.isoformat() > later.isoformat()
+    text = report_module.stored_time
+    assert text(earlier) == "2026-11-16T09:00:00.000000+00:00"
+    assert text(earlier) < text(later) and text(later) == text(later.astimezone(WAW))
+
+
+_INSTANTS = st.datetimes(
+    min_value=dt.datetime(2026, 10, 20), max_value=dt.datetime(2026, 11, 30),
+    timezones=st.sampled_from([dt.UTC, WAW]),
+)
+
+
+@st.composite
+def report_items(draw):
+    received = draw(_INSTANTS)
+    window = draw(st.sampled_from([dt.timedelta(0), dt.timedelta(hours=2), dt.timedelta(days=1)]))
+    deadline = received + window
+    ack = draw(st.one_of(st.none(), st.just(received), st.just(deadline),
+                         st.builds(lambda d: received + d, st.timedeltas(
+                             min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)))))
+    policy, clock = draw(st.sampled_from([("default", "business"), ("retainer", "calendar"),
+                                          ("legacy", "business"), ("gone", "calendar")]))
+    client = draw(st.sampled_from(["Globex", "Acme", None, ""]))
+    return ReportItem(
+        key=str(draw(st.integers())), client=client,
+        client_address=draw(st.sampled_from(["a@Gmail.com", "b@gmail.COM", "x@wp.pl", "nobody"])),
+        account=draw(st.sampled_from([ANNA, PIOTR, None])), subject=draw(st.text(max_size=5)),
+        received=received, deadline=deadline, ack_at=ack, policy=policy, clock=clock,
+        dropped=draw(st.booleans()) and draw(st.booleans()),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(report_items(), max_size=40), now=_INSTANTS)
+def test_stored_rows_give_the_report_of_the_items_whatever_the_data(items, now):
+    """The CLI's path (times as stored strings) and the items' path agree exactly: counts,
+    minutes, percentiles, histogram, breaches and their order (ties kept)."""
+    since, until = at(1, 0), at(23, 0)
+    expected = compute(items, CONFIG, since=since, until=until, now=now, rows=False)
+    lean = compute_stored(stored_rows(items, since, until), CONFIG, since=since, until=until,
+                          now=now)
+    assert lean == expected
+    assert render_json(lean) == render_json(expected)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    received=st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+    elapsed=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=400)),
+)
+def test_wall_minutes_are_exact_to_the_microsecond(received, elapsed):
+    """Wall-clock minutes come from the exact difference: what the rounded difference of
+    float timestamps gave before (the unit tests' figures do not move)."""
+    r = received.replace(tzinfo=dt.UTC)
+    a = r + elapsed
+    seconds = a.timestamp() - r.timestamp()
+    old = round(seconds, 6) / 60 if seconds > 0 else 0.0
+    item_ = item("w", r, a, a, policy="retainer", clock="calendar")
+    result = compute([item_], CONFIG, since=r, until=r + dt.timedelta(seconds=1), now=a)
+    assert result.items[0].minutes_to_ack == old
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 7.25, 60.0, 1e9]),
+                              min_size=1, max_size=30), min_size=1, max_size=6),
+       q=st.floats(min_value=0, max_value=1))
+def test_quantile_across_sorted_lists_is_the_quantile_of_their_merge(runs, q):
+    runs = [sorted(r) for r in runs]
+    merged = sorted(v for r in runs for v in r)
+    n = len(merged)
+    assert report_module._quantile_of_runs(runs, n, q) == quantile(merged, q)
+    assert [report_module._kth(runs, k) for k in range(n)] == merged
 
 
 # --------------------------------------------------------------------------- period

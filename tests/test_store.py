@@ -218,3 +218,90 @@ def test_an_older_schema_is_migrated_step_by_step(tmp_path):
     assert s.integrity_check() == "ok"
     assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     s.close()
+
+
+# --------------------------------------------------------------------------- evaluation scope
+
+
+def test_new_mail_is_marked_dirty_with_its_links(store):
+    sync(store, [new(1)])
+    assert store.dirty_keys() == {"<m1@client.example>"}
+    assert store.keys_linked(["id:<m1@client.example>"]) == {"<m1@client.example>"}
+    assert store.keys_linked(["sp:quote c@client.example"]) == {"<m1@client.example>"}
+    assert store.keys_from(["C@client.example"], T0) == {"<m1@client.example>"}
+    assert store.keys_from(["c@client.example"], T0 + H) == set()
+
+
+def test_a_flag_change_and_a_uidvalidity_reset_mark_their_mail_dirty(store):
+    sync(store, [new(1), new(2)])
+    store.sync_items([], now=T0, initial_keys=set(), scope={"<m1@client.example>",
+                                                          "<m2@client.example>"})
+    assert store.dirty_keys() == set()
+    sync(store, [], last_uid=2, flag_updates=[(2, frozenset({"\\Answered"}))])
+    assert store.dirty_keys() == {"<m2@client.example>"}
+    sync(store, [new(1, n=3)], uidvalidity=2, reset=True)
+    assert store.dirty_keys() == {f"<m{n}@client.example>" for n in (1, 2, 3)}
+
+
+def test_a_scoped_sync_leaves_items_outside_the_scope_alone(store):
+    store.sync_items([item("a"), item("b")], now=T0, initial_keys=set())
+    store.sync_items([], now=T0, initial_keys=set(), scope={"a"}, threads={"a": "a"})
+    states = {r.key: r.state for r in store.items()}
+    assert states == {"a": "dropped", "b": "pending"}
+    assert store.thread_keys({"a"}) == {"a"}
+
+
+def test_a_full_sync_records_threads_and_the_config_fingerprint(store):
+    sync(store, [new(1), new(2)])
+    store.sync_items([item("<m1@client.example>")], now=T0, initial_keys=set(),
+                     threads={"<m1@client.example>": "t", "<m2@client.example>": "t"},
+                     meta={"evaluated_with": "fp1"})
+    assert store.dirty_keys() == set()
+    assert store.get_meta("evaluated_with") == "fp1"
+    assert store.thread_keys({"<m2@client.example>"}) == {"<m1@client.example>",
+                                                          "<m2@client.example>"}
+
+
+def test_a_copy_with_other_headers_pairs_its_subject_with_the_first_copys_people(store):
+    sync(store, [new(1)])
+    other = (b"Message-ID: <m1@client.example>\r\nFrom: Other <o@other.example>\r\n"
+             b"Subject: Spring campaign brief\r\n\r\n")
+    sync(store, [NewMessage(5, T0, frozenset(), other)], folder="Archive")
+    assert store.keys_linked(["sp:spring campaign brief c@client.example"]) == {"<m1@client.example>"}
+
+
+def test_loaded_mail_is_not_kept_parsed(store):
+    sync(store, [new(1), new(2)])
+    assert len(store.load_messages(keys=["<m1@client.example>"])) == 1
+    assert len(store._parsed) == 1  # m2: still waiting for its first load
+    store.load_messages()
+    assert store._parsed == {}
+
+
+def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
+    from ackwatch import store as store_mod
+
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for statement in ";".join(store_mod.MIGRATIONS[:3]).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received, flags,"
+        " headers, first_seen) VALUES ('anna', 'INBOX', 1, 1, 'inbox', '<m7@client.example>',"
+        " ?, '[]', ?, ?)", (T0.isoformat(), headers(7), T0.isoformat()))
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    s = Store.open(tmp_path)
+    assert s.links_pending()
+    assert s.keys_linked(["sp:quote c@client.example"]) == set()
+    assert s.build_links() == 1
+    assert not s.links_pending()
+    assert s.keys_linked(["sp:quote c@client.example"]) == {"<m7@client.example>"}
+    assert s.get_meta("evaluated_with") is None  # so the daemon evaluates everything once
+    s.close()
+
+
+def test_a_new_state_has_no_links_to_build(store):
+    assert not store.links_pending()
+    assert store.build_links() == 0

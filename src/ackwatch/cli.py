@@ -603,16 +603,19 @@ def cmd_report(args: argparse.Namespace) -> int:
             _err(f"ackwatch: {exc}")
             return EX_CANTCREAT
         try:
-            items = store.report_rows(since, until, report.ReportItem)
+            if args.format == "csv":  # one row per item: every column of every item
+                items = store.report_rows(since, until, report.ReportItem)
+                result = report.compute(items, config, since=since, until=until, now=now)
+            else:  # figures and breaches only: streamed, no object per item
+                rows = store.report_rows(since, until, stored=True)
+                result = report.compute_stored(rows, config, since=since, until=until,
+                                               now=now)
             promise_rows = _promise_rows(store, since, until)
         except sqlite3.Error as exc:
             _err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
-        result = report.compute(
-            items, config, since=since, until=until, now=now, rows=args.format == "csv"
-        )
         kept = promises.figures(promise_rows)
         if args.format == "json":
             data = report.to_json_data(result)

@@ -20,9 +20,10 @@ Sync per folder (`sync_folder`):
 
 `MailboxWatcher` is one daemon thread and ONE connection per mailbox: IDLE on the first
 inbox folder where offered (renewed every 10 minutes), broken off every
-``sync.poll_interval`` to STATUS-poll the other folders, and on `recheck` / `stop`.
-Faults reconnect with exponential backoff and jitter; state changes (not attempts) are
-logged and emitted as `HealthEvent`.
+``sync.poll_interval`` to STATUS-poll the other folders (never the IDLE folder itself,
+which stays selected; see the class docstring), and on `recheck` / `stop`, which wake the
+IDLE wait through a socket pair (no timer ticks). Faults reconnect with exponential
+backoff and jitter; state changes (not attempts) are logged and emitted as `HealthEvent`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import math
 import random
 import select
+import socket
 import ssl
 import threading
 import time
@@ -42,9 +45,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
-from imapclient.imapclient import SocketTimeout, seq_to_parenstr_upper
-from imapclient.response_parser import parse_fetch_response
+from imapclient.imapclient import SocketTimeout, _parse_untagged_response, seq_to_parenstr_upper
 
+from . import imapfetch
 from .message import HEADER_FIELDS, FolderRole
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ log = structlog.get_logger(__name__)
 Resolver = Callable[["SecretRef"], str]
 
 IDLE_RENEW_SECONDS = 10 * 60  # well before the 29 minutes of RFC 2177 and most NAT boxes
-IDLE_TICK_SECONDS = 0.25  # how often the IDLE loop looks at stop / recheck requests
+IDLE_SAFETY_POLLS = 30  # re-check the IDLE folder with one EXAMINE every this many polls
 
 SENT_FOLDER_NAMES: tuple[str, ...] = (
     "Sent",
@@ -386,6 +389,12 @@ def discover_folders(client: IMAPClient, folders: Folders) -> tuple[list[str], l
     return inbox, _unique(found)
 
 
+def watched_folders(inbox: Sequence[str], sent: Sequence[str]) -> list[tuple[str, FolderRole]]:
+    """(folder, role) of every folder to sync: the inbox folders, then the sent folders
+    that are not also inbox folders."""
+    return [(f, "inbox") for f in inbox] + [(f, "sent") for f in sent if f not in inbox]
+
+
 def _unique(items: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
@@ -449,7 +458,7 @@ def _raw_uid_fetch(
 def _parse_by_uid(data: list[Any]) -> dict[int, dict[bytes, Any]]:
     """Parsed FETCH data keyed by UID; responses without a UID (unsolicited) are dropped."""
     out: dict[int, dict[bytes, Any]] = {}
-    for item in parse_fetch_response(data, False, False).values():
+    for item in imapfetch.parse_fetch(data).values():
         uid = item.get(b"UID")
         if isinstance(uid, int) and uid > 0:
             out[uid] = item
@@ -662,26 +671,49 @@ def folder_status(client: IMAPClient, folder: str) -> dict[str, int]:
 
 
 def folder_changed(
-    client: IMAPClient, folder: str, cursor: FolderCursor | None, *, has_pending: bool = False
+    client: IMAPClient,
+    folder: str,
+    cursor: FolderCursor | None,
+    *,
+    has_pending: bool | Callable[[], bool] = False,
 ) -> bool:
     """One STATUS round trip: could `sync_folder` find anything new?
 
     New mail shows as UIDNEXT moving, a reset as UIDVALIDITY changing, flag changes as
-    HIGHESTMODSEQ moving (CONDSTORE). Without CONDSTORE flag changes are invisible to
-    STATUS, so a folder with pending messages always counts as changed.
+    HIGHESTMODSEQ moving (CONDSTORE). Only without a HIGHESTMODSEQ on both sides (no
+    CONDSTORE, or a cursor from before it) are flag changes invisible to STATUS; then a
+    folder with pending messages always counts as changed (`has_pending` may be a
+    callable: it is only asked then). Not for the selected folder (RFC 3501 discourages
+    STATUS on it): the watcher EXAMINEs that one instead.
     """
     if cursor is None:
         return True
     st = folder_status(client, folder)
-    if st.get("uidvalidity") != cursor.uidvalidity:
+    return _state_changed(
+        cursor,
+        uidvalidity=st.get("uidvalidity"),
+        uidnext=st.get("uidnext"),
+        modseq=st.get("highestmodseq"),
+        has_pending=has_pending,
+    )
+
+
+def _state_changed(
+    cursor: FolderCursor | None,
+    *,
+    uidvalidity: int | None,
+    uidnext: int | None,
+    modseq: int | None,
+    has_pending: bool | Callable[[], bool],
+) -> bool:
+    """The decision of `folder_changed`, from STATUS or EXAMINE values."""
+    if cursor is None or uidvalidity != cursor.uidvalidity:
         return True
-    uidnext = st.get("uidnext")
     if uidnext is None or uidnext > cursor.last_uid + 1:
         return True
-    modseq = st.get("highestmodseq")
     if modseq is not None and cursor.highestmodseq is not None:
         return modseq != cursor.highestmodseq
-    return has_pending
+    return bool(has_pending() if callable(has_pending) else has_pending)
 
 
 # =========================================================================== body (issue 8)
@@ -805,6 +837,74 @@ class _Recheck:
     ok: bool = False
 
 
+class _Waker:
+    """A flag that ``poll()`` can wait on together with a socket (a self-pipe).
+
+    `set` (any thread) raises the flag and writes one byte to a socket pair; the watcher
+    polls the IMAP socket and `fileno` at once, so a stop or recheck ends an IDLE wait at
+    once instead of at the next tick of a timer. `wait` is an `Event.wait` for the paths
+    without a socket. The pair exists between `open` and `close` (the watcher thread's
+    lifetime); `set` before or after that only raises the flag.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flag = False
+        self._r: socket.socket | None = None
+        self._w: socket.socket | None = None
+
+    def open(self) -> None:
+        with self._lock:
+            if self._r is None:
+                self._r, self._w = socket.socketpair()
+                self._r.setblocking(False)
+                self._w.setblocking(False)
+                if self._flag:
+                    self._poke()
+
+    def close(self) -> None:
+        with self._lock:
+            for s in (self._r, self._w):
+                if s is not None:
+                    s.close()
+            self._r = self._w = None
+
+    def _poke(self) -> None:
+        if self._w is not None:
+            with contextlib.suppress(OSError):  # full (a wake-up is pending anyway)
+                self._w.send(b"\0")
+
+    def set(self) -> None:
+        with self._lock:
+            if not self._flag:
+                self._flag = True
+                self._poke()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._flag = False
+            if self._r is not None:
+                with contextlib.suppress(OSError):
+                    while self._r.recv(4096):
+                        pass
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def fileno(self) -> int:
+        r = self._r
+        return r.fileno() if r is not None else -1
+
+    def wait(self, timeout: float) -> bool:
+        if not self._flag:
+            fd = self.fileno()
+            if fd < 0:
+                time.sleep(max(0.0, timeout))
+            else:
+                _wait_readable([fd], timeout)
+        return self._flag
+
+
 class MailboxWatcher(threading.Thread):
     """Watches one mailbox: sync, IDLE/poll, recheck on demand, reconnect on faults.
 
@@ -812,6 +912,22 @@ class MailboxWatcher(threading.Thread):
     folder step, in order) and `HealthEvent` (on each state change). `get_cursors` is
     read at every (re)connect and merged with the cursors this watcher already emitted;
     `get_pending_uids(folder)` is asked before every sync of that folder.
+
+    With IDLE, what one poll interval costs when nothing changed is ``DONE``, one
+    ``STATUS`` per folder other than the IDLE folder (usually just the sent folder) and
+    ``IDLE`` again: no EXAMINE, FETCH or NOOP. The IDLE folder itself is never
+    STATUS-polled (IDLE reports its EXISTS / EXPUNGE / FLAGS changes, and RFC 3501
+    discourages STATUS on the selected mailbox); it is synced when IDLE (or an untagged
+    response to another command) reports a change, re-checked with one EXAMINE on every
+    `recheck` (before each nudge), and re-checked the same way every `idle_safety_polls`
+    polls (default 30: half an hour at the default 60 s poll, adding 1/30 of a command per
+    poll) as a safety net for servers that do not report every flag change during IDLE.
+    It stays selected across polls: EXAMINE is sent again only when another folder was
+    selected in between or after the IDLE folder itself was synced (its fetches may have
+    swallowed an unsolicited flag update; the EXAMINE's UIDNEXT / HIGHESTMODSEQ show it).
+    The wait itself is one ``poll()`` on the IMAP socket and a wake-up socket pair
+    (`stop`, `recheck`): an idle watcher does not wake up until the server says something
+    or the next poll is due.
     """
 
     def __init__(
@@ -829,6 +945,7 @@ class MailboxWatcher(threading.Thread):
         auth_backoff_initial: float = 60.0,
         auth_backoff_max: float = 1800.0,
         idle_renew: float = IDLE_RENEW_SECONDS,
+        idle_safety_polls: int = IDLE_SAFETY_POLLS,
     ) -> None:
         super().__init__(name=f"imap-{mb.name}", daemon=True)
         self.mb = mb
@@ -843,8 +960,9 @@ class MailboxWatcher(threading.Thread):
         self.auth_backoff_initial = auth_backoff_initial
         self.auth_backoff_max = auth_backoff_max
         self.idle_renew = idle_renew
+        self.idle_safety_polls = max(1, int(idle_safety_polls))
         self._stop_event = threading.Event()
-        self._wake = threading.Event()
+        self._wake = _Waker()
         self._lock = threading.Lock()
         self._rechecks: list[_Recheck] = []
         self._cursors: dict[str, FolderCursor] = {}
@@ -852,6 +970,13 @@ class MailboxWatcher(threading.Thread):
         self.inbox_folders: tuple[str, ...] = ()
         self.sent_folders: tuple[str, ...] = ()
         self._unavailable: set[str] = set()
+        # Connection state: the folder our EXAMINE selected last (None: none / unknown),
+        # whether what the server reported for it since is all accounted for (then IDLE
+        # can start again without a new EXAMINE), and the folder IDLE watches.
+        self._selected: str | None = None
+        self._verified: str | None = None
+        self._idle_folder: str | None = None
+        self._polls = 0
         self.health = MailboxHealth("connecting", clock())
         self._log = log.bind(mailbox=mb.name)
 
@@ -920,6 +1045,7 @@ class MailboxWatcher(threading.Thread):
     def run(self) -> None:
         failures = 0
         auth_failures = 0
+        self._wake.open()
         try:
             while not self._stop_event.is_set():
                 try:
@@ -954,6 +1080,7 @@ class MailboxWatcher(threading.Thread):
             self._drop_client(logout_first=True)
             self._fail_rechecks()
             self._set_health("stopped")
+            self._wake.close()
 
     def _delay(self, n: int, initial: float, cap: float) -> float:
         base = min(cap, initial * (2 ** min(n - 1, 20)))
@@ -964,6 +1091,7 @@ class MailboxWatcher(threading.Thread):
 
     def _drop_client(self, logout_first: bool = False) -> None:
         client, self._client = self._client, None
+        self._selected = self._verified = None
         if client is None:
             return
         if logout_first:
@@ -979,15 +1107,18 @@ class MailboxWatcher(threading.Thread):
             r.done.set()
 
     def _take_rechecks(self) -> list[_Recheck]:
+        # Clear first: a request that arrives after the take raises the flag again.
+        self._wake.clear()
         with self._lock:
             reqs, self._rechecks = self._rechecks, []
-        self._wake.clear()
         return reqs
 
     # ------------------------------------------------------------------ one session
     def _session(self) -> None:
         # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
+        self._selected = self._verified = None
         self._client = client = connect(self.mb, resolve=self._resolve)
+        _enable_condstore(client)
         inbox, sent = discover_folders(client, self.mb.folders)
         if (tuple(inbox), tuple(sent)) != (self.inbox_folders, self.sent_folders):
             self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
@@ -995,10 +1126,11 @@ class MailboxWatcher(threading.Thread):
         stored = dict(self._get_cursors() or {})
         stored.update(self._cursors)
         self._cursors = stored
+        use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
+        self._idle_folder = inbox[0] if use_idle else None
         self._sync_all(self._all_folders(), only_changed=False)
         self._set_health("up", None, synced=True)
 
-        use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
         poll = max(0.05, self.sync_config.poll_interval.total_seconds())
         next_poll = time.monotonic() + poll
         while not self._stop_event.is_set():
@@ -1019,75 +1151,104 @@ class MailboxWatcher(threading.Thread):
         self._client = None
 
     def _all_folders(self) -> list[tuple[str, FolderRole]]:
-        return [(f, "inbox") for f in self.inbox_folders] + [
-            (f, "sent") for f in self.sent_folders if f not in self.inbox_folders
+        return watched_folders(self.inbox_folders, self.sent_folders)
+
+    def _polled_folders(self) -> list[tuple[str, FolderRole]]:
+        """Every folder, the IDLE folder last (its EXAMINE leaves it selected for IDLE)."""
+        folders = self._all_folders()
+        return [f for f in folders if f[0] != self._idle_folder] + [
+            f for f in folders if f[0] == self._idle_folder
         ]
 
     def _idle_round(self, client: IMAPClient, folder: str, next_poll: float, poll: float) -> float:
-        """EXAMINE + IDLE on `folder` until something needs doing; do it; return next poll."""
-        info = client.select_folder(folder, readonly=True)
-        # Mail that arrived while we were not in IDLE (polling, syncing) shows here.
-        inbox_dirty = self._select_shows_change(folder, info)
-        if not inbox_dirty:
-            inbox_dirty = self._idle_wait(client, next_poll)
+        """IDLE on `folder` until something needs doing; do it; return the next poll time.
+
+        `folder` is EXAMINEd first only when it is not the selected, verified folder
+        (see the class docstring); otherwise the untagged responses the server sent during
+        our other commands (EXISTS, EXPUNGE, FETCH for the selected folder) tell whether
+        it changed meanwhile.
+        """
+        if self._verified == folder:
+            dirty = _take_unsolicited(client)
+        else:
+            dirty = self._examine_changed(client, folder, has_pending=False)
+        if not dirty:
+            dirty = self._idle_wait(client, next_poll)
         if self._stop_event.is_set():
             return next_poll
-        reqs = self._take_rechecks()
-        if reqs:
-            self._do_recheck(reqs)  # syncs the inbox folders too
-        elif inbox_dirty:
+        if dirty:
             self._sync_all([(folder, "inbox")], only_changed=False)
             self._set_health("up", None, synced=True)
+        reqs = self._take_rechecks()
+        if reqs:
+            self._do_recheck(reqs, synced=(folder,) if dirty else ())
         if time.monotonic() >= next_poll:
-            # Every folder, the IDLE one included: IDLE may miss flag changes on servers
-            # that do not report them, and STATUS makes an unchanged folder cheap.
-            self._sync_all(self._all_folders(), only_changed=True)
+            self._polls += 1
+            folders = [f for f in self._polled_folders() if f[0] != folder]
+            if self._polls % self.idle_safety_polls == 0:
+                folders.append((folder, "inbox"))  # the slow safety re-check (one EXAMINE)
+            self._sync_all(folders, only_changed=True)
             self._set_health("up", None, synced=True)
             next_poll = time.monotonic() + poll
         return next_poll
 
-    def _select_shows_change(self, folder: str, info: Mapping[bytes, Any]) -> bool:
-        cursor = self._cursors.get(folder)
-        if cursor is None:
-            return True
+    def _examine_changed(
+        self, client: IMAPClient, folder: str, *, has_pending: bool | Callable[[], bool]
+    ) -> bool:
+        """EXAMINE `folder` (it stays selected): could `sync_folder` find anything new?
+
+        Like `folder_changed`, from the EXAMINE response instead of STATUS. Marks the
+        folder verified when nothing changed.
+        """
+        self._selected = self._verified = None
+        info = client.select_folder(folder, readonly=True)
+        self._selected = folder
+        _take_unsolicited(client)  # the EXAMINE's own EXISTS / RECENT
+        modseq = info.get(b"HIGHESTMODSEQ") if client.has_capability("CONDSTORE") else None
         try:
-            if int(info[b"UIDVALIDITY"]) != cursor.uidvalidity:
-                return True
-            uidnext = info.get(b"UIDNEXT")
-            return uidnext is not None and int(uidnext) > cursor.last_uid + 1
+            changed = _state_changed(
+                self._cursors.get(folder),
+                uidvalidity=int(info[b"UIDVALIDITY"]),
+                uidnext=int(info[b"UIDNEXT"]) if info.get(b"UIDNEXT") is not None else None,
+                modseq=int(modseq) if modseq is not None else None,
+                has_pending=has_pending,
+            )
         except (KeyError, TypeError, ValueError):
-            return True
+            changed = True
+        if not changed:
+            self._verified = folder
+        return changed
 
     def _idle_wait(self, client: IMAPClient, next_poll: float) -> bool:
-        """IDLE until a change, a request, the next poll or the renewal; True on a change."""
+        """IDLE until a change, a request, the next poll or the renewal; True on a change.
+
+        Blocks in one ``poll()`` on the IMAP socket and the wake-up pair; no timer ticks.
+        """
         client.idle()
         started = time.monotonic()
+        deadline = min(next_poll, started + self.idle_renew)
         changed = False
         strikes = 0
         while True:  # an exception here means a dead connection: no DONE, reconnect
-            responses, strikes = _idle_check(client, IDLE_TICK_SECONDS, strikes)
+            self._wake.clear()  # then look at what it was raised for
+            now = time.monotonic()
+            if self._stop_event.is_set() or self._rechecks or now >= deadline:
+                break
+            responses, strikes = _idle_check(client, deadline - now, strikes, self._wake)
             for resp in responses:
                 if _is_bye(resp):
                     raise ImapError(f"{self.mb.host}: server closed the connection (BYE)")
                 if _is_change(resp):
                     changed = True
-            now = time.monotonic()
-            if (
-                changed
-                or self._stop_event.is_set()
-                or self._rechecks
-                or now >= next_poll
-                or now - started >= self.idle_renew
-            ):
+            if changed:
                 break
         with _bounded(client, 10.0):
             _text, more = client.idle_done()
         return changed or any(_is_change(r) for r in more or ())
 
-    def _do_recheck(self, reqs: list[_Recheck]) -> None:
+    def _do_recheck(self, reqs: list[_Recheck], synced: Sequence[str] = ()) -> None:
         try:
-            folders = [(f, "sent") for f in self.sent_folders if f not in self.inbox_folders]
-            folders = [(f, "inbox") for f in self.inbox_folders] + folders
+            folders = [f for f in self._polled_folders() if f[0] not in synced]
             self._sync_all(folders, only_changed=True)
             self._set_health("up", None, synced=True)
         except BaseException:
@@ -1100,6 +1261,12 @@ class MailboxWatcher(threading.Thread):
             r.done.set()
 
     def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
+        """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
+
+        That check is STATUS, except for the selected folder and the IDLE folder: EXAMINE
+        (no STATUS on the selected mailbox, RFC 3501 6.3.10; the IDLE folder stays selected
+        for the IDLE that follows).
+        """
         client = self._client
         assert client is not None
         since = (self._clock() - self.sync_config.backfill).date()
@@ -1107,16 +1274,31 @@ class MailboxWatcher(threading.Thread):
             if self._stop_event.is_set():
                 return
             cursor = self._cursors.get(folder)
-            try:
+            pending: set[int] | None = None
+
+            def has_pending(folder: str = folder) -> bool:
+                nonlocal pending
                 pending = set(self._get_pending(folder) or ())
-                if only_changed and not folder_changed(
-                    client, folder, cursor, has_pending=bool(pending)
-                ):
-                    continue
+                return bool(pending)
+
+            try:
+                if only_changed:
+                    # With HIGHESTMODSEQ the check needs no pending UIDs (a store read).
+                    if folder in (self._selected, self._idle_folder):
+                        changed = self._examine_changed(client, folder, has_pending=has_pending)
+                    else:
+                        changed = folder_changed(client, folder, cursor, has_pending=has_pending)
+                    if not changed:
+                        continue
+                if pending is None:
+                    has_pending()
+                assert pending is not None
+                self._selected = self._verified = None
                 result = sync_folder(
                     client, folder, role, cursor, since=since, pending_uids=pending,
                     batch_size=self.sync_config.batch_size,
                 )  # fmt: skip
+                self._selected = folder
             except imap_exc.IMAPClientAbortError:
                 raise
             except imap_exc.IMAPClientError as exc:
@@ -1131,6 +1313,33 @@ class MailboxWatcher(threading.Thread):
             # Emit first: if the consumer fails, the cursor stays and the step is redone.
             self._safe_emit(FolderSyncEvent(self.mb.name, result))
             self._cursors[folder] = result.cursor
+
+
+def _enable_condstore(client: IMAPClient) -> None:
+    """``ENABLE CONDSTORE`` (RFC 7162) where offered: once per connection.
+
+    Without it Dovecot leaves HIGHESTMODSEQ out of EXAMINE until some other command
+    enabled CONDSTORE, so the first cursors had none and every folder with pending
+    messages looked changed at the next poll.
+    """
+    if not (client.has_capability("CONDSTORE") and client.has_capability("ENABLE")):
+        return
+    with contextlib.suppress(imap_exc.IMAPClientError):
+        client.enable("CONDSTORE")
+
+
+_UNSOLICITED = ("EXISTS", "EXPUNGE", "FETCH", "VANISHED")
+
+
+def _take_unsolicited(client: IMAPClient) -> bool:
+    """Drop what imaplib kept of untagged EXISTS / EXPUNGE / FETCH / VANISHED responses
+    (news about the selected folder sent along with other commands); True if any."""
+    untagged = client._imap.untagged_responses
+    found = False
+    for key in _UNSOLICITED:
+        if untagged.pop(key, None):
+            found = True
+    return found
 
 
 class _bounded:
@@ -1149,19 +1358,93 @@ class _bounded:
             self.client._set_read_timeout()
 
 
-def _idle_check(client: IMAPClient, timeout: float, strikes: int) -> tuple[list[Any], int]:
-    """`IMAPClient.idle_check` that notices a closed connection.
+def _wait_readable(fds: Sequence[int], timeout: float | None) -> set[int]:
+    """The subset of `fds` readable (or at EOF / in error) within `timeout` seconds.
+
+    ``poll()``, not ``select()``: a daemon with hundreds of mailboxes has descriptors
+    above FD_SETSIZE (1024).
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN | select.POLLPRI)
+        ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        while True:
+            try:
+                return {fd for fd, _ in poller.poll(ms)}
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+    return set(select.select(list(fds), [], [], timeout)[0])  # pragma: no cover
+
+
+def _buffered(client: IMAPClient) -> bool:
+    """Has data already been read off the socket and not yet consumed?
+
+    ``poll()`` cannot see it: bytes imaplib's buffered reader took in with an earlier
+    line (for example an EXISTS that came in the same segment as ``+ idling``) and, on
+    TLS, decrypted bytes the SSL object holds (``pending()``).
+    """
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+        return True
+    peek = getattr(getattr(client._imap, "file", None), "peek", None)
+    if peek is None:
+        return False
+    old = sock.gettimeout()
+    try:
+        sock.settimeout(0.0)  # peek reads the socket only when the buffer is empty
+        return bool(peek(1))
+    except (OSError, ValueError):  # nothing there (SSLWantReadError), or closed
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(old)
+
+
+def _read_responses(client: IMAPClient) -> list[Any]:
+    """The untagged responses that can be read without blocking (`idle_check`'s loop
+    without its ``poll()``, which would miss `_buffered` data)."""
+    sock = client.socket()
+    old = sock.gettimeout()
+    sock.settimeout(0.0)
+    out: list[Any] = []
+    try:
+        while True:
+            try:
+                line = client._imap._get_line()
+            except imap_exc.IMAPClientAbortError as exc:
+                # imaplib says "EOF" for "nothing to read" on a non-blocking socket
+                if "EOF" in str(exc):
+                    break
+                raise
+            except OSError:  # would block (incl. ssl.SSLWantReadError)
+                break
+            out.append(_parse_untagged_response(line))
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(old)
+    return out
+
+
+def _idle_check(
+    client: IMAPClient, timeout: float, strikes: int, wake: _Waker | None = None
+) -> tuple[list[Any], int]:
+    """Wait up to `timeout` for IDLE responses (or for `wake`); read them.
 
     imapclient swallows EOF while reading IDLE responses (it cannot tell it from "no more
     data" on its non-blocking socket), so a server that goes away without BYE would leave
     us polling a dead socket forever. A socket that polls readable but yields no response
-    twice in a row is treated as closed.
+    twice in a row is treated as closed. A wake-up returns ``[]`` with `strikes` unchanged.
     """
-    sock = client.socket()
-    pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-    if not pending and not select.select([sock], [], [], timeout)[0]:
-        return [], 0
-    responses = client.idle_check(timeout=0)
+    if not _buffered(client):
+        sock_fd = client.socket().fileno()
+        fds = [sock_fd]
+        if wake is not None and wake.fileno() >= 0:
+            fds.append(wake.fileno())
+        ready = _wait_readable(fds, timeout)
+        if sock_fd not in ready:
+            return [], (strikes if ready else 0)
+    responses = _read_responses(client)
     if responses:
         return responses, 0
     if strikes + 1 >= 2:
@@ -1200,4 +1483,5 @@ __all__ = [
     "folder_status",
     "logout",
     "sync_folder",
+    "watched_folders",
 ]

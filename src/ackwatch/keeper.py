@@ -39,7 +39,7 @@ import structlog
 from . import classify, imap, notify, promises, sla
 from .config import CalendarConfig, Config
 from .promise import Promise, find_promise
-from .store import NewPromise, PromiseRecord
+from .store import NewPromise, PromiseRecord, Store
 from .threads import assign_threads
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ class PromiseKeeper:
         attempts: int,
         item: dict[str, object],
         fallback_account: str | None,
-        sent_by: dict[str, tuple[dt.datetime, str]],
+        sent_by: _SentBy,
     ) -> ReadRequest | None:
         seen = sent_by.get(key)
         if seen is None:
@@ -326,11 +326,7 @@ class PromiseKeeper:
             return
         store = self.daemon.store
         self._dirty = False
-        sent_by: dict[str, tuple[dt.datetime, str]] = {}
-        for m in self.daemon.messages:
-            old = sent_by.get(m.key)
-            if old is None or m.received < old[0]:
-                sent_by[m.key] = (m.received, m.sender.address)
+        sent_by = _SentBy(store)
         wanted: dict[str, ReadRequest] = {}
         retry_times: list[dt.datetime] = []
 
@@ -437,7 +433,9 @@ class PromiseKeeper:
     def _later_messages(self, tracked: Sequence[PromiseRecord]) -> dict[int, list[promises.Later]]:
         """Per promise: the agency messages of its thread that reach the client."""
         config = self.config
-        messages = self.daemon.messages
+        sources = {p.source_key for p in tracked}
+        store = self.daemon.store
+        messages = store.load_messages(keys=store.thread_keys(sources) | sources)
         threads = assign_threads(
             messages,
             subject_window=config.thread_subject_window,
@@ -505,8 +503,8 @@ class PromiseKeeper:
         if not self._due:
             return promises.Plan((), (), None)
         config = self.config
-        messages = self.daemon.messages
         accounts = {d.account for d in self._due if d.account}
+        messages = self.daemon.messages_of_accounts(accounts, now)
         recipients = {a: sla.recipient_for(a, config, now, messages) for a in accounts}
 
         def manager_of(account: str) -> str | None:
@@ -649,3 +647,18 @@ def _domain(config: Config) -> str:
     from .service import _domain as domain
 
     return domain(config)
+
+
+class _SentBy:
+    """Key -> (first received, sender) of stored mail, read from the store on demand."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._known: dict[str, tuple[dt.datetime, str] | None] = {}
+
+    def get(self, key: str) -> tuple[dt.datetime, str] | None:
+        if key not in self._known:
+            copies = self._store.load_messages(keys=[key])
+            first = min(copies, key=lambda m: m.received, default=None)
+            self._known[key] = None if first is None else (first.received, first.sender.address)
+        return self._known[key]

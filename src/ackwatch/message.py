@@ -52,13 +52,13 @@ HEADER_FIELDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address:
     address: str  # lower-cased addr-spec, "" when unparseable
     name: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     # Identity -----------------------------------------------------------------------
     key: str  # normalized Message-ID ("<id@host>") or "hash:<sha256>" when missing
@@ -161,6 +161,7 @@ _ENCODED_WORD = re.compile(
     r"=\?(?P<cs>[^?\s*]+)(?:\*[^?\s]*)?\?(?P<enc>[qQbB])\?(?:(?P<t1>[^?]*?)\?=|(?P<t2>[^?\s]*))"
 )
 _WS = re.compile(r"\s+")
+_ID_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")  # controls, space and DEL: never in an id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0/C1 controls, DEL, surrogates
 _CHARSET_ALIASES = {
     "iso-8859-8-i": "iso-8859-8",
@@ -289,6 +290,8 @@ def decode_words(value: str, defects: set[str] | None = None, field: str = "head
 
 def _clean_text(value: str, limit: int) -> str:
     """Drop control characters (CR/LF/TAB become spaces), fold whitespace, cap length."""
+    if _CONTROL.search(value) is None:  # the usual case: nothing to drop
+        return " ".join(value.split())[:limit]
     chars = []
     for ch in value:
         cat = unicodedata.category(ch)
@@ -314,7 +317,7 @@ def normalize_message_id(value: str) -> str | None:
     local, sep, domain = value.rpartition("@")
     if not sep or not local or not domain:
         return None
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+    if _ID_FORBIDDEN.search(value):
         return None
     return f"<{local}@{domain.lower()}>"
 

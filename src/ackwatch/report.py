@@ -1,7 +1,8 @@
 """The service-level report: figures over a period, and renderers (pure: no I/O).
 
-`compute(items, config, since=, until=, now=)` turns `ReportItem`s (the CLI converts the
-stored items) into a frozen `Report`; `render_json`, `render_csv`, `render_table` and
+`compute(items, config, since=, until=, now=)` turns `ReportItem`s into a frozen `Report`;
+`compute_stored` does the same (without the per-item rows of the CSV) from the store's raw
+rows, as the CLI reads them; `render_json`, `render_csv`, `render_table` and
 `render_html` turn a `Report` into text. Nothing here reads the clock, a file or the
 database: ``now`` is a parameter.
 
@@ -28,18 +29,23 @@ Rules (issue 5, on top of DESIGN.md):
 - Breaches: acknowledged late, or overdue (never acknowledged, deadline passed), by
   received time.
 
-Speed: `compute` takes about 2 s for a year of 1M client emails on a slow machine (with
-the cyclic GC off, as the CLI runs it; 0.5 us per item for the `ReportItem` itself):
-business minutes come from a prefix sum over each calendar's open intervals (two
-bisections per item, `_BusinessIndex`) instead of a walk over days, counts from one
-accumulator per (account, client) pair, percentiles from one sort per group. The table
-and html renderers cost O(groups + shown breaches); json and csv are linear.
+Speed (issue 7: `ackwatch report` over a year of 1M client emails in well under 5 s on
+2 cores): `compute_stored` streams the store's rows once, builds no object per item
+(times stay the stored ISO strings, which compare as the instants do; they are parsed
+only to measure a time to acknowledge or to list a breach; subjects are read only for
+possible breaches). Wall minutes are the exact difference of the two instants; business
+minutes come from a prefix sum over each calendar's open intervals (two bisections per
+item, `_BusinessIndex`) instead of a walk over days; counts from one accumulator per
+(account, client) pair, whose minutes are sorted once: the percentiles of an account, a
+client or the total are selected across those sorted lists (`_kth`), never merged. The
+table and html renderers cost O(groups + shown breaches); json and csv are linear.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import datetime as dt
 import html
 import io
@@ -48,9 +54,9 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .calendar import BusinessCalendar, clock_for
@@ -117,8 +123,10 @@ class Group:
     figures: Figures
 
 
-@dataclass(frozen=True, slots=True)
-class Breach:
+class Breach(NamedTuple):
+    """A client email acknowledged late or never (a named tuple, as `ReportItem`: a year
+    can hold a hundred thousand of them, 5x cheaper to build than a frozen dataclass)."""
+
     client: str
     client_address: str
     subject: str
@@ -274,26 +282,45 @@ def _resolve_clock(policy_name: str, clock: str, config: Config) -> BusinessCale
     return resolved if isinstance(resolved, BusinessCalendar) else None
 
 
-def _measures(
-    pairs: Iterable[tuple[str, str]], config: Config, first: dt.datetime, last: dt.datetime
-) -> dict[tuple[str, str], _BusinessIndex | None]:
-    """Per (policy, clock) pair: a prefix-sum index of its business calendar spanning
-    ``first..last``, or None for wall time."""
-    indexes: dict[BusinessCalendar, _BusinessIndex] = {}
-    out: dict[tuple[str, str], _BusinessIndex | None] = {}
-    for pair in pairs:
-        calendar = _resolve_clock(pair[0], pair[1], config)
-        if calendar is None:
-            out[pair] = None
-            continue
-        index = indexes.get(calendar)
-        if index is None:
-            lo = first.astimezone(calendar.tz).date() - dt.timedelta(days=1)
-            hi = last.astimezone(calendar.tz).date() + dt.timedelta(days=1)
-            hi = min(hi, lo + dt.timedelta(days=_MAX_INDEX_DAYS))  # beyond: the walk
-            index = indexes[calendar] = _BusinessIndex(calendar, lo, hi)
-        out[pair] = index
-    return out
+def time_to_acknowledge(
+    received: dt.datetime, ack: dt.datetime, policy: str, clock: str, config: Config
+) -> dt.timedelta:
+    """Time from ``received`` to ``ack`` on an item's policy's clock, as the config says
+    now: open time of the policy's business calendar, else wall time. The one rule for the
+    report (`_tally` gets the same figure faster from a `_BusinessIndex` of the calendar
+    `_resolve_clock` picks) and the daemon's time-to-acknowledge histogram.
+
+    An item whose policy is no longer in the config is measured on its stored ``clock``
+    with the ``default`` policy's calendar (else the first calendar, else wall time): the
+    report's fallback, chosen over plain wall time (the daemon's former one) so that the
+    histogram and the report measure an item alike. A policy whose clock cannot be built
+    is measured in wall time.
+    """
+    calendar = _resolve_clock(policy, clock, config)
+    if calendar is None:
+        return ack.astimezone(UTC) - received.astimezone(UTC)
+    return calendar.working_time_between(received, ack)
+
+
+def _measure(
+    pair: tuple[str, str],
+    config: Config,
+    first: dt.datetime,
+    last: dt.datetime,
+    indexes: dict[BusinessCalendar, _BusinessIndex],
+) -> _BusinessIndex | None:
+    """For a (policy, clock) pair: a prefix-sum index of its business calendar spanning
+    ``first..last`` (one per calendar, kept in ``indexes``), or None for wall time."""
+    calendar = _resolve_clock(pair[0], pair[1], config)
+    if calendar is None:
+        return None
+    index = indexes.get(calendar)
+    if index is None:
+        lo = first.astimezone(calendar.tz).date() - dt.timedelta(days=1)
+        hi = last.astimezone(calendar.tz).date() + dt.timedelta(days=1)
+        hi = min(hi, lo + dt.timedelta(days=_MAX_INDEX_DAYS))  # beyond: the walk
+        index = indexes[calendar] = _BusinessIndex(calendar, lo, hi)
+    return index
 
 
 def client_group(client: str | None, client_address: str) -> str:
@@ -305,7 +332,7 @@ def client_group(client: str | None, client_address: str) -> str:
 
 
 class _Acc:
-    """Running counts of one (account, client) pair, or a merge of such pairs."""
+    """Running counts of one (account, client) pair."""
 
     __slots__ = ("late", "minutes", "open", "overdue", "within")
 
@@ -314,71 +341,111 @@ class _Acc:
         self.minutes: list[float] = []  # every acknowledged item's time to acknowledge
         self.late: list[float] = []  # the late ones' (for the histogram)
 
-    def add(self, other: _Acc) -> None:
-        self.within += other.within
-        self.open += other.open
-        self.overdue += other.overdue
-        self.minutes += other.minutes
-        self.late += other.late
 
-    def figures(self) -> Figures:
-        values = self.minutes
-        values.sort()  # runs of already sorted pairs: Timsort merges them in linear time
-        acked = len(values)
-        counted = acked + self.overdue
-        return Figures(
-            client_emails=acked + self.overdue + self.open,
-            acknowledged=acked,
-            within_window=self.within,
-            service_level=self.within / counted if counted else None,
-            median_minutes=quantile(values, 0.5),
-            p90_minutes=quantile(values, 0.9),
-            open=self.open,
-            overdue=self.overdue,
-        )
+def _figures(accs: Sequence[_Acc]) -> Figures:
+    """The figures of a group of pairs whose ``minutes`` are sorted: the percentiles are
+    selected across the pairs' lists (`_kth`), never merged into one sorted list."""
+    runs = [a.minutes for a in accs if a.minutes]
+    acked = sum(len(r) for r in runs)
+    within = sum(a.within for a in accs)
+    open_ = sum(a.open for a in accs)
+    overdue = sum(a.overdue for a in accs)
+    counted = acked + overdue
+    return Figures(
+        client_emails=acked + overdue + open_,
+        acknowledged=acked,
+        within_window=within,
+        service_level=within / counted if counted else None,
+        median_minutes=_quantile_of_runs(runs, acked, 0.5),
+        p90_minutes=_quantile_of_runs(runs, acked, 0.9),
+        open=open_,
+        overdue=overdue,
+    )
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (type 7); None for no values."""
-    n = len(sorted_values)
+    return _quantile_of_runs([sorted_values], len(sorted_values), q)
+
+
+def _quantile_of_runs(runs: Sequence[Sequence[float]], n: int, q: float) -> float | None:
+    """`quantile` of the ``n`` values of the sorted ``runs`` taken together."""
     if n == 0:
         return None
     position = q * (n - 1)
     lower = math.floor(position)
     upper = min(lower + 1, n - 1)
-    value = sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (
-        position - lower
-    )
+    low = _kth(runs, lower)
+    high = low if upper == lower else _kth(runs, upper)
+    value = low + (high - low) * (position - lower)
     return round(value, 6)
+
+
+def _kth(runs: Sequence[Sequence[float]], k: int) -> float:
+    """The ``k``-th smallest (from 0) of the values of the sorted ``runs`` taken together,
+    by bisection (O(runs² · log n) steps instead of merging the runs)."""
+    if len(runs) == 1:
+        return runs[0][k]
+    lo = [0] * len(runs)
+    hi = [len(r) for r in runs]
+    while True:
+        # pivot: the middle of the widest remaining range (halves it every time)
+        j = max(range(len(runs)), key=lambda i: hi[i] - lo[i])
+        pivot = runs[j][(lo[j] + hi[j]) // 2]
+        below = [bisect.bisect_left(r, pivot, lo[i], hi[i]) for i, r in enumerate(runs)]
+        upto = [bisect.bisect_right(r, pivot, lo[i], hi[i]) for i, r in enumerate(runs)]
+        n_below = sum(b - a for a, b in zip(lo, below, strict=True))
+        n_upto = sum(b - a for a, b in zip(lo, upto, strict=True))
+        if k < n_below:
+            hi = below
+        elif k < n_upto:
+            return pivot
+        else:
+            k -= n_upto
+            lo = upto
 
 
 def _merged(pairs: dict[tuple[str | None, str], _Acc], side: int) -> tuple[Group, ...]:
     """Groups by account (``side`` 0) or by client (1), busiest first, then by name."""
-    merged: dict[str | None, _Acc] = {}
+    merged: dict[str | None, list[_Acc]] = {}
     for key, acc in pairs.items():
-        name = key[side]
-        target = merged.get(name)
-        if target is None:
-            target = merged[name] = _Acc()
-        target.add(acc)
-    groups = [Group(name, acc.figures()) for name, acc in merged.items()]
+        merged.setdefault(key[side], []).append(acc)
+    groups = [Group(name, _figures(accs)) for name, accs in merged.items()]
     groups.sort(key=lambda g: (-g.figures.client_emails, g.name is None, g.name or ""))
     return tuple(groups)
 
 
-def _histogram(all_sorted: list[float], late: list[float]) -> tuple[HistogramBin, ...]:
-    late = sorted(late)
+def _histogram(accs: Sequence[_Acc]) -> tuple[HistogramBin, ...]:
+    """Counts per bin over the pairs' sorted ``minutes`` (and ``late``, sorted here)."""
+    runs = [a.minutes for a in accs]
+    lates = [sorted(a.late) for a in accs]
     edges = HISTOGRAM_EDGES
+
+    def count(lists: list[list[float]], lo: float, hi: float) -> int:
+        return sum(bisect.bisect_left(v, hi) - bisect.bisect_left(v, lo) for v in lists)
+
     out = []
     for k in range(len(edges) - 1):
         lo, hi = edges[k], edges[k + 1]
-        n_all = bisect.bisect_left(all_sorted, hi) - bisect.bisect_left(all_sorted, lo)
-        n_late = bisect.bisect_left(late, hi) - bisect.bisect_left(late, lo)
+        n_all, n_late = count(runs, lo, hi), count(lates, lo, hi)
         out.append(HistogramBin(HISTOGRAM_LABELS[k], lo, hi, n_all - n_late, n_late))
     return tuple(out)
 
 
 _by_received = operator.attrgetter("received")
+
+
+def _check_aware(since: dt.datetime, until: dt.datetime, now: dt.datetime) -> None:
+    for name, value in (("since", since), ("until", until), ("now", now)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware")
+
+
+def stored_time(t: dt.datetime) -> str:
+    """``t`` as the store writes times (ISO 8601 in UTC with microseconds,
+    ``2026-11-16T09:50:00.000000+00:00``): strings of this one format compare as the
+    instants do."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def compute(
@@ -395,86 +462,146 @@ def compute(
     ``rows``: also keep one `ItemResult` per item (``Report.items``, what the CSV lists),
     by received time; without it ``Report.items`` is empty (cheaper for a million items).
     """
-    for name, value in (("since", since), ("until", until), ("now", now)):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{name} must be timezone-aware")
+    _check_aware(since, until, now)
     selected = [i for i in items if since <= i.received < until and not i.dropped]
     selected.sort(key=_by_received)  # already sorted (the store's order): linear
     last_ack = max(
         (i.ack_at for i in selected if i.ack_at is not None and i.ack_at <= now),
         default=until,
     )
-    measures = _measures(
-        {(i.policy, i.clock) for i in selected}, config, since, max(last_ack, until)
+    outcomes: list[tuple[str, float | None, bool | None, str]] | None = [] if rows else None
+    report = _tally(
+        (
+            (i.account, i.client, i.client_address, i.policy, i.clock, i.received,
+             i.deadline, i.ack_at, i.subject)
+            for i in selected
+        ),
+        config, since=since, until=until, now=now, now_key=now, parse=_same,
+        measure_until=max(last_ack, until), outcomes=outcomes,
+    )
+    if outcomes is None:
+        return report
+    return dataclasses.replace(
+        report, items=tuple(ItemResult(i, *o) for i, o in zip(selected, outcomes, strict=True))
     )
 
+
+def compute_stored(
+    rows: Iterable[tuple[str | None, str | None, str, str, str, str, str, str | None,
+                         str | None]],
+    config: Config,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> Report:
+    """`compute` (without ``Report.items``) straight from the store's raw rows, as
+    ``Store.report_rows(since, until, stored=True)`` yields them: ``(account, client,
+    client_address, policy, clock, received, deadline, ack_at or None, subject or None)``
+    of the items received in ``[since, until)``, dropped ones left out, in received order;
+    times as `stored_time` writes them (compared as strings, parsed only to measure a time
+    to acknowledge or to list a breach); ``subject`` may be None where the item was
+    acknowledged by its deadline. Builds no object per row: a year of mail in one pass.
+    """
+    _check_aware(since, until, now)
+    return _tally(
+        rows, config, since=since, until=until, now=now, now_key=stored_time(now),
+        parse=dt.datetime.fromisoformat, measure_until=max(now, until), outcomes=None,
+    )
+
+
+def _same(t: dt.datetime) -> dt.datetime:
+    return t
+
+
+def _tally(
+    rows: Iterable[tuple],
+    config: Config,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+    now_key: Any,
+    parse: Callable[[Any], dt.datetime],
+    measure_until: dt.datetime,
+    outcomes: list[tuple[str, float | None, bool | None, str]] | None,
+) -> Report:
+    """The `Report` of ``rows`` (``(account, client, client_address, policy, clock,
+    received, deadline, ack_at, subject)``, counted, by received time) whose times are
+    values that compare with each other and with ``now_key`` as the instants do (aware
+    datetimes, or `stored_time` strings), ``parse`` making them datetimes. Business
+    calendars are indexed over ``since..measure_until`` (covering every acknowledgement
+    up to ``now``). ``outcomes``: gets (client group, minutes, within, status) per row."""
     pairs: dict[tuple[str | None, str], _Acc] = {}
     domains: dict[str, str] = {}
-    results: list[ItemResult] = []
     breaches: list[Breach] = []
-    add_result = results.append if rows else None
-    for i in selected:
-        label = i.client
+    indexes: dict[BusinessCalendar, _BusinessIndex] = {}
+    measures: dict[tuple[str, str], _BusinessIndex | None] = {}
+    last_policy = last_clock = None
+    index: _BusinessIndex | None = None
+    keep = outcomes.append if outcomes is not None else None
+    for account, client, address, policy, clock, received, deadline, ack, subject in rows:
+        label = client
         if not label:
-            label = domains.get(i.client_address)
+            label = domains.get(address)
             if label is None:
-                label = domains[i.client_address] = client_group(None, i.client_address)
-        acc = pairs.get((i.account, label))
+                label = domains[address] = client_group(None, address)
+        acc = pairs.get((account, label))
         if acc is None:
-            acc = pairs[(i.account, label)] = _Acc()
-        ack = i.ack_at
-        if ack is not None and ack <= now:
-            index = measures[(i.policy, i.clock)]
-            if index is None:
-                seconds = ack.timestamp() - i.received.timestamp()
+            acc = pairs[(account, label)] = _Acc()
+        if ack is not None and ack <= now_key:
+            if policy != last_policy or clock != last_clock:
+                last_policy, last_clock = policy, clock
+                pair = (policy, clock)
+                if pair not in measures:
+                    measures[pair] = _measure(pair, config, since, measure_until, indexes)
+                index = measures[pair]
+            if index is None:  # wall time: exact to the microsecond
+                seconds = (parse(ack) - parse(received)).total_seconds()
+                minutes = seconds / 60 if seconds > 0 else 0.0
             else:
-                seconds = index.seconds(i.received, ack)
-            minutes = round(seconds, 6) / 60 if seconds > 0 else 0.0
+                seconds = index.seconds(parse(received), parse(ack))
+                minutes = round(seconds, 6) / 60 if seconds > 0 else 0.0
             acc.minutes.append(minutes)
-            if ack <= i.deadline:
+            if ack <= deadline:
                 acc.within += 1
-                if add_result:
-                    add_result(ItemResult(i, label, minutes, True, "on_time"))
+                if keep:
+                    keep((label, minutes, True, "on_time"))
             else:
                 acc.late.append(minutes)
                 breaches.append(
-                    Breach(label, i.client_address, i.subject, i.received, i.deadline, ack,
-                           i.account)
+                    Breach(label, address, subject, parse(received), parse(deadline),
+                           parse(ack), account)
                 )
-                if add_result:
-                    add_result(ItemResult(i, label, minutes, False, "late"))
-        elif now > i.deadline:
+                if keep:
+                    keep((label, minutes, False, "late"))
+        elif now_key > deadline:
             acc.overdue += 1
             breaches.append(
-                Breach(label, i.client_address, i.subject, i.received, i.deadline, None,
-                       i.account)
+                Breach(label, address, subject, parse(received), parse(deadline), None,
+                       account)
             )
-            if add_result:
-                add_result(ItemResult(i, label, None, False, "overdue"))
+            if keep:
+                keep((label, None, False, "overdue"))
         else:
             acc.open += 1
-            if add_result:
-                add_result(ItemResult(i, label, None, None, "open"))
+            if keep:
+                keep((label, None, None, "open"))
 
-    for acc in pairs.values():
+    accs = list(pairs.values())
+    for acc in accs:
         acc.minutes.sort()
-    by_account = _merged(pairs, 0)
-    by_client = _merged(pairs, 1)
-    totals = _Acc()
-    for acc in pairs.values():
-        totals.add(acc)
-    totals_figures = totals.figures()  # sorts totals.minutes
     return Report(
         since=since,
         until=until,
         now=now,
         timezone=config.timezone,
-        totals=totals_figures,
-        by_account=by_account,
-        by_client=by_client,
+        totals=_figures(accs),
+        by_account=_merged(pairs, 0),
+        by_client=_merged(pairs, 1),
         breaches=tuple(breaches),
-        histogram=_histogram(totals.minutes, totals.late),
-        items=tuple(results),
+        histogram=_histogram(accs),
+        items=(),
     )
 
 
@@ -1074,6 +1201,7 @@ __all__ = [
     "ReportItem",
     "client_group",
     "compute",
+    "compute_stored",
     "default_period",
     "parse_bound",
     "quantile",
@@ -1081,4 +1209,5 @@ __all__ = [
     "render_html",
     "render_json",
     "render_table",
+    "stored_time",
 ]

@@ -20,22 +20,25 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import EmailMessage
 
 import structlog
 
-from . import digest, imap, notify, scheduler, sla
-from .calendar import clock_for
+from . import classify, digest, imap, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
+from .report import time_to_acknowledge
 from .store import ItemRecord, NewMessage, OutboxRecord, Store, StoreError
+from .threads import link_values
 
 log = structlog.get_logger(__name__)
 
 Now = Callable[[], dt.datetime]
 MESSAGE_HISTORY = dt.timedelta(days=60)
+EVALUATION_VERSION = 1  # raise when a change of the rules must re-evaluate stored items
+THREAD_BATCH = 2000  # threads per batch when everything is evaluated again
 RECHECK_TIMEOUT = 20.0
 WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
@@ -94,7 +97,6 @@ class Daemon:
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.watchers: dict[str, imap.MailboxWatcher] = {}
-        self.messages: list[Message] = []
         self._dirty = True
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -171,8 +173,13 @@ class Daemon:
         finally:
             log.info("daemon_stopping")
             self._systemd.notify("STOPPING=1")
+            # The body reader and the watchers stop side by side: SIGTERM to exit stays
+            # within systemd's stop timeout even when both wait on a stalled server.
+            keeper = threading.Thread(target=self.promises.stop, name="stop-keeper",
+                                      daemon=True)
+            keeper.start()
             self.stop_watchers()
-            self.promises.stop()
+            keeper.join(1.0)
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time."""
@@ -264,10 +271,7 @@ class Daemon:
                 uidvalidity=s.cursor.uidvalidity,
                 last_uid=s.cursor.last_uid,
                 highestmodseq=s.cursor.highestmodseq,
-                new_messages=[
-                    NewMessage(m.uid, m.internaldate, m.flags, m.header_bytes, m.gm_thrid)
-                    for m in s.new_messages
-                ],
+                new_messages=_new_messages(s.new_messages),
                 flag_updates=s.flag_updates,
                 reset=s.reset,
                 initial=s.reset,
@@ -290,6 +294,18 @@ class Daemon:
             self.promises.apply(event)  # type: ignore[arg-type]
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
+        """Bring the stored items up to date with the stored mail.
+
+        - Usually only the threads that mail stored or changed since the last evaluation
+          can touch are evaluated (`_scope`): the rest of the history is neither loaded
+          nor parsed, so memory and time follow the new mail, not the size of the state
+          (bench targets 1 and 6).
+        - When the config (or ackwatch, or the holiday tables) changed since the last
+          evaluation, every item is evaluated again: thread by thread, a batch of threads
+          at a time, when what threading depends on (the agency's addresses, the subject
+          window) is unchanged; all at once otherwise, after a history import (`backfill`)
+          and on the first start, which need the threads found anew.
+        """
         now = self.now()
         since = now - MESSAGE_HISTORY
         if history_since is not None:
@@ -297,31 +313,107 @@ class Daemon:
         oldest = self.store.oldest_pending_received()
         if oldest is not None:
             since = min(since, oldest - self.config.thread_subject_window)
-        self.messages = self.store.load_messages(since)
-        items = sla.evaluate(self.messages, self.config)
-        new, acked = self.store.sync_items(items, now=now, initial_keys=self.store.initial_keys())
+        if self.store.links_pending():  # the first start after an upgrade
+            log.info("links_building", reason="state from an older ackwatch")
+            linked = self.store.build_links(progress=lambda _done: self._feed_watchdog())
+            log.info("links_built", messages=linked)
+        fingerprint = evaluation_fingerprint(self.config)
+        threading = threading_fingerprint(self.config)
+        done = {"evaluated_with": fingerprint, "threaded_with": threading}
+        if history_since is None and self.store.get_meta("evaluated_with") == fingerprint:
+            scope = self._scope()
+            if scope:
+                self._evaluate(since, now, scope)
+        elif history_since is None and self.store.get_meta("threaded_with") == threading:
+            self._evaluate_by_threads(since, now, done)
+        else:
+            self._evaluate(since, now, None, done)
         self._dirty = False
+
+    def _evaluate(
+        self,
+        since: dt.datetime,
+        now: dt.datetime,
+        scope: set[str] | None,
+        done: Mapping[str, str] | None = None,
+    ) -> None:
+        """Evaluate the stored mail of ``scope`` (whole threads; None: everything) received
+        at or after ``since``, and store the outcome (with ``done`` recorded in meta)."""
+        messages = self.store.load_messages(since, keys=scope)
+        initial = self.store.initial_keys(scope, since=since)
+        items, threads = sla.evaluate_threads(messages, self.config)
+        del messages
+        new, acked = self.store.sync_items(
+            items, now=now, initial_keys=initial, scope=scope, threads=threads, meta=done or {},
+        )
+        log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         self.promises.mark_dirty()
         if acked:
-            self._observe_acks([i for i in items if i.key in set(acked)])
+            acked_keys = set(acked)
+            self._observe_acks([i for i in items if i.key in acked_keys])
         if new or acked:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
+
+    def _evaluate_by_threads(
+        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str]
+    ) -> None:
+        """Every item evaluated again, a batch of whole threads at a time (the threads as
+        last evaluated: the config change left threading as it was). Mail not evaluated
+        yet goes first, since it can join or split threads. Killed halfway, the next start
+        does it all again (``done`` is recorded with the last batch only)."""
+        scope = self._scope()
+        if scope:
+            self._evaluate(since, now, scope)
+        threads = self.store.threads_since(since)
+        batches = [threads[i : i + THREAD_BATCH] for i in range(0, len(threads), THREAD_BATCH)]
+        for n, batch in enumerate(batches, start=1):
+            keys = self.store.thread_members(batch)
+            self._evaluate(since, now, keys, done if n == len(batches) else None)
+            self._feed_watchdog()
+        if not batches:
+            self.store.set_meta_many(done)
+        log.info("evaluated_by_threads", threads=len(threads), batches=len(batches))
+
+    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+        """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
+        backups and managers) is away at ``now``: what they sent within the out-of-office
+        look-back."""
+        addresses: set[str] = set()
+        for address in accounts:
+            acc = self.config.account(address)
+            addresses.add(address.lower())
+            if acc is not None:
+                addresses.update(a.lower() for a in (acc.backup, acc.manager) if a)
+        if not addresses:
+            return []
+        since = now - self.config.notify.out_of_office_lookback
+        return self.store.load_messages(since, keys=self.store.keys_from(addresses, since))
+
+    def _scope(self) -> set[str]:
+        """The keys to evaluate after a change: whole threads (as last evaluated) of the
+        changed keys and of every stored mail sharing a thread link with them
+        (`threads.link_values`), which is what any new link can join or split."""
+        dirty = self.store.dirty_keys()
+        if not dirty:
+            return set()
+        noise = classify.agency_identities(self.config)
+        copies: dict[str, list[Message]] = {}
+        for m in self.store.load_messages(keys=dirty):
+            copies.setdefault(m.key, []).append(m)
+        links: set[str] = set()
+        for group in copies.values():
+            links |= link_values(group, noise)
+        related = self.store.keys_linked(links) | dirty
+        return self.store.thread_keys(related) | related
 
     def _observe_acks(self, items: Sequence[sla.Item]) -> None:
         """Feed the time-to-acknowledge histogram (on each item's policy clock)."""
         for item in items:
             if item.ack is None:
                 continue
-            policy = self.config.policies.get(item.deadlines.policy)
-            try:
-                if policy is None:
-                    raise KeyError(item.deadlines.policy)
-                elapsed = clock_for(policy, self.config).working_time_between(
-                    item.received, item.ack.at
-                )
-            except (KeyError, ValueError):
-                elapsed = item.ack.at - item.received
-            self.metrics.observe_ack(item.deadlines.clock, elapsed.total_seconds())
+            d = item.deadlines
+            elapsed = time_to_acknowledge(item.received, item.ack.at, d.policy, d.clock, self.config)
+            self.metrics.observe_ack(d.clock, elapsed.total_seconds())
 
     def publish_metrics(self) -> None:
         now = self.now()
@@ -399,10 +491,9 @@ class Daemon:
             )
             for r in records
         ]
-        recipients = {
-            acc: sla.recipient_for(acc, self.config, now, self.messages)
-            for acc in {r.account for r in records if r.account}
-        }
+        accounts = {r.account for r in records if r.account}
+        messages = self.messages_of_accounts(accounts, now)
+        recipients = {acc: sla.recipient_for(acc, self.config, now, messages) for acc in accounts}
         managers = {a.manager for a in self.config.accounts if a.manager}
         sent = {
             to: [o.created_at for o in self.store.sent_since(to, now - scheduler.HOUR)]
@@ -615,41 +706,25 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
     Each mailbox is independent: one that cannot be reached is logged and recorded in
     the health table, and the others are still synced.
     """
-    reached: list[str] = []
-    failed: list[str] = []
     config = daemon.config
-    for mb in config.mailboxes:
-        now = daemon.now()
-        try:
-            client = imap.connect(mb)
-        except imap.ImapError as exc:
-            state = "auth_failed" if isinstance(exc, imap.AuthError) else "backoff"
-            daemon.store.set_health(mb.name, state, since=now, last_error=str(exc))
-            log.error("mailbox_unreachable", mailbox=mb.name, error=str(exc))
-            failed.append(mb.name)
-            continue
-        try:
-            inbox, sent = imap.discover_folders(client, mb.folders)
-            cursors = daemon._cursors(mb.name)
-            since = (now - config.sync.backfill).date()
-            for folder, role in [(f, "inbox") for f in inbox] + [
-                (f, "sent") for f in sent if f not in inbox
-            ]:
-                result = imap.sync_folder(
-                    client, folder, role, cursors.get(folder), since=since,  # type: ignore[arg-type]
-                    pending_uids=daemon.store.pending_uids(mb.name, folder),
-                    batch_size=config.sync.batch_size,
-                )
-                daemon.apply_event(imap.FolderSyncEvent(mb.name, result))
-            daemon.store.set_health(mb.name, "up", since=now, last_error=None)
-            reached.append(mb.name)
-        except Exception as exc:  # a failing mailbox never stops the others
-            daemon.store.set_health(mb.name, "backoff", since=now, last_error=type(exc).__name__)
-            log.error("mailbox_sync_failed", mailbox=mb.name, error=type(exc).__name__)
-            failed.append(mb.name)
-        finally:
-            imap.logout(client)
-    return reached, failed
+
+    def sync(
+        mb: MailboxConfig,
+        client: imap.IMAPClient,
+        folders: list[tuple[str, imap.FolderRole]],
+        now: dt.datetime,
+    ) -> None:
+        cursors = daemon._cursors(mb.name)
+        since = (now - config.sync.backfill).date()
+        for folder, role in folders:
+            result = imap.sync_folder(
+                client, folder, role, cursors.get(folder), since=since,
+                pending_uids=daemon.store.pending_uids(mb.name, folder),
+                batch_size=config.sync.batch_size,
+            )
+            daemon.apply_event(imap.FolderSyncEvent(mb.name, result))
+
+    return _each_mailbox(daemon, sync, failed_event="mailbox_sync_failed", record_health=True)
 
 
 def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]:
@@ -660,52 +735,90 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
     their real time to acknowledge is recorded, so the report covers that period. The
     folders' sync cursors are left as they are.
     """
+    config = daemon.config
+    added = 0
+
+    def fetch(
+        mb: MailboxConfig,
+        client: imap.IMAPClient,
+        folders: list[tuple[str, imap.FolderRole]],
+        now: dt.datetime,
+    ) -> None:
+        nonlocal added
+        stored = daemon.store.cursors(mb.name)
+        for folder, role in folders:
+            result = imap.sync_folder(
+                client, folder, role, None, since=since, batch_size=config.sync.batch_size
+            )
+            keep = stored.get(folder)
+            cursor = result.cursor
+            if keep is not None and keep.uidvalidity == cursor.uidvalidity:
+                cursor = imap.FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
+            added += daemon.store.apply_folder_sync(
+                mailbox=mb.name, folder=folder, role=role,
+                uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
+                highestmodseq=cursor.highestmodseq,
+                new_messages=_new_messages(result.new_messages),
+                flag_updates=(), reset=False, initial=True,
+                dismiss_keyword=config.dismiss_keyword, now=now,
+            )
+
+    reached, failed = _each_mailbox(
+        daemon, fetch, failed_event="mailbox_backfill_failed", record_health=False
+    )
+    daemon.reevaluate(history_since=dt.datetime.combine(since, dt.time(0), tzinfo=dt.UTC))
+    log.info("backfill_done", mailboxes=len(reached), new=added)
+    return reached, failed, added
+
+
+def _each_mailbox(
+    daemon: Daemon,
+    work: Callable[
+        [MailboxConfig, imap.IMAPClient, list[tuple[str, imap.FolderRole]], dt.datetime], None
+    ],
+    *,
+    failed_event: str,
+    record_health: bool,
+) -> tuple[list[str], list[str]]:
+    """Connect to every mailbox in turn, discover its folders and run
+    ``work(mailbox, client, watched folders, now)``: (reached, failed).
+
+    Each mailbox is independent: one that cannot be reached (``mailbox_unreachable``) or
+    whose work raises (``failed_event``) is logged, and the others still get their turn.
+    ``record_health``: also record each mailbox's outcome in the health table.
+    """
     reached: list[str] = []
     failed: list[str] = []
-    added = 0
-    config = daemon.config
-    for mb in config.mailboxes:
+    for mb in daemon.config.mailboxes:
         now = daemon.now()
         try:
             client = imap.connect(mb)
         except imap.ImapError as exc:
+            if record_health:
+                state = "auth_failed" if isinstance(exc, imap.AuthError) else "backoff"
+                daemon.store.set_health(mb.name, state, since=now, last_error=str(exc))
             log.error("mailbox_unreachable", mailbox=mb.name, error=str(exc))
             failed.append(mb.name)
             continue
         try:
-            inbox, sent = imap.discover_folders(client, mb.folders)
-            stored = daemon.store.cursors(mb.name)
-            for folder, role in [(f, "inbox") for f in inbox] + [
-                (f, "sent") for f in sent if f not in inbox
-            ]:
-                result = imap.sync_folder(
-                    client, folder, role, None, since=since,  # type: ignore[arg-type]
-                    batch_size=config.sync.batch_size,
-                )
-                keep = stored.get(folder)
-                cursor = result.cursor
-                if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-                    cursor = imap.FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-                added += daemon.store.apply_folder_sync(
-                    mailbox=mb.name, folder=folder, role=role,
-                    uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
-                    highestmodseq=cursor.highestmodseq,
-                    new_messages=[
-                        NewMessage(m.uid, m.internaldate, m.flags, m.header_bytes, m.gm_thrid)
-                        for m in result.new_messages
-                    ],
-                    flag_updates=(), reset=False, initial=True,
-                    dismiss_keyword=config.dismiss_keyword, now=now,
-                )
+            work(mb, client, imap.watched_folders(*imap.discover_folders(client, mb.folders)), now)
+            if record_health:
+                daemon.store.set_health(mb.name, "up", since=now, last_error=None)
             reached.append(mb.name)
         except Exception as exc:  # a failing mailbox never stops the others
-            log.error("mailbox_backfill_failed", mailbox=mb.name, error=type(exc).__name__)
+            error = type(exc).__name__
+            if record_health:
+                daemon.store.set_health(mb.name, "backoff", since=now, last_error=error)
+            log.error(failed_event, mailbox=mb.name, error=error)
             failed.append(mb.name)
         finally:
             imap.logout(client)
-    daemon.reevaluate(history_since=dt.datetime.combine(since, dt.time(0), tzinfo=dt.UTC))
-    log.info("backfill_done", mailboxes=len(reached), new=added)
-    return reached, failed, added
+    return reached, failed
+
+
+def _new_messages(fetched: Iterable[imap.FetchedMessage]) -> list[NewMessage]:
+    """The store's form of fetched messages."""
+    return [NewMessage(m.uid, m.internaldate, m.flags, m.header_bytes, m.gm_thrid) for m in fetched]
 
 
 class _reader:
@@ -722,6 +835,53 @@ class _reader:
     def __exit__(self, *exc: object) -> None:
         if self._reader is not None:
             self._reader.close()
+
+
+def evaluation_fingerprint(config: Config) -> str:
+    """What the stored items were evaluated with: the config's values, this ackwatch and
+    the holiday tables. A change means every item is evaluated again (once)."""
+    import hashlib
+    import json
+
+    import holidays
+
+    from . import __version__
+
+    text = json.dumps(
+        [EVALUATION_VERSION, __version__, holidays.__version__, _canonical(config)],
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def threading_fingerprint(config: Config) -> str:
+    """What the stored threads were found with (`threads.assign_threads`' inputs from the
+    config: the agency's addresses, the subject window) and this ackwatch."""
+    import hashlib
+    import json
+
+    from . import __version__
+
+    text = json.dumps([
+        EVALUATION_VERSION, __version__, sorted(classify.agency_identities(config)),
+        config.thread_subject_window.total_seconds(),
+    ])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    """A JSON value for a config value, the same in every process (sets sorted)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return sorted([str(k), _canonical(v)] for k, v in value.items())
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 def _domain(config: Config) -> str:

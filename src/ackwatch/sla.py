@@ -282,6 +282,18 @@ def evaluate(messages: Iterable[Message], config: Config) -> tuple[Item, ...]:
     Deterministic: the result does not depend on the order of ``messages``; items are
     sorted by received time, then key.
     """
+    return evaluate_threads(messages, config)[0]
+
+
+def evaluate_threads(
+    messages: Iterable[Message], config: Config
+) -> tuple[tuple[Item, ...], Mapping[str, str]]:
+    """`evaluate`, and the thread of every message key given (`threads.assign_threads`).
+
+    Evaluating a set of messages made of whole threads gives, for those threads, the
+    same items as evaluating everything: the daemon relies on it to re-evaluate only
+    the threads that new mail can touch (see `threads.link_values`).
+    """
     copies = list(messages)
     by_key: dict[str, list[Message]] = defaultdict(list)
     for m in copies:
@@ -302,7 +314,7 @@ def evaluate(messages: Iterable[Message], config: Config) -> tuple[Item, ...]:
     for thread, keys in per_thread.items():
         items.extend(_walk_thread(thread, keys, merged, classes, config))
     items.sort(key=lambda i: (i.received, i.key))
-    return tuple(items)
+    return tuple(items), threads
 
 
 def _walk_thread(

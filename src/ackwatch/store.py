@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -31,12 +31,14 @@ import structlog
 
 from .message import Message, parse_message
 from .sla import Item
+from .threads import link_values
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
 DB_NAME = "ackwatch.sqlite3"
+MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
@@ -172,6 +174,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (item_key, member_key)
     );
     CREATE INDEX item_members_member ON item_members (member_key);
+    """,
+    # 4: re-evaluating only what new mail touches (bench target 6). `links`: every stored
+    # mail's `threads.link_values` (no noise) plus "from:<sender>"; `threads`: the thread
+    # of each key at its last evaluation; `dirty`: keys stored, changed or removed since.
+    # Mail stored before gets its links from `Store.build_links` (resumable, in batches).
+    """
+    CREATE TABLE links (
+        link TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (link, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE threads (
+        key TEXT PRIMARY KEY,
+        thread TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX threads_thread ON threads (thread);
+    CREATE TABLE dirty (
+        key TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+    INSERT INTO meta (name, value)
+        SELECT 'links_after_rowid', '0' WHERE EXISTS (SELECT 1 FROM messages);
     """,
 )
 
@@ -416,8 +439,14 @@ class Store:
         now_s = _iso(now)
         dismiss = dismiss_keyword.lower()
         added = 0
+        stored: list[tuple[Message, bytes]] = []
         with self._write() as c:
             if reset:
+                c.execute(
+                    "INSERT OR IGNORE INTO dirty (key) SELECT key FROM messages"
+                    " WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
+                    (mailbox, folder, uidvalidity),
+                )
                 c.execute(
                     "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
                     (mailbox, folder, uidvalidity),
@@ -446,8 +475,10 @@ class Store:
                 added += cur.rowcount
                 if cur.rowcount:
                     self._parsed[(mailbox, folder, m.uid)] = (hash(m.header_bytes), parsed)
+                    stored.append((parsed, m.header_bytes))
                 if cur.rowcount and parsed.defects:
                     _log_defects(parsed)
+            _insert_links(c, stored)
             for uid, flags in flag_updates:
                 flags_l = {f.lower() for f in flags}
                 c.execute(
@@ -461,6 +492,11 @@ class Store:
                         dismiss in flags_l, now_s,
                         mailbox, folder, uid,
                     ),
+                )
+                c.execute(
+                    "INSERT OR IGNORE INTO dirty (key) SELECT key FROM messages"
+                    " WHERE mailbox = ? AND folder = ? AND uid = ?",
+                    (mailbox, folder, uid),
                 )
             c.execute(
                 "INSERT INTO folders (mailbox, folder, role, uidvalidity, last_uid, highestmodseq,"
@@ -477,26 +513,33 @@ class Store:
             )
         return added
 
-    def load_messages(self, since: dt.datetime | None = None) -> list[Message]:
-        """Every stored copy received at or after ``since``, parsed (never raises on bad mail)."""
+    def load_messages(
+        self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
+    ) -> list[Message]:
+        """Every stored copy received at or after ``since`` (of ``keys`` only, when given),
+        parsed (never raises on bad mail).
+
+        A copy stored by this `Store` is parsed once: its parse is kept until the first
+        load that returns it (the evaluation that follows the sync), then dropped, so
+        memory does not grow with the history (bench target 6).
+        """
         query = (
             "SELECT mailbox, folder, uid, role, received, flags, answered_at, dismissed_at,"
-            " gm_thrid, headers FROM messages"
+            " gm_thrid, headers FROM messages WHERE received >= ?"
         )
-        args: tuple[object, ...] = ()
-        if since is not None:
-            query += " WHERE received >= ?"
-            args = (_iso(since),)
+        since_s = _iso(since) if since is not None else ""
+        if keys is None:
+            rows: Iterable[sqlite3.Row] = self._conn.execute(query, (since_s,))
+        else:
+            rows = self._rows_in(query + " AND key IN ({})", [since_s], keys)
         out = []
-        cache, fresh = self._parsed, {}
-        for r in self._conn.execute(query, args):
+        cache = self._parsed
+        for r in rows:
             headers = bytes(r["headers"])
-            where = (r["mailbox"], r["folder"], r["uid"])
-            hit = cache.get(where)
+            hit = cache.pop((r["mailbox"], r["folder"], r["uid"]), None)
             if hit is not None and hit[0] == hash(headers):
                 msg = _refresh(hit[1], r)
                 if msg is not None:
-                    fresh[where] = (hit[0], msg)
                     out.append(msg)
                     continue
             out.append(
@@ -513,15 +556,104 @@ class Store:
                     dismissed_at=_dt(r["dismissed_at"]),
                 )
             )
-            fresh[where] = (hash(headers), out[-1])
-        self._parsed = fresh  # only what is in the window stays cached
+        if keys is None:
+            cache.clear()  # a full load: what it did not return is out of the window
         return out
 
-    def initial_keys(self) -> set[str]:
-        """Keys of mail that came from a first-start history import (never nudged for)."""
+    def _rows_in(
+        self, query: str, args: Sequence[object], values: Iterable[object]
+    ) -> Iterator[sqlite3.Row]:
+        return _chunked(self._conn, query, args, values)
+
+    def initial_keys(
+        self, keys: Iterable[str] | None = None, *, since: dt.datetime | None = None
+    ) -> set[str]:
+        """Keys of mail that came from a first-start history import (never nudged for),
+        among ``keys`` and received at or after ``since`` when given."""
+        query = "SELECT DISTINCT key FROM messages WHERE initial = 1 AND received >= ?"
+        args = (_iso(since) if since is not None else "",)
+        if keys is None:
+            return {r[0] for r in self._conn.execute(query, args)}
+        return {r[0] for r in self._rows_in(query + " AND key IN ({})", args, keys)}
+
+    # ------------------------------------------------------------------ evaluation scope
+
+    def links_pending(self) -> bool:
+        """True while mail stored before schema 4 has no links yet (`build_links`)."""
+        return self.get_meta("links_after_rowid") is not None
+
+    def build_links(self, progress: Callable[[int], None] | None = None) -> int:
+        """Link the mail stored before schema 4, a batch per transaction, resumable after a
+        kill (the last rowid done is kept in meta). ``progress(done)`` after each batch.
+        Returns how many copies were linked."""
+        done = 0
+        while True:
+            after = self.get_meta("links_after_rowid")
+            if after is None:
+                return done
+            rows = self._conn.execute(
+                "SELECT rowid, mailbox, folder, uid, role, received, gm_thrid, headers"
+                " FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 5000", (int(after),)
+            ).fetchall()
+            with self._write() as c:
+                _insert_links(c, [
+                    (parse_message(
+                        bytes(r[7]), mailbox=r[1], folder=r[2], role=r[4], uid=r[3],
+                        received=_dt(r[5]), gm_thrid=r[6],  # type: ignore[arg-type]
+                    ), bytes(r[7]))
+                    for r in rows
+                ], mark_dirty=False)
+                if rows:
+                    c.execute("UPDATE meta SET value = ? WHERE name = 'links_after_rowid'",
+                              (str(rows[-1][0]),))
+                else:
+                    c.execute("DELETE FROM meta WHERE name = 'links_after_rowid'")
+            done += len(rows)
+            if progress is not None and rows:
+                progress(done)
+
+    def threads_since(self, since: dt.datetime) -> list[str]:
+        """The threads (as last evaluated) with mail received at or after ``since``."""
+        return [
+            r[0] for r in self._conn.execute(
+                "SELECT DISTINCT t.thread FROM messages m JOIN threads t ON t.key = m.key"
+                " WHERE m.received >= ? ORDER BY t.thread", (_iso(since),))
+        ]
+
+    def thread_members(self, threads: Iterable[str]) -> set[str]:
+        """Every key of ``threads`` (as last evaluated)."""
+        return {r[0] for r in self._rows_in("SELECT key FROM threads WHERE thread IN ({})", (),
+                                            threads)}
+
+    def set_meta_many(self, values: Mapping[str, str]) -> None:
+        with self._write() as c:
+            _set_meta(c, values)
+
+    def dirty_keys(self) -> set[str]:
+        """Keys stored, re-flagged or removed since their last evaluation."""
+        return {r[0] for r in self._conn.execute("SELECT key FROM dirty")}
+
+    def keys_linked(self, links: Iterable[str]) -> set[str]:
+        """Keys of the stored mail that has any of ``links`` (`threads.link_values`)."""
+        return {r[0] for r in self._rows_in("SELECT key FROM links WHERE link IN ({})", (), links)}
+
+    def thread_keys(self, keys: Iterable[str]) -> set[str]:
+        """Every key of the threads (as last evaluated) that ``keys`` belong to."""
+        threads = {
+            r[0] for r in self._rows_in("SELECT thread FROM threads WHERE key IN ({})", (), keys)
+        }
+        return {
+            r[0] for r in self._rows_in("SELECT key FROM threads WHERE thread IN ({})", (), threads)
+        }
+
+    def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]:
+        """Keys of stored mail from ``senders`` received at or after ``since``."""
+        found = self.keys_linked("from:" + s.lower() for s in senders)
         return {
             r[0]
-            for r in self._conn.execute("SELECT DISTINCT key FROM messages WHERE initial = 1")
+            for r in self._rows_in(
+                "SELECT DISTINCT key FROM messages WHERE received >= ? AND key IN ({})",
+                (_iso(since),), found)
         }
 
     def pending_uids(self, mailbox: str, folder: str) -> set[int]:
@@ -542,7 +674,14 @@ class Store:
     # ------------------------------------------------------------------ items
 
     def sync_items(
-        self, items: Sequence[Item], *, now: dt.datetime, initial_keys: set[str]
+        self,
+        items: Sequence[Item],
+        *,
+        now: dt.datetime,
+        initial_keys: set[str],
+        scope: Collection[str] | None = None,
+        threads: Mapping[str, str] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Make the stored items match a fresh evaluation; returns (new keys, newly acked keys).
 
@@ -550,14 +689,19 @@ class Store:
         time has already passed are marked ``suppressed``: importing last week's mail must
         not produce a storm of nudges. Items that the evaluation no longer yields (the
         config changed: that sender is now ignored) become ``dropped``.
+
+        ``scope``: the keys evaluated (whole threads), when the evaluation covered only
+        those: items outside it are left as they are. ``threads`` (key -> thread), the end
+        of the keys' dirty marks and ``meta`` (what the evaluation was made with) are
+        recorded in the same transaction.
         """
         now_s = _iso(now)
-        existing = {
-            r["key"]: r
-            for r in self._conn.execute(
-                "SELECT key, state, nudge_done, escalation_done, follow_ups FROM items"
-            )
-        }
+        query = "SELECT key, state, nudge_done, escalation_done, follow_ups FROM items"
+        rows: Iterable[sqlite3.Row] = (
+            self._conn.execute(query) if scope is None
+            else self._rows_in(query + " WHERE key IN ({})", (), scope)
+        )
+        existing = {r["key"]: r for r in rows}
         new: list[str] = []
         acked: list[str] = []
         seen: set[str] = set()
@@ -612,6 +756,18 @@ class Store:
             for key, old in existing.items():
                 if key not in seen and old["state"] == "pending":
                     c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
+            if scope is None:
+                c.execute("DELETE FROM threads")
+                c.execute("DELETE FROM dirty")
+            else:
+                c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
+            if threads is not None:
+                c.executemany(
+                    "INSERT INTO threads (key, thread) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread",
+                    threads.items(),
+                )
+            _set_meta(c, meta or {})
         return new, acked
 
     def pending_items(self) -> list[ItemRecord]:
@@ -647,13 +803,33 @@ class Store:
         received_since: dt.datetime,
         received_until: dt.datetime,
         make: Callable[..., T] = lambda *row: row,  # type: ignore[assignment,return-value]
-    ) -> list[T]:
+        *,
+        stored: bool = False,
+    ) -> list[T] | Iterator[tuple]:
         """The columns the report needs, built straight into ``make`` (fast on a year).
 
         ``make(key, client, client_address, account, subject, received, deadline, ack_at or
         None when not acknowledged, policy, clock, dropped)``, in received order (the
         index's order: ties are left as SQLite finds them).
+
+        ``stored``: instead, an iterator over the raw rows (read it before closing the
+        store; ``make`` is not used) ``(account, client, client_address, policy, clock,
+        received, deadline, ack_at or None, subject)`` with the times as stored (ISO 8601 in
+        UTC, microseconds: they compare as strings), dropped items left out and ``subject``
+        None where the item was acknowledged by its deadline (never a breach): what
+        `report.compute_stored` takes, without a Python object per row or subjects nobody
+        lists.
         """
+        if stored:
+            return self._conn.execute(
+                "SELECT account, client, client_address, policy, clock, received, deadline,"
+                " CASE WHEN state = 'acknowledged' AND ack_at != '' THEN ack_at END,"
+                " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"
+                " OR ack_at > deadline THEN subject END"
+                " FROM items WHERE received >= ? AND received < ? AND state != 'dropped'"
+                " ORDER BY received",
+                (_iso(received_since), _iso(received_until)),
+            )
         rows = self._conn.execute(
             "SELECT key, client, client_address, account, subject, received, deadline,"
             " CASE WHEN state = 'acknowledged' THEN ack_at END, policy, clock,"
@@ -1053,6 +1229,70 @@ def _parse_new(
     )
 
 
+def _insert_links(
+    c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes]], *, mark_dirty: bool = True
+) -> None:
+    """Links (and dirty marks) of newly stored copies (with their header bytes).
+
+    A copy of a mail already stored under other header bytes (a reused Message-ID, a
+    gateway's rewrite) is linked with all its copies together: a thread link can pair
+    the subject of one copy with a participant of another (`threads.link_values`).
+    """
+    if not stored:
+        return
+    keys = {m.key for m, _ in stored}
+    several = {
+        r[0] for r in _chunked(
+            c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
+            (), keys)
+    }
+    rows: list[tuple[str, str]] = []
+    for m, header_bytes in stored:
+        copies = [m]
+        if m.key in several:
+            # Only the other header variants matter (copies of one mail in several
+            # mailboxes are byte-identical); a mailer reusing one Message-ID for everything
+            # is capped so that storing stays linear (its later variants pair less).
+            variants = c.execute(
+                "SELECT DISTINCT headers FROM messages WHERE key = ? AND headers != ?"
+                f" LIMIT {MAX_HEADER_VARIANTS}", (m.key, header_bytes),
+            ).fetchall()
+            copies.extend(
+                parse_message(bytes(r[0]), mailbox=m.mailbox, folder=m.folder, role=m.role,
+                              uid=m.uid, received=m.received)
+                for r in variants
+            )
+        links = set(link_values(copies))
+        if m.sender.address:
+            links.add("from:" + m.sender.address)
+        rows.extend((v, m.key) for v in links)
+    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
+    if mark_dirty:
+        c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
+
+
+def _set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    c.executemany(
+        "INSERT INTO meta (name, value) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        values.items(),
+    )
+
+
+def _chunked(
+    c: sqlite3.Connection, query: str, args: Sequence[object], values: Iterable[object]
+) -> Iterator[sqlite3.Row]:
+    """``query`` (with one ``IN ({})``) run over ``values`` in chunks SQLite accepts."""
+    chunk: list[object] = []
+    for v in values:
+        chunk.append(v)
+        if len(chunk) == 500:
+            yield from c.execute(query.format(",".join("?" * len(chunk))), (*args, *chunk))
+            chunk = []
+    if chunk:
+        yield from c.execute(query.format(",".join("?" * len(chunk))), (*args, *chunk))
+
+
 def _refresh(base: Message, r: sqlite3.Row) -> Message | None:
     """A cached parse with the row's current flags and flag times; None when it is not
     the same copy (role or received time differ)."""
@@ -1149,20 +1389,11 @@ class NewPromise:
     sentence: str
 
 
-@dataclass(frozen=True)
-class PromiseRecord:
+@dataclass(frozen=True, kw_only=True)
+class PromiseRecord(NewPromise):
+    """A recorded promise: the `NewPromise` fields, then its id and tracking state."""
+
     id: int
-    source_key: str
-    thread: str
-    item_key: str
-    account: str | None
-    client: str | None
-    client_address: str
-    subject: str
-    made_at: dt.datetime
-    promised: dt.datetime
-    remind_at: dt.datetime | None
-    sentence: str
     state: str  # open | kept | moved | broken
     follow_key: str | None
     settled_at: dt.datetime | None

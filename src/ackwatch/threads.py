@@ -319,6 +319,39 @@ def _nodes(messages: Iterable[Message], noise: frozenset[str]) -> dict[str, _Nod
     return nodes
 
 
+def link_values(copies: Iterable[Message], noise: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Every value by which `assign_threads` may link a mail (``copies``: its copies, all
+    of one key) to another one.
+
+    Two messages can end up in one thread only through a chain of messages sharing such
+    values: "id:<id>" (its own key, and each id it refers to), "ti:<Thread-Index root>",
+    "gm:<mailbox> <X-GM-THRID>", "sp:<normalized subject> <participant>" (any subject of
+    any copy with any participant of any copy, as `assign_threads` sees them; participants
+    in ``noise`` left out). The daemon stores them (with no noise) to re-evaluate only
+    the threads new mail can touch.
+    """
+    values: set[str] = set()
+    subjects: set[str] = set()
+    participants: set[str] = set()
+    for m in copies:
+        values.add("id:" + m.key)
+        values.update("id:" + i for i in (*m.in_reply_to, *m.references))
+        root = thread_index_root(m.thread_index)
+        if root is not None:
+            values.add("ti:" + root)
+        if m.gm_thrid is not None:
+            values.add(f"gm:{m.mailbox} {m.gm_thrid}")
+        subject = normalize_subject(m.subject)
+        if not is_trivial_subject(subject):
+            subjects.add(subject)
+        participants.update(
+            a.address for a in (m.sender, *m.reply_to, *m.to, *m.cc)
+            if a.address and not _is_noise(a.address, noise)
+        )
+    values.update(f"sp:{s} {p}" for s in subjects for p in participants)
+    return frozenset(values)
+
+
 def _unlinked(nodes: Mapping[str, _Node], uf: _UnionFind) -> list[str]:
     sizes: dict[str, int] = defaultdict(int)
     for key in nodes:

@@ -1,0 +1,158 @@
+"""`ackwatch report` reads the store's raw rows (`Store.report_rows(..., stored=True)`)
+and `report.compute_stored` tallies them without a Python object per item (issue 7). The
+figures must be exactly those of `report.compute` over the stored items (`ReportItem`s):
+checked here over a real state database holding every shape of item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ackwatch import report
+from ackwatch.config import load_config
+from ackwatch.sla import Ack, Deadlines, Item
+from ackwatch.store import Store, _iso
+
+pytestmark = pytest.mark.integration
+
+WAW = ZoneInfo("Europe/Warsaw")
+ANNA, PIOTR = "anna@agency.example", "piotr@agency.example"
+SINCE = dt.datetime(2024, 11, 4, tzinfo=WAW)
+UNTIL = dt.datetime(2024, 11, 18, tzinfo=WAW)
+
+
+def write_config(tmp_path: Path) -> Path:
+    password = tmp_path / "anna.pass"
+    password.write_text("secret\n")
+    password.chmod(0o600)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        timezone: Europe/Warsaw
+        state_dir: {tmp_path / "state"}
+        agency:
+          domains: [agency.example]
+        calendars:
+          office:
+            hours: {{mon-fri: "09:00-17:00"}}
+            holidays: PL
+        policies:
+          default: {{window: 2h, clock: business, calendar: office, nudge_before: 30m}}
+          retainer: {{window: 24h, clock: calendar, nudge_before: 4h}}
+        accounts:
+          - {{email: {ANNA}, name: Anna Nowak}}
+          - {{email: {PIOTR}, name: Piotr Wiśniewski}}
+        mailboxes:
+          - name: anna
+            host: 127.0.0.1
+            security: none
+            username: {ANNA}
+            password_file: {password}
+        """))
+    return cfg
+
+
+def items(seed: int, n: int) -> list[Item]:
+    """Every shape: named, unnamed and empty clients, no account, business, calendar and
+    removed policies, acknowledged in time, late, exactly at the deadline, at receipt,
+    never; equal received times; some before and after the period."""
+    rng = random.Random(seed)
+    out = []
+    start = SINCE - dt.timedelta(days=2)
+    for k in range(n):
+        received = start + dt.timedelta(minutes=rng.randrange(0, 18 * 24 * 60, 7),
+                                        microseconds=rng.choice([0, 1, 999_999]))
+        policy, clock = rng.choice([("default", "business"), ("retainer", "calendar"),
+                                    ("legacy", "business"), ("gone", "calendar")])
+        deadline = received + rng.choice([dt.timedelta(hours=2), dt.timedelta(days=1)])
+        ack = rng.choice([None, received, deadline, deadline + dt.timedelta(microseconds=1),
+                          received + dt.timedelta(minutes=rng.expovariate(1 / 90))])
+        client = rng.choice(["Globex", "Acme", None, ""])
+        address = rng.choice(["grace@globex.example", "Lead@Gmail.COM", "x@wp.pl", "odd"])
+        account = rng.choice([ANNA, PIOTR, None])
+        out.append(Item(
+            key=f"<k{k}@example>", thread=f"t{k}", message_id=f"<k{k}@example>",
+            client_address=address, client=client, subject=f"=Subject {k} \u202e",
+            received=received, mailboxes=("anna",), account=account,
+            deadlines=Deadlines(policy, clock, deadline, deadline, deadline),
+            ack=None if ack is None else Ack(f"<re{k}@agency.example>", ack, "reply", account),
+        ))
+    return out
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = write_config(tmp_path)
+    store = Store.open(tmp_path / "state")
+    try:
+        tracked = items(7, 600)
+        now = dt.datetime(2024, 12, 1, tzinfo=dt.UTC)
+        store.sync_items(tracked, now=now, initial_keys=set())
+        store.sync_items(tracked[:-40], now=now, initial_keys=set())  # 40 become dropped
+    finally:
+        store.close()
+    return cfg
+
+
+def figures_both_ways(cfg: Path, now: dt.datetime) -> tuple[report.Report, report.Report]:
+    config = load_config(cfg)
+    store = Store.open(config.state_dir, readonly=True)
+    try:
+        lean = report.compute_stored(store.report_rows(SINCE, UNTIL, stored=True), config,
+                                     since=SINCE, until=UNTIL, now=now)
+        full = report.compute(store.report_rows(SINCE, UNTIL, report.ReportItem), config,
+                              since=SINCE, until=UNTIL, now=now)
+    finally:
+        store.close()
+    return lean, full
+
+
+@pytest.mark.parametrize("now", [
+    dt.datetime(2024, 11, 10, 12, tzinfo=WAW),  # mid-period: open items, acks not known yet
+    dt.datetime(2024, 11, 18, tzinfo=WAW),
+    dt.datetime(2025, 6, 1, tzinfo=WAW),  # long after: the business index spans up to now
+])
+def test_stored_rows_give_exactly_the_report_of_the_stored_items(config, now):
+    lean, full = figures_both_ways(config, now)
+    assert full.totals.client_emails > 400 and full.breaches and full.totals.overdue
+    assert lean == dataclasses.replace(full, items=())
+    for render in (report.render_json, report.render_table, report.render_html):
+        assert render(lean) == render(full)
+
+
+def test_stored_rows_are_store_text_without_unneeded_subjects(config):
+    store = Store.open(load_config(config).state_dir, readonly=True)
+    try:
+        rows = list(store.report_rows(SINCE, UNTIL, stored=True))
+        full = store.report_rows(SINCE, UNTIL, report.ReportItem)
+    finally:
+        store.close()
+    counted = [i for i in full if not i.dropped]
+    assert len(rows) == len(counted) and len(full) > len(counted)
+    for row, i in zip(rows, counted, strict=True):
+        assert row[5] == _iso(i.received) == report.stored_time(i.received)
+        in_time = i.ack_at is not None and i.ack_at <= i.deadline
+        assert row[8] == (None if in_time else i.subject)
+
+
+def test_cli_json_matches_the_stored_items(config):
+    """Every deadline and acknowledgement is long past: the figures do not depend on now."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ackwatch", "report", "-c", str(config), "--format", "json",
+         "--since", "2024-11-04", "--until", "2024-11-18"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    _, full = figures_both_ways(config, dt.datetime.now(dt.UTC))
+    data = json.loads(result.stdout)
+    data.pop("promises")
+    assert data == report.to_json_data(full)
