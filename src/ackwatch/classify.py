@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,12 +70,29 @@ def is_agency_address(address: str, config: Config) -> bool:
     domain = _domain(address)
     if any(_domain_matches(domain, d) for d in config.agency.domains):
         return True
-    if address in {a.lower() for a in config.agency.addresses}:
-        return True
+    return address in _agency_addresses(config)
+
+
+_ADDRESSES: dict[int, tuple[weakref.ref[Config], frozenset[str]]] = {}
+
+
+def _agency_addresses(config: Config) -> frozenset[str]:
+    """``agency.addresses``, mailbox usernames and owners, accounts: lower-cased, built once
+    per config (a memo of a pure function; classifying a mail asks for it several times,
+    and a config may list hundreds of mailboxes)."""
+    hit = _ADDRESSES.get(id(config))
+    if hit is not None and hit[0]() is config:
+        return hit[1]
+    found = {a.lower() for a in config.agency.addresses}
     for mb in config.mailboxes:
-        if address == mb.username.lower() or address == mb.owner_address:
-            return True
-    return any(address == acc.email.lower() for acc in config.accounts)
+        found.add(mb.username.lower())
+        found.add(mb.owner_address)
+    found |= {acc.email.lower() for acc in config.accounts}
+    value = frozenset(found)
+    if len(_ADDRESSES) > 16:
+        _ADDRESSES.clear()
+    _ADDRESSES[id(config)] = (weakref.ref(config), value)
+    return value
 
 
 def agency_identities(config: Config) -> frozenset[str]:

@@ -98,6 +98,7 @@ class Daemon:
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.watchers: dict[str, imap.MailboxWatcher] = {}
         self._dirty = True
+        self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = _Systemd.from_env()
@@ -387,7 +388,14 @@ class Daemon:
         if not addresses:
             return []
         since = now - self.config.notify.out_of_office_lookback
-        return self.store.load_messages(since, keys=self.store.keys_from(addresses, since))
+        keys = self.store.keys_from(addresses, since)
+        cache = self._mail_of_accounts  # parsed once: `_plan` asks at every step
+        for key in [k for k in cache if k not in keys]:
+            del cache[key]
+        missing = keys - cache.keys()
+        for m in self.store.load_messages(since, keys=missing) if missing else ():
+            cache.setdefault(m.key, []).append(m)
+        return [m for k in keys for m in cache.get(k, ())]
 
     def _scope(self) -> set[str]:
         """The keys to evaluate after a change: whole threads (as last evaluated) of the

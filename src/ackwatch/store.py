@@ -176,8 +176,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX item_members_member ON item_members (member_key);
     """,
     # 4: re-evaluating only what new mail touches (bench target 6). `links`: every stored
-    # mail's `threads.link_values` (no noise) plus "from:<sender>"; `threads`: the thread
-    # of each key at its last evaluation; `dirty`: keys stored, changed or removed since.
+    # mail's `threads.link_values` (no noise); `threads`: the thread of each key at its
+    # last evaluation; `dirty`: keys stored, changed or removed since; `senders`: who sent
+    # what when (an account's own mail tells whether it is away).
     # Mail stored before gets its links from `Store.build_links` (resumable, in batches).
     """
     CREATE TABLE links (
@@ -192,6 +193,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX threads_thread ON threads (thread);
     CREATE TABLE dirty (
         key TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+    CREATE TABLE senders (
+        sender TEXT NOT NULL,
+        received TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (sender, received, key)
     ) WITHOUT ROWID;
     INSERT INTO meta (name, value)
         SELECT 'links_after_rowid', '0' WHERE EXISTS (SELECT 1 FROM messages);
@@ -648,12 +655,11 @@ class Store:
 
     def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]:
         """Keys of stored mail from ``senders`` received at or after ``since``."""
-        found = self.keys_linked("from:" + s.lower() for s in senders)
         return {
             r[0]
             for r in self._rows_in(
-                "SELECT DISTINCT key FROM messages WHERE received >= ? AND key IN ({})",
-                (_iso(since),), found)
+                "SELECT key FROM senders WHERE received >= ? AND sender IN ({})",
+                (_iso(since),), (s.lower() for s in senders))
         }
 
     def pending_uids(self, mailbox: str, folder: str) -> set[int]:
@@ -1262,11 +1268,12 @@ def _insert_links(
                               uid=m.uid, received=m.received)
                 for r in variants
             )
-        links = set(link_values(copies))
-        if m.sender.address:
-            links.add("from:" + m.sender.address)
-        rows.extend((v, m.key) for v in links)
+        rows.extend((v, m.key) for v in link_values(copies))
     c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
+    c.executemany(
+        "INSERT OR IGNORE INTO senders (sender, received, key) VALUES (?, ?, ?)",
+        ((m.sender.address, _iso(m.received), m.key) for m, _ in stored if m.sender.address),
+    )
     if mark_dirty:
         c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
 
