@@ -281,6 +281,7 @@ def connect(
     except _CONNECTION_ERRORS as exc:
         raise ImapError(f"{where}: connect failed: {_describe(exc)}") from None
     client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC
+    _no_delay(client)
     try:
         if mb.security == "starttls":
             try:
@@ -297,6 +298,13 @@ def connect(
         _shutdown(client)
         raise
     return client
+
+
+def _no_delay(client: IMAPClient) -> None:
+    """TCP_NODELAY: imaplib writes a command's CRLF separately (e.g. after UID SEARCH's
+    arguments), and Nagle plus the server's delayed ACK held it back ~40 ms each time."""
+    with contextlib.suppress(OSError, AttributeError):
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str) -> None:
