@@ -58,6 +58,18 @@ def dovecot_server() -> Iterator[DovecotServer]:
 
 
 @pytest.fixture(scope="session")
+def tls_dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotServer]:
+    """A Dovecot with TLS on (self-signed; its `cert_file` is the CA to trust). Asks for
+    `dovecot_server` so that it is skipped, or fails in CI, the same way."""
+    server = DovecotServer(tls=True, pool=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
 def pymap_server() -> Iterator[PymapServer]:
     server = PymapServer()
     server.start()

@@ -329,25 +329,15 @@ def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, p
     assert events.synced_uids("INBOX").count(arrived[0]) == 1
 
 
-@pytest.fixture(scope="module")
-def tls_server(dovecot_server) -> Iterator[DovecotServer]:  # needs Dovecot like the rest
-    server = DovecotServer(tls=True, pool=2)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-def test_idle_over_tls(tls_server: DovecotServer, make_mailbox_config, watch):
+def test_idle_over_tls(tls_dovecot: DovecotServer, make_mailbox_config, watch):
     """The wait looks at TLS-buffered bytes too: new mail during IDLE is seen promptly,
     and stop is prompt."""
-    user = tls_server.add_user()
-    mb = dataclasses.replace(make_mailbox_config(tls_server, user), security="tls",
-                             port=tls_server.tls_port, ca_file=tls_server.cert_file)  # fmt: skip
+    user = tls_dovecot.add_user()
+    mb = dataclasses.replace(make_mailbox_config(tls_dovecot, user), security="tls",
+                             port=tls_dovecot.tls_port, ca_file=tls_dovecot.cert_file)  # fmt: skip
     w, events = watch(mb, poll=300)
     for i in range(3):
-        uid = tls_server.append(user, "INBOX", make_message(subject=f"tls {i}"), internaldate=NOW)
+        uid = tls_dovecot.append(user, "INBOX", make_message(subject=f"tls {i}"), internaldate=NOW)
         events.wait_for(_new_mail("INBOX", uid), timeout=8)
     t0 = time.monotonic()
     w.stop(timeout=5)

@@ -515,16 +515,6 @@ def test_folder_sync_value_is_frozen():
         fs.folder = "x"  # type: ignore[misc]
 
 
-@pytest.fixture(scope="module")
-def tls_dovecot(dovecot_server) -> Iterator[DovecotServer]:  # needs Dovecot like the rest
-    server = DovecotServer(tls=True, pool=2)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 def test_tls_and_starttls_verify_the_certificate(tls_dovecot: DovecotServer, resolve,
                                                  make_mailbox_config):  # fmt: skip
     user = tls_dovecot.add_user()

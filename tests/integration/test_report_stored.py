@@ -12,11 +12,11 @@ import json
 import random
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.integration.test_report_cli import write_config
 
 from ackwatch import report
 from ackwatch.config import load_config
@@ -29,36 +29,6 @@ WAW = ZoneInfo("Europe/Warsaw")
 ANNA, PIOTR = "anna@agency.example", "piotr@agency.example"
 SINCE = dt.datetime(2024, 11, 4, tzinfo=WAW)
 UNTIL = dt.datetime(2024, 11, 18, tzinfo=WAW)
-
-
-def write_config(tmp_path: Path) -> Path:
-    password = tmp_path / "anna.pass"
-    password.write_text("secret\n")
-    password.chmod(0o600)
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
-        timezone: Europe/Warsaw
-        state_dir: {tmp_path / "state"}
-        agency:
-          domains: [agency.example]
-        calendars:
-          office:
-            hours: {{mon-fri: "09:00-17:00"}}
-            holidays: PL
-        policies:
-          default: {{window: 2h, clock: business, calendar: office, nudge_before: 30m}}
-          retainer: {{window: 24h, clock: calendar, nudge_before: 4h}}
-        accounts:
-          - {{email: {ANNA}, name: Anna Nowak}}
-          - {{email: {PIOTR}, name: Piotr Wiśniewski}}
-        mailboxes:
-          - name: anna
-            host: 127.0.0.1
-            security: none
-            username: {ANNA}
-            password_file: {password}
-        """))
-    return cfg
 
 
 def items(seed: int, n: int) -> list[Item]:
