@@ -99,6 +99,9 @@ class Daemon:
         self.watchers: dict[str, imap.MailboxWatcher] = {}
         self._dirty = True
         self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
+        # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
+        # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
+        self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = _Systemd.from_env()
@@ -318,8 +321,12 @@ class Daemon:
             log.info("links_building", reason="state from an older ackwatch")
             linked = self.store.build_links(progress=lambda _done: self._feed_watchdog())
             log.info("links_built", messages=linked)
-        fingerprint = evaluation_fingerprint(self.config)
-        threading = threading_fingerprint(self.config)
+        if self._fingerprints[0] is not self.config:  # a new config (start, SIGHUP)
+            self._fingerprints = (
+                self.config, evaluation_fingerprint(self.config),
+                threading_fingerprint(self.config),
+            )
+        _, fingerprint, threading = self._fingerprints
         done = {"evaluated_with": fingerprint, "threaded_with": threading}
         if history_since is None and self.store.get_meta("evaluated_with") == fingerprint:
             scope = self._scope()
