@@ -103,6 +103,8 @@ def test_an_unsolicited_flag_update_among_the_answers():
     [
         [b"11 (UID 19 FLAGS (\\Seen)"],  # unbalanced
         [(b"10 (UID 18 " + HEADER_ITEM + b" {5}", b"abc"), b")"],  # literal size differs
+        [(b'12 (UID 20 INTERNALDATE "17-Nov-2026 00:58:06 +0000" FLAGS () ' + HEADER_ITEM
+          + b" {5}", b"abc"), b")"],  # the same, in the common shape
     ],
 )
 def test_unreadable_answer_raises_what_imapclient_raises(data):
@@ -124,16 +126,21 @@ _literal = st.one_of(
 
 
 @st.composite
+def _internaldate(draw) -> bytes:
+    when = draw(st.datetimes(min_value=dt.datetime(1990, 1, 1),
+                             max_value=dt.datetime(2090, 1, 1)))  # fmt: skip
+    minutes = draw(st.integers(-14 * 60, 14 * 60))
+    sign = b"-" if minutes < 0 else b"+"
+    day = b"%2d" % when.day if draw(st.booleans()) else b"%02d" % when.day
+    return (b'INTERNALDATE "' + day + when.strftime("-%b-%Y %H:%M:%S ").encode() + sign
+            + b"%02d%02d" % divmod(abs(minutes), 60) + b'"')  # fmt: skip
+
+
+@st.composite
 def _answer(draw, seq: int) -> list:
     items: list[tuple[bytes, object]] = [(b"UID", b"UID %d" % draw(st.integers(1, 2**32 - 1)))]
     if draw(st.booleans()):
-        when = draw(st.datetimes(min_value=dt.datetime(1990, 1, 1),
-                                 max_value=dt.datetime(2090, 1, 1)))
-        minutes = draw(st.integers(-14 * 60, 14 * 60))
-        sign = b"-" if minutes < 0 else b"+"
-        day = b"%2d" % when.day if draw(st.booleans()) else b"%02d" % when.day
-        items.append((b"INTERNALDATE", b'INTERNALDATE "' + day + when.strftime(
-            "-%b-%Y %H:%M:%S ").encode() + sign + b"%02d%02d" % divmod(abs(minutes), 60) + b'"'))
+        items.append((b"INTERNALDATE", draw(_internaldate())))
     if draw(st.booleans()):
         flags = draw(st.lists(_flag, max_size=4, unique=True))
         items.append((b"FLAGS", b"FLAGS (" + b" ".join(flags) + b")"))
@@ -165,4 +172,23 @@ def _responses(draw) -> list:
 @settings(max_examples=300, deadline=None)
 @given(_responses())
 def test_any_sync_answer_parses_like_imapclient(data):
+    _same_as_imapclient(data)
+
+
+@st.composite
+def _common_answers(draw) -> list:
+    """What Dovecot and pymap send a sync: UID, INTERNALDATE, FLAGS, the header literal."""
+    out: list = []
+    for seq in draw(st.lists(st.integers(1, 10_000), min_size=1, max_size=5)):
+        flags = draw(st.lists(_flag, max_size=4, unique=True))
+        body = draw(_literal)
+        head = (b"%d (UID %d " % (seq, draw(st.integers(1, 2**32 - 1))) + draw(_internaldate())
+                + b" FLAGS (" + b" ".join(flags) + b") " + HEADER_ITEM + b" {%d}" % len(body))  # fmt: skip
+        out += [(head, body), b")"]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_common_answers())
+def test_the_common_shape_parses_like_imapclient(data):
     _same_as_imapclient(data)

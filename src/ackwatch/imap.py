@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import math
 import random
@@ -38,7 +39,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -441,6 +442,27 @@ def _msgset(uids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def _send_uid_fetch(
+    client: IMAPClient, msgset: str, items: Sequence[str], modifiers: Sequence[str] | None = None
+) -> bytes:
+    """Send ``UID FETCH <msgset> (<items>) [(<modifiers>)]``; returns its tag."""
+    args = ["FETCH", msgset.encode("ascii"), seq_to_parenstr_upper(items)]
+    if modifiers:
+        args.append(seq_to_parenstr_upper(modifiers))
+    imap = client._imap
+    # Unsolicited FETCH responses left over from earlier commands (flag changes by other
+    # sessions, keyed by sequence number) must not be mixed into this answer.
+    imap.untagged_responses.pop("FETCH", None)
+    return imap._command("UID", *args)
+
+
+def _read_uid_fetch(client: IMAPClient, tag: bytes) -> list[Any]:
+    """The raw untagged FETCH data answering `tag` (see `imapfetch.read_answer`)."""
+    typ, data, fetched = imapfetch.read_answer(client._imap, tag, "FETCH")
+    client._checkok("fetch", typ, data)
+    return fetched
+
+
 def _raw_uid_fetch(
     client: IMAPClient, msgset: str, items: Sequence[str], modifiers: Sequence[str] | None = None
 ) -> list[Any]:
@@ -449,18 +471,30 @@ def _raw_uid_fetch(
     imapclient's ``fetch()`` cannot be used with ``n:*``: it keeps only the answers whose
     UID equals ``int()`` of a requested id, and ``int("5:*")`` fails.
     """
-    args = ["FETCH", msgset.encode("ascii"), seq_to_parenstr_upper(items)]
-    if modifiers:
-        args.append(seq_to_parenstr_upper(modifiers))
-    imap = client._imap
-    # Unsolicited FETCH responses left over from earlier commands (flag changes by other
-    # sessions, keyed by sequence number) must not be mixed into this answer.
-    imap.untagged_responses.pop("FETCH", None)
-    tag = imap._command("UID", *args)
-    typ, data = imap._command_complete("FETCH", tag)
-    client._checkok("fetch", typ, data)
-    typ, data = imap._untagged_response(typ, data, "FETCH")
-    return [d for d in data if d is not None]
+    return _read_uid_fetch(client, _send_uid_fetch(client, msgset, items, modifiers))
+
+
+def _pipelined_fetch(
+    client: IMAPClient, msgsets: Sequence[str], items: Sequence[str]
+) -> Iterator[list[Any]]:
+    """The raw answers to ``UID FETCH <msgset> (<items>)`` for each of `msgsets`, in order.
+
+    Still one command at a time on the wire, but batch k+1 is requested as soon as the
+    answer to batch k has been read, before the caller parses it: the server looks up
+    the next batch while we parse this one. Only the command being read is ever
+    unanswered when a read fails. `_fetch_new` reads every answer; were it interrupted
+    anyway (KeyboardInterrupt), the answer left on the wire would be read like any late
+    answer: its completion filed by tag, its FETCH responses joining the next FETCH
+    answer, whose callers keep only the UIDs they asked for.
+    """
+    if not msgsets:
+        return
+    tag = _send_uid_fetch(client, msgsets[0], items)
+    for following in msgsets[1:]:
+        data = _read_uid_fetch(client, tag)
+        tag = _send_uid_fetch(client, following, items)
+        yield data
+    yield _read_uid_fetch(client, tag)
 
 
 def _parse_by_uid(data: list[Any]) -> dict[int, dict[bytes, Any]]:
@@ -478,16 +512,35 @@ def _uid_fetch(
 ) -> dict[int, dict[bytes, Any]]:
     """Parsed ``UID FETCH``; a response imapclient cannot parse is retried per message."""
     data = _raw_uid_fetch(client, msgset, items, modifiers)
+    parsed = _try_parse(data)
+    if parsed is None:
+        parsed = _uid_fetch_each(client, msgset, items, modifiers, len(data))
+    return parsed
+
+
+def _try_parse(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
+    """`_parse_by_uid`, or None (logged) when the answer cannot be parsed."""
     try:
         return _parse_by_uid(data)
     except Exception as exc:
         log.warning("fetch_unparseable", error=_describe(exc), items=len(data))
-    # Fall back: find the UIDs (they parse even when some item does not), one at a time.
+        return None
+
+
+def _uid_fetch_each(
+    client: IMAPClient,
+    msgset: str,
+    items: Sequence[str],
+    modifiers: Sequence[str] | None,
+    answers: int,
+) -> dict[int, dict[bytes, Any]]:
+    """The fallback for an unparseable answer (`answers` responses): find the UIDs (they
+    parse even when some item does not), then fetch one message at a time."""
     out: dict[int, dict[bytes, Any]] = {}
     try:
         uids = sorted(_uid_fetch_ok(client, msgset, ["UID"]))
     except Exception as exc:
-        log.warning("fetch_unparseable", error=_describe(exc), items=len(data))
+        log.warning("fetch_unparseable", error=_describe(exc), items=answers)
         return out
     for uid in uids:
         try:
@@ -508,16 +561,35 @@ def _flags(value: Any) -> frozenset[str]:
         return frozenset()
     if isinstance(value, (bytes, str)):
         value = (value,)
+    if type(value) is tuple:
+        try:
+            return _flag_set(value)
+        except TypeError:  # an unhashable element: no cache
+            pass
+    return frozenset(_decode(f) for f in value)
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_set(value: tuple[Any, ...]) -> frozenset[str]:
+    """Flags decoded once per combination (a sync sees a handful of them, 33k times).
+    The parsers give bytes (or ints), so equal keys always decode alike."""
     return frozenset(_decode(f) for f in value)
 
 
 def _header_bytes(data: Mapping[bytes, Any]) -> bytes | None:
     for key, value in data.items():
-        if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER.FIELDS"):
+        if _is_header_key(key):
             if value is None:
                 return b""
             return value if isinstance(value, bytes) else _decode(value).encode()
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _is_header_key(key: Any) -> bool:
+    """Is `key` a ``BODY[HEADER.FIELDS ...]`` item name? (Cached: every message of a
+    sync has the same few item names.)"""
+    return isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER.FIELDS")
 
 
 def _to_message(uid: int, data: Mapping[bytes, Any]) -> FetchedMessage | None:
@@ -561,19 +633,48 @@ def _select_info(client: IMAPClient, folder: str) -> tuple[int, int | None, int 
 
 
 def _fetch_new(
-    client: IMAPClient, uids: Sequence[int], batch_size: int, items: Sequence[str]
+    client: IMAPClient,
+    uids: Sequence[int],
+    batch_size: int,
+    items: Sequence[str],
+    on_batch: Callable[[Sequence[FetchedMessage]], None] | None = None,
 ) -> list[FetchedMessage]:
-    out: list[FetchedMessage] = []
+    """The messages `uids`, fetched in batches (pipelined), in UID order.
+
+    A batch whose answer cannot be parsed is fetched again one message at a time once
+    the pipeline is done (no other command may be sent while one is in flight).
+    ``on_batch``: see `sync_folder` (not given the messages of such a retried batch).
+    """
     ordered = sorted(set(uids))
-    for i in range(0, len(ordered), max(1, batch_size)):
-        batch = ordered[i : i + batch_size]
-        answer = _uid_fetch(client, _msgset(batch), items)
-        wanted = set(batch)
-        for uid in sorted(answer):
-            if uid in wanted:
-                msg = _to_message(uid, answer[uid])
-                if msg is not None:
-                    out.append(msg)
+    size = max(1, batch_size)
+    batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    msgsets = [_msgset(batch) for batch in batches]
+    found: list[list[FetchedMessage]] = []
+    retry: list[tuple[int, int]] = []  # (batch index, number of answers)
+    for i, data in enumerate(_pipelined_fetch(client, msgsets, items)):
+        answer = _try_parse(data)
+        if answer is None:
+            retry.append((i, len(data)))
+            answer = {}
+        found.append(_messages(answer, batches[i]))
+        if on_batch is not None and found[-1]:
+            on_batch(found[-1])
+    for i, answers in retry:
+        found[i] = _messages(_uid_fetch_each(client, msgsets[i], items, None, answers), batches[i])
+    return [msg for batch in found for msg in batch]
+
+
+def _messages(
+    answer: Mapping[int, Mapping[bytes, Any]], wanted: Iterable[int]
+) -> list[FetchedMessage]:
+    """The `FetchedMessage`s of the `wanted` UIDs in `answer`, in UID order."""
+    wanted = set(wanted)
+    out = []
+    for uid in sorted(answer):
+        if uid in wanted:
+            msg = _to_message(uid, answer[uid])
+            if msg is not None:
+                out.append(msg)
     return out
 
 
@@ -586,15 +687,22 @@ def sync_folder(
     since: dt.date,
     pending_uids: Iterable[int] = (),
     batch_size: int = 500,
+    on_batch: Callable[[Sequence[FetchedMessage]], None] | None = None,
 ) -> FolderSync:
-    """Read what is new in `folder` since `cursor` (read-only; see the module doc)."""
+    """Read what is new in `folder` since `cursor` (read-only; see the module doc).
+
+    ``on_batch`` is given each batch of new messages of a batched fetch as soon as it is
+    read, while the server is already answering the next one: the first sync parses
+    mail there (`Store.prepare`) instead of waiting for the server. Every message is
+    also in the returned `FolderSync`.
+    """
     uidvalidity, uidnext, modseq = _select_info(client, folder)
     items = _fetch_items(client)
     reset = cursor is None or cursor.uidvalidity != uidvalidity
 
     if reset:
         uids = client.search(["SINCE", since])
-        new = _fetch_new(client, [int(u) for u in uids], batch_size, items)
+        new = _fetch_new(client, [int(u) for u in uids], batch_size, items, on_batch)
         last = max([0, *(int(u) for u in uids)])
         if uidnext is not None:
             last = max(last, uidnext - 1)
@@ -614,7 +722,7 @@ def sync_folder(
     expected = (uidnext - last - 1) if uidnext is not None else 0
     if expected > batch_size:  # a long outage: list the UIDs, then fetch in batches
         uids = [int(u) for u in client.search(["UID", f"{last + 1}:*"]) if int(u) > last]
-        new = _fetch_new(client, uids, batch_size, items)
+        new = _fetch_new(client, uids, batch_size, items, on_batch)
     else:
         answer = _uid_fetch(client, f"{last + 1}:*", items)
         for uid in sorted(answer):
