@@ -154,6 +154,13 @@ _JOINED = {"to": ", ", "cc": ", ", "references": " ", "in-reply-to": " "}
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
+# The everyday Message-ID / In-Reply-To / References: only blank-separated "<local@domain>"
+# of printable ASCII (no space, "<" or ">"); the groups of _PLAIN_ID split at the last "@",
+# like rpartition. _LOWER_ID_LIST: the same with no capital in any domain.
+_PLAIN_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?A-~]+>)+[ \t]*")
+_LOWER_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?\[-~]+>)+[ \t]*")
+_PLAIN_ID = re.compile(r"<([!-;=?-~]+)@([!-;=?A-~]+)>")
+_BRACKETED = re.compile(r"<[^<>]*>")
 _BARE_ID = re.compile(r"[^\s<>,;\"()]+@[^\s<>,;\"()]+")
 _ADDR_OK = re.compile(r"^[^\s@<>()\[\],;:\\\"]+@[^\s@<>()\[\],;:\\\"]+$")
 _ADDR_SALVAGE = re.compile(r"[^\s@<>()\[\],;:\\\"']+@[^\s@<>()\[\],;:\\\"']+")
@@ -322,6 +329,28 @@ def normalize_message_id(value: str) -> str | None:
     return f"<{local}@{domain.lower()}>"
 
 
+def _plain_message_ids(value: str) -> list[str] | None:
+    """`extract_message_ids` (without limit) for the everyday shape; None for others.
+
+    The ids of a `_PLAIN_ID_LIST` value have no whitespace, brackets or control characters
+    and both parts non-empty, so `normalize_message_id` would only lower-case the domain
+    (and refuse an id over 998 characters: those take the general path). When no domain
+    has a capital, the ids are the bracketed tokens as they stand.
+    """
+    if _LOWER_ID_LIST.fullmatch(value) is not None:
+        ids = _BRACKETED.findall(value)
+        if len(value) > 1000 and any(len(i) > 1000 for i in ids):
+            return None
+    elif _PLAIN_ID_LIST.fullmatch(value) is not None:
+        parts = _PLAIN_ID.findall(value)
+        if len(value) > 998 and any(len(local) + len(domain) >= 998 for local, domain in parts):
+            return None
+        ids = [f"<{local}@{domain.lower()}>" for local, domain in parts]
+    else:
+        return None
+    return ids if len(ids) == 1 else list(dict.fromkeys(ids))
+
+
 def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tuple[str, ...]:
     """Every message id found in a References / In-Reply-To value, normalized.
 
@@ -329,6 +358,15 @@ def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tu
     Only when no bracketed token exists are bare ``local@domain`` tokens accepted. Order is
     kept, duplicates are dropped, and with `limit` only the last (most recent) ids remain.
     """
+    ids = _plain_message_ids(value)
+    if ids is None:
+        ids = _general_message_ids(value)
+    if limit is not None and len(ids) > limit:
+        ids = ids[-limit:]
+    return tuple(ids)
+
+
+def _general_message_ids(value: str) -> list[str]:
     tokens = _ANGLE_ID.findall(value)
     if not tokens:
         tokens = _BARE_ID.findall(value)
@@ -339,9 +377,7 @@ def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tu
         if mid is not None and mid not in seen:
             seen.add(mid)
             ids.append(mid)
-    if limit is not None and len(ids) > limit:
-        ids = ids[-limit:]
-    return tuple(ids)
+    return ids
 
 
 def thread_index_root(value: str | None) -> str | None:
@@ -401,6 +437,91 @@ def _split_headers(data: bytes, defects: set[str]) -> list[tuple[str, bytes]]:
     return [(name, b"".join(parts)) for name, parts in fields]
 
 
+# One well-formed field: a name, a colon, the value and any non-blank continuation lines,
+# every line ended by CRLF; groups: name, value (continuations keep their CRLF). Anything
+# else matches as one line (up to the next CR or LF) with both groups empty.
+_PLAIN_FIELD_OR_LINE = re.compile(
+    r"([!-9;-~]+)[ \t]*:([^\r\n]*(?:\r\n[ \t]+[^ \t\r\n][^\r\n]*)*)\r\n|[^\r\n]*[\r\n]"
+)
+_NOT_A_FIELD = ("", "")
+
+
+def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
+    """(name as sent, unfolded text) pairs of an everyday header block; None for others.
+
+    The everyday block is valid UTF-8, no larger than one field may be, and nothing but
+    well-formed CRLF fields up to the first empty line (or the end): no leading blank line,
+    mbox "From " line, junk line, bare CR or LF, or whitespace-only line. For it, this is
+    what `_split_headers` and the per-field decoding give, in one regex pass: UTF-8
+    decoding commutes with splitting at ASCII CR, LF and ":", and nothing is a defect.
+    Every other block returns None and is read line by line.
+    """
+    if len(data) > MAX_FIELD_BYTES or data.startswith(b"From "):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    end = text.find("\r\n\r\n")
+    if end >= 0:
+        end += 2  # keep the CRLF of the last field
+    elif text.endswith("\r\n"):
+        end = len(text)
+    else:
+        return None
+    # The second alternative matches wherever a field does not, so the matches tile the
+    # block and any line that is not a field shows up as _NOT_A_FIELD.
+    fields = _PLAIN_FIELD_OR_LINE.findall(text, 0, end)
+    if not fields or _NOT_A_FIELD in fields:
+        return None
+    if text.find("\r\n ", 0, end) >= 0 or text.find("\r\n\t", 0, end) >= 0:  # folded
+        fields = [(name, value.replace("\r\n", "")) for name, value in fields]
+    return fields
+
+
+def _general_header_fields(data: bytes, defects: set[str]) -> list[tuple[str, str]]:
+    """(lower-cased name, unfolded text) pairs of any block, values capped and decoded."""
+    fields = []
+    for name, value_bytes in _split_headers(data, defects):
+        if len(value_bytes) > MAX_FIELD_BYTES:
+            defects.add(f"header-too-long:{name}")
+            if name == "references":  # the most recent ids are at the end
+                value_bytes = value_bytes[-MAX_FIELD_BYTES:]
+            else:
+                value_bytes = value_bytes[:MAX_FIELD_BYTES]
+        text, clean = _bytes_to_text(value_bytes)
+        if not clean:
+            defects.add(f"bad-encoding:{name}")
+        fields.append((name, text))
+    return fields
+
+
+def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
+    """Lower-cased field name -> stripped value, the first of each name.
+
+    Repeated To / Cc / References / In-Reply-To are joined; another repeated field keeps
+    its first value, and a differing repeat of a single-valued field is a defect.
+    """
+    plain = _plain_header_fields(data)
+    if plain is None:
+        fields = _general_header_fields(data, defects)
+    else:
+        values = {name.lower(): text.strip() for name, text in plain}
+        if len(values) == len(plain):  # no name repeats: the usual case
+            return values
+        fields = [(name.lower(), text) for name, text in plain]
+    raw: dict[str, str] = {}
+    for name, text in fields:
+        if name in raw:
+            if name in _JOINED:
+                raw[name] = raw[name] + _JOINED[name] + text
+            elif name in _SINGLE and raw[name].strip() != text.strip():
+                defects.add(f"duplicate-header:{name}")
+            continue
+        raw[name] = text
+    return {name: text.strip() for name, text in raw.items()}
+
+
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 _PLAIN_ENTRY = re.compile(
@@ -436,9 +557,42 @@ def plain_addresses(value: str) -> list[tuple[str, str]] | None:
     return out
 
 
+# Memos for the costly pure parts of a mail: one sender, recipient list or encoded subject
+# recurs in thousands of mails of a mailbox. A memo maps a header value to its result *and*
+# the defects that parsing it added, which a hit adds again; results are immutable, so
+# sharing them is safe. Bounded: only values up to _MEMO_MAX_CHARS are kept and a memo is
+# emptied when it reaches _MEMO_MAX_ENTRIES (a few MB for real mail; 10,000 hostile
+# 500-character address lists take about 36 MB). Each dict operation is atomic under the
+# GIL: concurrent parses can at worst lose an entry, never see a wrong one.
+_MEMO_MAX_ENTRIES = 10_000
+_MEMO_MAX_CHARS = 500
+_address_memo: dict[tuple[str, str], tuple[tuple[Address, ...], tuple[str, ...]]] = {}
+_subject_memo: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _remember(memo: dict, key: object, value: object) -> None:
+    if len(memo) >= _MEMO_MAX_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
 def _addresses(value: str | None, defects: set[str], field: str) -> tuple[Address, ...]:
+    """The addresses of one field (memoized `_parse_addresses`)."""
     if value is None:
         return ()
+    key = (value, field)
+    hit = _address_memo.get(key)
+    if hit is None:
+        added: set[str] = set()
+        hit = (_parse_addresses(value, added, field), tuple(added))
+        if len(value) <= _MEMO_MAX_CHARS:
+            _remember(_address_memo, key, hit)
+    if hit[1]:
+        defects.update(hit[1])
+    return hit[0]
+
+
+def _parse_addresses(value: str, defects: set[str], field: str) -> tuple[Address, ...]:
     try:
         pairs = plain_addresses(value)
         if pairs is None:
@@ -482,11 +636,51 @@ def _to_utc(value: dt.datetime, defects: set[str], what: str) -> dt.datetime:
     return value.astimezone(_UTC)
 
 
-def _parse_date(value: str | None, defects: set[str]) -> dt.datetime | None:
-    if not value or not value.strip():
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: f"{number:02}" for number, name in enumerate(_MONTH_NAMES, 1)}
+# "Mon, 23 Nov 2026 17:52:20 +0100 (CET)": weekday, seconds and what follows the zone
+# optional; a four-digit year from 1000, hours 00-23, zone minutes 00-59.
+_PLAIN_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) ([A-Z][a-z]{2}) ([1-9][0-9]{3})"
+    r" ((?:[01][0-9]|2[0-3]):[0-9]{2}(?::[0-9]{2})?) ([+-][0-9]{2})([0-5][0-9])(?: .*)?",
+    re.DOTALL,
+)
+
+
+def _parse_plain_date(value: str) -> dt.datetime | None:
+    """`_parse_date` for the everyday RFC 5322 shape, in UTC; None for anything else.
+
+    What `_PLAIN_DATE` accepts is rewritten as ISO 8601 for `datetime.fromisoformat`,
+    which gives what `email.utils.parsedate_to_datetime` gives for it: the weekday and
+    whatever follows the zone are ignored, missing seconds are 0 and "-0000" is UTC.
+    Impossible values (31 Feb, second 60, zones of a day or more, overflow) return None,
+    so that the general path reports them exactly as before.
+    """
+    m = _PLAIN_DATE.fullmatch(value)
+    if m is None:
         return None
+    day, month, year, time, zone_hours, zone_minutes = m.groups()
+    month = _MONTHS.get(month)
+    if month is None:
+        return None
+    iso = f"{year}-{month}-{day:0>2}T{time}{zone_hours}:{zone_minutes}"
     try:
-        parsed = parsedate_to_datetime(value.strip())
+        return dt.datetime.fromisoformat(iso).astimezone(_UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _parse_date(value: str | None, defects: set[str]) -> dt.datetime | None:
+    if not value:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    parsed = _parse_plain_date(value)
+    if parsed is not None:
+        return parsed
+    try:
+        parsed = parsedate_to_datetime(value)
     except Exception:
         defects.add("bad-date")
         return None
@@ -520,9 +714,63 @@ def _stable_key(
     return f"hash:{digest}"
 
 
+def _subject(value: str, defects: set[str]) -> str:
+    """The decoded, cleaned subject; encoded subjects are memoized (see `_address_memo`)."""
+    if "=?" not in value:  # nothing to decode
+        return _clean_text(value, MAX_SUBJECT_CHARS)
+    hit = _subject_memo.get(value)
+    if hit is None:
+        added: set[str] = set()
+        hit = (_clean_text(decode_words(value, added, "subject"), MAX_SUBJECT_CHARS), tuple(added))
+        if len(value) <= _MEMO_MAX_CHARS:
+            _remember(_subject_memo, value, hit)
+    if hit[1]:
+        defects.update(hit[1])
+    return hit[0]
+
+
+def _thread_ids(
+    value: str | None,
+    limit: int,
+    own_ids: set[str],
+    message_id: str | None,
+    defects: set[str],
+) -> tuple[str, ...]:
+    """In-Reply-To / References ids, without the mail's own id and its participants.
+
+    `own_ids` are the participants' addresses as ids (``<address>``, lower-cased).
+    """
+    if not value:
+        return ()
+    ids = _plain_message_ids(value)
+    if ids is None:
+        ids = _general_message_ids(value)
+    if not ids:
+        defects.add("junk-reference")  # text, "<>", bare words: nothing usable
+        return ()
+    # A mailer that puts an address where an id belongs would link unrelated mail.
+    if message_id in ids or not own_ids.isdisjoint(map(str.lower, ids)):
+        defects.add("junk-reference")
+        ids = [i for i in ids if i.lower() not in own_ids and i != message_id]
+    if len(ids) > limit:
+        defects.add("too-many-references")
+        ids = ids[-limit:]
+    return tuple(ids)
+
+
+def _lowered(value: str | None) -> str | None:
+    return None if value is None else " ".join(value.lower().split())
+
+
+def _plain(value: str | None, limit: int = 2000) -> str | None:
+    return None if value is None else _clean_text(value, limit)
+
+
 def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
+    if not flags:
+        return frozenset()
     out = set()
-    for f in flags or ():
+    for f in flags:
         if isinstance(f, bytes):
             f = f.decode("utf-8", "replace")
         out.add(str(f))
@@ -530,6 +778,8 @@ def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
 
 
 def _as_datetime(value: dt.datetime | str, defects: set[str], what: str) -> dt.datetime:
+    if value.__class__ is dt.datetime and value.tzinfo is _UTC:  # already what we want
+        return value
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime):
@@ -578,42 +828,17 @@ def parse_message(
         header_bytes = header_bytes[:MAX_HEADER_BYTES]
 
     try:
-        fields = _split_headers(header_bytes, defects)
+        values = _header_values(header_bytes, defects)
     except Exception:  # pragma: no cover - the splitter is total; belt and braces
         defects.add("unparseable-headers")
-        fields = []
-
-    raw: dict[str, str] = {}
-    for name, value_bytes in fields:
-        if len(value_bytes) > MAX_FIELD_BYTES:
-            defects.add(f"header-too-long:{name}")
-            if name == "references":  # the most recent ids are at the end
-                value_bytes = value_bytes[-MAX_FIELD_BYTES:]
-            else:
-                value_bytes = value_bytes[:MAX_FIELD_BYTES]
-        text, clean = _bytes_to_text(value_bytes)
-        if not clean:
-            defects.add(f"bad-encoding:{name}")
-        if name in raw:
-            if name in _JOINED:
-                raw[name] = raw[name] + _JOINED[name] + text
-            elif name in _SINGLE and raw[name].strip() != text.strip():
-                defects.add(f"duplicate-header:{name}")
-            continue
-        raw[name] = text
-
-    def get(name: str) -> str | None:
-        value = raw.get(name)
-        return None if value is None else value.strip()
-
-    def lowered(name: str) -> str | None:
-        value = get(name)
-        return None if value is None else " ".join(value.lower().split())
+        values = {}
+    get = values.get
 
     # Addresses ----------------------------------------------------------------------------
-    from_list = _addresses(get("from"), defects, "from")
+    from_raw = get("from")
+    from_list = _addresses(from_raw, defects, "from")
     if not from_list:
-        defects.add("no-from" if get("from") is None else "bad-address:from")
+        defects.add("no-from" if from_raw is None else "bad-address:from")
     sender = from_list[0] if from_list else Address("")
     reply_to = _addresses(get("reply-to"), defects, "reply-to")
     to = _addresses(get("to"), defects, "to")
@@ -621,19 +846,16 @@ def parse_message(
 
     # Subject and date -----------------------------------------------------------------------
     subject_raw = get("subject")
-    subject = (
-        _clean_text(decode_words(subject_raw, defects, "subject"), MAX_SUBJECT_CHARS)
-        if subject_raw
-        else ""
-    )
+    subject = _subject(subject_raw, defects) if subject_raw else ""
     if subject_raw and len(subject_raw) > 4 * MAX_SUBJECT_CHARS:
         defects.add("header-too-long:subject")
-    date = _parse_date(get("date"), defects)
+    date_raw = get("date")
+    date = _parse_date(date_raw, defects)
 
     # Identity and thread headers -------------------------------------------------------------
     message_id: str | None = None
     mid_raw = get("message-id")
-    if mid_raw is None or not mid_raw:
+    if not mid_raw:
         defects.add("no-message-id")
     else:
         ids = extract_message_ids(mid_raw, limit=None)
@@ -641,37 +863,18 @@ def parse_message(
             message_id = ids[0]
         else:
             defects.add("bad-message-id")
-    own_addresses = {a.address for a in (*from_list, *reply_to, *to, *cc)}
-
-    def thread_ids(name: str, limit: int) -> tuple[str, ...]:
-        value = get(name)
-        if not value:
-            return ()
-        ids = extract_message_ids(value, limit=None)
-        if not ids:
-            defects.add("junk-reference")  # text, "<>", bare words: nothing usable
-            return ()
-        # A mailer that puts an address where an id belongs would link unrelated mail.
-        kept = tuple(i for i in ids if i[1:-1].lower() not in own_addresses and i != message_id)
-        if len(kept) != len(ids):
-            defects.add("junk-reference")
-        if len(kept) > limit:
-            defects.add("too-many-references")
-            kept = kept[-limit:]
-        return kept
-
-    in_reply_to = thread_ids("in-reply-to", 10)
-    references = thread_ids("references", MAX_REFERENCES)
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    in_reply_to_raw = get("in-reply-to")
+    references_raw = get("references")
+    if in_reply_to_raw or references_raw:
+        own_ids = {f"<{a.address}>" for a in (*from_list, *reply_to, *to, *cc)}
+        in_reply_to = _thread_ids(in_reply_to_raw, 10, own_ids, message_id, defects)
+        references = _thread_ids(references_raw, MAX_REFERENCES, own_ids, message_id, defects)
     thread_index = get("thread-index")
     thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
 
-    key = message_id or _stable_key(sender, date, get("date"), subject, to)
-
-    def plain(name: str, limit: int = 2000) -> str | None:
-        value = get(name)
-        if value is None:
-            return None
-        return _clean_text(value, limit)
+    key = message_id or _stable_key(sender, date, date_raw, subject, to)
 
     return Message(
         key=key,
@@ -694,13 +897,13 @@ def parse_message(
         in_reply_to=in_reply_to,
         references=references,
         thread_index=thread_index or None,
-        auto_submitted=lowered("auto-submitted"),
-        x_autoreply=plain("x-autoreply", 200),
-        x_autorespond=plain("x-autorespond", 200),
-        precedence=lowered("precedence"),
-        list_id=plain("list-id"),
-        list_unsubscribe=plain("list-unsubscribe"),
-        return_path=plain("return-path", 1000),
-        x_ackwatch=lowered("x-ackwatch"),
+        auto_submitted=_lowered(get("auto-submitted")),
+        x_autoreply=_plain(get("x-autoreply"), 200),
+        x_autorespond=_plain(get("x-autorespond"), 200),
+        precedence=_lowered(get("precedence")),
+        list_id=_plain(get("list-id")),
+        list_unsubscribe=_plain(get("list-unsubscribe")),
+        return_path=_plain(get("return-path"), 1000),
+        x_ackwatch=_lowered(get("x-ackwatch")),
         defects=tuple(sorted(defects)),
     )
