@@ -26,13 +26,17 @@ Order of the rules in `classify` (first match wins):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from .config import Client, Config
 from .message import Address, Message
+
+T = TypeVar("T")
 
 Kind = Literal["client", "agency", "auto", "own", "ignored", "other"]
 
@@ -44,6 +48,63 @@ class Classification:
     client_address: str | None = None  # for kind == "client": the client (Reply-To for forms)
     client: Client | None = None  # the configured client it matched, None for unknown senders
     out_of_office: bool = False  # an auto-reply that looks like an absence notice
+
+
+# --------------------------------------------------------------------------- memo
+
+_MEMO_SIZE = 65536  # answers kept per config and function (then that memo starts over)
+
+
+class _ConfigMemo:
+    """What is built once per config: the agency addresses, the form senders, and the
+    answers of `_per_address` functions.
+
+    Classifying tens of thousands of mails asks the same questions about a few hundred
+    addresses (agency side? which client? ignored?), each a scan over the config.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.agency_addresses = _build_agency_addresses(config)
+        self.form_senders = frozenset(f.strip().lower() for f in config.agency.form_senders)
+        self.answers: dict[Callable[..., object], dict[str | None, object]] = {}
+
+
+_MEMOS: dict[int, tuple[weakref.ref[Config], _ConfigMemo]] = {}
+
+
+def _memo(config: Config) -> _ConfigMemo:
+    """The memo of ``config``, by identity (a `Config` is immutable; the weak reference
+    tells a new config that reuses a dead one's id apart, so nothing leaks across configs)."""
+    hit = _MEMOS.get(id(config))
+    if hit is not None and hit[0]() is config:
+        return hit[1]
+    memo = _ConfigMemo(config)
+    if len(_MEMOS) > 16:
+        _MEMOS.clear()
+    _MEMOS[id(config)] = (weakref.ref(config), memo)
+    return memo
+
+
+def _per_address(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T]:
+    """Memoize a pure function of (address, config) per config and address."""
+
+    @functools.wraps(compute)
+    def remembered(address: str, config: Config) -> T:
+        memo = _memo(config).answers
+        answers = memo.get(compute)
+        if answers is None:
+            answers = memo[compute] = {}
+        try:
+            return answers[address]  # type: ignore[return-value]
+        except KeyError:
+            pass
+        value = compute(address, config)
+        if len(answers) >= _MEMO_SIZE:
+            answers.clear()
+        answers[address] = value
+        return value
+
+    return remembered
 
 
 # --------------------------------------------------------------------------- addresses
@@ -61,6 +122,7 @@ def _domain_matches(domain: str, pattern: str) -> bool:
     return bool(pattern) and (domain == pattern or domain.endswith("." + pattern))
 
 
+@_per_address
 def is_agency_address(address: str, config: Config) -> bool:
     """Agency side: a domain of ``agency.domains`` (or a subdomain), an address of
     ``agency.addresses``, a watched mailbox's username or owner, or a configured account."""
@@ -73,26 +135,20 @@ def is_agency_address(address: str, config: Config) -> bool:
     return address in _agency_addresses(config)
 
 
-_ADDRESSES: dict[int, tuple[weakref.ref[Config], frozenset[str]]] = {}
-
-
 def _agency_addresses(config: Config) -> frozenset[str]:
     """``agency.addresses``, mailbox usernames and owners, accounts: lower-cased, built once
     per config (a memo of a pure function; classifying a mail asks for it several times,
     and a config may list hundreds of mailboxes)."""
-    hit = _ADDRESSES.get(id(config))
-    if hit is not None and hit[0]() is config:
-        return hit[1]
+    return _memo(config).agency_addresses
+
+
+def _build_agency_addresses(config: Config) -> frozenset[str]:
     found = {a.lower() for a in config.agency.addresses}
     for mb in config.mailboxes:
         found.add(mb.username.lower())
         found.add(mb.owner_address)
     found |= {acc.email.lower() for acc in config.accounts}
-    value = frozenset(found)
-    if len(_ADDRESSES) > 16:
-        _ADDRESSES.clear()
-    _ADDRESSES[id(config)] = (weakref.ref(config), value)
-    return value
+    return frozenset(found)
 
 
 def agency_identities(config: Config) -> frozenset[str]:
@@ -138,6 +194,7 @@ def _match_rank(address: str, entry: str) -> tuple[int, int] | None:
     return None
 
 
+@_per_address
 def match_client(address: str, config: Config) -> Client | None:
     """The configured client for an address; the most specific entry wins (exact address >
     glob > longest domain), ties go to the client listed first."""
@@ -178,6 +235,7 @@ _OOO_SUBJECT = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
+_NULL_PATH = re.compile(r"<\s*>")  # a bounce's Return-Path
 _FALSE_VALUES = frozenset({"", "no", "false", "0", "off"})
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 _DAEMON_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
@@ -222,7 +280,7 @@ def auto_generated_reason(message: Message) -> str | None:
         return "list-id"
     if message.list_unsubscribe:
         return "list-unsubscribe"
-    if message.return_path is not None and re.fullmatch(r"<\s*>", message.return_path.strip()):
+    if message.return_path is not None and _NULL_PATH.fullmatch(message.return_path.strip()):
         return "null-return-path"
     if _is_daemon(message.sender):
         return "mailer-daemon"
@@ -245,7 +303,7 @@ def _out_of_office(message: Message, reason: str | None) -> bool:
     # Bounces and list mail often say "auto-replied" too; they are no absence notice.
     if _is_daemon(message.sender) or message.list_id or message.list_unsubscribe:
         return False
-    if message.return_path is not None and re.fullmatch(r"<\s*>", message.return_path.strip()):
+    if message.return_path is not None and _NULL_PATH.fullmatch(message.return_path.strip()):
         return False
     return (
         _auto_submitted_token(message) == "auto-replied"
@@ -259,18 +317,23 @@ def _out_of_office(message: Message, reason: str | None) -> bool:
 
 
 def _ignored(address: str, subject: str, config: Config) -> str | None:
-    address = (address or "").lower()
-    if address and any(
-        fnmatch.fnmatchcase(address, pattern.strip().lower()) for pattern in config.ignore.senders
-    ):
+    if _ignored_sender(address, config):
         return "ignore-sender"
     if any(pattern.search(subject) for pattern in config.ignore.subjects):
         return "ignore-subject"
     return None
 
 
+@_per_address
+def _ignored_sender(address: str, config: Config) -> bool:
+    address = (address or "").lower()
+    return bool(address) and any(
+        fnmatch.fnmatchcase(address, pattern.strip().lower()) for pattern in config.ignore.senders
+    )
+
+
 def _is_form_sender(address: str, config: Config) -> bool:
-    return bool(address) and address in {f.strip().lower() for f in config.agency.form_senders}
+    return bool(address) and address in _memo(config).form_senders
 
 
 def _is_our_from(address: str, config: Config) -> bool:
@@ -340,4 +403,10 @@ def is_acknowledgement_candidate(message: Message, config: Config) -> bool:
     """From the agency side, human, addressed (To/Cc) to at least one external address."""
     if classify(message, config).kind != "agency":
         return False
+    return addressed_outside(message, config)
+
+
+def addressed_outside(message: Message, config: Config) -> bool:
+    """Addressed (To/Cc) to at least one external address: with an ``agency``
+    classification, an acknowledgement candidate (for callers that hold the classification)."""
     return any(r.address and not is_agency_address(r.address, config) for r in message.recipients)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,9 +46,9 @@ from zoneinfo import ZoneInfo
 
 from . import classify as cls_mod
 from .calendar import clock_for
-from .config import Config, Policy
+from .config import Config, MailboxConfig, Policy
 from .message import Address, Message
-from .threads import assign_threads
+from .threads import assign_threads, gc_paused
 
 AckKind = Literal["reply", "answered", "dismissed"]
 AwayReason = Literal["absence", "out-of-office"]
@@ -157,17 +158,50 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
 # --------------------------------------------------------------------------- responsibility
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """`Config.account` / `Config.mailbox` as look-ups instead of scans (built once per
+    evaluation: a config may list hundreds of mailboxes and accounts)."""
+
+    accounts: frozenset[str]  # every account's email as configured
+    mailboxes: Mapping[str, MailboxConfig]  # name -> the first mailbox of that name
+    order: Mapping[str, int]  # mailbox name -> position in the config (the last one's)
+
+    @classmethod
+    def of(cls, config: Config) -> _Lookup:
+        mailboxes: dict[str, MailboxConfig] = {}
+        for mb in config.mailboxes:
+            mailboxes.setdefault(mb.name, mb)
+        return cls(
+            accounts=frozenset(acc.email for acc in config.accounts),
+            mailboxes=mailboxes,
+            order={mb.name: i for i, mb in enumerate(config.mailboxes)},
+        )
+
+    def is_account(self, email: str | None) -> bool:
+        """``config.account(email) is not None``."""
+        if not email:
+            return False
+        return email.lower() in self.accounts
+
+
 def _responsible(
-    message: Message, mailboxes: Sequence[str], client_account: str | None, config: Config
+    message: Message,
+    mailboxes: Sequence[str],
+    client_account: str | None,
+    config: Config,
+    lookup: _Lookup | None = None,
 ) -> str | None:
     if client_account:
         return client_account.lower()
+    if lookup is None:
+        lookup = _Lookup.of(config)
     for addr in message.to + message.cc:
-        if addr.address and config.account(addr.address) is not None:
+        if addr.address and lookup.is_account(addr.address):
             return addr.address
-    owners = [mb.owner_address for name in mailboxes if (mb := config.mailbox(name)) is not None]
+    owners = [mb.owner_address for name in mailboxes if (mb := lookup.mailboxes.get(name)) is not None]
     for owner in owners:
-        if config.account(owner) is not None:
+        if lookup.is_account(owner):
             return owner
     return owners[0] if owners else None
 
@@ -187,19 +221,32 @@ def responsible_account(message: Message, client_account: str | None, config: Co
 
 
 def _has_flag(message: Message, flag: str) -> bool:
-    if flag in message.flags:
+    """Whether the message carries ``flag``, compared case-insensitively (casefold)."""
+    flags = message.flags
+    if flag in flags:
         return True
     wanted = flag.casefold()
-    return any(f.casefold() == wanted for f in message.flags)
+    if isinstance(flags, frozenset):
+        return wanted in _casefolded(flags)
+    return any(f.casefold() == wanted for f in flags)
+
+
+@functools.lru_cache(maxsize=1024)
+def _casefolded(flags: frozenset[str]) -> frozenset[str]:
+    """The casefolded flags (few distinct flag sets recur on every mail)."""
+    return frozenset(f.casefold() for f in flags)
+
+
+def _seen_time(c: Message, flag: str, seen: dt.datetime | None) -> dt.datetime | None:
+    """When ``flag`` was seen on copy ``c`` (clamped to its receipt); None without it."""
+    if not _has_flag(c, flag):
+        return None
+    return c.received if seen is None else max(seen, c.received)
 
 
 def _flag_time(copies: Sequence[Message], flag: str, attr: str) -> dt.datetime | None:
     """Earliest instant a flag was seen on any copy (clamped to that copy's receipt)."""
-    times = []
-    for c in copies:
-        if _has_flag(c, flag):
-            seen = getattr(c, attr)
-            times.append(c.received if seen is None else max(seen, c.received))
+    times = [t for c in copies if (t := _seen_time(c, flag, getattr(c, attr))) is not None]
     return min(times) if times else None
 
 
@@ -213,7 +260,9 @@ class _Merged:
     mailboxes: tuple[str, ...]  # where it was seen, in config order
 
 
-def _merge(copies: Sequence[Message], config: Config) -> _Merged:
+def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = None) -> _Merged:
+    if len(copies) == 1:
+        return _merge_one(copies[0], config)
     ordered = sorted(copies, key=_copy_order)
     rep = ordered[0]
     received = min(c.received for c in copies)
@@ -229,9 +278,19 @@ def _merge(copies: Sequence[Message], config: Config) -> _Merged:
             rep, received=received, flags=flags, answered_at=answered_at,
             dismissed_at=dismissed_at,
         )
-    order = {mb.name: i for i, mb in enumerate(config.mailboxes)}
+    order = (lookup or _Lookup.of(config)).order
     names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
     return _Merged(merged, tuple(names))
+
+
+def _merge_one(m: Message, config: Config) -> _Merged:
+    """`_merge` of a single copy (the common case): the copy itself unless its recorded
+    flag times differ from what `_flag_time` makes of them."""
+    answered_at = _seen_time(m, ANSWERED, m.answered_at)
+    dismissed_at = _seen_time(m, config.dismiss_keyword, m.dismissed_at)
+    if (answered_at, dismissed_at) != (m.answered_at, m.dismissed_at):
+        m = dataclasses.replace(m, answered_at=answered_at, dismissed_at=dismissed_at)
+    return _Merged(m, (m.mailbox,))
 
 
 # Event priorities at one instant (see the module docstring).
@@ -254,7 +313,7 @@ def _tracked(c: cls_mod.Classification) -> bool:
     return c.kind == "client" and bool(c.client_address)
 
 
-def _item(o: _Open, ack: Ack | None, config: Config) -> Item:
+def _item(o: _Open, ack: Ack | None, config: Config, lookup: _Lookup) -> Item:
     m = o.merged.message
     client = o.cls.client
     policy = client.policy if client is not None else "default"
@@ -268,7 +327,7 @@ def _item(o: _Open, ack: Ack | None, config: Config) -> Item:
         received=m.received,
         mailboxes=o.merged.mailboxes,
         account=_responsible(
-            m, o.merged.mailboxes, client.account if client is not None else None, config
+            m, o.merged.mailboxes, client.account if client is not None else None, config, lookup
         ),
         deadlines=deadlines_for(m.received, policy, config),
         ack=ack,
@@ -294,11 +353,18 @@ def evaluate_threads(
     same items as evaluating everything: the daemon relies on it to re-evaluate only
     the threads that new mail can touch (see `threads.link_values`).
     """
-    copies = list(messages)
+    with gc_paused():
+        return _evaluate_threads(list(messages), config)
+
+
+def _evaluate_threads(
+    copies: list[Message], config: Config
+) -> tuple[tuple[Item, ...], Mapping[str, str]]:
     by_key: dict[str, list[Message]] = defaultdict(list)
     for m in copies:
         by_key[m.key].append(m)
-    merged = {key: _merge(group, config) for key, group in by_key.items()}
+    lookup = _Lookup.of(config)
+    merged = {key: _merge(group, config, lookup) for key, group in by_key.items()}
     classes = {key: cls_mod.classify(mm.message, config) for key, mm in merged.items()}
     threads = assign_threads(
         copies,
@@ -312,7 +378,7 @@ def evaluate_threads(
 
     items: list[Item] = []
     for thread, keys in per_thread.items():
-        items.extend(_walk_thread(thread, keys, merged, classes, config))
+        items.extend(_walk_thread(thread, keys, merged, classes, config, lookup))
     items.sort(key=lambda i: (i.received, i.key))
     return tuple(items), threads
 
@@ -323,6 +389,7 @@ def _walk_thread(
     merged: Mapping[str, _Merged],
     classes: Mapping[str, cls_mod.Classification],
     config: Config,
+    lookup: _Lookup,
 ) -> list[Item]:
     # (instant, priority, sub-order, key, kind)
     events: list[tuple[dt.datetime, int, int, str, str]] = []
@@ -339,7 +406,8 @@ def _walk_thread(
                     at = max(at, m.received)
                     prio = _FLAG_SAME if at == m.received else _FLAG_EARLIER
                     events.append((at, prio, _FLAG_KIND_ORDER[kind], key, kind))
-        elif c.kind != "client" and cls_mod.is_acknowledgement_candidate(m, config):
+        elif c.kind == "agency" and cls_mod.addressed_outside(m, config):
+            # `classify.is_acknowledgement_candidate`, with the classification at hand.
             named = [
                 merged[ref].message.received
                 for ref in (*m.in_reply_to, *m.references)
@@ -369,14 +437,14 @@ def _walk_thread(
             # replies after it, so this always holds here; it states the rule.
             if at > current.merged.message.received or kind == "causal-reply":
                 sender = merged[key].message.sender.address
-                out.append(_item(current, Ack(key, at, "reply", sender), config))
+                out.append(_item(current, Ack(key, at, "reply", sender), config, lookup))
                 current = None
         elif key in current.members:  # a flag on the item's message or a follow-up
             ack = Ack(current.merged.message.key, at, kind, "")  # type: ignore[arg-type]
-            out.append(_item(current, ack, config))
+            out.append(_item(current, ack, config, lookup))
             current = None
     if current is not None:
-        out.append(_item(current, None, config))
+        out.append(_item(current, None, config, lookup))
     return out
 
 
