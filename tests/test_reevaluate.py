@@ -152,3 +152,31 @@ def test_a_policy_change_evaluates_everything_again_thread_by_thread(daemon):
     with capture_logs() as logs:
         daemon.reevaluate()
     assert evaluations(logs) == []
+
+
+def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypatch):
+    """The first start parses the accounts' sent mail once: `_plan` finds it cached, and
+    the cache holds exactly what loading it from the store would give."""
+    daemon.apply_event(event("INBOX", "inbox",
+                             mail(1, 1, subject="Quote for the spring campaign"),
+                             mail(2, 2, subject="Brief for the autumn fair")))
+    daemon.apply_event(event("Sent", "sent",
+                             mail(3, 3, subject="Re: Quote for the spring campaign",
+                                  sender="anna@agency.example", to="jan.kowalski@acme.example",
+                                  in_reply_to="<m1@x.example>"),
+                             mail(4, 4, subject="Lunch?", sender="anna@agency.example",
+                                  to="piotr@agency.example")))
+    daemon.reevaluate()
+    seeded = {k: sorted(m.uid for m in v) for k, v in daemon._mail_of_accounts.items()}
+    assert seeded == {"<m3@x.example>": [3], "<m4@x.example>": [4]}
+
+    loads: list[object] = []
+    real_load = daemon.store.load_messages
+    monkeypatch.setattr(daemon.store, "load_messages",
+                        lambda *a, **kw: loads.append(kw.get("keys")) or real_load(*a, **kw))
+    accounts = {r.account for r in daemon.store.pending_items()}
+    from_cache = daemon.messages_of_accounts(accounts, NOW)
+    assert loads == []  # nothing parsed again
+    daemon._mail_of_accounts.clear()
+    from_store = daemon.messages_of_accounts(accounts, NOW)
+    assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)

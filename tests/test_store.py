@@ -305,3 +305,29 @@ def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
 def test_a_new_state_has_no_links_to_build(store):
     assert not store.links_pending()
     assert store.build_links() == 0
+
+
+def test_prepared_parses_are_what_storing_would_parse(tmp_path):
+    """`Store.prepare` (a first sync parses each batch while the server sends the next)
+    changes nothing: same stored mail, same loaded messages, flag times included; a
+    prepared parse of other bytes, another role or another folder is not used."""
+    msgs = [new(1), new(2, flags={"\\Answered", "\\Seen"}), new(3, flags={"$ackwatch-done"}),
+            new(4)]
+    plain = Store.open(tmp_path / "plain")
+    sync(plain, msgs)
+    expected = sorted(plain.load_messages(), key=lambda m: m.uid)
+    plain.close()
+
+    s = Store.open(tmp_path / "prepared")
+    s.prepare("anna", "INBOX", "inbox", msgs[:3])
+    s.prepare("anna", "INBOX", "inbox", [NewMessage(4, msgs[3].received, frozenset(),
+                                                    headers(99, "Other bytes"))])
+    s.prepare("anna", "Archive", "inbox", msgs)  # another folder: not this sync's
+    ready = {uid: entry[2] for uid, entry in s._prepared[("anna", "INBOX")].items()}
+    assert sync(s, msgs) == 4
+    got = sorted(s.load_messages(), key=lambda m: m.uid)
+    assert got == expected
+    assert got[0] is ready[1] and got[3] is not ready[4]  # used; other bytes: parsed anew
+    assert got[1].answered_at == T0 and got[2].dismissed_at == T0
+    assert ("anna", "INBOX") not in s._prepared  # used up by the sync
+    s.close()

@@ -31,7 +31,7 @@ from .message import Message
 from .metrics import Metrics, Snapshot
 from .report import time_to_acknowledge
 from .store import ItemRecord, NewMessage, OutboxRecord, Store, StoreError
-from .threads import link_values
+from .threads import gc_paused, link_values
 
 log = structlog.get_logger(__name__)
 
@@ -268,20 +268,8 @@ class Daemon:
         now = self.now()
         if isinstance(event, imap.FolderSyncEvent):
             s = event.sync
-            added = self.store.apply_folder_sync(
-                mailbox=event.mailbox,
-                folder=s.folder,
-                role=s.role,
-                uidvalidity=s.cursor.uidvalidity,
-                last_uid=s.cursor.last_uid,
-                highestmodseq=s.cursor.highestmodseq,
-                new_messages=_new_messages(s.new_messages),
-                flag_updates=s.flag_updates,
-                reset=s.reset,
-                initial=s.reset,
-                dismiss_keyword=self.config.dismiss_keyword,
-                now=now,
-            )
+            with gc_paused():  # parses every new copy: see `threads.gc_paused`
+                added = self._apply_folder_sync(event.mailbox, s, now)
             if added or s.flag_updates or s.reset:
                 self._dirty = True
                 log.info(
@@ -296,6 +284,22 @@ class Daemon:
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
         elif self.promises.handles(event):
             self.promises.apply(event)  # type: ignore[arg-type]
+
+    def _apply_folder_sync(self, mailbox: str, s: imap.FolderSync, now: dt.datetime) -> int:
+        return self.store.apply_folder_sync(
+            mailbox=mailbox,
+            folder=s.folder,
+            role=s.role,
+            uidvalidity=s.cursor.uidvalidity,
+            last_uid=s.cursor.last_uid,
+            highestmodseq=s.cursor.highestmodseq,
+            new_messages=_new_messages(s.new_messages),
+            flag_updates=s.flag_updates,
+            reset=s.reset,
+            initial=s.reset,
+            dismiss_keyword=self.config.dismiss_keyword,
+            now=now,
+        )
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
         """Bring the stored items up to date with the stored mail.
@@ -347,13 +351,20 @@ class Daemon:
     ) -> None:
         """Evaluate the stored mail of ``scope`` (whole threads; None: everything) received
         at or after ``since``, and store the outcome (with ``done`` recorded in meta)."""
-        messages = self.store.load_messages(since, keys=scope)
-        initial = self.store.initial_keys(scope, since=since)
-        items, threads = sla.evaluate_threads(messages, self.config)
-        del messages
-        new, acked = self.store.sync_items(
-            items, now=now, initial_keys=initial, scope=scope, threads=threads, meta=done or {},
-        )
+        with gc_paused():  # loads, evaluates and stores up to all the mail: see there
+            messages = self.store.load_messages(since, keys=scope)
+            initial = self.store.initial_keys(scope, since=since)
+            items, threads = sla.evaluate_threads(messages, self.config)
+            lookback = now - self.config.notify.out_of_office_lookback
+            recent = [m for m in messages if m.received >= lookback] if scope is None else []
+            del messages
+            new, acked = self.store.sync_items(
+                items, now=now, initial_keys=initial, scope=scope, threads=threads,
+                meta=done or {},
+            )
+            if scope is None and lookback >= since:
+                self._keep_mail_of_accounts(recent)
+            del recent
         log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         self.promises.mark_dirty()
         if acked:
@@ -382,16 +393,36 @@ class Daemon:
             self.store.set_meta_many(done)
         log.info("evaluated_by_threads", threads=len(threads), batches=len(batches))
 
-    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
-        """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
-        backups and managers) is away at ``now``: what they sent within the out-of-office
-        look-back."""
+    def _away_addresses(self, accounts: Iterable[str]) -> set[str]:
+        """``accounts`` with their backups and managers: whose absence `recipient_for`
+        may look at."""
         addresses: set[str] = set()
         for address in accounts:
             acc = self.config.account(address)
             addresses.add(address.lower())
             if acc is not None:
                 addresses.update(a.lower() for a in (acc.backup, acc.manager) if a)
+        return addresses
+
+    def _keep_mail_of_accounts(self, recent: Sequence[Message]) -> None:
+        """Seed the `messages_of_accounts` cache from a full evaluation's messages:
+        ``recent``, every copy it loaded received within the out-of-office look-back. The
+        first start would otherwise parse the accounts' sent mail a second time at the
+        first `_plan`. Only what that `_plan` asks for is kept: mail sent by the accounts
+        of the pending items, their backups and their managers."""
+        senders = self._away_addresses(r.account for r in self._pending() if r.account)
+        cache = self._mail_of_accounts
+        kept: dict[str, list[Message]] = {}
+        for m in recent:
+            if m.sender.address in senders and m.key not in cache:
+                kept.setdefault(m.key, []).append(m)
+        cache.update(kept)
+
+    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+        """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
+        backups and managers) is away at ``now``: what they sent within the out-of-office
+        look-back."""
+        addresses = self._away_addresses(accounts)
         if not addresses:
             return []
         since = now - self.config.notify.out_of_office_lookback
@@ -732,10 +763,15 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
         cursors = daemon._cursors(mb.name)
         since = (now - config.sync.backfill).date()
         for folder, role in folders:
+
+            def prepare(batch: Sequence[imap.FetchedMessage], folder=folder, role=role) -> None:
+                with gc_paused():
+                    daemon.store.prepare(mb.name, folder, role, _new_messages(batch))
+
             result = imap.sync_folder(
                 client, folder, role, cursors.get(folder), since=since,
                 pending_uids=daemon.store.pending_uids(mb.name, folder),
-                batch_size=config.sync.batch_size,
+                batch_size=config.sync.batch_size, on_batch=prepare,
             )
             daemon.apply_event(imap.FolderSyncEvent(mb.name, result))
 

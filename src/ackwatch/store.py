@@ -304,10 +304,13 @@ class Store:
         self._conn = conn
         self.path = path
         self.readonly = readonly
-        # Parsed copies by (mailbox, folder, uid) -> (hash of the headers, Message): what
-        # the last `load_messages` returned plus what was stored since, so the daemon's
-        # re-evaluation does not re-parse every header block each time (bench/README.md).
-        self._parsed: dict[tuple[str, str, int], tuple[int, Message]] = {}
+        # The parse of each copy stored since the last load that returned it, so the
+        # evaluation after a sync does not parse it again (see `load_messages`):
+        # (mailbox, folder, uid) -> (hash of the header bytes, parse, the row's role,
+        # received, flags, answered_at, dismissed_at and gm_thrid as stored with it).
+        self._parsed: dict[tuple[str, str, int], tuple[int, Message, tuple[object, ...]]] = {}
+        # `prepare`d parses by (mailbox, folder) -> uid -> (the copy, role, parse).
+        self._prepared: dict[tuple[str, str], dict[int, tuple[NewMessage, str, Message]]] = {}
         self._writes = 0  # write transactions so far (begun; a rollback counts too)
         self._pending_cache: tuple[int, list[ItemRecord]] | None = None
 
@@ -445,8 +448,8 @@ class Store:
         """
         now_s = _iso(now)
         dismiss = dismiss_keyword.lower()
-        added = 0
         stored: list[tuple[Message, bytes]] = []
+        prepared = self._prepared.pop((mailbox, folder), {})
         with self._write() as c:
             if reset:
                 c.execute(
@@ -458,7 +461,16 @@ class Store:
                     "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
                     (mailbox, folder, uidvalidity),
                 )
+            present = {
+                r[0] for r in _chunked(
+                    c, "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
+                    (mailbox, folder), {m.uid for m in new_messages})
+            }
+            rows = []
             for m in new_messages:
+                if m.uid in present:
+                    continue  # stored already (DO NOTHING): the first copy of a UID wins
+                present.add(m.uid)
                 flags_l = {f.lower() for f in m.flags}
                 answered_at = now_s if "\\answered" in flags_l else None
                 dismissed_at = now_s if dismiss in flags_l else None
@@ -466,25 +478,27 @@ class Store:
                     m, mailbox, folder, role,
                     answered_at=now if answered_at else None,
                     dismissed_at=now if dismissed_at else None,
+                    prepared=prepared.get(m.uid),
                 )
-                key = parsed.key
-                cur = c.execute(
-                    "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
-                    " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT(mailbox, folder, uid) DO NOTHING",
-                    (
-                        mailbox, folder, m.uid, uidvalidity, role, key, _iso(m.received),
-                        json.dumps(sorted(m.flags)), answered_at, dismissed_at, m.gm_thrid,
-                        m.header_bytes, int(initial), now_s,
-                    ),
+                row = (
+                    mailbox, folder, m.uid, uidvalidity, role, parsed.key, _iso(m.received),
+                    json.dumps(sorted(m.flags)), answered_at, dismissed_at, m.gm_thrid,
+                    m.header_bytes, int(initial), now_s,
                 )
-                added += cur.rowcount
-                if cur.rowcount:
-                    self._parsed[(mailbox, folder, m.uid)] = (hash(m.header_bytes), parsed)
-                    stored.append((parsed, m.header_bytes))
-                if cur.rowcount and parsed.defects:
+                rows.append(row)
+                self._parsed[(mailbox, folder, m.uid)] = (
+                    hash(m.header_bytes), parsed, (role, *row[6:11]),
+                )
+                stored.append((parsed, m.header_bytes))
+                if parsed.defects:
                     _log_defects(parsed)
+            c.executemany(
+                "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
+                " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            added = len(rows)
             _insert_links(c, stored)
             for uid, flags in flag_updates:
                 flags_l = {f.lower() for f in flags}
@@ -520,6 +534,18 @@ class Store:
             )
         return added
 
+    def prepare(
+        self, mailbox: str, folder: str, role: str, new_messages: Iterable[NewMessage]
+    ) -> None:
+        """Parse copies that the next `apply_folder_sync` of this folder will store, ahead
+        of it (no database access): a first sync parses each batch while the server
+        prepares the next one (`imap.sync_folder`'s ``on_batch``). What that call does
+        not use is dropped with it."""
+        prepared = self._prepared.setdefault((mailbox, folder), {})
+        for m in new_messages:
+            parsed = _parse_new(m, mailbox, folder, role, answered_at=None, dismissed_at=None)
+            prepared[m.uid] = (m, role, parsed)
+
     def load_messages(
         self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
     ) -> list[Message]:
@@ -545,6 +571,9 @@ class Store:
             headers = bytes(r["headers"])
             hit = cache.pop((r["mailbox"], r["folder"], r["uid"]), None)
             if hit is not None and hit[0] == hash(headers):
+                if hit[2] == tuple(r)[3:9]:  # the row as stored with this parse
+                    out.append(hit[1])
+                    continue
                 msg = _refresh(hit[1], r)
                 if msg is not None:
                     out.append(msg)
@@ -711,6 +740,8 @@ class Store:
         new: list[str] = []
         acked: list[str] = []
         seen: set[str] = set()
+        inserts: list[tuple[object, ...]] = []
+        updates: list[tuple[object, ...]] = []
         with self._write() as c:
             for item in items:
                 seen.add(item.key)
@@ -740,25 +771,27 @@ class Store:
                             nudge_done = "suppressed"
                         if d.escalate_at is not None and d.escalate_at <= now:
                             escalation_done = "suppressed"
-                    c.execute(
-                        "INSERT INTO items (thread, message_id, client_address, client, subject,"
-                        " received, mailboxes, account, policy, clock, deadline, nudge_at,"
-                        " escalate_at, state, ack_key, ack_at, ack_kind, ack_by, follow_ups,"
-                        " key, first_seen, nudge_done, escalation_done)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (*values, item.key, now_s, nudge_done, escalation_done),
-                    )
+                    inserts.append((*values, item.key, now_s, nudge_done, escalation_done))
                     new.append(item.key)
                 else:
                     if old["state"] == "pending" and state == "acknowledged":
                         acked.append(item.key)
-                    c.execute(
-                        "UPDATE items SET thread=?, message_id=?, client_address=?, client=?,"
-                        " subject=?, received=?, mailboxes=?, account=?, policy=?, clock=?,"
-                        " deadline=?, nudge_at=?, escalate_at=?, state=?, ack_key=?, ack_at=?,"
-                        " ack_kind=?, ack_by=?, follow_ups=? WHERE key=?",
-                        (*values, item.key),
-                    )
+                    updates.append((*values, item.key))
+            c.executemany(
+                "INSERT INTO items (thread, message_id, client_address, client, subject,"
+                " received, mailboxes, account, policy, clock, deadline, nudge_at,"
+                " escalate_at, state, ack_key, ack_at, ack_kind, ack_by, follow_ups,"
+                " key, first_seen, nudge_done, escalation_done)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                inserts,
+            )
+            c.executemany(
+                "UPDATE items SET thread=?, message_id=?, client_address=?, client=?,"
+                " subject=?, received=?, mailboxes=?, account=?, policy=?, clock=?,"
+                " deadline=?, nudge_at=?, escalate_at=?, state=?, ack_key=?, ack_at=?,"
+                " ack_kind=?, ack_by=?, follow_ups=? WHERE key=?",
+                updates,
+            )
             for key, old in existing.items():
                 if key not in seen and old["state"] == "pending":
                     c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
@@ -1218,9 +1251,24 @@ def _parse_new(
     *,
     answered_at: dt.datetime | None,
     dismissed_at: dt.datetime | None,
+    prepared: tuple[NewMessage, str, Message] | None = None,
 ) -> Message:
     """The parse of a copy as `load_messages` would build it from the row just written
-    (so the cached value is reused as is on the next load)."""
+    (so the cached value is reused as is on the next load).
+
+    ``prepared``: `Store.prepare`'s entry for its UID, used when it is this very copy
+    (parsed without flag times: those are the store's own, set here).
+    """
+    aware = all(t is None or t.utcoffset() is not None for t in (answered_at, dismissed_at))
+    if prepared is not None and aware and prepared[0] == m and prepared[1] == role:
+        parsed = prepared[2]
+        if answered_at is None and dismissed_at is None:
+            return parsed
+        return dataclasses.replace(
+            parsed,
+            answered_at=None if answered_at is None else answered_at.astimezone(dt.UTC),
+            dismissed_at=None if dismissed_at is None else dismissed_at.astimezone(dt.UTC),
+        )
     return parse_message(
         m.header_bytes,
         mailbox=mailbox,
