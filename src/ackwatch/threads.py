@@ -204,7 +204,9 @@ TRIVIAL_SUBJECTS = frozenset(
 MIN_SUBJECT_CHARS = 3  # letters or digits needed before a subject may link mail
 
 # Subjects recur (a thread's mails share one; the daemon re-evaluates the same mail, and
-# `link_values` sees every stored mail): what is derived from them is memoized, bounded.
+# `link_values` sees every stored mail): what is derived from them is memoized, bounded,
+# and forgotten after each `assign_threads` (a full memo is ~20 MB: a steady daemon must
+# not keep it between evaluations; the store's `link_values` calls fill it again).
 _SUBJECT_MEMO = 65536
 
 
@@ -545,8 +547,12 @@ def assign_threads(
     (`classify.agency_identities(config)` builds it). The thread id is the key of the
     earliest message of the thread (received time, then key).
     """
-    with gc_paused():
-        return _assign_threads(messages, subject_window, agency_addresses)
+    try:
+        with gc_paused():
+            return _assign_threads(messages, subject_window, agency_addresses)
+    finally:
+        _linking_subject.cache_clear()
+        has_reply_prefix.cache_clear()
 
 
 def _assign_threads(
