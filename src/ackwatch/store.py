@@ -1259,16 +1259,16 @@ def _parse_new(
     ``prepared``: `Store.prepare`'s entry for its UID, used when it is this very copy
     (parsed without flag times: those are the store's own, set here).
     """
-    aware = all(t is None or t.utcoffset() is not None for t in (answered_at, dismissed_at))
-    if prepared is not None and aware and prepared[0] == m and prepared[1] == role:
+    if prepared is not None and prepared[0] == m and prepared[1] == role:
         parsed = prepared[2]
         if answered_at is None and dismissed_at is None:
             return parsed
-        return dataclasses.replace(
-            parsed,
-            answered_at=None if answered_at is None else answered_at.astimezone(dt.UTC),
-            dismissed_at=None if dismissed_at is None else dismissed_at.astimezone(dt.UTC),
-        )
+        if all(t is None or t.utcoffset() is not None for t in (answered_at, dismissed_at)):
+            return dataclasses.replace(
+                parsed,
+                answered_at=None if answered_at is None else answered_at.astimezone(dt.UTC),
+                dismissed_at=None if dismissed_at is None else dismissed_at.astimezone(dt.UTC),
+            )
     return parse_message(
         m.header_bytes,
         mailbox=mailbox,

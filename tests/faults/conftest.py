@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import dovecot_server  # noqa: F401 - fixture
+from tests.integration.conftest import dovecot_server, tls_dovecot  # noqa: F401 - fixtures
 from tests.integration.test_daemon import (  # noqa: F401 - fixtures
     ANNA,
     KASIA,

@@ -30,18 +30,6 @@ def ackwatch_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
                           text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def tls_dovecot(dovecot_server):
-    from tests.servers.dovecot import DovecotServer
-
-    server = DovecotServer(tls=True, pool=2)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 def test_tls_certificate_and_host_name_are_verified(tls_dovecot, tmp_path, sink):
     user = tls_dovecot.add_user()
     tls = f"  security: tls\n  ca_file: {tls_dovecot.cert_file}\n"
