@@ -457,3 +457,38 @@ def test_gc_paused_restores_the_collector(enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_gc_paused_moves_what_the_burst_left_to_the_oldest_generation_unscanned():
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        gc.collect()
+        with threads.gc_paused():
+            kept = [[i] for i in range(50_000)]  # tracked objects, no cycles
+        assert gc.get_count()[0] < 1_000  # not waiting in generation 0 for a scan
+        assert gc.get_freeze_count() == 0
+        assert any(o is kept[-1] for o in gc.get_objects(generation=2))
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+def test_gc_paused_still_lets_a_full_collection_free_cycles_made_in_the_burst():
+    import weakref
+
+    class Node:
+        pass
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with threads.gc_paused():
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            ref = weakref.ref(a)
+            del a, b
+        assert ref() is not None  # a cycle: reference counting cannot free it
+        gc.collect()
+        assert ref() is None
+    finally:
+        gc.enable() if was else gc.disable()

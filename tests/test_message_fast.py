@@ -810,3 +810,20 @@ def test_long_values_are_not_memoized(monkeypatch):
     )
     assert set(message._address_memo) == {("a@b.example", "from")}
     assert message._subject_memo == {}
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.stem)
+def test_evolve_gives_what_dataclasses_replace_gives(path: Path):
+    m = parse_message(path.read_bytes(), **_location())  # type: ignore[arg-type]
+    later = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    for changes in (
+        {},
+        {"answered_at": later},
+        {"answered_at": later, "dismissed_at": later, "flags": frozenset({"\\Answered"})},
+        {"received": later, "gm_thrid": 7},
+    ):
+        evolved = message.evolve(m, **changes)
+        assert evolved == dataclasses.replace(m, **changes)
+        assert type(evolved) is message.Message
+    with pytest.raises(TypeError, match="no_such_field"):
+        message.evolve(m, no_such_field=1)

@@ -34,7 +34,6 @@ or the disk. The rules are DESIGN.md "Semantics"; the choices the spec leaves op
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -47,7 +46,7 @@ from zoneinfo import ZoneInfo
 from . import classify as cls_mod
 from .calendar import clock_for
 from .config import Config, MailboxConfig, Policy
-from .message import Address, Message
+from .message import Address, Message, evolve
 from .threads import assign_threads, gc_paused
 
 AckKind = Literal["reply", "answered", "dismissed"]
@@ -274,7 +273,7 @@ def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = N
     ):
         merged = rep  # the common case: one copy, flag times already as recorded
     else:
-        merged = dataclasses.replace(
+        merged = evolve(
             rep, received=received, flags=flags, answered_at=answered_at,
             dismissed_at=dismissed_at,
         )
@@ -289,7 +288,7 @@ def _merge_one(m: Message, config: Config) -> _Merged:
     answered_at = _seen_time(m, ANSWERED, m.answered_at)
     dismissed_at = _seen_time(m, config.dismiss_keyword, m.dismissed_at)
     if (answered_at, dismissed_at) != (m.answered_at, m.dismissed_at):
-        m = dataclasses.replace(m, answered_at=answered_at, dismissed_at=dismissed_at)
+        m = evolve(m, answered_at=answered_at, dismissed_at=dismissed_at)
     return _Merged(m, (m.mailbox,))
 
 

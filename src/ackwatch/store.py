@@ -17,9 +17,10 @@ Schema versions live in ``PRAGMA user_version``; `MIGRATIONS` are numbered steps
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
+import functools
 import json
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import TypeVar
 
 import structlog
 
-from .message import Message, parse_message
+from .message import Message, evolve, parse_message
 from .sla import Item
 from .threads import link_values
 
@@ -218,6 +219,21 @@ def _iso(t: dt.datetime | None) -> str | None:
     if t.tzinfo is None:
         raise ValueError("naive datetime given to the store")
     return t.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+_first = operator.itemgetter(0)
+
+
+@functools.lru_cache(maxsize=256)
+def _flags_json(flags: frozenset[str]) -> str:
+    """The stored form of a flag set (a sync sees a handful of sets, thousands of times)."""
+    return json.dumps(sorted(flags))
+
+
+@functools.lru_cache(maxsize=256)
+def _names_json(names: tuple[str, ...]) -> str:
+    """The stored form of an item's mailbox names (a few combinations, thousands of items)."""
+    return json.dumps(list(names))
 
 
 def _dt(text: str | None) -> dt.datetime | None:
@@ -482,7 +498,7 @@ class Store:
                 )
                 row = (
                     mailbox, folder, m.uid, uidvalidity, role, parsed.key, _iso(m.received),
-                    json.dumps(sorted(m.flags)), answered_at, dismissed_at, m.gm_thrid,
+                    _flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
                     m.header_bytes, int(initial), now_s,
                 )
                 rows.append(row)
@@ -508,7 +524,7 @@ class Store:
                     " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
                     " WHERE mailbox = ? AND folder = ? AND uid = ?",
                     (
-                        json.dumps(sorted(flags)),
+                        _flags_json(frozenset(flags)),
                         "\\answered" in flags_l, now_s,
                         dismiss in flags_l, now_s,
                         mailbox, folder, uid,
@@ -743,14 +759,15 @@ class Store:
         inserts: list[tuple[object, ...]] = []
         updates: list[tuple[object, ...]] = []
         with self._write() as c:
-            for item in items:
+            # In key order, the items' primary key: see `_insert_links`.
+            for item in sorted(items, key=lambda i: i.key):
                 seen.add(item.key)
                 d = item.deadlines
                 ack = item.ack
                 state = item.state
                 values = (
                     item.thread, item.message_id, item.client_address, item.client,
-                    item.subject, _iso(item.received), json.dumps(list(item.mailboxes)),
+                    item.subject, _iso(item.received), _names_json(item.mailboxes),
                     item.account, d.policy, d.clock, _iso(d.deadline), _iso(d.nudge_at),
                     _iso(d.escalate_at), state,
                     ack.key if ack else None, _iso(ack.at) if ack else None,
@@ -804,7 +821,7 @@ class Store:
                 c.executemany(
                     "INSERT INTO threads (key, thread) VALUES (?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread",
-                    threads.items(),
+                    sorted(threads.items()),  # key order: see `_insert_links`
                 )
             _set_meta(c, meta or {})
         return new, acked
@@ -1264,7 +1281,7 @@ def _parse_new(
         if answered_at is None and dismissed_at is None:
             return parsed
         if all(t is None or t.utcoffset() is not None for t in (answered_at, dismissed_at)):
-            return dataclasses.replace(
+            return evolve(
                 parsed,
                 answered_at=None if answered_at is None else answered_at.astimezone(dt.UTC),
                 dismissed_at=None if dismissed_at is None else dismissed_at.astimezone(dt.UTC),
@@ -1316,14 +1333,22 @@ def _insert_links(
                               uid=m.uid, received=m.received)
                 for r in variants
             )
-        rows.extend((v, m.key) for v in link_values(copies))
+        key = m.key
+        rows += [(v, key) for v in link_values(copies)]
+    # In primary-key order: these tables are B-trees keyed by the row, and a batch
+    # inserted in key order is appended page by page instead of touching pages at random
+    # (4x faster for a first sync's links). The first column is order enough, and sorts
+    # faster than whole rows.
+    rows.sort(key=_first)
     c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
     c.executemany(
         "INSERT OR IGNORE INTO senders (sender, received, key) VALUES (?, ?, ?)",
-        ((m.sender.address, _iso(m.received), m.key) for m, _ in stored if m.sender.address),
+        sorted(
+            (m.sender.address, _iso(m.received), m.key) for m, _ in stored if m.sender.address
+        ),
     )
     if mark_dirty:
-        c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
+        c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in sorted(keys)))
 
 
 def _set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
@@ -1361,7 +1386,7 @@ def _refresh(base: Message, r: sqlite3.Row) -> Message | None:
         flags, answered_at, dismissed_at, gm_thrid
     ):
         return base
-    return dataclasses.replace(
+    return evolve(
         base, flags=flags, answered_at=answered_at, dismissed_at=dismissed_at, gm_thrid=gm_thrid
     )
 

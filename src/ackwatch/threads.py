@@ -594,6 +594,12 @@ def gc_paused() -> Iterator[None]:
     heap several times and found nothing (up to half the evaluation time at 33k mails).
     Reference counting still frees everything as usual. The collector is enabled again
     on exit only if it was enabled on entry.
+
+    On that exit, what the burst left alive is moved straight to the oldest generation
+    (`gc.freeze` then `gc.unfreeze`: two list splices). Merely re-enabling would have the
+    next allocation scan every object of the burst as young (0.2 s after a first sync),
+    only to promote them all; in the oldest generation they are still collected, should
+    any of them ever form a cycle, by the next full collection.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -601,4 +607,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
