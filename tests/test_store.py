@@ -278,6 +278,27 @@ def test_loaded_mail_is_not_kept_parsed(store):
     assert store._parsed == {}
 
 
+def test_a_kept_parse_is_not_given_for_a_new_mail_under_the_same_uid(store):
+    sync(store, [new(1, n=1)])
+    sync(store, [new(1, n=2)], uidvalidity=2, reset=True)  # UID 1 is another mail now
+    assert [m.key for m in store.load_messages()] == ["<m2@client.example>"]
+
+
+def test_mail_not_kept_parsed_is_parsed_from_its_stored_headers(tmp_path):
+    first = Store.open(tmp_path / "state")
+    sync(first, [new(1, n=1), new(2, n=2, flags=["\\Answered"]), new(3, n=3)])
+    kept = {m.uid: m for m in first.load_messages()}
+    first.close()
+    again = Store.open(tmp_path / "state")  # a new process: nothing kept
+    try:
+        assert again._parsed == {}
+        loaded = again.load_messages()
+        assert [m.uid for m in loaded] == [1, 2, 3]
+        assert {m.uid: m for m in loaded} == kept
+    finally:
+        again.close()
+
+
 def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
     from ackwatch import store as store_mod
 

@@ -72,9 +72,24 @@ class _ConfigMemo:
 _MEMOS: dict[int, tuple[weakref.ref[Config], _ConfigMemo]] = {}
 
 
+_LAST_MEMO: tuple[Config | None, _ConfigMemo | None] = (None, None)
+
+
 def _memo(config: Config) -> _ConfigMemo:
     """The memo of ``config``, by identity (a `Config` is immutable; the weak reference
-    tells a new config that reuses a dead one's id apart, so nothing leaks across configs)."""
+    tells a new config that reuses a dead one's id apart, so nothing leaks across configs).
+    The last answer is kept at hand (with its config, so that id cannot be reused): an
+    evaluation asks this for every address of every mail, always of one config."""
+    global _LAST_MEMO
+    last_config, last_memo = _LAST_MEMO
+    if last_config is config:
+        return last_memo  # type: ignore[return-value]
+    memo = _memo_of(config)
+    _LAST_MEMO = (config, memo)
+    return memo
+
+
+def _memo_of(config: Config) -> _ConfigMemo:
     hit = _MEMOS.get(id(config))
     if hit is not None and hit[0]() is config:
         return hit[1]

@@ -167,6 +167,11 @@ class FetchedMessage:
     header_bytes: bytes
     gm_thrid: int | None = None
 
+    @property
+    def received(self) -> dt.datetime:
+        """The INTERNALDATE, under the store's name (`store.StorableMessage`)."""
+        return self.internaldate
+
 
 @dataclass(frozen=True)
 class FolderSync:

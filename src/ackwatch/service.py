@@ -20,7 +20,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.message import EmailMessage
 
 import structlog
@@ -30,7 +30,7 @@ from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
 from .report import time_to_acknowledge
-from .store import ItemRecord, NewMessage, OutboxRecord, Store, StoreError
+from .store import ItemRecord, OutboxRecord, Store, StoreError
 from .threads import gc_paused, link_values
 
 log = structlog.get_logger(__name__)
@@ -293,7 +293,7 @@ class Daemon:
             uidvalidity=s.cursor.uidvalidity,
             last_uid=s.cursor.last_uid,
             highestmodseq=s.cursor.highestmodseq,
-            new_messages=_new_messages(s.new_messages),
+            new_messages=s.new_messages,
             flag_updates=s.flag_updates,
             reset=s.reset,
             initial=s.reset,
@@ -759,21 +759,22 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
         client: imap.IMAPClient,
         folders: list[tuple[str, imap.FolderRole]],
         now: dt.datetime,
-    ) -> None:
+    ) -> Iterator[Callable[[], None]]:
         cursors = daemon._cursors(mb.name)
         since = (now - config.sync.backfill).date()
         for folder, role in folders:
 
             def prepare(batch: Sequence[imap.FetchedMessage], folder=folder, role=role) -> None:
                 with gc_paused():
-                    daemon.store.prepare(mb.name, folder, role, _new_messages(batch))
+                    daemon.store.prepare(mb.name, folder, role, batch)
 
             result = imap.sync_folder(
                 client, folder, role, cursors.get(folder), since=since,
-                pending_uids=daemon.store.pending_uids(mb.name, folder),
+                pending_uids=daemon.store_pending_uids(mb.name, folder),
                 batch_size=config.sync.batch_size, on_batch=prepare,
             )
-            daemon.apply_event(imap.FolderSyncEvent(mb.name, result))
+            event = imap.FolderSyncEvent(mb.name, result)
+            yield lambda event=event: daemon.apply_event(event)
 
     return _each_mailbox(daemon, sync, failed_event="mailbox_sync_failed", record_health=True)
 
@@ -794,25 +795,28 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
         client: imap.IMAPClient,
         folders: list[tuple[str, imap.FolderRole]],
         now: dt.datetime,
-    ) -> None:
-        nonlocal added
-        stored = daemon.store.cursors(mb.name)
+    ) -> Iterator[Callable[[], None]]:
         for folder, role in folders:
             result = imap.sync_folder(
                 client, folder, role, None, since=since, batch_size=config.sync.batch_size
             )
-            keep = stored.get(folder)
-            cursor = result.cursor
-            if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-                cursor = imap.FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-            added += daemon.store.apply_folder_sync(
-                mailbox=mb.name, folder=folder, role=role,
-                uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
-                highestmodseq=cursor.highestmodseq,
-                new_messages=_new_messages(result.new_messages),
-                flag_updates=(), reset=False, initial=True,
-                dismiss_keyword=config.dismiss_keyword, now=now,
-            )
+
+            def store(folder: str = folder, role: str = role, result=result) -> None:
+                nonlocal added
+                keep = daemon.store.cursors(mb.name).get(folder)
+                cursor = result.cursor
+                if keep is not None and keep.uidvalidity == cursor.uidvalidity:
+                    cursor = imap.FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
+                added += daemon.store.apply_folder_sync(
+                    mailbox=mb.name, folder=folder, role=role,
+                    uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
+                    highestmodseq=cursor.highestmodseq,
+                    new_messages=result.new_messages,
+                    flag_updates=(), reset=False, initial=True,
+                    dismiss_keyword=config.dismiss_keyword, now=now,
+                )
+
+            yield store
 
     reached, failed = _each_mailbox(
         daemon, fetch, failed_event="mailbox_backfill_failed", record_health=False
@@ -822,54 +826,105 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
     return reached, failed, added
 
 
+MailboxWork = Callable[
+    [MailboxConfig, imap.IMAPClient, list[tuple[str, imap.FolderRole]], dt.datetime],
+    Iterator[Callable[[], None]],
+]
+_SYNC_AHEAD = 2  # folder results the IMAP thread may read ahead of the writer
+
+
 def _each_mailbox(
-    daemon: Daemon,
-    work: Callable[
-        [MailboxConfig, imap.IMAPClient, list[tuple[str, imap.FolderRole]], dt.datetime], None
-    ],
-    *,
-    failed_event: str,
-    record_health: bool,
+    daemon: Daemon, work: MailboxWork, *, failed_event: str, record_health: bool
 ) -> tuple[list[str], list[str]]:
     """Connect to every mailbox in turn, discover its folders and run
     ``work(mailbox, client, watched folders, now)``: (reached, failed).
 
+    ``work`` reads from the server and yields what is to be written, a step per folder;
+    the steps run here, on the calling thread (the single writer), while a reader thread
+    goes on with the next folder or mailbox: the store's work (SQLite, which releases
+    the GIL) overlaps the server's and the parse of what comes next, as the daemon's
+    watchers overlap the core. At most `_SYNC_AHEAD` steps wait at once.
+
     Each mailbox is independent: one that cannot be reached (``mailbox_unreachable``) or
-    whose work raises (``failed_event``) is logged, and the others still get their turn.
-    ``record_health``: also record each mailbox's outcome in the health table.
+    whose work raises, reading or writing (``failed_event``), is logged, and the others
+    still get their turn. ``record_health``: also record each mailbox's outcome in the
+    health table.
     """
+    steps: queue.Queue[tuple[str, MailboxConfig, dt.datetime, object] | None] = queue.Queue(
+        maxsize=_SYNC_AHEAD
+    )
+    given_up: set[str] = set()  # mailboxes whose writing failed: read no further
+    stop = threading.Event()  # the writer has stopped (an error of its own): read no more
+
+    def put(entry: tuple[str, MailboxConfig, dt.datetime, object] | None) -> bool:
+        while not stop.is_set():
+            try:
+                steps.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_all() -> None:
+        try:
+            for mb in daemon.config.mailboxes:
+                if stop.is_set():
+                    return
+                now = daemon.now()
+                try:
+                    client = imap.connect(mb)
+                except imap.ImapError as exc:
+                    put(("unreachable", mb, now, exc))
+                    continue
+                try:
+                    folders = imap.watched_folders(*imap.discover_folders(client, mb.folders))
+                    for step in work(mb, client, folders, now):
+                        if not put(("step", mb, now, step)) or mb.name in given_up:
+                            break
+                    else:
+                        put(("done", mb, now, None))
+                except Exception as exc:  # a failing mailbox never stops the others
+                    put(("failed", mb, now, exc))
+                finally:
+                    imap.logout(client)
+        finally:
+            put(None)
+
+    reader = threading.Thread(target=read_all, name="ackwatch-sync", daemon=True)
+    reader.start()
     reached: list[str] = []
     failed: list[str] = []
-    for mb in daemon.config.mailboxes:
-        now = daemon.now()
-        try:
-            client = imap.connect(mb)
-        except imap.ImapError as exc:
-            if record_health:
-                state = "auth_failed" if isinstance(exc, imap.AuthError) else "backoff"
-                daemon.store.set_health(mb.name, state, since=now, last_error=str(exc))
-            log.error("mailbox_unreachable", mailbox=mb.name, error=str(exc))
-            failed.append(mb.name)
-            continue
-        try:
-            work(mb, client, imap.watched_folders(*imap.discover_folders(client, mb.folders)), now)
-            if record_health:
-                daemon.store.set_health(mb.name, "up", since=now, last_error=None)
-            reached.append(mb.name)
-        except Exception as exc:  # a failing mailbox never stops the others
-            error = type(exc).__name__
-            if record_health:
-                daemon.store.set_health(mb.name, "backoff", since=now, last_error=error)
-            log.error(failed_event, mailbox=mb.name, error=error)
-            failed.append(mb.name)
-        finally:
-            imap.logout(client)
+    try:
+        while (entry := steps.get()) is not None:
+            kind, mb, now, value = entry
+            if mb.name in given_up:
+                continue
+            if kind == "step":
+                try:
+                    value()  # type: ignore[operator]
+                except Exception as exc:
+                    given_up.add(mb.name)
+                    kind, value = "failed", exc
+            if kind == "unreachable":
+                if record_health:
+                    state = "auth_failed" if isinstance(value, imap.AuthError) else "backoff"
+                    daemon.store.set_health(mb.name, state, since=now, last_error=str(value))
+                log.error("mailbox_unreachable", mailbox=mb.name, error=str(value))
+                failed.append(mb.name)
+            elif kind == "failed":
+                error = type(value).__name__
+                if record_health:
+                    daemon.store.set_health(mb.name, "backoff", since=now, last_error=error)
+                log.error(failed_event, mailbox=mb.name, error=error)
+                failed.append(mb.name)
+            elif kind == "done":
+                if record_health:
+                    daemon.store.set_health(mb.name, "up", since=now, last_error=None)
+                reached.append(mb.name)
+    finally:
+        stop.set()  # the reader, if still reading, ends at its next step
+    reader.join()
     return reached, failed
-
-
-def _new_messages(fetched: Iterable[imap.FetchedMessage]) -> list[NewMessage]:
-    """The store's form of fetched messages."""
-    return [NewMessage(m.uid, m.internaldate, m.flags, m.header_bytes, m.gm_thrid) for m in fetched]
 
 
 class _reader:

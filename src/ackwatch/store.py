@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -249,6 +249,22 @@ class StoredCursor:
     highestmodseq: int | None
 
 
+class StorableMessage(Protocol):
+    """One fetched copy to store, before parsing: a `NewMessage`, or the IMAP layer's
+    own `imap.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def received(self) -> dt.datetime: ...
+    @property
+    def flags(self) -> frozenset[str]: ...
+    @property
+    def header_bytes(self) -> bytes: ...
+    @property
+    def gm_thrid(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class NewMessage:
     """One fetched copy to store (what the IMAP layer hands over, before parsing)."""
@@ -322,11 +338,11 @@ class Store:
         self.readonly = readonly
         # The parse of each copy stored since the last load that returned it, so the
         # evaluation after a sync does not parse it again (see `load_messages`):
-        # (mailbox, folder, uid) -> (hash of the header bytes, parse, the row's role,
+        # (mailbox, folder, uid) -> (the UIDVALIDITY it was stored under, parse, the row's role,
         # received, flags, answered_at, dismissed_at and gm_thrid as stored with it).
         self._parsed: dict[tuple[str, str, int], tuple[int, Message, tuple[object, ...]]] = {}
         # `prepare`d parses by (mailbox, folder) -> uid -> (the copy, role, parse).
-        self._prepared: dict[tuple[str, str], dict[int, tuple[NewMessage, str, Message]]] = {}
+        self._prepared: dict[tuple[str, str], dict[int, tuple[StorableMessage, str, Message]]] = {}
         self._writes = 0  # write transactions so far (begun; a rollback counts too)
         self._pending_cache: tuple[int, list[ItemRecord]] | None = None
 
@@ -449,7 +465,7 @@ class Store:
         uidvalidity: int,
         last_uid: int,
         highestmodseq: int | None,
-        new_messages: Sequence[NewMessage],
+        new_messages: Sequence[StorableMessage],
         flag_updates: Iterable[tuple[int, frozenset[str]]],
         reset: bool,
         initial: bool,
@@ -464,7 +480,7 @@ class Store:
         """
         now_s = _iso(now)
         dismiss = dismiss_keyword.lower()
-        stored: list[tuple[Message, bytes]] = []
+        stored: list[tuple[Message, bytes, str]] = []
         prepared = self._prepared.pop((mailbox, folder), {})
         with self._write() as c:
             if reset:
@@ -477,11 +493,14 @@ class Store:
                     "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
                     (mailbox, folder, uidvalidity),
                 )
+            any_stored = c.execute(
+                "SELECT 1 FROM messages WHERE mailbox = ? AND folder = ? LIMIT 1", (mailbox, folder)
+            ).fetchone()
             present = {
                 r[0] for r in _chunked(
                     c, "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
                     (mailbox, folder), {m.uid for m in new_messages})
-            }
+            } if any_stored else set()
             rows = []
             for m in new_messages:
                 if m.uid in present:
@@ -496,16 +515,17 @@ class Store:
                     dismissed_at=now if dismissed_at else None,
                     prepared=prepared.get(m.uid),
                 )
+                received_s = _iso(m.received)
                 row = (
-                    mailbox, folder, m.uid, uidvalidity, role, parsed.key, _iso(m.received),
+                    mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
                     _flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
                     m.header_bytes, int(initial), now_s,
                 )
                 rows.append(row)
                 self._parsed[(mailbox, folder, m.uid)] = (
-                    hash(m.header_bytes), parsed, (role, *row[6:11]),
+                    uidvalidity, parsed, (role, *row[6:11]),
                 )
-                stored.append((parsed, m.header_bytes))
+                stored.append((parsed, m.header_bytes, received_s))
                 if parsed.defects:
                     _log_defects(parsed)
             c.executemany(
@@ -551,7 +571,7 @@ class Store:
         return added
 
     def prepare(
-        self, mailbox: str, folder: str, role: str, new_messages: Iterable[NewMessage]
+        self, mailbox: str, folder: str, role: str, new_messages: Iterable[StorableMessage]
     ) -> None:
         """Parse copies that the next `apply_folder_sync` of this folder will store, ahead
         of it (no database access): a first sync parses each batch while the server
@@ -570,23 +590,26 @@ class Store:
 
         A copy stored by this `Store` is parsed once: its parse is kept until the first
         load that returns it (the evaluation that follows the sync), then dropped, so
-        memory does not grow with the history (bench target 6).
+        memory does not grow with the history (bench target 6). A row's header bytes
+        never change (a row is only ever inserted, re-flagged or deleted), so a kept parse
+        is this row's while the row's UIDVALIDITY is the one it was stored under: the
+        header bytes are read only for the copies parsed here.
         """
         query = (
             "SELECT mailbox, folder, uid, role, received, flags, answered_at, dismissed_at,"
-            " gm_thrid, headers FROM messages WHERE received >= ?"
+            " gm_thrid, uidvalidity, rowid FROM messages WHERE received >= ?"
         )
         since_s = _iso(since) if since is not None else ""
         if keys is None:
             rows: Iterable[sqlite3.Row] = self._conn.execute(query, (since_s,))
         else:
             rows = self._rows_in(query + " AND key IN ({})", [since_s], keys)
-        out = []
+        out: list[Message | None] = []
+        to_parse: list[tuple[int, sqlite3.Row]] = []  # (position in out, row)
         cache = self._parsed
         for r in rows:
-            headers = bytes(r["headers"])
             hit = cache.pop((r["mailbox"], r["folder"], r["uid"]), None)
-            if hit is not None and hit[0] == hash(headers):
+            if hit is not None and hit[0] == r["uidvalidity"]:
                 if hit[2] == tuple(r)[3:9]:  # the row as stored with this parse
                     out.append(hit[1])
                     continue
@@ -594,9 +617,16 @@ class Store:
                 if msg is not None:
                     out.append(msg)
                     continue
-            out.append(
-                parse_message(
-                    headers,
+            to_parse.append((len(out), r))
+            out.append(None)
+        if to_parse:
+            headers = dict(_chunked(  # type: ignore[arg-type]
+                self._conn, "SELECT rowid, headers FROM messages WHERE rowid IN ({})", (),
+                [r["rowid"] for _, r in to_parse],
+            ))
+            for position, r in to_parse:
+                out[position] = parse_message(
+                    bytes(headers[r["rowid"]]),
                     mailbox=r["mailbox"],
                     folder=r["folder"],
                     role=r["role"],
@@ -607,10 +637,9 @@ class Store:
                     answered_at=_dt(r["answered_at"]),
                     dismissed_at=_dt(r["dismissed_at"]),
                 )
-            )
         if keys is None:
             cache.clear()  # a full load: what it did not return is out of the window
-        return out
+        return out  # type: ignore[return-value]
 
     def _rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
@@ -652,7 +681,7 @@ class Store:
                     (parse_message(
                         bytes(r[7]), mailbox=r[1], folder=r[2], role=r[4], uid=r[3],
                         received=_dt(r[5]), gm_thrid=r[6],  # type: ignore[arg-type]
-                    ), bytes(r[7]))
+                    ), bytes(r[7]), r[5])
                     for r in rows
                 ], mark_dirty=False)
                 if rows:
@@ -1261,14 +1290,14 @@ class Store:
 
 
 def _parse_new(
-    m: NewMessage,
+    m: StorableMessage,
     mailbox: str,
     folder: str,
     role: str,
     *,
     answered_at: dt.datetime | None,
     dismissed_at: dt.datetime | None,
-    prepared: tuple[NewMessage, str, Message] | None = None,
+    prepared: tuple[StorableMessage, str, Message] | None = None,
 ) -> Message:
     """The parse of a copy as `load_messages` would build it from the row just written
     (so the cached value is reused as is on the next load).
@@ -1276,7 +1305,7 @@ def _parse_new(
     ``prepared``: `Store.prepare`'s entry for its UID, used when it is this very copy
     (parsed without flag times: those are the store's own, set here).
     """
-    if prepared is not None and prepared[0] == m and prepared[1] == role:
+    if prepared is not None and (prepared[0] is m or prepared[0] == m) and prepared[1] == role:
         parsed = prepared[2]
         if answered_at is None and dismissed_at is None:
             return parsed
@@ -1301,9 +1330,10 @@ def _parse_new(
 
 
 def _insert_links(
-    c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes]], *, mark_dirty: bool = True
+    c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes, str]], *, mark_dirty: bool = True
 ) -> None:
-    """Links (and dirty marks) of newly stored copies (with their header bytes).
+    """Links (and dirty marks) of newly stored copies (with their header bytes and their
+    received time as stored).
 
     A copy of a mail already stored under other header bytes (a reused Message-ID, a
     gateway's rewrite) is linked with all its copies together: a thread link can pair
@@ -1311,14 +1341,14 @@ def _insert_links(
     """
     if not stored:
         return
-    keys = {m.key for m, _ in stored}
+    keys = {m.key for m, _, _ in stored}
     several = {
         r[0] for r in _chunked(
             c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
             (), keys)
     }
     rows: list[tuple[str, str]] = []
-    for m, header_bytes in stored:
+    for m, header_bytes, _ in stored:
         copies = [m]
         if m.key in several:
             # Only the other header variants matter (copies of one mail in several
@@ -1344,7 +1374,7 @@ def _insert_links(
     c.executemany(
         "INSERT OR IGNORE INTO senders (sender, received, key) VALUES (?, ?, ?)",
         sorted(
-            (m.sender.address, _iso(m.received), m.key) for m, _ in stored if m.sender.address
+            (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
         ),
     )
     if mark_dirty:
