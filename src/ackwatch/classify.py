@@ -263,7 +263,10 @@ def _auto_submitted_token(message: Message) -> str | None:
     return token or None
 
 
+@functools.lru_cache(maxsize=4096)
 def _ooo_subject(subject: str) -> bool:
+    """Whether a subject reads as an out-of-office reply (memoized: a thread's mails share
+    their subject, and classifying asks for every mail)."""
     return bool(_OOO_SUBJECT.match(subject[_LEADING_TAGS.match(subject).end() :]))
 
 

@@ -44,7 +44,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from . import classify as cls_mod
-from .calendar import clock_for
+from .calendar import Clock, clock_for
 from .config import Config, MailboxConfig, Policy
 from .message import Address, Message, evolve
 from .threads import assign_threads, gc_paused
@@ -110,6 +110,25 @@ def _policy_tz(policy: Policy, config: Config) -> ZoneInfo:
     return ZoneInfo(calendar.timezone if calendar is not None else config.timezone)
 
 
+_POLICY_CLOCKS: tuple[Config | None, dict[str, tuple[Policy, Clock, ZoneInfo]]] = (None, {})
+
+
+def _policy_clock(policy_name: str, config: Config) -> tuple[Policy, Clock, ZoneInfo]:
+    """The policy of that name, its clock and its timezone: asked for every item, kept
+    for the config last asked about (a `Config` is immutable; the reference to it keeps
+    its identity from being reused)."""
+    global _POLICY_CLOCKS
+    memo_config, answers = _POLICY_CLOCKS
+    if memo_config is not config:
+        answers = {}
+        _POLICY_CLOCKS = (config, answers)
+    hit = answers.get(policy_name)
+    if hit is None:
+        policy = _policy(policy_name, config)
+        hit = answers[policy_name] = (policy, clock_for(policy, config), _policy_tz(policy, config))
+    return hit
+
+
 def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> Deadlines:
     """Deadline, nudge and escalation instants of a client mail received at ``received``.
 
@@ -126,9 +145,7 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
     """
     if received.tzinfo is None or received.utcoffset() is None:
         raise ValueError(f"expected a timezone-aware datetime, got naive {received!r}")
-    policy = _policy(policy_name, config)
-    clock = clock_for(policy, config)
-    tz = _policy_tz(policy, config)
+    policy, clock, tz = _policy_clock(policy_name, config)
     # An INTERNALDATE in year 1 or 9999 (broken server or APPEND) would overflow the
     # datetime range on the clock; the deadlines of such a mail are computed from the
     # nearest instant of a sane range instead (the item keeps its real received time).

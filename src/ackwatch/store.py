@@ -216,9 +216,11 @@ class StoreError(Exception):
 def _iso(t: dt.datetime | None) -> str | None:
     if t is None:
         return None
-    if t.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return t.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    if t.tzinfo is not dt.UTC:
+        if t.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        t = t.astimezone(dt.UTC)
+    return t.isoformat(timespec="microseconds")
 
 
 _first = operator.itemgetter(0)
@@ -651,7 +653,7 @@ class Store:
     ) -> set[str]:
         """Keys of mail that came from a first-start history import (never nudged for),
         among ``keys`` and received at or after ``since`` when given."""
-        query = "SELECT DISTINCT key FROM messages WHERE initial = 1 AND received >= ?"
+        query = "SELECT key FROM messages WHERE initial = 1 AND received >= ?"  # a set: no DISTINCT
         args = (_iso(since) if since is not None else "",)
         if keys is None:
             return {r[0] for r in self._conn.execute(query, args)}
@@ -715,8 +717,17 @@ class Store:
         return {r[0] for r in self._conn.execute("SELECT key FROM dirty")}
 
     def keys_linked(self, links: Iterable[str]) -> set[str]:
-        """Keys of the stored mail that has any of ``links`` (`threads.link_values`)."""
-        return {r[0] for r in self._rows_in("SELECT key FROM links WHERE link IN ({})", (), links)}
+        """Keys of the stored mail that has any of ``links`` (`threads.link_values`).
+
+        A mail's own "id:<key>" is not in the links table (a quarter of its rows): the
+        messages table's key answers for it."""
+        links = set(links)
+        found = {r[0] for r in self._rows_in("SELECT key FROM links WHERE link IN ({})", (), links)}
+        ids = {v[3:] for v in links if v.startswith("id:")}
+        found.update(
+            r[0] for r in self._rows_in("SELECT DISTINCT key FROM messages WHERE key IN ({})", (), ids)
+        )
+        return found
 
     def thread_keys(self, keys: Iterable[str]) -> set[str]:
         """Every key of the threads (as last evaluated) that ``keys`` belong to."""
@@ -1364,7 +1375,8 @@ def _insert_links(
                 for r in variants
             )
         key = m.key
-        rows += [(v, key) for v in link_values(copies)]
+        own = "id:" + key  # not stored: `keys_linked` finds it as the mail's key
+        rows += [(v, key) for v in link_values(copies) if v != own]
     # In primary-key order: these tables are B-trees keyed by the row, and a batch
     # inserted in key order is appended page by page instead of touching pages at random
     # (4x faster for a first sync's links). The first column is order enough, and sorts
