@@ -751,6 +751,12 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
 
     Each mailbox is independent: one that cannot be reached is logged and recorded in
     the health table, and the others are still synced.
+
+    A mailbox's first watched folder (its inbox) is read on the connection `_each_mailbox`
+    opened, the others at the same time on a second one (the two connections a mailbox
+    may use; there is no IDLE here): the server searches and sends the sent folder while
+    the inbox is parsed. When the second connection cannot be opened, the other folders
+    are read on the first one after the inbox.
     """
     config = daemon.config
 
@@ -762,19 +768,44 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
     ) -> Iterator[Callable[[], None]]:
         cursors = daemon._cursors(mb.name)
         since = (now - config.sync.backfill).date()
-        for folder, role in folders:
 
-            def prepare(batch: Sequence[imap.FetchedMessage], folder=folder, role=role) -> None:
+        def read(c: imap.IMAPClient, folder: str, role: imap.FolderRole) -> Callable[[], None]:
+            def prepare(batch: Sequence[imap.FetchedMessage]) -> None:
                 with gc_paused():
                     daemon.store.prepare(mb.name, folder, role, batch)
 
             result = imap.sync_folder(
-                client, folder, role, cursors.get(folder), since=since,
+                c, folder, role, cursors.get(folder), since=since,
                 pending_uids=daemon.store_pending_uids(mb.name, folder),
                 batch_size=config.sync.batch_size, on_batch=prepare,
             )
             event = imap.FolderSyncEvent(mb.name, result)
-            yield lambda event=event: daemon.apply_event(event)
+            return lambda: daemon.apply_event(event)
+
+        def read_others() -> list[Callable[[], None]] | None:
+            try:
+                second = imap.connect(mb)
+            except imap.ImapError as exc:
+                log.info("second_connection_refused", mailbox=mb.name, error=str(exc))
+                return None
+            try:
+                return [read(second, folder, role) for folder, role in folders[1:]]
+            finally:
+                imap.logout(second)
+
+        if len(folders) < 2:
+            yield from (read(client, folder, role) for folder, role in folders)
+            return
+        with concurrent.futures.ThreadPoolExecutor(2, "ackwatch-sync-folder") as pool:
+            first = pool.submit(read, client, *folders[0])
+            others = pool.submit(read_others)
+            for done in concurrent.futures.as_completed((first, others)):
+                if done is first:  # each folder is written as soon as it is read
+                    yield first.result()
+                elif (steps := others.result()) is not None:
+                    yield from steps
+        if others.result() is None:
+            yield from (read(client, folder, role) for folder, role in folders[1:])
 
     return _each_mailbox(daemon, sync, failed_event="mailbox_sync_failed", record_health=True)
 

@@ -198,3 +198,43 @@ def test_answered_flag_set_later_on_a_follow_up_acknowledges_the_item(imap_serve
     imap_server.add_flags(user, "INBOX", follow_up, ["\\Answered"])  # replied from a phone
     assert ackwatch("run", "-c", str(cfg), "--once").returncode == 0
     assert json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout) == []
+
+
+@pytest.mark.parametrize("second_connection", ["allowed", "refused"])
+def test_sent_folder_read_beside_the_inbox_or_after_it_acknowledges_alike(
+    imap_server, tmp_path, monkeypatch, second_connection
+):
+    from ackwatch import imap, service
+    from ackwatch.config import load_config
+    from ackwatch.store import Store
+
+    user = imap_server.add_user()
+    t = NOW - dt.timedelta(hours=2)
+    for n, answered in ((1, True), (2, False)):
+        imap_server.append(user, "INBOX", make_message(
+            subject=f"Brief {n}", sender="eva@acme.example",
+            message_id=f"<brief-{n}@acme.example>"), internaldate=t)
+        if answered:
+            imap_server.append(user, "Sent", make_message(
+                subject=f"Re: Brief {n}", sender="anna@agency.example", to="eva@acme.example",
+                in_reply_to=f"<brief-{n}@acme.example>"), internaldate=t + dt.timedelta(minutes=5))
+    config = load_config(write_config(tmp_path, imap_server, {"anna": user}))
+    connect, opened = imap.connect, []
+
+    def counting_connect(mb, **kw):
+        opened.append(mb.name)
+        if second_connection == "refused" and len(opened) > 1:
+            raise imap.ImapError("too many connections")
+        return connect(mb, **kw)
+
+    monkeypatch.setattr(imap, "connect", counting_connect)
+    store = Store.open(config.state_dir)
+    try:
+        daemon = service.Daemon(config, store)
+        assert service.sync_once(daemon) == (["anna"], [])
+        daemon.step()
+        assert len(opened) == 2  # never more than two connections to a mailbox
+        assert [i.subject for i in store.items(state="pending")] == ["Brief 2"]
+        assert [i.subject for i in store.items(state="acknowledged")] == ["Brief 1"]
+    finally:
+        store.close()
