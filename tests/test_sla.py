@@ -12,6 +12,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ackwatch.classify import agency_identities
 from ackwatch.config import Absence, Config
@@ -31,6 +33,7 @@ from configfactory import (
     KASIA,
     PIOTR,
     POLICIES,
+    RETAINER_POLICY,
     make_account,
     make_config,
     make_mailbox,
@@ -767,3 +770,36 @@ def test_earlier_agency_mail_that_names_nothing_still_does_not_acknowledge():
                    received="2026-11-23T10:00:00+01:00")
     items = evaluate([earlier, client], config)
     assert [i.state for i in items] == ["pending"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    received=st.datetimes(min_value=dt.datetime(1890, 1, 1), max_value=dt.datetime(9100, 1, 1),
+                          timezones=st.sampled_from([dt.UTC, WAW, ZoneInfo("America/New_York")])),
+    window=st.timedeltas(min_value=dt.timedelta(minutes=1), max_value=dt.timedelta(days=10)),
+    nudge_before=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=11)),
+    escalate_after=st.one_of(st.none(), st.timedeltas(min_value=dt.timedelta(0),
+                                                      max_value=dt.timedelta(days=5))),
+    zone=st.sampled_from([None, "office"]),
+)
+def test_calendar_clock_deadlines_are_the_wall_clocks_own_arithmetic(
+    received, window, nudge_before, escalate_after, zone
+):
+    from ackwatch.calendar import clock_for
+
+    policy = dataclasses.replace(RETAINER_POLICY, window=window, nudge_before=nudge_before,
+                                 escalate_after=escalate_after, calendar=zone)
+    config = make_config(policies={**POLICIES, "retainer": policy})
+    got = deadlines_for(received, "retainer", config)
+    # What the clock's add/subtract make of it (the general path of `deadlines_for`).
+    clock, tz = clock_for(policy, config), WAW
+    at = min(max(received, dt.datetime(1900, 1, 1, tzinfo=dt.UTC)),
+             dt.datetime(9000, 1, 1, tzinfo=dt.UTC))
+    start, deadline = clock.add(at, dt.timedelta(0)), clock.add(at, window)
+    nudge = deadline if nudge_before <= dt.timedelta(0) else max(
+        clock.subtract(deadline, nudge_before), start)
+    escalate = (None if escalate_after is None else deadline
+                if escalate_after <= dt.timedelta(0) else clock.add(deadline, escalate_after))
+    assert got.deadline == deadline and got.deadline.utcoffset() == deadline.astimezone(tz).utcoffset()
+    assert got.nudge_at == nudge and got.escalate_at == escalate
+    assert got.deadline.tzinfo == tz and got.nudge_at.tzinfo == tz

@@ -44,7 +44,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from . import classify as cls_mod
-from .calendar import Clock, clock_for
+from .calendar import Clock, WallClock, clock_for
 from .config import Config, MailboxConfig, Policy
 from .message import Address, Message, evolve
 from .threads import assign_threads, gc_paused
@@ -150,6 +150,8 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
     # datetime range on the clock; the deadlines of such a mail are computed from the
     # nearest instant of a sane range instead (the item keeps its real received time).
     received = min(max(received, _EARLIEST), _LATEST)
+    if isinstance(clock, WallClock):
+        return _wall_deadlines(received, policy, tz)
     start = clock.add(received, _ZERO)
     deadline = clock.add(received, policy.window)
     if policy.nudge_before <= _ZERO:
@@ -162,6 +164,31 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
         escalate_at = deadline
     else:
         escalate_at = clock.add(deadline, policy.escalate_after)
+    return Deadlines(
+        policy=policy.name,
+        clock=policy.clock,
+        deadline=deadline.astimezone(tz),
+        nudge_at=nudge_at.astimezone(tz),
+        escalate_at=escalate_at.astimezone(tz) if escalate_at is not None else None,
+    )
+
+
+def _wall_deadlines(received: dt.datetime, policy: Policy, tz: ZoneInfo) -> Deadlines:
+    """`deadlines_for` on a `WallClock` (``clock: calendar``), in UTC arithmetic: what the
+    clock's ``add`` and ``subtract`` give, without converting each intermediate instant
+    to the timezone and back (a first sync computes this for every item)."""
+    start = received.astimezone(dt.UTC)
+    deadline = start + policy.window
+    if policy.nudge_before <= _ZERO:
+        nudge_at = deadline
+    else:
+        nudge_at = max(deadline - policy.nudge_before, start)
+    if policy.escalate_after is None:
+        escalate_at = None
+    elif policy.escalate_after <= _ZERO:
+        escalate_at = deadline
+    else:
+        escalate_at = deadline + policy.escalate_after
     return Deadlines(
         policy=policy.name,
         clock=policy.clock,
