@@ -164,6 +164,16 @@ def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> De
         escalate_at = deadline
     else:
         escalate_at = clock.add(deadline, policy.escalate_after)
+    return _in_zone(policy, tz, deadline, nudge_at, escalate_at)
+
+
+def _in_zone(
+    policy: Policy,
+    tz: ZoneInfo,
+    deadline: dt.datetime,
+    nudge_at: dt.datetime,
+    escalate_at: dt.datetime | None,
+) -> Deadlines:
     return Deadlines(
         policy=policy.name,
         clock=policy.clock,
@@ -189,13 +199,7 @@ def _wall_deadlines(received: dt.datetime, policy: Policy, tz: ZoneInfo) -> Dead
         escalate_at = deadline
     else:
         escalate_at = deadline + policy.escalate_after
-    return Deadlines(
-        policy=policy.name,
-        clock=policy.clock,
-        deadline=deadline.astimezone(tz),
-        nudge_at=nudge_at.astimezone(tz),
-        escalate_at=escalate_at.astimezone(tz) if escalate_at is not None else None,
-    )
+    return _in_zone(policy, tz, deadline, nudge_at, escalate_at)
 
 
 # --------------------------------------------------------------------------- responsibility
