@@ -57,7 +57,7 @@ _MEMO_SIZE = 65536  # answers kept per config and function (then that memo start
 
 class _ConfigMemo:
     """What is built once per config: the agency addresses, the form senders, and the
-    answers of `_per_address` functions.
+    answers of `per_config` functions.
 
     Classifying tens of thousands of mails asks the same questions about a few hundred
     addresses (agency side? which client? ignored?), each a scan over the config.
@@ -100,8 +100,9 @@ def _memo_of(config: Config) -> _ConfigMemo:
     return memo
 
 
-def _per_address(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T]:
-    """Memoize a pure function of (address, config) per config and address."""
+def per_config(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T]:
+    """Memoize a pure function of (a string, config) per config and string: an address
+    here, a policy name in `sla`."""
 
     @functools.wraps(compute)
     def remembered(address: str, config: Config) -> T:
@@ -137,7 +138,7 @@ def _domain_matches(domain: str, pattern: str) -> bool:
     return bool(pattern) and (domain == pattern or domain.endswith("." + pattern))
 
 
-@_per_address
+@per_config
 def is_agency_address(address: str, config: Config) -> bool:
     """Agency side: a domain of ``agency.domains`` (or a subdomain), an address of
     ``agency.addresses``, a watched mailbox's username or owner, or a configured account."""
@@ -209,7 +210,7 @@ def _match_rank(address: str, entry: str) -> tuple[int, int] | None:
     return None
 
 
-@_per_address
+@per_config
 def match_client(address: str, config: Config) -> Client | None:
     """The configured client for an address; the most specific entry wins (exact address >
     glob > longest domain), ties go to the client listed first."""
@@ -342,7 +343,7 @@ def _ignored(address: str, subject: str, config: Config) -> str | None:
     return None
 
 
-@_per_address
+@per_config
 def _ignored_sender(address: str, config: Config) -> bool:
     address = (address or "").lower()
     return bool(address) and any(

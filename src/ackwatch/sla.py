@@ -110,23 +110,11 @@ def _policy_tz(policy: Policy, config: Config) -> ZoneInfo:
     return ZoneInfo(calendar.timezone if calendar is not None else config.timezone)
 
 
-_POLICY_CLOCKS: tuple[Config | None, dict[str, tuple[Policy, Clock, ZoneInfo]]] = (None, {})
-
-
+@cls_mod.per_config
 def _policy_clock(policy_name: str, config: Config) -> tuple[Policy, Clock, ZoneInfo]:
-    """The policy of that name, its clock and its timezone: asked for every item, kept
-    for the config last asked about (a `Config` is immutable; the reference to it keeps
-    its identity from being reused)."""
-    global _POLICY_CLOCKS
-    memo_config, answers = _POLICY_CLOCKS
-    if memo_config is not config:
-        answers = {}
-        _POLICY_CLOCKS = (config, answers)
-    hit = answers.get(policy_name)
-    if hit is None:
-        policy = _policy(policy_name, config)
-        hit = answers[policy_name] = (policy, clock_for(policy, config), _policy_tz(policy, config))
-    return hit
+    """The policy of that name, its clock and its timezone (asked for every item)."""
+    policy = _policy(policy_name, config)
+    return policy, clock_for(policy, config), _policy_tz(policy, config)
 
 
 def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> Deadlines:
