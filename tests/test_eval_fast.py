@@ -459,6 +459,32 @@ def test_gc_paused_restores_the_collector(enabled):
         gc.enable() if was else gc.disable()
 
 
+def test_gc_paused_in_two_threads_resumes_the_collector_when_the_last_pause_ends():
+    """A sync's reader thread may end its pause while the main thread is in its own."""
+    import threading
+
+    was = gc.isenabled()
+    entered, leave = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with threads.gc_paused():
+            entered.set()
+            leave.wait(5)
+
+    try:
+        gc.enable()
+        t = threading.Thread(target=reader)
+        t.start()
+        entered.wait(5)
+        with threads.gc_paused():
+            leave.set()
+            t.join(5)
+            assert not gc.isenabled()  # the reader's pause ended, the main thread's did not
+        assert gc.isenabled()
+    finally:
+        gc.enable() if was else gc.disable()
+
+
 def test_gc_paused_moves_what_the_burst_left_to_the_oldest_generation_unscanned():
     was = gc.isenabled()
     try:

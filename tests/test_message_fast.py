@@ -827,3 +827,17 @@ def test_evolve_gives_what_dataclasses_replace_gives(path: Path):
         assert type(evolved) is message.Message
     with pytest.raises(TypeError, match="no_such_field"):
         message.evolve(m, no_such_field=1)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.stem)
+def test_the_slot_constructor_builds_what_the_dataclass_init_builds(path: Path):
+    m = parse_message(path.read_bytes(), **_location())  # type: ignore[arg-type]
+    values = [getattr(m, f.name) for f in dataclasses.fields(message.Message)]
+    built = message._construct_message(*values)
+    assert built == message.Message(*values)
+    assert type(built) is message.Message
+    assert [getattr(built, f.name) for f in dataclasses.fields(message.Message)] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.uid = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        message._construct_message(*values[:-1])  # every field must be given

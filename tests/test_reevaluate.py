@@ -74,6 +74,30 @@ def test_first_evaluation_is_full_then_only_the_touched_thread(daemon):
     assert {r.key for r in daemon.store.pending_items()} == {"<m2@x.example>", "<m3@x.example>"}
 
 
+def test_mail_stored_before_the_first_evaluation_gets_no_dirty_marks_and_is_all_evaluated(tmp_path):
+    """A first sync skips the dirty marks: its evaluation is a full one, also after a kill
+    between the store and the evaluation (a new process, the same state)."""
+    config = make_config(state_dir=tmp_path)
+    first = Store.open(tmp_path)
+    Daemon(config, first, now=lambda: NOW, reload=lambda: config).apply_event(
+        event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring campaign"),
+              mail(2, 2, subject="Brief for the autumn fair")))
+    assert first.dirty_keys() == set()
+    first.close()  # killed before evaluating
+
+    store = Store.open(tmp_path)
+    try:
+        restarted = Daemon(config, store, now=lambda: NOW, reload=lambda: config)
+        with capture_logs() as logs:
+            restarted.reevaluate()
+        assert [e["full"] for e in evaluations(logs)] == [True]
+        assert {r.key for r in store.pending_items()} == {"<m1@x.example>", "<m2@x.example>"}
+        restarted.apply_event(event("INBOX", "inbox", mail(3, 3, subject="Invoice question")))
+        assert store.dirty_keys() == {"<m3@x.example>"}  # evaluated once: marks again
+    finally:
+        store.close()
+
+
 def test_nothing_changed_means_nothing_is_loaded(daemon):
     daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote")))
     daemon.reevaluate()

@@ -299,6 +299,9 @@ class Daemon:
             initial=s.reset,
             dismiss_keyword=self.config.dismiss_keyword,
             now=now,
+            # Never evaluated (no threads yet): the next evaluation is a full one, and
+            # one that is killed before it is followed by a full one too.
+            mark_dirty=self.store.get_meta("threaded_with") is not None,
         )
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
@@ -771,14 +774,14 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
 
         def read(c: imap.IMAPClient, folder: str, role: imap.FolderRole) -> Callable[[], None]:
             def prepare(batch: Sequence[imap.FetchedMessage]) -> None:
-                with gc_paused():
-                    daemon.store.prepare(mb.name, folder, role, batch)
+                daemon.store.prepare(mb.name, folder, role, batch)
 
-            result = imap.sync_folder(
-                c, folder, role, cursors.get(folder), since=since,
-                pending_uids=daemon.store_pending_uids(mb.name, folder),
-                batch_size=config.sync.batch_size, on_batch=prepare,
-            )
+            with gc_paused():  # fetches and parses the folder's new mail: see there
+                result = imap.sync_folder(
+                    c, folder, role, cursors.get(folder), since=since,
+                    pending_uids=daemon.store_pending_uids(mb.name, folder),
+                    batch_size=config.sync.batch_size, on_batch=prepare,
+                )
             event = imap.FolderSyncEvent(mb.name, result)
             return lambda: daemon.apply_event(event)
 

@@ -473,12 +473,15 @@ class Store:
         initial: bool,
         dismiss_keyword: str,
         now: dt.datetime,
+        mark_dirty: bool = True,
     ) -> int:
         """Store one sync step of one folder atomically; returns the number of new copies.
 
         ``reset``: the folder was (re)scanned from scratch (first sync or UIDVALIDITY
         change): copies under an old UIDVALIDITY are forgotten. Items live on: they are
         keyed by Message-ID, so the same mail fetched again maps to the same item.
+        ``mark_dirty=False``: the new copies get no dirty marks, for a caller whose next
+        evaluation covers all the stored mail anyway (a state never evaluated).
         """
         now_s = _iso(now)
         dismiss = dismiss_keyword.lower()
@@ -537,7 +540,7 @@ class Store:
                 rows,
             )
             added = len(rows)
-            _insert_links(c, stored)
+            _insert_links(c, stored, mark_dirty=mark_dirty)
             for uid, flags in flag_updates:
                 flags_l = {f.lower() for f in flags}
                 c.execute(
