@@ -32,7 +32,7 @@ import structlog
 
 from .message import Message, evolve, parse_message
 from .sla import Item
-from .threads import link_values
+from .threads import component_batches, is_noise_link, link_values
 
 log = structlog.get_logger(__name__)
 
@@ -646,6 +646,18 @@ class Store:
             cache.clear()  # a full load: what it did not return is out of the window
         return out  # type: ignore[return-value]
 
+    def iter_messages(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[Message]:
+        """`load_messages` of ``keys``, a few hundred keys at a time: for a caller that
+        keeps less of each mail than the mail itself (`threads.assign_threads`)."""
+        chunk: list[str] = []
+        for key in keys:
+            chunk.append(key)
+            if len(chunk) == 500:
+                yield from self.load_messages(since, keys=chunk)
+                chunk = []
+        if chunk:
+            yield from self.load_messages(since, keys=chunk)
+
     def _rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[sqlite3.Row]:
@@ -697,6 +709,70 @@ class Store:
             done += len(rows)
             if progress is not None and rows:
                 progress(done)
+
+    def copies_since(self, since: dt.datetime) -> int:
+        """How many stored copies were received at or after ``since``."""
+        return self._conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE received >= ?", (_iso(since),)
+        ).fetchone()[0]
+
+    def linked_batches(
+        self, since: dt.datetime, noise: frozenset[str], max_keys: int
+    ) -> Iterator[set[str]]:
+        """The keys of the mail received at or after ``since``, in batches of whole link
+        components (`threads.component_batches`: keys joined by a chain of shared
+        `threads.link_values`, the values ``noise`` leaves out aside), of about
+        ``max_keys`` keys each.
+
+        Computed from the links table, not from parsed mail: the keys are numbered in a
+        temporary table and only integers are held here. `end_linked_batches` completes
+        the evaluation these batches were for.
+        """
+        c = self._conn
+        c.execute("DROP TABLE IF EXISTS temp.window_keys")
+        c.execute("CREATE TEMP TABLE window_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
+        c.execute("INSERT INTO temp.window_keys (id, key)"
+                  " SELECT NULL, key FROM messages WHERE received >= ? GROUP BY key",
+                  (_iso(since),))
+        n = c.execute("SELECT COALESCE(MAX(id), 0) FROM temp.window_keys").fetchone()[0]
+
+        def edges() -> Iterator[tuple[int, int]]:
+            rows = c.cursor()
+            rows.row_factory = None  # millions of rows: plain tuples
+            # Keys that share a link value (the links table is in link order).
+            rows.execute("SELECT l.link, w.id - 1 FROM links l"
+                         " JOIN temp.window_keys w ON w.key = l.key ORDER BY l.link")
+            link, first, skip = None, 0, False
+            for value, key_id in rows:
+                if value != link:
+                    link, first = value, key_id
+                    skip = is_noise_link(value, noise)
+                elif not skip:
+                    yield first, key_id
+            # A key and the stored mail it refers to ("id:<key>"; its own id is not stored).
+            rows.execute("SELECT w.id - 1, r.id - 1 FROM links l"
+                         " JOIN temp.window_keys w ON w.key = l.key"
+                         " JOIN temp.window_keys r ON r.key = substr(l.link, 4)"
+                         " WHERE l.link >= 'id:' AND l.link < 'id;'")
+            yield from rows
+
+        for batch in component_batches(n, edges(), max_keys):
+            yield {r[0] for r in self._rows_in(
+                "SELECT key FROM temp.window_keys WHERE id IN ({})", (), (i + 1 for i in batch))}
+
+    def end_linked_batches(self, meta: Mapping[str, str]) -> None:
+        """After every batch of `linked_batches` was evaluated (`sync_items` with each batch
+        as its scope): what `sync_items` without a scope does for the rest. Pending items of
+        mail no longer stored (or out of the window) are dropped; the threads and dirty
+        marks of such mail go; ``meta`` is recorded."""
+        with self._write() as c:
+            c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
+                      " AND key NOT IN (SELECT key FROM temp.window_keys)")
+            c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM temp.window_keys)")
+            c.execute("DELETE FROM dirty")
+            _set_meta(c, meta)
+        self._conn.execute("DROP TABLE temp.window_keys")
+        self._parsed.clear()  # as after a full load: what no batch returned is out of the window
 
     def threads_since(self, since: dt.datetime) -> list[str]:
         """The threads (as last evaluated) with mail received at or after ``since``."""

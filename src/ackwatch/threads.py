@@ -35,6 +35,7 @@ import gc
 import re
 import threading
 import unicodedata
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -308,7 +309,7 @@ class _Node:
 
     key: str
     received: dt.datetime
-    ids: AbstractSet[str]
+    ids: tuple[str, ...]  # each once; a tuple: 150 bytes less than a set, only iterated
     ti_roots: AbstractSet[str]
     gm_threads: AbstractSet[tuple[str, int]]
     subjects: AbstractSet[str]
@@ -318,7 +319,8 @@ class _Node:
     def absorb(self, other: _Node) -> None:
         """Add what another copy of the same key tells."""
         self.received = min(self.received, other.received)
-        self.ids = self.ids | other.ids
+        if other.ids:
+            self.ids = tuple(dict.fromkeys((*self.ids, *other.ids)))
         self.ti_roots = self.ti_roots | other.ti_roots
         self.gm_threads = self.gm_threads | other.gm_threads
         self.subjects = self.subjects | other.subjects
@@ -358,12 +360,24 @@ def _frozen(values: Iterable[_T]) -> AbstractSet[_T]:
     return found if found else _NOTHING
 
 
-def _node(m: Message, is_noise: Callable[[str], bool]) -> _Node:
-    """What one copy tells about its key."""
+def _shared(values: tuple[str, ...], memo: dict[tuple[str, ...], AbstractSet[str]]) -> AbstractSet[str]:
+    """``frozenset(values)``, one set for every node with the same values (a client and
+    a mailbox owner write to each other under a handful of subjects: a node's subject
+    and participant sets recur thousands of times, at over 200 bytes a set)."""
+    found = memo.get(values)
+    if found is None:
+        found = memo[values] = _frozen(values)
+    return found
+
+
+def _node(
+    m: Message, is_noise: Callable[[str], bool], memo: dict[tuple[str, ...], AbstractSet[str]]
+) -> _Node:
+    """What one copy tells about its key (``memo``: see `_shared`)."""
     ids = (
-        _frozen(i for i in (*m.in_reply_to, *m.references) if i != m.key)
+        tuple(dict.fromkeys(i for i in (*m.in_reply_to, *m.references) if i != m.key))
         if m.in_reply_to or m.references
-        else _NOTHING
+        else ()
     )
     root = thread_index_root(m.thread_index) if m.thread_index else None
     subject = _linking_subject(m.subject)
@@ -373,12 +387,12 @@ def _node(m: Message, is_noise: Callable[[str], bool]) -> _Node:
         ids=ids,
         ti_roots=_NOTHING if root is None else frozenset((root,)),
         gm_threads=_NOTHING if m.gm_thrid is None else frozenset(((m.mailbox, m.gm_thrid),)),
-        subjects=_NOTHING if subject is None else frozenset((subject,)),
-        participants=_frozen(
+        subjects=_NOTHING if subject is None else _shared((subject,), memo),
+        participants=_shared(tuple(
             a.address
             for a in (m.sender, *m.reply_to, *m.to, *m.cc)
             if a.address and not is_noise(a.address)
-        ),
+        ), memo),
         replyish=bool(
             m.in_reply_to
             or m.references
@@ -391,8 +405,9 @@ def _node(m: Message, is_noise: Callable[[str], bool]) -> _Node:
 def _nodes(messages: Iterable[Message], noise: frozenset[str]) -> dict[str, _Node]:
     nodes: dict[str, _Node] = {}
     is_noise = _noise_filter(noise)
+    memo: dict[tuple[str, ...], AbstractSet[str]] = {}
     for m in messages:
-        node = _node(m, is_noise)
+        node = _node(m, is_noise, memo)
         seen = nodes.get(m.key)
         if seen is None:
             nodes[m.key] = node
@@ -438,6 +453,59 @@ def link_values(copies: Iterable[Message], noise: frozenset[str] = frozenset()) 
         for p in participants:
             values.add(prefix + p)
     return frozenset(values)
+
+
+def is_noise_link(value: str, noise: frozenset[str]) -> bool:
+    """Whether a `link_values` value made with no noise is one that ``noise`` leaves out
+    (a subject with a participant in ``noise``): it cannot link two mails."""
+    return value.startswith("sp:") and _is_noise(value.rpartition(" ")[2], noise)
+
+
+def component_batches(
+    n: int, edges: Iterable[tuple[int, int]], max_size: int
+) -> list[array[int]]:
+    """Split the ids ``0 .. n-1`` into batches of whole components (ids joined by a chain
+    of ``edges``), each of at most ``max_size`` ids unless one component alone is larger.
+
+    Evaluating everything a batch at a time gives what evaluating it all at once gives
+    when the edges join every two mails `assign_threads` may put in one thread (shared
+    `link_values`): a thread never spans two components. Ids are integers in arrays, so
+    a year of mail (a million keys) costs some 16 MB here, not a dict of keys.
+    Batches come in the order of their first id; a batch's ids in increasing order.
+    """
+    parent = array("q", range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+    root = parent  # from here on, each id's root (the smallest id of its component)
+    size = array("q", bytes(8 * n))
+    for x in range(n):
+        r = root[x] = find(x)
+        size[r] += 1
+    batch_of = array("q", bytes(8 * n))  # of each root: its batch + 1
+    batches: list[array[int]] = []
+    fill = 0
+    for x in range(n):
+        r = root[x]
+        b = batch_of[r]
+        if not b:
+            if not batches or fill + size[r] > max_size:
+                batches.append(array("q"))
+                fill = 0
+            b = batch_of[r] = len(batches)
+            fill += size[r]
+        batches[b - 1].append(x)
+    return batches
 
 
 def _unlinked(nodes: Mapping[str, _Node], uf: _UnionFind) -> list[str]:
