@@ -1,6 +1,9 @@
 """The baseline for target 1: a bare imapclient script doing what ackwatch's first sync
 does on the wire (EXAMINE, UID SEARCH SINCE, UID FETCH of the same header fields in
 batches of 500) for INBOX and Sent, keeping the results in memory. No parsing, no state.
+The SEARCH is ackwatch's: ``YOUNGER n SINCE date`` where the server has WITHIN
+(`ackwatch.imap.backfill_criteria`, written out here so that this script imports no
+more of ackwatch than the header list).
 
     bare_sync.py HOST PORT USER PASSWORD SINCE(YYYY-MM-DD)
 """
@@ -8,6 +11,7 @@ batches of 500) for INBOX and Sent, keeping the results in memory. No parsing, n
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 
 from imapclient import IMAPClient
@@ -22,9 +26,16 @@ def main() -> None:
     c = IMAPClient(host, int(port), ssl=False)
     c.login(user, password)
     kept = []
+    day = dt.date.fromisoformat(since)
+    criteria: list[object] = ["SINCE", day]
+    if c.has_capability("WITHIN"):
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        margin = dt.timedelta(days=3)  # ackwatch.imap.YOUNGER_MARGIN
+        criteria = ["YOUNGER", math.ceil((dt.datetime.now(dt.UTC) - start + margin)
+                                         .total_seconds()), *criteria]
     for folder in ("INBOX", "Sent"):
         c.select_folder(folder, readonly=True)
-        uids = sorted(c.search(["SINCE", dt.date.fromisoformat(since)]))
+        uids = sorted(c.search(criteria))
         for i in range(0, len(uids), 500):
             kept.extend(c.fetch(uids[i : i + 500], items).items())
     c.logout()

@@ -58,13 +58,15 @@ def pct(values: list[float], p: float) -> float:
 
 
 class BenchDovecot(DovecotServer):
-    """The test fixture, with process limits raised for 200+ concurrent sessions."""
+    """The test fixture, with process limits raised for 200+ concurrent sessions, and
+    the imap process's memory limit (256 MB) for indexing a 1M-message Maildir (target 2
+    with `--growth-large 1m`)."""
 
     def _write_config(self) -> None:
         super()._write_config()
         with open(self.dir / "dovecot.conf", "a") as f:
             f.write("default_process_limit = 1000\ndefault_client_limit = 4000\n"
-                    "mail_max_userip_connections = 20\n")
+                    "mail_max_userip_connections = 20\ndefault_vsz_limit = 2G\n")
 
 
 def mail_owner() -> tuple[int, int] | None:
@@ -592,7 +594,8 @@ def _vm_hwm_mb() -> float:
 def mem_child(cfg: str, mode: str) -> None:
     """One daemon life in this process, on the synthesized state:
 
-    - "first": the first start (nothing evaluated yet): everything evaluated at once;
+    - "first": the first start (nothing evaluated yet): threads found anew, a batch of
+      link components at a time (as after `backfill` or a change of the agency addresses);
     - "config": a start after a config change that leaves threading as it was (a policy,
       an account): everything evaluated again, a batch of threads at a time;
     - "steady": a restart on an evaluated state, then new mail (replies to 200 open items
@@ -666,12 +669,13 @@ def target_memory(users: list[str], total: int, reuse: bool) -> dict:
         runs[mode] = json.loads(p.stdout.decode().strip().splitlines()[-1])
         log(f"t6 {mode}: {runs[mode]}")
     r = runs["steady"]
+    peak = max(run["peak_rss_mb"] for run in runs.values())
     return result(
         f"6 memory ({len(users)} mailboxes, {r['messages']} messages in the state)",
-        f"peak RSS {r['peak_rss_mb']:.0f} MB (restart + 400 new mails); after a config "
-        f"change {runs['config']['peak_rss_mb']:.0f} MB; first start "
+        f"peak RSS {peak:.0f} MB: restart + 400 new mails {r['peak_rss_mb']:.0f} MB, after "
+        f"a config change {runs['config']['peak_rss_mb']:.0f} MB, first start "
         f"{runs['first']['peak_rss_mb']:.0f} MB",
-        r["peak_rss_mb"] <= 150, "<= 150 MB", **runs)
+        peak <= 150, "<= 150 MB in each", **runs)
 
 
 # =========================================================================== 7 report/status

@@ -9,8 +9,10 @@ promise keeper; never called with ``promise.enabled: false``).
 
 Sync per folder (`sync_folder`):
 
-* first sync or UIDVALIDITY change: ``UID SEARCH SINCE <backfill date>``, then fetch the
-  hits in batches; the cursor jumps to ``UIDNEXT - 1`` so older mail is never read;
+* first sync or UIDVALIDITY change: ``UID SEARCH SINCE <backfill date>`` (after a
+  cheaper, looser ``YOUNGER`` where the server has WITHIN: `backfill_criteria`), then
+  fetch the hits in batches; the cursor jumps to ``UIDNEXT - 1`` so older mail is never
+  read;
 * afterwards ``UID FETCH <last+1>:*`` filtered by ``uid > last`` (servers answer
   ``n:*`` with the last message even when n is past every UID);
 * flags of still-pending messages: ``UID FETCH <pending> (FLAGS) (CHANGEDSINCE m)`` with
@@ -60,6 +62,7 @@ Resolver = Callable[["SecretRef"], str]
 
 IDLE_RENEW_SECONDS = 10 * 60  # well before the 29 minutes of RFC 2177 and most NAT boxes
 IDLE_SAFETY_POLLS = 30  # re-check the IDLE folder with one EXAMINE every this many polls
+YOUNGER_MARGIN = dt.timedelta(days=3)  # `backfill_criteria`: time zones, a server's clock
 
 SENT_FOLDER_NAMES: tuple[str, ...] = (
     "Sent",
@@ -683,6 +686,27 @@ def _messages(
     return out
 
 
+def backfill_criteria(
+    client: IMAPClient, since: dt.date, now: dt.datetime | None = None
+) -> list[object]:
+    """The first sync's SEARCH: ``SINCE <since>``, after ``YOUNGER <n>`` where the server
+    has WITHIN (RFC 5032), n reaching `YOUNGER_MARGIN` further back than the start of
+    ``since``: the answer is that of SINCE alone (what is SINCE is YOUNGER too, mail
+    dated in the future included), only quicker.
+
+    Dovecot evaluates SINCE by turning each message's date into a day (4 us a message,
+    4 s in a folder of a million) and YOUNGER as one comparison (0.5 us), and tries the
+    second criterion only on what passed the first: the search follows the folder's size
+    five times less steeply (bench target 2). ``now``: the clock (tests).
+    """
+    if not client.has_capability("WITHIN"):
+        return ["SINCE", since]
+    now = now if now is not None else dt.datetime.now(dt.UTC)
+    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+    seconds = math.ceil((now - start + YOUNGER_MARGIN).total_seconds())
+    return ["YOUNGER", max(seconds, 1), "SINCE", since]
+
+
 def sync_folder(
     client: IMAPClient,
     folder: str,
@@ -706,7 +730,7 @@ def sync_folder(
     reset = cursor is None or cursor.uidvalidity != uidvalidity
 
     if reset:
-        uids = client.search(["SINCE", since])
+        uids = client.search(backfill_criteria(client, since))
         new = _fetch_new(client, [int(u) for u in uids], batch_size, items, on_batch)
         last = max([0, *(int(u) for u in uids)])
         if uidnext is not None:

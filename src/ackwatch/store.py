@@ -996,7 +996,9 @@ class Store:
         lists.
         """
         if stored:
-            return self._conn.execute(
+            raw = self._conn.cursor()
+            raw.row_factory = None  # plain tuples: a `sqlite3.Row` a row costs 15 % of a year
+            return raw.execute(
                 "SELECT account, client, client_address, policy, clock, received, deadline,"
                 " CASE WHEN state = 'acknowledged' AND ack_at != '' THEN ack_at END,"
                 " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"

@@ -28,6 +28,7 @@ from ackwatch.imap import (
     MailboxWatcher,
     _raw_uid_fetch,
     _to_message,
+    backfill_criteria,
     connect,
     discover_folders,
     folder_changed,
@@ -190,6 +191,34 @@ def test_initial_sync_fetches_only_mail_since_backfill(imap_server, imap_user, c
     again = sync_folder(client, "INBOX", "inbox", result.cursor, since=SINCE, pending_uids=())
     assert not again.reset and again.new_messages == ()
     assert again.cursor.last_uid == result.cursor.last_uid
+
+
+def test_backfill_search_finds_exactly_what_since_finds(imap_server, imap_user, client):
+    """Where the server has WITHIN, a looser YOUNGER goes first (cheaper on Dovecot); the
+    hits are those of SINCE alone, at the edges of the day and for mail dated ahead."""
+    start = dt.datetime.combine(SINCE, dt.time(), tzinfo=dt.UTC)
+    uids = [
+        _append(imap_server, imap_user, internaldate=when)
+        for when in (
+            NOW - dt.timedelta(days=30),
+            start - dt.timedelta(days=1),
+            start - dt.timedelta(seconds=1),
+            start,
+            start + dt.timedelta(hours=23, minutes=59),
+            NOW,
+            NOW + dt.timedelta(days=2),  # a sender's clock (or a server's) ahead
+        )
+    ]
+    client.select_folder("INBOX", readonly=True)
+    criteria = backfill_criteria(client, SINCE)
+    assert ("YOUNGER" in criteria) == client.has_capability("WITHIN")
+    found = sorted(int(u) for u in client.search(criteria))
+    assert found == sorted(int(u) for u in client.search(["SINCE", SINCE]))
+    assert set(uids[-4:]) <= set(found) and uids[0] not in found
+    # A clock a day behind or ahead of the server's changes nothing.
+    for skew in (dt.timedelta(days=-1), dt.timedelta(days=1)):
+        skewed = backfill_criteria(client, SINCE, now=dt.datetime.now(dt.UTC) + skew)
+        assert sorted(int(u) for u in client.search(skewed)) == found
 
 
 def test_incremental_sync_picks_up_exactly_the_new_mail(imap_server, imap_user, client):
