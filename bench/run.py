@@ -764,7 +764,7 @@ def compile_bytecode() -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description="ackwatch benchmarks (see bench/README.md)")
     ap.add_argument("--targets", default="1,2,3,4,5,6,7", help="comma list of 1..7")
-    ap.add_argument("--growth-large", choices=["100k", "1m"], default="100k",
+    ap.add_argument("--growth-large", choices=["100k", "1m"], default="1m",
                     help="the large folder of target 2 (1m: ~1M files, long to generate)")
     ap.add_argument("--idle-minutes", type=float, default=10.0, help="target 3 (as specified: 10)")
     ap.add_argument("--idle-mailboxes", type=int, default=200)
