@@ -352,3 +352,33 @@ def test_prepared_parses_are_what_storing_would_parse(tmp_path):
     assert got[1].answered_at == T0 and got[2].dismissed_at == T0
     assert ("anna", "INBOX") not in s._prepared  # used up by the sync
     s.close()
+
+
+def test_item_records_are_what_their_init_builds(store):
+    """`Store.items` builds records without the frozen ``__init__``: equal, equally
+    hashable and as frozen as the ones ``ItemRecord(...)`` makes from the same row."""
+    import dataclasses
+
+    from ackwatch.store import ItemRecord
+
+    store.sync_items([
+        item("<a@client.example>"),
+        item("<b@client.example>", ack=Ack("<r@agency.example>", T0 + H, "reply",
+                                          "anna@agency.example")),
+    ], now=T0, initial_keys=set())
+    got = store.items()
+    rows = store._conn.execute("SELECT * FROM items ORDER BY received, key").fetchall()
+    names = [f.name for f in dataclasses.fields(ItemRecord)]
+    times = {"received", "deadline", "nudge_at", "escalate_at", "ack_at", "first_seen"}
+    want = [
+        ItemRecord(**{
+            n: (tuple(__import__("json").loads(r[n])) if n == "mailboxes"
+                else dt.datetime.fromisoformat(r[n]) if n in times and r[n] else r[n])
+            for n in names
+        })
+        for r in rows
+    ]
+    assert got == want and [hash(r) for r in got] == [hash(r) for r in want]
+    assert got[1].ack_at == T0 + H and got[1].escalate_at is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got[0].state = "dropped"  # type: ignore[misc]

@@ -417,8 +417,11 @@ def _load_text(text: str, file: Path, environ: Mapping[str, str]) -> Config:
 # --------------------------------------------------------------------------- YAML
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that remembers duplicate mapping keys (PyYAML silently keeps the last)."""
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader that remembers duplicate mapping keys (PyYAML silently keeps the last).
+
+    libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 0.6 s
+    of `ackwatch status` to read a config of 200 mailboxes (bench target 7b)."""
 
     def __init__(self, stream: str):
         super().__init__(stream)

@@ -309,7 +309,7 @@ class _Node:
 
     key: str
     received: dt.datetime
-    ids: tuple[str, ...]  # each once; a tuple: 150 bytes less than a set, only iterated
+    ids: tuple[str, ...]  # a tuple, 150 bytes less than a set: only ever iterated
     ti_roots: AbstractSet[str]
     gm_threads: AbstractSet[tuple[str, int]]
     subjects: AbstractSet[str]
@@ -319,7 +319,7 @@ class _Node:
     def absorb(self, other: _Node) -> None:
         """Add what another copy of the same key tells."""
         self.received = min(self.received, other.received)
-        if other.ids:
+        if other.ids:  # each id once: a mail copied to 200 mailboxes has 200 copies
             self.ids = tuple(dict.fromkeys((*self.ids, *other.ids)))
         self.ti_roots = self.ti_roots | other.ti_roots
         self.gm_threads = self.gm_threads | other.gm_threads
@@ -374,11 +374,11 @@ def _node(
     m: Message, is_noise: Callable[[str], bool], memo: dict[tuple[str, ...], AbstractSet[str]]
 ) -> _Node:
     """What one copy tells about its key (``memo``: see `_shared`)."""
-    ids = (
-        tuple(dict.fromkeys(i for i in (*m.in_reply_to, *m.references) if i != m.key))
-        if m.in_reply_to or m.references
-        else ()
-    )
+    ids: tuple[str, ...] = ()
+    if m.in_reply_to or m.references:
+        ids = (*m.in_reply_to, *m.references)  # a repeated id only repeats a union
+        if m.key in ids:
+            ids = tuple([i for i in ids if i != m.key])
     root = thread_index_root(m.thread_index) if m.thread_index else None
     subject = _linking_subject(m.subject)
     return _Node(
@@ -388,11 +388,11 @@ def _node(
         ti_roots=_NOTHING if root is None else frozenset((root,)),
         gm_threads=_NOTHING if m.gm_thrid is None else frozenset(((m.mailbox, m.gm_thrid),)),
         subjects=_NOTHING if subject is None else _shared((subject,), memo),
-        participants=_shared(tuple(
+        participants=_shared(tuple([
             a.address
             for a in (m.sender, *m.reply_to, *m.to, *m.cc)
             if a.address and not is_noise(a.address)
-        ), memo),
+        ]), memo),
         replyish=bool(
             m.in_reply_to
             or m.references
