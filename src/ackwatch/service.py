@@ -406,7 +406,7 @@ class Daemon:
         batches = threaded = 0
         for keys in self.store.linked_batches(since, noise, LINKED_BATCH_KEYS):
             parts = [keys] if len(keys) <= LINKED_BATCH_KEYS else self._thread_batches(since, keys)
-            threaded += len(parts) > 1
+            threaded += len(keys) > LINKED_BATCH_KEYS
             for part in parts:
                 self._evaluate(since, now, part, part_of_all=True)
                 self._feed_watchdog()
