@@ -27,14 +27,9 @@ from ackwatch.service import Daemon
 from ackwatch.store import Store
 from ackwatch.threads import component_batches, is_noise_link
 from configfactory import make_config
+from test_scope import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 
-T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(days=41)
-
-JAN = "Jan Kowalski <jan.kowalski@acme.example>"
-MARTA = "Marta Zielinska <marta.zielinska@globex.example>"
-ANNA = "Anna Nowak <anna@agency.example>"
-PIOTR = "Piotr Wisniewski <piotr@agency.example>"
 AGENCY = (ANNA, PIOTR)
 
 
@@ -102,17 +97,6 @@ def test_a_subject_link_through_an_agency_address_is_noise():
 
 # ----------------------------------------------------------------- the daemon, both ways
 
-_spec = st.tuples(
-    st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", "<f@x>", None, "auto"]),
-    st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),
-    st.sampled_from(["Quote", "Re: Quote", "RE: Other", "Other", "Fwd: Quote", "hi"]),
-    st.sampled_from([JAN, MARTA, ANNA, PIOTR]),  # sender
-    st.integers(min_value=0, max_value=40 * 24),  # hours after T0
-    st.sampled_from([None, 1, 2]),  # X-GM-THRID
-    st.sampled_from([(), ("\\Answered",), ("$Ackwatch-Done",)]),
-    st.sampled_from(["anna", "piotr"]),  # mailbox
-)
-
 
 def _fetched(spec: tuple, uid: int) -> tuple[str, str, imap.FetchedMessage]:
     mid, refs, subject, sender, hours, thrid, flags, mailbox = spec
@@ -171,7 +155,7 @@ def _forget_threads(d: Daemon) -> None:
 
 @settings(max_examples=120, deadline=None)
 @given(
-    st.lists(_spec, min_size=1, max_size=18),
+    st.lists(MAIL_SPEC, min_size=1, max_size=18),
     st.sets(st.integers(min_value=0, max_value=17)),
     st.integers(min_value=1, max_value=4),
 )

@@ -86,7 +86,8 @@ class _FullDaemon:
         _apply(self.items, found, None)
 
 
-_spec = st.tuples(
+# One mail, as `_message` (and tests/test_linked_batches.py) build it.
+MAIL_SPEC = st.tuples(
     st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", None, "auto"]),  # id
     st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),
     st.sampled_from(["Quote", "Re: Quote", "RE: Other", "Other", "Fwd: Quote", "hi"]),
@@ -122,7 +123,7 @@ def _message(spec: tuple, uid: int) -> Message:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(_spec, min_size=1, max_size=4), min_size=1, max_size=6))
+@given(st.lists(st.lists(MAIL_SPEC, min_size=1, max_size=4), min_size=1, max_size=6))
 def test_scoped_reevaluation_finds_the_same_items_as_a_full_one(batches):
     scoped, full = _ScopedDaemon(), _FullDaemon()
     uid = 0
