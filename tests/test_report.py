@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import re
+import sqlite3
 import unicodedata
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -267,10 +268,10 @@ def stored_rows(items, since, until):
     """``items`` as `Store.report_rows(..., stored=True)` yields them."""
     kept = sorted((i for i in items if since <= i.received < until and not i.dropped),
                   key=lambda i: i.received)
-    text = report_module.stored_time
+    us = report_module.epoch_us
     return [
-        (i.account, i.client, i.client_address, i.policy, i.clock, text(i.received),
-         text(i.deadline), None if i.ack_at is None else text(i.ack_at),
+        (json.dumps([i.account, i.client, i.client_address, i.policy, i.clock]),
+         us(i.received), us(i.deadline), None if i.ack_at is None else us(i.ack_at),
          None if i.ack_at is not None and i.ack_at <= i.deadline else i.subject)
         for i in kept
     ]
@@ -530,3 +531,21 @@ def test_report_is_pure_core():
     assert imported.isdisjoint({"store", "service", "cli", "imap", "notify", "secrets",
                                 "sqlite3", "os", "time", "pathlib", "subprocess"})
     assert not re.search(r"\.now\(|\.today\(|\bopen\(|time\.time", source)
+
+
+_SQL = sqlite3.connect(":memory:")
+
+
+@settings(max_examples=500, deadline=None)
+@given(t=st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2300, 1, 1),
+                      timezones=st.sampled_from([dt.UTC, WAW])))
+def test_store_microseconds_are_the_exact_instant(t):
+    """The store's generated ``*_us`` columns (schema 5) give `epoch_us` of the stored
+    text, to the microsecond, before 1970 too; `from_epoch_us` gives the instant back."""
+    from ackwatch.store import _US, _iso
+
+    (us,) = _SQL.execute("SELECT " + _US.format("?1"), (_iso(t),)).fetchone()
+    assert us == report_module.epoch_us(t)
+    assert report_module.from_epoch_us(us) == t.astimezone(dt.UTC)  # (a gap time: ==)
+    assert report_module.from_epoch_us(us).tzinfo is dt.UTC
+    assert us / 1_000_000 == t.timestamp()

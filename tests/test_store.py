@@ -382,3 +382,85 @@ def test_item_records_are_what_their_init_builds(store):
     assert got[1].ack_at == T0 + H and got[1].escalate_at is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         got[0].state = "dropped"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- schema 5: times as microseconds
+
+
+def _state_of_schema(tmp_path, version: int) -> None:
+    from ackwatch import store as store_mod
+
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
+_V4_ITEM = (
+    "INSERT INTO items (key, thread, client_address, client, subject, received, mailboxes,"
+    " account, policy, clock, deadline, nudge_at, state, ack_at, first_seen)"
+    " VALUES (?, 't', 'c@client.example', ?, 's', ?, '[\"anna\"]', ?, 'default', 'business',"
+    " ?, ?, ?, ?, ?)"
+)
+
+
+def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(tmp_path):
+    """Migration 5 rebuilds `items` with generated microsecond columns: every row and
+    rowid kept (ties of received time keep their order), the new columns exactly the
+    instants of the text; a state of schema 4 opened read-only (not migrated) reads the
+    same report rows, converted as they are read."""
+    from ackwatch import report
+    from ackwatch.store import _iso
+
+    _state_of_schema(tmp_path, 4)
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    times = [T0, T0 - dt.timedelta(microseconds=1), T0 + dt.timedelta(microseconds=999_999),
+             dt.datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=dt.UTC), T0, T0]
+    for n, t in enumerate(times):
+        ack = [None, "", _iso(t + H), _iso(t + 3 * H)][n % 4]
+        state = "pending" if ack is None else "acknowledged"
+        conn.execute(_V4_ITEM, (f"<k{5 - n}@x>", [None, "Acme"][n % 2], _iso(t),
+                                [None, "anna@agency.example"][n % 2], _iso(t + 2 * H),
+                                _iso(t + H), state, ack, _iso(T0)))
+    conn.commit()
+    before = conn.execute("SELECT rowid, * FROM items ORDER BY rowid").fetchall()
+    conn.close()
+    since, until = T0 - 400 * 24 * H * 365, T0 + 24 * H
+    old = Store.open(tmp_path, readonly=True)
+    rows_of_v4 = list(old.report_rows(since, until, stored=True))
+    old.close()
+
+    s = Store.open(tmp_path)
+    columns = [r[1] for r in s._conn.execute("PRAGMA table_xinfo(items)")]
+    raw = s._conn.cursor()
+    raw.row_factory = None
+    after = raw.execute(
+        "SELECT rowid, " + ", ".join(columns[:-3]) + " FROM items ORDER BY rowid").fetchall()
+    assert after == before
+    for received, deadline, ack_at, received_us, deadline_us, ack_us in raw.execute(
+        "SELECT received, deadline, ack_at, received_us, deadline_us, ack_us FROM items"
+    ):
+        assert received_us == report.epoch_us(dt.datetime.fromisoformat(received))
+        assert deadline_us == report.epoch_us(dt.datetime.fromisoformat(deadline))
+        assert ack_us == (report.epoch_us(dt.datetime.fromisoformat(ack_at)) if ack_at else None)
+    rows_of_v5 = list(s.report_rows(since, until, stored=True))
+    assert rows_of_v5 == rows_of_v4 and len(rows_of_v5) == len(times)
+    assert [r[1] for r in rows_of_v5] == sorted(report.epoch_us(t) for t in times)
+    assert s.integrity_check() == "ok"
+    s.close()
+
+
+def test_items_written_get_their_microseconds(store):
+    from ackwatch import report
+
+    acked = item("<m2@client.example>", ack=Ack("r", T0 + H, "reply", "anna@agency.example"))
+    store.sync_items([item("<m1@client.example>"), acked], now=T0, initial_keys=set())
+    rows = {r[0]: r[1:] for r in store._conn.execute(
+        "SELECT key, received_us, deadline_us, ack_us FROM items")}
+    us = report.epoch_us
+    assert rows == {"<m1@client.example>": (us(T0), us(T0 + 90 * dt.timedelta(minutes=1)), None),
+                    "<m2@client.example>": (us(T0), us(T0 + 90 * dt.timedelta(minutes=1)),
+                                            us(T0 + H))}

@@ -42,6 +42,21 @@ T = TypeVar("T")
 DB_NAME = "ackwatch.sqlite3"
 MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
 
+# A stored time (`_iso`: ISO 8601 in UTC with microseconds, "2026-11-16T09:50:00.123456+00:00")
+# as integer microseconds since the epoch, in SQL: exact (whole seconds from strftime, the
+# six digits added), what `(t - epoch) // timedelta(microseconds=1)` gives in Python.
+_US = ("CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
+       " + CAST(substr({0}, 21, 6) AS INTEGER)")
+_ACK_US = "CASE WHEN ack_at IS NOT NULL AND ack_at != '' THEN " + _US.format("ack_at") + " END"
+
+# The columns of `items` up to schema 4 (migration 5 copies them).
+_ITEMS_V4 = (
+    "key, thread, message_id, client_address, client, subject, received, mailboxes, account,"
+    " policy, clock, deadline, nudge_at, escalate_at, state, ack_key, ack_at, ack_kind,"
+    " ack_by, follow_ups, first_seen, nudge_done, escalation_done, nudge_outbox,"
+    " escalation_outbox"
+)
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
     """
@@ -204,6 +219,50 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     INSERT INTO meta (name, value)
         SELECT 'links_after_rowid', '0' WHERE EXISTS (SELECT 1 FROM messages);
+    """,
+    # 5: an item's times also as integer microseconds since the epoch (issue 7, target 7a:
+    # `ackwatch report` over a year reads them instead of parsing a million ISO strings
+    # twice). Generated STORED columns: SQLite computes them on every write, so no writer
+    # changes and no way for them to disagree with the text; STORED (not VIRTUAL) so that
+    # reading them costs nothing. SQLite cannot add a STORED column to a table, so `items`
+    # is rebuilt, rowids kept (ties of received time stay in the order they had).
+    """
+    CREATE TABLE items_v5 (
+        key TEXT PRIMARY KEY,
+        thread TEXT NOT NULL,
+        message_id TEXT,
+        client_address TEXT NOT NULL,
+        client TEXT,
+        subject TEXT NOT NULL,
+        received TEXT NOT NULL,
+        mailboxes TEXT NOT NULL,
+        account TEXT,
+        policy TEXT NOT NULL,
+        clock TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        nudge_at TEXT NOT NULL,
+        escalate_at TEXT,
+        state TEXT NOT NULL,
+        ack_key TEXT,
+        ack_at TEXT,
+        ack_kind TEXT,
+        ack_by TEXT,
+        follow_ups INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        nudge_done TEXT,
+        escalation_done TEXT,
+        nudge_outbox INTEGER,
+        escalation_outbox INTEGER,
+        received_us INTEGER GENERATED ALWAYS AS (""" + _US.format("received") + """) STORED,
+        deadline_us INTEGER GENERATED ALWAYS AS (""" + _US.format("deadline") + """) STORED,
+        ack_us INTEGER GENERATED ALWAYS AS (""" + _ACK_US + """) STORED
+    );
+    INSERT INTO items_v5 (rowid, """ + _ITEMS_V4 + """)
+        SELECT rowid, """ + _ITEMS_V4 + """ FROM items ORDER BY rowid;
+    DROP TABLE items;
+    ALTER TABLE items_v5 RENAME TO items;
+    CREATE INDEX items_state ON items (state);
+    CREATE INDEX items_received ON items (received);
     """,
 )
 
@@ -991,19 +1050,27 @@ class Store:
         index's order: ties are left as SQLite finds them).
 
         ``stored``: instead, an iterator over the raw rows (read it before closing the
-        store; ``make`` is not used) ``(account, client, client_address, policy, clock,
-        received, deadline, ack_at or None, subject)`` with the times as stored (ISO 8601 in
-        UTC, microseconds: they compare as strings), dropped items left out and ``subject``
-        None where the item was acknowledged by its deadline (never a breach): what
-        `report.compute_stored` takes, without a Python object per row or subjects nobody
-        lists.
+        store; ``make`` is not used) ``(group, received, deadline, ack_at or None,
+        subject)``: ``group`` the JSON array ``[account, client, client_address, policy,
+        clock]`` (one string a row instead of five, decoded once per distinct value), the
+        times as integer microseconds since the epoch (schema 5's generated columns),
+        dropped items left out and ``subject`` None where the item was acknowledged by its
+        deadline (never a breach): what `report.compute_stored` takes, without a Python
+        object per row, an ISO string parsed or a subject nobody lists. A state of an older
+        schema (opened read-only, so not migrated) gets the same rows, its times converted
+        by SQLite as it reads them (slower).
         """
         if stored:
             raw = self._conn.cursor()
             raw.row_factory = None  # plain tuples: a `sqlite3.Row` a row costs 15 % of a year
+            if self._has_us_columns():
+                received, deadline, ack = "received_us", "deadline_us", "ack_us"
+            else:
+                received, deadline, ack = _US.format("received"), _US.format("deadline"), _ACK_US
             return raw.execute(
-                "SELECT account, client, client_address, policy, clock, received, deadline,"
-                " CASE WHEN state = 'acknowledged' AND ack_at != '' THEN ack_at END,"
+                "SELECT json_array(account, client, client_address, policy, clock),"
+                f" {received}, {deadline},"
+                f" CASE WHEN state = 'acknowledged' THEN {ack} END,"
                 " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"
                 " OR ack_at > deadline THEN subject END"
                 " FROM items WHERE received >= ? AND received < ? AND state != 'dropped'"
@@ -1023,6 +1090,11 @@ class Store:
                  dropped == 1)
             for k, c, ca, a, subj, r, d, ack, p, clk, dropped in rows
         ]
+
+    def _has_us_columns(self) -> bool:
+        """Whether `items` has schema 5's microsecond columns (a read-only open of an
+        older state is not migrated)."""
+        return self._conn.execute("PRAGMA user_version").fetchone()[0] >= 5
 
     def oldest_pending_received(self) -> dt.datetime | None:
         row = self._conn.execute(

@@ -21,7 +21,7 @@ from tests.integration.test_report_cli import write_config
 from ackwatch import report
 from ackwatch.config import load_config
 from ackwatch.sla import Ack, Deadlines, Item
-from ackwatch.store import Store, _iso
+from ackwatch.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -109,9 +109,11 @@ def test_stored_rows_are_store_text_without_unneeded_subjects(config):
     counted = [i for i in full if not i.dropped]
     assert len(rows) == len(counted) and len(full) > len(counted)
     for row, i in zip(rows, counted, strict=True):
-        assert row[5] == _iso(i.received) == report.stored_time(i.received)
+        assert json.loads(row[0]) == [i.account, i.client, i.client_address, i.policy, i.clock]
+        assert row[1:4] == (report.epoch_us(i.received), report.epoch_us(i.deadline),
+                            None if i.ack_at is None else report.epoch_us(i.ack_at))
         in_time = i.ack_at is not None and i.ack_at <= i.deadline
-        assert row[8] == (None if in_time else i.subject)
+        assert row[4] == (None if in_time else i.subject)
 
 
 def test_cli_json_matches_the_stored_items(config):
