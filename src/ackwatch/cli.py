@@ -252,6 +252,17 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _enable_stack_dumps(on_demand: int) -> None:
+    """Every thread's stack to stderr (journald) when the daemon hangs: on a fatal signal,
+    SIGABRT included (what systemd sends when the watchdog is not fed), and on
+    ``on_demand`` (SIGUSR1: ``systemctl kill -s USR1 ackwatch``) without stopping it.
+    Only file names, lines and function names are written: no values, so no secret."""
+    import faulthandler
+
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(on_demand, all_threads=True, chain=False)
+
+
 @command("run", "watch the mailboxes and send nudges and escalations (the daemon)", _run_arguments)
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
@@ -283,6 +294,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
         signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+        _enable_stack_dumps(signal.SIGUSR1)
         daemon.run()
         return EX_OK
     except StoreError as exc:

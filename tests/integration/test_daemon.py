@@ -641,6 +641,23 @@ def test_sigterm_exits_0_within_10_seconds(dovecot, tmp_path, sink, ackwatch):
     assert d.events("daemon_stopping")
 
 
+def test_sigusr1_dumps_every_threads_stack_and_the_daemon_goes_on(dovecot, tmp_path, sink,
+                                                                     ackwatch):
+    """Where a hung daemon hangs, without stopping it (and on systemd's watchdog SIGABRT):
+    file, line and function of each thread, no value (no secret) in it."""
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    d = started(ackwatch, cfg)
+    d.signal(signal.SIGUSR1)
+    dump = wait_for(lambda: "Current thread" in d.text() and d.text(), 10, "the stack dump")
+    assert dump.count("Thread 0x") >= 2 and 'File "' in dump and "in run" in dump
+    assert dovecot.password(user) not in dump
+    mid = "<after-the-dump@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Still watching", mid))
+    d.wait_item(mid)
+    assert d.stop() == 0
+
+
 # --------------------------------------------------------------------------- mailboxes
 
 
