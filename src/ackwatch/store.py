@@ -45,6 +45,8 @@ MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a
 # A stored time (`_iso`: ISO 8601 in UTC with microseconds, "2026-11-16T09:50:00.123456+00:00")
 # as integer microseconds since the epoch, in SQL: exact (whole seconds from strftime, the
 # six digits added), what `(t - epoch) // timedelta(microseconds=1)` gives in Python.
+# Migration 5's generated columns are made of these two: they are part of schema 5 (a
+# change means a migration of its own, not an edit here).
 _US = ("CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
        " + CAST(substr({0}, 21, 6) AS INTEGER)")
 _ACK_US = "CASE WHEN ack_at IS NOT NULL AND ack_at != '' THEN " + _US.format("ack_at") + " END"
