@@ -286,15 +286,6 @@ def test_stored_rows_give_the_report_of_the_items(week):
     assert render_html(lean) == render_html(week)
 
 
-def test_stored_time_strings_compare_as_the_instants():
-    earlier = at(16, 10)  # 09:00 UTC: its local ISO text sorts after the later one's
-    later = dt.datetime(2026, 11, 16, 9, 30, tzinfo=dt.UTC)
-    assert earlier.isoformat() > later.isoformat()
-    text = report_module.stored_time
-    assert text(earlier) == "2026-11-16T09:00:00.000000+00:00"
-    assert text(earlier) < text(later) and text(later) == text(later.astimezone(WAW))
-
-
 _INSTANTS = st.datetimes(
     min_value=dt.datetime(2026, 10, 20), max_value=dt.datetime(2026, 11, 30),
     timezones=st.sampled_from([dt.UTC, WAW]),

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import sqlite3
 import stat
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -204,16 +205,34 @@ def test_flags_of_follow_ups_are_watched_while_the_item_is_pending(store):
     assert store.pending_uids("anna", "INBOX") == {1}
 
 
-def test_an_older_schema_is_migrated_step_by_step(tmp_path):
+def _state_of_schema(tmp_path, version: int) -> None:
+    """A state database made by migrations 1..``version`` only."""
     from ackwatch import store as store_mod
 
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    for statement in store_mod.MIGRATIONS[0].split(";"):
+    for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
         if statement.strip():
             conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
+
+
+def test_stored_times_compare_as_the_instants():
+    """The store's one time format (`_iso`): the report and the status queries compare
+    stored times as strings."""
+    from ackwatch.store import _iso
+
+    waw = ZoneInfo("Europe/Warsaw")
+    earlier = dt.datetime(2026, 11, 16, 10, tzinfo=waw)  # 09:00 UTC: its local text sorts later
+    later = dt.datetime(2026, 11, 16, 9, 30, tzinfo=dt.UTC)
+    assert earlier.isoformat() > later.isoformat()
+    assert _iso(earlier) == "2026-11-16T09:00:00.000000+00:00"
+    assert _iso(earlier) < _iso(later) and _iso(later) == _iso(later.astimezone(waw))
+
+
+def test_an_older_schema_is_migrated_step_by_step(tmp_path):
+    _state_of_schema(tmp_path, 1)
     s = Store.open(tmp_path)
     assert s.integrity_check() == "ok"
     assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -300,17 +319,12 @@ def test_mail_not_kept_parsed_is_parsed_from_its_stored_headers(tmp_path):
 
 
 def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
-    from ackwatch import store as store_mod
-
+    _state_of_schema(tmp_path, 3)
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    for statement in ";".join(store_mod.MIGRATIONS[:3]).split(";"):
-        if statement.strip():
-            conn.execute(statement)
     conn.execute(
         "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received, flags,"
         " headers, first_seen) VALUES ('anna', 'INBOX', 1, 1, 'inbox', '<m7@client.example>',"
         " ?, '[]', ?, ?)", (T0.isoformat(), headers(7), T0.isoformat()))
-    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
     s = Store.open(tmp_path)
@@ -385,18 +399,6 @@ def test_item_records_are_what_their_init_builds(store):
 
 
 # --------------------------------------------------------------------------- schema 5: times as microseconds
-
-
-def _state_of_schema(tmp_path, version: int) -> None:
-    from ackwatch import store as store_mod
-
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {version}")
-    conn.commit()
-    conn.close()
 
 
 _V4_ITEM = (

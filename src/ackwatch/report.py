@@ -452,13 +452,6 @@ def _check_aware(since: dt.datetime, until: dt.datetime, now: dt.datetime) -> No
             raise ValueError(f"{name} must be timezone-aware")
 
 
-def stored_time(t: dt.datetime) -> str:
-    """``t`` as the store writes times (ISO 8601 in UTC with microseconds,
-    ``2026-11-16T09:50:00.000000+00:00``): strings of this one format compare as the
-    instants do."""
-    return t.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = dt.timedelta(microseconds=1)
 
@@ -1236,5 +1229,4 @@ __all__ = [
     "render_html",
     "render_json",
     "render_table",
-    "stored_time",
 ]
