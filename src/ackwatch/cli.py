@@ -295,7 +295,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
         _enable_stack_dumps(signal.SIGUSR1)
-        daemon.run()
+        undo_wake = daemon.wake_on_signals()
+        try:
+            daemon.run()
+        finally:
+            undo_wake()
         return EX_OK
     except StoreError as exc:
         _err(f"ackwatch: {exc}")

@@ -152,6 +152,43 @@ class Daemon:
         self._reload.set()
         self.events.put(_Wake())
 
+    def wake_on_signals(self) -> Callable[[], None]:
+        """Make every signal wake the core loop at once; returns the undo.
+
+        Python runs a signal's handler in the main thread only, and only when that thread
+        runs Python code. The kernel may deliver SIGTERM or SIGHUP to any thread (a
+        watcher's, when the main one already has a signal pending), and then the main
+        thread, asleep on the event queue, would run the handler only when its wait ends:
+        up to `MAX_SLEEP` later (seen: a reload not applied within 20 s; a stop past
+        systemd's 15 s). CPython writes each signal to the wake-up fd whatever the thread;
+        a small thread reading it puts a `_Wake` on the queue, the main thread returns to
+        Python code and runs the handler before it looks at its flags again. Call from
+        the main thread, after installing the handlers."""
+        import signal
+        import socket
+
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+        def wake() -> None:
+            with reader:
+                while True:
+                    try:
+                        if not reader.recv(64):
+                            return  # `undo` closed the writer
+                    except OSError:
+                        return
+                    self.events.put(_Wake())
+
+        threading.Thread(target=wake, name="ackwatch-signals", daemon=True).start()
+
+        def undo() -> None:
+            signal.set_wakeup_fd(previous)
+            writer.close()  # the reading thread sees the end of file, closes its side, ends
+
+        return undo
+
     def run(self) -> None:
         """The core loop, until `request_stop`."""
         self.start_watchers()

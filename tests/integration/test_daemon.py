@@ -658,6 +658,37 @@ def test_sigusr1_dumps_every_threads_stack_and_the_daemon_goes_on(dovecot, tmp_p
     assert d.stop() == 0
 
 
+def _signal_a_thread_other_than_main(pid: int, sig: int) -> None:
+    """What the kernel may do with a signal sent to the process: deliver it to any of its
+    threads (here a watcher's, on purpose)."""
+    import ctypes
+
+    others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    assert others, "the daemon has no thread besides the main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.tgkill(pid, others[0], sig) == 0, os.strerror(ctypes.get_errno())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_a_signal_received_by_another_thread_is_handled_at_once(dovecot, tmp_path, sink,
+                                                                 ackwatch, sig):
+    """Without the wake-up fd the main thread, asleep on the event queue, ran the handler
+    only when its wait ended (up to 30 s): a reload or a stop that came late."""
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    d = started(ackwatch, cfg)
+    time.sleep(0.5)  # every thread asleep: IDLE, the core on its queue
+    t0 = time.monotonic()
+    _signal_a_thread_other_than_main(d.pid, sig)
+    if sig == signal.SIGHUP:
+        d.wait_event("config_reloaded", timeout=5)
+    else:
+        assert d.proc is not None
+        assert d.proc.wait(5) == 0, d.tail()
+        assert d.events("daemon_stopping")
+    assert time.monotonic() - t0 < 5
+
+
 # --------------------------------------------------------------------------- mailboxes
 
 
