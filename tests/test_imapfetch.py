@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from ackwatch.imapfetch import parse_fetch
+from ackwatch import imap
+from ackwatch.imapfetch import parse_common, parse_fetch
 
 HEADER_ITEM = (
     b"BODY[HEADER.FIELDS (MESSAGE-ID IN-REPLY-TO REFERENCES FROM TO CC SUBJECT DATE"
@@ -192,3 +193,36 @@ def _common_answers(draw) -> list:
 @given(_common_answers())
 def test_the_common_shape_parses_like_imapclient(data):
     _same_as_imapclient(data)
+
+
+def _the_general_way(data: list, wanted: list[int]) -> list[imap.FetchedMessage]:
+    return imap._messages(imap._parse_by_uid(data), wanted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_responses(), _common_answers()))
+def test_the_common_path_gives_the_messages_the_general_path_gives(data):
+    common = parse_common(data)
+    if common is not None:
+        wanted = [uid for uid, *_ in common]
+        assert imap._common_messages(common, wanted) == _the_general_way(data, wanted)
+        assert imap._common_messages(common, wanted[1:]) == _the_general_way(data, wanted[1:])
+
+
+@settings(max_examples=100, deadline=None)
+@given(_common_answers())
+def test_a_first_sync_batch_takes_the_common_path(data):
+    seqs = [int(head.split(b" ", 1)[0]) for head, _ in data[::2]]
+    assume(len(set(seqs)) == len(seqs))
+    assert parse_common(data) is not None
+
+
+def test_an_unsolicited_answer_or_a_repeated_sequence_number_takes_the_general_path():
+    answer = [(b'3 (UID 21 INTERNALDATE "17-Nov-2026 00:58:06 +0000" FLAGS () ' + HEADER_ITEM
+               + b" {4}", b"X: y"), b")"]  # fmt: skip
+    assert parse_common(answer) == [
+        (21, dt.datetime(2026, 11, 17, 0, 58, 6, tzinfo=dt.UTC), (), b"X: y")
+    ]
+    assert parse_common([b"2 (FLAGS (\\Seen \\Answered))", *answer]) is None
+    assert parse_common(answer + answer) is None  # seq 3 twice: merged by the general path
+    assert parse_common([(answer[0][0].replace(b"UID 21", b"UID 0"), b"X: y"), b")"]) is None

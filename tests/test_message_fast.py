@@ -544,6 +544,9 @@ def test_other_input_types_and_locations_parse_like_the_reference():
         uid="9",
     )
     assert_parses_like_reference(EVERYDAY, received="2026-11-23T10:00:00+01:00", flags=None)
+    for flags in (frozenset({b"\\Seen", "\\Answered", b"\xff"}), frozenset({"\\Seen"})):
+        assert_parses_like_reference(EVERYDAY, flags=flags)  # a set: memoized, twice
+        assert_parses_like_reference(EVERYDAY, flags=flags)
 
 
 def test_everyday_blocks_take_the_fast_paths():

@@ -660,11 +660,15 @@ def _fetch_new(
     found: list[list[FetchedMessage]] = []
     retry: list[tuple[int, int]] = []  # (batch index, number of answers)
     for i, data in enumerate(_pipelined_fetch(client, msgsets, items)):
-        answer = _try_parse(data)
-        if answer is None:
-            retry.append((i, len(data)))
-            answer = {}
-        found.append(_messages(answer, batches[i]))
+        common = imapfetch.parse_common(data)
+        if common is not None:
+            found.append(_common_messages(common, batches[i]))
+        else:
+            answer = _try_parse(data)
+            if answer is None:
+                retry.append((i, len(data)))
+                answer = {}
+            found.append(_messages(answer, batches[i]))
         if on_batch is not None and found[-1]:
             on_batch(found[-1])
     for i, answers in retry:
@@ -684,6 +688,22 @@ def _messages(
             if msg is not None:
                 out.append(msg)
     return out
+
+
+def _common_messages(
+    answers: Sequence[tuple[int, dt.datetime, tuple[bytes, ...], bytes]], wanted: Iterable[int]
+) -> list[FetchedMessage]:
+    """`_messages` of what `imapfetch.parse_common` read: the same messages, with no
+    dict per answer in between (the last answer of a UID wins, as in `_parse_by_uid`)."""
+    wanted = set(wanted)
+    utc = dt.UTC
+    by_uid = {}
+    for uid, when, flags, header in answers:
+        if uid in wanted:
+            if when.tzinfo is not utc:
+                when = when.astimezone(utc)
+            by_uid[uid] = FetchedMessage(uid, when, _flags(flags), header)
+    return [by_uid[uid] for uid in sorted(by_uid)]
 
 
 def backfill_criteria(

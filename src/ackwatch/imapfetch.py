@@ -83,6 +83,46 @@ def parse_fetch(data: Sequence[Any]) -> dict[int, dict[bytes, Any]]:
     return out
 
 
+def parse_common(data: Sequence[Any]) -> list[tuple[int, dt.datetime, tuple[bytes, ...], bytes]] | None:
+    """(UID, INTERNALDATE, FLAGS, header literal) of every answer, in order, when every
+    answer of ``data`` has the shape of a first sync's (`_COMMON`, a ``BODY[HEADER.FIELDS
+    ...]`` literal, a UID above 0) and no sequence number repeats; None otherwise.
+
+    For such data this is what `parse_fetch` gives, read straight off the answers with no
+    dict per answer (a first sync reads tens of thousands): with no repeated sequence
+    number, no answer is merged into another. Anything else, an unsolicited FLAGS
+    answer among them, returns None for `parse_fetch` to read.
+    """
+    if len(data) % 2:
+        return None
+    out = []
+    seqs: set[int] = set()
+    match = _COMMON.match
+    for i in range(0, len(data), 2):
+        first, tail = data[i], data[i + 1]
+        if type(first) is not tuple or len(first) != 2 or tail != b")":
+            return None
+        head, literal = first
+        m = match(head) if type(head) is bytes and type(literal) is bytes else None
+        if m is None:
+            return None
+        seq, uid, day, mon, year, hh, mm, ss, sign, oh, om, flags, name, size = m.groups()
+        if (
+            int(size) != len(literal)
+            or not name.startswith(b"BODY[HEADER.FIELDS")
+            or int(seq) in seqs
+            or int(uid) <= 0
+        ):
+            return None
+        seqs.add(int(seq))
+        try:
+            when = _datetime(day, mon, year, hh, mm, ss, sign, oh, om)
+        except _Unrecognised:
+            return None
+        out.append((int(uid), when, tuple(flags.split()), literal))
+    return out
+
+
 def _answers(data: Sequence[Any]) -> Iterator[list[Any]]:
     """Group imaplib's data into answers: literal tuples plus the line that closes them."""
     current: list[Any] = []

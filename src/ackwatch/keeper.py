@@ -38,11 +38,11 @@ import structlog
 
 from . import classify, imap, notify, promises, sla
 from .config import CalendarConfig, Config
-from .promise import Promise, find_promise
 from .store import NewPromise, PromiseRecord, Store
 from .threads import assign_threads
 
 if TYPE_CHECKING:
+    from .promise import Promise
     from .service import Daemon
     from .store import OutboxRecord
 
@@ -125,6 +125,8 @@ def read_bodies(
                     continue
                 if text is None:  # gone, UIDVALIDITY changed, or no text part
                     continue
+                from .promise import find_promise  # 43 patterns: compiled only when used
+
                 found = find_promise(
                     text, sent=req.sent, calendar=req.calendar, language_hint=req.language
                 )

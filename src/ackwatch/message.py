@@ -16,6 +16,7 @@ import binascii
 import codecs
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import operator
 import re
@@ -817,6 +818,17 @@ def _plain(value: str | None, limit: int = 2000) -> str | None:
 def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
     if not flags:
         return frozenset()
+    if flags.__class__ is frozenset:  # the sync's: a handful of sets, thousands of times
+        return _flag_set(flags)  # type: ignore[arg-type]
+    return _decoded_flags(flags)
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_set(flags: frozenset[str | bytes]) -> frozenset[str]:
+    return _decoded_flags(flags)
+
+
+def _decoded_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
     out = set()
     for f in flags:
         if isinstance(f, bytes):

@@ -25,11 +25,10 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import classify, digest, imap, notify, scheduler, sla
+from . import classify, imap, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
-from .report import time_to_acknowledge
 from .store import ItemRecord, OutboxRecord, Store, StoreError
 from .threads import assign_threads, gc_paused, link_values
 
@@ -559,6 +558,8 @@ class Daemon:
 
     def _observe_acks(self, items: Sequence[sla.Item]) -> None:
         """Feed the time-to-acknowledge histogram (on each item's policy clock)."""
+        from .report import time_to_acknowledge  # the report module, only when needed
+
         for item in items:
             if item.ack is None:
                 continue
@@ -588,6 +589,8 @@ class Daemon:
 
     def run_digests(self) -> dt.datetime | None:
         """Queue each manager's weekly digest once it is due; next digest time."""
+        from . import digest  # with the report module: only when digests are on
+
         config = self.config
         if not config.digest.enabled or config.smtp is None:
             return None
@@ -614,6 +617,8 @@ class Daemon:
         return digest.next_due(config, now)
 
     def _render_digest(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage:
+        from . import digest
+
         config = self.config
         manager = record.recipient
         team = digest.managers(config).get(manager, ())

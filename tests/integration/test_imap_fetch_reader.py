@@ -326,6 +326,7 @@ def test_unparseable_batch_falls_back_after_the_pipeline(imap_server, imap_user,
         return real(data)
 
     monkeypatch.setattr(imapfetch, "parse_fetch", flaky)
+    monkeypatch.setattr(imapfetch, "parse_common", lambda data: None)  # the general path
     assert _fetch_new(pair[1], uids, 4, items) == expected
     assert len(calls) > 3  # UID list and one message at a time for the failed batch
 
