@@ -844,3 +844,54 @@ def test_the_slot_constructor_builds_what_the_dataclass_init_builds(path: Path):
         built.uid = 2  # type: ignore[misc]
     with pytest.raises(TypeError):
         message._construct_message(*values[:-1])  # every field must be given
+
+
+def _an_item() -> object:
+    from ackwatch import sla
+
+    t = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+    deadlines = sla.Deadlines("default", "business", t, t, None)
+    return sla.Item("<k@x>", "<k@x>", "<k@x>", "c@client.example", "Acme", "Offer", t,
+                    ("anna",), "anna@agency.example", deadlines,
+                    sla.Ack("<r@x>", t, "reply", "anna@agency.example"), ("<f@x>",))  # fmt: skip
+
+
+def test_positional_constructors_build_what_the_dataclass_init_builds():
+    from ackwatch import classify, imap, sla
+
+    item = _an_item()
+    values_of = [
+        item, item.deadlines, item.ack,  # type: ignore[attr-defined]
+        sla._Merged(parse_message(EVERYDAY, **_location()), ("anna",)),  # type: ignore[arg-type]
+        classify.Classification("client", "client", "c@client.example", None, True),
+        classify._AGENCY_SENDER, classify._UNKNOWN_SENDER,
+        imap.FetchedMessage(3, dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC), frozenset(), b"X: y"),
+    ]
+    for built_by_init in values_of:
+        cls = type(built_by_init)
+        values = [getattr(built_by_init, f.name) for f in dataclasses.fields(cls)]
+        built = message.positional_constructor(cls)(*values)
+        assert type(built) is cls
+        assert built == cls(*values) == built_by_init
+        assert hash(built) == hash(built_by_init)
+        assert vars(built) == vars(built_by_init)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.key = "x"  # type: ignore[attr-defined]
+
+
+def test_a_positional_constructor_is_refused_where_init_does_more():
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n > 0
+
+    @dataclasses.dataclass(frozen=True)
+    class Derived:
+        n: int
+        double: int = dataclasses.field(init=False, default=0)
+
+    for cls in (Checked, Derived):
+        with pytest.raises(TypeError, match="does more than set its fields"):
+            message.positional_constructor(cls)

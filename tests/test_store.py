@@ -9,6 +9,8 @@ import stat
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ackwatch.sla import Ack, Deadlines, Item
 from ackwatch.store import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
@@ -229,6 +231,16 @@ def test_stored_times_compare_as_the_instants():
     assert earlier.isoformat() > later.isoformat()
     assert _iso(earlier) == "2026-11-16T09:00:00.000000+00:00"
     assert _iso(earlier) < _iso(later) and _iso(later) == _iso(later.astimezone(waw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.sampled_from([dt.UTC, ZoneInfo("Europe/Warsaw"),
+                                               dt.timezone(dt.timedelta(hours=-3))])))
+def test_a_stored_time_is_utc_with_six_digits_of_microseconds(t):
+    from ackwatch.store import _iso
+
+    assert _iso(t) == t.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def test_an_older_schema_is_migrated_step_by_step(tmp_path):

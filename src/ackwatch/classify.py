@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from .config import Client, Config
-from .message import Address, Message
+from .message import Address, Message, positional_constructor
 
 T = TypeVar("T")
 
@@ -48,6 +48,13 @@ class Classification:
     client_address: str | None = None  # for kind == "client": the client (Reply-To for forms)
     client: Client | None = None  # the configured client it matched, None for unknown senders
     out_of_office: bool = False  # an auto-reply that looks like an absence notice
+
+
+# Every mail of a first sync is classified: the answers without a part of their own are
+# made once (immutable, so shared), the others without the keyword __init__.
+_new_classification = positional_constructor(Classification)
+_AGENCY_SENDER = Classification("agency", "agency-sender")
+_UNKNOWN_SENDER = Classification("ignored", "unknown-sender")
 
 
 # --------------------------------------------------------------------------- memo
@@ -367,11 +374,11 @@ def _is_our_from(address: str, config: Config) -> bool:
 def _client_result(address: str, config: Config, reason: str) -> Classification:
     client = match_client(address, config)
     if client is not None:
-        return Classification("client", reason, client_address=address, client=client)
+        return _new_classification("client", reason, address, client, False)
     # Form leads are new prospects by nature: tracked even with unknown_senders: ignore.
     if config.unknown_senders == "ignore" and reason != "form-lead":
-        return Classification("ignored", "unknown-sender")
-    return Classification("client", f"{reason}-unknown-sender", client_address=address)
+        return _UNKNOWN_SENDER
+    return _new_classification("client", f"{reason}-unknown-sender", address, None, False)
 
 
 def classify(message: Message, config: Config) -> Classification:
@@ -410,7 +417,7 @@ def classify(message: Message, config: Config) -> Classification:
         return Classification("ignored", ignored)
 
     if agency_sender:
-        return Classification("agency", "agency-sender")
+        return _AGENCY_SENDER
     if not sender:
         return Classification("other", "no-sender")
     if message.role != "inbox":

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 from . import classify as cls_mod
 from .calendar import Clock, WallClock, clock_for
 from .config import Config, MailboxConfig, Policy
-from .message import Address, Message, evolve
+from .message import Address, Message, evolve, positional_constructor
 from .threads import assign_threads, gc_paused
 
 AckKind = Literal["reply", "answered", "dismissed"]
@@ -94,6 +94,13 @@ class Item:
     @property
     def state(self) -> Literal["pending", "acknowledged"]:
         return "pending" if self.ack is None else "acknowledged"
+
+
+# Positional constructors (`message.positional_constructor`): a first evaluation makes
+# tens of thousands of these.
+_new_ack = positional_constructor(Ack)
+_new_deadlines = positional_constructor(Deadlines)
+_new_item = positional_constructor(Item)
 
 
 # --------------------------------------------------------------------------- deadlines
@@ -162,12 +169,12 @@ def _in_zone(
     nudge_at: dt.datetime,
     escalate_at: dt.datetime | None,
 ) -> Deadlines:
-    return Deadlines(
-        policy=policy.name,
-        clock=policy.clock,
-        deadline=deadline.astimezone(tz),
-        nudge_at=nudge_at.astimezone(tz),
-        escalate_at=escalate_at.astimezone(tz) if escalate_at is not None else None,
+    return _new_deadlines(
+        policy.name,  # policy
+        policy.clock,  # clock
+        deadline.astimezone(tz),  # deadline
+        nudge_at.astimezone(tz),  # nudge_at
+        escalate_at.astimezone(tz) if escalate_at is not None else None,  # escalate_at
     )
 
 
@@ -295,6 +302,9 @@ class _Merged:
     mailboxes: tuple[str, ...]  # where it was seen, in config order
 
 
+_new_merged = positional_constructor(_Merged)
+
+
 def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = None) -> _Merged:
     if len(copies) == 1:
         return _merge_one(copies[0], config)
@@ -315,7 +325,7 @@ def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = N
         )
     order = (lookup or _Lookup.of(config)).order
     names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
-    return _Merged(merged, tuple(names))
+    return _new_merged(merged, tuple(names))
 
 
 def _merge_one(m: Message, config: Config) -> _Merged:
@@ -325,7 +335,7 @@ def _merge_one(m: Message, config: Config) -> _Merged:
     dismissed_at = _seen_time(m, config.dismiss_keyword, m.dismissed_at)
     if (answered_at, dismissed_at) != (m.answered_at, m.dismissed_at):
         m = evolve(m, answered_at=answered_at, dismissed_at=dismissed_at)
-    return _Merged(m, (m.mailbox,))
+    return _new_merged(m, (m.mailbox,))
 
 
 # Event priorities at one instant (see the module docstring).
@@ -352,21 +362,21 @@ def _item(o: _Open, ack: Ack | None, config: Config, lookup: _Lookup) -> Item:
     m = o.merged.message
     client = o.cls.client
     policy = client.policy if client is not None else "default"
-    return Item(
-        key=m.key,
-        thread=o.thread,
-        message_id=m.message_id,
-        client_address=(o.cls.client_address or "").lower(),
-        client=client.name if client is not None else None,
-        subject=m.subject,
-        received=m.received,
-        mailboxes=o.merged.mailboxes,
-        account=_responsible(
+    return _new_item(  # Item's fields, in order (a first evaluation makes one per client mail)
+        m.key,  # key
+        o.thread,  # thread
+        m.message_id,  # message_id
+        (o.cls.client_address or "").lower(),  # client_address
+        client.name if client is not None else None,  # client
+        m.subject,  # subject
+        m.received,  # received
+        o.merged.mailboxes,  # mailboxes
+        _responsible(  # account
             m, o.merged.mailboxes, client.account if client is not None else None, config, lookup
         ),
-        deadlines=deadlines_for(m.received, policy, config),
-        ack=ack,
-        follow_ups=tuple(o.follow_ups),
+        deadlines_for(m.received, policy, config),  # deadlines
+        ack,  # ack
+        tuple(o.follow_ups),  # follow_ups
     )
 
 
@@ -472,10 +482,10 @@ def _walk_thread(
             # replies after it, so this always holds here; it states the rule.
             if at > current.merged.message.received or kind == "causal-reply":
                 sender = merged[key].message.sender.address
-                out.append(_item(current, Ack(key, at, "reply", sender), config, lookup))
+                out.append(_item(current, _new_ack(key, at, "reply", sender), config, lookup))
                 current = None
         elif key in current.members:  # a flag on the item's message or a follow-up
-            ack = Ack(current.merged.message.key, at, kind, "")  # type: ignore[arg-type]
+            ack = _new_ack(current.merged.message.key, at, kind, "")
             out.append(_item(current, ack, config, lookup))
             current = None
     if current is not None:

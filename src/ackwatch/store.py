@@ -276,13 +276,19 @@ class StoreError(Exception):
 
 
 def _iso(t: dt.datetime | None) -> str | None:
+    """The stored form of an instant: UTC, always six digits of microseconds
+    ("2026-11-20T09:30:05.000000+00:00"), so that the text sorts as the instant does."""
     if t is None:
         return None
     if t.tzinfo is not dt.UTC:
         if t.tzinfo is None:
             raise ValueError("naive datetime given to the store")
         t = t.astimezone(dt.UTC)
-    return t.isoformat(timespec="microseconds")
+    if t.microsecond:
+        return t.isoformat()
+    # The usual case (IMAP times have whole seconds): isoformat's timespec argument alone
+    # costs a fifth of the call, on five times per item.
+    return t.isoformat()[:19] + ".000000+00:00"
 
 
 _first = operator.itemgetter(0)
