@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ackwatch import threads as threads_mod
 from ackwatch.classify import agency_identities
 from ackwatch.message import Message
 from ackwatch.threads import assign_threads, has_reply_prefix, is_trivial_subject, normalize_subject
@@ -108,6 +110,43 @@ def test_normalize_subject_folds_whitespace_and_casefolds():
 )
 def test_trivial_subjects_never_thread(subject: str):
     assert is_trivial_subject(normalize_subject(subject))
+
+
+def _reference_normalize(subject: str) -> str:
+    """`normalize_subject` as written first: the trailing "(fwd)" tried in every round."""
+    text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
+    for _ in range(200):
+        stripped = threads_mod._TRAILING_FWD.sub("", threads_mod._PREFIX.sub("", text, count=1))
+        if stripped == text:
+            break
+        text = stripped
+    return " ".join(text.split()).casefold()
+
+
+def _reference_reply_prefix(subject: str) -> bool:
+    text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
+    for _ in range(20):
+        if threads_mod._REPLY_MARK.match(text) or threads_mod._TRAILING_FWD.search(text):
+            return True
+        stripped = threads_mod._PREFIX.sub("", text, count=1)
+        if stripped == text:
+            return False
+        text = stripped
+    return False
+
+
+_SUBJECT_PARTS = st.sampled_from(
+    ["Re:", "RE :", "Fwd:", "AW:", "Odp:", "[acme]", "[Ticket #1]", "(fwd)", "(FW)", "( fwd )",
+     "Quote", "Wycena", "(v2)", "(fwd) x", ")", "(", " ", "\t", "\n", "\u3000", "：", "*EXTERNAL*"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.lists(_SUBJECT_PARTS, max_size=8).map("".join),
+                 st.lists(_SUBJECT_PARTS, max_size=8).map(" ".join), st.text(max_size=40)))
+def test_subject_rules_do_what_they_did_before_the_trailing_check(subject: str):
+    assert normalize_subject(subject) == _reference_normalize(subject)
+    assert has_reply_prefix.__wrapped__(subject) == _reference_reply_prefix(subject)
 
 
 def test_has_reply_prefix():

@@ -300,6 +300,18 @@ def _flags_json(flags: frozenset[str]) -> str:
     return json.dumps(sorted(flags))
 
 
+def _lowered(flags: Iterable[str]) -> frozenset[str]:
+    """A copy's flags, lower-cased (once per flag set: a sync sees a handful of them)."""
+    if flags.__class__ is frozenset:
+        return _lowered_set(flags)  # type: ignore[arg-type]
+    return frozenset(f.lower() for f in flags)
+
+
+@functools.lru_cache(maxsize=256)
+def _lowered_set(flags: frozenset[str]) -> frozenset[str]:
+    return frozenset(f.lower() for f in flags)
+
+
 @functools.lru_cache(maxsize=256)
 def _names_json(names: tuple[str, ...]) -> str:
     """The stored form of an item's mailbox names (a few combinations, thousands of items)."""
@@ -579,7 +591,7 @@ class Store:
                 if m.uid in present:
                     continue  # stored already (DO NOTHING): the first copy of a UID wins
                 present.add(m.uid)
-                flags_l = {f.lower() for f in m.flags}
+                flags_l = _lowered(m.flags)
                 answered_at = now_s if "\\answered" in flags_l else None
                 dismissed_at = now_s if dismiss in flags_l else None
                 parsed = _parse_new(

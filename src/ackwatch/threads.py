@@ -212,6 +212,12 @@ MIN_SUBJECT_CHARS = 3  # letters or digits needed before a subject may link mail
 _SUBJECT_MEMO = 65536
 
 
+def _may_end_in_fwd(text: str) -> bool:
+    """Whether `_TRAILING_FWD` may match: it needs a ")" followed by whitespace only (an
+    unanchored search tries every position: a costly no on most subjects)."""
+    return text.rstrip().endswith(")")
+
+
 def normalize_subject(subject: str) -> str:
     """Strip reply/forward prefixes in many languages, list tags, whitespace; casefold.
 
@@ -222,7 +228,8 @@ def normalize_subject(subject: str) -> str:
     text = " ".join(text.split())
     for _ in range(200):  # bounded: each round removes at least one character
         stripped = _PREFIX.sub("", text, count=1)
-        stripped = _TRAILING_FWD.sub("", stripped)
+        if _may_end_in_fwd(stripped):
+            stripped = _TRAILING_FWD.sub("", stripped)
         if stripped == text:
             break
         text = stripped
@@ -255,7 +262,7 @@ def has_reply_prefix(subject: str) -> bool:
     """Whether a subject carries a reply/forward prefix (after any leading [tags])."""
     text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
     for _ in range(20):
-        if _REPLY_MARK.match(text) or _TRAILING_FWD.search(text):
+        if _REPLY_MARK.match(text) or (_may_end_in_fwd(text) and _TRAILING_FWD.search(text)):
             return True
         stripped = _PREFIX.sub("", text, count=1)
         if stripped == text:
