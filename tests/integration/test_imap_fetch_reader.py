@@ -180,6 +180,19 @@ def test_literals_that_look_like_responses(imap_server, imap_user, pair):
     assert sorted(_parse_by_uid(_raw_uid_fetch(pair[1], "1:*", ["UID"]))) == uids
 
 
+def test_two_literals_in_one_answer(imap_server, imap_user, pair):
+    """A response whose trailer announces a second literal (and one whose literal ends in
+    what looks like a trailer) is read as imaplib reads it."""
+    uids = [_append(imap_server, imap_user, subject=f"two {i}", body=f"text {i} {{3}}\r\n)")
+            for i in range(3)]  # fmt: skip
+    _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
+    outcome = _same(*pair, ackimap._msgset(uids),
+                    ["UID", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "BODY.PEEK[TEXT]"])  # fmt: skip
+    literals = [d for d in outcome["result"][1] if isinstance(d, tuple)]
+    assert len(literals) == 2 * len(uids)
+    assert b"Subject: two 2" in _fetched_text(outcome) and b"text 2 {3}" in _fetched_text(outcome)
+
+
 def test_unsolicited_responses_during_the_fetch(imap_server, imap_user, pair):
     uids = [_append(imap_server, imap_user, subject=f"m{i}") for i in range(4)]
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
