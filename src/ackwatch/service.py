@@ -589,11 +589,11 @@ class Daemon:
 
     def run_digests(self) -> dt.datetime | None:
         """Queue each manager's weekly digest once it is due; next digest time."""
-        from . import digest  # with the report module: only when digests are on
-
         config = self.config
         if not config.digest.enabled or config.smtp is None:
             return None
+        from . import digest  # with the report module: only when digests are on
+
         now = self.now()
         first = self.store.get_meta("first_started")
         if first is None:
