@@ -23,11 +23,13 @@ import functools
 import json
 import operator
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import structlog
 
@@ -586,7 +588,7 @@ class Store:
                     c, "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
                     (mailbox, folder), {m.uid for m in new_messages})
             } if any_stored else set()
-            rows = []
+            fresh = []
             for m in new_messages:
                 if m.uid in present:
                     continue  # stored already (DO NOTHING): the first copy of a UID wins
@@ -601,18 +603,24 @@ class Store:
                     prepared=prepared.get(m.uid),
                 )
                 received_s = _iso(m.received)
-                row = (
-                    mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
-                    _flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
-                    m.header_bytes, int(initial), now_s,
-                )
-                rows.append(row)
-                self._parsed[(mailbox, folder, m.uid)] = (
-                    uidvalidity, parsed, (role, *row[6:11]),
-                )
+                fresh.append((m, parsed, answered_at, dismissed_at, received_s))
                 stored.append((parsed, m.header_bytes, received_s))
-                if parsed.defects:
-                    _log_defects(parsed)
+            rows = []
+            with _write_behind(threaded=len(stored) >= WRITE_BEHIND_ROWS) as behind:
+                # The links and senders are written while the rows of the copies are made.
+                _write_links(c, stored, behind)
+                for m, parsed, answered_at, dismissed_at, received_s in fresh:
+                    row = (
+                        mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
+                        _flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
+                        m.header_bytes, int(initial), now_s,
+                    )
+                    rows.append(row)
+                    self._parsed[(mailbox, folder, m.uid)] = (
+                        uidvalidity, parsed, (role, *row[6:11]),
+                    )
+                    if parsed.defects:
+                        _log_defects(parsed)
             c.executemany(
                 "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
                 " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
@@ -620,7 +628,9 @@ class Store:
                 rows,
             )
             added = len(rows)
-            _insert_links(c, stored, mark_dirty=mark_dirty)
+            _link_variants(c, stored)
+            if mark_dirty:
+                _mark_dirty(c, stored)
             for uid, flags in flag_updates:
                 flags_l = {f.lower() for f in flags}
                 c.execute(
@@ -952,54 +962,32 @@ class Store:
             else self._rows_in(query + " WHERE key IN ({})", (), scope)
         )
         existing = {r["key"]: r for r in rows}
-        new: list[str] = []
-        acked: list[str] = []
-        seen: set[str] = set()
-        inserts: list[tuple[object, ...]] = []
-        updates: list[tuple[object, ...]] = []
+        thread_rows = sorted(threads.items()) if threads is not None else []  # key order
         with self._write() as c:
-            # In key order, the items' primary key: see `_insert_links`.
-            for item in sorted(items, key=lambda i: i.key):
-                seen.add(item.key)
-                d = item.deadlines
-                ack = item.ack
-                state = item.state
-                values = (
-                    item.thread, item.message_id, item.client_address, item.client,
-                    item.subject, _iso(item.received), _names_json(item.mailboxes),
-                    item.account, d.policy, d.clock, _iso(d.deadline), _iso(d.nudge_at),
-                    _iso(d.escalate_at), state,
-                    ack.key if ack else None, _iso(ack.at) if ack else None,
-                    ack.kind if ack else None, ack.by if ack else None,
-                    len(item.follow_ups),
+            if scope is None:
+                c.execute("DELETE FROM threads")
+                c.execute("DELETE FROM dirty")
+            else:
+                c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
+            with _write_behind(threaded=len(thread_rows) >= WRITE_BEHIND_ROWS) as behind:
+                # The threads are written while the items' rows are made. (The items go
+                # by executemany: `_bulk_insert` reads each JSON row once per column, too
+                # slow for 23 columns.)
+                behind(_bulk_insert(
+                    c, "INSERT INTO threads (key, thread) {select}"
+                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
+                ))  # fmt: skip
+                seen, inserts, updates, members, new, acked = _item_rows(
+                    items, existing, initial_keys, now, now_s
                 )
-                old = existing.get(item.key)
-                if item.follow_ups or (old is not None and old["follow_ups"]):
-                    c.execute("DELETE FROM item_members WHERE item_key = ?", (item.key,))
-                    c.executemany(
-                        "INSERT OR IGNORE INTO item_members (item_key, member_key) VALUES (?, ?)",
-                        [(item.key, k) for k in item.follow_ups],
-                    )
-                if old is None:
-                    nudge_done = escalation_done = None
-                    if item.key in initial_keys and state == "pending":
-                        if d.nudge_at <= now:
-                            nudge_done = "suppressed"
-                        if d.escalate_at is not None and d.escalate_at <= now:
-                            escalation_done = "suppressed"
-                    inserts.append((*values, item.key, now_s, nudge_done, escalation_done))
-                    new.append(item.key)
-                else:
-                    if old["state"] == "pending" and state == "acknowledged":
-                        acked.append(item.key)
-                    updates.append((*values, item.key))
+            for key, follow_ups in members:
+                c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
+                c.executemany(
+                    "INSERT OR IGNORE INTO item_members (item_key, member_key) VALUES (?, ?)",
+                    [(key, k) for k in follow_ups],
+                )
             c.executemany(
-                "INSERT INTO items (thread, message_id, client_address, client, subject,"
-                " received, mailboxes, account, policy, clock, deadline, nudge_at,"
-                " escalate_at, state, ack_key, ack_at, ack_kind, ack_by, follow_ups,"
-                " key, first_seen, nudge_done, escalation_done)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                inserts,
+                _INSERT_ITEMS + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts
             )
             c.executemany(
                 "UPDATE items SET thread=?, message_id=?, client_address=?, client=?,"
@@ -1011,17 +999,6 @@ class Store:
             for key, old in existing.items():
                 if key not in seen and old["state"] == "pending":
                     c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
-            if scope is None:
-                c.execute("DELETE FROM threads")
-                c.execute("DELETE FROM dirty")
-            else:
-                c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
-            if threads is not None:
-                c.executemany(
-                    "INSERT INTO threads (key, thread) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread",
-                    sorted(threads.items()),  # key order: see `_insert_links`
-                )
             _set_meta(c, meta or {})
         return new, acked
 
@@ -1519,54 +1496,239 @@ def _parse_new(
 def _insert_links(
     c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes, str]], *, mark_dirty: bool = True
 ) -> None:
-    """Links (and dirty marks) of newly stored copies (with their header bytes and their
-    received time as stored).
+    """Links, senders (and dirty marks) of newly stored copies (with their header bytes
+    and their received time as stored), the copies being in the messages table already."""
+    with _write_behind(threaded=False) as behind:
+        _write_links(c, stored, behind)
+    _link_variants(c, stored)
+    if mark_dirty:
+        _mark_dirty(c, stored)
 
-    A copy of a mail already stored under other header bytes (a reused Message-ID, a
-    gateway's rewrite) is linked with all its copies together: a thread link can pair
-    the subject of one copy with a participant of another (`threads.link_values`).
-    """
+
+def _write_links(
+    c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes, str]], behind: _WriteBehind
+) -> None:
+    """Have ``behind`` write the links and the senders of newly stored copies (each copy
+    on its own: `_link_variants` adds what a copy's other variants bring)."""
     if not stored:
         return
-    keys = {m.key for m, _, _ in stored}
-    several = {
-        r[0] for r in _chunked(
-            c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
-            (), keys)
-    }
     rows: list[tuple[str, str]] = []
-    for m, header_bytes, _ in stored:
-        copies = [m]
-        if m.key in several:
-            # Only the other header variants matter (copies of one mail in several
-            # mailboxes are byte-identical); a mailer reusing one Message-ID for everything
-            # is capped so that storing stays linear (its later variants pair less).
-            variants = c.execute(
-                "SELECT DISTINCT headers FROM messages WHERE key = ? AND headers != ?"
-                f" LIMIT {MAX_HEADER_VARIANTS}", (m.key, header_bytes),
-            ).fetchall()
-            copies.extend(
-                parse_message(bytes(r[0]), mailbox=m.mailbox, folder=m.folder, role=m.role,
-                              uid=m.uid, received=m.received)
-                for r in variants
-            )
+    for m, _, _ in stored:
         key = m.key
         own = "id:" + key  # not stored: `keys_linked` finds it as the mail's key
-        rows += [(v, key) for v in link_values(copies) if v != own]
+        rows += [(v, key) for v in link_values((m,)) if v != own]
     # In primary-key order: these tables are B-trees keyed by the row, and a batch
     # inserted in key order is appended page by page instead of touching pages at random
     # (4x faster for a first sync's links). The first column is order enough, and sorts
     # faster than whole rows.
     rows.sort(key=_first)
-    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
-    c.executemany(
-        "INSERT OR IGNORE INTO senders (sender, received, key) VALUES (?, ?, ?)",
-        sorted(
-            (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
-        ),
+    behind(_bulk_insert(c, "INSERT OR IGNORE INTO links (link, key)", rows))
+    senders = sorted(
+        (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
     )
-    if mark_dirty:
-        c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in sorted(keys)))
+    behind(_bulk_insert(c, "INSERT OR IGNORE INTO senders (sender, received, key)", senders))
+
+
+def _link_variants(c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes, str]]) -> None:
+    """A copy of a mail already stored under other header bytes (a reused Message-ID, a
+    gateway's rewrite) is linked with all its copies together: a thread link can pair
+    the subject of one copy with a participant of another (`threads.link_values`). The
+    copies must be in the messages table."""
+    if not stored:
+        return
+    several = {
+        r[0] for r in _chunked(
+            c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
+            (), {m.key for m, _, _ in stored})
+    }
+    rows: list[tuple[str, str]] = []
+    for m, header_bytes, _ in stored:
+        if m.key not in several:
+            continue
+        # Only the other header variants matter (copies of one mail in several mailboxes
+        # are byte-identical); a mailer reusing one Message-ID for everything is capped so
+        # that storing stays linear (its later variants pair less).
+        variants = c.execute(
+            "SELECT DISTINCT headers FROM messages WHERE key = ? AND headers != ?"
+            f" LIMIT {MAX_HEADER_VARIANTS}", (m.key, header_bytes),
+        ).fetchall()
+        if not variants:
+            continue
+        copies = [m, *(
+            parse_message(bytes(r[0]), mailbox=m.mailbox, folder=m.folder, role=m.role,
+                          uid=m.uid, received=m.received)
+            for r in variants
+        )]  # fmt: skip
+        key = m.key
+        own = "id:" + key
+        rows += [(v, key) for v in link_values(copies) if v != own]
+    rows.sort(key=_first)
+    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
+
+
+def _mark_dirty(c: sqlite3.Connection, stored: Sequence[tuple[Message, bytes, str]]) -> None:
+    keys = sorted({m.key for m, _, _ in stored})
+    c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
+
+
+class _ItemRows(NamedTuple):
+    """What `sync_items` writes, made from the evaluation's items."""
+
+    seen: set[str]
+    inserts: list[tuple[object, ...]]  # new items
+    updates: list[tuple[object, ...]]  # stored items, evaluated again
+    members: list[tuple[str, tuple[str, ...]]]  # (item, its follow-ups) to rewrite
+    new: list[str]
+    acked: list[str]  # pending until now
+
+
+_INSERT_ITEMS = (
+    "INSERT INTO items (thread, message_id, client_address, client, subject, received,"
+    " mailboxes, account, policy, clock, deadline, nudge_at, escalate_at, state, ack_key,"
+    " ack_at, ack_kind, ack_by, follow_ups, key, first_seen, nudge_done, escalation_done)"
+)
+def _item_rows(
+    items: Sequence[Item],
+    existing: Mapping[str, sqlite3.Row],
+    initial_keys: set[str],
+    now: dt.datetime,
+    now_s: str | None,
+) -> _ItemRows:
+    """`Store.sync_items`' rows (no database access: made while the threads are written)."""
+    out = _ItemRows(set(), [], [], [], [], [])
+    seen, inserts, updates, members, new, acked = out
+    # In key order, the items' primary key: see `_insert_links`.
+    for item in sorted(items, key=lambda i: i.key):
+        seen.add(item.key)
+        d = item.deadlines
+        ack = item.ack
+        state = item.state
+        values = (
+            item.thread, item.message_id, item.client_address, item.client,
+            item.subject, _iso(item.received), _names_json(item.mailboxes),
+            item.account, d.policy, d.clock, _iso(d.deadline), _iso(d.nudge_at),
+            _iso(d.escalate_at), state,
+            ack.key if ack else None, _iso(ack.at) if ack else None,
+            ack.kind if ack else None, ack.by if ack else None,
+            len(item.follow_ups),
+        )
+        old = existing.get(item.key)
+        if item.follow_ups or (old is not None and old["follow_ups"]):
+            members.append((item.key, item.follow_ups))
+        if old is None:
+            nudge_done = escalation_done = None
+            if item.key in initial_keys and state == "pending":
+                if d.nudge_at <= now:
+                    nudge_done = "suppressed"
+                if d.escalate_at is not None and d.escalate_at <= now:
+                    escalation_done = "suppressed"
+            inserts.append((*values, item.key, now_s, nudge_done, escalation_done))
+            new.append(item.key)
+        else:
+            if old["state"] == "pending" and state == "acknowledged":
+                acked.append(item.key)
+            updates.append((*values, item.key))
+    return out
+
+
+# Rows from which `_write_behind` writes on a thread of its own: below it, starting the
+# thread costs more than the overlap gives.
+WRITE_BEHIND_ROWS = 2000
+
+
+class _WriteBehind:
+    """The writes of a transaction, run in order on a thread of their own while the
+    caller makes the next rows (``threaded``), or at once (not threaded).
+
+    SQLite releases the GIL while it works: a first sync's big inserts (tens of thousands
+    of rows) then run on the second core while Python prepares what comes next, instead
+    of after it (bench target 1). Each write must be one SQLite step, as `_bulk_insert`
+    makes them: an ``executemany`` gives the GIL back for every row, and its thread
+    waits each time for the caller to let go of it (up to the 5 ms switch interval:
+    hardly any progress at all). Until `_write_behind` ends, the caller must not use the
+    connection.
+    """
+
+    def __init__(self, threaded: bool) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object] | None] | None = None
+        self._worker: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        if threaded:
+            self._queue = queue.SimpleQueue()
+            self._worker = threading.Thread(
+                target=self._work, name="ackwatch-store-write", daemon=True
+            )
+            self._worker.start()
+
+    def __call__(self, write: Callable[[], object]) -> None:
+        if self._queue is None:
+            write()
+        else:
+            self._queue.put(write)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while (write := self._queue.get()) is not None:
+            if self._failure is None:  # after a failure, the transaction is rolled back
+                try:
+                    write()
+                except BaseException as exc:  # handed to the caller's thread
+                    self._failure = exc
+
+    def finish(self) -> None:
+        """Wait for every write, to the end even when interrupted (KeyboardInterrupt):
+        the transaction must not end, or roll back, while a write still runs in it.
+        Then raise what a write raised, or the interruption."""
+        if self._worker is None or self._queue is None:
+            return
+        self._queue.put(None)
+        interrupted: BaseException | None = None
+        while self._worker.is_alive():
+            try:
+                self._worker.join()
+            except BaseException as exc:
+                interrupted = exc
+        if self._failure is not None:
+            raise self._failure
+        if interrupted is not None:
+            raise interrupted
+
+
+@contextlib.contextmanager
+def _write_behind(*, threaded: bool) -> Iterator[_WriteBehind]:
+    """A `_WriteBehind` for the block, every write of which is done when it ends."""
+    behind = _WriteBehind(threaded)
+    try:
+        yield behind
+    except BaseException:
+        with contextlib.suppress(BaseException):  # the block's error is the one to raise
+            behind.finish()
+        raise
+    behind.finish()
+
+
+def _bulk_insert(
+    c: sqlite3.Connection, insert: str, rows: Sequence[tuple[str | int | None, ...]]
+) -> Callable[[], object]:
+    """A write of ``rows`` (text, integers and NULLs) by ``insert`` ("INSERT OR IGNORE
+    INTO links (link, key)", plus an optional ON CONFLICT clause after ``{select}``), in
+    one SQLite step: the rows travel as one JSON array (`json_each`), which inserts them
+    in order, with their types. Text with a NUL character, which SQLite's JSON functions
+    would cut, takes ``executemany`` instead."""
+    if not rows:
+        return lambda: None
+    width = len(rows[0])
+    payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in payload:
+        values = ", ".join("?" * width)
+        statement = insert.replace("{select}", f"VALUES ({values})") if "{select}" in insert \
+            else f"{insert} VALUES ({values})"
+        return functools.partial(c.executemany, statement, rows)
+    select = "SELECT " + ", ".join(f"value->>{i}" for i in range(width))
+    select += " FROM json_each(?) WHERE true"  # WHERE: an ON CONFLICT after it parses as one
+    statement = insert.replace("{select}", select) if "{select}" in insert \
+        else f"{insert} {select}"
+    return functools.partial(c.execute, statement, (payload,))
 
 
 def _set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
