@@ -267,16 +267,18 @@ def _has_flag(message: Message, flag: str) -> bool:
     flags = message.flags
     if flag in flags:
         return True
-    wanted = flag.casefold()
     if isinstance(flags, frozenset):
-        return wanted in _casefolded(flags)
+        return _in_casefolded(flags, flag)
+    wanted = flag.casefold()
     return any(f.casefold() == wanted for f in flags)
 
 
 @functools.lru_cache(maxsize=1024)
-def _casefolded(flags: frozenset[str]) -> frozenset[str]:
-    """The casefolded flags (few distinct flag sets recur on every mail)."""
-    return frozenset(f.casefold() for f in flags)
+def _in_casefolded(flags: frozenset[str], flag: str) -> bool:
+    """`_has_flag` of a flag set (few distinct sets recur on every mail, and two flags
+    are asked of each)."""
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in flags)
 
 
 def _seen_time(c: Message, flag: str, seen: dt.datetime | None) -> dt.datetime | None:

@@ -453,7 +453,7 @@ def link_values(copies: Iterable[Message], noise: frozenset[str] = frozenset()) 
         if subject is not None:
             subjects.add(subject)
         for a in (m.sender, *m.reply_to, *m.to, *m.cc):
-            if a.address and not _is_noise(a.address, noise):
+            if a.address and not (noise and _is_noise(a.address, noise)):
                 participants.add(a.address)
     for s in subjects:
         prefix = f"sp:{s} "
