@@ -1587,6 +1587,8 @@ _INSERT_ITEMS = (
     " mailboxes, account, policy, clock, deadline, nudge_at, escalate_at, state, ack_key,"
     " ack_at, ack_kind, ack_by, follow_ups, key, first_seen, nudge_done, escalation_done)"
 )
+
+
 def _item_rows(
     items: Sequence[Item],
     existing: Mapping[str, sqlite3.Row],
@@ -1597,7 +1599,7 @@ def _item_rows(
     """`Store.sync_items`' rows (no database access: made while the threads are written)."""
     out = _ItemRows(set(), [], [], [], [], [])
     seen, inserts, updates, members, new, acked = out
-    # In key order, the items' primary key: see `_insert_links`.
+    # In key order, the items' primary key: see `_write_links`.
     for item in sorted(items, key=lambda i: i.key):
         seen.add(item.key)
         d = item.deadlines
