@@ -326,11 +326,11 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
             try:
                 client.oauth2_login(mb.username, token)
                 return
-            except imap_exc.IMAPClientAbortError as exc:
-                raise ImapError(
-                    f"{where}: XOAUTH2 login aborted: {_describe(exc, [token])}"
-                ) from None
             except imap_exc.IMAPClientError as exc:
+                if _dropped(exc):
+                    raise ImapError(
+                        f"{where}: XOAUTH2 login aborted: {_describe(exc, [token])}"
+                    ) from None
                 if attempt == 2:
                     raise AuthError(
                         f"{where}: XOAUTH2 login as {mb.username} refused: {_describe(exc, [token])}"
@@ -343,14 +343,27 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
     password = _resolve(resolve, mb.password, "password")
     try:
         client.login(mb.username, password)
-    except imap_exc.IMAPClientAbortError as exc:
-        raise ImapError(f"{where}: login aborted: {_describe(exc, [password])}") from None
     except imap_exc.IMAPClientError as exc:
+        if _dropped(exc):
+            raise ImapError(f"{where}: login aborted: {_describe(exc, [password])}") from None
         raise AuthError(
             f"{where}: login as {mb.username} refused: {_describe(exc, [password])}"
         ) from None
     except OSError as exc:
         raise ImapError(f"{where}: login failed: {_describe(exc, [password])}") from None
+
+
+def _dropped(exc: imap_exc.IMAPClientError) -> bool:
+    """Whether a failed login is a lost connection rather than refused credentials.
+
+    imapclient turns every error of LOGIN and AUTHENTICATE into `LoginError`, a connection
+    closed under it ("socket error: EOF") included, and keeps the error it replaced as the
+    exception's context. A lost connection is retried like any network error; refused
+    credentials (the server's NO) wait for the longer back-off of ``auth_failed`` (a
+    minute, then up to 30). Seen: a connection cut while LOGIN waited on a stalled server
+    put a good mailbox in ``auth_failed``, with an error that blamed its password."""
+    lost = (imap_exc.IMAPClientAbortError, OSError)
+    return isinstance(exc, lost) or isinstance(exc.__context__, lost)
 
 
 def _shutdown(client: IMAPClient) -> None:

@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,6 +45,7 @@ RECHECK_TIMEOUT = 20.0
 WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
 MAX_SLEEP = 30.0
+NOTIFY_WAIT_SECONDS = 1.0  # READY=1 and STOPPING=1 wait this long for a busy systemd
 STEP_RETRY_SECONDS = 5.0  # wake at least this often (watchdog, clock jumps)
 SEND_BACKOFF_START = dt.timedelta(seconds=30)
 SEND_BACKOFF_CAP = dt.timedelta(minutes=30)
@@ -57,12 +59,24 @@ class _Wake:
     """Sentinel put on the event queue to wake the core loop (signals)."""
 
 
-@dataclasses.dataclass
 class _Systemd:
-    """sd_notify, a no-op outside systemd."""
+    """sd_notify, a no-op outside systemd, that never holds up the core loop.
 
-    notifier: object | None = None
-    watchdog_interval: float | None = None
+    The notification socket is a datagram socket: when its reader (systemd) does not keep
+    up, the kernel's queue for it (``net.unix.max_dgram_qlen``, often 10 datagrams) fills
+    and a blocking send waits until it reads again. sdnotify's socket is blocking, so a
+    busy or hung PID 1 would stop the core loop, and with it the nudges and even the exit
+    on SIGTERM (seen: a daemon stuck on STOPPING=1 for over 30 s while its reader did not
+    read). So the routine lines (STATUS=, WATCHDOG=1) are dropped when the queue is full:
+    a ping systemd cannot read is one it would not have seen anyway. READY=1 and
+    STOPPING=1 wait up to `NOTIFY_WAIT_SECONDS`. A run of drops is logged once, when it
+    starts, and counted when it ends."""
+
+    def __init__(self, sock: socket.socket | None = None,
+                 watchdog_interval: float | None = None) -> None:
+        self.socket = sock
+        self.watchdog_interval = watchdog_interval
+        self.dropped = 0
 
     @classmethod
     def from_env(cls) -> _Systemd:
@@ -72,11 +86,26 @@ class _Systemd:
 
         usec = os.environ.get("WATCHDOG_USEC")
         interval = int(usec) / 2e6 if usec and usec.isdigit() else None
-        return cls(sdnotify.SystemdNotifier(), interval)
+        # sdnotify connects (an abstract "@" address included); the sends are ours.
+        return cls(sdnotify.SystemdNotifier().socket, interval)
 
-    def notify(self, line: str) -> None:
-        if self.notifier is not None:
-            self.notifier.notify(line)  # type: ignore[attr-defined]
+    def notify(self, line: str, *, wait: float = 0.0) -> bool:
+        """Send ``line``, waiting at most ``wait`` seconds for room; True if it was sent."""
+        if self.socket is None:
+            return False
+        try:
+            self.socket.settimeout(wait)  # 0: non-blocking
+            self.socket.send(line.encode())
+        except OSError as exc:  # BlockingIOError, TimeoutError: the queue is full
+            if not self.dropped:
+                log.warning("systemd_notify_dropped", notification=line.partition("=")[0],
+                            error=type(exc).__name__)
+            self.dropped += 1
+            return False
+        if self.dropped:
+            log.info("systemd_notify_resumed", dropped=self.dropped)
+            self.dropped = 0
+        return True
 
 
 class Daemon:
@@ -164,7 +193,6 @@ class Daemon:
         Python code and runs the handler before it looks at its flags again. Call from
         the main thread, after installing the handlers."""
         import signal
-        import socket
 
         reader, writer = socket.socketpair()
         writer.setblocking(False)
@@ -199,7 +227,7 @@ class Daemon:
             except OSError as exc:  # a taken port must not stop the nudges
                 log.error("metrics_listen_failed", listen=self.config.metrics.listen,
                           error=exc.strerror or str(exc))
-        self._systemd.notify("READY=1")
+        self._systemd.notify("READY=1", wait=NOTIFY_WAIT_SECONDS)
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
         try:
             while not self._stop.is_set():
@@ -214,7 +242,7 @@ class Daemon:
                 self._wait(next_due)
         finally:
             log.info("daemon_stopping")
-            self._systemd.notify("STOPPING=1")
+            self._systemd.notify("STOPPING=1", wait=NOTIFY_WAIT_SECONDS)
             # The body reader and the watchers stop side by side: SIGTERM to exit stays
             # within systemd's stop timeout even when both wait on a stalled server.
             keeper = threading.Thread(target=self.promises.stop, name="stop-keeper",

@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -111,30 +110,17 @@ def test_watchdog_is_fed_during_a_20s_stall_with_a_nudge_due(
         assert times_mentioned(sink, mid) == 1, d.tail()
         assert iso(item["nudge_at"]) < dt.datetime.now(dt.UTC)
         d.wait_item(late, timeout=30)  # picked up after the stall
-    stopping = time.monotonic()
     d.signal(signal.SIGTERM)
-    # Exiting within 10 s of SIGTERM is `test_sigterm_exits_0_within_10_seconds`'s rule.
-    # Right after this stall the exit has been seen to take longer, 1 run in 7 under load
-    # (the unit's TimeoutStopSec is 15 s): shown here, not failed, until the cause is found;
-    # a slow exit gets the daemon's stacks (SIGUSR1 dumps them) in the warning.
+    # `test_sigterm_exits_0_within_10_seconds`'s rule holds after a stall too. The notify
+    # socket has not been read since the stall: its queue is full, and a blocking sd_notify
+    # once hung the exit on STOPPING=1 (1 run in 7); a slow exit fails with the stacks.
     with contextlib.suppress(subprocess.TimeoutExpired):
         d.proc.wait(10)
     if d.alive():
         d.signal(signal.SIGUSR1)
         time.sleep(0.5)
-        dump = d.tail(200)
-        try:
-            code = d.stop(timeout=20)
-        except subprocess.TimeoutExpired:
-            d.signal(signal.SIGUSR1)
-            time.sleep(0.5)
-            pytest.fail(f"no exit 30 s after SIGTERM; the stacks at 10 s and at 30 s:\n"
-                        f"{dump}\n---\n{d.tail(200)}")
-        assert code == 0
-        took = time.monotonic() - stopping
-        warnings.warn(f"SIGTERM to exit took {took:.1f} s after the stall; the stacks at "
-                      f"10 s:\n{dump}", stacklevel=1)
-    assert d.stop() == 0
+        pytest.fail(f"no exit 10 s after SIGTERM; the daemon's stacks:\n{d.tail(200)}")
+    assert d.proc.returncode == 0, d.tail()
 
 
 @pytest.fixture

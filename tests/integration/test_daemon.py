@@ -628,6 +628,35 @@ def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sin
     assert d.stop() == 0
 
 
+def test_a_systemd_that_stops_reading_holds_up_neither_nudges_nor_the_exit(
+    dovecot, tmp_path, sink, ackwatch
+):
+    """The notify socket's queue fills (a busy PID 1): its lines are dropped, not waited for."""
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    path = tmp_path / "notify.sock"
+    if len(str(path)) > 100:  # AF_UNIX path limit
+        path = Path(f"/tmp/ackwatch-unread-{os.getpid()}.sock")
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock.bind(str(path))  # and never read
+        d = started(ackwatch, cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "500000"})
+        d.wait_event("systemd_notify_dropped")
+        mid = "<unread-notify@acme.example>"
+        dovecot.append(user, "INBOX", client_mail("Still nudged", mid))
+        item = d.wait_item(mid)
+        left = (iso(item["nudge_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
+        wait_for(lambda: times_mentioned(sink, mid) == 1, left + 10, "the nudge")
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.proc is not None
+        assert d.proc.wait(10) == 0, d.tail()
+        assert time.monotonic() - t0 < 10
+        assert len(d.events("systemd_notify_dropped")) == 1  # once, not once a line
+        path.unlink()
+
+
 def test_sigterm_exits_0_within_10_seconds(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)

@@ -6,12 +6,14 @@ import dataclasses
 import datetime as dt
 import imaplib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 from tests.servers.pymapserver import PymapServer
@@ -481,6 +483,31 @@ def test_sync_never_changes_flags(imap_server, imap_user, mailbox_config, start_
         words = c.split()
         assert not {"SELECT", "STORE", "EXPUNGE", "APPEND", "CREATE", "DELETE", "CLOSE",
                     "COPY", "MOVE", "SUBSCRIBE"} & set(words[1:2]), c  # fmt: skip
+
+
+def _bytes_before_login(server: ImapTestServer) -> int:
+    """What a server sends before a client's LOGIN: the greeting and imaplib's CAPABILITY."""
+    with socket.create_connection((server.host, server.port), timeout=5) as raw:
+        answer = raw.makefile("rb")
+        size = len(answer.readline())
+        raw.sendall(b"ABCD0 CAPABILITY\r\n")  # a tag as long as imaplib's first
+        while not (line := answer.readline()).startswith(b"ABCD0 "):
+            size += len(line)
+        return size + len(line)
+
+
+def test_a_connection_lost_during_login_is_a_network_error_not_refused_credentials(
+    imap_server, imap_user, make_mailbox_config, resolve
+):
+    with FaultProxy((imap_server.host, imap_server.port)) as proxy:
+        proxy.cut_after(_bytes_before_login(imap_server))  # LOGIN's answer never comes
+        mb = dataclasses.replace(make_mailbox_config(imap_server, imap_user), port=proxy.port)
+        with pytest.raises(ImapError, match="login aborted") as err:
+            connect(mb, resolve=resolve)
+        assert not isinstance(err.value, AuthError)  # retried soon, not blamed on the password
+        assert imap_server.password(imap_user) not in str(err.value)
+        proxy.cut_after(None)
+        logout(connect(mb, resolve=resolve))  # the same credentials on a connection that holds
 
 
 def test_wrong_password_is_auth_failed_and_others_keep_working(
