@@ -591,16 +591,25 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(dovecot, tmp_path, sink, 
 # --------------------------------------------------------------------------- process
 
 
-def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sink, ackwatch):
-    user = dovecot.add_user()
-    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+@contextlib.contextmanager
+def notify_socket(tmp_path: Path) -> Iterator[tuple[Path, socket.socket]]:
+    """A bound NOTIFY_SOCKET (AF_UNIX datagram) and its path, removed afterwards."""
     path = tmp_path / "notify.sock"
     if len(str(path)) > 100:  # AF_UNIX path limit
         path = Path(f"/tmp/ackwatch-notify-{os.getpid()}.sock")
     with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        path.unlink(missing_ok=True)
         sock.bind(str(path))
+        try:
+            yield path, sock
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sink, ackwatch):
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
+    with notify_socket(tmp_path) as (path, sock):
         sock.settimeout(0.2)
         d = ackwatch(cfg, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
         got: list[tuple[float, str]] = []
@@ -618,7 +627,6 @@ def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sin
             )
 
         wait_for(heard, 15, f"READY, 3 watchdog pings and a status (got {got})", step=0)
-        path.unlink()
     lines = [ln for _, ln in got]
     assert lines.index("READY=1") < lines.index("WATCHDOG=1")
     pings = [t for t, ln in got if ln == "WATCHDOG=1"]
@@ -634,13 +642,7 @@ def test_a_systemd_that_stops_reading_holds_up_neither_nudges_nor_the_exit(
     """The notify socket's queue fills (a busy PID 1): its lines are dropped, not waited for."""
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
-    path = tmp_path / "notify.sock"
-    if len(str(path)) > 100:  # AF_UNIX path limit
-        path = Path(f"/tmp/ackwatch-unread-{os.getpid()}.sock")
-    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        sock.bind(str(path))  # and never read
+    with notify_socket(tmp_path) as (path, _):  # never read
         d = started(ackwatch, cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "500000"})
         d.wait_event("systemd_notify_dropped")
         mid = "<unread-notify@acme.example>"
@@ -654,7 +656,6 @@ def test_a_systemd_that_stops_reading_holds_up_neither_nudges_nor_the_exit(
         assert d.proc.wait(10) == 0, d.tail()
         assert time.monotonic() - t0 < 10
         assert len(d.events("systemd_notify_dropped")) == 1  # once, not once a line
-        path.unlink()
 
 
 def test_sigterm_exits_0_within_10_seconds(dovecot, tmp_path, sink, ackwatch):
