@@ -16,9 +16,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client.core import Metric
 
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
@@ -39,6 +41,8 @@ class _SnapshotCollector:
         self.snapshot = Snapshot()
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         s = self.snapshot
         pending = GaugeMetricFamily(
             "ackwatch_items_pending", "Client emails waiting for an acknowledgement",
@@ -76,24 +80,43 @@ class _SnapshotCollector:
 
 
 class Metrics:
-    """One registry per daemon (tests can make several)."""
+    """One registry per daemon (tests can make several).
+
+    prometheus-client is imported when the registry is first needed (served, rendered or
+    a time to acknowledge observed), not at every start: 13 ms of a `run --once` that
+    publishes its snapshot to nobody."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
         self._collector = _SnapshotCollector()
-        self.registry.register(self._collector)  # type: ignore[arg-type]
-        self.time_to_ack = Histogram(
-            "ackwatch_time_to_ack_seconds",
-            "Time from receipt to acknowledgement, on the policy's clock",
-            labelnames=["clock"],
-            buckets=TIME_TO_ACK_BUCKETS,
-            registry=self.registry,
-        )
+        self._made: tuple[CollectorRegistry, Histogram] | None = None
         self._server: object | None = None
         self._lock = threading.Lock()
 
+    def _registry(self) -> tuple[CollectorRegistry, Histogram]:
+        with self._lock:
+            if self._made is None:
+                from prometheus_client import CollectorRegistry, Histogram
+
+                registry = CollectorRegistry(auto_describe=True)
+                registry.register(self._collector)  # type: ignore[arg-type]
+                time_to_ack = Histogram(
+                    "ackwatch_time_to_ack_seconds",
+                    "Time from receipt to acknowledgement, on the policy's clock",
+                    labelnames=["clock"],
+                    buckets=TIME_TO_ACK_BUCKETS,
+                    registry=registry,
+                )
+                self._made = (registry, time_to_ack)
+            return self._made
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self._registry()[0]
+
     def serve(self, listen: str) -> None:
         """Start the HTTP endpoint on ``host:port`` (a daemon thread)."""
+        from prometheus_client import start_http_server
+
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         self._server = start_http_server(int(port), addr=host, registry=self.registry)
@@ -110,7 +133,9 @@ class Metrics:
         self._collector.snapshot = snapshot
 
     def observe_ack(self, clock: str, seconds: float) -> None:
-        self.time_to_ack.labels(clock=clock).observe(max(0.0, seconds))
+        self._registry()[1].labels(clock=clock).observe(max(0.0, seconds))
 
     def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)

@@ -1114,17 +1114,21 @@ class _reader:
 
 def evaluation_fingerprint(config: Config) -> str:
     """What the stored items were evaluated with: the config's values, this ackwatch and
-    the holiday tables. A change means every item is evaluated again (once)."""
+    the holiday tables when a calendar names a country. A change means every item is
+    evaluated again (once). (Without a country the holidays package is not imported at
+    all: 20 ms of every start.)"""
     import hashlib
     import json
 
-    import holidays
-
     from . import __version__
 
+    tables = None
+    if any(c.holidays for c in config.calendars.values()):
+        import holidays
+
+        tables = holidays.__version__
     text = json.dumps(
-        [EVALUATION_VERSION, __version__, holidays.__version__, _canonical(config)],
-        sort_keys=True,
+        [EVALUATION_VERSION, __version__, tables, _canonical(config)], sort_keys=True
     )
     return hashlib.sha256(text.encode()).hexdigest()
 

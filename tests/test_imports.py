@@ -1,0 +1,68 @@
+"""What a start imports: modules a config does not use are not loaded (each start pays
+for every import; `run --once` is measured against a bare script in bench target 1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ackwatch.service import evaluation_fingerprint
+from configfactory import make_config, office_calendar
+
+OPTIONAL = ("holidays", "prometheus_client", "ackwatch.report", "ackwatch.digest",
+            "ackwatch.promise")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Which of `OPTIONAL` a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport json, sys; print(json.dumps(sorted(set({OPTIONAL!r}) & set(sys.modules))))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": "tests:src"})
+    return set(json.loads(run.stdout.splitlines()[-1]))
+
+
+NO_HOLIDAYS = ("from configfactory import make_config, office_calendar; import dataclasses; "
+               "config = make_config(calendars={'office': dataclasses.replace("
+               "office_calendar(), holidays=None)})")
+
+
+def test_a_start_without_holiday_countries_or_metrics_loads_neither():
+    code = (f"{NO_HOLIDAYS}\n"
+            "from ackwatch import cli\n"
+            "from ackwatch.service import Daemon, evaluation_fingerprint\n"
+            "from ackwatch.calendar import BusinessCalendar\n"
+            "from ackwatch.metrics import Metrics, Snapshot\n"
+            "evaluation_fingerprint(config)\n"
+            "BusinessCalendar(config.calendars['office']).holidays_in(2026)\n"
+            "Metrics().publish(Snapshot())")
+    assert loaded_after(code) == set()
+
+
+def test_a_calendar_naming_a_country_loads_the_holidays():
+    code = ("from configfactory import office_calendar\n"
+            "from ackwatch.calendar import BusinessCalendar\n"
+            "BusinessCalendar(office_calendar())")
+    assert loaded_after(code) == {"holidays"}
+
+
+def test_the_metrics_registry_is_made_when_first_needed():
+    code = "from ackwatch.metrics import Metrics\nMetrics().observe_ack('calendar', 60.0)"
+    assert loaded_after(code) == {"prometheus_client"}
+
+
+def test_the_holiday_tables_count_in_the_fingerprint_only_when_a_calendar_names_a_country(
+    monkeypatch,
+):
+    import dataclasses
+
+    import holidays
+
+    with_country = make_config()
+    without = make_config(calendars={"office": dataclasses.replace(office_calendar(),
+                                                                   holidays=None)})
+    before = evaluation_fingerprint(with_country), evaluation_fingerprint(without)
+    monkeypatch.setattr(holidays, "__version__", "0.0.0-other")
+    after = evaluation_fingerprint(with_country), evaluation_fingerprint(without)
+    assert after[0] != before[0]  # new holiday tables: evaluate again
+    assert after[1] == before[1]  # no country: the tables cannot change an item
