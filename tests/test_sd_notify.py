@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
+from tests.servers.notifysocket import bound_notify_socket
 
 from ackwatch.service import _Systemd
 
@@ -18,16 +19,9 @@ from ackwatch.service import _Systemd
 @pytest.fixture
 def systemd_socket(tmp_path: Path) -> Iterator[socket.socket]:
     """The reading end of a NOTIFY_SOCKET that nobody reads until a test does."""
-    path = tmp_path / "notify.sock"
-    if len(str(path)) > 100:  # AF_UNIX path limit
-        path = Path(f"/tmp/ackwatch-sd-{os.getpid()}.sock")
-    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
-        sock.bind(str(path))
+    with bound_notify_socket(tmp_path) as (_, sock):
         sock.settimeout(0.5)
-        try:
-            yield sock
-        finally:
-            path.unlink(missing_ok=True)
+        yield sock
 
 
 def notifier_of(sock: socket.socket, monkeypatch: pytest.MonkeyPatch) -> _Systemd:

@@ -29,6 +29,7 @@ from tests.integration.test_daemon import (  # noqa: F401 - fixtures
     sink,
 )
 from tests.servers.imapserver import ImapTestServer
+from tests.servers.notifysocket import notify_socket_path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -120,10 +121,7 @@ class NotifySocket:
     """A NOTIFY_SOCKET (AF_UNIX datagram) that records what the daemon says, with times."""
 
     def __init__(self, tmp_path: Path) -> None:
-        path = tmp_path / "notify.sock"
-        if len(str(path)) > 100:  # AF_UNIX path limit
-            path = Path(f"/tmp/ackwatch-faults-{os.getpid()}-{time.monotonic_ns()}.sock")
-        self.path = path
+        self.path = path = notify_socket_path(tmp_path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.sock.settimeout(0.05)

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.servers.imapserver import ImapTestServer, make_message
+from tests.servers.notifysocket import bound_notify_socket
 
 if TYPE_CHECKING:  # imported in the fixture, after pytest could rewrite its asserts
     from tests.servers.smtp import SmtpSink
@@ -591,25 +591,10 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(dovecot, tmp_path, sink, 
 # --------------------------------------------------------------------------- process
 
 
-@contextlib.contextmanager
-def notify_socket(tmp_path: Path) -> Iterator[tuple[Path, socket.socket]]:
-    """A bound NOTIFY_SOCKET (AF_UNIX datagram) and its path, removed afterwards."""
-    path = tmp_path / "notify.sock"
-    if len(str(path)) > 100:  # AF_UNIX path limit
-        path = Path(f"/tmp/ackwatch-notify-{os.getpid()}.sock")
-    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
-        path.unlink(missing_ok=True)
-        sock.bind(str(path))
-        try:
-            yield path, sock
-        finally:
-            path.unlink(missing_ok=True)
-
-
 def test_ready_and_watchdog_are_sent_to_the_notify_socket(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
-    with notify_socket(tmp_path) as (path, sock):
+    with bound_notify_socket(tmp_path) as (path, sock):
         sock.settimeout(0.2)
         d = ackwatch(cfg, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
         got: list[tuple[float, str]] = []
@@ -642,7 +627,7 @@ def test_a_systemd_that_stops_reading_holds_up_neither_nudges_nor_the_exit(
     """The notify socket's queue fills (a busy PID 1): its lines are dropped, not waited for."""
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
-    with notify_socket(tmp_path) as (path, _):  # never read
+    with bound_notify_socket(tmp_path) as (path, _):  # never read
         d = started(ackwatch, cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "500000"})
         d.wait_event("systemd_notify_dropped")
         mid = "<unread-notify@acme.example>"
