@@ -1,4 +1,5 @@
-"""`ackwatch status` over a real state database: every printed value is safe for a terminal.
+"""`ackwatch status` over a real state database: every printed value is safe for a terminal,
+and a state directory whose name holds URI characters (# ? %) works.
 
 The state is written with `Store` directly, as the daemon would; `status` runs in-process
 (`cli.main`) and its output is read from capsys.
@@ -15,7 +16,7 @@ import yaml
 
 from ackwatch.cli import main
 from ackwatch.sla import Deadlines, Item
-from ackwatch.store import Store
+from ackwatch.store import DB_NAME, Store
 
 NOW = dt.datetime.now(dt.UTC)
 CLEAR_SCREEN = "\x1b[2J"
@@ -96,3 +97,15 @@ def test_status_json_keeps_the_values_and_writes_unsafe_characters_as_escapes(
     mailboxes = status(hostile_state, capsys, "--json", "--mailboxes")
     assert all(c == "\n" or c.isprintable() for c in mailboxes)
     assert [m["last_error"] for m in json.loads(mailboxes)] == [HOSTILE_ERROR]
+
+
+@pytest.mark.parametrize("name", ["state#1", "state?mode=rw", "state%23", "a #?%20 b"])
+def test_status_reads_a_state_dir_whose_name_holds_uri_characters(tmp_path, capsys, name):
+    state = tmp_path / name
+    fill_state(state)
+    config = write_config(tmp_path, state)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = status(config, capsys)
+    assert "Quote for the sprin…" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no stray file beside it
+    assert (state / DB_NAME).is_file()

@@ -83,6 +83,20 @@ def test_a_newer_schema_is_refused(tmp_path):
         Store.open(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["state#1", "state?mode=rw", "state%23"])
+def test_a_state_dir_named_with_uri_characters_opens_for_writing_and_reading(tmp_path, name):
+    writer = Store.open(tmp_path / name)
+    sync(writer, [new(1)])
+    reader = Store.open(tmp_path / name, readonly=True)  # as `status` and the daemon's readers
+    try:
+        assert [m.uid for m in reader.load_messages()] == [1]
+        assert reader.readonly
+    finally:
+        reader.close()
+        writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no stray file beside it
+
+
 def test_readonly_open_without_state_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="no state yet"):
         Store.open(tmp_path, readonly=True)

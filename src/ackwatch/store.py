@@ -415,6 +415,15 @@ class HealthRecord:
     last_sync: dt.datetime | None
 
 
+def readonly_uri(path: Path) -> str:
+    """The SQLite ``file:`` URI that opens ``path`` read-only. The path is percent-quoted:
+    in a URI "#" starts a fragment, "?" the parameters and "%" an escape, so a state
+    directory named "state#1" would otherwise open (or create) another file."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+
+
 class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
         self._conn = conn
@@ -441,7 +450,7 @@ class Store:
                 if not path.exists():
                     raise StoreError(f"{path}: no state yet (has ackwatch run?)")
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False,
+                    readonly_uri(path), uri=True, timeout=10, check_same_thread=False,
                     isolation_level=None,
                 )
             else:
