@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from ackwatch.sla import Ack, Deadlines, Item
 from ackwatch.store import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
@@ -65,6 +66,51 @@ def test_new_database_is_private_and_versioned(tmp_path):
     conn = sqlite3.connect(tmp_path / "state" / DB_NAME)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_an_existing_loose_state_dir_and_database_are_tightened_at_a_writable_open(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    db = state / DB_NAME
+    wal, shm = state / f"{DB_NAME}-wal", state / f"{DB_NAME}-shm"
+    for side in (wal, shm):
+        side.touch()
+    state.chmod(0o755)
+    for path in (db, wal, shm):
+        path.chmod(0o644)
+    with capture_logs() as logs:
+        Store.open(state).close()
+    assert _mode(state) == 0o700
+    assert all(_mode(p) == 0o600 for p in (db, wal, shm) if p.exists())
+    tightened = [e for e in logs if e["event"] == "state_permissions_tightened"]
+    assert {(e["path"], e["old_mode"], e["new_mode"]) for e in tightened} == {
+        (str(state), "0755", "0700"), (str(db), "0644", "0600"),
+        (str(wal), "0644", "0600"), (str(shm), "0644", "0600"),
+    }
+    assert all(e["log_level"] == "warning" for e in tightened)
+
+
+def test_tightening_never_adds_a_permission_and_is_silent_when_private(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    (state / DB_NAME).chmod(0o640)
+    Store.open(state).close()
+    assert _mode(state / DB_NAME) == 0o600
+    with capture_logs() as logs:
+        Store.open(state).close()
+    assert not [e for e in logs if e["event"].startswith("state_permissions")]
+
+
+def test_a_readonly_open_leaves_the_modes_alone(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    state.chmod(0o750)
+    Store.open(state, readonly=True).close()  # status and report: maybe another user
+    assert _mode(state) == 0o750
 
 
 def test_reopening_is_a_no_op_migration(tmp_path):
