@@ -532,8 +532,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=REPORT_FORMATS, default="table",
                         help="table (default), json, csv (one row per email) or html")
     parser.add_argument("--output", "-o", metavar="FILE",
-                        help="write to FILE (created 0600: it holds client subjects) "
-                        "instead of standard output")
+                        help="write to FILE (a new 0600 file: it holds client subjects) "
+                        "instead of standard output; only a regular file is replaced")
     parser.add_argument("--target", type=_report_target, default=0.9, metavar="SHARE",
                         help="the service-level target shown in table and html (default 0.9)")
 
@@ -555,30 +555,6 @@ def _report_period(
     if since >= until:
         raise ValueError(f"the period is empty: --since {args.since} is not before the end")
     return since, until
-
-
-def _write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` as a new 0600 file, atomically (readers never see half a
-    report); a path that is not a regular file (a FIFO, /dev/stdout) is written in place."""
-    import contextlib
-    import tempfile
-    from pathlib import Path
-
-    target = Path(path)
-    if target.exists() and not target.is_file():
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _promise_rows(
@@ -650,8 +626,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         if gc_was_enabled:
             gc.enable()
     if args.output and args.output != "-":
+        from .private import RefusedPath, write_private
+
         try:
-            _write_private(args.output, text)
+            write_private(args.output, text)
+        except RefusedPath as exc:
+            _err(f"ackwatch report: cannot write {clean(args.output)}: {clean(str(exc))}")
+            return EX_CANTCREAT
         except OSError as exc:
             _err(f"ackwatch report: cannot write {args.output}: {exc.strerror or exc}")
             return EX_CANTCREAT
