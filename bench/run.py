@@ -184,7 +184,9 @@ def bare_sync(server: BenchDovecot, user: str) -> float:
 
 
 def ro(state: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{state / 'ackwatch.sqlite3'}?mode=ro", uri=True, timeout=30)
+    from ackwatch.store import readonly_uri
+
+    return sqlite3.connect(readonly_uri(state / "ackwatch.sqlite3"), uri=True, timeout=30)
 
 
 def result(target: str, measured: str, ok: bool | None, limit: str, **raw: object) -> dict:

@@ -11,7 +11,7 @@ from ackwatch.service import evaluation_fingerprint
 from configfactory import make_config, office_calendar
 
 OPTIONAL = ("holidays", "prometheus_client", "ackwatch.report", "ackwatch.digest",
-            "ackwatch.promise")
+            "ackwatch.promise", "charset_normalizer")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -44,6 +44,18 @@ def test_a_calendar_naming_a_country_loads_the_holidays():
             "from ackwatch.calendar import BusinessCalendar\n"
             "BusinessCalendar(office_calendar())")
     assert loaded_after(code) == {"holidays"}
+
+
+def test_the_charset_detector_is_loaded_by_the_first_mail_with_raw_8bit_headers():
+    parse = ("from ackwatch.message import parse_message\n"
+             "import datetime as dt\n"
+             "def parse(data):\n"
+             "    parse_message(data, mailbox='a', folder='INBOX', role='inbox', uid=1,\n"
+             "                  received=dt.datetime(2026, 11, 23, tzinfo=dt.UTC))\n"
+             "parse('From: Иван <i@x.example>\\r\\nSubject: Смета\\r\\n\\r\\n'.encode())\n")
+    assert loaded_after(parse) == set()
+    raw = parse + "parse('Subject: Смета\\r\\n\\r\\n'.encode('cp1251'))\n"
+    assert loaded_after(raw) == {"charset_normalizer"}
 
 
 def test_the_metrics_registry_is_made_when_first_needed():

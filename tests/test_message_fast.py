@@ -32,10 +32,10 @@ from ackwatch.message import (
     Address,
     FolderRole,
     Message,
-    _bytes_to_text,
     _clean_text,
     _stable_key,
     _to_utc,
+    decode_raw_values,
     decode_words,
     extract_message_ids,
     normalize_message_id,
@@ -241,6 +241,7 @@ def reference_parse_message(
         fields = []
 
     raw: dict[str, str] = {}
+    capped = []
     for name, value_bytes in fields:
         if len(value_bytes) > MAX_FIELD_BYTES:
             defects.add(f"header-too-long:{name}")
@@ -248,9 +249,9 @@ def reference_parse_message(
                 value_bytes = value_bytes[-MAX_FIELD_BYTES:]
             else:
                 value_bytes = value_bytes[:MAX_FIELD_BYTES]
-        text, clean = _bytes_to_text(value_bytes)
-        if not clean:
-            defects.add(f"bad-encoding:{name}")
+        capped.append((name, value_bytes))
+    # Since issue 18 raw 8-bit values are read in a guessed charset (one guess per mail).
+    for name, text in decode_raw_values(capped, defects):
         if name in raw:
             if name in _JOINED:
                 raw[name] = raw[name] + _JOINED[name] + text

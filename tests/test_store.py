@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from ackwatch.sla import Ack, Deadlines, Item
 from ackwatch.store import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
@@ -67,6 +68,51 @@ def test_new_database_is_private_and_versioned(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_an_existing_loose_state_dir_and_database_are_tightened_at_a_writable_open(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    db = state / DB_NAME
+    wal, shm = state / f"{DB_NAME}-wal", state / f"{DB_NAME}-shm"
+    for side in (wal, shm):
+        side.touch()
+    state.chmod(0o755)
+    for path in (db, wal, shm):
+        path.chmod(0o644)
+    with capture_logs() as logs:
+        Store.open(state).close()
+    assert _mode(state) == 0o700
+    assert all(_mode(p) == 0o600 for p in (db, wal, shm) if p.exists())
+    tightened = [e for e in logs if e["event"] == "state_permissions_tightened"]
+    assert {(e["path"], e["old_mode"], e["new_mode"]) for e in tightened} == {
+        (str(state), "0755", "0700"), (str(db), "0644", "0600"),
+        (str(wal), "0644", "0600"), (str(shm), "0644", "0600"),
+    }
+    assert all(e["log_level"] == "warning" for e in tightened)
+
+
+def test_tightening_never_adds_a_permission_and_is_silent_when_private(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    (state / DB_NAME).chmod(0o640)
+    Store.open(state).close()
+    assert _mode(state / DB_NAME) == 0o600
+    with capture_logs() as logs:
+        Store.open(state).close()
+    assert not [e for e in logs if e["event"].startswith("state_permissions")]
+
+
+def test_a_readonly_open_leaves_the_modes_alone(tmp_path):
+    state = tmp_path / "state"
+    Store.open(state).close()
+    state.chmod(0o750)
+    Store.open(state, readonly=True).close()  # status and report: maybe another user
+    assert _mode(state) == 0o750
+
+
 def test_reopening_is_a_no_op_migration(tmp_path):
     Store.open(tmp_path).close()
     s = Store.open(tmp_path)
@@ -81,6 +127,20 @@ def test_a_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(StoreError, match="newer"):
         Store.open(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["state#1", "state?mode=rw", "state%23"])
+def test_a_state_dir_named_with_uri_characters_opens_for_writing_and_reading(tmp_path, name):
+    writer = Store.open(tmp_path / name)
+    sync(writer, [new(1)])
+    reader = Store.open(tmp_path / name, readonly=True)  # as `status` and the daemon's readers
+    try:
+        assert [m.uid for m in reader.load_messages()] == [1]
+        assert reader.readonly
+    finally:
+        reader.close()
+        writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no stray file beside it
 
 
 def test_readonly_open_without_state_is_a_clear_error(tmp_path):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__, secrets
 from .config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+from .printable import clean, json_text
 
 if TYPE_CHECKING:
     from .store import PromiseRecord, Store
@@ -222,7 +222,7 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     record["tracked"] = explanation.tracked
     record["reason"] = explanation.reason
     if args.json:
-        _out(json.dumps(record, ensure_ascii=False))
+        _out(json_text(record, indent=None))
         return EX_OK
     if not explanation.tracked:
         why = _REASONS.get(explanation.reason, explanation.reason)
@@ -349,7 +349,9 @@ def _local(t: dt.datetime, zone: ZoneInfo) -> dt.datetime:
         return t.astimezone(dt.UTC)
 
 
-def _cut(text: str, width: int) -> str:
+def _cut(text: str | None, width: int) -> str:
+    """``text`` made safe to print (`clean`), cut to ``width`` characters with "…"."""
+    text = clean(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -407,18 +409,18 @@ def cmd_status(args: argparse.Namespace) -> int:
                 }
                 for r in items
             ]
-        _out(json.dumps(data, indent=2, ensure_ascii=False))
+        _out(json_text(data))
         return EX_OK
     _out("Mailboxes:")
     known = {h.mailbox: h for h in health}
     for mb in config.mailboxes:
         h = known.get(mb.name)
         if h is None:
-            _out(f"  {mb.name:<16} never synced")
+            _out(f"  {clean(mb.name):<16} never synced")
             continue
         synced = _local(h.last_sync, zone).strftime("%Y-%m-%d %H:%M:%S") if h.last_sync else "never"
         error = f"  ({_cut(h.last_error, 40)})" if h.last_error and h.state != "up" else ""
-        _out(f"  {mb.name:<16} {h.state:<12} last sync {synced}{error}")
+        _out(f"  {clean(mb.name):<16} {clean(h.state):<12} last sync {synced}{error}")
     _out("")
     if not items:
         _out("No client email waits for an acknowledgement.")
@@ -530,8 +532,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=REPORT_FORMATS, default="table",
                         help="table (default), json, csv (one row per email) or html")
     parser.add_argument("--output", "-o", metavar="FILE",
-                        help="write to FILE (created 0600: it holds client subjects) "
-                        "instead of standard output")
+                        help="write to FILE (a new 0600 file: it holds client subjects) "
+                        "instead of standard output; only a regular file is replaced")
     parser.add_argument("--target", type=_report_target, default=0.9, metavar="SHARE",
                         help="the service-level target shown in table and html (default 0.9)")
 
@@ -553,30 +555,6 @@ def _report_period(
     if since >= until:
         raise ValueError(f"the period is empty: --since {args.since} is not before the end")
     return since, until
-
-
-def _write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` as a new 0600 file, atomically (readers never see half a
-    report); a path that is not a regular file (a FIFO, /dev/stdout) is written in place."""
-    import contextlib
-    import tempfile
-    from pathlib import Path
-
-    target = Path(path)
-    if target.exists() and not target.is_file():
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _promise_rows(
@@ -636,7 +614,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.format == "json":
             data = report.to_json_data(result)
             data["promises"] = promises.figures_json(kept)
-            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+            text = json_text(data) + "\n"
         elif args.format == "csv":
             text = report.render_csv(result)
         elif args.format == "html":
@@ -648,8 +626,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         if gc_was_enabled:
             gc.enable()
     if args.output and args.output != "-":
+        from .private import RefusedPath, write_private
+
         try:
-            _write_private(args.output, text)
+            write_private(args.output, text)
+        except RefusedPath as exc:
+            _err(f"ackwatch report: cannot write {clean(args.output)}: {clean(str(exc))}")
+            return EX_CANTCREAT
         except OSError as exc:
             _err(f"ackwatch report: cannot write {args.output}: {exc.strerror or exc}")
             return EX_CANTCREAT
@@ -738,13 +721,13 @@ def cmd_promise(args: argparse.Namespace) -> int:
             "promised": promise.promised.isoformat() if promise else None,
             "sentence": promise.sentence if promise else None,
         }
-        _out(json.dumps(record, ensure_ascii=False))
+        _out(json_text(record, indent=None))
         return EX_OK
     if promise is None:
         _out("no promise found")
         return EX_OK
     _out(f"promised: {_promise_when(promise.promised)} ({calendar.timezone})")
-    _out(f"sentence: {promise.sentence}")
+    _out(f"sentence: {clean(promise.sentence)}")
     return EX_OK
 
 

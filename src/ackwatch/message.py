@@ -179,7 +179,8 @@ def evolve(m: Message, **changes: object) -> Message:
 #   "header-too-long:references", "bad-encoding:subject", "unknown-charset:subject",
 #   "bad-address:from", "no-from", "no-message-id", "bad-message-id", "bad-date",
 #   "duplicate-header:from", "junk-line", "junk-reference", "too-many-references",
-#   "naive-received".
+#   "naive-received", "guessed-charset:windows-1251" (raw 8-bit header values that are not
+#   UTF-8 are read in the charset `legacy_charset.guess` finds for them, else latin-1).
 
 MAX_HEADER_BYTES = 1 << 20  # the whole fetched header block
 MAX_FIELD_BYTES = 64 * 1024  # one field (References keeps its *last* 64 KiB)
@@ -540,7 +541,7 @@ def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
 
 def _general_header_fields(data: bytes, defects: set[str]) -> list[tuple[str, str]]:
     """(lower-cased name, unfolded text) pairs of any block, values capped and decoded."""
-    fields = []
+    raw_fields = []
     for name, value_bytes in _split_headers(data, defects):
         if len(value_bytes) > MAX_FIELD_BYTES:
             defects.add(f"header-too-long:{name}")
@@ -548,11 +549,39 @@ def _general_header_fields(data: bytes, defects: set[str]) -> list[tuple[str, st
                 value_bytes = value_bytes[-MAX_FIELD_BYTES:]
             else:
                 value_bytes = value_bytes[:MAX_FIELD_BYTES]
-        text, clean = _bytes_to_text(value_bytes)
-        if not clean:
+        raw_fields.append((name, value_bytes))
+    return decode_raw_values(raw_fields, defects)
+
+
+def decode_raw_values(
+    raw_fields: list[tuple[str, bytes]], defects: set[str]
+) -> list[tuple[str, str]]:
+    """Header values as text: UTF-8 when valid; the others (raw 8-bit, defect
+    "bad-encoding:<field>") in the legacy charset guessed once for all of them together
+    (`legacy_charset.guess`, defect "guessed-charset:<charset>"), else latin-1. Never
+    raises."""
+    texts: list[str | None] = []
+    for _, value_bytes in raw_fields:
+        try:
+            texts.append(value_bytes.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+    if None in texts:
+        from .legacy_charset import guess  # only for mail with raw 8-bit, non-UTF-8 headers
+
+        guessed = guess([raw for (_, raw), text in zip(raw_fields, texts, strict=True)
+                         if text is None])
+        if guessed is not None:
+            defects.add(f"guessed-charset:{guessed[1]}")
+        for i, (name, raw) in enumerate(raw_fields):
+            if texts[i] is not None:
+                continue
             defects.add(f"bad-encoding:{name}")
-        fields.append((name, text))
-    return fields
+            try:
+                texts[i] = raw.decode(guessed[0]) if guessed else raw.decode("latin-1")
+            except UnicodeDecodeError:  # one value cut inside a multi-byte character
+                texts[i] = raw.decode("latin-1")
+    return [(name, text or "") for (name, _), text in zip(raw_fields, texts, strict=True)]
 
 
 def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:

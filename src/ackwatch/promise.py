@@ -57,7 +57,10 @@ month name in any of en/pl/uk/bg/ru/de ("15 grudnia", "December 15th", "на 3 �
 "5 січня 2027 р.", "15. Dezember") and for day offsets ("in 3 days", "za 3 dni",
 "через 3 дні", "след 3 дни"). Its matches are only accepted when they contain a month
 name and a digit, or a day/week unit: on its own it also reports "We" (Wednesday), "May",
-"Mar", "now", "+48" (year 2048), "1.5", "2.3", "12.50" and street numbers "15/12".
+"Mar", "now", "+48" (year 2048), "1.5", "2.3", "12.50" and street numbers "15/12". It
+reads only short windows around a month name next to a digit or a day/week unit, at most
+12 (window, language) pairs per reply: its cost is about a millisecond per date per
+language, and a hostile 16 kB reply of such dates took 3.9 s when it read every sentence.
 
 Hand-written, because dateparser misses or gets them wrong (checked with dateparser 1.5):
 Polish/Ukrainian/Russian weekdays in the genitive ("do piątku", "до п'ятниці",
@@ -71,6 +74,7 @@ found); "15.12" without a year (not found); times after a date in pl/de ("jutro 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
@@ -188,10 +192,11 @@ def _name_like(line: str) -> bool:
     )
 
 
-def _valediction_at(lines: list[str], i: int) -> bool:
+def _valediction_at(lines: list[str], i: int, content: list[int]) -> bool:
     """True when line ``i`` is a closing ("Pozdrawiam", "Best regards, Anna") that starts
     the signature: there is content before it, its own rest is a name, what follows is a
-    name (or nothing) and the block after it is short."""
+    name (or nothing) and the block after it is short. ``content``: the indexes of the
+    non-blank lines, in order (so that each line is judged in constant time)."""
     m = _VALEDICTION.match(lines[i])
     if m is None:
         return False
@@ -200,12 +205,13 @@ def _valediction_at(lines: list[str], i: int) -> bool:
         _name_like(rest) and all(w[:1].isupper() for w in rest.split())
     ):
         return False
-    if not any(line.strip() for line in lines[:i]):
+    here = bisect.bisect_left(content, i)  # non-blank lines before line i
+    if here == 0:
         return False
-    after = [line for line in lines[i + 1 :] if line.strip()]
+    after = content[here + 1 :] if here < len(content) and content[here] == i else content[here:]
     if len(after) > 15:
         return False
-    return not after or _name_like(after[0])
+    return not after or _name_like(lines[after[0]])
 
 
 def strip_reply(text: str) -> str:
@@ -237,8 +243,9 @@ def strip_reply(text: str) -> str:
         if _SIG_DASHES.match(line) or (_MOBILE.match(line) and len(line.strip()) <= 80):
             lines = lines[:i]
             break
+    content = [i for i, line in enumerate(lines) if line.strip()]
     for i in range(len(lines)):
-        if _valediction_at(lines, i):
+        if _valediction_at(lines, i, content):
             lines = lines[:i]
             break
     return "\n".join(line.rstrip() for line in lines).strip()
@@ -545,6 +552,7 @@ _DAY_UNIT = re.compile(
     _I,
 )
 _YEAR = re.compile(r"\d{4}")
+_DIGIT = re.compile(r"\d")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'"})
 
 
@@ -693,8 +701,56 @@ def _languages(sentence: str, hint: str | None) -> list[str]:
     return langs
 
 
+# dateparser costs about a millisecond per date it finds, per language tried, over the
+# whole text it is given: a hostile 16 kB reply of month names took 3.9 s. So it reads
+# only short windows around what it can find (a month name next to a digit, a day or week
+# unit), each (window, language) once per reply, and at most _DATEPARSER_CALLS of them per
+# reply: whatever the reply, the dateparser part is bounded and the rest is linear. A
+# real acknowledgement has one or two such dates; past the budget, the hand-written
+# phrases (weekdays, "tomorrow", "15.12", ...) are still read.
+_DATEPARSER_CALLS = 12
+_WINDOW_MARGIN = 18  # characters each side of the anchor ("on the 3rd of December 2026")
+_DIGIT_NEAR = 12  # a month name needs a digit this close to be a date
+_WINDOW_MAX = 64  # overlapping windows are merged up to this length, then a new one starts
+
+
+class _DateparserBudget:
+    """Per reply: dateparser's answers by (window, language), and the calls still allowed."""
+
+    def __init__(self) -> None:
+        self.calls_left = _DATEPARSER_CALLS
+        self.answers: dict[tuple[str, str], list[tuple[str, object]]] = {}
+
+
+def _windows(masked: str) -> list[tuple[int, int]]:
+    """Spans of ``masked`` around each month name with a digit near it and each day or
+    week unit, widened to whole words and merged where they overlap (up to `_WINDOW_MAX`
+    characters: a run of dates is several windows, not one long one)."""
+    spans: list[tuple[int, int]] = []
+    anchors = [m for m in _MONTH_STEM.finditer(masked)
+               if _DIGIT.search(masked, max(0, m.start() - _DIGIT_NEAR), m.end() + _DIGIT_NEAR)]
+    anchors += list(_DAY_UNIT.finditer(masked))
+    for m in sorted(anchors, key=lambda m: m.start()):
+        start = max(0, m.start() - _WINDOW_MARGIN)
+        end = min(len(masked), m.end() + _WINDOW_MARGIN)
+        while start > 0 and not masked[start - 1].isspace():
+            start -= 1
+        while end < len(masked) and not masked[end].isspace():
+            end += 1
+        if spans and start <= spans[-1][1] and max(end, spans[-1][1]) - spans[-1][0] <= _WINDOW_MAX:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
 def _dateparser_mentions(
-    masked: str, sentence: str, base: dt.datetime, tz_name: str, hint: str | None
+    masked: str,
+    sentence: str,
+    base: dt.datetime,
+    tz_name: str,
+    hint: str | None,
+    budget: _DateparserBudget,
 ) -> list[_Mention]:
     """Dates written with a month name, and day/week offsets, found by dateparser."""
     has_month = bool(_MONTH_STEM.search(masked)) and any(c.isdigit() for c in masked)
@@ -713,35 +769,48 @@ def _dateparser_mentions(
     }
     found: list[_Mention] = []
     seen: set[tuple[str, object]] = set()
-    for lang in _languages(sentence, hint):
-        try:
-            results = search_dates(masked, languages=[lang], settings=settings) or []
-        except Exception:  # a third-party parser must never break the caller
-            continue
-        for phrase, value in results:
-            if not isinstance(phrase, str) or not isinstance(value, dt.datetime):
-                continue
-            if any(c.isdigit() for c in phrase) and _MONTH_STEM.search(phrase):
-                year = value.year if _YEAR.search(phrase) else None
-                mention_value: object = (year, value.month, value.day)
-                kind = "date"
-            elif _DAY_UNIT.search(phrase):
+    for w_start, w_end in _windows(masked):
+        window = masked[w_start:w_end]
+        for lang in _languages(window, hint):
+            key = (window, lang)
+            if key not in budget.answers:
+                if budget.calls_left <= 0:
+                    return found  # the rest is read by the hand-written phrases only
+                budget.calls_left -= 1
                 try:
-                    day = value.astimezone(ZoneInfo(tz_name)).date() if value.tzinfo else value.date()
-                except (ValueError, OverflowError):
+                    budget.answers[key] = search_dates(
+                        window, languages=[lang], settings=settings) or []
+                except Exception:  # a third-party parser must never break the caller
+                    budget.answers[key] = []
+            for phrase, value in budget.answers[key]:
+                mention = _dateparser_mention(phrase, value, tz_name, window, w_start)
+                if mention is None or (phrase, mention.value) in seen:
                     continue
-                mention_value = (day.year, day.month, day.day)
-                kind = "date"
-            else:
-                continue  # "We", "May", "now", "+48", "1.5", "12:00", ...
-            key = (phrase, mention_value)
-            if key in seen:
-                continue
-            seen.add(key)
-            start = masked.find(phrase)
-            start = max(start, 0)
-            found.append(_Mention(start, start + len(phrase), kind, mention_value))
+                seen.add((phrase, mention.value))
+                found.append(mention)
     return found
+
+
+def _dateparser_mention(
+    phrase: object, value: object, tz_name: str, window: str, offset: int
+) -> _Mention | None:
+    """One dateparser match as a date mention, or None for what it finds but we do not
+    trust: "We", "May", "now", "+48", "1.5", "12:00", ..."""
+    if not isinstance(phrase, str) or not isinstance(value, dt.datetime):
+        return None
+    if any(c.isdigit() for c in phrase) and _MONTH_STEM.search(phrase):
+        year = value.year if _YEAR.search(phrase) else None
+        mention_value: object = (year, value.month, value.day)
+    elif _DAY_UNIT.search(phrase):
+        try:
+            day = value.astimezone(ZoneInfo(tz_name)).date() if value.tzinfo else value.date()
+        except (ValueError, OverflowError):
+            return None
+        mention_value = (day.year, day.month, day.day)
+    else:
+        return None
+    start = offset + max(window.find(phrase), 0)
+    return _Mention(start, start + len(phrase), "date", mention_value)
 
 
 # =========================================================================== resolution
@@ -888,11 +957,15 @@ def _distance(a: _Mention, b: _Mention) -> int:
 
 
 def _candidates(
-    sentence: str, resolver: _Resolver, calendar: CalendarConfig, hint: str | None
+    sentence: str,
+    resolver: _Resolver,
+    calendar: CalendarConfig,
+    hint: str | None,
+    budget: _DateparserBudget,
 ) -> list[dt.datetime]:
     dates, times, masked = _scan(sentence)
     base = resolver.sent.replace(tzinfo=None)
-    dates += _dateparser_mentions(masked, sentence, base, calendar.timezone, hint)
+    dates += _dateparser_mentions(masked, sentence, base, calendar.timezone, hint, budget)
     dates = [d for d in dates if d.kind != "ignore"]
     absolute = [d for d in dates if d.kind == "date"]
     # A weekday written next to a date ("w piątek, 4 grudnia") is only its label.
@@ -949,11 +1022,12 @@ def find_promise(
     except (ValueError, OverflowError):
         return None
     best: Promise | None = None
+    budget = _DateparserBudget()
     for sentence in _sentences(strip_reply(text)):
         if _NOT_A_PROMISE.search(sentence) or not _CUE.search(sentence):
             continue
         try:
-            instants = _candidates(sentence, resolver, calendar, hint)
+            instants = _candidates(sentence, resolver, calendar, hint, budget)
         except (ValueError, OverflowError, ArithmeticError):
             continue  # dates at the end of the calendar, a calendar never open, ...
         for instant in instants:

@@ -65,6 +65,7 @@ from zoneinfo import ZoneInfo
 
 from .calendar import BusinessCalendar, clock_for
 from .config import Config, Policy
+from .printable import clean, json_text
 
 UTC = dt.UTC
 DEFAULT_TARGET = 0.9
@@ -627,15 +628,6 @@ def _tally(
 
 # =========================================================================== text helpers
 
-# C0/C1 controls and bidi overrides/isolates: never let client text steer a terminal.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(text: str | None) -> str:
-    """Client-supplied text made safe to show: control and bidi characters become spaces."""
-    return _UNSAFE.sub(" ", text or "")
-
-
 def _width(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0
@@ -725,7 +717,7 @@ def render_json(report: Report) -> str:
     """One object: ``period`` {since, until}, ``totals``, ``by_account``, ``by_client``,
     ``breaches``. Times ISO 8601 with the config timezone's offset; service level 0..1
     rounded to 4 places, minutes to 2."""
-    return json.dumps(to_json_data(report), indent=2, ensure_ascii=False) + "\n"
+    return json_text(to_json_data(report)) + "\n"
 
 
 # =========================================================================== csv

@@ -1,6 +1,7 @@
 """The state database: sync cursors, messages seen, items, the outbox, mailbox health.
 
-One SQLite file (WAL) in ``state_dir``, created 0600 in a 0700 directory. The daemon's
+One SQLite file (WAL) in ``state_dir``, 0600 in a 0700 directory: created so, and an
+existing looser directory or file is tightened at each writable open (`private`). The daemon's
 core thread is the single writer; ``ackwatch status`` and ``report`` open it read-only
 while the daemon runs.
 
@@ -34,6 +35,7 @@ from typing import NamedTuple, Protocol, TypeVar
 import structlog
 
 from .message import Message, evolve, parse_message
+from .private import tighten
 from .sla import Item
 from .threads import component_batches, is_noise_link, link_values
 
@@ -42,6 +44,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 DB_NAME = "ackwatch.sqlite3"
+_SIDE_FILES = ("-wal", "-shm")  # SQLite's WAL files beside the database, as private as it
 MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
 
 # A stored time (`_iso`: ISO 8601 in UTC with microseconds, "2026-11-16T09:50:00.123456+00:00")
@@ -415,6 +418,15 @@ class HealthRecord:
     last_sync: dt.datetime | None
 
 
+def readonly_uri(path: Path) -> str:
+    """The SQLite ``file:`` URI that opens ``path`` read-only. The path is percent-quoted:
+    in a URI "#" starts a fragment, "?" the parameters and "%" an escape, so a state
+    directory named "state#1" would otherwise open (or create) another file."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+
+
 class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
         self._conn = conn
@@ -441,7 +453,7 @@ class Store:
                 if not path.exists():
                     raise StoreError(f"{path}: no state yet (has ackwatch run?)")
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False,
+                    readonly_uri(path), uri=True, timeout=10, check_same_thread=False,
                     isolation_level=None,
                 )
             else:
@@ -449,6 +461,8 @@ class Store:
                 if not path.exists():
                     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
                     os.close(fd)
+                # Modes set by hand or by a restore are tightened too, not only new files.
+                tighten((state_dir, path, *(path.with_name(path.name + s) for s in _SIDE_FILES)))
                 # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _write).
                 conn = sqlite3.connect(
                     path, timeout=30, check_same_thread=False, isolation_level=None

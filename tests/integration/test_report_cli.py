@@ -202,6 +202,25 @@ def test_report_output_file_is_private(config, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_report_output_refuses_a_fifo_and_writes_nothing_into_it(config, tmp_path):
+    fifo = tmp_path / "week.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so a writer would not block
+    try:
+        result = ackwatch("report", "-c", str(config), "--format", "json",
+                          "--output", str(fifo), *WEEK)
+        try:
+            leaked = os.read(reader, 1 << 16)
+        except BlockingIOError:
+            leaked = b""
+    finally:
+        os.close(reader)
+    assert result.returncode == 73, result.stderr
+    assert f"cannot write {fifo}: a FIFO, not a regular file" in result.stderr
+    assert leaked == b""
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
 def test_report_default_period_is_last_full_week(config):
     data = report_json(config)
     since = dt.datetime.fromisoformat(data["period"]["since"])
