@@ -821,9 +821,7 @@ class Daemon:
         nudge_keys = [k for k in record.nudge_keys if k in items]
         escalation_keys = [k for k in record.escalation_keys if k in items]
         if not nudge_keys and not escalation_keys:
-            self.store.outbox_close(record.id, "cancelled")
-            self.store.mark_items_done("nudge", record.nudge_keys, "cancelled")
-            self.store.mark_items_done("escalation", record.escalation_keys, "cancelled")
+            self.store.outbox_close(record.id, "cancelled")  # its items too
             log.info("action_cancelled", kind=record.kind, to=record.recipient,
                      reason="acknowledged meanwhile")
             return

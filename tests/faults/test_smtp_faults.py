@@ -67,6 +67,8 @@ def test_5xx_for_one_recipient_does_not_block_the_others(dovecot, tmp_path, sink
     wait_for(lambda: times_mentioned(sink, later), 20, "Anna's next nudge")
     states = {(r, s) for r, s, _ in outbox(tmp_path)}
     assert (PIOTR, "failed") in states and (ANNA, "sent") in states
+    # The item says what its outbox row says: failed, not "queued" for ever.
+    assert d.wait_item(for_piotr)["nudge"] == "failed"
     # Nothing stays queued behind the refused recipient. The escalations of these 6 s
     # windows still fall due around now: each must leave the queue, not be caught in it.
     wait_for(lambda: not [s for _, s, _ in outbox(tmp_path) if s == "pending"], 20,
