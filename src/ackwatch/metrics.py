@@ -9,6 +9,9 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_mailbox_up{mailbox}               1 when the mailbox is connected and syncing
     ackwatch_last_sync_timestamp{mailbox}      unix time of the last completed sync
     ackwatch_time_to_ack_seconds{clock}        histogram; business seconds for business policies
+    ackwatch_smtp_tls_failures_total{reason}   SMTP connections that could not be made safe
+                                               (STARTTLS missing or refused, handshake,
+                                               certificate); the mail waits and is retried
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class Snapshot:
 class _SnapshotCollector:
     def __init__(self) -> None:
         self.snapshot = Snapshot()
+        # Counted by the core thread as they happen (not in the state database).
+        self.tls_failures: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -77,6 +82,14 @@ class _SnapshotCollector:
         for mailbox, t in sorted(s.last_sync.items()):
             last.add_metric([mailbox], t)
         yield last
+        tls = CounterMetricFamily(
+            "ackwatch_smtp_tls_failures",
+            "SMTP connections that could not be made safe (the mail is retried)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(dict(self.tls_failures).items()):
+            tls.add_metric([reason], n)
+        yield tls
 
 
 class Metrics:
@@ -128,6 +141,12 @@ class Metrics:
             httpd.shutdown()
             httpd.server_close()
         self._server = None
+
+    def count_tls_failure(self, reason: str) -> None:
+        """One SMTP connection that could not be made safe (`notify.TLS_FAILURES`)."""
+        with self._lock:
+            failures = self._collector.tls_failures
+            failures[reason] = failures.get(reason, 0) + 1
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

@@ -847,7 +847,9 @@ class Daemon:
             self.store.outbox_close(record.id, "failed", error=str(exc))
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
-        except Exception as exc:  # temporary: SMTP down, 4xx, timeouts
+        except Exception as exc:  # temporary: SMTP down, 4xx, timeouts, TLS, credentials
+            if isinstance(exc, notify.SendError) and exc.tls_failure:
+                self.metrics.count_tls_failure(str(exc.failure))
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
             if record.attempts == 0:
