@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from . import smtpauth
 from .config import Config, SecretRef, SmtpConfig
 
 log = structlog.get_logger(__name__)
@@ -635,10 +636,10 @@ def _escaped(values: Mapping[str, str]) -> dict[str, str]:
 # Why a connection could not be made safe or authenticated (`SendError.failure`): the
 # server's or the setup's fault, never the mail's, so the mail waits and is retried.
 TLS_FAILURES = ("starttls_not_offered", "starttls_refused", "tls_handshake", "tls_certificate")
-AUTH_FAILURES = ("auth_refused", "secret_unavailable")
+AUTH_FAILURES = ("auth_refused", "auth_unusable", "secret_unavailable")
 SendFailure = Literal[
     "starttls_not_offered", "starttls_refused", "tls_handshake", "tls_certificate",
-    "auth_refused", "secret_unavailable",
+    "auth_refused", "auth_unusable", "secret_unavailable",
 ]
 
 
@@ -831,11 +832,14 @@ def _deliver(
         if smtp.security == "starttls":
             _starttls(conn, smtp)
         if secret is not None:
-            assert smtp.username is not None
+            assert smtp.username is not None and smtp.password is not None
             try:
-                conn.login(smtp.username, secret.reveal())
-            finally:
-                conn.password = None  # smtplib keeps it on the connection object
+                smtpauth.login(conn, smtp.username, secret.reveal(),
+                               source=_describe(smtp.password))
+            except smtpauth.CredentialsUnusable as exc:
+                raise TemporarySendError(
+                    f"{smtp.host}:{smtp.port}: {exc}", failure="auth_unusable"
+                ) from None
         refused = conn.send_message(msg)
         with contextlib.suppress(smtplib.SMTPException, OSError):
             conn.quit()  # the mail was accepted; a failed goodbye does not matter
@@ -952,8 +956,13 @@ def _classify(exc: BaseException, smtp: SmtpConfig, redact: _Redactor) -> SendEr
     if isinstance(exc, OSError):
         reason = exc.strerror or type(exc).__name__
         return TemporarySendError(f"{where}: connection failed: {reason}")
-    # Anything else (e.g. UnicodeEncodeError from smtplib on a non-ASCII password, whose
-    # repr would carry the whole string): the type and a redacted text only.
+    if isinstance(exc, UnicodeError):
+        # Its text quotes the offending character and its position: never shown, it may
+        # come from a secret (non-ASCII credentials take `smtpauth`'s path, not this one).
+        return PermanentSendError(
+            f"{where}: text the SMTP conversation cannot carry ({type(exc).__name__})"
+        )
+    # Anything else: the type and a redacted text only.
     return PermanentSendError(
         f"{where}: {type(exc).__name__}: {redact(clean_text(str(exc), 300))}"
     )

@@ -313,6 +313,73 @@ def test_refused_password_is_temporary_and_logged_loudly(smtp_sink_factory: Sink
     assert failed["reason"] == "auth_refused" and failed["log_level"] == "error"
 
 
+# --------------------------------------------------------------------------- non-ASCII secrets
+
+UTF8_PASSWORD = "Zażółć-gęślą-jaźń-Пароль-€"
+
+
+def utf8_resolve(ref: SecretRef) -> str:
+    return UTF8_PASSWORD
+
+
+def shows_a_character_of(secret: str, text: str) -> bool:
+    """A non-ASCII character of ``secret`` in ``text``, raw or as Python escapes it."""
+    return any(
+        c in text or f"\\u{ord(c):04x}" in text or f"\\x{ord(c):02x}" in text
+        for c in secret if not c.isascii()
+    )
+
+
+def test_non_ascii_password_is_sent_as_utf8_auth_plain(smtp_sink_factory: SinkFactory) -> None:
+    sink = smtp_sink_factory(auth=(USER, UTF8_PASSWORD))
+    send(escalation_mail(), with_auth(sink.smtp_config("none")), resolve=utf8_resolve,
+         local_hostname="ackwatch.test")
+    assert sink.auth_attempts == [(USER, True)]
+    assert len(sink.messages) == 1
+
+
+def test_non_ascii_password_after_starttls_is_sent_as_utf8(
+    smtp_sink_factory: SinkFactory, tls_cert: TlsCert
+) -> None:
+    sink = smtp_sink_factory(starttls=tls_cert, auth=(USER, UTF8_PASSWORD))
+    config = with_auth(sink.smtp_config("starttls", ca_file=tls_cert.cert))
+    send(escalation_mail(), config, resolve=utf8_resolve, local_hostname="ackwatch.test")
+    assert sink.auth_attempts == [(USER, True)] and len(sink.messages) == 1
+
+
+def test_non_ascii_password_without_auth_plain_is_refused_clearly_without_a_character_of_it(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    sink = smtp_sink_factory(auth=(USER, UTF8_PASSWORD), auth_exclude=("PLAIN",))
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("none")),
+            resolve=utf8_resolve,
+        )
+    assert err.failure == "auth_unusable"
+    assert "password_env ACKWATCH_SMTP_PASSWORD" in str(err) and "AUTH PLAIN" in str(err)
+    assert sink.auth_attempts == []  # nothing was tried, nothing refused
+    text = everything_about(err) + repr(logs)
+    assert not shows_a_character_of(UTF8_PASSWORD, text)
+    assert "position" not in text and "UnicodeEncodeError" not in text
+    assert [e["reason"] for e in logs if e["event"] == "smtp_auth_failed"] == ["auth_unusable"]
+
+
+def test_wrong_non_ascii_password_is_refused_without_a_character_of_it(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    sink = smtp_sink_factory(auth=(USER, "another-password"))
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("none")),
+            resolve=utf8_resolve,
+        )
+    assert err.code == 535 and err.failure == "auth_refused"
+    assert sink.auth_attempts == [(USER, False)]
+    text = everything_about(err) + repr(logs)
+    assert not shows_a_character_of(UTF8_PASSWORD, text) and "position" not in text
+
+
 def test_password_never_in_exception_text(smtp_sink_factory: SinkFactory) -> None:
     # 1. Wrong password: 535 from the server.
     sink = smtp_sink_factory(auth=(USER, "another-password"))
