@@ -195,6 +195,23 @@ def test_items_dropped_from_a_queued_mail_are_cancelled_and_the_rest_stay_queued
     assert {r.key: r.nudge_done for r in store.items()} == {"a": "cancelled", "b": "queued"}
 
 
+def test_the_hourly_cap_counts_mail_that_reaches_a_person_to_or_cc(store):
+    store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                  nudge_keys=[], escalation_keys=[], message_id="<1@y>", now=T0)
+    store.enqueue(kind="escalation", recipient="kasia@agency.example",
+                  cc=("Anna@Agency.example",), account="anna@agency.example",
+                  nudge_keys=[], escalation_keys=[], message_id="<2@y>", now=T0 + H / 2)
+    failed = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                           nudge_keys=[], escalation_keys=[], message_id="<3@y>", now=T0)
+    store.outbox_close(failed, "failed")  # never reached her
+    reached = store.reached_since(T0)
+    assert reached["anna@agency.example"] == [T0, T0 + H / 2]
+    assert reached["kasia@agency.example"] == [T0 + H / 2]
+    assert store.reached_since(T0 + H / 4) == {
+        "kasia@agency.example": [T0 + H / 2], "anna@agency.example": [T0 + H / 2]
+    }
+
+
 def test_outbox_retry_waits_for_its_time(store):
     oid = store.enqueue(kind="nudge", recipient="a@x", cc=(), account=None, nudge_keys=[],
                         escalation_keys=[], message_id="<x@y>", now=T0)

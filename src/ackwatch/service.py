@@ -26,7 +26,7 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import classify, imap, notify, scheduler, sla
+from . import classify, hourlycap, imap, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
@@ -678,14 +678,10 @@ class Daemon:
         accounts = {r.account for r in records if r.account}
         messages = self.messages_of_accounts(accounts, now)
         recipients = {acc: sla.recipient_for(acc, self.config, now, messages) for acc in accounts}
-        managers = {a.manager for a in self.config.accounts if a.manager}
-        sent = {
-            to: [o.created_at for o in self.store.sent_since(to, now - scheduler.HOUR)]
-            for to in set(recipients.values()) | managers
-        }
         return scheduler.plan(
             views, config=self.config, now=now,
-            recipient_of=lambda acc: recipients.get(acc, acc), sent_last_hour=sent,
+            recipient_of=lambda acc: recipients.get(acc, acc),
+            sent_last_hour=self.store.reached_since(now - hourlycap.HOUR),
         )
 
     def run_due(self) -> dt.datetime | None:

@@ -1186,14 +1186,20 @@ class Store:
     def outbox(self) -> list[OutboxRecord]:
         return [_outbox_record(r) for r in self._conn.execute("SELECT * FROM outbox ORDER BY id")]
 
-    def sent_since(self, recipient: str, since: dt.datetime) -> list[OutboxRecord]:
-        """Mail to one recipient created since an instant (for the hourly cap)."""
+    def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]:
+        """When mail queued or sent since an instant reached each address, To or Cc
+        (lower-cased), oldest first: the hourly cap counts every mail a person gets."""
         rows = self._conn.execute(
-            "SELECT * FROM outbox WHERE recipient = ? AND created_at >= ?"
+            "SELECT recipient, cc, created_at FROM outbox WHERE created_at >= ?"
             " AND state IN ('pending', 'sent') ORDER BY created_at",
-            (recipient, _iso(since)),
-        ).fetchall()
-        return [_outbox_record(r) for r in rows]
+            (_iso(since),),
+        )
+        reached: dict[str, list[dt.datetime]] = {}
+        for recipient, cc, created_at in rows:
+            at = _dt(created_at)
+            for address in dict.fromkeys(a.lower() for a in [recipient, *json.loads(cc)]):
+                reached.setdefault(address, []).append(at)
+        return reached
 
     def outbox_update_items(
         self, outbox_id: int, nudge_keys: Sequence[str], escalation_keys: Sequence[str]
