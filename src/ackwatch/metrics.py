@@ -12,6 +12,9 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_smtp_tls_failures_total{reason}   SMTP connections that could not be made safe
                                                (STARTTLS missing or refused, handshake,
                                                certificate); the mail waits and is retried
+
+Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
+so no client of the endpoint can starve the daemon.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Histogram
     from prometheus_client.core import Metric
+
+    from .httpserve import HttpServer
 
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
@@ -102,7 +107,7 @@ class Metrics:
     def __init__(self) -> None:
         self._collector = _SnapshotCollector()
         self._made: tuple[CollectorRegistry, Histogram] | None = None
-        self._server: object | None = None
+        self._server: HttpServer | None = None
         self._lock = threading.Lock()
 
     def _registry(self) -> tuple[CollectorRegistry, Histogram]:
@@ -127,20 +132,20 @@ class Metrics:
         return self._registry()[0]
 
     def serve(self, listen: str) -> None:
-        """Start the HTTP endpoint on ``host:port`` (a daemon thread)."""
-        from prometheus_client import start_http_server
+        """Serve ``/metrics`` on ``host:port`` (`httpserve`); `OSError` if it cannot bind."""
+        from prometheus_client import make_wsgi_app
 
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
-        self._server = start_http_server(int(port), addr=host, registry=self.registry)
+        from .httpserve import HttpServer, parse_listen
+
+        host, port = parse_listen(listen)
+        server = HttpServer(make_wsgi_app(self.registry), host, port, name="metrics")
+        server.start()
+        self._server = server
 
     def close(self) -> None:
-        server = self._server
-        if server is not None and isinstance(server, tuple):
-            httpd = server[0]
-            httpd.shutdown()
-            httpd.server_close()
-        self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
 
     def count_tls_failure(self, reason: str) -> None:
         """One SMTP connection that could not be made safe (`notify.TLS_FAILURES`)."""

@@ -250,6 +250,7 @@ class Daemon:
             keeper.start()
             self.stop_watchers()
             keeper.join(1.0)
+            self.metrics.close()
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time."""
