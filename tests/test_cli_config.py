@@ -167,6 +167,23 @@ def test_check_config_warns_when_no_mail_can_be_sent(config_file, capsys):
     assert "warning: smtp: not configured" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("listen", ["0.0.0.0:9464", "[::]:9464", "192.0.2.7:9464",
+                                    "metrics.agency.example:9464"])
+def test_check_config_warns_when_metrics_listen_beyond_loopback(config_file, capsys, listen):
+    assert main(["check-config", "-c", str(config_file({**CONFIG,
+                                                       "metrics": {"listen": listen}}))]) == 0
+    assert f"warning: metrics.listen: {listen} is not a loopback address" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9464", "[::1]:9464", "localhost:9464"])
+def test_check_config_is_quiet_about_metrics_on_loopback(config_file, capsys, listen):
+    assert main(["check-config", "-c", str(config_file({**CONFIG,
+                                                       "metrics": {"listen": listen}}))]) == 0
+    assert "metrics.listen" not in capsys.readouterr().err
+
+
 def test_check_config_reports_every_error_and_exits_78(config_file, capsys):
     data = {**CONFIG, "timezone": "Mars/Olympus", "sync": {"batch_size": "many"}}
     path = config_file(data)

@@ -10,7 +10,7 @@ import sys
 from ackwatch.service import evaluation_fingerprint
 from configfactory import make_config, office_calendar
 
-OPTIONAL = ("holidays", "prometheus_client", "ackwatch.report", "ackwatch.digest",
+OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.report", "ackwatch.digest",
             "ackwatch.promise", "charset_normalizer")
 
 

@@ -167,6 +167,17 @@ def test_hourly_cap_makes_reminders_wait():
     assert not p.actions and p.next_due == at(4) - dt.timedelta(minutes=20) + dt.timedelta(hours=1)
 
 
+def test_a_copy_counts_toward_the_hourly_cap_of_the_person_copied():
+    anna, kasia = "anna@agency.example", "kasia@agency.example"
+    sent = {anna: [at(4) - dt.timedelta(minutes=10)]}  # e.g. an escalation copying her
+    due = [Due("promise", 1, anna, at(4)), Due("promise-overdue", 2, anna, at(4))]
+    p = plan_at(due, at(4), max_per_hour=2, sent_last_hour=sent)
+    # Her reminder takes her last room; the overdue notice goes to Kasia without her.
+    assert sorted((a.kind, a.to, a.cc) for a in p.actions) == [
+        ("promise", anna, ()), ("promise-overdue", kasia, ()),
+    ]
+
+
 def test_report_figures_by_account_and_client():
     f = figures([
         ("anna@a", "Acme", "kept"), ("anna@a", "Acme", "broken"),

@@ -159,3 +159,43 @@ def test_a_cap_of_one_still_sends_one_mail():
                                                nudge_done=True)],
              config=make_config(max_per_hour=1), now=T0, recipient_of=same, sent_last_hour={})
     assert len([a for a in p.actions if a.to == ANNA]) == 1
+
+
+KASIA = "kasia@agency.example"
+
+
+def test_mail_that_copied_a_person_counts_toward_their_hourly_cap():
+    # Two mails To Anna and one escalation copying her this hour: with a cap of 3, a
+    # nudge due now waits until the oldest of them is an hour old.
+    sent = {ANNA: [T0 - 50 * MIN, T0 - 40 * MIN, T0 - 30 * MIN], KASIA: [T0 - 30 * MIN]}
+    p = plan([pending("a", ANNA, T0)], config=make_config(max_per_hour=3), now=T0,
+             recipient_of=same, sent_last_hour=sent)
+    assert p.actions == ()
+    assert p.next_due == T0 + 10 * MIN
+
+
+def test_an_escalation_copies_the_account_only_while_the_account_has_room():
+    # Anna has room for one more mail: her own nudge takes it; the escalation about her
+    # other item still goes to Kasia at once, without Anna in Cc.
+    items = [pending("a", ANNA, T0),
+             pending("b", ANNA, T0 - 30 * MIN, escalate_at=T0, nudge_done=True)]
+    sent = {ANNA: [T0 - 10 * MIN]}
+    p = plan(items, config=make_config(max_per_hour=2), now=T0, recipient_of=same,
+             sent_last_hour=sent)
+    assert sorted((a.kind, a.to, a.cc) for a in p.actions) == [
+        ("escalation", KASIA, ()), ("nudge", ANNA, ()),
+    ]
+
+
+def test_an_escalation_copies_the_account_when_the_account_has_room():
+    items = [pending("b", ANNA, T0 - 30 * MIN, escalate_at=T0, nudge_done=True)]
+    p = plan(items, config=make_config(max_per_hour=2), now=T0, recipient_of=same,
+             sent_last_hour={ANNA: [T0 - 10 * MIN]})
+    assert [(a.to, a.cc) for a in p.actions] == [(KASIA, (ANNA,))]
+
+
+def test_the_cap_compares_addresses_case_insensitively():
+    sent = {"Anna@Agency.example": [T0 - 10 * MIN]}
+    p = plan([pending("a", ANNA, T0)], config=make_config(max_per_hour=1), now=T0,
+             recipient_of=same, sent_last_hour=sent)
+    assert p.actions == () and p.next_due == T0 + 50 * MIN

@@ -234,6 +234,44 @@ def test_outbox_marks_items_queued_then_sent(store):
     assert store.outbox_due(T0) == []
 
 
+@pytest.mark.parametrize("end", ["failed", "cancelled"])
+def test_an_item_and_its_outbox_row_end_in_the_same_state(store, end):
+    store.sync_items([item("a"), item("b")], now=T0, initial_keys=set())
+    oid = store.enqueue(kind="escalation", recipient="kasia@agency.example",
+                        cc=("anna@agency.example",), account="anna@agency.example",
+                        nudge_keys=[], escalation_keys=["a", "b"], message_id="<x@y>", now=T0)
+    store.outbox_retry(oid, error="451", next_attempt_at=T0)  # still queued while retried
+    assert {r.escalation_done for r in store.items()} == {"queued"}
+    store.outbox_close(oid, end, error="550 5.1.1 No such user")
+    assert [o.state for o in store.outbox()] == [end]
+    assert {r.escalation_done for r in store.items()} == {end}
+
+
+def test_items_dropped_from_a_queued_mail_are_cancelled_and_the_rest_stay_queued(store):
+    store.sync_items([item("a"), item("b")], now=T0, initial_keys=set())
+    oid = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                        nudge_keys=["a", "b"], escalation_keys=[], message_id="<x@y>", now=T0)
+    store.outbox_update_items(oid, ["b"], [])
+    assert {r.key: r.nudge_done for r in store.items()} == {"a": "cancelled", "b": "queued"}
+
+
+def test_the_hourly_cap_counts_mail_that_reaches_a_person_to_or_cc(store):
+    store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                  nudge_keys=[], escalation_keys=[], message_id="<1@y>", now=T0)
+    store.enqueue(kind="escalation", recipient="kasia@agency.example",
+                  cc=("Anna@Agency.example",), account="anna@agency.example",
+                  nudge_keys=[], escalation_keys=[], message_id="<2@y>", now=T0 + H / 2)
+    failed = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                           nudge_keys=[], escalation_keys=[], message_id="<3@y>", now=T0)
+    store.outbox_close(failed, "failed")  # never reached her
+    reached = store.reached_since(T0)
+    assert reached["anna@agency.example"] == [T0, T0 + H / 2]
+    assert reached["kasia@agency.example"] == [T0 + H / 2]
+    assert store.reached_since(T0 + H / 4) == {
+        "kasia@agency.example": [T0 + H / 2], "anna@agency.example": [T0 + H / 2]
+    }
+
+
 def test_outbox_retry_waits_for_its_time(store):
     oid = store.enqueue(kind="nudge", recipient="a@x", cc=(), account=None, nudge_keys=[],
                         escalation_keys=[], message_id="<x@y>", now=T0)

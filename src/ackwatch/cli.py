@@ -128,6 +128,14 @@ def config_warnings(config: Config, environ: Mapping[str, str] | None = None) ->
     smtp_ca = config.smtp.ca_file if config.smtp is not None else None
     if smtp_ca is not None and not smtp_ca.is_file():
         warnings.append(f"smtp.ca_file: {smtp_ca} does not exist")
+    from .httpserve import is_loopback, parse_listen
+
+    if config.metrics.listen and not is_loopback(parse_listen(config.metrics.listen)[0]):
+        warnings.append(
+            f"metrics.listen: {config.metrics.listen} is not a loopback address: whoever "
+            "reaches it reads account addresses and mailbox names; listen on 127.0.0.1 "
+            "behind a proxy, or firewall the port"
+        )
     managers = [a for a in config.accounts if a.manager]
     if (
         config.accounts

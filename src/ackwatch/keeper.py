@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from . import classify, imap, notify, promises, sla
+from . import classify, hourlycap, imap, notify, promises, sla
 from .config import CalendarConfig, Config
 from .store import NewPromise, PromiseRecord, Store
 from .threads import assign_threads
@@ -513,11 +513,7 @@ class PromiseKeeper:
             acc = config.account(account)
             return acc.manager if acc is not None else None
 
-        addresses = set(recipients.values()) | {m for a in accounts if (m := manager_of(a))}
-        sent = {
-            to: [o.created_at for o in self.daemon.store.sent_since(to, now - promises.HOUR)]
-            for to in addresses
-        }
+        sent = self.daemon.store.reached_since(now - hourlycap.HOUR)  # To or Cc
         return promises.plan(
             self._due,
             now=now,

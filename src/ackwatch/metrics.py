@@ -9,6 +9,12 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_mailbox_up{mailbox}               1 when the mailbox is connected and syncing
     ackwatch_last_sync_timestamp{mailbox}      unix time of the last completed sync
     ackwatch_time_to_ack_seconds{clock}        histogram; business seconds for business policies
+    ackwatch_smtp_tls_failures_total{reason}   SMTP connections that could not be made safe
+                                               (STARTTLS missing or refused, handshake,
+                                               certificate); the mail waits and is retried
+
+Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
+so no client of the endpoint can starve the daemon.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Histogram
     from prometheus_client.core import Metric
+
+    from .httpserve import HttpServer
 
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
@@ -39,6 +47,8 @@ class Snapshot:
 class _SnapshotCollector:
     def __init__(self) -> None:
         self.snapshot = Snapshot()
+        # Counted by the core thread as they happen (not in the state database).
+        self.tls_failures: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -77,6 +87,14 @@ class _SnapshotCollector:
         for mailbox, t in sorted(s.last_sync.items()):
             last.add_metric([mailbox], t)
         yield last
+        tls = CounterMetricFamily(
+            "ackwatch_smtp_tls_failures",
+            "SMTP connections that could not be made safe (the mail is retried)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(dict(self.tls_failures).items()):
+            tls.add_metric([reason], n)
+        yield tls
 
 
 class Metrics:
@@ -89,7 +107,7 @@ class Metrics:
     def __init__(self) -> None:
         self._collector = _SnapshotCollector()
         self._made: tuple[CollectorRegistry, Histogram] | None = None
-        self._server: object | None = None
+        self._server: HttpServer | None = None
         self._lock = threading.Lock()
 
     def _registry(self) -> tuple[CollectorRegistry, Histogram]:
@@ -114,20 +132,26 @@ class Metrics:
         return self._registry()[0]
 
     def serve(self, listen: str) -> None:
-        """Start the HTTP endpoint on ``host:port`` (a daemon thread)."""
-        from prometheus_client import start_http_server
+        """Serve ``/metrics`` on ``host:port`` (`httpserve`); `OSError` if it cannot bind."""
+        from prometheus_client import make_wsgi_app
 
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
-        self._server = start_http_server(int(port), addr=host, registry=self.registry)
+        from .httpserve import HttpServer, parse_listen
+
+        host, port = parse_listen(listen)
+        server = HttpServer(make_wsgi_app(self.registry), host, port, name="metrics")
+        server.start()
+        self._server = server
 
     def close(self) -> None:
-        server = self._server
-        if server is not None and isinstance(server, tuple):
-            httpd = server[0]
-            httpd.shutdown()
-            httpd.server_close()
-        self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+    def count_tls_failure(self, reason: str) -> None:
+        """One SMTP connection that could not be made safe (`notify.TLS_FAILURES`)."""
+        with self._lock:
+            failures = self._collector.tls_failures
+            failures[reason] = failures.get(reason, 0) + 1
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from . import smtpauth
 from .config import Config, SecretRef, SmtpConfig
 
 log = structlog.get_logger(__name__)
@@ -632,6 +633,16 @@ def _escaped(values: Mapping[str, str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- send
 
 
+# Why a connection could not be made safe or authenticated (`SendError.failure`): the
+# server's or the setup's fault, never the mail's, so the mail waits and is retried.
+TLS_FAILURES = ("starttls_not_offered", "starttls_refused", "tls_handshake", "tls_certificate")
+AUTH_FAILURES = ("auth_refused", "auth_unusable", "secret_unavailable")
+SendFailure = Literal[
+    "starttls_not_offered", "starttls_refused", "tls_handshake", "tls_certificate",
+    "auth_refused", "auth_unusable", "secret_unavailable",
+]
+
+
 class SendError(Exception):
     """A mail could not be sent. Messages never contain the SMTP password."""
 
@@ -643,21 +654,32 @@ class SendError(Exception):
         *,
         code: int | None = None,
         recipients: Mapping[str, tuple[int, str]] | None = None,
+        failure: SendFailure | None = None,
     ):
         super().__init__(message)
         self.code = code
         # Per-recipient refusals: address -> (SMTP code, server text).
         self.recipients: dict[str, tuple[int, str]] = dict(recipients or {})
+        # A TLS or credentials failure (`TLS_FAILURES`, `AUTH_FAILURES`); None otherwise.
+        self.failure: SendFailure | None = failure
+
+    @property
+    def tls_failure(self) -> bool:
+        return self.failure in TLS_FAILURES
 
 
 class TemporarySendError(SendError):
-    """Worth retrying later: 4xx replies, refused/timed-out/dropped connections."""
+    """Worth retrying later: 4xx replies, refused/timed-out/dropped connections, and
+    every TLS or credentials failure (STARTTLS missing, a certificate that does not
+    verify, a refused or unusable password): ops or the network fix those, not the mail,
+    and the nudge must go out once they are fixed. Never a plain-text fall-back."""
 
     temporary = True
 
 
 class PermanentSendError(SendError):
-    """Retrying the same mail will not help: 5xx replies, TLS/auth/config problems."""
+    """Retrying the same mail will not help: 5xx replies to the mail itself, a config
+    that can never send (``security: none`` off loopback)."""
 
 
 class _Secret:
@@ -733,9 +755,10 @@ def send(
                 from .secrets import resolve_secret as resolve  # lazy: shell module
             secret = _Secret(resolve(smtp.password))
         except Exception as e:
-            error = PermanentSendError(
-                f"cannot resolve the SMTP password ({smtp.password.describe()}): "
-                f"{type(e).__name__}"
+            error = TemporarySendError(
+                f"cannot resolve the SMTP password ({_describe(smtp.password)}): "
+                f"{type(e).__name__}",
+                failure="secret_unavailable",
             )
     redact = _Redactor(smtp.username, secret)
 
@@ -748,7 +771,11 @@ def send(
     # Raised outside the except blocks so that the smtplib exception (whose frames hold
     # the password in their locals) is neither the __cause__ nor the __context__.
     if error is not None:
-        raise error
+        # A SendError raised deep in the conversation carries its own traceback and
+        # context (smtplib's frames): drop them too.
+        error.__cause__ = error.__context__ = None
+        _log_failure(error, smtp)
+        raise error.with_traceback(None)
 
     to = [addr for _, addr in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
     if refused:
@@ -803,21 +830,16 @@ def _deliver(
             raise smtplib.SMTPConnectError(code, greeting)
         conn.ehlo_or_helo_if_needed()
         if smtp.security == "starttls":
-            if not conn.has_extn("starttls"):
-                # Never fall back to plain text: the server (or something in between)
-                # does not offer STARTTLS.
-                raise PermanentSendError(
-                    f"{smtp.host}:{smtp.port} does not offer STARTTLS; refusing to send "
-                    "in plain text (smtp.security: starttls)"
-                )
-            conn.starttls(context=_tls_context(smtp))
-            conn.ehlo()
+            _starttls(conn, smtp)
         if secret is not None:
-            assert smtp.username is not None
+            assert smtp.username is not None and smtp.password is not None
             try:
-                conn.login(smtp.username, secret.reveal())
-            finally:
-                conn.password = None  # smtplib keeps it on the connection object
+                smtpauth.login(conn, smtp.username, secret.reveal(),
+                               source=_describe(smtp.password))
+            except smtpauth.CredentialsUnusable as exc:
+                raise TemporarySendError(
+                    f"{smtp.host}:{smtp.port}: {exc}", failure="auth_unusable"
+                ) from None
         refused = conn.send_message(msg)
         with contextlib.suppress(smtplib.SMTPException, OSError):
             conn.quit()  # the mail was accepted; a failed goodbye does not matter
@@ -832,6 +854,57 @@ def _deliver(
     finally:
         timer.cancel()
         conn.close()
+
+
+def _starttls(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:
+    """Upgrade to TLS or raise a TLS failure: never go on in plain text."""
+    where = f"{smtp.host}:{smtp.port}"
+    if not conn.has_extn("starttls"):
+        # The server, or something in between that strips it, does not offer STARTTLS.
+        raise TemporarySendError(
+            f"{where} does not offer STARTTLS; refusing to send in plain text "
+            "(smtp.security: starttls)",
+            failure="starttls_not_offered",
+        )
+    try:
+        conn.starttls(context=_tls_context(smtp))
+    except smtplib.SMTPResponseException as exc:
+        text = clean_text(_text(exc.smtp_error), 300)
+        raise TemporarySendError(
+            f"{where}: STARTTLS refused: {exc.smtp_code} {text}",
+            code=exc.smtp_code, failure="starttls_refused",
+        ) from None
+    except ssl.SSLError as exc:  # the certificate, or the handshake itself
+        raise _tls_error(exc, where) from None
+    conn.ehlo()
+
+
+def _tls_error(exc: ssl.SSLError, where: str) -> TemporarySendError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TemporarySendError(
+            f"{where}: TLS certificate verification failed: {exc.verify_message}"
+            " (set smtp.ca_file for a private CA)",
+            failure="tls_certificate",
+        )
+    return TemporarySendError(
+        f"{where}: TLS handshake failed: {exc.reason or type(exc).__name__}",
+        failure="tls_handshake",
+    )
+
+
+def _describe(ref: SecretRef) -> str:
+    from .secrets import describe  # lazy: shell module
+
+    return describe(ref)
+
+
+def _log_failure(error: SendError, smtp: SmtpConfig) -> None:
+    """TLS and credentials failures are ops problems: loud, on every attempt."""
+    if error.failure is None:
+        return
+    event = "smtp_tls_failed" if error.tls_failure else "smtp_auth_failed"
+    log.error(event, host=smtp.host, port=smtp.port, security=smtp.security,
+              reason=error.failure, error=str(error))
 
 
 def _text(value: bytes | str) -> str:
@@ -854,8 +927,13 @@ def _classify(exc: BaseException, smtp: SmtpConfig, redact: _Redactor) -> SendEr
     if isinstance(exc, smtplib.SMTPResponseException):
         code = exc.smtp_code
         text = redact(clean_text(_text(exc.smtp_error), 300))
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            # The credentials, not the mail: retried (loudly) until ops fix them.
+            return TemporarySendError(
+                f"{where}: authentication failed: {code} {text}", code=code,
+                failure="auth_refused",
+            )
         what = {
-            smtplib.SMTPAuthenticationError: "authentication failed",
             smtplib.SMTPSenderRefused: "sender refused",
             smtplib.SMTPDataError: "message refused",
             smtplib.SMTPConnectError: "connection refused by greeting",
@@ -869,13 +947,8 @@ def _classify(exc: BaseException, smtp: SmtpConfig, redact: _Redactor) -> SendEr
         return PermanentSendError(f"{where}: not supported by the server: {redact(str(exc))}")
     if isinstance(exc, smtplib.SMTPException):
         return PermanentSendError(f"{where}: {redact(clean_text(str(exc)))}")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return PermanentSendError(
-            f"{where}: TLS certificate verification failed: {exc.verify_message}"
-            " (set smtp.ca_file for a private CA)"
-        )
-    if isinstance(exc, ssl.SSLError):
-        return TemporarySendError(f"{where}: TLS error: {exc.reason or type(exc).__name__}")
+    if isinstance(exc, ssl.SSLError):  # smtp.security: tls, from the first byte
+        return _tls_error(exc, where)
     if isinstance(exc, TimeoutError):
         return TemporarySendError(f"{where}: timed out after {smtp.timeout:g}s")
     if isinstance(exc, socket.gaierror):
@@ -883,8 +956,13 @@ def _classify(exc: BaseException, smtp: SmtpConfig, redact: _Redactor) -> SendEr
     if isinstance(exc, OSError):
         reason = exc.strerror or type(exc).__name__
         return TemporarySendError(f"{where}: connection failed: {reason}")
-    # Anything else (e.g. UnicodeEncodeError from smtplib on a non-ASCII password, whose
-    # repr would carry the whole string): the type and a redacted text only.
+    if isinstance(exc, UnicodeError):
+        # Its text quotes the offending character and its position: never shown, it may
+        # come from a secret (non-ASCII credentials take `smtpauth`'s path, not this one).
+        return PermanentSendError(
+            f"{where}: text the SMTP conversation cannot carry ({type(exc).__name__})"
+        )
+    # Anything else: the type and a redacted text only.
     return PermanentSendError(
         f"{where}: {type(exc).__name__}: {redact(clean_text(str(exc), 300))}"
     )

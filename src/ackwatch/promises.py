@@ -33,6 +33,7 @@ Rules (issue 8; the choices the issue leaves open are marked *):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,12 +42,12 @@ from typing import Literal
 
 from .calendar import business_calendar
 from .config import CalendarConfig, Config, OpenRange
+from .hourlycap import HourlyCap
 
 State = Literal["open", "kept", "moved", "broken"]
 NoticeKind = Literal["promise", "promise-overdue"]
 NOTICE_KINDS: tuple[str, ...] = ("promise", "promise-overdue")
 STATES: tuple[str, ...] = ("open", "kept", "moved", "broken")
-HOUR = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -203,16 +204,19 @@ def plan(
             future.append(min(later))
         ids = tuple(dict.fromkeys(m.promise_id for m in batch))
         per_recipient[to].append(Action(kind, to, cc, account, ids, batch[0].at))  # type: ignore[arg-type]
+    cap = HourlyCap(max_per_hour, now, sent_last_hour)  # To or Cc, as for nudges
     for to, built in sorted(per_recipient.items()):
-        recent = sorted(t for t in sent_last_hour.get(to, ()) if t > now - HOUR)
-        room = max_per_hour - len(recent)
+        room = cap.room(to)
         built.sort(key=lambda a: (a.due, a.kind, a.account))
         if room <= 0:
-            future.append(recent[0] + HOUR)
+            future.append(cap.free_at(to))
             continue
-        actions.extend(built[:room])
+        for action in built[:room]:
+            cap.take(to)
+            actions.append(action)
         if len(built) > room:
-            future.append(recent[0] + HOUR if recent else now + HOUR)
+            future.append(cap.free_at(to))
+    actions = [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
     return Plan(tuple(actions), tuple(skips), min(future, default=None))
 
 

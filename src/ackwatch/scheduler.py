@@ -13,15 +13,18 @@ Rules (DESIGN.md, issue 4):
 - Batching: when one item of a recipient is due, every other item of that recipient due
   within ``notify.batch_window`` goes in the same mail. Escalations are grouped per
   (manager, account) so each mail is about one person's work, with that person in Cc.
-- Cap: a recipient gets at most ``notify.max_per_hour`` mails per rolling hour. When the
-  due mails would exceed the room left, they are merged into one summary mail; with no
-  room at all they wait until the oldest mail of the hour is an hour old.
+- Cap: a person gets at most ``notify.max_per_hour`` mails per rolling hour, To or Cc
+  (`hourlycap`). When the due mails to someone would exceed the room left, they are
+  merged into one summary mail; with no room at all they wait until the oldest mail of
+  the hour is an hour old. An escalation copies the account only while the account has
+  room; the manager gets it either way.
 - After a downtime, everything that came due meanwhile is due now: it goes out once,
   batched by the same rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -29,9 +32,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .config import Config
+from .hourlycap import HourlyCap
 
 ActionKind = Literal["nudge", "escalation", "summary"]
-HOUR = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ def plan(
     """Decide the mails due at ``now``.
 
     ``recipient_of(account)`` gives who receives that account's nudges right now (the
-    account or its backup). ``sent_last_hour[address]`` lists when mails to that address
-    were queued during the last hour (for the cap).
+    account or its backup). ``sent_last_hour[address]`` lists when mails reaching that
+    address (To or Cc) were queued during the last hour (for the cap).
     """
     window = config.notify.batch_window
     horizon = now + window
@@ -131,19 +134,20 @@ def plan(
         due_groups[to].append((kind, cc, account, batch))
 
     actions: list[Action] = []
-    cap = config.notify.max_per_hour
+    cap = HourlyCap(config.notify.max_per_hour, now, sent_last_hour)
     for to, recipient_groups in sorted(due_groups.items()):
-        recent = sorted(t for t in sent_last_hour.get(to, ()) if t > now - HOUR)
-        room = cap - len(recent)
+        room = cap.room(to)
         if room <= 0:
-            future.append(recent[0] + HOUR)
+            future.append(cap.free_at(to))
             continue
         built = [_action(kind, to, cc, account, batch) for kind, cc, account, batch in recipient_groups]
         built.sort(key=lambda a: (a.due, a.kind, a.account or ""))
-        if len(built) > room:
-            actions.append(_summary(to, built))
-        else:
-            actions.extend(built)
+        chosen = [_summary(to, built)] if len(built) > room else built
+        for _ in chosen:
+            cap.take(to)
+        actions.extend(chosen)
+    # Then the copies: a Cc counts for the copied person too, within the room left.
+    actions = [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
 
     next_due = min(future) if future else None
     return Plan(tuple(actions), tuple(skips), next_due)

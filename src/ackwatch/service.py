@@ -26,7 +26,7 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import classify, imap, notify, scheduler, sla
+from . import classify, hourlycap, imap, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
@@ -250,6 +250,7 @@ class Daemon:
             keeper.start()
             self.stop_watchers()
             keeper.join(1.0)
+            self.metrics.close()
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time."""
@@ -678,14 +679,10 @@ class Daemon:
         accounts = {r.account for r in records if r.account}
         messages = self.messages_of_accounts(accounts, now)
         recipients = {acc: sla.recipient_for(acc, self.config, now, messages) for acc in accounts}
-        managers = {a.manager for a in self.config.accounts if a.manager}
-        sent = {
-            to: [o.created_at for o in self.store.sent_since(to, now - scheduler.HOUR)]
-            for to in set(recipients.values()) | managers
-        }
         return scheduler.plan(
             views, config=self.config, now=now,
-            recipient_of=lambda acc: recipients.get(acc, acc), sent_last_hour=sent,
+            recipient_of=lambda acc: recipients.get(acc, acc),
+            sent_last_hour=self.store.reached_since(now - hourlycap.HOUR),
         )
 
     def run_due(self) -> dt.datetime | None:
@@ -821,9 +818,7 @@ class Daemon:
         nudge_keys = [k for k in record.nudge_keys if k in items]
         escalation_keys = [k for k in record.escalation_keys if k in items]
         if not nudge_keys and not escalation_keys:
-            self.store.outbox_close(record.id, "cancelled")
-            self.store.mark_items_done("nudge", record.nudge_keys, "cancelled")
-            self.store.mark_items_done("escalation", record.escalation_keys, "cancelled")
+            self.store.outbox_close(record.id, "cancelled")  # its items too
             log.info("action_cancelled", kind=record.kind, to=record.recipient,
                      reason="acknowledged meanwhile")
             return
@@ -849,7 +844,9 @@ class Daemon:
             self.store.outbox_close(record.id, "failed", error=str(exc))
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
-        except Exception as exc:  # temporary: SMTP down, 4xx, timeouts
+        except Exception as exc:  # temporary: SMTP down, 4xx, timeouts, TLS, credentials
+            if isinstance(exc, notify.SendError) and exc.tls_failure:
+                self.metrics.count_tls_failure(str(exc.failure))
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
             if record.attempts == 0:

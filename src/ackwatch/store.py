@@ -387,7 +387,7 @@ class ItemRecord:
     ack_kind: str | None
     ack_by: str | None
     first_seen: dt.datetime
-    nudge_done: str | None  # sent | suppressed | <outbox state>; None: not yet
+    nudge_done: str | None  # queued | sent | failed | cancelled | suppressed | skipped
     escalation_done: str | None
 
 
@@ -1200,41 +1200,46 @@ class Store:
     def outbox(self) -> list[OutboxRecord]:
         return [_outbox_record(r) for r in self._conn.execute("SELECT * FROM outbox ORDER BY id")]
 
-    def sent_since(self, recipient: str, since: dt.datetime) -> list[OutboxRecord]:
-        """Mail to one recipient created since an instant (for the hourly cap)."""
+    def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]:
+        """When mail queued or sent since an instant reached each address, To or Cc
+        (lower-cased), oldest first: the hourly cap counts every mail a person gets."""
         rows = self._conn.execute(
-            "SELECT * FROM outbox WHERE recipient = ? AND created_at >= ?"
+            "SELECT recipient, cc, created_at FROM outbox WHERE created_at >= ?"
             " AND state IN ('pending', 'sent') ORDER BY created_at",
-            (recipient, _iso(since)),
-        ).fetchall()
-        return [_outbox_record(r) for r in rows]
+            (_iso(since),),
+        )
+        reached: dict[str, list[dt.datetime]] = {}
+        for recipient, cc, created_at in rows:
+            at = _dt(created_at)
+            for address in dict.fromkeys(a.lower() for a in [recipient, *json.loads(cc)]):
+                reached.setdefault(address, []).append(at)
+        return reached
 
     def outbox_update_items(
         self, outbox_id: int, nudge_keys: Sequence[str], escalation_keys: Sequence[str]
     ) -> None:
-        """Shrink a queued mail to the items still pending (the others were answered)."""
+        """Shrink a queued mail to the items still pending (the others were answered);
+        the items left out are marked cancelled in the same transaction."""
         keys = {"nudge": list(nudge_keys), "escalation": list(escalation_keys)}
         with self._write() as c:
+            row = c.execute("SELECT item_keys FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+            if row is not None:
+                for column, before in json.loads(row["item_keys"]).items():
+                    kept = set(keys.get(column, ()))
+                    dropped = [k for k in before if k not in kept]
+                    _set_item_states(c, outbox_id, {column: dropped}, "cancelled")
             c.execute(
                 "UPDATE outbox SET item_keys = ? WHERE id = ?", (json.dumps(keys), outbox_id)
             )
 
     def outbox_sent(self, outbox_id: int, now: dt.datetime) -> None:
         with self._write() as c:
-            row = c.execute("SELECT item_keys FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
             c.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1"
                 " WHERE id = ?",
                 (_iso(now), outbox_id),
             )
-            if row is not None:
-                for column, keys in json.loads(row["item_keys"]).items():
-                    for key in keys:
-                        c.execute(
-                            f"UPDATE items SET {column}_done = 'sent'"
-                            f" WHERE key = ? AND {column}_outbox = ?",
-                            (key, outbox_id),
-                        )
+            _settle_members(c, outbox_id, "sent")
 
     def outbox_retry(self, outbox_id: int, *, error: str, next_attempt_at: dt.datetime) -> None:
         with self._write() as c:
@@ -1245,12 +1250,17 @@ class Store:
             )
 
     def outbox_close(self, outbox_id: int, state: str, error: str | None = None) -> None:
-        """End an outbox entry as ``cancelled`` (nothing left to say) or ``failed`` (5xx)."""
+        """End an outbox entry as ``cancelled`` (nothing left to say) or ``failed`` (5xx).
+
+        The items and promises it carries take the same state in the same transaction:
+        an item's nudge state and its outbox row always agree (`status` never shows a
+        nudge as queued whose mail failed)."""
         with self._write() as c:
             c.execute(
                 "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error) WHERE id = ?",
                 (state, error, outbox_id),
             )
+            _settle_members(c, outbox_id, state)
 
     # ------------------------------------------------------------------ promises (issue 8)
 
@@ -1832,6 +1842,34 @@ def _item_records(rows: Iterable[tuple[object, ...]]) -> list[ItemRecord]:
     return out
 
 
+def _settle_members(c: sqlite3.Connection, outbox_id: int, state: str) -> None:
+    """The items and promises an outbox row carries take its final state."""
+    row = c.execute("SELECT item_keys FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+    if row is not None:
+        _set_item_states(c, outbox_id, json.loads(row["item_keys"]), state)
+    for column in ("reminder", "overdue"):
+        c.execute(
+            f"UPDATE promises SET {column}_done = ? WHERE {column}_outbox = ?"
+            f" AND {column}_done = 'queued'",
+            (state, outbox_id),
+        )
+
+
+def _set_item_states(
+    c: sqlite3.Connection, outbox_id: int, keys: Mapping[str, Sequence[str]], state: str
+) -> None:
+    """Set ``{column}_done`` of the items whose ``{column}_outbox`` is this row (an item
+    queued again since, in another row, is left alone)."""
+    for column, column_keys in keys.items():
+        if column not in ("nudge", "escalation"):
+            continue
+        for key in column_keys:
+            c.execute(
+                f"UPDATE items SET {column}_done = ? WHERE key = ? AND {column}_outbox = ?",
+                (state, key, outbox_id),
+            )
+
+
 def _outbox_record(r: sqlite3.Row) -> OutboxRecord:
     keys = json.loads(r["item_keys"])
     return OutboxRecord(
@@ -1877,7 +1915,7 @@ class PromiseRecord(NewPromise):
     state: str  # open | kept | moved | broken
     follow_key: str | None
     settled_at: dt.datetime | None
-    reminder_done: str | None  # queued | skipped | cancelled; None: not yet
+    reminder_done: str | None  # queued | sent | failed | skipped | cancelled; None: not yet
     reminder_outbox: int | None
     overdue_done: str | None
     overdue_outbox: int | None

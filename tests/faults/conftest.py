@@ -48,6 +48,7 @@ def write_config(
     *,
     smtp_host: str = "127.0.0.1",
     smtp_port: int,
+    smtp_security: str = "none",
     imap_port: int | None = None,
     imap_host: str | None = None,
     window: str = "12s",
@@ -99,7 +100,7 @@ def write_config(
         smtp:
           host: {smtp_host}
           port: {smtp_port}
-          security: none
+          security: {smtp_security}
           from: "{from_address}"
           timeout: {smtp_timeout}
         """) + smtp_extra + textwrap.dedent(f"""\

@@ -74,7 +74,7 @@ def test_secrets_never_in_output_or_state(dovecot, tmp_path, ackwatch):
         assert outputs[-1].returncode == 0, outputs[-1].stderr
         d = started(ackwatch, cfg, env=env)
         dovecot.append(user, "INBOX", client_mail("AUTH fails", "<auth@acme.example>"))
-        (failed,) = d.wait_event("mail_failed", timeout=20)
+        failed = d.wait_event("smtp_auth_failed", timeout=20)[0]  # retried until fixed
         assert "authentication failed" in failed["error"]
         outputs.append(ackwatch_cmd("status", "-c", str(cfg), env=env))
         outputs.append(ackwatch_cmd("status", "-c", str(cfg), "--json", "--mailboxes", env=env))

@@ -5,8 +5,10 @@ connections), a slow server. `notify.retry_initial: 1s` keeps the retries fast.
 from __future__ import annotations
 
 import itertools
+import socket
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,8 @@ def test_5xx_for_one_recipient_does_not_block_the_others(dovecot, tmp_path, sink
     wait_for(lambda: times_mentioned(sink, later), 20, "Anna's next nudge")
     states = {(r, s) for r, s, _ in outbox(tmp_path)}
     assert (PIOTR, "failed") in states and (ANNA, "sent") in states
+    # The item says what its outbox row says: failed, not "queued" for ever.
+    assert d.wait_item(for_piotr)["nudge"] == "failed"
     # Nothing stays queued behind the refused recipient. The escalations of these 6 s
     # windows still fall due around now: each must leave the queue, not be caught in it.
     wait_for(lambda: not [s for _, s, _ in outbox(tmp_path) if s == "pending"], 20,
@@ -92,6 +96,56 @@ def test_smtp_down_for_a_while_then_back_nudges_once(dovecot, tmp_path, sink, ac
         assert times_mentioned(sink, mid) == 1 and len(mails(sink)) == 1
         assert len(d.events("mail_deferred")) == 1  # one warning, not one per attempt
     assert d.stop() == 0
+
+
+def test_starttls_missing_then_present_delivers_the_nudge_once(dovecot, tmp_path, ackwatch):
+    """A relay that does not offer STARTTLS (or an attacker stripping it) holds the nudge
+    back, loudly, never sent in plain text; once the real server is back, it goes out once."""
+    from tests.servers.smtp import SmtpSink, make_self_signed_cert
+
+    cert = make_self_signed_cert(tmp_path)
+    if cert is None:
+        pytest.skip("openssl CLI not found: cannot make a certificate")
+    user = dovecot.add_user()
+    metrics_port = free_port()
+    stripped = SmtpSink().start()  # plain SMTP: no STARTTLS offered
+    try:
+        cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=stripped.port,
+                           smtp_security="starttls", smtp_extra=f"  ca_file: {cert.cert}\n",
+                           window="6s", nudge_before="3s")
+        with cfg.open("a") as f:
+            f.write(f"metrics:\n  listen: 127.0.0.1:{metrics_port}\n")
+        d = started(ackwatch, cfg)
+        mid = "<starttls-stripped@acme.example>"
+        dovecot.append(user, "INBOX", client_mail("While STARTTLS was stripped", mid))
+        failures = d.wait_event("smtp_tls_failed", count=2, timeout=20)
+        assert {f["reason"] for f in failures} == {"starttls_not_offered"}
+        assert {f["level"] for f in failures} == {"error"}
+        assert stripped.messages == []  # never in plain text
+        assert not d.events("mail_failed")
+        # Queued, and the item agrees with its outbox row.
+        assert d.wait_item(mid)["nudge"] == "queued"
+        ((_, state, attempts),) = outbox(tmp_path)
+        assert state == "pending" and attempts >= 2
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                         timeout=5).read().decode()
+        assert 'ackwatch_smtp_tls_failures_total{reason="starttls_not_offered"}' in scraped
+    finally:
+        stripped.stop()
+    with SmtpSink(port=stripped.port, starttls=cert) as secure:  # the real server is back
+        wait_for(lambda: times_mentioned(secure, mid), 30, "the nudge over STARTTLS")
+        time.sleep(1.5)
+        assert times_mentioned(secure, mid) == 1 and len(mails(secure)) == 1
+        ((_, state, _),) = outbox(tmp_path)
+        assert state == "sent"
+        assert d.wait_item(mid)["nudge"] == "sent"
+    assert d.stop() == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_smtp_down_and_mail_answered_meanwhile_cancels_the_nudge(

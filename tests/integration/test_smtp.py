@@ -148,15 +148,20 @@ def test_security_none_is_refused_off_loopback() -> None:
 # --------------------------------------------------------------------------- TLS
 
 
-def test_starttls_required_fails_when_not_offered(smtp_sink_factory: SinkFactory) -> None:
+def test_starttls_not_offered_is_a_temporary_tls_failure_never_plain_text(
+    smtp_sink_factory: SinkFactory,
+) -> None:
     sink = smtp_sink_factory(auth=(USER, PASSWORD))  # AUTH in the clear would be accepted
-    err = send_expecting(
-        PermanentSendError, escalation_mail(), with_auth(sink.smtp_config("starttls")),
-        resolve=resolve,
-    )
-    assert "STARTTLS" in str(err)
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("starttls")),
+            resolve=resolve,
+        )
+    assert "STARTTLS" in str(err) and err.failure == "starttls_not_offered"
     assert sink.messages == []
     assert sink.auth_attempts == []  # the password never went out in plain text
+    [failed] = [e for e in logs if e["event"] == "smtp_tls_failed"]
+    assert failed["reason"] == "starttls_not_offered" and failed["log_level"] == "error"
 
 
 def test_starttls_with_private_ca_sends(smtp_sink_factory: SinkFactory, tls_cert: TlsCert) -> None:
@@ -167,16 +172,31 @@ def test_starttls_with_private_ca_sends(smtp_sink_factory: SinkFactory, tls_cert
     assert len(sink.messages) == 1
 
 
-def test_starttls_with_unverifiable_certificate_is_permanent(
-    smtp_sink_factory: SinkFactory, tls_cert: TlsCert
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_unverifiable_certificate_is_a_temporary_tls_failure(
+    smtp_sink_factory: SinkFactory, tls_cert: TlsCert, security: str
 ) -> None:
-    sink = smtp_sink_factory(starttls=tls_cert, auth=(USER, PASSWORD))
-    err = send_expecting(
-        PermanentSendError, escalation_mail(), with_auth(sink.smtp_config("starttls")),
-        resolve=resolve,
-    )
+    tls = {"starttls": tls_cert} if security == "starttls" else {"implicit_tls": tls_cert}
+    sink = smtp_sink_factory(auth=(USER, PASSWORD), **tls)
+    with capture_logs() as logs:
+        err = send_expecting(  # no ca_file: the self-signed certificate does not verify
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config(security)),
+            resolve=resolve,
+        )
     assert "certificate verification failed" in str(err)
+    assert err.failure == "tls_certificate"
     assert sink.messages == [] and sink.auth_attempts == []
+    [failed] = [e for e in logs if e["event"] == "smtp_tls_failed"]
+    assert failed["reason"] == "tls_certificate"
+    assert failed["host"] == "127.0.0.1" and failed["security"] == security
+
+
+def test_plain_server_behind_a_tls_port_is_a_temporary_tls_failure(smtp_sink: SmtpSink) -> None:
+    with capture_logs() as logs:
+        err = send_expecting(TemporarySendError, escalation_mail(), smtp_sink.smtp_config("tls"))
+    assert err.failure == "tls_handshake" and "TLS handshake failed" in str(err)
+    assert [e["reason"] for e in logs if e["event"] == "smtp_tls_failed"] == ["tls_handshake"]
+    assert smtp_sink.messages == []
 
 
 def test_implicit_tls_sends(smtp_sink_factory: SinkFactory, tls_cert: TlsCert) -> None:
@@ -265,22 +285,106 @@ def test_timeout_is_temporary(smtp_sink: SmtpSink) -> None:
     assert "timed out" in str(err)
 
 
-def test_unresolvable_password_is_permanent(smtp_sink: SmtpSink) -> None:
+def test_unresolvable_password_is_temporary_and_names_its_source(smtp_sink: SmtpSink) -> None:
     def broken(ref: SecretRef) -> str:
         raise KeyError(f"{ref.value} is not set")
 
-    err = send_expecting(
-        PermanentSendError, escalation_mail(), with_auth(smtp_sink.smtp_config()), resolve=broken
-    )
-    assert "env:ACKWATCH_SMTP_PASSWORD" in str(err)
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(smtp_sink.smtp_config()),
+            resolve=broken,
+        )
+    assert "password_env ACKWATCH_SMTP_PASSWORD" in str(err)
+    assert err.failure == "secret_unavailable"
     assert err.__context__ is None and err.__cause__ is None
+    assert [e["reason"] for e in logs if e["event"] == "smtp_auth_failed"] == [
+        "secret_unavailable"
+    ]
+
+
+def test_refused_password_is_temporary_and_logged_loudly(smtp_sink_factory: SinkFactory) -> None:
+    sink = smtp_sink_factory(auth=(USER, "another-password"))
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config()), resolve=resolve
+        )
+    assert err.code == 535 and err.failure == "auth_refused"
+    [failed] = [e for e in logs if e["event"] == "smtp_auth_failed"]
+    assert failed["reason"] == "auth_refused" and failed["log_level"] == "error"
+
+
+# --------------------------------------------------------------------------- non-ASCII secrets
+
+UTF8_PASSWORD = "Zażółć-gęślą-jaźń-Пароль-€"
+
+
+def utf8_resolve(ref: SecretRef) -> str:
+    return UTF8_PASSWORD
+
+
+def shows_a_character_of(secret: str, text: str) -> bool:
+    """A non-ASCII character of ``secret`` in ``text``, raw or as Python escapes it."""
+    return any(
+        c in text or f"\\u{ord(c):04x}" in text or f"\\x{ord(c):02x}" in text
+        for c in secret if not c.isascii()
+    )
+
+
+def test_non_ascii_password_is_sent_as_utf8_auth_plain(smtp_sink_factory: SinkFactory) -> None:
+    sink = smtp_sink_factory(auth=(USER, UTF8_PASSWORD))
+    send(escalation_mail(), with_auth(sink.smtp_config("none")), resolve=utf8_resolve,
+         local_hostname="ackwatch.test")
+    assert sink.auth_attempts == [(USER, True)]
+    assert len(sink.messages) == 1
+
+
+def test_non_ascii_password_after_starttls_is_sent_as_utf8(
+    smtp_sink_factory: SinkFactory, tls_cert: TlsCert
+) -> None:
+    sink = smtp_sink_factory(starttls=tls_cert, auth=(USER, UTF8_PASSWORD))
+    config = with_auth(sink.smtp_config("starttls", ca_file=tls_cert.cert))
+    send(escalation_mail(), config, resolve=utf8_resolve, local_hostname="ackwatch.test")
+    assert sink.auth_attempts == [(USER, True)] and len(sink.messages) == 1
+
+
+def test_non_ascii_password_without_auth_plain_is_refused_clearly_without_a_character_of_it(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    sink = smtp_sink_factory(auth=(USER, UTF8_PASSWORD), auth_exclude=("PLAIN",))
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("none")),
+            resolve=utf8_resolve,
+        )
+    assert err.failure == "auth_unusable"
+    assert "password_env ACKWATCH_SMTP_PASSWORD" in str(err) and "AUTH PLAIN" in str(err)
+    assert sink.auth_attempts == []  # nothing was tried, nothing refused
+    text = everything_about(err) + repr(logs)
+    assert not shows_a_character_of(UTF8_PASSWORD, text)
+    assert "position" not in text and "UnicodeEncodeError" not in text
+    assert [e["reason"] for e in logs if e["event"] == "smtp_auth_failed"] == ["auth_unusable"]
+
+
+def test_wrong_non_ascii_password_is_refused_without_a_character_of_it(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    sink = smtp_sink_factory(auth=(USER, "another-password"))
+    with capture_logs() as logs:
+        err = send_expecting(
+            TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("none")),
+            resolve=utf8_resolve,
+        )
+    assert err.code == 535 and err.failure == "auth_refused"
+    assert sink.auth_attempts == [(USER, False)]
+    text = everything_about(err) + repr(logs)
+    assert not shows_a_character_of(UTF8_PASSWORD, text) and "position" not in text
 
 
 def test_password_never_in_exception_text(smtp_sink_factory: SinkFactory) -> None:
     # 1. Wrong password: 535 from the server.
     sink = smtp_sink_factory(auth=(USER, "another-password"))
     err = send_expecting(
-        PermanentSendError, escalation_mail(), with_auth(sink.smtp_config()), resolve=resolve
+        TemporarySendError, escalation_mail(), with_auth(sink.smtp_config()), resolve=resolve
     )
     assert err.code == 535
     errors: list[SendError] = [err]
@@ -300,7 +404,7 @@ def test_password_never_in_exception_text(smtp_sink_factory: SinkFactory) -> Non
 
     # 3. STARTTLS missing, after the password was resolved.
     errors.append(send_expecting(
-        PermanentSendError, escalation_mail(), with_auth(sink.smtp_config("starttls")),
+        TemporarySendError, escalation_mail(), with_auth(sink.smtp_config("starttls")),
         resolve=resolve,
     ))
 

@@ -16,6 +16,9 @@ or through the fixtures (``pytest_plugins = ["tests.servers.smtp"]`` in a test m
 - ``tls_cert``: a self-signed certificate for 127.0.0.1/localhost made with the ``openssl``
   CLI (session-wide); the test is skipped, visibly, when ``openssl`` is missing.
 
+``SmtpSink(port=old.port, starttls=cert)`` starts a sink where another one ran (a
+server restarted with different options).
+
 Knobs, changeable while the sink runs: ``refuse_mail`` (reply to MAIL FROM),
 ``refuse_rcpt`` (address -> reply, ``"*"`` for every address), ``refuse_data`` (reply to
 the message), ``delay`` (seconds to wait before answering DATA). A reply is the full
@@ -32,6 +35,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -119,6 +123,7 @@ class SmtpSink:
     """An SMTP server on 127.0.0.1 that records messages. See the module docstring."""
 
     auth: tuple[str, str] | None = None  # require AUTH (PLAIN/LOGIN) with these
+    auth_exclude: tuple[str, ...] = ()  # AUTH mechanisms not to offer, e.g. ("PLAIN",)
     starttls: TlsCert | None = None  # offer (and require) STARTTLS with this certificate
     implicit_tls: TlsCert | None = None  # TLS from the first byte (smtp.security: tls)
     refuse_mail: str | None = None
@@ -127,7 +132,7 @@ class SmtpSink:
     delay: float = 0.0
     messages: list[Received] = field(default_factory=list)
     auth_attempts: list[tuple[str, bool]] = field(default_factory=list)  # (login, ok)
-    port: int = 0
+    port: int = 0  # 0: a free port; else this one (a sink restarted where one ran)
     host: str = HOST
 
     def __post_init__(self) -> None:
@@ -146,14 +151,18 @@ class SmtpSink:
                 # Plain loopback AUTH is what `security: none` does; with STARTTLS on,
                 # AUTH is only offered after the handshake, as on a real server.
                 auth_require_tls=self.starttls is not None,
+                auth_exclude_mechanism=list(self.auth_exclude),
             )
         if self.starttls is not None:
             kwargs.update(tls_context=_server_context(self.starttls), require_starttls=True)
         if self.implicit_tls is not None:
             kwargs["ssl_context"] = _server_context(self.implicit_tls)
         last_error: Exception | None = None
-        for _ in range(5):  # the free port may be taken between probe and bind
-            self.port = _free_port()
+        fixed = self.port
+        for attempt in range(5):  # the free port may be taken between probe and bind
+            if fixed:
+                time.sleep(0.2 * attempt)  # the old socket may linger a moment
+            self.port = fixed or _free_port()
             controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
             try:
                 controller.start()
