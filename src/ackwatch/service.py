@@ -136,6 +136,9 @@ class Daemon:
         self._reload = threading.Event()
         self._systemd = _Systemd.from_env()
         self._last_watchdog = 0.0
+        # Set when the SMTP server refused TLS or our credentials: no mail is tried
+        # before this instant (see `process_outbox`).
+        self._smtp_held_until: dt.datetime | None = None
         self.metrics = Metrics()
         from .keeper import PromiseKeeper  # issue 8: reads acknowledgements, reminds
 
@@ -783,8 +786,19 @@ class Daemon:
             return False
 
     def process_outbox(self) -> dt.datetime | None:
-        """Send queued mail; retry temporary failures with backoff. Next retry time."""
+        """Send queued mail; retry temporary failures with backoff. Next retry time.
+
+        A TLS or credentials failure is the server's (or ops'), not the mail's: the rest
+        of the pass is held back with it until the same retry time, so that ten queued
+        mails cost one refused login per round, not ten (mail servers lock out an account
+        after a few refused logins in a row).
+        """
         now = self.now()
+        held = self._smtp_held_until
+        if held is not None:
+            if now < held and held <= now + SEND_BACKOFF_CAP * 1.2:
+                return held
+            self._smtp_held_until = held = None  # its time came (or the clock went back)
         due = self.store.outbox_due(now)
         # A retry time further ahead than any backoff could set means the wall clock was
         # turned back: try now rather than wait for the clock to catch up.
@@ -793,10 +807,17 @@ class Daemon:
             o for o in self.store.outbox_pending()
             if o.id not in due_ids and o.next_attempt_at > now + self._max_backoff(o.attempts)
         ]
-        for record in due:
+        for tried, record in enumerate(due, 1):
             self._deliver(record, now)
+            if self._smtp_held_until is not None:
+                log.warning("outbox_held", until=self._smtp_held_until.isoformat(),
+                            mails_waiting=len(due) - tried)
+                break
         pending = self.store.outbox_pending()
-        return min((o.next_attempt_at for o in pending), default=None)
+        next_try = min((o.next_attempt_at for o in pending), default=None)
+        if self._smtp_held_until is not None and next_try is not None:
+            return max(next_try, self._smtp_held_until)
+        return next_try
 
     def _deliver(self, record: OutboxRecord, now: dt.datetime) -> None:
         if record.kind == "digest":
@@ -849,6 +870,8 @@ class Daemon:
                 self.metrics.count_tls_failure(str(exc.failure))
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
+            if isinstance(exc, notify.SendError) and exc.failure is not None:
+                self._smtp_held_until = now + delay  # TLS or credentials: the server's
             if record.attempts == 0:
                 log.warning("mail_deferred", kind=record.kind, to=record.recipient,
                             error=str(exc), retry_in=int(delay.total_seconds()))

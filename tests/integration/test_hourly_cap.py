@@ -57,3 +57,4 @@ def test_an_escalation_copying_anna_counts_toward_her_hourly_cap(tmp_path, sink)
     clock.t = T + dt.timedelta(hours=1, seconds=1)  # the hour rolled
     send_due(d)
     assert sorted(reaching(sink, ANNA)) == ["escalation", "nudge", "nudge"]
+

@@ -1,0 +1,51 @@
+"""The outbox through the real Daemon (fake clock, mail to aiosmtpd): a TLS or
+credentials failure is the server's, so the rest of the pass waits with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from tests.integration.test_digest_metrics import Clock, daemon
+from tests.integration.test_digest_metrics import sink as sink
+from tests.integration.test_hourly_cap import T, due_item
+
+from ackwatch import notify
+from ackwatch.config import DigestConfig
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_refused_login_holds_back_the_rest_of_the_pass_until_its_retry(tmp_path, sink):
+    """Three people due at once and a password the server refuses: one refused login a
+    round, not three (servers lock an account out after a few), and every mail still goes
+    out once the password is right."""
+    clock = Clock(T)
+    d = daemon(tmp_path, sink, clock, digest=DigestConfig(enabled=False))
+    tries: list[str] = []
+    refusing = True
+
+    def send(message, config):
+        tries.append(message["To"])
+        if refusing:
+            raise notify.TemporarySendError("535 authentication failed", code=535,
+                                            failure="auth_refused")
+        notify.send(message, config.smtp)
+
+    d._send = send
+    d.reevaluate()
+    d.store.sync_items([due_item(k, T) for k in "abc"], now=T, initial_keys=set())
+    d.run_due()
+    queued = len(d.store.outbox_pending())
+    assert queued >= 2
+    retry_at = d.process_outbox()
+    assert len(tries) == 1  # the rest of the pass waited
+    assert retry_at is not None and retry_at > T
+    clock.t = T + dt.timedelta(seconds=1)
+    assert d.process_outbox() == retry_at  # held: nothing tried before the retry time
+    assert len(tries) == 1
+    refusing = False
+    clock.t = retry_at
+    d.process_outbox()
+    assert d.store.outbox_pending() == []
+    assert len(tries) == 1 + queued
