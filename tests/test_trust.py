@@ -8,6 +8,8 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ackwatch.classify import classify, is_vouched
 from ackwatch.config import Agency, Trust
@@ -282,3 +284,36 @@ def test_spoofed_mail_from_anna_does_not_end_her_absence():
 
 def test_the_safe_rule_is_the_default():
     assert Agency().trust == Trust(inbox_agency_mail="verified", authserv_ids=(), relays=())
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_trace_headers_of_any_text_parse_without_error(value):
+    from ackwatch.provenance import Relays, parse_auth_results, parse_received, relayed_from_inside
+
+    _, results = parse_auth_results(value)
+    assert all(r.method in ("dmarc", "dkim") for r in results)
+    hop = parse_received(value)
+    relayed_from_inside((hop,), Relays.of(["192.0.2.0/24", "*.agency.example"]))
+
+
+def test_received_hops_are_read_as_the_receiving_server_recorded_them():
+    from ackwatch.provenance import Hop, parse_received
+
+    assert parse_received(
+        "from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41]) by"
+        " mx.google.com with SMTPS id a1sor; Mon, 23 Nov 2026 01:02:03 -0800 (PST)"
+    ) == Hop(True, "mail-sor-f41.google.com", "209.85.220.41", "smtps")
+    assert parse_received(  # Exchange Online between its own servers
+        "from AM0PR02MB1234.eurprd02.prod.outlook.com (2603:10a6:208:d4::13) by"
+        " AM0PR02MB5678.eurprd02.prod.outlook.com with HTTPS; Mon, 23 Nov 2026 09:00:00 +0000"
+    ) == Hop(True, "", "2603:10a6:208:d4::13", "https")
+    assert parse_received(  # Exim
+        "from [203.0.113.9] (helo=laptop) by mail.agency.example with esmtpsa"
+        " (TLS1.3) (Exim 4.96) id 1t; Mon, 23 Nov 2026 09:00:00 +0000"
+    ) == Hop(True, "", "203.0.113.9", "esmtpsa")
+    assert parse_received("by mail.agency.example (Postfix, from userid 1000) id 4X") == Hop(
+        False, "", "", "")

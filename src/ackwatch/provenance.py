@@ -45,7 +45,7 @@ class Hop:
 
     ``name`` and ``ip`` come from the TCP-info comment the receiving server wrote
     (``from helo (name [ip])``), not from the HELO name the sender chose; without such a
-    comment, from the ``from`` word itself. ``has_from`` is False for a hop without a
+    comment (or with Exim's ``from [ip] (helo=name)``), from the ``from`` word itself. ``has_from`` is False for a hop without a
     ``from`` clause (a local pickup): it tells nothing about the mail's origin.
     ``protocol`` is the lower-cased ``with`` word (``esmtps``, ``esmtpsa``, ``lmtp``).
     """
@@ -189,12 +189,13 @@ def parse_received(value: str) -> Hop:
             from_word = word
         elif clause == "with" and not protocol:
             protocol = lowered
-    if from_comment is not None:
-        name, ip = _tcp_info(from_comment)
-    else:
-        literal = _IP_LITERAL.fullmatch(from_word)
+    name, ip = _tcp_info(from_comment) if from_comment is not None else ("", "")
+    literal = _IP_LITERAL.fullmatch(from_word)
+    if from_comment is None or (not name and not ip and literal is not None):
+        # No TCP-info (Exchange), or Exim's "from [ip] (helo=name)": there the word
+        # after "from" is what the server saw.
         ip = _ip(literal.group(1)) if literal is not None else _ip(from_word)
-        name = "" if ip else from_word.strip(".").lower()
+        name = "" if ip or from_comment is not None else from_word.strip(".").lower()
     hop = Hop(has_from, _intern(name), _intern(ip), _intern(protocol))  # type: ignore[arg-type]
     return _intern(hop)  # type: ignore[return-value]
 
