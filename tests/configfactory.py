@@ -11,6 +11,8 @@ The agency (agency.example, Europe/Warsaw):
 - accounts: anna (Anna Nowak, manager kasia, backup piotr, pl), piotr (Piotr Wiśniewski,
   manager kasia, backup anna, pl), kasia (Kasia Lewandowska, the manager, en);
 - agency.addresses: designer@freelance.example; form_senders: forms@agency.example;
+- agency.trust: Authentication-Results of mail.agency.example, relays 192.0.2.25 and
+  mail.agency.example (inbox_agency_mail: verified, the default);
 - calendar "office": Mon-Fri 09:00-17:00 Europe/Warsaw, PL holidays, closed 2026-12-24 and
   2026-12-31;
 - policies: default (2h business on "office", nudge 30m before, escalate at the deadline)
@@ -41,6 +43,7 @@ from ackwatch.config import (
     Policy,
     SecretRef,
     SmtpConfig,
+    Trust,
 )
 
 AGENCY_DOMAIN = "agency.example"
@@ -49,6 +52,9 @@ PIOTR = "piotr@agency.example"
 KASIA = "kasia@agency.example"
 OFFICE = "office@agency.example"
 FORMS = "forms@agency.example"
+# The agency's own mail server: its Authentication-Results and its relays are trusted.
+AGENCY_AUTHSERV_ID = "mail.agency.example"
+AGENCY_RELAYS = ("192.0.2.25", "mail.agency.example")
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -193,6 +199,7 @@ def make_config(**changes: object) -> Config:
             domains=(AGENCY_DOMAIN,),
             addresses=("designer@freelance.example",),
             form_senders=(FORMS,),
+            trust=Trust(authserv_ids=(AGENCY_AUTHSERV_ID,), relays=AGENCY_RELAYS),
         ),
         calendars={"office": office_calendar()},
         policies=dict(POLICIES),

@@ -103,6 +103,14 @@ def _addresses(value: str | Iterable[str] | None) -> str | None:
     return joined or None
 
 
+# What the agency's server (AGENCY_AUTHSERV_ID in configfactory) writes on mail it
+# checked: with it, an agency mail seen in a watched inbox is the agency's word.
+VOUCHED_BY_AGENCY_SERVER = {
+    "Authentication-Results": "mail.agency.example; dkim=pass (2048-bit key)"
+    " header.d=agency.example header.s=mail; dmarc=pass (p=quarantine) header.from=agency.example",
+}
+
+
 def mail(
     *,
     from_: str = "Jan Kowalski <jan.kowalski@acme.example>",

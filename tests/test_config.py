@@ -999,3 +999,41 @@ def test_yaml_merge_keys_may_be_overridden_without_a_duplicate_error(load):
     assert config.policies["retainer"].window == dt.timedelta(hours=24)
     assert config.policies["retainer"].clock == "calendar"
     assert config.policies["retainer"].calendar == "office"
+
+
+# --------------------------------------------------------------------------- agency.trust
+
+
+def test_agency_trust_is_verified_by_default_and_read_when_given(load):
+    from ackwatch.config import Trust
+
+    assert load(variant()).agency.trust == Trust()
+    config = load(variant(("agency.trust", {
+        "inbox_agency_mail": "Trusted",
+        "authserv_ids": ["MX.Agency.Example", "mx.google.com"],
+        "relays": ["mail.agency.example", "*.relay.agency.example", "192.0.2.25",
+                   "10.0.0.0/8", "2001:db8::/32"],
+    })))
+    assert config.agency.trust == Trust(
+        inbox_agency_mail="trusted",
+        authserv_ids=("mx.agency.example", "mx.google.com"),
+        relays=("mail.agency.example", "*.relay.agency.example", "192.0.2.25", "10.0.0.0/8",
+                "2001:db8::/32"),
+    )
+
+
+def test_agency_trust_errors_name_their_key_paths(problems):
+    found = problems(variant(("agency.trust", {
+        "inbox_agency_mail": "yes",
+        "authserv_ids": ["mx.agency.example; dmarc=pass"],
+        "relays": ["mail.agency.example", "https://relay.example", "10.0.0.0/33"],
+        "relay": ["x"],
+    })))
+    assert any(p.startswith("agency.trust.inbox_agency_mail: expected one of verified, trusted")
+               for p in found), found
+    assert any(p.startswith("agency.trust.authserv_ids[0]: an authserv-id is one word")
+               for p in found), found
+    assert any(p.startswith("agency.trust.relays[1]: expected a host name") for p in found)
+    assert any(p.startswith("agency.trust.relays[2]: expected a host name") for p in found)
+    assert 'agency.trust.relay: unknown key (did you mean "relays"?)' in found
+    assert len(found) == 5, found

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable
-from email.utils import formatdate, getaddresses, parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.hostile.corpus import all_cases
 
 import ackwatch.message as message
+from ackwatch.addresses import parse_address_list
 from ackwatch.message import (
     HEADER_FIELDS,
     MAX_ADDRESSES,
@@ -40,7 +41,13 @@ from ackwatch.message import (
     extract_message_ids,
     normalize_message_id,
     parse_message,
-    plain_addresses,
+)
+from ackwatch.provenance import (
+    MAX_AUTH_HEADERS,
+    MAX_HOPS,
+    UNKNOWN_HOP,
+    parse_auth_results,
+    parse_received,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
@@ -48,7 +55,9 @@ RECEIVED = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 # =========================================================================== the reference
 # Verbatim from src/ackwatch/message.py before the fast paths (only renamed); it uses the
-# unchanged helpers (decode_words, _clean_text, normalize_message_id, plain_addresses, ...).
+# unchanged helpers (decode_words, _clean_text, normalize_message_id, ...).
+# Since issue 18 it reads addresses with the general `parse_address_list` (no fast path)
+# and keeps every Authentication-Results and Received value.
 
 _SINGLE = frozenset(
     {
@@ -125,17 +134,15 @@ def reference_split_headers(data: bytes, defects: set[str]) -> list[tuple[str, b
 def reference_addresses(value: str | None, defects: set[str], field: str) -> tuple[Address, ...]:
     if value is None:
         return ()
-    try:
-        pairs = plain_addresses(value)
-        if pairs is None:
-            pairs = getaddresses([value])
-    except Exception:
+    parsed = parse_address_list(value)
+    if not parsed.clean:
         defects.add(f"bad-address:{field}")
-        pairs = [("", tok) for tok in _ADDR_SALVAGE.findall(value) if '"' not in tok]
+    if parsed.truncated:
+        defects.add(f"header-too-long:{field}")
     result: list[Address] = []
     seen: set[str] = set()
-    for name, addr in pairs:
-        if not name and not addr:
+    for name, addr in parsed.entries:
+        if not addr:
             continue
         addr = addr.strip().lower()
         if _CONTROL.search(addr):
@@ -242,6 +249,7 @@ def reference_parse_message(
 
     raw: dict[str, str] = {}
     capped = []
+    trace: dict[str, list[str]] = {"authentication-results": [], "received": []}
     for name, value_bytes in fields:
         if len(value_bytes) > MAX_FIELD_BYTES:
             defects.add(f"header-too-long:{name}")
@@ -250,8 +258,10 @@ def reference_parse_message(
             else:
                 value_bytes = value_bytes[:MAX_FIELD_BYTES]
         capped.append((name, value_bytes))
-    # Since issue 18 raw 8-bit values are read in a guessed charset (one guess per mail).
+    # Raw 8-bit values are read in a guessed charset (one guess per mail).
     for name, text in decode_raw_values(capped, defects):
+        if name in trace:
+            trace[name].append(text)
         if name in raw:
             if name in _JOINED:
                 raw[name] = raw[name] + _JOINED[name] + text
@@ -272,6 +282,8 @@ def reference_parse_message(
     if not from_list:
         defects.add("no-from" if get("from") is None else "bad-address:from")
     sender = from_list[0] if from_list else Address("")
+    if len(from_list) > 1:
+        defects.add("multiple-from")
     reply_to = reference_addresses(get("reply-to"), defects, "reply-to")
     to = reference_addresses(get("to"), defects, "to")
     cc = reference_addresses(get("cc"), defects, "cc")
@@ -320,6 +332,17 @@ def reference_parse_message(
     thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
 
     key = message_id or _stable_key(sender, date, get("date"), subject, to)
+    auth_ids: set[str] = set()
+    auth_results: tuple = ()
+    for v in trace["authentication-results"][:MAX_AUTH_HEADERS]:
+        authserv_id, results = parse_auth_results(v.strip())
+        if authserv_id not in auth_ids:  # each id's topmost header only
+            auth_ids.add(authserv_id)
+            auth_results += results
+    hops = tuple(parse_received(v.strip()) for v in trace["received"][:MAX_HOPS])
+    if len(trace["received"]) > MAX_HOPS:
+        defects.add("too-many-received")
+        hops += (UNKNOWN_HOP,)
 
     def plain(name: str, limit: int = 2000) -> str | None:
         value = get(name)
@@ -356,6 +379,10 @@ def reference_parse_message(
         list_unsubscribe=plain("list-unsubscribe"),
         return_path=plain("return-path", 1000),
         x_ackwatch=lowered("x-ackwatch"),
+        extra_from=from_list[1:],
+        auth_results=auth_results,
+        received_hops=hops,
+        legacy_fetch=False,
         defects=tuple(sorted(defects)),
     )
 

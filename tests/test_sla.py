@@ -39,7 +39,7 @@ from configfactory import (
     make_mailbox,
     make_policy,
 )
-from mailfactory import fixture_message, mail, reply
+from mailfactory import VOUCHED_BY_AGENCY_SERVER, fixture_message, mail, reply
 
 CONFIG = make_config()
 WAW = ZoneInfo("Europe/Warsaw")
@@ -100,9 +100,11 @@ def test_reply_in_sent_acknowledges(where):
         # Piotr answers Anna's client from his own mailbox (his Sent folder).
         ("Piotr Wiśniewski <piotr@agency.example>", {"mailbox": "piotr", "folder": "Sent",
                                                       "role": "sent"}),
-        # Kasia has no watched mailbox: her reply is seen as the Cc copy in Piotr's INBOX.
+        # Kasia has no watched mailbox: her reply is seen as the Cc copy in Piotr's INBOX,
+        # which the agency's server vouches for.
         ("Kasia Lewandowska <kasia@agency.example>", {"mailbox": "piotr", "folder": "INBOX",
-                                                       "role": "inbox"}),
+                                                       "role": "inbox",
+                                                       "headers": VOUCHED_BY_AGENCY_SERVER}),
     ],
 )
 def test_reply_from_colleague_mailbox_acknowledges(replier, seen_in):

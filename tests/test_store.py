@@ -645,3 +645,49 @@ def test_a_failure_while_writing_behind_rolls_the_whole_transaction_back(store, 
     with store._write() as c:  # the connection is usable again
         c.execute("INSERT INTO meta (name, value) VALUES ('written', 'after')")
     assert store.get_meta("written") == "after"
+
+
+# --------------------------------------------------------------------------- trust (issue 18)
+
+KASIA_CC_REPLY = (b"Message-ID: <r1@agency.example>\r\nFrom: Kasia <kasia@agency.example>\r\n"
+                  b"To: c@client.example\r\nCc: office@agency.example\r\n"
+                  b"In-Reply-To: <m1@client.example>\r\nSubject: Re: Quote\r\n\r\n")
+
+
+def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tmp_path):
+    """An upgrade never turns answered history into nudges: a colleague's reply seen
+    only in a watched inbox, stored by an ackwatch that did not fetch
+    Authentication-Results and Received, still acknowledges; a copy stored now, without
+    anyone vouching for it, does not."""
+    from ackwatch.sla import evaluate
+    from configfactory import make_config
+
+    _state_of_schema(tmp_path, 5)
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for uid, key, raw, at in ((1, "<m1@client.example>", headers(1), T0),
+                              (2, "<r1@agency.example>", KASIA_CC_REPLY, T0 + H)):
+        conn.execute(
+            "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
+            " flags, headers, first_seen) VALUES ('anna', 'INBOX', ?, 1, 'inbox', ?, ?, '[]',"
+            " ?, ?)", (uid, key, at.isoformat(), raw, at.isoformat()))
+    conn.commit()
+    conn.close()
+    s = Store.open(tmp_path)
+    try:
+        old = {m.uid: m for m in s.load_messages()}
+        assert old[2].legacy_fetch and old[1].legacy_fetch
+        (answered,) = evaluate(old.values(), make_config())
+        assert answered.state == "acknowledged"
+
+        fresh = KASIA_CC_REPLY.replace(b"r1@", b"r2@").replace(b"m1@", b"m2@")
+        sync(s, [NewMessage(3, T0, frozenset(), headers(2)),
+                 NewMessage(4, T0 + H, frozenset(), fresh)], last_uid=4)
+        s.close()
+        s = Store.open(tmp_path)  # parsed from the stored bytes, not the kept parse
+        now = {m.uid: m for m in s.load_messages()}
+        assert not now[4].legacy_fetch
+        states = {i.key: i.state for i in evaluate(now.values(), make_config())}
+        assert states == {"<m1@client.example>": "acknowledged",
+                          "<m2@client.example>": "pending"}
+    finally:
+        s.close()

@@ -13,14 +13,25 @@ Order of the rules in `classify` (first match wins):
    matching no client is tracked (client=None) even with ``unknown_senders: ignore``.
    Any other mail from a form sender is ``auto`` (never client mail or an acknowledgement).
 3. ``auto``: auto-generated (`auto_generated_reason`); `Classification.out_of_office` tells
-   absence notices apart. Also mail from a form sender without an external Reply-To.
+   absence notices apart (from an agency-side sender, only a vouched one: `is_vouched`).
+   Also mail from a form sender without an external Reply-To.
 4. ``ignored``: the ``ignore`` rules (sender globs, subject regexes), for every sender: an
    agency ``noreply@`` system mailing a client is no human acknowledgement either.
-5. ``agency``: an agency-side sender (any folder).
-6. ``other``: external mail outside an inbox folder (e.g. in Sent), or without a readable
-   sender.
+5. ``agency``: an agency-side sender that `is_vouched` (a sent-folder copy, or an inbox
+   copy a trusted receiving server vouches for). ``other`` with reason
+   ``unverified-agency-sender``: an agency-looking inbox copy nobody vouches for; it is
+   neither an acknowledgement nor client mail (anyone can write such a From).
+6. ``other``: external mail outside an inbox folder (e.g. in Sent).
 7. ``client``: external sender in an inbox folder matching a configured client, else per
    ``unknown_senders`` (``track``: client with ``client=None``; ``ignore``: ``ignored``).
+   An inbox mail whose From holds no readable mailbox is client mail too (never dropped):
+   from its Return-Path, else its first Reply-To, else from nobody (``client_address``
+   "", reason ``client-no-sender``; ``unknown_senders`` applies as to any unknown sender).
+
+Who the sender is (`sender_of`): the From's mailbox (`addresses`: the address in the last
+``<...>``, never a display name). A From with several mailboxes is from the first
+*external* one when it has one, else from the first: a mail that names anyone outside the
+agency among its authors is never the agency's word.
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from . import provenance
+from .addresses import parse_address_list
 from .config import Client, Config
 from .message import Address, Message, positional_constructor
 
@@ -55,6 +68,7 @@ class Classification:
 _new_classification = positional_constructor(Classification)
 _AGENCY_SENDER = Classification("agency", "agency-sender")
 _UNKNOWN_SENDER = Classification("ignored", "unknown-sender")
+_UNVERIFIED_AGENCY = Classification("other", "unverified-agency-sender")
 
 
 # --------------------------------------------------------------------------- memo
@@ -73,6 +87,9 @@ class _ConfigMemo:
     def __init__(self, config: Config) -> None:
         self.agency_addresses = _build_agency_addresses(config)
         self.form_senders = frozenset(f.strip().lower() for f in config.agency.form_senders)
+        trust = config.agency.trust
+        self.authserv_ids = frozenset(trust.authserv_ids)
+        self.relays = provenance.Relays.of(trust.relays)
         self.answers: dict[Callable[..., object], dict[str | None, object]] = {}
 
 
@@ -339,6 +356,64 @@ def _out_of_office(message: Message, reason: str | None) -> bool:
     )
 
 
+# --------------------------------------------------------------------------- trust
+
+
+def sender_of(message: Message, config: Config) -> str:
+    """Who ``message`` is from: its From mailbox; of several, the first external one
+    (else the first). "" when the From held no readable mailbox."""
+    if not message.extra_from:
+        return message.sender.address
+    authors = (message.sender, *message.extra_from)
+    return next(
+        (a.address for a in authors if not is_agency_address(a.address, config)),
+        message.sender.address,
+    )
+
+
+def is_vouched(message: Message, config: Config) -> bool:
+    """Whether an agency-looking ``message`` is the agency's own word (README "What
+    counts"): a copy in a watched sent folder (only the account puts mail there); or an
+    inbox copy that a trusted receiving server vouches for (`provenance`); or any inbox
+    copy with ``agency.trust.inbox_agency_mail: trusted``, or one stored before ackwatch
+    fetched the trace headers (`Message.legacy_fetch`: history keeps its trust). A From
+    with several mailboxes, or one that could not be read cleanly, is never vouched for
+    in an inbox."""
+    if message.role == "sent":
+        return True
+    if config.agency.trust.inbox_agency_mail == "trusted" or message.legacy_fetch:
+        return True
+    if message.extra_from or "bad-address:from" in message.defects:
+        return False
+    memo = _memo(config)
+    domain = _domain(message.sender.address)
+    if memo.authserv_ids and provenance.vouched_by_results(
+        message.auth_results, memo.authserv_ids, domain, functools.partial(
+            _is_agency_domain, config=config)
+    ):
+        return True
+    return provenance.relayed_from_inside(message.received_hops, memo.relays)
+
+
+def _is_agency_domain(domain: str, config: Config) -> bool:
+    return any(_domain_matches(domain, d) for d in config.agency.domains)
+
+
+def _recovered_sender(message: Message, config: Config) -> str:
+    """A sender for client mail whose From held no readable mailbox: the Return-Path
+    (the envelope sender, written by the receiving server), else the first Reply-To;
+    only an external address; "" when there is none."""
+    candidates = []
+    if message.return_path:
+        candidates += [a for _, a in parse_address_list(message.return_path).entries]
+    candidates += [a.address for a in message.reply_to]
+    for address in candidates:
+        address = address.strip().lower()
+        if "@" in address and not is_agency_address(address, config):
+            return address
+    return ""
+
+
 # --------------------------------------------------------------------------- classify
 
 
@@ -382,7 +457,7 @@ def _client_result(address: str, config: Config, reason: str) -> Classification:
 
 
 def classify(message: Message, config: Config) -> Classification:
-    sender = message.sender.address
+    sender = sender_of(message, config)
     agency_sender = is_agency_address(sender, config)
 
     if message.x_ackwatch is not None and (agency_sender or _is_our_from(sender, config)):
@@ -410,18 +485,27 @@ def classify(message: Message, config: Config) -> Classification:
 
     reason = auto_generated_reason(message)
     if reason is not None:
-        return Classification("auto", reason, out_of_office=_out_of_office(message, reason))
+        # An absence notice moves nudges to a backup: an agency one must be vouched for.
+        absence = _out_of_office(message, reason) and (
+            not agency_sender or is_vouched(message, config)
+        )
+        return Classification("auto", reason, out_of_office=absence)
 
     ignored = _ignored(sender, message.subject, config)
     if ignored:
         return Classification("ignored", ignored)
 
     if agency_sender:
-        return _AGENCY_SENDER
-    if not sender:
-        return Classification("other", "no-sender")
+        return _AGENCY_SENDER if is_vouched(message, config) else _UNVERIFIED_AGENCY
     if message.role != "inbox":
         return Classification("other", f"external-in-{message.role}")
+    if not sender:
+        recovered = _recovered_sender(message, config)
+        if not recovered:
+            if config.unknown_senders == "ignore":
+                return _UNKNOWN_SENDER
+            return _new_classification("client", "client-no-sender", "", None, False)
+        return _client_result(recovered, config, "client-recovered")
     return _client_result(sender, config, "client")
 
 

@@ -79,10 +79,26 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class Trust:
+    """Who vouches for agency-looking mail that arrived in a watched inbox (README "What
+    counts", `classify.is_vouched`).
+
+    ``inbox_agency_mail``: ``verified`` (the default) believes such a mail only when a
+    receiving server in ``authserv_ids`` says it passed DMARC (or DKIM for an agency
+    domain), or its Received chain never left ``relays``; ``trusted`` believes every
+    agency-looking From, as ackwatch did before (anyone can forge one)."""
+
+    inbox_agency_mail: str = "verified"  # "verified" | "trusted"
+    authserv_ids: tuple[str, ...] = ()  # lower-cased
+    relays: tuple[str, ...] = ()  # host names, "*.domain", IP addresses, CIDR networks
+
+
+@dataclass(frozen=True)
 class Agency:
     domains: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
     form_senders: tuple[str, ...] = ()
+    trust: Trust = Trust()
 
 
 @dataclass(frozen=True)
@@ -1449,13 +1465,60 @@ def _agency(ctx: _Ctx, value: object) -> Any:
     m = _mapping(ctx, value, "agency")
     if m is None:
         return _INVALID
-    _keys(ctx, m, "agency", ("domains", "addresses", "form_senders"))
+    _keys(ctx, m, "agency", ("domains", "addresses", "form_senders", "trust"))
     domains = _get(ctx, m, "agency", "domains", _c_list(_c_domain), ())
     addresses = _get(ctx, m, "agency", "addresses", _c_list(_c_address), ())
     forms = _get(ctx, m, "agency", "form_senders", _c_list(_c_address), ())
-    if not _ok(domains, addresses, forms):
+    trust = _get(ctx, m, "agency", "trust", _trust, Trust())
+    if not _ok(domains, addresses, forms, trust):
         return _INVALID
-    return Agency(domains=domains, addresses=addresses, form_senders=forms)
+    return Agency(domains=domains, addresses=addresses, form_senders=forms, trust=trust)
+
+
+def _trust(ctx: _Ctx, value: object, path: str) -> Any:
+    m = _mapping(ctx, value, path)
+    if m is None:
+        return _INVALID
+    _keys(ctx, m, path, ("inbox_agency_mail", "authserv_ids", "relays"))
+    mode = _get(
+        ctx, m, path, "inbox_agency_mail", _c_enum("verified", "trusted"), "verified"
+    )
+    ids = _get(ctx, m, path, "authserv_ids", _c_list(_c_authserv_id), ())
+    relays = _get(ctx, m, path, "relays", _c_list(_c_relay), ())
+    if not _ok(mode, ids, relays):
+        return _INVALID
+    return Trust(inbox_agency_mail=mode, authserv_ids=ids, relays=relays)
+
+
+@_scalar
+def _c_authserv_id(value: object) -> str:
+    """An RFC 8601 authserv-id: one token, usually the receiving server's host name."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad(f"expected an authserv-id such as \"mx.agency.example\", got {_show(value)}")
+    token = value.strip().lower()
+    if not token.isprintable() or any(c.isspace() or c in ';()"=' for c in token):
+        raise _Bad(f"an authserv-id is one word (no blanks, ; ( ) \" =): {_show(value)}")
+    return token
+
+
+@_scalar
+def _c_relay(value: object) -> str:
+    """A relay: a host name, "*.domain", an IP address or a CIDR network."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad(f"expected a host name, IP address or network, got {_show(value)}")
+    entry = value.strip().lower().rstrip(".")
+    try:
+        ipaddress.ip_network(entry, strict=False)
+        return entry
+    except ValueError:
+        pass
+    name = entry[2:] if entry.startswith("*.") else entry
+    if "/" in entry or not re.fullmatch(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*", name):
+        raise _Bad(
+            "expected a host name (mail.agency.example, *.agency.example), an IP address "
+            f"or a network (192.0.2.0/24), got {_show(value)}"
+        )
+    return entry
 
 
 def _c_regex(ctx: _Ctx, value: object, path: str) -> Any:

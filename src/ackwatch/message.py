@@ -23,8 +23,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+
+from .addresses import parse_address_list
+from .provenance import MAX_AUTH_HEADERS, MAX_HOPS, AuthResult, Hop, auth_results_of, hops_of
 
 FolderRole = Literal["inbox", "sent"]
 
@@ -52,6 +55,9 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Return-Path",
     "X-Ackwatch",
     "X-Ackwatch-Items",
+    # Who vouches for the sender (classify.is_vouched): the receiving servers' records.
+    "Authentication-Results",
+    "Received",
 )
 
 
@@ -96,6 +102,16 @@ class Message:
     list_unsubscribe: str | None = None
     return_path: str | None = None  # raw value; "<>" means a bounce / auto mail
     x_ackwatch: str | None = None  # set on ackwatch's own mail: nudge|escalation|digest
+    # From's mailboxes after the first (RFC 5322 allows several; then who sent it is in
+    # doubt: `classify.sender_of`). Almost always empty.
+    extra_from: tuple[Address, ...] = ()
+    # The DMARC / DKIM passes of the topmost Authentication-Results headers, and the
+    # sending side of each Received header, topmost first (`provenance`).
+    auth_results: tuple[AuthResult, ...] = ()
+    received_hops: tuple[Hop, ...] = ()
+    # Stored by an ackwatch that did not fetch Authentication-Results and Received: its
+    # agency-looking inbox copies keep the trust they had then (README "What counts").
+    legacy_fetch: bool = False
     defects: tuple[str, ...] = ()  # what could not be parsed, for logs
 
     @property
@@ -165,8 +181,12 @@ def evolve(m: Message, **changes: object) -> Message:
 #
 # * Header splitting is done by hand, not by ``email.parser``: the stdlib feedparser treats
 #   the first malformed line as the start of the body and silently drops every header after
-#   it. We skip the bad line (defect "junk-line") and keep going. The email package is still
-#   used for addresses (``getaddresses``) and dates (``parsedate_to_datetime``).
+#   it. We skip the bad line (defect "junk-line") and keep going. Addresses are read by
+#   `addresses.parse_address_list` (ours: the same on every Python), dates by the email
+#   package (``parsedate_to_datetime``).
+# * From: its first mailbox is `Message.sender`, any further ones `Message.extra_from`
+#   (defect "multiple-from": who sent it is in doubt, see `classify.sender_of`). A From
+#   whose mailbox cannot be read leaves the sender empty ("bad-address:from").
 # * Message ids keep their local part verbatim (it is case-sensitive and Gmail/Outlook ids
 #   are base64-like, so lower-casing it would merge distinct ids) and lower-case the domain
 #   part (case-insensitive, and the only part gateways are known to re-case). Whitespace
@@ -179,8 +199,9 @@ def evolve(m: Message, **changes: object) -> Message:
 #   "header-too-long:references", "bad-encoding:subject", "unknown-charset:subject",
 #   "bad-address:from", "no-from", "no-message-id", "bad-message-id", "bad-date",
 #   "duplicate-header:from", "junk-line", "junk-reference", "too-many-references",
-#   "naive-received", "guessed-charset:windows-1251" (raw 8-bit header values that are not
-#   UTF-8 are read in the charset `legacy_charset.guess` finds for them, else latin-1).
+#   "naive-received", "multiple-from", "too-many-received", "guessed-charset:windows-1251"
+#   (raw 8-bit header values that are not UTF-8 are read in the charset
+#   `legacy_charset.guess` finds for them, else latin-1).
 
 MAX_HEADER_BYTES = 1 << 20  # the whole fetched header block
 MAX_FIELD_BYTES = 64 * 1024  # one field (References keeps its *last* 64 KiB)
@@ -210,6 +231,9 @@ _SINGLE = frozenset(
     }
 )
 _JOINED = {"to": ", ", "cc": ", ", "references": " ", "in-reply-to": " "}
+# Fields whose every copy counts, topmost first: joined with "\n" (no unfolded value
+# holds one), at most this many (one more Received than is read: `hops_of` sees the cut).
+_TRACE = {"authentication-results": MAX_AUTH_HEADERS, "received": MAX_HOPS + 1}
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
@@ -587,8 +611,9 @@ def decode_raw_values(
 def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
     """Lower-cased field name -> stripped value, the first of each name.
 
-    Repeated To / Cc / References / In-Reply-To are joined; another repeated field keeps
-    its first value, and a differing repeat of a single-valued field is a defect.
+    Repeated To / Cc / References / In-Reply-To are joined; so are the first few
+    Authentication-Results and Received (with "\n", see `_TRACE`); another repeated field
+    keeps its first value, and a differing repeat of a single-valued field is a defect.
     """
     plain = _plain_header_fields(data)
     if plain is None:
@@ -599,9 +624,15 @@ def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
             return values
         fields = [(name.lower(), text) for name, text in plain]
     raw: dict[str, str] = {}
+    traced: dict[str, int] = {}
     for name, text in fields:
         if name in raw:
-            if name in _JOINED:
+            if name in _TRACE:
+                count = traced.get(name, 1)
+                if count < _TRACE[name]:
+                    raw[name] = raw[name] + "\n" + text
+                    traced[name] = count + 1
+            elif name in _JOINED:
                 raw[name] = raw[name] + _JOINED[name] + text
             elif name in _SINGLE and raw[name].strip() != text.strip():
                 defects.add(f"duplicate-header:{name}")
@@ -621,12 +652,13 @@ _BLANKS = re.compile(r"[ \t]+")
 
 
 def plain_addresses(value: str) -> list[tuple[str, str]] | None:
-    """`getaddresses([value])` for the everyday shapes, ten times faster; None otherwise.
+    """`addresses.parse_address_list` for the everyday shapes, ten times faster; None
+    otherwise.
 
     ``a@b.example``, ``Name <a@b.example>``, ``"Last, First" <a@b.example>``, separated
-    by commas. Anything else (comments, groups, dots or non-ASCII in an unquoted name,
-    escapes, stray commas) returns None and is left to `email.utils.getaddresses`
-    (tests/test_message.py checks the two agree on everything this accepts).
+    by commas. Anything else (comments, groups, dots, ``@`` or non-ASCII in an unquoted
+    name, escapes, stray commas) returns None and is left to the general reader
+    (tests/test_addresses.py checks the two agree on everything this accepts).
     """
     out: list[tuple[str, str]] = []
     pos, end = 0, len(value)
@@ -681,17 +713,22 @@ def _addresses(value: str | None, defects: set[str], field: str) -> tuple[Addres
 
 
 def _parse_addresses(value: str, defects: set[str], field: str) -> tuple[Address, ...]:
-    try:
-        pairs = plain_addresses(value)
-        if pairs is None:
-            pairs = getaddresses([value])
-    except Exception:
-        defects.add(f"bad-address:{field}")
-        pairs = [("", tok) for tok in _ADDR_SALVAGE.findall(value) if '"' not in tok]
+    """The mailboxes of one address field, by `addresses.parse_address_list` (the
+    everyday shapes by `plain_addresses`, which gives the same pairs for them). An entry
+    whose mailbox cannot be read is dropped with the defect ``bad-address:<field>``; a
+    display name never supplies an address."""
+    pairs = plain_addresses(value)
+    if pairs is None:
+        parsed = parse_address_list(value)
+        pairs = list(parsed.entries)
+        if not parsed.clean:
+            defects.add(f"bad-address:{field}")
+        if parsed.truncated:
+            defects.add(f"header-too-long:{field}")
     result: list[Address] = []
     seen: set[str] = set()
     for name, addr in pairs:
-        if not name and not addr:
+        if not addr:
             continue
         addr = addr.strip().lower()
         if _CONTROL.search(addr):  # NUL, ESC, ...: never part of an address; shown by `status`
@@ -898,12 +935,14 @@ def parse_message(
     gm_thrid: int | None = None,
     answered_at: dt.datetime | None = None,
     dismissed_at: dt.datetime | None = None,
+    legacy_fetch: bool = False,
 ) -> Message:
     """Parse what ``BODY.PEEK[HEADER.FIELDS (...)]`` returned into a `Message`.
 
     Never raises on the bytes: whatever cannot be read is left empty and named in
     `Message.defects`. `received` (the INTERNALDATE) and the flag times are converted to
-    UTC; a naive datetime is taken as UTC (defect "naive-received").
+    UTC; a naive datetime is taken as UTC (defect "naive-received"). ``legacy_fetch``:
+    the bytes were fetched by an ackwatch that did not ask for the trace headers.
     """
     defects: set[str] = set()
     received_utc = _as_datetime(received, defects, "received")
@@ -939,6 +978,9 @@ def parse_message(
     if not from_list:
         defects.add("no-from" if from_raw is None else "bad-address:from")
     sender = from_list[0] if from_list else Address("")
+    extra_from = from_list[1:]
+    if extra_from:
+        defects.add("multiple-from")
     reply_to = _addresses(get("reply-to"), defects, "reply-to")
     to = _addresses(get("to"), defects, "to")
     cc = _addresses(get("cc"), defects, "cc")
@@ -1006,5 +1048,9 @@ def parse_message(
         _plain(get("list-unsubscribe")),  # list_unsubscribe
         _plain(get("return-path"), 1000),  # return_path
         _lowered(get("x-ackwatch")),  # x_ackwatch
+        extra_from,
+        auth_results_of(get("authentication-results")),  # auth_results
+        hops_of(get("received"), defects),  # received_hops
+        bool(legacy_fetch),  # legacy_fetch
         tuple(sorted(defects)),  # defects
     )

@@ -311,7 +311,7 @@ def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = N
     if len(copies) == 1:
         return _merge_one(copies[0], config)
     ordered = sorted(copies, key=_copy_order)
-    rep = ordered[0]
+    rep = _representative(ordered, config)
     received = min(c.received for c in copies)
     answered_at = _flag_time(copies, ANSWERED, "answered_at")
     dismissed_at = _flag_time(copies, config.dismiss_keyword, "dismissed_at")
@@ -328,6 +328,19 @@ def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = N
     order = (lookup or _Lookup.of(config)).order
     names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
     return _new_merged(merged, tuple(names))
+
+
+def _representative(ordered: Sequence[Message], config: Config) -> Message:
+    """The copy a mail is classified by: the first in `_copy_order` (an inbox copy),
+    unless that is agency-looking and not vouched for while another copy is (its sent
+    copy). Then the vouched copy's headers speak for the mail, so that a mail that reuses
+    the Message-ID of a real agency mail cannot lend its own To and In-Reply-To to it."""
+    rep = ordered[0]
+    if cls_mod.is_vouched(rep, config) or not cls_mod.is_agency_address(
+        cls_mod.sender_of(rep, config), config
+    ):
+        return rep
+    return next((c for c in ordered if cls_mod.is_vouched(c, config)), rep)
 
 
 def _merge_one(m: Message, config: Config) -> _Merged:
@@ -356,8 +369,9 @@ class _Open:
 
 def _tracked(c: cls_mod.Classification) -> bool:
     """Client mail per `classify` (which applies ``unknown_senders``; form leads are
-    tracked even when unknown senders are ignored)."""
-    return c.kind == "client" and bool(c.client_address)
+    tracked even when unknown senders are ignored; a From without a readable mailbox is
+    tracked with an empty ``client_address``)."""
+    return c.kind == "client"
 
 
 def _item(o: _Open, ack: Ack | None, config: Config, lookup: _Lookup) -> Item:
@@ -511,9 +525,10 @@ def away_reason(
     - "absence": a configured ``Account.away`` range (inclusive dates in the account's
       calendar timezone) covers the local date of ``at``.
     - "out-of-office": the account's own out-of-office auto-reply (from its address,
-      classified ``out_of_office``) was received within ``notify.out_of_office_lookback``
-      before ``at`` (inclusive) and no human message from that address was received after
-      it (up to ``at``): once they write again they are back.
+      classified ``out_of_office``, which an agency address's notice is only when
+      `classify.is_vouched`) was received within ``notify.out_of_office_lookback``
+      before ``at`` (inclusive) and no human message from that address (vouched for
+      likewise) was received after it (up to ``at``): once they write again they are back.
     Messages received after ``at`` are not looked at.
     """
     address = account.lower()
@@ -532,7 +547,11 @@ def away_reason(
         if c.out_of_office:
             if m.received >= since and (last_ooo is None or m.received > last_ooo):
                 last_ooo = m.received
-        elif c.kind != "own" and cls_mod.auto_generated_reason(m) is None:
+        elif (
+            c.kind != "own"
+            and c.reason != "unverified-agency-sender"  # anyone can write that From
+            and cls_mod.auto_generated_reason(m) is None
+        ):
             human.append(m.received)
     if last_ooo is None:
         return None
@@ -619,7 +638,7 @@ def _synthetic(config: Config, sender: str, received: dt.datetime, to: Sequence[
 
 
 def _untracked_reason(c: cls_mod.Classification) -> str:
-    if c.kind == "agency":
+    if c.kind == "agency" or c.reason == "unverified-agency-sender":
         return "agency-sender"
     if c.reason == "unknown-sender":
         return "unknown-sender-ignored"

@@ -271,6 +271,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX items_state ON items (state);
     CREATE INDEX items_received ON items (received);
     """,
+    # 6: whether a copy's header bytes hold Authentication-Results and Received (fetched
+    # since ackwatch asks for them). A copy stored before keeps the trust it had
+    # (`Message.legacy_fetch`); adding a column with a constant default rewrites nothing.
+    """
+    ALTER TABLE messages ADD COLUMN trace_headers INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -637,8 +643,8 @@ class Store:
                         _log_defects(parsed)
             c.executemany(
                 "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
-                " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen,"
+                " trace_headers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
                 rows,
             )
             added = len(rows)
@@ -706,7 +712,7 @@ class Store:
         """
         query = (
             "SELECT mailbox, folder, uid, role, received, flags, answered_at, dismissed_at,"
-            " gm_thrid, uidvalidity, rowid FROM messages WHERE received >= ?"
+            " gm_thrid, uidvalidity, rowid, trace_headers FROM messages WHERE received >= ?"
         )
         since_s = _iso(since) if since is not None else ""
         if keys is None:
@@ -745,6 +751,7 @@ class Store:
                     gm_thrid=r["gm_thrid"],
                     answered_at=_dt(r["answered_at"]),
                     dismissed_at=_dt(r["dismissed_at"]),
+                    legacy_fetch=not r["trace_headers"],
                 )
         if keys is None:
             cache.clear()  # a full load: what it did not return is out of the window
@@ -1799,7 +1806,8 @@ def _refresh(base: Message, r: sqlite3.Row) -> Message | None:
 
 def _log_defects(m: Message) -> None:
     """Say once (when first stored) what could not be read of a mail. A mail without a
-    readable sender in an inbox can never be a client mail: that one is a warning."""
+    readable sender in an inbox is client mail from whatever can be recovered of it
+    (`classify`): that one is a warning."""
     untrackable = m.role == "inbox" and not m.sender.address
     (log.warning if untrackable else log.info)(
         "mail_defects",
