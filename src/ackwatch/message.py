@@ -626,6 +626,8 @@ def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
     raw: dict[str, str] = {}
     traced: dict[str, int] = {}
     for name, text in fields:
+        if name in _TRACE:  # each value stripped on its own: an empty one is a hop too
+            text = text.strip()
         if name in raw:
             if name in _TRACE:
                 count = traced.get(name, 1)
@@ -638,7 +640,7 @@ def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
                 defects.add(f"duplicate-header:{name}")
             continue
         raw[name] = text
-    return {name: text.strip() for name, text in raw.items()}
+    return {name: text if name in _TRACE else text.strip() for name, text in raw.items()}
 
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
