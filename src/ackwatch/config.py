@@ -192,6 +192,11 @@ class SyncConfig:
     poll_interval: dt.timedelta = dt.timedelta(seconds=60)
     idle: bool = True
     batch_size: int = 500
+    # The longest one IMAP command may take as a whole (IDLE: its renewal plus this),
+    # and one mailbox's sync in `run --once`: a server sending a byte every few seconds
+    # never trips the socket timeout (`ackwatch.imapguard`).
+    command_deadline: dt.timedelta = dt.timedelta(minutes=5)
+    mailbox_deadline: dt.timedelta = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -1622,6 +1627,8 @@ def _build(ctx: _Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> C
             "poll_interval": _c_positive_duration,
             "idle": _c_bool,
             "batch_size": _c_int_range(1, 100_000),
+            "command_deadline": _c_positive_duration,
+            "mailbox_deadline": _c_positive_duration,
         },
     )
     notify = _section(
