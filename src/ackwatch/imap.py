@@ -356,7 +356,15 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
         raise AuthError(f"{where}: no password or oauth2_token_command configured")
     password = _resolve(resolve, mb.password, "password")
     try:
-        client.login(mb.username, password)
+        if mb.username.isascii() and password.isascii():
+            client.login(mb.username, password)
+        else:
+            _utf8_login(client, mb, password, where)
+    except UnicodeError:  # never its message: it quotes the character and its position
+        raise AuthError(
+            f"{where}: the credentials of {mb.username} ({mb.password.describe()}) "
+            "cannot be sent (not ASCII)"
+        ) from None
     except imap_exc.IMAPClientError as exc:
         if _dropped(exc):
             raise ImapError(f"{where}: login aborted: {_describe(exc, [password])}") from None
@@ -365,6 +373,22 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
         ) from None
     except OSError as exc:
         raise ImapError(f"{where}: login failed: {_describe(exc, [password])}") from None
+
+
+def _utf8_login(client: IMAPClient, mb: MailboxConfig, password: str, where: str) -> None:
+    """Log in with a user name or password that is not ASCII: AUTHENTICATE PLAIN, which
+    carries UTF-8 (RFC 4616). LOGIN cannot: imaplib sends its arguments as ASCII, and RFC
+    3501 leaves any other charset undefined. A server without AUTH=PLAIN is an
+    `AuthError` naming where the password lives, never a character of it."""
+    assert mb.password is not None
+    if not client.has_capability("AUTH=PLAIN"):
+        which = "password" if mb.username.isascii() else "user name"
+        raise AuthError(
+            f"{where}: the {which} of {mb.username} ({mb.password.describe()}) is not ASCII, "
+            "and the server does not offer AUTHENTICATE PLAIN, the one way to send it as "
+            "UTF-8; LOGIN takes ASCII only"
+        )
+    client.plain_login(mb.username, password)
 
 
 def _dropped(exc: imap_exc.IMAPClientError) -> bool:
