@@ -347,14 +347,15 @@ class _GuardedIMAP4(imaplib.IMAP4):
         guard = self._guard
         guard.literal(size)
         data = super().read(size)
-        guard.check()  # a cut by the reaper reads as EOF: say why
+        if guard.failure is not None:  # a cut by the reaper reads as EOF: say why
+            guard.check()
         return data
 
     def readline(self) -> bytes:
         guard = self._guard
-        guard.check()
-        line = super().readline()
-        guard.check()
+        line = super().readline()  # after a cut: EOF at once
+        if guard.failure is not None:
+            guard.check()  # say why
         guard.line(line)
         return line
 
