@@ -36,6 +36,60 @@ def assert_secret_free(exc: BaseException) -> None:
     assert exc.__context__ is None
 
 
+# --------------------------------------------------------------------------- describe
+
+
+@pytest.mark.parametrize(
+    ("ref", "described"),
+    [
+        (SecretRef("file", "/etc/ackwatch/anna.pass"), "password_file /etc/ackwatch/anna.pass"),
+        (SecretRef("env", "ANNA_PASSWORD"), "password_env ANNA_PASSWORD"),
+        (SecretRef("credential", "anna.pass"), "credential anna.pass"),
+        (SecretRef("command", "/opt/tokens/get-token"), "oauth2_token_command get-token"),
+        (SecretRef("command", f"/opt/tokens/get-token --client-secret {SECRET}"),
+         "oauth2_token_command get-token ..."),
+        (SecretRef("command", f"CLIENT_SECRET={SECRET} get-token"),
+         "oauth2_token_command (program) ..."),
+        (SecretRef("command", f"get-token '--secret={SECRET}"),  # unbalanced quote
+         "oauth2_token_command get-token ..."),
+    ],
+)  # fmt: skip
+def test_every_secret_source_is_described_one_way_and_a_command_by_its_program_only(
+    ref, described
+):
+    assert ref.describe() == described
+    assert secrets.describe(ref) == described
+    assert SECRET not in repr(ref)
+
+
+def test_a_config_never_shows_a_token_commands_arguments():
+    from ackwatch.config import MailboxConfig
+
+    mb = MailboxConfig(
+        name="anna", host="imap.example", port=993, security="tls", username="anna",
+        password=None, oauth2_token=SecretRef("command", f"get-token --client-secret {SECRET}"),
+    )  # fmt: skip
+    assert SECRET not in repr(mb)
+
+
+def test_a_failing_token_command_reaches_the_imap_error_by_its_program_name_only():
+    from ackwatch import imap
+
+    command = python_command("raise SystemExit(2)") + f" --client-secret {SECRET}"
+    with pytest.raises(imap.AuthError) as info:
+        imap._resolve(resolve_secret, SecretRef("command", command), "OAuth2 token")
+    program = Path(sys.executable).name
+    assert f"oauth2_token_command {program} ..." in str(info.value)
+    assert SECRET not in str(info.value)
+    assert sys.executable not in str(info.value)
+
+
+def test_check_config_never_shows_a_first_word_that_is_not_a_program():
+    ref = SecretRef("command", f"CLIENT_SECRET={SECRET} get-token")
+    warning = secret_warning(ref, environ={"PATH": "/nonexistent"})
+    assert warning == "the program (first word) is not found on PATH"
+
+
 # --------------------------------------------------------------------------- file
 
 
@@ -161,7 +215,8 @@ def test_failing_token_command_never_shows_its_output():
     with pytest.raises(SecretError) as info:
         resolve_secret(SecretRef("command", python_command(code)))
     message = str(info.value)
-    assert message.startswith(f"oauth2_token_command {sys.executable} ...: exited with status 3")
+    program = Path(sys.executable).name
+    assert message.startswith(f"oauth2_token_command {program} ...: exited with status 3")
     assert_secret_free(info.value)
 
 

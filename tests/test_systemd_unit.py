@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -103,6 +104,21 @@ def test_network_and_process_needs_are_kept(service):
     assert "~@process" not in filters.replace(" ", "")
     assert one(service, "ProtectSystem") == "strict"  # writable: StateDirectory only
     assert "ReadWritePaths" not in service
+
+
+def test_memory_and_tasks_are_capped_above_the_bench_figures(service):
+    """MemoryMax= and TasksMax= leave room above what the bench measured (issue 18)."""
+    results = json.loads((UNIT.parent.parent / "bench" / "results.json").read_text())
+    raw = {r["target"].split()[0]: r["raw"] for r in results["results"]}
+    peak_mb = max(raw["6"][life]["peak_rss_mb"] for life in ("first", "config", "steady")
+                  if life in raw["6"])  # fmt: skip
+    memory = one(service, "MemoryMax")
+    assert memory.endswith("M"), memory
+    assert int(memory[:-1]) >= 3 * peak_mb
+    tasks = int(one(service, "TasksMax"))
+    mailboxes, threads = raw["3"]["mailboxes"], raw["3"]["threads"]
+    assert tasks >= 2 * threads + 32  # a thread per mailbox, one more each while stopping
+    assert tasks >= 2 * mailboxes + 32
 
 
 def test_every_directive_group_is_commented(text):

@@ -74,8 +74,33 @@ class SecretRef:
     value: str
 
     def describe(self) -> str:
-        """A safe description for logs and messages (never the secret itself)."""
-        return f"{self.kind}:{self.value}"
+        """Where the secret lives, as the config says it, for messages, logs, the health
+        table and ``status``: ``password_file /etc/ackwatch/anna.pass``, ``password_env
+        ANNA_PASSWORD``, ``credential anna.pass``. A command is named by its program alone
+        (``oauth2_token_command get-token ...``): its arguments may carry a client secret.
+        The one description of a secret source (`ackwatch.secrets` uses it too)."""
+        key = _SECRET_KEY_OF_KIND.get(self.kind, self.kind)
+        if self.kind == "command":
+            return f"{key} {_program_name(self.value)}"
+        return f"{key} {self.value}"
+
+    def __repr__(self) -> str:  # a config's repr must not show a command's arguments
+        return f"SecretRef({self.describe()})"
+
+
+def _program_name(command: str) -> str:
+    """The file name of a command line's program, with `` ...`` when arguments follow;
+    ``(program)`` when the first word does not look like a file name (an ``X=secret``)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        argv = command.split()
+    if not argv:
+        return "(empty)"
+    name = argv[0].rstrip("/").rsplit("/", 1)[-1]
+    if not re.fullmatch(r"[\w.+-]{1,64}", name):
+        name = "(program)"
+    return name + (" ..." if len(argv) > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -208,6 +233,11 @@ class SyncConfig:
     poll_interval: dt.timedelta = dt.timedelta(seconds=60)
     idle: bool = True
     batch_size: int = 500
+    # The longest one IMAP command may take as a whole (IDLE: its renewal plus this),
+    # and one mailbox's sync in `run --once`: a server sending a byte every few seconds
+    # never trips the socket timeout (`ackwatch.imapguard`).
+    command_deadline: dt.timedelta = dt.timedelta(minutes=5)
+    mailbox_deadline: dt.timedelta = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -1192,6 +1222,7 @@ _SECRET_KEYS = {
     "credential": "credential",
     "oauth2_token_command": "command",
 }
+_SECRET_KEY_OF_KIND = {kind: key for key, kind in _SECRET_KEYS.items()}
 _LITERAL_PASSWORD = "a literal password is not allowed in the config file; use one of {}"
 _IMAP_PORTS = {"tls": 993, "starttls": 143, "none": 143}
 _SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}
@@ -1685,6 +1716,8 @@ def _build(ctx: _Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> C
             "poll_interval": _c_positive_duration,
             "idle": _c_bool,
             "batch_size": _c_int_range(1, 100_000),
+            "command_deadline": _c_positive_duration,
+            "mailbox_deadline": _c_positive_duration,
         },
     )
     notify = _section(

@@ -50,7 +50,7 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import SocketTimeout, _parse_untagged_response, seq_to_parenstr_upper
 
-from . import imapfetch
+from . import imapfetch, imapguard
 from .message import HEADER_FIELDS, FolderRole, positional_constructor
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ log = structlog.get_logger(__name__)
 
 Resolver = Callable[["SecretRef"], str]
 
-IDLE_RENEW_SECONDS = 10 * 60  # well before the 29 minutes of RFC 2177 and most NAT boxes
+IDLE_RENEW_SECONDS = imapguard.IDLE_RENEW_SECONDS  # well before RFC 2177's 29 minutes
 IDLE_SAFETY_POLLS = 30  # re-check the IDLE folder with one EXAMINE every this many polls
 YOUNGER_MARGIN = dt.timedelta(days=3)  # `backfill_criteria`: time zones, a server's clock
 
@@ -262,11 +262,20 @@ def _resolve(resolve: Resolver, ref: SecretRef, what: str) -> str:
 
 
 def connect(
-    mb: MailboxConfig, *, resolve: Resolver | None = None, timeout: float | None = None
+    mb: MailboxConfig,
+    *,
+    resolve: Resolver | None = None,
+    timeout: float | None = None,
+    limits: imapguard.Limits | None = None,
+    deadline: float | None = None,
 ) -> IMAPClient:
     """Open, secure and log in one IMAP connection for `mb`. The only connection factory.
 
-    Every socket operation has a timeout (`mb.timeout`). ``tls``: verified TLS
+    Every socket operation has a timeout (`mb.timeout`); every command an overall
+    deadline and bounds on what its answer may hold (`limits`, default
+    `imapguard.Limits()`), and the whole connection ends by `deadline` (a
+    ``time.monotonic()`` instant) when one is given: see `ackwatch.imapguard`.
+    ``tls``: verified TLS
     (``ca_file`` for a private CA); ``starttls``: STARTTLS is mandatory, any failure is
     fatal, never a fallback to plain text; ``none``: loopback only. Raises `AuthError`
     when the credentials are refused, `ImapError` for everything else; neither message
@@ -282,15 +291,20 @@ def connect(
         ctx = _ssl_context(mb) if mb.security in ("tls", "starttls") else None
     except (OSError, ssl.SSLError) as exc:
         raise ImapError(f"{where}: cannot load CA file: {_describe(exc)}") from None
+    guard: imapguard.Guard | None = None
     try:
-        client = IMAPClient(
+        guard = imapguard.Guard(limits or imapguard.Limits(), mb.name, deadline)
+        client = imapguard.GuardedClient(
             mb.host,
             port=mb.port,
             ssl=mb.security == "tls",
             ssl_context=ctx,
             timeout=SocketTimeout(connect=timeout, read=timeout),
+            guard=guard,
         )
     except _CONNECTION_ERRORS as exc:
+        if guard is not None:
+            guard.end()
         raise ImapError(f"{where}: connect failed: {_describe(exc)}") from None
     client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC
     _no_delay(client)
@@ -342,7 +356,15 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
         raise AuthError(f"{where}: no password or oauth2_token_command configured")
     password = _resolve(resolve, mb.password, "password")
     try:
-        client.login(mb.username, password)
+        if mb.username.isascii() and password.isascii():
+            client.login(mb.username, password)
+        else:
+            _utf8_login(client, mb, password, where)
+    except UnicodeError:  # never its message: it quotes the character and its position
+        raise AuthError(
+            f"{where}: the credentials of {mb.username} ({mb.password.describe()}) "
+            "cannot be sent (not ASCII)"
+        ) from None
     except imap_exc.IMAPClientError as exc:
         if _dropped(exc):
             raise ImapError(f"{where}: login aborted: {_describe(exc, [password])}") from None
@@ -351,6 +373,22 @@ def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str)
         ) from None
     except OSError as exc:
         raise ImapError(f"{where}: login failed: {_describe(exc, [password])}") from None
+
+
+def _utf8_login(client: IMAPClient, mb: MailboxConfig, password: str, where: str) -> None:
+    """Log in with a user name or password that is not ASCII: AUTHENTICATE PLAIN, which
+    carries UTF-8 (RFC 4616). LOGIN cannot: imaplib sends its arguments as ASCII, and RFC
+    3501 leaves any other charset undefined. A server without AUTH=PLAIN is an
+    `AuthError` naming where the password lives, never a character of it."""
+    assert mb.password is not None
+    if not client.has_capability("AUTH=PLAIN"):
+        which = "password" if mb.username.isascii() else "user name"
+        raise AuthError(
+            f"{where}: the {which} of {mb.username} ({mb.password.describe()}) is not ASCII, "
+            "and the server does not offer AUTHENTICATE PLAIN, the one way to send it as "
+            "UTF-8; LOGIN takes ASCII only"
+        )
+    client.plain_login(mb.username, password)
 
 
 def _dropped(exc: imap_exc.IMAPClientError) -> bool:
@@ -369,6 +407,7 @@ def _dropped(exc: imap_exc.IMAPClientError) -> bool:
 def _shutdown(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
+    imapguard.end(client)
 
 
 def logout(client: IMAPClient) -> None:
@@ -377,7 +416,17 @@ def logout(client: IMAPClient) -> None:
         client.socket().settimeout(5)
         client.logout()
     except Exception:
-        _shutdown(client)
+        pass
+    _shutdown(client)
+
+
+def failure_text(client: IMAPClient | None, exc: BaseException) -> str:
+    """What to record for a connection that failed with `exc`: the guard's own error
+    when a bound ended it (imaplib re-wraps that in a plain abort on some paths)."""
+    ended = imapguard.failure(client) if client is not None else None
+    if ended is not None:
+        return str(ended)
+    return str(exc) if isinstance(exc, ImapError) else _describe(exc)
 
 
 # =========================================================================== discovery
@@ -784,7 +833,9 @@ def sync_folder(
     new: list[FetchedMessage] = []
     # No shortcut on UIDNEXT here (that is `folder_changed`'s job): the FETCH is cheap when
     # nothing is new, and UIDNEXT is advisory on some servers.
-    expected = (uidnext - last - 1) if uidnext is not None else 0
+    # Without UIDNEXT the number of new messages is unknown: list them first, so that no
+    # answer holds more than a batch (`imapguard.Limits` is sized from the batch).
+    expected = (uidnext - last - 1) if uidnext is not None else batch_size + 1
     if expected > batch_size:  # a long outage: list the UIDs, then fetch in batches
         uids = [int(u) for u in client.search(["UID", f"{last + 1}:*"]) if int(u) > last]
         new = _fetch_new(client, uids, batch_size, items, on_batch)
@@ -806,14 +857,14 @@ def sync_folder(
         msgset = _msgset(pending)
         if modseq is not None and cursor.highestmodseq is not None:
             if modseq != cursor.highestmodseq:
-                answer = _uid_fetch(
-                    client, msgset, ["UID", "FLAGS"], [f"CHANGEDSINCE {cursor.highestmodseq}"]
+                answer = _flags_by_batch(
+                    client, pending, batch_size, [f"CHANGEDSINCE {cursor.highestmodseq}"]
                 )
                 flag_updates = _flag_list(answer, pending)
                 present = {int(u) for u in client.search(["UID", msgset])}
                 vanished = [u for u in pending if u not in present]
         else:
-            answer = _uid_fetch(client, msgset, ["UID", "FLAGS"])
+            answer = _flags_by_batch(client, pending, batch_size)
             flag_updates = _flag_list(answer, pending)
             vanished = [u for u in pending if u not in answer]
 
@@ -826,6 +877,20 @@ def sync_folder(
         reset=False,
         vanished=tuple(vanished),
     )
+
+
+def _flags_by_batch(
+    client: IMAPClient,
+    uids: Sequence[int],
+    batch_size: int,
+    modifiers: Sequence[str] | None = None,
+) -> dict[int, dict[bytes, Any]]:
+    """``UID FETCH (UID FLAGS)`` of `uids`, a batch at a time (one answer, one batch)."""
+    size = max(1, batch_size)
+    out: dict[int, dict[bytes, Any]] = {}
+    for i in range(0, len(uids), size):
+        out.update(_uid_fetch(client, _msgset(uids[i : i + size]), ["UID", "FLAGS"], modifiers))
+    return out
 
 
 def _flag_list(
@@ -1240,11 +1305,11 @@ class MailboxWatcher(threading.Thread):
                     self._sleep(self._delay(auth_failures, self.auth_backoff_initial,
                                             self.auth_backoff_max))  # fmt: skip
                 except (ImapError, *_CONNECTION_ERRORS) as exc:
+                    error = failure_text(self._client, exc)
                     self._drop_client()
                     if self._stop_event.is_set():
                         break
                     failures += 1
-                    error = str(exc) if isinstance(exc, ImapError) else _describe(exc)
                     self._set_health("backoff", error)
                     self._fail_rechecks()
                     self._sleep(self._delay(failures, self.backoff_initial, self.backoff_max))
@@ -1298,7 +1363,8 @@ class MailboxWatcher(threading.Thread):
     def _session(self) -> None:
         # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
         self._selected = self._verified = None
-        self._client = client = connect(self.mb, resolve=self._resolve)
+        limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
+        self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
         _enable_condstore(client)
         inbox, sent = discover_folders(client, self.mb.folders)
         if (tuple(inbox), tuple(sent)) != (self.inbox_folders, self.sent_folders):

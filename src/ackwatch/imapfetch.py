@@ -31,6 +31,8 @@ from typing import Any
 
 from imapclient.response_parser import parse_fetch_response
 
+from . import imapguard
+
 _HEAD = re.compile(rb"(\d+) \((.*)\Z", re.S)
 _ITEM = re.compile(
     rb" ?(?:"
@@ -271,6 +273,8 @@ def read_answer(
         imap._check_bye()
         try:
             typ, data = _read_until(imap, tag, fetched)
+        except imapguard.Ended:
+            raise
         except imap.abort as val:
             raise imap.abort(f"command: {name} => {val}")  # noqa: B904 - imaplib's chaining
         except imap.error as val:

@@ -22,6 +22,7 @@ they never read a secret.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -33,6 +34,7 @@ from . import logs
 from .config import Config, SecretRef
 
 COMMAND_TIMEOUT = 30.0  # seconds
+_PATH_LIKE = re.compile(r"[\w./+-]{1,256}")
 
 # The config key each kind is written with (used to name a reference in messages).
 CONFIG_KEY = {
@@ -53,21 +55,9 @@ class SecretError(Exception):
 
 
 def describe(ref: SecretRef) -> str:
-    """``password_file /etc/ackwatch/anna.pass``; for a command only the program is named
-    (its arguments may carry a client id or secret)."""
-    if ref.kind == "command":
-        return f"{CONFIG_KEY['command']} {_program(ref.value)}"
-    return f"{CONFIG_KEY.get(ref.kind, ref.kind)} {ref.value}"
-
-
-def _program(command: str) -> str:
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        argv = command.split()
-    if not argv:
-        return "(empty)"
-    return argv[0] + (" ..." if len(argv) > 1 else "")
+    """`SecretRef.describe`: ``password_file /etc/ackwatch/anna.pass``; a command by its
+    program's name alone (its arguments may carry a client id or secret)."""
+    return ref.describe()
 
 
 # --------------------------------------------------------------------------- resolve
@@ -248,15 +238,17 @@ def secret_warning(ref: SecretRef, environ: Mapping[str, str] | None = None) -> 
         if not argv:
             return "empty command"
         program = argv[0]
+        # The program's path helps ops; a first word such as CLIENT_SECRET=... is not shown.
+        shown = program if _PATH_LIKE.fullmatch(program) else "the program (first word)"
         path_env = env.get("PATH", os.defpath)
         if os.sep in program:
             if not os.path.isfile(program):
-                return f"{program} does not exist"
+                return f"{shown} does not exist"
             if not os.access(program, os.X_OK):
-                return f"{program} is not executable"
+                return f"{shown} is not executable"
             return None
         if shutil.which(program, path=path_env) is None:
-            return f"{program} is not found on PATH"
+            return f"{shown} is not found on PATH"
         return None
     return f"unknown kind of secret {ref.kind!r}"
 

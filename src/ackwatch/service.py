@@ -26,7 +26,7 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import classify, hourlycap, imap, notify, scheduler, sla
+from . import classify, hourlycap, imap, imapguard, notify, scheduler, sla
 from .config import Config, MailboxConfig, load_config
 from .message import Message
 from .metrics import Metrics, Snapshot
@@ -942,7 +942,10 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
 
         def read_others() -> list[Callable[[], None]] | None:
             try:
-                second = imap.connect(mb)
+                second = imap.connect(
+                    mb, limits=imapguard.Limits.for_sync(config.sync),
+                    deadline=imapguard.session_deadline(client),
+                )  # fmt: skip
             except imap.ImapError as exc:
                 log.info("second_connection_refused", mailbox=mb.name, error=str(exc))
                 return None
@@ -965,7 +968,10 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
         if others.result() is None:
             yield from (read(client, folder, role) for folder, role in folders[1:])
 
-    return _each_mailbox(daemon, sync, failed_event="mailbox_sync_failed", record_health=True)
+    return _each_mailbox(
+        daemon, sync, failed_event="mailbox_sync_failed", record_health=True,
+        mailbox_seconds=config.sync.mailbox_deadline.total_seconds(),
+    )  # fmt: skip
 
 
 def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]:
@@ -1023,7 +1029,12 @@ _SYNC_AHEAD = 2  # folder results the IMAP thread may read ahead of the writer
 
 
 def _each_mailbox(
-    daemon: Daemon, work: MailboxWork, *, failed_event: str, record_health: bool
+    daemon: Daemon,
+    work: MailboxWork,
+    *,
+    failed_event: str,
+    record_health: bool,
+    mailbox_seconds: float | None = None,
 ) -> tuple[list[str], list[str]]:
     """Connect to every mailbox in turn, discover its folders and run
     ``work(mailbox, client, watched folders, now)``: (reached, failed).
@@ -1037,7 +1048,10 @@ def _each_mailbox(
     Each mailbox is independent: one that cannot be reached (``mailbox_unreachable``) or
     whose work raises, reading or writing (``failed_event``), is logged, and the others
     still get their turn. ``record_health``: also record each mailbox's outcome in the
-    health table.
+    health table. ``mailbox_seconds``: each mailbox's connections end this long after the
+    first was opened (`imapguard`: ``imap_command_deadline``), and it counts as failed.
+    The reader thread never ends with an uncaught exception: whatever fails is logged as
+    an event and charged to its mailbox, and the next mailboxes are still read.
     """
     steps: queue.Queue[tuple[str, MailboxConfig, dt.datetime, object] | None] = queue.Queue(
         maxsize=_SYNC_AHEAD
@@ -1054,28 +1068,42 @@ def _each_mailbox(
                 continue
         return False
 
+    limits = imapguard.Limits.for_sync(daemon.config.sync)
+
+    def read_one(mb: MailboxConfig) -> None:
+        now = daemon.now()
+        deadline = None if mailbox_seconds is None else time.monotonic() + mailbox_seconds
+        try:
+            client = imap.connect(mb, limits=limits, deadline=deadline)
+        except imap.ImapError as exc:
+            put(("unreachable", mb, now, exc))
+            return
+        except Exception as exc:  # a fault of ours: this mailbox only, and never its text
+            log.error("mailbox_connect_error", mailbox=mb.name, error=type(exc).__name__)
+            put(("unreachable", mb, now, imap.ImapError(f"connect failed: {type(exc).__name__}")))
+            return
+        try:
+            folders = imap.watched_folders(*imap.discover_folders(client, mb.folders))
+            for step in work(mb, client, folders, now):
+                if not put(("step", mb, now, step)) or mb.name in given_up:
+                    break
+            else:
+                put(("done", mb, now, None))
+        except Exception as exc:  # a failing mailbox never stops the others
+            ended = imapguard.failure(client)
+            put(("failed", mb, now, imap.ImapError(str(ended)) if ended is not None else exc))
+        finally:
+            imap.logout(client)
+
     def read_all() -> None:
         try:
             for mb in daemon.config.mailboxes:
                 if stop.is_set():
                     return
-                now = daemon.now()
                 try:
-                    client = imap.connect(mb)
-                except imap.ImapError as exc:
-                    put(("unreachable", mb, now, exc))
-                    continue
-                try:
-                    folders = imap.watched_folders(*imap.discover_folders(client, mb.folders))
-                    for step in work(mb, client, folders, now):
-                        if not put(("step", mb, now, step)) or mb.name in given_up:
-                            break
-                    else:
-                        put(("done", mb, now, None))
-                except Exception as exc:  # a failing mailbox never stops the others
-                    put(("failed", mb, now, exc))
-                finally:
-                    imap.logout(client)
+                    read_one(mb)
+                except Exception as exc:  # pragma: no cover - read_one charges its mailbox
+                    log.error("sync_reader_error", mailbox=mb.name, error=type(exc).__name__)
         finally:
             put(None)
 
@@ -1101,7 +1129,7 @@ def _each_mailbox(
                 log.error("mailbox_unreachable", mailbox=mb.name, error=str(value))
                 failed.append(mb.name)
             elif kind == "failed":
-                error = type(value).__name__
+                error = str(value) if isinstance(value, imap.ImapError) else type(value).__name__
                 if record_health:
                     daemon.store.set_health(mb.name, "backoff", since=now, last_error=error)
                 log.error(failed_event, mailbox=mb.name, error=error)

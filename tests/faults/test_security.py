@@ -7,6 +7,7 @@ run the real command.)
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -132,3 +133,46 @@ def test_own_nudge_in_a_watched_inbox_is_not_a_client_mail_but_a_forged_one_is(
     assert all(str(n["Message-ID"]) not in ids for n in nudges)
     assert len(nudges) <= 2, [n["X-Ackwatch-Items"] for n in nudges]
     assert d.stop() == 0
+
+
+CLIENT_SECRET = "s3cr3t-9d1e77b0"
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        f"{sys.executable} -c 'raise SystemExit(1)'",  # fails
+        "/nonexistent/get-token",  # not found
+    ],
+    ids=["failing", "not-found"],
+)
+def test_a_failing_token_command_shows_only_its_program_name(
+    dovecot, tmp_path, sink, ackwatch, program
+):
+    """The command line of ``oauth2_token_command`` carries a client secret: when it fails,
+    only the program's name reaches the logs, the health table and ``status``."""
+    user = dovecot.add_user()
+    cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port)
+    command = f"{program} --tenant agency --client-secret {CLIENT_SECRET}"
+    text = cfg.read_text()
+    text = text.replace(f"password_file: {tmp_path / 'anna.pass'}",
+                        f'oauth2_token_command: "{command}"')  # fmt: skip
+    cfg.write_text(text)
+    outputs = [ackwatch_cmd("check-config", "-c", str(cfg))]
+    outputs.append(once := ackwatch_cmd("run", "--once", "-c", str(cfg)))
+    assert once.returncode == 69
+    outputs.append(ackwatch_cmd("status", "-c", str(cfg), "--json", "--mailboxes"))
+    (health,) = json.loads(outputs[-1].stdout)
+    name = program.split()[0].rsplit("/", 1)[-1]
+    assert health["state"] == "auth_failed"
+    assert f"oauth2_token_command {name} ..." in health["last_error"]
+    d = ackwatch(cfg)
+    (failed,) = d.wait_event("mailbox_auth_failed")
+    assert f"oauth2_token_command {name} ..." in failed["error"]
+    assert d.stop() == 0
+    outputs.append(ackwatch_cmd("status", "-c", str(cfg), "--json", "--mailboxes"))
+    text = "\n".join(o.stdout + o.stderr for o in outputs) + d.text()
+    state = b"".join(f.read_bytes() for f in (tmp_path / "state").iterdir())
+    for secret in (CLIENT_SECRET, command):
+        assert secret not in text
+        assert secret.encode() not in state

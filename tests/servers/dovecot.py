@@ -108,12 +108,14 @@ class DovecotServer(ImapTestServer):
         directory: Path | None = None,
         binary: str | None = None,
         pool: int = 40,
+        auth_mechanisms: str = "plain login",
     ) -> None:
         super().__init__()
         self.binary = binary or dovecot_binary()
         if self.binary is None:
             raise FileNotFoundError("dovecot is not installed (apt-get install dovecot-imapd)")
         self.tls = tls
+        self.auth_mechanisms = auth_mechanisms  # "login": no AUTH=PLAIN (LOGIN still works)
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="ackwatch-dovecot-"))
         self.port = free_port()
@@ -187,7 +189,7 @@ instance_name = ackwatch-test-{self.port}
 protocols = imap
 listen = {HOST}
 {ssl_block}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {self.auth_mechanisms}
 mail_location = maildir:{d}/mail/%u
 mail_uid = {mail_user}
 mail_gid = {mail_group}
@@ -237,7 +239,7 @@ namespace inbox {{
     def _write_users(self) -> None:
         lines = [f"{u}:{{PLAIN}}{p}::::::nodelay=y\n" for u, p in self.passwords.items()]
         tmp = self.passwd_path.with_suffix(".tmp")
-        tmp.write_text("".join(lines))
+        tmp.write_text("".join(lines), encoding="utf-8")
         os.chmod(tmp, 0o644)
         # Dovecot re-reads the passwd-file when its mtime (whole seconds) changes: make
         # every rewrite move the mtime forward by at least one second.
@@ -249,6 +251,14 @@ namespace inbox {{
         if name is None and password is None and self._pool and self._configured:
             return self._pool.pop(0)
         return super().add_user(name, password)
+
+    def _login(self, client: IMAPClient, user: str, password: str) -> None:
+        if "plain" in self.auth_mechanisms.split():
+            super()._login(client, user, password)
+            return
+        # Dovecot's LOGIN command is SASL PLAIN inside: without it, only AUTHENTICATE LOGIN.
+        answers = iter((user, password))
+        client.sasl_login("LOGIN", lambda _challenge: next(answers))
 
     def _ensure_sent(self, user: str) -> None:
         # "Sent" has auto = create in the config. Dovecot stats the passwd-file at most once

@@ -137,12 +137,18 @@ class ImapTestServer(ABC):
         return self.passwords[user]
 
     # ------------------------------------------------------------------ admin helpers
+    def _login(self, client: IMAPClient, user: str, password: str) -> None:
+        if password.isascii():
+            client.login(user, password)
+        else:  # LOGIN is ASCII only (imaplib); RFC 4616 PLAIN carries UTF-8
+            client.plain_login(user, password)
+
     @contextlib.contextmanager
     def admin(self, user: str) -> Iterator[IMAPClient]:
         """A read-write IMAP connection logged in as `user` (never used by ackwatch)."""
         client = IMAPClient(self.host, self.port, ssl=False, timeout=10)
         try:
-            client.login(user, self.passwords[user])
+            self._login(client, user, self.passwords[user])
             yield client
         finally:
             with contextlib.suppress(Exception):
