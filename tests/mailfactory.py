@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from email.utils import formatdate
 from pathlib import Path
 
-from ackwatch.message import FolderRole, Message, parse_message
+from ackwatch.core.message import FolderRole, Message, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 DEFAULT_RECEIVED = "2026-11-23T10:00:00+01:00"

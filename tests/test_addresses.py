@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.addresses import MAX_ENTRIES, parse_address_list
-from ackwatch.classify import classify
-from ackwatch.message import parse_message
+from ackwatch.core.addresses import MAX_ENTRIES, parse_address_list
+from ackwatch.core.classify import classify
+from ackwatch.core.message import parse_message
 from configfactory import make_config
 
 RECEIVED = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)

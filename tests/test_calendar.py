@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ackwatch import calendar as calendar_module
-from ackwatch.calendar import BusinessCalendar, WallClock, business_calendar, clock_for
 from ackwatch.config import Agency, CalendarConfig, Config, OpenRange, Policy
+from ackwatch.core import business_clock as calendar_module
+from ackwatch.core.business_clock import BusinessCalendar, WallClock, business_calendar, clock_for
 
 UTC = dt.UTC
 H = dt.timedelta(hours=1)

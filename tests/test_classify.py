@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from ackwatch.classify import (
+from ackwatch.config import Agency, IgnoreRules
+from ackwatch.core.classify import (
     agency_identities,
     auto_generated_reason,
     classify,
@@ -15,7 +16,6 @@ from ackwatch.classify import (
     is_agency_address,
     match_client,
 )
-from ackwatch.config import Agency, IgnoreRules
 from configfactory import make_client, make_config
 from mailfactory import fixture_message, mail, make_message
 

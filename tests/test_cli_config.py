@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from ackwatch import cli, sla
+from ackwatch import cli
 from ackwatch.cli import main
 from ackwatch.config import EX_CONFIG
+from ackwatch.core import item_rules as sla
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"

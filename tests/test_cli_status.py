@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from ackwatch.cli import main
-from ackwatch.sla import Deadlines, Item
-from ackwatch.store import DB_NAME, Store
+from ackwatch.core.item_rules import Deadlines, Item
+from ackwatch.store.sqlite import DB_NAME, Store
 
 NOW = dt.datetime.now(dt.UTC)
 CLEAR_SCREEN = "\x1b[2J"

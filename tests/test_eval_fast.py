@@ -16,10 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch import classify as cls_mod
-from ackwatch import sla, threads
 from ackwatch.config import Agency, IgnoreRules
-from ackwatch.message import Message, thread_index_depth, thread_index_root
+from ackwatch.core import classify as cls_mod
+from ackwatch.core import item_rules as sla
+from ackwatch.core import threads
+from ackwatch.core.message import Message, thread_index_depth, thread_index_root
 from configfactory import make_account, make_client, make_config, make_mailbox
 from mailfactory import mail
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ackwatch.httpserve import HttpServer, Limits, is_loopback, parse_listen
+from ackwatch.daemon.httpserve import HttpServer, Limits, is_loopback, parse_listen
 
 
 def hello(environ: dict, start_response) -> list[bytes]:

@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from ackwatch import imap
-from ackwatch.imapfetch import parse_common, parse_fetch
+from ackwatch.mail import imap
+from ackwatch.mail.imapfetch import parse_common, parse_fetch
 
 HEADER_ITEM = (
     b"BODY[HEADER.FIELDS (MESSAGE-ID IN-REPLY-TO REFERENCES FROM TO CC SUBJECT DATE"

@@ -1,4 +1,4 @@
-"""The bounds of `ackwatch.imapguard` that need no server (the servers: tests/faults/
+"""The bounds of `ackwatch.mail.imapguard` that need no server (the servers: tests/faults/
 test_hostile_imap.py)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import inspect
 import pytest
 from imapclient import IMAPClient
 
-from ackwatch import imapguard
 from ackwatch.config import SyncConfig
-from ackwatch.imap import _header_item
-from ackwatch.message import MAX_HEADER_BYTES
+from ackwatch.core.message import MAX_HEADER_BYTES
+from ackwatch.mail import imapguard
+from ackwatch.mail.imap import _header_item
 
 
 def test_a_header_fetch_may_carry_four_times_the_header_limit():

@@ -7,11 +7,11 @@ import json
 import subprocess
 import sys
 
-from ackwatch.service import evaluation_fingerprint
+from ackwatch.daemon.service import evaluation_fingerprint
 from configfactory import make_config, office_calendar
 
-OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.report", "ackwatch.digest",
-            "ackwatch.promise", "charset_normalizer")
+OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.report", "ackwatch.reporting.digest",
+            "ackwatch.core.promise_text", "charset_normalizer")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -30,9 +30,9 @@ NO_HOLIDAYS = ("from configfactory import make_config, office_calendar; import d
 def test_a_start_without_holiday_countries_or_metrics_loads_neither():
     code = (f"{NO_HOLIDAYS}\n"
             "from ackwatch import cli\n"
-            "from ackwatch.service import Daemon, evaluation_fingerprint\n"
-            "from ackwatch.calendar import BusinessCalendar\n"
-            "from ackwatch.metrics import Metrics, Snapshot\n"
+            "from ackwatch.daemon.service import Daemon, evaluation_fingerprint\n"
+            "from ackwatch.core.business_clock import BusinessCalendar\n"
+            "from ackwatch.daemon.metrics import Metrics, Snapshot\n"
             "evaluation_fingerprint(config)\n"
             "BusinessCalendar(config.calendars['office']).holidays_in(2026)\n"
             "Metrics().publish(Snapshot())")
@@ -41,13 +41,13 @@ def test_a_start_without_holiday_countries_or_metrics_loads_neither():
 
 def test_a_calendar_naming_a_country_loads_the_holidays():
     code = ("from configfactory import office_calendar\n"
-            "from ackwatch.calendar import BusinessCalendar\n"
+            "from ackwatch.core.business_clock import BusinessCalendar\n"
             "BusinessCalendar(office_calendar())")
     assert loaded_after(code) == {"holidays"}
 
 
 def test_the_charset_detector_is_loaded_by_the_first_mail_with_raw_8bit_headers():
-    parse = ("from ackwatch.message import parse_message\n"
+    parse = ("from ackwatch.core.message import parse_message\n"
              "import datetime as dt\n"
              "def parse(data):\n"
              "    parse_message(data, mailbox='a', folder='INBOX', role='inbox', uid=1,\n"
@@ -59,7 +59,7 @@ def test_the_charset_detector_is_loaded_by_the_first_mail_with_raw_8bit_headers(
 
 
 def test_the_metrics_registry_is_made_when_first_needed():
-    code = "from ackwatch.metrics import Metrics\nMetrics().observe_ack('calendar', 60.0)"
+    code = "from ackwatch.daemon.metrics import Metrics\nMetrics().observe_ack('calendar', 60.0)"
     assert loaded_after(code) == {"prometheus_client"}
 
 

@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from ackwatch.legacy_charset import guess
-from ackwatch.message import parse_message
+from ackwatch.core.legacy_charset import guess
+from ackwatch.core.message import parse_message
 
 RECEIVED = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 

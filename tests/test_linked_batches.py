@@ -22,10 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from ackwatch import imap, service
-from ackwatch.service import Daemon
-from ackwatch.store import Store
-from ackwatch.threads import component_batches, is_noise_link
+from ackwatch.core.threads import component_batches, is_noise_link
+from ackwatch.daemon import service
+from ackwatch.daemon.service import Daemon
+from ackwatch.mail import imap
+from ackwatch.store.sqlite import Store
 from configfactory import make_config
 from test_scope import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 

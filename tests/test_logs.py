@@ -46,7 +46,7 @@ def _lines(stream: io.StringIO) -> list[dict]:
 
 def test_non_tty_stream_gets_one_json_object_per_event():
     stream = _configure()
-    log = logs.get_logger("ackwatch.service")
+    log = logs.get_logger("ackwatch.daemon.service")
     log.info("nudge_sent", account="anna@agency.example", items=3)
     log.warning("mail_deferred", attempt=2)
 
@@ -54,7 +54,7 @@ def test_non_tty_stream_gets_one_json_object_per_event():
     assert list(first)[:4] == ["event", "level", "timestamp", "logger"]
     assert first["event"] == "nudge_sent"
     assert first["level"] == "info"
-    assert first["logger"] == "ackwatch.service"
+    assert first["logger"] == "ackwatch.daemon.service"
     assert first["account"] == "anna@agency.example"
     assert first["items"] == 3
     assert second["level"] == "warning"
@@ -69,8 +69,8 @@ def test_timestamp_is_iso_8601_utc():
 
 def test_structlog_get_logger_with_module_name_sets_logger_field():
     stream = _configure()
-    structlog.get_logger("ackwatch.imap").info("connected", mailbox="anna")
-    assert _lines(stream)[0]["logger"] == "ackwatch.imap"
+    structlog.get_logger("ackwatch.mail.imap").info("connected", mailbox="anna")
+    assert _lines(stream)[0]["logger"] == "ackwatch.mail.imap"
 
 
 def test_tty_stream_gets_colored_console_lines():

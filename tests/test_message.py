@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.message import (
+from ackwatch.core.message import (
     MAX_REFERENCES,
     MAX_SUBJECT_CHARS,
     Message,
@@ -448,8 +448,8 @@ def _address_entry(draw) -> str:
 @settings(max_examples=500, deadline=None)
 @given(st.lists(_address_entry(), max_size=4), st.sampled_from([",", ", ", " ,", ",,"]))
 def test_plain_address_fast_path_agrees_with_the_general_reader(entries, sep):
-    from ackwatch.addresses import parse_address_list
-    from ackwatch.message import plain_addresses
+    from ackwatch.core.addresses import parse_address_list
+    from ackwatch.core.message import plain_addresses
 
     value = sep.join(entries)
     fast = plain_addresses(value)
@@ -461,7 +461,7 @@ def test_plain_address_fast_path_agrees_with_the_general_reader(entries, sep):
 
 
 def test_everyday_address_lists_take_the_fast_path():
-    from ackwatch.message import plain_addresses
+    from ackwatch.core.message import plain_addresses
 
     for value in (
         "Tom <tom@client32.example>",
@@ -476,7 +476,7 @@ def test_everyday_address_lists_take_the_fast_path():
 def test_clean_text_fast_path_matches_the_character_walk(value, limit):
     import unicodedata
 
-    from ackwatch.message import _clean_text
+    from ackwatch.core.message import _clean_text
 
     chars = []
     for ch in value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 
-from ackwatch.metrics import Metrics, Snapshot
+from ackwatch.daemon.metrics import Metrics, Snapshot
 
 
 def scrape(m: Metrics) -> dict[str, float]:

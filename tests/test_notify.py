@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ackwatch.notify import (
+from ackwatch.mail.notify import (
     Notice,
     NoticeLine,
     clean_text,

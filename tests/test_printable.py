@@ -6,7 +6,7 @@ import json
 import sys
 import unicodedata
 
-from ackwatch.printable import clean, json_text
+from ackwatch.core.printable import clean, json_text
 
 UNSAFE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp", "Cs")
 JOINERS = "\u200c\u200d"  # ZWNJ and ZWJ: Persian/Indic shaping and emoji sequences

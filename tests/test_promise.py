@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.promise import (
+from ackwatch.core.promise_text import (
     MAX_INPUT_CHARS,
     MAX_SENTENCE,
     Promise,

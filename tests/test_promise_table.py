@@ -4,7 +4,7 @@ Office calendar: Europe/Warsaw, Mon-Fri 09:00-17:00, PL holidays, closed 24 and 
 (`configfactory.office_calendar`). Unless a row says otherwise the reply is sent on
 Tuesday 24 November 2026 at 10:00 (Warsaw); Friday is 27 Nov, Monday 30 Nov.
 
-Decisions pinned here (see `ackwatch.promise`):
+Decisions pinned here (see `ackwatch.core.promise_text`):
 - a date without a time = that day's closing (17:00); a closed day (weekend, holiday,
   24 Dec) = the closing of the next open day ("do jutra" on 10 Nov -> Thu 12 Nov, since
   11 Nov is Independence Day);
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ackwatch.promise import find_promise
+from ackwatch.core.promise_text import find_promise
 from configfactory import office_calendar
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ackwatch.config import CalendarConfig, OpenRange
-from ackwatch.promises import (
+from ackwatch.core.promise_rules import (
     Due,
     Later,
     Recorded,

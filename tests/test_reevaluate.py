@@ -12,9 +12,9 @@ import datetime as dt
 import pytest
 from structlog.testing import capture_logs
 
-from ackwatch import imap
-from ackwatch.service import Daemon, evaluation_fingerprint
-from ackwatch.store import Store
+from ackwatch.daemon.service import Daemon, evaluation_fingerprint
+from ackwatch.mail import imap
+from ackwatch.store.sqlite import Store
 from configfactory import make_config
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday
@@ -122,7 +122,7 @@ def test_the_fingerprint_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("from configfactory import make_config; from ackwatch.service import "
+    code = ("from configfactory import make_config; from ackwatch.daemon.service import "
             "evaluation_fingerprint as f; print(f(make_config()))")
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch import report as report_module
-from ackwatch.calendar import clock_for
-from ackwatch.report import (
+from ackwatch.core.business_clock import clock_for
+from ackwatch.reporting import report as report_module
+from ackwatch.reporting.report import (
     CSV_COLUMNS,
     FIGURE_FIELDS,
     Figures,
@@ -533,7 +533,7 @@ _SQL = sqlite3.connect(":memory:")
 def test_store_microseconds_are_the_exact_instant(t):
     """The store's generated ``*_us`` columns (schema 5) give `epoch_us` of the stored
     text, to the microsecond, before 1970 too; `from_epoch_us` gives the instant back."""
-    from ackwatch.store import _US, _iso
+    from ackwatch.store.sqlite import _US, _iso
 
     (us,) = _SQL.execute("SELECT " + _US.format("?1"), (_iso(t),)).fetchone()
     assert us == report_module.epoch_us(t)

@@ -5,16 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ackwatch.config import (
-    Account,
-    Agency,
-    CalendarConfig,
-    Config,
-    NotifyConfig,
-    OpenRange,
-    Policy,
-)
-from ackwatch.scheduler import Pending, plan
+from ackwatch.config import Account, Agency, CalendarConfig, Config, NotifyConfig, OpenRange, Policy
+from ackwatch.core.dispatch import Pending, plan
 
 T0 = dt.datetime(2026, 11, 23, 13, 32, 10, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)

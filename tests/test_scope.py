@@ -16,10 +16,10 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch.classify import agency_identities
-from ackwatch.message import Message
-from ackwatch.sla import Item, evaluate_threads
-from ackwatch.threads import link_values
+from ackwatch.core.classify import agency_identities
+from ackwatch.core.item_rules import Item, evaluate_threads
+from ackwatch.core.message import Message
+from ackwatch.core.threads import link_values
 from configfactory import make_config
 from mailfactory import mail
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ackwatch import logs, secrets
+from ackwatch import credentials as secrets
+from ackwatch import logs
 from ackwatch.config import SecretRef
-from ackwatch.secrets import SecretError, permission_warnings, resolve_secret, secret_warning
+from ackwatch.credentials import SecretError, permission_warnings, resolve_secret, secret_warning
 
 SECRET = "s3cr3t-Zq9!"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -73,7 +74,7 @@ def test_a_config_never_shows_a_token_commands_arguments():
 
 
 def test_a_failing_token_command_reaches_the_imap_error_by_its_program_name_only():
-    from ackwatch import imap
+    from ackwatch.mail import imap
 
     command = python_command("raise SystemExit(2)") + f" --client-secret {SECRET}"
     with pytest.raises(imap.AuthError) as info:

@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch.classify import agency_identities
 from ackwatch.config import Absence, Config
-from ackwatch.message import Message
-from ackwatch.sla import (
+from ackwatch.core.classify import agency_identities
+from ackwatch.core.item_rules import (
     Item,
     away_reason,
     deadlines_for,
@@ -27,7 +26,8 @@ from ackwatch.sla import (
     recipient_for,
     responsible_account,
 )
-from ackwatch.threads import assign_threads
+from ackwatch.core.message import Message
+from ackwatch.core.threads import assign_threads
 from configfactory import (
     ANNA,
     KASIA,
@@ -787,7 +787,7 @@ def test_earlier_agency_mail_that_names_nothing_still_does_not_acknowledge():
 def test_calendar_clock_deadlines_are_the_wall_clocks_own_arithmetic(
     received, window, nudge_before, escalate_after, zone
 ):
-    from ackwatch.calendar import clock_for
+    from ackwatch.core.business_clock import clock_for
 
     policy = dataclasses.replace(RETAINER_POLICY, window=window, nudge_before=nudge_before,
                                  escalate_after=escalate_after, calendar=zone)

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.message import Message
-from ackwatch.sla import Item, away_reason, evaluate, recipient_for
+from ackwatch.core.item_rules import Item, away_reason, evaluate, recipient_for
+from ackwatch.core.message import Message
 from configfactory import ANNA, KASIA, PIOTR, make_config
 from mailfactory import fixture_message, mail
 

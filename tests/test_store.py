@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from ackwatch.sla import Ack, Deadlines, Item
-from ackwatch.store import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
+from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.store.sqlite import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -307,7 +307,7 @@ def test_flags_of_follow_ups_are_watched_while_the_item_is_pending(store):
 
 def _state_of_schema(tmp_path, version: int) -> None:
     """A state database made by migrations 1..``version`` only."""
-    from ackwatch import store as store_mod
+    from ackwatch.store.sqlite import sqlite as store_mod
 
     conn = sqlite3.connect(tmp_path / DB_NAME)
     for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
@@ -321,7 +321,7 @@ def _state_of_schema(tmp_path, version: int) -> None:
 def test_stored_times_compare_as_the_instants():
     """The store's one time format (`_iso`): the report and the status queries compare
     stored times as strings."""
-    from ackwatch.store import _iso
+    from ackwatch.store.sqlite import _iso
 
     waw = ZoneInfo("Europe/Warsaw")
     earlier = dt.datetime(2026, 11, 16, 10, tzinfo=waw)  # 09:00 UTC: its local text sorts later
@@ -336,7 +336,7 @@ def test_stored_times_compare_as_the_instants():
                     timezones=st.sampled_from([dt.UTC, ZoneInfo("Europe/Warsaw"),
                                                dt.timezone(dt.timedelta(hours=-3))])))
 def test_a_stored_time_is_utc_with_six_digits_of_microseconds(t):
-    from ackwatch.store import _iso
+    from ackwatch.store.sqlite import _iso
 
     assert _iso(t) == t.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
@@ -483,7 +483,7 @@ def test_item_records_are_what_their_init_builds(store):
     hashable and as frozen as the ones ``ItemRecord(...)`` makes from the same row."""
     import dataclasses
 
-    from ackwatch.store import ItemRecord
+    from ackwatch.store.sqlite import ItemRecord
 
     store.sync_items([
         item("<a@client.example>"),
@@ -524,8 +524,8 @@ def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(t
     rowid kept (ties of received time keep their order), the new columns exactly the
     instants of the text; a state of schema 4 opened read-only (not migrated) reads the
     same report rows, converted as they are read."""
-    from ackwatch import report
-    from ackwatch.store import _iso
+    from ackwatch.reporting import report
+    from ackwatch.store.sqlite import _iso
 
     _state_of_schema(tmp_path, 4)
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -566,7 +566,7 @@ def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(t
 
 
 def test_items_written_get_their_microseconds(store):
-    from ackwatch import report
+    from ackwatch.reporting import report
 
     acked = item("<m2@client.example>", ack=Ack("r", T0 + H, "reply", "anna@agency.example"))
     store.sync_items([item("<m1@client.example>"), acked], now=T0, initial_keys=set())
@@ -592,7 +592,7 @@ _cell = st.one_of(
 def test_a_bulk_insert_stores_what_executemany_stores(rows):
     """`_bulk_insert` sends the rows as one JSON array: the values and their types must
     arrive as the ``executemany`` of the same rows would store them."""
-    from ackwatch.store import _bulk_insert
+    from ackwatch.store.sqlite import _bulk_insert
 
     stored = []
     for bulk in (True, False):
@@ -612,7 +612,7 @@ def test_a_bulk_insert_stores_what_executemany_stores(rows):
 
 
 def test_a_bulk_upsert_updates_the_rows_already_there():
-    from ackwatch.store import _bulk_insert
+    from ackwatch.store.sqlite import _bulk_insert
 
     c = sqlite3.connect(":memory:")
     c.execute("CREATE TABLE threads (key TEXT PRIMARY KEY, thread TEXT NOT NULL)")
@@ -627,7 +627,7 @@ def test_a_bulk_upsert_updates_the_rows_already_there():
 
 @pytest.mark.parametrize("fails", ["a write behind", "the block"])
 def test_a_failure_while_writing_behind_rolls_the_whole_transaction_back(store, fails):
-    from ackwatch.store import _bulk_insert, _write_behind
+    from ackwatch.store.sqlite import _bulk_insert, _write_behind
 
     rows = [(f"<k{i}@x>", "<t@x>") for i in range(5000)]
     with pytest.raises((StoreError, ValueError)), store._write() as c:
@@ -659,7 +659,7 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
     only in a watched inbox, stored by an ackwatch that did not fetch
     Authentication-Results and Received, still acknowledges; a copy stored now, without
     anyone vouching for it, does not."""
-    from ackwatch.sla import evaluate
+    from ackwatch.core.item_rules import evaluate
     from configfactory import make_config
 
     _state_of_schema(tmp_path, 5)

@@ -10,10 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch import threads as threads_mod
-from ackwatch.classify import agency_identities
-from ackwatch.message import Message
-from ackwatch.threads import assign_threads, has_reply_prefix, is_trivial_subject, normalize_subject
+from ackwatch.core import threads as threads_mod
+from ackwatch.core.classify import agency_identities
+from ackwatch.core.message import Message
+from ackwatch.core.threads import (
+    assign_threads,
+    has_reply_prefix,
+    is_trivial_subject,
+    normalize_subject,
+)
 from configfactory import make_config
 from mailfactory import fixture_message, mail, reply
 

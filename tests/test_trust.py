@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch.classify import classify, is_vouched
 from ackwatch.config import Agency, Trust
-from ackwatch.message import Message, evolve
-from ackwatch.sla import away_reason, evaluate, recipient_for
+from ackwatch.core.classify import classify, is_vouched
+from ackwatch.core.item_rules import away_reason, evaluate, recipient_for
+from ackwatch.core.message import Message, evolve
 from configfactory import ANNA, PIOTR, make_config
 from mailfactory import VOUCHED_BY_AGENCY_SERVER, fixture_message, mail, reply
 
@@ -292,7 +292,12 @@ def test_the_safe_rule_is_the_default():
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=400))
 def test_trace_headers_of_any_text_parse_without_error(value):
-    from ackwatch.provenance import Relays, parse_auth_results, parse_received, relayed_from_inside
+    from ackwatch.core.provenance import (
+        Relays,
+        parse_auth_results,
+        parse_received,
+        relayed_from_inside,
+    )
 
     _, results = parse_auth_results(value)
     assert all(r.method in ("dmarc", "dkim") for r in results)
@@ -301,7 +306,7 @@ def test_trace_headers_of_any_text_parse_without_error(value):
 
 
 def test_received_hops_are_read_as_the_receiving_server_recorded_them():
-    from ackwatch.provenance import Hop, parse_received
+    from ackwatch.core.provenance import Hop, parse_received
 
     assert parse_received(
         "from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41]) by"

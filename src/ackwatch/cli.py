@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
-from . import __version__, secrets
-from .config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
-from .printable import clean, json_text
+from ackwatch import __version__
+from ackwatch import credentials as secrets
+from ackwatch.config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError, load_config
+from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
-    from .store import PromiseRecord, Store
+    from ackwatch.store.sqlite import PromiseRecord, Store
 
 EX_OK = 0
 EX_USAGE = 2
@@ -128,7 +129,7 @@ def config_warnings(config: Config, environ: Mapping[str, str] | None = None) ->
     smtp_ca = config.smtp.ca_file if config.smtp is not None else None
     if smtp_ca is not None and not smtp_ca.is_file():
         warnings.append(f"smtp.ca_file: {smtp_ca} does not exist")
-    from .httpserve import is_loopback, parse_listen
+    from ackwatch.daemon.httpserve import is_loopback, parse_listen
 
     if config.metrics.listen and not is_loopback(parse_listen(config.metrics.listen)[0]):
         warnings.append(
@@ -213,7 +214,7 @@ def _value(value: object) -> object:
     _deadline_arguments,
 )
 def cmd_deadline(args: argparse.Namespace) -> int:
-    from . import sla
+    from ackwatch.core import item_rules as sla
 
     config = _load(args)
     received: dt.datetime = args.received
@@ -275,9 +276,9 @@ def _enable_stack_dumps(on_demand: int) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from .logs import configure_logging
-    from .service import Daemon, sync_once
-    from .store import Store, StoreError
+    from ackwatch.daemon.service import Daemon, sync_once
+    from ackwatch.logs import configure_logging
+    from ackwatch.store.sqlite import Store, StoreError
 
     config = _load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
@@ -366,7 +367,7 @@ def _cut(text: str | None, width: int) -> str:
 @command("status", "show the open items and the mailboxes' health (also while running)",
          _status_arguments)
 def cmd_status(args: argparse.Namespace) -> int:
-    from .store import Store, StoreError
+    from ackwatch.store.sqlite import Store, StoreError
 
     config = _load(args)
     try:
@@ -549,7 +550,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 def _report_period(
     args: argparse.Namespace, config: Config, now: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime]:
-    from .report import default_period, parse_bound
+    from ackwatch.reporting.report import default_period, parse_bound
 
     since = parse_bound(args.since, config.timezone) if args.since else None
     until = parse_bound(args.until, config.timezone) if args.until else None
@@ -584,8 +585,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import gc
     import sqlite3
 
-    from . import promises, report
-    from .store import Store, StoreError
+    from ackwatch.core import promise_rules as promises
+    from ackwatch.reporting import report
+    from ackwatch.store.sqlite import Store, StoreError
 
     config = _load(args)
     now = dt.datetime.now(dt.UTC)
@@ -634,7 +636,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if gc_was_enabled:
             gc.enable()
     if args.output and args.output != "-":
-        from .private import RefusedPath, write_private
+        from ackwatch.private import RefusedPath, write_private
 
         try:
             write_private(args.output, text)
@@ -695,8 +697,8 @@ def _promise_when(t: dt.datetime) -> str:
     _promise_arguments,
 )
 def cmd_promise(args: argparse.Namespace) -> int:
-    from .config import CalendarConfig, OpenRange
-    from .promise import find_promise
+    from ackwatch.config import CalendarConfig, OpenRange
+    from ackwatch.core.promise_text import find_promise
 
     config = _load(args)
     account = args.account.strip().lower()
@@ -752,9 +754,9 @@ def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
 @command("backfill", "import older history so the report covers it (silent: no nudges)",
          _backfill_arguments)
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from .logs import configure_logging
-    from .service import Daemon, backfill
-    from .store import Store, StoreError
+    from ackwatch.daemon.service import Daemon, backfill
+    from ackwatch.logs import configure_logging
+    from ackwatch.store.sqlite import Store, StoreError
 
     try:
         since = dt.date.fromisoformat(args.since)

@@ -165,7 +165,7 @@ _SECRETS = _SecretRegistry()
 def register_secret(value: str | bytes | None, *, transient: bool = False) -> None:
     """Never show *value* in any log output from now on (it becomes ``***``).
 
-    Call it as soon as a password or token is resolved (`ackwatch.secrets`).
+    Call it as soon as a password or token is resolved (`ackwatch.credentials`).
     ``transient=True`` for values that are replaced regularly, such as OAuth2 access
     tokens: only the most recent ones are kept, so the registry does not grow forever.
     Empty values are ignored.

@@ -15,10 +15,10 @@ from freezegun import freeze_time
 from tests.configfactory import make_config, make_policy
 from tests.servers.imapserver import make_message
 
-from ackwatch import imap, notify
 from ackwatch.config import DigestConfig
-from ackwatch.service import Daemon
-from ackwatch.store import Store
+from ackwatch.daemon.service import Daemon
+from ackwatch.mail import imap, notify
+from ackwatch.store.sqlite import Store
 
 T0 = dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.UTC)  # a Tuesday
 

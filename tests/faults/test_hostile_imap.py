@@ -24,8 +24,8 @@ from structlog.testing import capture_logs
 from tests.faults.hostile_imap import HUGE, HostileImap
 from tests.integration.test_daemon import client_mail
 
-from ackwatch import imap, imapguard
 from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
+from ackwatch.mail import imap, imapguard
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

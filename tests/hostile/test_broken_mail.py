@@ -27,9 +27,9 @@ from tests.hostile.corpus import (
     stdlib_messages,
 )
 
-from ackwatch import classify as cls_mod
-from ackwatch import sla
-from ackwatch.message import (
+from ackwatch.core import classify as cls_mod
+from ackwatch.core import item_rules as sla
+from ackwatch.core.message import (
     MAX_ADDRESSES,
     MAX_NAME_CHARS,
     MAX_REFERENCES,
@@ -38,8 +38,8 @@ from ackwatch.message import (
     normalize_message_id,
     parse_message,
 )
-from ackwatch.store import NewMessage, Store
-from ackwatch.threads import assign_threads
+from ackwatch.core.threads import assign_threads
+from ackwatch.store.sqlite import NewMessage, Store
 from configfactory import make_config
 from mailfactory import mail
 

@@ -20,9 +20,9 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch import classify as cls_mod
-from ackwatch import sla
-from ackwatch.message import (
+from ackwatch.core import classify as cls_mod
+from ackwatch.core import item_rules as sla
+from ackwatch.core.message import (
     HEADER_FIELDS,
     MAX_REFERENCES,
     MAX_SUBJECT_CHARS,
@@ -30,7 +30,7 @@ from ackwatch.message import (
     Message,
     parse_message,
 )
-from ackwatch.threads import assign_threads
+from ackwatch.core.threads import assign_threads
 from configfactory import make_config
 
 CONFIG = make_config()

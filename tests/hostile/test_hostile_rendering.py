@@ -17,9 +17,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from ackwatch import sla
-from ackwatch.message import parse_message
-from ackwatch.notify import (
+from ackwatch.core import item_rules as sla
+from ackwatch.core.message import parse_message
+from ackwatch.mail.notify import (
     ADDRESS_LIMIT,
     MAIL_SUBJECT_LIMIT,
     NAME_LIMIT,

@@ -23,7 +23,7 @@ IMAP_SERVERS = ("dovecot", "pymap")
 
 
 def _fallback_resolve(ref: SecretRef) -> str:
-    """Used only while ackwatch.secrets does not exist yet (env and file refs)."""
+    """Used only while ackwatch.credentials does not exist yet (env and file refs)."""
     if ref.kind == "env":
         return os.environ[ref.value]
     if ref.kind == "file":
@@ -32,7 +32,7 @@ def _fallback_resolve(ref: SecretRef) -> str:
 
 
 try:
-    from ackwatch.secrets import resolve_secret as _resolve_secret
+    from ackwatch.credentials import resolve_secret as _resolve_secret
 except ImportError:  # pragma: no cover - until the secrets module lands
     _resolve_secret = _fallback_resolve
 

@@ -14,9 +14,9 @@ import pytest
 from tests.servers.smtp import SmtpSink
 
 from ackwatch.config import DigestConfig, MetricsConfig
-from ackwatch.service import Daemon
-from ackwatch.sla import Ack, Deadlines, Item
-from ackwatch.store import Store
+from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.daemon.service import Daemon
+from ackwatch.store.sqlite import Store
 from configfactory import ANNA, KASIA, make_config
 
 pytestmark = pytest.mark.integration

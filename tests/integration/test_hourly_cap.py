@@ -11,7 +11,7 @@ from tests.integration.test_digest_metrics import sink as sink
 from tests.servers.smtp import SmtpSink
 
 from ackwatch.config import DigestConfig, NotifyConfig
-from ackwatch.sla import Deadlines, Item
+from ackwatch.core.item_rules import Deadlines, Item
 from configfactory import ANNA, KASIA
 
 pytestmark = pytest.mark.integration

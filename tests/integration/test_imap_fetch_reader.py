@@ -25,10 +25,10 @@ from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 
-from ackwatch import imap as ackimap
-from ackwatch import imapfetch
 from ackwatch.config import MailboxConfig
-from ackwatch.imap import (
+from ackwatch.mail import imap as ackimap
+from ackwatch.mail import imapfetch
+from ackwatch.mail.imap import (
     _fetch_items,
     _fetch_new,
     _parse_by_uid,

@@ -22,7 +22,7 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import HOST, ImapTestServer, make_message
 
 from ackwatch.config import MailboxConfig, SyncConfig
-from ackwatch.imap import FolderSyncEvent, MailboxWatcher
+from ackwatch.mail.imap import FolderSyncEvent, MailboxWatcher
 
 pytestmark = pytest.mark.integration
 

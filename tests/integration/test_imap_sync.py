@@ -19,7 +19,8 @@ from tests.servers.imapserver import ImapTestServer, make_message
 from tests.servers.pymapserver import PymapServer
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
-from ackwatch.imap import (
+from ackwatch.core.message import parse_message
+from ackwatch.mail.imap import (
     AuthError,
     FetchedMessage,
     FolderCursor,
@@ -37,7 +38,6 @@ from ackwatch.imap import (
     logout,
     sync_folder,
 )
-from ackwatch.message import parse_message
 
 pytestmark = pytest.mark.integration
 

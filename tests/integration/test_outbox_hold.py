@@ -10,8 +10,8 @@ from tests.integration.test_digest_metrics import Clock, daemon
 from tests.integration.test_digest_metrics import sink as sink
 from tests.integration.test_hourly_cap import T, due_item
 
-from ackwatch import notify
 from ackwatch.config import DigestConfig
+from ackwatch.mail import notify
 
 pytestmark = pytest.mark.integration
 

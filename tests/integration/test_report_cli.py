@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ackwatch.report import FIGURE_FIELDS
-from ackwatch.sla import Ack, Deadlines, Item
-from ackwatch.store import DB_NAME, Store
+from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.reporting.report import FIGURE_FIELDS
+from ackwatch.store.sqlite import DB_NAME, Store
 
 pytestmark = pytest.mark.integration
 

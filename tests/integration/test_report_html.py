@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ackwatch.report import ReportItem, compute, render_html
-from ackwatch.sla import deadlines_for
+from ackwatch.core.item_rules import deadlines_for
+from ackwatch.reporting.report import ReportItem, compute, render_html
 from configfactory import ANNA, KASIA, PIOTR, make_config
 
 pytestmark = pytest.mark.integration

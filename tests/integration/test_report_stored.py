@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from tests.integration.test_report_cli import write_config
 
-from ackwatch import report
 from ackwatch.config import load_config
-from ackwatch.sla import Ack, Deadlines, Item
-from ackwatch.store import Store
+from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.reporting import report
+from ackwatch.store.sqlite import Store
 
 pytestmark = pytest.mark.integration
 

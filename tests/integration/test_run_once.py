@@ -204,9 +204,10 @@ def test_answered_flag_set_later_on_a_follow_up_acknowledges_the_item(imap_serve
 def test_sent_folder_read_beside_the_inbox_or_after_it_acknowledges_alike(
     imap_server, tmp_path, monkeypatch, second_connection
 ):
-    from ackwatch import imap, service
     from ackwatch.config import load_config
-    from ackwatch.store import Store
+    from ackwatch.daemon import service
+    from ackwatch.mail import imap
+    from ackwatch.store.sqlite import Store
 
     user = imap_server.add_user()
     t = NOW - dt.timedelta(hours=2)

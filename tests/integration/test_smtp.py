@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from structlog.tracebacks import ExceptionDictTransformer
 
 from ackwatch.config import SecretRef, SmtpConfig
-from ackwatch.notify import (
+from ackwatch.mail.notify import (
     Notice,
     NoticeLine,
     PermanentSendError,

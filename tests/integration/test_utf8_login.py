@@ -21,7 +21,7 @@ from tests.integration.test_daemon import client_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer
 
-from ackwatch import imap
+from ackwatch.mail import imap
 
 pytestmark = pytest.mark.integration
 

@@ -26,12 +26,15 @@ from email.message import EmailMessage
 
 import structlog
 
-from . import classify, hourlycap, imap, imapguard, notify, scheduler, sla
-from .config import Config, MailboxConfig, load_config
-from .message import Message
-from .metrics import Metrics, Snapshot
-from .store import ItemRecord, OutboxRecord, Store, StoreError
-from .threads import assign_threads, gc_paused, link_values
+from ackwatch.config import Config, MailboxConfig, load_config
+from ackwatch.core import classify, hourlycap
+from ackwatch.core import dispatch as scheduler
+from ackwatch.core import item_rules as sla
+from ackwatch.core.message import Message
+from ackwatch.core.threads import assign_threads, gc_paused, link_values
+from ackwatch.daemon.metrics import Metrics, Snapshot
+from ackwatch.mail import imap, imapguard, notify
+from ackwatch.store.sqlite import ItemRecord, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +143,7 @@ class Daemon:
         # before this instant (see `process_outbox`).
         self._smtp_held_until: dt.datetime | None = None
         self.metrics = Metrics()
-        from .keeper import PromiseKeeper  # issue 8: reads acknowledgements, reminds
+        from ackwatch.daemon.keeper import PromiseKeeper  # issue 8: reads acknowledgements, reminds
 
         self.promises = PromiseKeeper(self)
 
@@ -590,7 +593,9 @@ class Daemon:
 
     def _observe_acks(self, items: Sequence[sla.Item]) -> None:
         """Feed the time-to-acknowledge histogram (on each item's policy clock)."""
-        from .report import time_to_acknowledge  # the report module, only when needed
+        from ackwatch.reporting.report import (
+            time_to_acknowledge,  # the report module, only when needed
+        )
 
         for item in items:
             if item.ack is None:
@@ -624,7 +629,7 @@ class Daemon:
         config = self.config
         if not config.digest.enabled or config.smtp is None:
             return None
-        from . import digest  # with the report module: only when digests are on
+        from ackwatch.reporting import digest  # with the report module: only when digests are on
 
         now = self.now()
         first = self.store.get_meta("first_started")
@@ -641,7 +646,7 @@ class Daemon:
                 once_key=digest.week_key(config, manager, due),
                 kind="digest",
                 recipient=manager,
-                message_id=notify.make_message_id(_domain(config)),
+                message_id=notify.make_message_id(notify.message_id_domain(config)),
                 now=now,
             )
             if queued is not None:
@@ -649,7 +654,7 @@ class Daemon:
         return digest.next_due(config, now)
 
     def _render_digest(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage:
-        from . import digest
+        from ackwatch.reporting import digest
 
         config = self.config
         manager = record.recipient
@@ -714,7 +719,7 @@ class Daemon:
                 account=action.account,
                 nudge_keys=action.nudge_keys,
                 escalation_keys=action.escalation_keys,
-                message_id=notify.make_message_id(_domain(self.config)),
+                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
                 now=now,
             )
             log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))
@@ -1168,7 +1173,7 @@ def evaluation_fingerprint(config: Config) -> str:
     import hashlib
     import json
 
-    from . import __version__
+    from ackwatch import __version__
 
     tables = None
     if any(c.holidays for c in config.calendars.values()):
@@ -1187,7 +1192,7 @@ def threading_fingerprint(config: Config) -> str:
     import hashlib
     import json
 
-    from . import __version__
+    from ackwatch import __version__
 
     text = json.dumps([
         EVALUATION_VERSION, __version__, sorted(classify.agency_identities(config)),
@@ -1209,13 +1214,3 @@ def _canonical(value: object) -> object:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)
-
-
-def _domain(config: Config) -> str:
-    from email.utils import parseaddr
-
-    if config.smtp is not None:
-        addr = parseaddr(config.smtp.from_address)[1]
-        if "@" in addr:
-            return addr.rsplit("@", 1)[1]
-    return config.agency.domains[0] if config.agency.domains else "ackwatch.invalid"

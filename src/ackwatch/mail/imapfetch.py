@@ -31,7 +31,7 @@ from typing import Any
 
 from imapclient.response_parser import parse_fetch_response
 
-from . import imapguard
+from ackwatch.mail import imapguard
 
 _HEAD = re.compile(rb"(\d+) \((.*)\Z", re.S)
 _ITEM = re.compile(

@@ -44,10 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from . import provenance
-from .addresses import parse_address_list
-from .config import Client, Config
-from .message import Address, Message, positional_constructor
+from ackwatch.config import Client, Config
+from ackwatch.core import provenance
+from ackwatch.core.addresses import parse_address_list
+from ackwatch.core.message import Address, Message, positional_constructor
 
 T = TypeVar("T")
 

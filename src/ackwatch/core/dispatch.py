@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import Config
-from .hourlycap import HourlyCap
+from ackwatch.config import Config
+from ackwatch.core.hourlycap import HourlyCap
 
 ActionKind = Literal["nudge", "escalation", "summary"]
 

@@ -30,8 +30,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import logs
-from .config import Config, SecretRef
+from ackwatch import logs
+from ackwatch.config import Config, SecretRef
 
 COMMAND_TIMEOUT = 30.0  # seconds
 _PATH_LIKE = re.compile(r"[\w./+-]{1,256}")

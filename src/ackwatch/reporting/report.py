@@ -63,9 +63,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from .calendar import BusinessCalendar, clock_for
-from .config import Config, Policy
-from .printable import clean, json_text
+from ackwatch.config import Config, Policy
+from ackwatch.core.business_clock import BusinessCalendar, clock_for
+from ackwatch.core.printable import clean, json_text
 
 UTC = dt.UTC
 DEFAULT_TARGET = 0.9

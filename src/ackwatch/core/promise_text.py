@@ -81,8 +81,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from .calendar import business_calendar
-from .config import CalendarConfig
+from ackwatch.config import CalendarConfig
+from ackwatch.core.business_clock import business_calendar
 
 MAX_INPUT_CHARS = 16 * 1024  # strip_reply / find_promise read at most this much text
 MAX_SENTENCE = 300  # Promise.sentence is at most this long

@@ -45,8 +45,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from . import smtpauth
-from .config import Config, SecretRef, SmtpConfig
+from ackwatch.config import Config, SecretRef, SmtpConfig
+from ackwatch.mail import smtpauth
 
 log = structlog.get_logger(__name__)
 
@@ -196,6 +196,15 @@ def _address(value: str, display_name: str | None = None) -> Address:
         return Address(display_name=name, addr_spec=addr)
     except (ValueError, IndexError) as e:  # email's parser raises both on garbage
         raise ValueError(f"not a usable email address: {clean_text(addr, 80)!r}") from e
+
+
+def message_id_domain(config: Config) -> str:
+    """The domain of ackwatch's own Message-IDs: ``smtp.from``'s, else the agency's first."""
+    if config.smtp is not None:
+        addr = getaddresses([config.smtp.from_address])[0][1]
+        if "@" in addr:
+            return addr.rsplit("@", 1)[1]
+    return config.agency.domains[0] if config.agency.domains else "ackwatch.invalid"
 
 
 def make_message_id(domain: str) -> str:
@@ -745,14 +754,14 @@ def send(
     Raises `TemporarySendError` or `PermanentSendError`. When some (not all) recipients
     are refused the mail went out to the others: that is logged (``mail_recipients_refused``)
     and not raised, since retrying would duplicate it for those who got it.
-    ``resolve`` resolves the password reference (default: `ackwatch.secrets.resolve_secret`).
+    ``resolve`` resolves the password reference (default: `ackwatch.credentials.resolve_secret`).
     """
     secret: _Secret | None = None
     error: SendError | None = None
     if smtp.username and smtp.password is not None:
         try:
             if resolve is None:
-                from .secrets import resolve_secret as resolve  # lazy: shell module
+                from ackwatch.credentials import resolve_secret as resolve  # lazy: shell module
             secret = _Secret(resolve(smtp.password))
         except Exception as e:
             error = TemporarySendError(
@@ -893,7 +902,7 @@ def _tls_error(exc: ssl.SSLError, where: str) -> TemporarySendError:
 
 
 def _describe(ref: SecretRef) -> str:
-    from .secrets import describe  # lazy: shell module
+    from ackwatch.credentials import describe  # lazy: shell module
 
     return describe(ref)
 

@@ -34,10 +34,10 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import structlog
 
-from .message import Message, evolve, parse_message
-from .private import tighten
-from .sla import Item
-from .threads import component_batches, is_noise_link, link_values
+from ackwatch.core.item_rules import Item
+from ackwatch.core.message import Message, evolve, parse_message
+from ackwatch.core.threads import component_batches, is_noise_link, link_values
+from ackwatch.private import tighten
 
 log = structlog.get_logger(__name__)
 

@@ -26,8 +26,15 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-from .addresses import parse_address_list
-from .provenance import MAX_AUTH_HEADERS, MAX_HOPS, AuthResult, Hop, auth_results_of, hops_of
+from ackwatch.core.addresses import parse_address_list
+from ackwatch.core.provenance import (
+    MAX_AUTH_HEADERS,
+    MAX_HOPS,
+    AuthResult,
+    Hop,
+    auth_results_of,
+    hops_of,
+)
 
 FolderRole = Literal["inbox", "sent"]
 
@@ -591,7 +598,9 @@ def decode_raw_values(
         except UnicodeDecodeError:
             texts.append(None)
     if None in texts:
-        from .legacy_charset import guess  # only for mail with raw 8-bit, non-UTF-8 headers
+        from ackwatch.core.legacy_charset import (
+            guess,  # only for mail with raw 8-bit, non-UTF-8 headers
+        )
 
         guessed = guess([raw for (_, raw), text in zip(raw_fields, texts, strict=True)
                          if text is None])

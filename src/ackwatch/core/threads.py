@@ -42,7 +42,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .message import Message, thread_index_depth, thread_index_root
+from ackwatch.core.message import Message, thread_index_depth, thread_index_root
 
 _T = TypeVar("_T")
 

@@ -78,7 +78,7 @@ class SecretRef:
         table and ``status``: ``password_file /etc/ackwatch/anna.pass``, ``password_env
         ANNA_PASSWORD``, ``credential anna.pass``. A command is named by its program alone
         (``oauth2_token_command get-token ...``): its arguments may carry a client secret.
-        The one description of a secret source (`ackwatch.secrets` uses it too)."""
+        The one description of a secret source (`ackwatch.credentials` uses it too)."""
         key = _SECRET_KEY_OF_KIND.get(self.kind, self.kind)
         if self.kind == "command":
             return f"{key} {_program_name(self.value)}"
@@ -235,7 +235,7 @@ class SyncConfig:
     batch_size: int = 500
     # The longest one IMAP command may take as a whole (IDLE: its renewal plus this),
     # and one mailbox's sync in `run --once`: a server sending a byte every few seconds
-    # never trips the socket timeout (`ackwatch.imapguard`).
+    # never trips the socket timeout (`ackwatch.mail.imapguard`).
     command_deadline: dt.timedelta = dt.timedelta(minutes=5)
     mailbox_deadline: dt.timedelta = dt.timedelta(minutes=30)
 
@@ -388,7 +388,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     Raises one `ConfigError` carrying every problem found (an unreadable or missing file,
     invalid YAML, unknown keys with a "did you mean" hint, wrong types, missing required
     keys, bad references between sections, ...). The file is the only thing read: secrets
-    are kept as `SecretRef` and resolved later (`ackwatch.secrets`).
+    are kept as `SecretRef` and resolved later (`ackwatch.credentials`).
 
     Required: ``timezone``, ``agency``, ``policies`` (with a ``default`` policy) and a
     non-empty ``mailboxes`` list. Everything else has a default:

@@ -36,15 +36,18 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from . import classify, hourlycap, imap, notify, promises, sla
-from .config import CalendarConfig, Config
-from .store import NewPromise, PromiseRecord, Store
-from .threads import assign_threads
+from ackwatch.config import CalendarConfig, Config
+from ackwatch.core import classify, hourlycap
+from ackwatch.core import item_rules as sla
+from ackwatch.core import promise_rules as promises
+from ackwatch.core.threads import assign_threads
+from ackwatch.mail import imap, notify
+from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
-    from .promise import Promise
-    from .service import Daemon
-    from .store import OutboxRecord
+    from ackwatch.core.promise_text import Promise
+    from ackwatch.daemon.service import Daemon
+    from ackwatch.store.sqlite import OutboxRecord
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +128,9 @@ def read_bodies(
                     continue
                 if text is None:  # gone, UIDVALIDITY changed, or no text part
                     continue
-                from .promise import find_promise  # 43 patterns: compiled only when used
+                from ackwatch.core.promise_text import (
+                    find_promise,  # 43 patterns: compiled only when used
+                )
 
                 found = find_promise(
                     text, sent=req.sent, calendar=req.calendar, language_hint=req.language
@@ -490,7 +495,7 @@ class PromiseKeeper:
                 cc=action.cc,
                 account=action.account,
                 promise_ids=action.promise_ids,
-                message_id=notify.make_message_id(_domain(self.config)),
+                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
                 now=now,
             )
             log.info(
@@ -640,11 +645,6 @@ def render_notice(
         message_id=record.message_id,
     )
 
-
-def _domain(config: Config) -> str:
-    from .service import _domain as domain
-
-    return domain(config)
 
 
 class _SentBy:

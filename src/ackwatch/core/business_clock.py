@@ -39,7 +39,7 @@ from types import ModuleType
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .config import CalendarConfig, Config, OpenRange, Policy
+from ackwatch.config import CalendarConfig, Config, OpenRange, Policy
 
 UTC = dt.UTC
 MINUTES_PER_DAY = 1440

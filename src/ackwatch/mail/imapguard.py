@@ -51,10 +51,10 @@ from imapclient import IMAPClient
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS
 
-from .message import MAX_HEADER_BYTES
+from ackwatch.core.message import MAX_HEADER_BYTES
 
 if TYPE_CHECKING:
-    from .config import SyncConfig
+    from ackwatch.config import SyncConfig
 
 log = structlog.get_logger(__name__)
 

@@ -23,8 +23,8 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from zoneinfo import ZoneInfo
 
-from . import report
-from .config import Config
+from ackwatch.config import Config
+from ackwatch.reporting import report
 
 CATCH_UP = dt.timedelta(days=3)
 TARGET = 0.9

@@ -2,7 +2,7 @@
 
 ackwatch never changes a mailbox. Every folder is opened with EXAMINE
 (``select_folder(readonly=True)``), only ``BODY.PEEK[HEADER.FIELDS (...)]`` of the fields
-in `ackwatch.message.HEADER_FIELDS` is fetched (never without PEEK), and no
+in `ackwatch.core.message.HEADER_FIELDS` is fetched (never without PEEK), and no
 STORE / EXPUNGE / APPEND / CREATE / CLOSE-after-SELECT is ever sent. The one body read is
 `fetch_first_text_part` (at most 16 kB of an acknowledgement's first text part, for the
 promise keeper; never called with ``promise.enabled: false``).
@@ -50,11 +50,11 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import SocketTimeout, _parse_untagged_response, seq_to_parenstr_upper
 
-from . import imapfetch, imapguard
-from .message import HEADER_FIELDS, FolderRole, positional_constructor
+from ackwatch.core.message import HEADER_FIELDS, FolderRole, positional_constructor
+from ackwatch.mail import imapfetch, imapguard
 
 if TYPE_CHECKING:
-    from .config import Folders, MailboxConfig, SecretRef, SyncConfig
+    from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
 
 log = structlog.get_logger(__name__)
 
@@ -274,7 +274,7 @@ def connect(
     Every socket operation has a timeout (`mb.timeout`); every command an overall
     deadline and bounds on what its answer may hold (`limits`, default
     `imapguard.Limits()`), and the whole connection ends by `deadline` (a
-    ``time.monotonic()`` instant) when one is given: see `ackwatch.imapguard`.
+    ``time.monotonic()`` instant) when one is given: see `ackwatch.mail.imapguard`.
     ``tls``: verified TLS
     (``ca_file`` for a private CA); ``starttls``: STARTTLS is mandatory, any failure is
     fatal, never a fallback to plain text; ``none``: loopback only. Raises `AuthError`
@@ -282,7 +282,7 @@ def connect(
     contains a credential.
     """
     if resolve is None:
-        from .secrets import resolve_secret as resolve  # being written concurrently
+        from ackwatch.credentials import resolve_secret as resolve  # being written concurrently
     timeout = mb.timeout if timeout is None else timeout
     where = f"{mb.host}:{mb.port}"
     if mb.security == "none" and not _is_loopback(mb.host):

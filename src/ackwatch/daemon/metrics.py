@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Histogram
     from prometheus_client.core import Metric
 
-    from .httpserve import HttpServer
+    from ackwatch.daemon.httpserve import HttpServer
 
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
@@ -135,7 +135,7 @@ class Metrics:
         """Serve ``/metrics`` on ``host:port`` (`httpserve`); `OSError` if it cannot bind."""
         from prometheus_client import make_wsgi_app
 
-        from .httpserve import HttpServer, parse_listen
+        from ackwatch.daemon.httpserve import HttpServer, parse_listen
 
         host, port = parse_listen(listen)
         server = HttpServer(make_wsgi_app(self.registry), host, port, name="metrics")

@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from . import classify as cls_mod
-from .calendar import Clock, WallClock, clock_for
-from .config import Config, MailboxConfig, Policy
-from .message import Address, Message, evolve, positional_constructor
-from .threads import assign_threads, gc_paused
+from ackwatch.config import Config, MailboxConfig, Policy
+from ackwatch.core import classify as cls_mod
+from ackwatch.core.business_clock import Clock, WallClock, clock_for
+from ackwatch.core.message import Address, Message, evolve, positional_constructor
+from ackwatch.core.threads import assign_threads, gc_paused
 
 AckKind = Literal["reply", "answered", "dismissed"]
 AwayReason = Literal["absence", "out-of-office"]

@@ -1,7 +1,7 @@
 """Promise keeper, daemon half (issue 8): kept, broken, moved, and what is due. Pure.
 
 An acknowledgement often says by when the work will be ready ("by Friday noon"); the
-parser half (`ackwatch.promise`) finds that instant in the reply's text. This module
+parser half (`ackwatch.core.promise_text`) finds that instant in the reply's text. This module
 decides, from the recorded promises, the later agency messages of their threads and
 ``now``, what became of each promise and which reminders are due. Nothing here reads the
 clock, the network or the disk.
@@ -40,9 +40,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .calendar import business_calendar
-from .config import CalendarConfig, Config, OpenRange
-from .hourlycap import HourlyCap
+from ackwatch.config import CalendarConfig, Config, OpenRange
+from ackwatch.core.business_clock import business_calendar
+from ackwatch.core.hourlycap import HourlyCap
 
 State = Literal["open", "kept", "moved", "broken"]
 NoticeKind = Literal["promise", "promise-overdue"]
