@@ -22,7 +22,18 @@ from ackwatch.config.convert import (
     c_str,
     is_loopback,
 )
-from ackwatch.config.model import SECRET_KEYS, Folders, MailboxConfig, SecretRef, SmtpConfig
+from ackwatch.config.model import (
+    IMAP_PORTS,
+    IMAP_SECURITY,
+    SECRET_KEYS,
+    SMTP_PORTS,
+    SMTP_SECURITY,
+    Folders,
+    MailboxConfig,
+    SecretRef,
+    SmtpConfig,
+    default_of,
+)
 from ackwatch.config.problems import (
     INVALID,
     REQUIRED,
@@ -39,8 +50,6 @@ from ackwatch.config.schema import CONNECTION_KEYS, MAILBOX_KEYS, SMTP_SECRET_KE
 from ackwatch.config.times import c_seconds
 
 _LITERAL_PASSWORD = "a literal password is not allowed in the config file; use one of {}"
-_IMAP_PORTS = {"tls": 993, "starttls": 143, "none": 143}
-_SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}
 _SECRET_CONVS: dict[str, Conv] = {
     "password_file": c_path,
     "password_env": c_env_name,
@@ -102,7 +111,9 @@ def _folders(ctx: Ctx, value: object, path: str) -> Any:
     if m is None:
         return INVALID
     check_keys(ctx, m, path, ("inbox", "sent"))
-    inbox = get_key(ctx, m, path, "inbox", c_list(c_folder, non_empty=True), ("INBOX",))
+    inbox = get_key(
+        ctx, m, path, "inbox", c_list(c_folder, non_empty=True), default_of(Folders, "inbox")
+    )
     sent_raw = m.get("sent")
     if sent_raw is None or (isinstance(sent_raw, str) and sent_raw.strip().lower() == "auto"):
         sent: Any = "auto"
@@ -143,12 +154,12 @@ def mailboxes(ctx: Ctx, value: object) -> Any:
                 name = INVALID
             else:
                 names[name] = path
-        conn = _connection(ctx, m, path, _IMAP_PORTS, "tls")
+        conn = _connection(ctx, m, path, IMAP_PORTS, IMAP_SECURITY)
         username = get_key(ctx, m, path, "username", c_str, REQUIRED)
         secret = _secret(ctx, m, path, tuple(SECRET_KEYS), required="password" not in m)
         folders = get_key(ctx, m, path, "folders", _folders, Folders())
         owner = get_key(ctx, m, path, "owner", c_address)
-        timeout = get_key(ctx, m, path, "timeout", c_seconds, 60.0)
+        timeout = get_key(ctx, m, path, "timeout", c_seconds, default_of(MailboxConfig, "timeout"))
         if not valid(name, username, secret, folders, owner, timeout, *conn.values()):
             out.append(INVALID)
             continue
@@ -180,11 +191,11 @@ def smtp(ctx: Ctx, value: object) -> Any:
         "oauth2_token_command": "not supported for smtp; use password_file, password_env or credential",
     }
     check_keys(ctx, m, path, (*CONNECTION_KEYS, *SMTP_SECRET_KEYS, "from"), refused)
-    conn = _connection(ctx, m, path, _SMTP_PORTS, "starttls")
+    conn = _connection(ctx, m, path, SMTP_PORTS, SMTP_SECURITY)
     from_address = get_key(ctx, m, path, "from", c_from, REQUIRED)
     username = get_key(ctx, m, path, "username", c_str)
     secret = _secret(ctx, m, path, SMTP_SECRET_KEYS, required=False)
-    timeout = get_key(ctx, m, path, "timeout", c_seconds, 30.0)
+    timeout = get_key(ctx, m, path, "timeout", c_seconds, default_of(SmtpConfig, "timeout"))
     if secret is not None and valid(secret) and username is None:
         ctx.error(join_path(path, "username"), "missing (required when a password is given)")
         username = INVALID

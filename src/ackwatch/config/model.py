@@ -1,4 +1,10 @@
-"""The config's values: frozen dataclasses, immutable once loaded."""
+"""The config's values: frozen dataclasses, and every default the config file has.
+
+The defaults are stated here once: as the dataclasses' field defaults, and, for the
+few keys that have no field of their own (a connection's security and port, what
+happens to unknown senders), as the constants at the end. The loader takes its
+defaults from here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 Security = Literal["tls", "starttls", "none"]
 Clock = Literal["business", "calendar"]
@@ -114,8 +120,8 @@ class Policy:
     window: dt.timedelta
     clock: Clock
     calendar: str | None  # required for clock=business
-    nudge_before: dt.timedelta
-    escalate_after: dt.timedelta | None  # None: never escalate
+    nudge_before: dt.timedelta = dt.timedelta(minutes=30)  # must be shorter than window
+    escalate_after: dt.timedelta | None = None  # None: never escalate; 0: at the deadline
 
 
 @dataclass(frozen=True)
@@ -284,3 +290,25 @@ class Config:
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)
 
+
+# --------------------------------------------------------------------------- defaults
+# Defaults of keys that have no dataclass field of their own.
+
+UNKNOWN_SENDERS: Literal["track", "ignore"] = "track"
+IMAP_SECURITY: Security = "tls"
+SMTP_SECURITY: Security = "starttls"
+# The port when none is given follows the security.
+IMAP_PORTS: Mapping[str, int] = MappingProxyType({"tls": 993, "starttls": 143, "none": 143})
+SMTP_PORTS: Mapping[str, int] = MappingProxyType({"tls": 465, "starttls": 587, "none": 25})
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of the dataclass field ``cls.name`` (a fresh one for a factory)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            break
+    raise LookupError(f"{cls.__name__}.{name} has no default")

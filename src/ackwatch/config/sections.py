@@ -4,13 +4,12 @@ whole file into a `Config`.
 Each section reads its keys through `problems` (unknown keys, missing required keys),
 converts the values (`convert`, `times`), checks the references between sections
 (a policy's calendar, an account's backup, a client's account) and returns the model's
-value, or `INVALID` once a problem was recorded.
+value, or `INVALID` once a problem was recorded. Defaults come from the model.
 The connections (mailboxes, smtp) are in `connections`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +34,7 @@ from ackwatch.config.convert import (
     c_str,
 )
 from ackwatch.config.model import (
+    UNKNOWN_SENDERS,
     Absence,
     Account,
     Agency,
@@ -50,6 +50,7 @@ from ackwatch.config.model import (
     PromiseConfig,
     SyncConfig,
     Trust,
+    default_of,
 )
 from ackwatch.config.problems import (
     INVALID,
@@ -127,7 +128,6 @@ def _named_section(
 
 # --------------------------------------------------------------------------- policies
 
-_DEFAULT_NUDGE_BEFORE = dt.timedelta(minutes=30)
 def _policy(ctx: Ctx, name: str, value: object, path: str, calendars: Mapping | None) -> Any:
     m = mapping(ctx, value, path)
     if m is None:
@@ -136,7 +136,8 @@ def _policy(ctx: Ctx, name: str, value: object, path: str, calendars: Mapping | 
     window = get_key(ctx, m, path, "window", c_positive_duration, REQUIRED)
     clock = get_key(ctx, m, path, "clock", c_enum("business", "calendar"), REQUIRED)
     calendar = get_key(ctx, m, path, "calendar", c_str)
-    nudge_before = get_key(ctx, m, path, "nudge_before", c_duration, _DEFAULT_NUDGE_BEFORE)
+    default_nudge = default_of(Policy, "nudge_before")
+    nudge_before = get_key(ctx, m, path, "nudge_before", c_duration, default_nudge)
     escalate_after = get_key(ctx, m, path, "escalate_after", c_duration)
     if clock == "business" and calendar is None:
         ctx.error(join_path(path, "calendar"), "missing (required for clock: business)")
@@ -145,7 +146,7 @@ def _policy(ctx: Ctx, name: str, value: object, path: str, calendars: Mapping | 
         ctx.error(join_path(path, "calendar"), unknown_name("calendar", calendar, calendars))
         calendar = INVALID
     if valid(window, nudge_before) and nudge_before >= window:
-        default = "" if "nudge_before" in m else " (the default 30m)"
+        default = "" if "nudge_before" in m else f" (the default {format_duration(default_nudge)})"
         ctx.error(
             join_path(path, "nudge_before"),
             f"must be shorter than the window ({format_duration(window)}), "
@@ -198,7 +199,7 @@ def _accounts(ctx: Ctx, value: object, calendars: Mapping | None) -> tuple[Any, 
             "name": get_key(ctx, m, path, "name", c_str, REQUIRED),
             "manager": get_key(ctx, m, path, "manager", c_address),
             "backup": get_key(ctx, m, path, "backup", c_address),
-            "language": get_key(ctx, m, path, "language", c_language, "en"),
+            "language": get_key(ctx, m, path, "language", c_language, default_of(Account, "language")),
             "calendar": get_key(ctx, m, path, "calendar", c_str),
             "away": get_key(ctx, m, path, "away", c_list(_absence, allow_single=False), ()),
         }
@@ -260,7 +261,7 @@ def _clients(
         check_keys(ctx, m, path, ("name", "match", "policy", "account"))
         name = get_key(ctx, m, path, "name", c_str, REQUIRED)
         match = get_key(ctx, m, path, "match", c_list(c_pattern, non_empty=True), REQUIRED)
-        policy = get_key(ctx, m, path, "policy", c_str, "default")
+        policy = get_key(ctx, m, path, "policy", c_str, default_of(Client, "policy"))
         account = get_key(ctx, m, path, "account", c_address)
         if isinstance(name, str):
             if name in names:
@@ -322,7 +323,12 @@ def _trust(ctx: Ctx, value: object, path: str) -> Any:
         return INVALID
     check_keys(ctx, m, path, ("inbox_agency_mail", "authserv_ids", "relays"))
     mode = get_key(
-        ctx, m, path, "inbox_agency_mail", c_enum("verified", "trusted"), "verified"
+        ctx,
+        m,
+        path,
+        "inbox_agency_mail",
+        c_enum("verified", "trusted"),
+        default_of(Trust, "inbox_agency_mail"),
     )
     ids = get_key(ctx, m, path, "authserv_ids", c_list(c_authserv_id), ())
     relays = get_key(ctx, m, path, "relays", c_list(c_relay), ())
@@ -374,8 +380,9 @@ def _digest(ctx: Ctx, value: object) -> Any:
     if m is None:
         return INVALID
     check_keys(ctx, m, "digest", ("enabled", "when"))
-    enabled = get_key(ctx, m, "digest", "enabled", c_bool, True)
-    when = get_key(ctx, m, "digest", "when", c_weekly_time, (0, dt.time(9, 0)))
+    enabled = get_key(ctx, m, "digest", "enabled", c_bool, default_of(DigestConfig, "enabled"))
+    default_when = (default_of(DigestConfig, "weekday"), default_of(DigestConfig, "time"))
+    when = get_key(ctx, m, "digest", "when", c_weekly_time, default_when)
     if not valid(enabled, when):
         return INVALID
     return DigestConfig(enabled=enabled, weekday=when[0], time=when[1])
@@ -410,7 +417,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         )
     accounts, account_emails = _accounts(ctx, raw.get("accounts"), calendars)
     clients = _clients(ctx, raw.get("clients"), policies, account_emails)
-    unknown = get_key(ctx, raw, "", "unknown_senders", c_enum("track", "ignore"), "track")
+    unknown = get_key(ctx, raw, "", "unknown_senders", c_enum("track", "ignore"), UNKNOWN_SENDERS)
     mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"))
     smtp = connections.smtp(ctx, raw.get("smtp"))
     ignore = _ignore(ctx, raw.get("ignore"))
@@ -465,9 +472,16 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
             "remind_before": c_duration,
         },
     )
-    keyword = get_key(ctx, raw, "", "dismiss_keyword", c_keyword, "$Ackwatch-Done")
+    keyword = get_key(
+        ctx, raw, "", "dismiss_keyword", c_keyword, default_of(Config, "dismiss_keyword")
+    )
     subject_window = get_key(
-        ctx, raw, "", "thread_subject_window", c_duration, dt.timedelta(days=30)
+        ctx,
+        raw,
+        "",
+        "thread_subject_window",
+        c_duration,
+        default_of(Config, "thread_subject_window"),
     )
 
     if ctx.problems:
