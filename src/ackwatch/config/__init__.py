@@ -12,7 +12,7 @@ This package's interface is what is imported here, deliberately: callers write
 ``from ackwatch.config import Config, load_config``. The modules behind it:
 
 - `model`: the frozen dataclasses, and every default (stated there once);
-- `schema`: the keys the file may have;
+- `schema`: the keys the file may have, and the defaults by key path;
 - `load`: reads the file; `sections` and `connections` walk it into a `Config`;
 - `convert` and `times`: the field converters; `problems`: what is wrong, and where.
 """

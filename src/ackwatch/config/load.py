@@ -27,26 +27,21 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     are kept as `SecretRef` and resolved later (`ackwatch.credentials`).
 
     Required: ``timezone``, ``agency``, ``policies`` (with a ``default`` policy) and a
-    non-empty ``mailboxes`` list. Everything else has a default:
+    non-empty ``mailboxes`` list. Every other key has a default: the values are the
+    model's (`schema.DEFAULTS` lists them by key path); the rest are rules:
 
     - ``state_dir``: ``$STATE_DIRECTORY`` (its first entry; set by systemd's
       StateDirectory=), else ``state`` next to the config file.
     - Relative paths (``state_dir``, ``password_file``, ``ca_file``,
       ``notify.templates_dir``) are relative to the directory of the config file, not to
       the working directory, and ``~`` is expanded.
-    - ``calendars``, ``accounts``, ``clients``: empty; ``unknown_senders``: ``track``;
-      ``smtp``: none (nothing can be sent; check-config warns).
-    - A calendar's ``timezone`` defaults to the top-level one; days missing from ``hours``
-      are closed.
-    - A policy's ``nudge_before`` defaults to 30m (it must be shorter than ``window``);
-      ``escalate_after`` absent or null means "never escalate", ``0m`` "at the deadline".
-    - A client's ``policy`` defaults to ``default``; an account's ``language`` to ``en``.
-    - IMAP: ``security: tls``; the port follows the security (993 tls, 143 otherwise),
-      ``timeout`` 60 s, ``folders: {inbox: [INBOX], sent: auto}``.
-      SMTP: ``security: starttls``; port 465 tls, 587 starttls, 25 none; ``timeout`` 30 s.
-    - The optional sections default to the dataclass defaults (`model`) (``sync``,
-      ``notify``, ``log``, ``digest`` Monday 09:00, ``metrics`` off, ``promise``,
-      ``dismiss_keyword`` ``$Ackwatch-Done``, ``thread_subject_window`` 30d).
+    - ``calendars``, ``accounts``, ``clients``: empty; ``smtp``: none (nothing can be
+      sent; check-config warns).
+    - A calendar's ``timezone`` is the top-level one; days missing from ``hours`` are
+      closed. An account's ``calendar`` is the first calendar; a mailbox's ``owner`` its
+      ``username``; a connection's ``port`` follows its ``security``.
+    - A policy's ``nudge_before`` must be shorter than its ``window``; ``escalate_after``
+      absent or null means "never escalate", ``0m`` "at the deadline".
 
     Addresses, domains and sender globs are lower-cased; subject regexes are compiled
     case-insensitive.

@@ -3,7 +3,8 @@
 The defaults are stated here once: as the dataclasses' field defaults, and, for the
 few keys that have no field of their own (a connection's security and port, what
 happens to unknown senders), as the constants at the end. The loader takes its
-defaults from here.
+defaults from here, `schema.DEFAULTS` lists them by key path, and tests check that
+README.md and config.example.yaml say the same.
 """
 
 from __future__ import annotations
