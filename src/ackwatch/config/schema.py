@@ -108,7 +108,8 @@ def _defaults() -> dict[str, object]:
         for f in dataclasses.fields(cls):
             defaults[f"{section}.{f.name}"] = default_of(cls, f.name)
     defaults["digest.enabled"] = default_of(DigestConfig, "enabled")
-    defaults["digest.when"] = (default_of(DigestConfig, "weekday"), default_of(DigestConfig, "time"))
+    weekday, time = default_of(DigestConfig, "weekday"), default_of(DigestConfig, "time")
+    defaults["digest.when"] = (weekday, time)
     defaults["dismiss_keyword"] = default_of(Config, "dismiss_keyword")
     defaults["thread_subject_window"] = default_of(Config, "thread_subject_window")
     return defaults

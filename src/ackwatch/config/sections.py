@@ -199,7 +199,9 @@ def _accounts(ctx: Ctx, value: object, calendars: Mapping | None) -> tuple[Any, 
             "name": get_key(ctx, m, path, "name", c_str, REQUIRED),
             "manager": get_key(ctx, m, path, "manager", c_address),
             "backup": get_key(ctx, m, path, "backup", c_address),
-            "language": get_key(ctx, m, path, "language", c_language, default_of(Account, "language")),
+            "language": get_key(
+                ctx, m, path, "language", c_language, default_of(Account, "language")
+            ),
             "calendar": get_key(ctx, m, path, "calendar", c_str),
             "away": get_key(ctx, m, path, "away", c_list(_absence, allow_single=False), ()),
         }
