@@ -97,8 +97,8 @@ def _load_text(text: str, file: Path, environ: Mapping[str, str]) -> Config:
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that remembers duplicate mapping keys (PyYAML silently keeps the last).
 
-    libyaml's parser where PyYAML has it (its wheels do): the pure-Python one took 0.6 s
-    of `ackwatch status` to read a config of 200 mailboxes (bench target 7b)."""
+    libyaml's parser where PyYAML has it (its wheels do): the pure-Python one is slow to
+    read a config of many mailboxes, and every command reads it (bench target 7b)."""
 
     def __init__(self, stream: str):
         super().__init__(stream)

@@ -81,7 +81,7 @@ class Trust:
     ``inbox_agency_mail``: ``verified`` (the default) believes such a mail only when a
     receiving server in ``authserv_ids`` says it passed DMARC (or DKIM for an agency
     domain), or its Received chain never left ``relays``; ``trusted`` believes every
-    agency-looking From, as ackwatch did before (anyone can forge one)."""
+    agency-looking From (anyone can forge one)."""
 
     inbox_agency_mail: str = "verified"  # "verified" | "trusted"
     authserv_ids: tuple[str, ...] = ()  # lower-cased
