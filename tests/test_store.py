@@ -307,7 +307,7 @@ def test_flags_of_follow_ups_are_watched_while_the_item_is_pending(store):
 
 def _state_of_schema(tmp_path, version: int) -> None:
     """A state database made by migrations 1..``version`` only."""
-    from ackwatch.store.sqlite import sqlite as store_mod
+    from ackwatch.store import sqlite as store_mod
 
     conn = sqlite3.connect(tmp_path / DB_NAME)
     for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
