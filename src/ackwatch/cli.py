@@ -550,7 +550,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 def _report_period(
     args: argparse.Namespace, config: Config, now: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime]:
-    from ackwatch.reporting.report import default_period, parse_bound
+    from ackwatch.reporting.period import default_period, parse_bound
 
     since = parse_bound(args.since, config.timezone) if args.since else None
     until = parse_bound(args.until, config.timezone) if args.until else None
@@ -586,7 +586,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import sqlite3
 
     from ackwatch.core import promise_rules as promises
-    from ackwatch.reporting import report
+    from ackwatch.reporting import exports, figures, html, table
     from ackwatch.store.sqlite import Store, StoreError
 
     config = _load(args)
@@ -608,11 +608,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             return EX_CANTCREAT
         try:
             if args.format == "csv":  # one row per item: every column of every item
-                items = store.report_rows(since, until, report.ReportItem)
-                result = report.compute(items, config, since=since, until=until, now=now)
+                items = store.report_rows(since, until, figures.ReportItem)
+                result = figures.compute(items, config, since=since, until=until, now=now)
             else:  # figures and breaches only: streamed, no object per item
                 rows = store.report_rows(since, until, stored=True)
-                result = report.compute_stored(rows, config, since=since, until=until,
+                result = figures.compute_stored(rows, config, since=since, until=until,
                                                now=now)
             promise_rows = _promise_rows(store, since, until)
         except sqlite3.Error as exc:
@@ -622,15 +622,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             store.close()
         kept = promises.figures(promise_rows)
         if args.format == "json":
-            data = report.to_json_data(result)
+            data = exports.to_json_data(result)
             data["promises"] = promises.figures_json(kept)
             text = json_text(data) + "\n"
         elif args.format == "csv":
-            text = report.render_csv(result)
+            text = exports.render_csv(result)
         elif args.format == "html":
-            text = report.render_html(result, target=args.target)
+            text = html.render_html(result, target=args.target)
         else:
-            text = report.render_table(result, target=args.target)
+            text = table.render_table(result, target=args.target)
             text += "\n" + promises.figures_table(kept)
     finally:
         if gc_was_enabled:
