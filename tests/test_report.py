@@ -210,6 +210,32 @@ def test_removed_calendar_policy_counts_wall_minutes():
     assert r.items[0].minutes_to_ack == 24 * 60
 
 
+# A policy since removed from the config, stored with each clock; a config whose default
+# policy names no calendar (the first calendar is used); a config without calendars.
+_NO_DEFAULT_CALENDAR = make_config(policies={**CONFIG.policies, "default": dataclasses.replace(
+    CONFIG.policies["default"], clock="calendar", calendar=None)})
+_NO_CALENDARS = make_config(calendars={}, policies={"retainer": CONFIG.policies["retainer"]})
+
+
+@pytest.mark.parametrize("config", [CONFIG, _NO_DEFAULT_CALENDAR, _NO_CALENDARS])
+@pytest.mark.parametrize("clock", ["business", "calendar"])
+def test_removed_policy_is_measured_alike_by_the_report_and_the_metrics(config, clock):
+    """The daemon's time-to-acknowledge histogram (`ack_time.time_to_acknowledge`) and the
+    report measure an item whose policy is gone on the same clock."""
+    received, acked = at(13, 16), at(16, 10, 40)  # Friday evening to Monday morning
+    gone = item("g", received, at(16, 10), acked, policy="gone", clock=clock)
+    full = compute([gone], config, since=SINCE, until=UNTIL, now=NOW)
+    lean = compute_stored(stored_rows([gone], SINCE, UNTIL), config, since=SINCE,
+                          until=UNTIL, now=NOW)
+    histogram = ack_time.time_to_acknowledge(received, acked, "gone", clock, config)
+    minutes = histogram.total_seconds() / 60
+    assert full.items[0].minutes_to_ack == pytest.approx(minutes, abs=1e-6)
+    assert lean.totals.median_minutes == pytest.approx(minutes, abs=1e-6)
+    wall = (acked - received).total_seconds() / 60
+    on_business_hours = clock == "business" and config is not _NO_CALENDARS
+    assert (minutes == 160) if on_business_hours else (minutes == wall)
+
+
 def test_empty_period_has_no_service_level():
     r = compute([], CONFIG, since=SINCE, until=UNTIL, now=NOW)
     assert r.totals == figures(client_emails=0, acknowledged=0, within_window=0,
