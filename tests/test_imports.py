@@ -10,7 +10,8 @@ import sys
 from ackwatch.daemon.service import evaluation_fingerprint
 from configfactory import make_config, office_calendar
 
-OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.report", "ackwatch.reporting.digest",
+OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.ack_time",
+            "ackwatch.reporting.figures", "ackwatch.reporting.digest",
             "ackwatch.core.promise_text", "charset_normalizer")
 
 

@@ -24,23 +24,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ackwatch.core.business_clock import clock_for
-from ackwatch.reporting import report as report_module
-from ackwatch.reporting.report import (
-    CSV_COLUMNS,
+from ackwatch.reporting import ack_time, exports, formatting, html, period, table
+from ackwatch.reporting import figures as figures_module
+from ackwatch.reporting.ack_time import BusinessIndex, epoch_us, from_epoch_us
+from ackwatch.reporting.exports import CSV_COLUMNS, render_csv, render_json
+from ackwatch.reporting.figures import (
     FIGURE_FIELDS,
     Figures,
     ReportItem,
     compute,
     compute_stored,
-    default_period,
-    format_minutes,
-    parse_bound,
     quantile,
-    render_csv,
-    render_html,
-    render_json,
-    render_table,
 )
+from ackwatch.reporting.formatting import format_minutes
+from ackwatch.reporting.html import render_html
+from ackwatch.reporting.period import default_period, parse_bound
+from ackwatch.reporting.table import render_table
 from configfactory import ANNA, PIOTR, make_config
 
 WAW = ZoneInfo("Europe/Warsaw")
@@ -211,6 +210,32 @@ def test_removed_calendar_policy_counts_wall_minutes():
     assert r.items[0].minutes_to_ack == 24 * 60
 
 
+# A policy since removed from the config, stored with each clock; a config whose default
+# policy names no calendar (the first calendar is used); a config without calendars.
+_NO_DEFAULT_CALENDAR = make_config(policies={**CONFIG.policies, "default": dataclasses.replace(
+    CONFIG.policies["default"], clock="calendar", calendar=None)})
+_NO_CALENDARS = make_config(calendars={}, policies={"retainer": CONFIG.policies["retainer"]})
+
+
+@pytest.mark.parametrize("config", [CONFIG, _NO_DEFAULT_CALENDAR, _NO_CALENDARS])
+@pytest.mark.parametrize("clock", ["business", "calendar"])
+def test_removed_policy_is_measured_alike_by_the_report_and_the_metrics(config, clock):
+    """The daemon's time-to-acknowledge histogram (`ack_time.time_to_acknowledge`) and the
+    report measure an item whose policy is gone on the same clock."""
+    received, acked = at(13, 16), at(16, 10, 40)  # Friday evening to Monday morning
+    gone = item("g", received, at(16, 10), acked, policy="gone", clock=clock)
+    full = compute([gone], config, since=SINCE, until=UNTIL, now=NOW)
+    lean = compute_stored(stored_rows([gone], SINCE, UNTIL), config, since=SINCE,
+                          until=UNTIL, now=NOW)
+    histogram = ack_time.time_to_acknowledge(received, acked, "gone", clock, config)
+    minutes = histogram.total_seconds() / 60
+    assert full.items[0].minutes_to_ack == pytest.approx(minutes, abs=1e-6)
+    assert lean.totals.median_minutes == pytest.approx(minutes, abs=1e-6)
+    wall = (acked - received).total_seconds() / 60
+    on_business_hours = clock == "business" and config is not _NO_CALENDARS
+    assert (minutes == 160) if on_business_hours else (minutes == wall)
+
+
 def test_empty_period_has_no_service_level():
     r = compute([], CONFIG, since=SINCE, until=UNTIL, now=NOW)
     assert r.totals == figures(client_emails=0, acknowledged=0, within_window=0,
@@ -256,7 +281,7 @@ def test_business_minutes_match_the_calendar_including_dst(start, length):
 
 def test_business_minutes_outside_the_index_fall_back_to_the_calendar():
     calendar = clock_for(CONFIG.policies["default"], CONFIG)
-    index = report_module._BusinessIndex(calendar, dt.date(2026, 11, 9), dt.date(2026, 11, 10))
+    index = BusinessIndex(calendar, dt.date(2026, 11, 9), dt.date(2026, 11, 10))
     a, b = at(9, 10), at(20, 12)
     assert index.seconds(a, b) == calendar.working_time_between(a, b).total_seconds()
 
@@ -268,7 +293,7 @@ def stored_rows(items, since, until):
     """``items`` as `Store.report_rows(..., stored=True)` yields them."""
     kept = sorted((i for i in items if since <= i.received < until and not i.dropped),
                   key=lambda i: i.received)
-    us = report_module.epoch_us
+    us = epoch_us
     return [
         (json.dumps([i.account, i.client, i.client_address, i.policy, i.clock]),
          us(i.received), us(i.deadline), None if i.ack_at is None else us(i.ack_at),
@@ -350,8 +375,8 @@ def test_quantile_across_sorted_lists_is_the_quantile_of_their_merge(runs, q):
     runs = [sorted(r) for r in runs]
     merged = sorted(v for r in runs for v in r)
     n = len(merged)
-    assert report_module._quantile_of_runs(runs, n, q) == quantile(merged, q)
-    assert [report_module._kth(runs, k) for k in range(n)] == merged
+    assert figures_module._quantile_of_runs(runs, n, q) == quantile(merged, q)
+    assert [figures_module._kth(runs, k) for k in range(n)] == merged
 
 
 # --------------------------------------------------------------------------- period
@@ -510,9 +535,11 @@ def test_html_of_an_empty_period_renders():
     assert "<svg" in page and "No client email in this period." in page
 
 
-def test_report_is_pure_core():
+@pytest.mark.parametrize("module", [ack_time, period, figures_module, formatting,
+                                    exports, table, html])
+def test_report_is_pure_core(module):
     """No shell module, no clock, no file: `now` and the items come in as parameters."""
-    source = Path(report_module.__file__).read_text(encoding="utf-8")
+    source = Path(module.__file__).read_text(encoding="utf-8")
     tree = ast.parse(source)
     imported = {
         node.module if isinstance(node, ast.ImportFrom) else alias.name
@@ -536,7 +563,7 @@ def test_store_microseconds_are_the_exact_instant(t):
     from ackwatch.store.sqlite import _US, _iso
 
     (us,) = _SQL.execute("SELECT " + _US.format("?1"), (_iso(t),)).fetchone()
-    assert us == report_module.epoch_us(t)
-    assert report_module.from_epoch_us(us) == t.astimezone(dt.UTC)  # (a gap time: ==)
-    assert report_module.from_epoch_us(us).tzinfo is dt.UTC
+    assert us == epoch_us(t)
+    assert from_epoch_us(us) == t.astimezone(dt.UTC)  # (a gap time: ==)
+    assert from_epoch_us(us).tzinfo is dt.UTC
     assert us / 1_000_000 == t.timestamp()

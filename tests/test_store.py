@@ -524,7 +524,7 @@ def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(t
     rowid kept (ties of received time keep their order), the new columns exactly the
     instants of the text; a state of schema 4 opened read-only (not migrated) reads the
     same report rows, converted as they are read."""
-    from ackwatch.reporting import report
+    from ackwatch.reporting import ack_time as report
     from ackwatch.store.sqlite import _iso
 
     _state_of_schema(tmp_path, 4)
@@ -566,7 +566,7 @@ def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(t
 
 
 def test_items_written_get_their_microseconds(store):
-    from ackwatch.reporting import report
+    from ackwatch.reporting import ack_time as report
 
     acked = item("<m2@client.example>", ack=Ack("r", T0 + H, "reply", "anna@agency.example"))
     store.sync_items([item("<m1@client.example>"), acked], now=T0, initial_keys=set())

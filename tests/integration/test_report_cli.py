@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
-from ackwatch.reporting.report import FIGURE_FIELDS
+from ackwatch.reporting.figures import FIGURE_FIELDS
 from ackwatch.store.sqlite import DB_NAME, Store
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ackwatch.core.item_rules import deadlines_for
-from ackwatch.reporting.report import ReportItem, compute, render_html
+from ackwatch.reporting.figures import ReportItem, compute
+from ackwatch.reporting.html import render_html
 from configfactory import ANNA, KASIA, PIOTR, make_config
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """`ackwatch report` reads the store's raw rows (`Store.report_rows(..., stored=True)`)
-and `report.compute_stored` tallies them without a Python object per item (issue 7). The
-figures must be exactly those of `report.compute` over the stored items (`ReportItem`s):
+and `figures.compute_stored` tallies them without a Python object per item (issue 7). The
+figures must be exactly those of `figures.compute` over the stored items (`ReportItem`s):
 checked here over a real state database holding every shape of item.
 """
 
@@ -20,7 +20,11 @@ from tests.integration.test_report_cli import write_config
 
 from ackwatch.config import load_config
 from ackwatch.core.item_rules import Ack, Deadlines, Item
-from ackwatch.reporting import report
+from ackwatch.reporting.ack_time import epoch_us
+from ackwatch.reporting.exports import render_json, to_json_data
+from ackwatch.reporting.figures import Report, ReportItem, compute, compute_stored
+from ackwatch.reporting.html import render_html
+from ackwatch.reporting.table import render_table
 from ackwatch.store.sqlite import Store
 
 pytestmark = pytest.mark.integration
@@ -73,13 +77,13 @@ def config(tmp_path: Path) -> Path:
     return cfg
 
 
-def figures_both_ways(cfg: Path, now: dt.datetime) -> tuple[report.Report, report.Report]:
+def figures_both_ways(cfg: Path, now: dt.datetime) -> tuple[Report, Report]:
     config = load_config(cfg)
     store = Store.open(config.state_dir, readonly=True)
     try:
-        lean = report.compute_stored(store.report_rows(SINCE, UNTIL, stored=True), config,
+        lean = compute_stored(store.report_rows(SINCE, UNTIL, stored=True), config,
                                      since=SINCE, until=UNTIL, now=now)
-        full = report.compute(store.report_rows(SINCE, UNTIL, report.ReportItem), config,
+        full = compute(store.report_rows(SINCE, UNTIL, ReportItem), config,
                               since=SINCE, until=UNTIL, now=now)
     finally:
         store.close()
@@ -95,7 +99,7 @@ def test_stored_rows_give_exactly_the_report_of_the_stored_items(config, now):
     lean, full = figures_both_ways(config, now)
     assert full.totals.client_emails > 400 and full.breaches and full.totals.overdue
     assert lean == dataclasses.replace(full, items=())
-    for render in (report.render_json, report.render_table, report.render_html):
+    for render in (render_json, render_table, render_html):
         assert render(lean) == render(full)
 
 
@@ -103,15 +107,15 @@ def test_stored_rows_are_store_text_without_unneeded_subjects(config):
     store = Store.open(load_config(config).state_dir, readonly=True)
     try:
         rows = list(store.report_rows(SINCE, UNTIL, stored=True))
-        full = store.report_rows(SINCE, UNTIL, report.ReportItem)
+        full = store.report_rows(SINCE, UNTIL, ReportItem)
     finally:
         store.close()
     counted = [i for i in full if not i.dropped]
     assert len(rows) == len(counted) and len(full) > len(counted)
     for row, i in zip(rows, counted, strict=True):
         assert json.loads(row[0]) == [i.account, i.client, i.client_address, i.policy, i.clock]
-        assert row[1:4] == (report.epoch_us(i.received), report.epoch_us(i.deadline),
-                            None if i.ack_at is None else report.epoch_us(i.ack_at))
+        assert row[1:4] == (epoch_us(i.received), epoch_us(i.deadline),
+                            None if i.ack_at is None else epoch_us(i.ack_at))
         in_time = i.ack_at is not None and i.ack_at <= i.deadline
         assert row[4] == (None if in_time else i.subject)
 
@@ -127,4 +131,4 @@ def test_cli_json_matches_the_stored_items(config):
     _, full = figures_both_ways(config, dt.datetime.now(dt.UTC))
     data = json.loads(result.stdout)
     data.pop("promises")
-    assert data == report.to_json_data(full)
+    assert data == to_json_data(full)

@@ -593,9 +593,7 @@ class Daemon:
 
     def _observe_acks(self, items: Sequence[sla.Item]) -> None:
         """Feed the time-to-acknowledge histogram (on each item's policy clock)."""
-        from ackwatch.reporting.report import (
-            time_to_acknowledge,  # the report module, only when needed
-        )
+        from ackwatch.reporting.ack_time import time_to_acknowledge  # only when needed
 
         for item in items:
             if item.ack is None:

@@ -24,7 +24,9 @@ from email.utils import formatdate
 from zoneinfo import ZoneInfo
 
 from ackwatch.config import Config
-from ackwatch.reporting import report
+from ackwatch.reporting.figures import Report, ReportItem, compute
+from ackwatch.reporting.html import render_html
+from ackwatch.reporting.table import render_table
 
 CATCH_UP = dt.timedelta(days=3)
 TARGET = 0.9
@@ -93,8 +95,8 @@ def _minutes(value: float | None) -> str:
 def render(
     config: Config,
     manager: str,
-    this_week: report.Report,
-    week_before: report.Report,
+    this_week: Report,
+    week_before: Report,
     *,
     smtp_from: str,
     message_id: str,
@@ -122,7 +124,7 @@ def render(
         f"(week before {_minutes(b.p90_minutes)})",
         f"  still overdue     {t.overdue:>8}",
         "",
-        report.render_table(this_week, target=TARGET),
+        render_table(this_week, target=TARGET),
         "",
         "Sent weekly by ackwatch.",
     ]
@@ -135,7 +137,7 @@ def render(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Ackwatch"] = "digest"
     msg.set_content("\n".join(lines), cte="quoted-printable")
-    msg.add_alternative(report.render_html(this_week, target=TARGET), subtype="html",
+    msg.add_alternative(render_html(this_week, target=TARGET), subtype="html",
                         cte="quoted-printable")
     return msg
 
@@ -148,7 +150,7 @@ def team_report(
     since: dt.datetime,
     until: dt.datetime,
     now: dt.datetime,
-) -> report.Report:
+) -> Report:
     team = set(accounts)
-    items = [report.ReportItem(*row) for row in rows if row[3] in team]
-    return report.compute(items, config, since=since, until=until, now=now, rows=False)
+    items = [ReportItem(*row) for row in rows if row[3] in team]
+    return compute(items, config, since=since, until=until, now=now, rows=False)

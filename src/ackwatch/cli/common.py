@@ -1,0 +1,46 @@
+"""What every command shares: exit codes, printing, the config, argument types.
+
+The ``ackwatch`` command is the only place that prints and picks exit codes: a command
+returns its status; a `ConfigError` becomes 78 (EX_CONFIG) in `ackwatch.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import TextIO
+
+from ackwatch.config import Config, load_config
+
+EX_OK = 0
+EX_USAGE = 2
+EX_UNAVAILABLE = 69  # no mailbox could be reached (run --once, backfill)
+EX_CANTCREAT = 73  # the state database cannot be opened or written
+
+
+def out(text: str = "", file: TextIO | None = None) -> None:
+    print(text, file=file or sys.stdout)
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def iso_datetime(text: str) -> dt.datetime:
+    """An argparse type: an ISO 8601 date and time (with or without an offset)."""
+    try:
+        return dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date and time: {text!r} (e.g. 2026-03-06T16:10 or "
+            "2026-03-06T16:10+01:00)"
+        ) from None

@@ -1,0 +1,73 @@
+"""``ackwatch run``: the daemon (``--once``: one sync, one step, and exit)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load
+
+NAME = "run"
+HELP = "watch the mailboxes and send nudges and escalations (the daemon)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="sync every mailbox once, update items, send what is due, and exit",
+    )
+
+
+def _enable_stack_dumps(on_demand: int) -> None:
+    """Every thread's stack to stderr (journald) when the daemon hangs: on a fatal signal,
+    SIGABRT included (what systemd sends when the watchdog is not fed), and on
+    ``on_demand`` (SIGUSR1: ``systemctl kill -s USR1 ackwatch``) without stopping it.
+    Only file names, lines and function names are written: no values, so no secret."""
+    import faulthandler
+
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(on_demand, all_threads=True, chain=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from ackwatch.daemon.service import Daemon, sync_once
+    from ackwatch.logs import configure_logging
+    from ackwatch.store.sqlite import Store, StoreError
+
+    config = load(args)
+    configure_logging(level=config.log.level, subjects=config.log.subjects)
+    try:
+        store = Store.open(config.state_dir)
+    except StoreError as exc:
+        err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    daemon = Daemon(config, store)
+    try:
+        if args.once:
+            reached, failed = sync_once(daemon)
+            daemon.step()
+            if not reached:
+                err(
+                    "ackwatch: no mailbox could be reached ("
+                    + ", ".join(failed)
+                    + "); see the log above"
+                )
+                return EX_UNAVAILABLE
+            return EX_OK
+        signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+        _enable_stack_dumps(signal.SIGUSR1)
+        undo_wake = daemon.wake_on_signals()
+        try:
+            daemon.run()
+        finally:
+            undo_wake()
+        return EX_OK
+    except StoreError as exc:
+        err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    finally:
+        store.close()

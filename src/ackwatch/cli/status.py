@@ -1,0 +1,202 @@
+"""``ackwatch status``: the mailboxes' health, the client emails waiting for an
+acknowledgement and the open promises, read from the state (also while the daemon runs)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ackwatch.cli.common import EX_CANTCREAT, EX_OK, err, load, out, plural
+from ackwatch.core.printable import clean, json_text
+
+if TYPE_CHECKING:
+    from ackwatch.store.sqlite import PromiseRecord, Store
+
+NAME = "status"
+HELP = "show the open items and the mailboxes' health (also while running)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the open items as a JSON array (with --mailboxes: the mailboxes' health)",
+    )
+    parser.add_argument(
+        "--mailboxes", action="store_true", help="with --json: print the mailboxes' health"
+    )
+    parser.add_argument(
+        "--promises",
+        action="store_true",
+        help="with --json: print the open promises (made to clients, not yet kept or moved)",
+    )
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _left(deadline: dt.datetime, now: dt.datetime) -> str:
+    seconds = int((deadline - now).total_seconds())
+    overdue = seconds < 0
+    minutes_total = -(-abs(seconds) // 60)  # round up: "1m overdue", never "0m"
+    days, rest = divmod(minutes_total, 1440)
+    hours, minutes = divmod(rest, 60)
+    text = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return f"{text} overdue" if overdue else text
+
+
+def _local(t: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """``t`` in ``zone``; in UTC when the conversion would overflow (year 1 or 9999)."""
+    try:
+        return t.astimezone(zone)
+    except OverflowError:
+        return t.astimezone(dt.UTC)
+
+
+def _cut(text: str | None, width: int) -> str:
+    """``text`` made safe to print (`clean`), cut to ``width`` characters with "…"."""
+    text = clean(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ackwatch.store.sqlite import Store, StoreError
+
+    config = load(args)
+    try:
+        store = Store.open(config.state_dir, readonly=True)
+    except StoreError as exc:
+        err(f"ackwatch: {exc}")
+        return EX_CANTCREAT
+    now = dt.datetime.now(dt.UTC)
+    try:
+        items = store.items(state="pending")
+        health = store.health()
+        promised = _open_promises(store, now)
+    finally:
+        store.close()
+    zone = ZoneInfo(config.timezone)
+    if args.json:
+        if args.promises:
+            data: object = [_promise_json(p, now) for p in promised]
+        elif args.mailboxes:
+            data: object = [
+                {
+                    "mailbox": h.mailbox,
+                    "state": h.state,
+                    "since": _iso(h.since),
+                    "last_error": h.last_error,
+                    "last_sync": _iso(h.last_sync),
+                }
+                for h in health
+            ]
+        else:
+            data = [
+                {
+                    "message_id": r.message_id,
+                    "key": r.key,
+                    "from": r.client_address,
+                    "client": r.client,
+                    "subject": r.subject,
+                    "received": _iso(r.received),
+                    "deadline": _iso(r.deadline),
+                    "nudge_at": _iso(r.nudge_at),
+                    "escalate_at": _iso(r.escalate_at),
+                    "account": r.account,
+                    "policy": r.policy,
+                    "mailboxes": list(r.mailboxes),
+                    "state": "overdue" if r.deadline <= now else r.state,
+                    "nudge": r.nudge_done,
+                    "escalation": r.escalation_done,
+                }
+                for r in items
+            ]
+        out(json_text(data))
+        return EX_OK
+    out("Mailboxes:")
+    known = {h.mailbox: h for h in health}
+    for mb in config.mailboxes:
+        h = known.get(mb.name)
+        if h is None:
+            out(f"  {clean(mb.name):<16} never synced")
+            continue
+        synced = _local(h.last_sync, zone).strftime("%Y-%m-%d %H:%M:%S") if h.last_sync else "never"
+        error = f"  ({_cut(h.last_error, 40)})" if h.last_error and h.state != "up" else ""
+        out(f"  {clean(mb.name):<16} {clean(h.state):<12} last sync {synced}{error}")
+    out("")
+    if not items:
+        out("No client email waits for an acknowledgement.")
+        _print_promises(promised, zone, now)
+        return EX_OK
+    out(f"{plural(len(items), 'client email')} waiting for an acknowledgement:")
+    out(f"  {'ACCOUNT':<16} {'CLIENT':<12} {'SUBJECT':<20} {'RECEIVED':<11} {'DEADLINE':<11} LEFT")
+    for r in items:
+        account = (r.account or "-").split("@")[0]
+        client = r.client or r.client_address
+        out(
+            f"  {_cut(account, 16):<16} {_cut(client, 12):<12} {_cut(r.subject, 20):<20} "
+            f"{_local(r.received, zone).strftime('%a %H:%M'):<11} "
+            f"{_local(r.deadline, zone).strftime('%a %H:%M'):<11} {_left(r.deadline, now)}"
+        )
+    _print_promises(promised, zone, now)
+    return EX_OK
+
+
+OPEN_PROMISE_HORIZON = dt.timedelta(days=30)  # broken promises listed this long after
+
+
+def _open_promises(store: Store, now: dt.datetime) -> list[PromiseRecord]:
+    """Promises still waiting for the client to hear back: open ones, and broken ones
+    (the date passed) that no message followed, for 30 days. [] on a pre-promise state
+    database."""
+    import sqlite3
+
+    try:
+        records = store.promises(states=("open", "broken"))
+    except sqlite3.Error:
+        return []
+    return [
+        p
+        for p in records
+        if p.follow_key is None and (p.state == "open" or p.promised >= now - OPEN_PROMISE_HORIZON)
+    ]
+
+
+def _promise_json(p: PromiseRecord, now: dt.datetime) -> dict[str, object]:
+    state = "overdue" if p.promised <= now else "open"
+    return {
+        "id": p.id,
+        "account": p.account,
+        "client": p.client,
+        "client_address": p.client_address,
+        "subject": p.subject,
+        "item_key": p.item_key,
+        "thread": p.thread,
+        "made_at": _iso(p.made_at),
+        "promised": _iso(p.promised),
+        "remind_at": _iso(p.remind_at),
+        "sentence": p.sentence,
+        "state": state,
+        "reminder": p.reminder_done,
+        "overdue_notice": p.overdue_done,
+    }
+
+
+def _print_promises(promised: list[PromiseRecord], zone: ZoneInfo, now: dt.datetime) -> None:
+    if not promised:
+        return
+    out("")
+    out(f"{plural(len(promised), 'open promise')} to clients:")
+    out(f"  {'ACCOUNT':<16} {'CLIENT':<12} {'PROMISED':<11} {'LEFT':<13} SENTENCE")
+    for p in promised:
+        account = (p.account or "-").split("@")[0]
+        client = p.client or p.client_address
+        sentence = " ".join(p.sentence.split())
+        out(
+            f"  {_cut(account, 16):<16} {_cut(client, 12):<12} "
+            f"{_local(p.promised, zone).strftime('%a %H:%M'):<11} "
+            f"{_left(p.promised, now):<13} \"{_cut(sentence, 60)}\""
+        )

@@ -1,0 +1,106 @@
+"""The report as aligned text for an 80-column terminal (`ackwatch report`, the digest)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+from ackwatch.reporting.figures import Figures, Report
+from ackwatch.reporting.formatting import (
+    DEFAULT_TARGET,
+    fit,
+    format_level,
+    format_minutes,
+    period_text,
+)
+
+_NAME_W = 18
+
+
+def _figure_row(name: str, f: Figures, target: float) -> str:
+    """One aligned row (80 columns; counts up to 9,999,999)."""
+    flag = "!" if f.service_level is not None and f.service_level < target else " "
+    return (
+        f"  {fit(name, _NAME_W)} {f.client_emails:>7} {f.acknowledged:>7} "
+        f"{f.within_window:>7} {format_level(f.service_level):>6}{flag} "
+        f"{format_minutes(f.median_minutes):>6} {format_minutes(f.p90_minutes):>6} "
+        f"{f.open:>5} {f.overdue:>7}"
+    )
+
+
+def _figure_header(title: str) -> str:
+    return (
+        f"  {title:<{_NAME_W}} {'EMAILS':>7} {'ACKED':>7} {'INTIME':>7} {'LEVEL':>6}  "
+        f"{'MEDIAN':>6} {'P90':>6} {'OPEN':>5} {'OVERDUE':>7}"
+    )
+
+
+def _short_accounts(names: Iterable[str | None]) -> dict[str | None, str]:
+    """Account addresses by their local part ("anna"), as ``status`` shows them, unless two
+    accounts share one; no account: "(no account)"."""
+    names = list(names)
+    locals_ = [n.split("@")[0] for n in names if n]
+    out: dict[str | None, str] = {}
+    for n in names:
+        if not n:
+            out[n] = "(no account)"
+        else:
+            local = n.split("@")[0]
+            out[n] = local if local and locals_.count(local) == 1 else n
+    return out
+
+
+def render_table(report: Report, *, target: float = DEFAULT_TARGET, max_breaches: int = 20) -> str:
+    """Aligned text for an 80-column terminal: totals, per account, per client, then up to
+    ``max_breaches`` breaches. A "!" after a service level marks it below ``target``."""
+    tz = ZoneInfo(report.timezone)
+    t = report.totals
+    lines = [
+        f"ackwatch report: {period_text(report, tz)}",
+        f"times in {report.timezone}; as of {report.now.astimezone(tz):%Y-%m-%d %H:%M}; "
+        f"target {target * 100:g}%",
+        "",
+    ]
+    if t.client_emails == 0:
+        lines.append("No client email was received in this period.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        f"Service level {format_level(t.service_level)}: {t.within_window} of "
+        f"{t.acknowledged + t.overdue} acknowledged within the window",
+        f"Time to acknowledge: median {format_minutes(t.median_minutes)}, "
+        f"90th percentile {format_minutes(t.p90_minutes)}",
+        f"Open (not due yet) {t.open}, overdue {t.overdue}, received {t.client_emails}",
+        "",
+        _figure_header("TOTAL"),
+        _figure_row("all accounts", t, target),
+        "",
+        _figure_header("ACCOUNT"),
+    ]
+    short = _short_accounts(g.name for g in report.by_account)
+    lines += [_figure_row(short[g.name], g.figures, target) for g in report.by_account]
+    lines += ["", _figure_header("CLIENT")]
+    lines += [_figure_row(g.name or "(unknown)", g.figures, target) for g in report.by_client]
+    lines.append("")
+    if not report.breaches:
+        lines.append("No breaches: every client email was acknowledged in time.")
+    else:
+        lines.append(
+            f"Breaches ({len(report.breaches)}): acknowledged late or not at all"
+        )
+        lines.append(
+            f"  {'RECEIVED':<12} {'DEADLINE':<12} {'ACKNOWLEDGED':<12} {'ACCOUNT':<8} "
+            f"{'CLIENT':<12} SUBJECT"
+        )
+        for b in report.breaches[:max_breaches]:
+            acked = f"{b.acknowledged.astimezone(tz):%d %b %H:%M}" if b.acknowledged else "never"
+            account = (b.account or "-").split("@")[0]
+            lines.append(
+                f"  {b.received.astimezone(tz):%d %b %H:%M} {b.deadline.astimezone(tz):%d %b %H:%M}"
+                f" {acked:<12} {fit(account, 8)} {fit(b.client, 12)} {fit(b.subject, 16)}"
+            )
+        if len(report.breaches) > max_breaches:
+            lines.append(f"  … and {len(report.breaches) - max_breaches} more (--format csv)")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+__all__ = ["render_table"]
