@@ -35,7 +35,7 @@ from ackwatch.config import DEFAULT_CONFIG_PATH, EX_CONFIG, Config, ConfigError,
 from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
-    from ackwatch.store.sqlite import PromiseRecord, Store
+    from ackwatch.store import PromiseRecord, Store
 
 EX_OK = 0
 EX_USAGE = 2
@@ -278,12 +278,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ackwatch.daemon.service import Daemon, sync_once
     from ackwatch.logs import configure_logging
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = _load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
     try:
-        store = Store.open(config.state_dir)
+        store = open_store(config.state_dir)
     except StoreError as exc:
         _err(f"ackwatch: {exc}")
         return EX_CANTCREAT
@@ -367,11 +367,11 @@ def _cut(text: str | None, width: int) -> str:
 @command("status", "show the open items and the mailboxes' health (also while running)",
          _status_arguments)
 def cmd_status(args: argparse.Namespace) -> int:
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = _load(args)
     try:
-        store = Store.open(config.state_dir, readonly=True)
+        store = open_store(config.state_dir, readonly=True)
     except StoreError as exc:
         _err(f"ackwatch: {exc}")
         return EX_CANTCREAT
@@ -587,7 +587,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from ackwatch.core import promise_rules as promises
     from ackwatch.reporting import report
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = _load(args)
     now = dt.datetime.now(dt.UTC)
@@ -602,7 +602,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         try:
-            store = Store.open(config.state_dir, readonly=True)
+            store = open_store(config.state_dir, readonly=True)
         except StoreError as exc:
             _err(f"ackwatch: {exc}")
             return EX_CANTCREAT
@@ -756,7 +756,7 @@ def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from ackwatch.daemon.service import Daemon, backfill
     from ackwatch.logs import configure_logging
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     try:
         since = dt.date.fromisoformat(args.since)
@@ -766,7 +766,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     config = _load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
     try:
-        store = Store.open(config.state_dir)
+        store = open_store(config.state_dir)
     except StoreError as exc:
         _err(f"ackwatch: {exc}")
         return EX_CANTCREAT

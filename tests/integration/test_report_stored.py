@@ -21,7 +21,7 @@ from tests.integration.test_report_cli import write_config
 from ackwatch.config import load_config
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.reporting import report
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 
 pytestmark = pytest.mark.integration
 
