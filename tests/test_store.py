@@ -246,7 +246,7 @@ def test_an_item_and_its_outbox_row_end_in_the_same_state(store, end):
     store.outbox_retry(oid, error="451", next_attempt_at=T0)  # still queued while retried
     assert {r.escalation_done for r in store.items()} == {"queued"}
     store.outbox_close(oid, end, error="550 5.1.1 No such user")
-    assert [o.state for o in store.outbox()] == [end]
+    assert [r[0] for r in store._conn.execute("SELECT state FROM outbox")] == [end]
     assert {r.escalation_done for r in store.items()} == {end}
 
 

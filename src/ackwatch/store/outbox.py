@@ -102,9 +102,6 @@ class Outbox:
         return [_outbox_record(r) for r in rows]
 
 
-    def outbox(self) -> list[OutboxRecord]:
-        return [_outbox_record(r) for r in self._db.conn.execute("SELECT * FROM outbox ORDER BY id")]
-
     def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]:
         """When mail queued or sent since an instant reached each address, To or Cc
         (lower-cased), oldest first: the hourly cap counts every mail a person gets."""

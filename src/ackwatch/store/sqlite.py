@@ -87,7 +87,6 @@ class SqliteStore:
         self.sent_counts = outbox.sent_counts
         self.outbox_due = outbox.outbox_due
         self.outbox_pending = outbox.outbox_pending
-        self.outbox = outbox.outbox
         self.reached_since = outbox.reached_since
         self.outbox_update_items = outbox.outbox_update_items
         self.outbox_sent = outbox.outbox_sent
