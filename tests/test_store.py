@@ -695,3 +695,21 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
                           "<m2@client.example>": "pending"}
     finally:
         s.close()
+
+
+def test_the_sqlite_store_has_every_operation_of_the_interface_as_declared(store):
+    """`SqliteStore` is a `Store`: each operation the interface declares is there, with
+    the same parameters (names, kinds, which have defaults)."""
+    import inspect
+
+    from ackwatch.store import Store as Interface
+
+    def shape(fn) -> list[tuple[str, object, bool]]:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        return [(p.name, p.kind, p.default is not p.empty) for p in params]
+
+    declared = [n for n, v in vars(Interface).items() if callable(v) and not n.startswith("_")]
+    assert len(declared) > 50
+    for name in declared:
+        assert shape(getattr(store, name)) == shape(getattr(Interface, name)), name
+    assert store.path.name == DB_NAME
