@@ -11,13 +11,14 @@ from ackwatch.store.records import StoreError
 if TYPE_CHECKING:
     from ackwatch.store.database import Database
 
-# A stored time (`forms.iso`: ISO 8601 in UTC with microseconds, "2026-11-16T09:50:00.123456+00:00")
-# as integer microseconds since the epoch, in SQL: exact (whole seconds from strftime, the
-# six digits added), what `(t - epoch) // timedelta(microseconds=1)` gives in Python.
-# Migration 5's generated columns are made of these two: they are part of schema 5 (a
-# change means a migration of its own, not an edit here).
+# A stored time (`forms.iso`: ISO 8601 in UTC with microseconds,
+# "2026-11-16T09:50:00.123456+00:00") as integer microseconds since the epoch, in SQL: exact
+# (whole seconds from strftime, the six digits added), what `(t - epoch) //
+# timedelta(microseconds=1)` gives in Python. Migration 5's generated columns are made of
+# these two: they are part of schema 5 (a change means a migration of its own, not an edit
+# here).
 EPOCH_US_SQL = ("CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
-       " + CAST(substr({0}, 21, 6) AS INTEGER)")
+                " + CAST(substr({0}, 21, 6) AS INTEGER)")
 ACK_US_SQL = (
     "CASE WHEN ack_at IS NOT NULL AND ack_at != '' THEN " + EPOCH_US_SQL.format("ack_at") + " END"
 )
