@@ -184,7 +184,7 @@ def bare_sync(server: BenchDovecot, user: str) -> float:
 
 
 def ro(state: Path) -> sqlite3.Connection:
-    from ackwatch.store.sqlite import readonly_uri
+    from ackwatch.store.database import readonly_uri
 
     return sqlite3.connect(readonly_uri(state / "ackwatch.sqlite3"), uri=True, timeout=30)
 
@@ -558,7 +558,8 @@ def target_punctuality(server: BenchDovecot, n_accounts: int, n_items: int) -> d
 def synth_messages(state: Path, users: list[str], total: int) -> None:
     """`total` stored messages over the last year across `users`, stored the way a sync
     stores them (`Store.apply_folder_sync`: parse, links, dirty marks), IMAP aside."""
-    from ackwatch.store.sqlite import NewMessage, Store
+    from ackwatch.store import NewMessage
+    from ackwatch.store.sqlite import SqliteStore as Store
 
     store = Store.open(state)
     # Bench-only: a large page cache and no fsync, so that storing a year takes minutes
@@ -606,7 +607,7 @@ def mem_child(cfg: str, mode: str) -> None:
     from ackwatch.config import load_config
     from ackwatch.daemon.service import Daemon as Core
     from ackwatch.mail import imap
-    from ackwatch.store.sqlite import Store
+    from ackwatch.store.sqlite import SqliteStore as Store
 
     config = load_config(cfg)
     store = Store.open(config.state_dir)
@@ -684,7 +685,7 @@ def target_memory(users: list[str], total: int, reuse: bool) -> dict:
 
 
 def synth_items(state: Path, n: int, *, pending: int, span_days: float) -> None:
-    from ackwatch.store.sqlite import Store
+    from ackwatch.store.sqlite import SqliteStore as Store
 
     Store.open(state).close()
     conn = sqlite3.connect(state / "ackwatch.sqlite3")

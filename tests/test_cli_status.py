@@ -16,7 +16,8 @@ import yaml
 
 from ackwatch.cli import main
 from ackwatch.core.item_rules import Deadlines, Item
-from ackwatch.store.sqlite import DB_NAME, Store
+from ackwatch.store.database import DB_NAME
+from ackwatch.store.sqlite import SqliteStore as Store
 
 NOW = dt.datetime.now(dt.UTC)
 CLEAR_SCREEN = "\x1b[2J"

@@ -26,7 +26,7 @@ from ackwatch.core.threads import component_batches, is_noise_link
 from ackwatch.daemon import service
 from ackwatch.daemon.service import Daemon
 from ackwatch.mail import imap
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 from test_scope import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 

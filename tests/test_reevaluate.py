@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from ackwatch.daemon.service import Daemon, evaluation_fingerprint
 from ackwatch.mail import imap
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday

@@ -560,7 +560,8 @@ _SQL = sqlite3.connect(":memory:")
 def test_store_microseconds_are_the_exact_instant(t):
     """The store's generated ``*_us`` columns (schema 5) give `epoch_us` of the stored
     text, to the microsecond, before 1970 too; `from_epoch_us` gives the instant back."""
-    from ackwatch.store.sqlite import _US, _iso
+    from ackwatch.store.forms import iso as _iso
+    from ackwatch.store.schema import EPOCH_US_SQL as _US
 
     (us,) = _SQL.execute("SELECT " + _US.format("?1"), (_iso(t),)).fetchone()
     assert us == epoch_us(t)

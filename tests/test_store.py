@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
-from ackwatch.store.sqlite import DB_NAME, SCHEMA_VERSION, NewMessage, Store, StoreError
+from ackwatch.store import NewMessage, StoreError
+from ackwatch.store.database import DB_NAME
+from ackwatch.store.schema import SCHEMA_VERSION
+from ackwatch.store.sqlite import SqliteStore as Store
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -243,7 +246,7 @@ def test_an_item_and_its_outbox_row_end_in_the_same_state(store, end):
     store.outbox_retry(oid, error="451", next_attempt_at=T0)  # still queued while retried
     assert {r.escalation_done for r in store.items()} == {"queued"}
     store.outbox_close(oid, end, error="550 5.1.1 No such user")
-    assert [o.state for o in store.outbox()] == [end]
+    assert [r[0] for r in store._conn.execute("SELECT state FROM outbox")] == [end]
     assert {r.escalation_done for r in store.items()} == {end}
 
 
@@ -307,7 +310,7 @@ def test_flags_of_follow_ups_are_watched_while_the_item_is_pending(store):
 
 def _state_of_schema(tmp_path, version: int) -> None:
     """A state database made by migrations 1..``version`` only."""
-    from ackwatch.store import sqlite as store_mod
+    from ackwatch.store import schema as store_mod
 
     conn = sqlite3.connect(tmp_path / DB_NAME)
     for statement in ";".join(store_mod.MIGRATIONS[:version]).split(";"):
@@ -321,7 +324,7 @@ def _state_of_schema(tmp_path, version: int) -> None:
 def test_stored_times_compare_as_the_instants():
     """The store's one time format (`_iso`): the report and the status queries compare
     stored times as strings."""
-    from ackwatch.store.sqlite import _iso
+    from ackwatch.store.forms import iso as _iso
 
     waw = ZoneInfo("Europe/Warsaw")
     earlier = dt.datetime(2026, 11, 16, 10, tzinfo=waw)  # 09:00 UTC: its local text sorts later
@@ -336,7 +339,7 @@ def test_stored_times_compare_as_the_instants():
                     timezones=st.sampled_from([dt.UTC, ZoneInfo("Europe/Warsaw"),
                                                dt.timezone(dt.timedelta(hours=-3))])))
 def test_a_stored_time_is_utc_with_six_digits_of_microseconds(t):
-    from ackwatch.store.sqlite import _iso
+    from ackwatch.store.forms import iso as _iso
 
     assert _iso(t) == t.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
@@ -483,7 +486,7 @@ def test_item_records_are_what_their_init_builds(store):
     hashable and as frozen as the ones ``ItemRecord(...)`` makes from the same row."""
     import dataclasses
 
-    from ackwatch.store.sqlite import ItemRecord
+    from ackwatch.store import ItemRecord
 
     store.sync_items([
         item("<a@client.example>"),
@@ -525,7 +528,7 @@ def test_upgrade_to_schema_5_keeps_every_item_in_order_with_exact_microseconds(t
     instants of the text; a state of schema 4 opened read-only (not migrated) reads the
     same report rows, converted as they are read."""
     from ackwatch.reporting import ack_time as report
-    from ackwatch.store.sqlite import _iso
+    from ackwatch.store.forms import iso as _iso
 
     _state_of_schema(tmp_path, 4)
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -592,7 +595,7 @@ _cell = st.one_of(
 def test_a_bulk_insert_stores_what_executemany_stores(rows):
     """`_bulk_insert` sends the rows as one JSON array: the values and their types must
     arrive as the ``executemany`` of the same rows would store them."""
-    from ackwatch.store.sqlite import _bulk_insert
+    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
 
     stored = []
     for bulk in (True, False):
@@ -612,7 +615,7 @@ def test_a_bulk_insert_stores_what_executemany_stores(rows):
 
 
 def test_a_bulk_upsert_updates_the_rows_already_there():
-    from ackwatch.store.sqlite import _bulk_insert
+    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
 
     c = sqlite3.connect(":memory:")
     c.execute("CREATE TABLE threads (key TEXT PRIMARY KEY, thread TEXT NOT NULL)")
@@ -627,7 +630,8 @@ def test_a_bulk_upsert_updates_the_rows_already_there():
 
 @pytest.mark.parametrize("fails", ["a write behind", "the block"])
 def test_a_failure_while_writing_behind_rolls_the_whole_transaction_back(store, fails):
-    from ackwatch.store.sqlite import _bulk_insert, _write_behind
+    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
+    from ackwatch.store.writebehind import write_behind as _write_behind
 
     rows = [(f"<k{i}@x>", "<t@x>") for i in range(5000)]
     with pytest.raises((StoreError, ValueError)), store._write() as c:
@@ -691,3 +695,21 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
                           "<m2@client.example>": "pending"}
     finally:
         s.close()
+
+
+def test_the_sqlite_store_has_every_operation_of_the_interface_as_declared(store):
+    """`SqliteStore` is a `Store`: each operation the interface declares is there, with
+    the same parameters (names, kinds, which have defaults)."""
+    import inspect
+
+    from ackwatch.store import Store as Interface
+
+    def shape(fn) -> list[tuple[str, object, bool]]:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        return [(p.name, p.kind, p.default is not p.empty) for p in params]
+
+    declared = [n for n, v in vars(Interface).items() if callable(v) and not n.startswith("_")]
+    assert len(declared) > 50
+    for name in declared:
+        assert shape(getattr(store, name)) == shape(getattr(Interface, name)), name
+    assert store.path.name == DB_NAME

@@ -18,7 +18,7 @@ from tests.servers.imapserver import make_message
 from ackwatch.config import DigestConfig
 from ackwatch.daemon.service import Daemon
 from ackwatch.mail import imap, notify
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 
 T0 = dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.UTC)  # a Tuesday
 

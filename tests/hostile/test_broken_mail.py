@@ -39,7 +39,8 @@ from ackwatch.core.message import (
     parse_message,
 )
 from ackwatch.core.threads import assign_threads
-from ackwatch.store.sqlite import NewMessage, Store
+from ackwatch.store import NewMessage
+from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 from mailfactory import mail
 

@@ -16,7 +16,7 @@ from tests.servers.smtp import SmtpSink
 from ackwatch.config import DigestConfig, MetricsConfig
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.daemon.service import Daemon
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import ANNA, KASIA, make_config
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,8 @@ import pytest
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.reporting.figures import FIGURE_FIELDS
-from ackwatch.store.sqlite import DB_NAME, Store
+from ackwatch.store.database import DB_NAME
+from ackwatch.store.sqlite import SqliteStore as Store
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from ackwatch.reporting.exports import render_json, to_json_data
 from ackwatch.reporting.figures import Report, ReportItem, compute, compute_stored
 from ackwatch.reporting.html import render_html
 from ackwatch.reporting.table import render_table
-from ackwatch.store.sqlite import Store
+from ackwatch.store.sqlite import SqliteStore as Store
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from ackwatch.config import Config
 from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
-    from ackwatch.store.sqlite import Store
+    from ackwatch.store import Store
 
 NAME = "report"
 HELP = "service level over a period: totals, per account and client, breaches"
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ackwatch.core import promise_rules as promises
     from ackwatch.reporting import exports, figures, html, table
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = load(args)
     now = dt.datetime.now(dt.UTC)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         try:
-            store = Store.open(config.state_dir, readonly=True)
+            store = open_store(config.state_dir, readonly=True)
         except StoreError as exc:
             err(f"ackwatch: {exc}")
             return EX_CANTCREAT

@@ -34,12 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ackwatch.daemon.service import Daemon, sync_once
     from ackwatch.logs import configure_logging
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
     try:
-        store = Store.open(config.state_dir)
+        store = open_store(config.state_dir)
     except StoreError as exc:
         err(f"ackwatch: {exc}")
         return EX_CANTCREAT

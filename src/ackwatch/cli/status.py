@@ -12,7 +12,7 @@ from ackwatch.cli.common import EX_CANTCREAT, EX_OK, err, load, out, plural
 from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
-    from ackwatch.store.sqlite import PromiseRecord, Store
+    from ackwatch.store import PromiseRecord, Store
 
 NAME = "status"
 HELP = "show the open items and the mailboxes' health (also while running)"
@@ -63,11 +63,11 @@ def _cut(text: str | None, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ackwatch.store.sqlite import Store, StoreError
+    from ackwatch.store import StoreError, open_store
 
     config = load(args)
     try:
-        store = Store.open(config.state_dir, readonly=True)
+        store = open_store(config.state_dir, readonly=True)
     except StoreError as exc:
         err(f"ackwatch: {exc}")
         return EX_CANTCREAT

@@ -42,12 +42,12 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.threads import assign_threads
 from ackwatch.mail import imap, notify
-from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
+from ackwatch.store import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
     from ackwatch.core.promise_text import Promise
     from ackwatch.daemon.service import Daemon
-    from ackwatch.store.sqlite import OutboxRecord
+    from ackwatch.store import OutboxRecord
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads, gc_paused, link_values
 from ackwatch.daemon.metrics import Metrics, Snapshot
 from ackwatch.mail import imap, imapguard, notify
-from ackwatch.store.sqlite import ItemRecord, OutboxRecord, Store, StoreError
+from ackwatch.store import ItemRecord, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -1155,7 +1155,7 @@ class _reader:
         self._reader: Store | None = None
 
     def __enter__(self) -> Store:
-        self._reader = Store.open(self._store.path.parent, readonly=True)
+        self._reader = self._store.open_reader()
         return self._reader
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,248 @@
+"""`Store`: what the rest of ackwatch asks of the state, whatever database keeps it.
+
+Exactly the operations the daemon, the promise keeper, ``run --once``, ``status`` and
+``report`` use. Times go in and come out timezone-aware (stored in UTC); records are the
+frozen values of `records`. An operation that writes is one transaction: all of it is
+stored, or (on any error) none of it, and its docstring says what it keeps together.
+A write that fails raises `records.StoreError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ackwatch.store.records import (
+    HealthRecord,
+    ItemRecord,
+    NewPromise,
+    OutboxRecord,
+    PromiseRecord,
+    StorableMessage,
+    StoredCursor,
+)
+
+if TYPE_CHECKING:
+    from ackwatch.core.item_rules import Item
+    from ackwatch.core.message import Message
+
+T = TypeVar("T")
+
+
+class Store(Protocol):
+    """The state of one ackwatch: mail seen, items, the outbox, promises, mailbox health."""
+
+    path: Path  # where the state is (shown in messages)
+
+    def close(self) -> None: ...
+
+    def open_reader(self) -> Store:
+        """Another, read-only view of the same state for another thread (a watcher),
+        to be closed by it; it sees what the writer has committed."""
+        ...
+
+    # ---------------------------------------------------------------- meta
+
+    def get_meta(self, name: str) -> str | None: ...
+    def set_meta(self, name: str, value: str) -> None: ...
+    def set_meta_many(self, values: Mapping[str, str]) -> None: ...
+
+    # ---------------------------------------------------------------- mail
+
+    def cursors(self, mailbox: str) -> dict[str, StoredCursor]: ...
+
+    def apply_folder_sync(
+        self,
+        *,
+        mailbox: str,
+        folder: str,
+        role: str,
+        uidvalidity: int,
+        last_uid: int,
+        highestmodseq: int | None,
+        new_messages: Sequence[StorableMessage],
+        flag_updates: Iterable[tuple[int, frozenset[str]]],
+        reset: bool,
+        initial: bool,
+        dismiss_keyword: str,
+        now: dt.datetime,
+        mark_dirty: bool = True,
+    ) -> int:
+        """Store one sync step of one folder: its new copies, flag changes and cursor
+        together (a restart resumes from a cursor matching what is stored)."""
+        ...
+
+    def prepare(
+        self, mailbox: str, folder: str, role: str, new_messages: Iterable[StorableMessage]
+    ) -> None:
+        """Parse copies the next `apply_folder_sync` of the folder will store, ahead of it."""
+        ...
+
+    def load_messages(
+        self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
+    ) -> list[Message]: ...
+    def iter_messages(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[Message]: ...
+    def initial_keys(
+        self, keys: Iterable[str] | None = None, *, since: dt.datetime | None = None
+    ) -> set[str]: ...
+    def pending_uids(self, mailbox: str, folder: str) -> set[int]: ...
+    def message_copies(self, key: str) -> list[tuple[str, str, int, int]]: ...
+
+    # ---------------------------------------------------------------- evaluation scope
+
+    def links_pending(self) -> bool: ...
+    def build_links(self, progress: Callable[[int], None] | None = None) -> int: ...
+    def copies_since(self, since: dt.datetime) -> int: ...
+    def linked_batches(
+        self, since: dt.datetime, noise: frozenset[str], max_keys: int
+    ) -> Iterator[set[str]]: ...
+    def end_linked_batches(self, meta: Mapping[str, str]) -> None:
+        """After the last batch: drop the pending items of mail out of the window, the
+        threads and dirty marks of such mail, and record ``meta``, together."""
+        ...
+
+    def threads_since(self, since: dt.datetime) -> list[str]: ...
+    def thread_members(self, threads: Iterable[str]) -> set[str]: ...
+    def dirty_keys(self) -> set[str]: ...
+    def keys_linked(self, links: Iterable[str]) -> set[str]: ...
+    def thread_keys(self, keys: Iterable[str]) -> set[str]: ...
+    def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]: ...
+
+    # ---------------------------------------------------------------- items
+
+    def sync_items(
+        self,
+        items: Sequence[Item],
+        *,
+        now: dt.datetime,
+        initial_keys: set[str],
+        scope: Collection[str] | None = None,
+        threads: Mapping[str, str] | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Make the stored items match an evaluation, with its threads, the end of its
+        dirty marks and ``meta`` together; returns (new keys, newly acknowledged keys)."""
+        ...
+
+    def pending_items(self) -> list[ItemRecord]: ...
+    def items(
+        self,
+        *,
+        state: str | None = None,
+        received_since: dt.datetime | None = None,
+        received_until: dt.datetime | None = None,
+    ) -> list[ItemRecord]: ...
+    def report_rows(
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        make: Callable[..., T] = ...,  # type: ignore[assignment]
+        *,
+        stored: bool = False,
+    ) -> list[T] | Iterator[tuple[Any, ...]]: ...
+    def oldest_pending_received(self) -> dt.datetime | None: ...
+    def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None: ...
+
+    # ---------------------------------------------------------------- outbox
+
+    def enqueue(
+        self,
+        *,
+        kind: str,
+        recipient: str,
+        cc: Sequence[str],
+        account: str | None,
+        nudge_keys: Sequence[str],
+        escalation_keys: Sequence[str],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Record a mail before sending it and mark its items queued, together."""
+        ...
+
+    def enqueue_once(
+        self, *, once_key: str, kind: str, recipient: str, message_id: str, now: dt.datetime
+    ) -> int | None:
+        """Record a mail about no item once per key (the key with the mail, together)."""
+        ...
+
+    def enqueue_promises(
+        self,
+        *,
+        kind: str,
+        recipient: str,
+        cc: Sequence[str],
+        account: str | None,
+        promise_ids: Sequence[int],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Record a promise reminder or overdue notice and mark its promises, together."""
+        ...
+
+    def sent_counts(self) -> dict[str, int]: ...
+    def outbox_due(self, now: dt.datetime) -> list[OutboxRecord]: ...
+    def outbox_pending(self) -> list[OutboxRecord]: ...
+    def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]: ...
+    def outbox_update_items(
+        self, outbox_id: int, nudge_keys: Sequence[str], escalation_keys: Sequence[str]
+    ) -> None:
+        """Shrink a queued mail to these items and cancel the others, together."""
+        ...
+
+    def outbox_sent(self, outbox_id: int, now: dt.datetime) -> None:
+        """Mark a mail sent, and its items and promises with it."""
+        ...
+
+    def outbox_retry(
+        self, outbox_id: int, *, error: str, next_attempt_at: dt.datetime
+    ) -> None: ...
+    def outbox_close(self, outbox_id: int, state: str, error: str | None = None) -> None:
+        """End a mail as cancelled or failed, and its items and promises with it."""
+        ...
+
+    # ---------------------------------------------------------------- promises
+
+    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, object]]: ...
+    def promise_reads(
+        self, keys: Iterable[str]
+    ) -> dict[str, tuple[str, int, dt.datetime | None]]: ...
+    def record_promise_read(
+        self,
+        key: str,
+        *,
+        state: str,
+        now: dt.datetime,
+        attempts: int = 1,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+        promise: NewPromise | None = None,
+    ) -> int | None:
+        """Record a read of a reply's text and the promise it made, together."""
+        ...
+
+    def promises(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        made_since: dt.datetime | None = None,
+        made_until: dt.datetime | None = None,
+    ) -> list[PromiseRecord]: ...
+    def promises_to_track(self, made_since: dt.datetime) -> list[PromiseRecord]: ...
+    def update_promises(
+        self, changes: Iterable[tuple[int, str, str | None, dt.datetime | None]]
+    ) -> None: ...
+    def mark_promises(self, kind: str, ids: Iterable[int], value: str) -> None: ...
+    def promises_of_outbox(self, outbox_id: int) -> list[PromiseRecord]: ...
+    def promise_rows(
+        self, made_since: dt.datetime, made_until: dt.datetime
+    ) -> list[tuple[str | None, str, str]]: ...
+
+    # ---------------------------------------------------------------- health
+
+    def set_health(
+        self, mailbox: str, state: str, *, since: dt.datetime, last_error: str | None
+    ) -> None: ...
+    def health(self) -> list[HealthRecord]: ...

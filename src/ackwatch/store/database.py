@@ -1,0 +1,154 @@
+"""The SQLite connection every table group shares: opening the file privately, the one
+kind of write transaction (all or nothing), chunked ``IN`` queries and the meta table.
+
+One SQLite file (WAL) in ``state_dir``, 0600 in a 0700 directory: created so, and an
+existing looser directory or file is tightened at each writable open (`private`). The
+daemon's core thread is the single writer; ``ackwatch status`` and ``report`` open it
+read-only while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from ackwatch.private import tighten
+from ackwatch.store import schema
+from ackwatch.store.records import StoreError
+
+DB_NAME = "ackwatch.sqlite3"
+_SIDE_FILES = ("-wal", "-shm")  # SQLite's WAL files beside the database, as private as it
+CHUNK = 500  # values per ``IN (...)``: well under SQLite's limit on parameters
+
+
+def readonly_uri(path: Path) -> str:
+    """The SQLite ``file:`` URI that opens ``path`` read-only. The path is percent-quoted:
+    in a URI "#" starts a fragment, "?" the parameters and "%" an escape, so a state
+    directory named "state#1" would otherwise open (or create) another file."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+
+
+class Database:
+    """One open state database: its connection, where it is, and its write transactions."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
+        self.conn = conn
+        self.path = path
+        self.readonly = readonly
+        self.writes = 0  # write transactions so far (begun; a rollback counts too)
+
+    @classmethod
+    def open(cls, state_dir: Path, *, readonly: bool = False) -> Database:
+        """Open (a writer: create, tighten and migrate) the database in ``state_dir``."""
+        state_dir = Path(state_dir)
+        path = state_dir / DB_NAME
+        try:
+            if readonly:
+                if not path.exists():
+                    raise StoreError(f"{path}: no state yet (has ackwatch run?)")
+                conn = sqlite3.connect(
+                    readonly_uri(path), uri=True, timeout=10, check_same_thread=False,
+                    isolation_level=None,
+                )
+            else:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if not path.exists():
+                    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+                    os.close(fd)
+                # Modes set by hand or by a restore are tightened too, not only new files.
+                tighten((state_dir, path, *(path.with_name(path.name + s) for s in _SIDE_FILES)))
+                # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `write`).
+                conn = sqlite3.connect(
+                    path, timeout=30, check_same_thread=False, isolation_level=None
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.row_factory = sqlite3.Row
+            db = cls(conn, path, readonly)
+            if not readonly:
+                schema.migrate(db)
+            elif (version := db.user_version()) > schema.SCHEMA_VERSION:
+                raise StoreError(f"{path}: schema {version} is newer than this ackwatch")
+            return db
+        except sqlite3.Error as exc:
+            hint = ""
+            if not readonly and not all(os.access(p, os.W_OK) for p in (state_dir, path)):
+                hint = " (the state directory is not writable: read-only file system or permissions)"
+            raise StoreError(f"{path}: cannot open the state database: {exc}{hint}") from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the state database: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything done in the block is stored, or (on any
+        error, an interruption included) nothing is."""
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.writes += 1
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise
+
+    def user_version(self) -> int:
+        """The schema version of the file (`schema.MIGRATIONS` applied)."""
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def rows_in(
+        self, query: str, args: Sequence[object], values: Iterable[object]
+    ) -> Iterator[sqlite3.Row]:
+        return chunked(self.conn, query, args, values)
+
+    def get_meta(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.write() as c:
+            set_meta(c, {name: value})
+
+    def set_meta_many(self, values: Mapping[str, str]) -> None:
+        with self.write() as c:
+            set_meta(c, values)
+
+
+def set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    """Record ``values`` in the meta table, within the caller's transaction."""
+    c.executemany(
+        "INSERT INTO meta (name, value) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        values.items(),
+    )
+
+
+def chunked(
+    c: sqlite3.Connection, query: str, args: Sequence[object], values: Iterable[object]
+) -> Iterator[sqlite3.Row]:
+    """``query`` (with one ``IN ({})``) run over ``values`` in chunks SQLite accepts."""
+    chunk: list[object] = []
+    for v in values:
+        chunk.append(v)
+        if len(chunk) == CHUNK:
+            yield from c.execute(query.format(",".join("?" * len(chunk))), (*args, *chunk))
+            chunk = []
+    if chunk:
+        yield from c.execute(query.format(",".join("?" * len(chunk))), (*args, *chunk))

@@ -1,0 +1,291 @@
+"""The items: what each client mail is owed (deadlines, acknowledgement) and what was done
+about it (nudge and escalation states), with the rows the report and the status read."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple, TypeVar
+
+from ackwatch.core.item_rules import Item
+from ackwatch.store.database import Database, set_meta
+from ackwatch.store.forms import from_iso, iso, names_json
+from ackwatch.store.records import ItemRecord
+from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
+from ackwatch.store.writebehind import WRITE_BEHIND_ROWS, bulk_insert, write_behind
+
+T = TypeVar("T")
+
+
+class Items:
+    """The items table (and each item's follow-ups, `item_members`)."""
+
+    def __init__(self, db: Database):
+        self._db = db
+        self._pending_cache: tuple[int, list[ItemRecord]] | None = None
+
+    def sync_items(
+        self,
+        items: Sequence[Item],
+        *,
+        now: dt.datetime,
+        initial_keys: set[str],
+        scope: Collection[str] | None = None,
+        threads: Mapping[str, str] | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Make the stored items match a fresh evaluation; returns (new keys, newly acked keys).
+
+        Items first seen from a history import (``initial_keys``) whose nudge or escalation
+        time has already passed are marked ``suppressed``: importing last week's mail must
+        not produce a storm of nudges. Items that the evaluation no longer yields (the
+        config changed: that sender is now ignored) become ``dropped``.
+
+        ``scope``: the keys evaluated (whole threads), when the evaluation covered only
+        those: items outside it are left as they are. ``threads`` (key -> thread), the end
+        of the keys' dirty marks and ``meta`` (what the evaluation was made with) are
+        recorded in the same transaction.
+        """
+        now_s = iso(now)
+        query = "SELECT key, state, nudge_done, escalation_done, follow_ups FROM items"
+        rows: Iterable[sqlite3.Row] = (
+            self._db.conn.execute(query) if scope is None
+            else self._db.rows_in(query + " WHERE key IN ({})", (), scope)
+        )
+        existing = {r["key"]: r for r in rows}
+        thread_rows = sorted(threads.items()) if threads is not None else []  # key order
+        with self._db.write() as c:
+            if scope is None:
+                c.execute("DELETE FROM threads")
+                c.execute("DELETE FROM dirty")
+            else:
+                c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
+            with write_behind(threaded=len(thread_rows) >= WRITE_BEHIND_ROWS) as behind:
+                # The threads are written while the items' rows are made. (The items go
+                # by executemany: `_bulk_insert` reads each JSON row once per column, too
+                # slow for 23 columns.)
+                behind(bulk_insert(
+                    c, "INSERT INTO threads (key, thread) {select}"
+                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
+                ))  # fmt: skip
+                seen, inserts, updates, members, new, acked = _item_rows(
+                    items, existing, initial_keys, now, now_s
+                )
+            for key, follow_ups in members:
+                c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
+                c.executemany(
+                    "INSERT OR IGNORE INTO item_members (item_key, member_key) VALUES (?, ?)",
+                    [(key, k) for k in follow_ups],
+                )
+            c.executemany(
+                _INSERT_ITEMS + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts
+            )
+            c.executemany(
+                "UPDATE items SET thread=?, message_id=?, client_address=?, client=?,"
+                " subject=?, received=?, mailboxes=?, account=?, policy=?, clock=?,"
+                " deadline=?, nudge_at=?, escalate_at=?, state=?, ack_key=?, ack_at=?,"
+                " ack_kind=?, ack_by=?, follow_ups=? WHERE key=?",
+                updates,
+            )
+            for key, old in existing.items():
+                if key not in seen and old["state"] == "pending":
+                    c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
+            set_meta(c, meta or {})
+        return new, acked
+
+    def pending_items(self) -> list[ItemRecord]:
+        """``items(state="pending")``, the same list until this store's next write (the
+        daemon looks at the pending items several times a step). Do not modify it."""
+        if self._pending_cache is None or self._pending_cache[0] != self._db.writes:
+            self._pending_cache = (self._db.writes, self.items(state="pending"))
+        return self._pending_cache[1]
+
+    def items(
+        self,
+        *,
+        state: str | None = None,
+        received_since: dt.datetime | None = None,
+        received_until: dt.datetime | None = None,
+    ) -> list[ItemRecord]:
+        query = f"SELECT {_ITEM_COLUMNS} FROM items WHERE 1=1"
+        args: list[object] = []
+        if state is not None:
+            query += " AND state = ?"
+            args.append(state)
+        if received_since is not None:
+            query += " AND received >= ?"
+            args.append(iso(received_since))
+        if received_until is not None:
+            query += " AND received < ?"
+            args.append(iso(received_until))
+        query += " ORDER BY received, key"
+        raw = self._db.conn.cursor()
+        raw.row_factory = None
+        return _item_records(raw.execute(query, args))
+
+    def report_rows(
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        make: Callable[..., T] = lambda *row: row,  # type: ignore[assignment,return-value]
+        *,
+        stored: bool = False,
+    ) -> list[T] | Iterator[tuple]:
+        """The columns the report needs, built straight into ``make`` (fast on a year).
+
+        ``make(key, client, client_address, account, subject, received, deadline, ack_at or
+        None when not acknowledged, policy, clock, dropped)``, in received order (the
+        index's order: ties are left as SQLite finds them).
+
+        ``stored``: instead, an iterator over the raw rows (read it before closing the
+        store; ``make`` is not used) ``(group, received, deadline, ack_at or None,
+        subject)``: ``group`` the JSON array ``[account, client, client_address, policy,
+        clock]`` (one string a row instead of five, decoded once per distinct value), the
+        times as integer microseconds since the epoch (schema 5's generated columns),
+        dropped items left out and ``subject`` None where the item was acknowledged by its
+        deadline (never a breach): what `report.compute_stored` takes, without a Python
+        object per row, an ISO string parsed or a subject nobody lists. A state of an older
+        schema (opened read-only, so not migrated) gets the same rows, its times converted
+        by SQLite as it reads them (slower).
+        """
+        if stored:
+            raw = self._db.conn.cursor()
+            raw.row_factory = None  # plain tuples: a `sqlite3.Row` a row costs 15 % of a year
+            if has_us_columns(self._db):
+                received, deadline, ack = "received_us", "deadline_us", "ack_us"
+            else:
+                received, deadline, ack = EPOCH_US_SQL.format("received"), EPOCH_US_SQL.format("deadline"), ACK_US_SQL
+            return raw.execute(
+                "SELECT json_array(account, client, client_address, policy, clock),"
+                f" {received}, {deadline},"
+                f" CASE WHEN state = 'acknowledged' THEN {ack} END,"
+                " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"
+                " OR ack_at > deadline THEN subject END"
+                " FROM items WHERE received >= ? AND received < ? AND state != 'dropped'"
+                " ORDER BY received",
+                (iso(received_since), iso(received_until)),
+            )
+        rows = self._db.conn.execute(
+            "SELECT key, client, client_address, account, subject, received, deadline,"
+            " CASE WHEN state = 'acknowledged' THEN ack_at END, policy, clock,"
+            " state = 'dropped' FROM items WHERE received >= ? AND received < ?"
+            " ORDER BY received",
+            (iso(received_since), iso(received_until)),
+        )
+        parse = dt.datetime.fromisoformat
+        return [
+            make(k, c, ca, a, subj, parse(r), parse(d), parse(ack) if ack else None, p, clk,
+                 dropped == 1)
+            for k, c, ca, a, subj, r, d, ack, p, clk, dropped in rows
+        ]
+
+
+    def oldest_pending_received(self) -> dt.datetime | None:
+        row = self._db.conn.execute(
+            "SELECT MIN(received) FROM items WHERE state = 'pending'"
+        ).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+
+    def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None:
+        column = {"nudge": "nudge_done", "escalation": "escalation_done"}[kind]
+        with self._db.write() as c:
+            for key in keys:
+                c.execute(f"UPDATE items SET {column} = ? WHERE key = ?", (value, key))
+
+
+
+class _ItemRows(NamedTuple):
+    """What `sync_items` writes, made from the evaluation's items."""
+
+    seen: set[str]
+    inserts: list[tuple[object, ...]]  # new items
+    updates: list[tuple[object, ...]]  # stored items, evaluated again
+    members: list[tuple[str, tuple[str, ...]]]  # (item, its follow-ups) to rewrite
+    new: list[str]
+    acked: list[str]  # pending until now
+
+
+_INSERT_ITEMS = (
+    "INSERT INTO items (thread, message_id, client_address, client, subject, received,"
+    " mailboxes, account, policy, clock, deadline, nudge_at, escalate_at, state, ack_key,"
+    " ack_at, ack_kind, ack_by, follow_ups, key, first_seen, nudge_done, escalation_done)"
+)
+
+
+def _item_rows(
+    items: Sequence[Item],
+    existing: Mapping[str, sqlite3.Row],
+    initial_keys: set[str],
+    now: dt.datetime,
+    now_s: str | None,
+) -> _ItemRows:
+    """`Items.sync_items`' rows (no database access: made while the threads are written)."""
+    out = _ItemRows(set(), [], [], [], [], [])
+    seen, inserts, updates, members, new, acked = out
+    # In key order, the items' primary key: see `links.write_links`.
+    for item in sorted(items, key=lambda i: i.key):
+        seen.add(item.key)
+        d = item.deadlines
+        ack = item.ack
+        state = item.state
+        values = (
+            item.thread, item.message_id, item.client_address, item.client,
+            item.subject, iso(item.received), names_json(item.mailboxes),
+            item.account, d.policy, d.clock, iso(d.deadline), iso(d.nudge_at),
+            iso(d.escalate_at), state,
+            ack.key if ack else None, iso(ack.at) if ack else None,
+            ack.kind if ack else None, ack.by if ack else None,
+            len(item.follow_ups),
+        )
+        old = existing.get(item.key)
+        if item.follow_ups or (old is not None and old["follow_ups"]):
+            members.append((item.key, item.follow_ups))
+        if old is None:
+            nudge_done = escalation_done = None
+            if item.key in initial_keys and state == "pending":
+                if d.nudge_at <= now:
+                    nudge_done = "suppressed"
+                if d.escalate_at is not None and d.escalate_at <= now:
+                    escalation_done = "suppressed"
+            inserts.append((*values, item.key, now_s, nudge_done, escalation_done))
+            new.append(item.key)
+        else:
+            if old["state"] == "pending" and state == "acknowledged":
+                acked.append(item.key)
+            updates.append((*values, item.key))
+    return out
+
+
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(ItemRecord))
+_ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)  # the items table's names, in ItemRecord's order
+_ITEM_TIMES = tuple(i for i, f in enumerate(dataclasses.fields(ItemRecord))
+                    if "datetime" in str(f.type))
+_ITEM_MAILBOXES = _ITEM_FIELDS.index("mailboxes")
+
+
+def _item_records(rows: Iterable[tuple[object, ...]]) -> list[ItemRecord]:
+    """`ItemRecord`s of rows of `_ITEM_COLUMNS` (plain tuples). What ``__init__`` would
+    set, set at once: a frozen dataclass's ``__init__`` sets its 22 fields one
+    ``object.__setattr__`` at a time, most of the cost of ``ackwatch status`` over 10k
+    open items; tests/test_store.py compares the two."""
+    new = object.__new__
+    boxes: dict[object, tuple[str, ...]] = {}  # a few combinations, thousands of items
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in _ITEM_TIMES:
+            if values[i] is not None:
+                values[i] = dt.datetime.fromisoformat(values[i])  # type: ignore[arg-type]
+        names = values[_ITEM_MAILBOXES]
+        found = boxes.get(names)
+        if found is None:
+            found = boxes[names] = tuple(json.loads(names))  # type: ignore[arg-type]
+        values[_ITEM_MAILBOXES] = found
+        record = new(ItemRecord)
+        record.__dict__.update(zip(_ITEM_FIELDS, values, strict=True))
+        out.append(record)
+    return out

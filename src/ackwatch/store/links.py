@@ -1,0 +1,259 @@
+"""What ties stored mail together, for re-evaluating only what new mail touches: the
+links (every stored copy's `threads.link_values`, noise aside), the senders (who sent what
+when), the threads as last evaluated and the dirty marks (keys stored, re-flagged or removed
+since their last evaluation)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+from ackwatch.core.message import Message, parse_message
+from ackwatch.core.threads import component_batches, is_noise_link, link_values
+from ackwatch.store.database import Database, chunked, set_meta
+from ackwatch.store.forms import from_iso, iso
+from ackwatch.store.parsememo import ParseMemo
+from ackwatch.store.writebehind import WriteBehind, bulk_insert, write_behind
+
+MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
+
+_first = operator.itemgetter(0)
+
+# A newly stored copy: its parse, its header bytes and its received time as stored.
+Stored = tuple[Message, bytes, str]
+
+
+class Links:
+    """The evaluation's scope: which stored keys new mail can touch, and in what batches."""
+
+    def __init__(self, db: Database, memo: ParseMemo):
+        self._db = db
+        self._memo = memo
+
+    def links_pending(self) -> bool:
+        """True while mail stored before schema 4 has no links yet (`build_links`)."""
+        return self._db.get_meta("links_after_rowid") is not None
+
+    def build_links(self, progress: Callable[[int], None] | None = None) -> int:
+        """Link the mail stored before schema 4, a batch per transaction, resumable after a
+        kill (the last rowid done is kept in meta). ``progress(done)`` after each batch.
+        Returns how many copies were linked."""
+        done = 0
+        while True:
+            after = self._db.get_meta("links_after_rowid")
+            if after is None:
+                return done
+            rows = self._db.conn.execute(
+                "SELECT rowid, mailbox, folder, uid, role, received, gm_thrid, headers"
+                " FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 5000", (int(after),)
+            ).fetchall()
+            with self._db.write() as c:
+                insert_links(c, [
+                    (parse_message(
+                        bytes(r[7]), mailbox=r[1], folder=r[2], role=r[4], uid=r[3],
+                        received=from_iso(r[5]), gm_thrid=r[6],  # type: ignore[arg-type]
+                    ), bytes(r[7]), r[5])
+                    for r in rows
+                ], mark_dirty=False)
+                if rows:
+                    c.execute("UPDATE meta SET value = ? WHERE name = 'links_after_rowid'",
+                              (str(rows[-1][0]),))
+                else:
+                    c.execute("DELETE FROM meta WHERE name = 'links_after_rowid'")
+            done += len(rows)
+            if progress is not None and rows:
+                progress(done)
+
+    def copies_since(self, since: dt.datetime) -> int:
+        """How many stored copies were received at or after ``since``."""
+        return self._db.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE received >= ?", (iso(since),)
+        ).fetchone()[0]
+
+    def linked_batches(
+        self, since: dt.datetime, noise: frozenset[str], max_keys: int
+    ) -> Iterator[set[str]]:
+        """The keys of the mail received at or after ``since``, in batches of whole link
+        components (`threads.component_batches`: keys joined by a chain of shared
+        `threads.link_values`, the values ``noise`` leaves out aside), of about
+        ``max_keys`` keys each.
+
+        Computed from the links table, not from parsed mail: the keys are numbered in a
+        temporary table and only integers are held here. `end_linked_batches` completes
+        the evaluation these batches were for.
+        """
+        c = self._db.conn
+        c.execute("DROP TABLE IF EXISTS temp.window_keys")
+        c.execute("CREATE TEMP TABLE window_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
+        c.execute("INSERT INTO temp.window_keys (id, key)"
+                  " SELECT NULL, key FROM messages WHERE received >= ? GROUP BY key",
+                  (iso(since),))
+        n = c.execute("SELECT COALESCE(MAX(id), 0) FROM temp.window_keys").fetchone()[0]
+
+        def edges() -> Iterator[tuple[int, int]]:
+            rows = c.cursor()
+            rows.row_factory = None  # millions of rows: plain tuples
+            # Keys that share a link value (the links table is in link order).
+            rows.execute("SELECT l.link, w.id - 1 FROM links l"
+                         " JOIN temp.window_keys w ON w.key = l.key ORDER BY l.link")
+            link, first, skip = None, 0, False
+            for value, key_id in rows:
+                if value != link:
+                    link, first = value, key_id
+                    skip = is_noise_link(value, noise)
+                elif not skip:
+                    yield first, key_id
+            # A key and the stored mail it refers to ("id:<key>"; its own id is not stored).
+            rows.execute("SELECT w.id - 1, r.id - 1 FROM links l"
+                         " JOIN temp.window_keys w ON w.key = l.key"
+                         " JOIN temp.window_keys r ON r.key = substr(l.link, 4)"
+                         " WHERE l.link >= 'id:' AND l.link < 'id;'")
+            yield from rows
+
+        for batch in component_batches(n, edges(), max_keys):
+            yield {r[0] for r in self._db.rows_in(
+                "SELECT key FROM temp.window_keys WHERE id IN ({})", (), (i + 1 for i in batch))}
+
+    def end_linked_batches(self, meta: Mapping[str, str]) -> None:
+        """After every batch of `linked_batches` was evaluated (`sync_items` with each batch
+        as its scope): what `sync_items` without a scope does for the rest. Pending items of
+        mail no longer stored (or out of the window) are dropped; the threads and dirty
+        marks of such mail go; ``meta`` is recorded."""
+        with self._db.write() as c:
+            c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
+                      " AND key NOT IN (SELECT key FROM temp.window_keys)")
+            c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM temp.window_keys)")
+            c.execute("DELETE FROM dirty")
+            set_meta(c, meta)
+        self._db.conn.execute("DROP TABLE temp.window_keys")
+        self._memo.forget()  # as after a full load: what no batch returned is out of the window
+
+    def threads_since(self, since: dt.datetime) -> list[str]:
+        """The threads (as last evaluated) with mail received at or after ``since``."""
+        return [
+            r[0] for r in self._db.conn.execute(
+                "SELECT DISTINCT t.thread FROM messages m JOIN threads t ON t.key = m.key"
+                " WHERE m.received >= ? ORDER BY t.thread", (iso(since),))
+        ]
+
+    def thread_members(self, threads: Iterable[str]) -> set[str]:
+        """Every key of ``threads`` (as last evaluated)."""
+        return {r[0] for r in self._db.rows_in("SELECT key FROM threads WHERE thread IN ({})", (),
+                                            threads)}
+
+
+    def dirty_keys(self) -> set[str]:
+        """Keys stored, re-flagged or removed since their last evaluation."""
+        return {r[0] for r in self._db.conn.execute("SELECT key FROM dirty")}
+
+    def keys_linked(self, links: Iterable[str]) -> set[str]:
+        """Keys of the stored mail that has any of ``links`` (`threads.link_values`).
+
+        A mail's own "id:<key>" is not in the links table (a quarter of its rows): the
+        messages table's key answers for it."""
+        links = set(links)
+        found = {r[0] for r in self._db.rows_in("SELECT key FROM links WHERE link IN ({})", (), links)}
+        ids = {v[3:] for v in links if v.startswith("id:")}
+        found.update(
+            r[0] for r in self._db.rows_in("SELECT DISTINCT key FROM messages WHERE key IN ({})", (), ids)
+        )
+        return found
+
+    def thread_keys(self, keys: Iterable[str]) -> set[str]:
+        """Every key of the threads (as last evaluated) that ``keys`` belong to."""
+        threads = {
+            r[0] for r in self._db.rows_in("SELECT thread FROM threads WHERE key IN ({})", (), keys)
+        }
+        return {
+            r[0] for r in self._db.rows_in("SELECT key FROM threads WHERE thread IN ({})", (), threads)
+        }
+
+    def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]:
+        """Keys of stored mail from ``senders`` received at or after ``since``."""
+        return {
+            r[0]
+            for r in self._db.rows_in(
+                "SELECT key FROM senders WHERE received >= ? AND sender IN ({})",
+                (iso(since),), (s.lower() for s in senders))
+        }
+
+
+def insert_links(
+    c: sqlite3.Connection, stored: Sequence[Stored], *, mark_dirty: bool = True
+) -> None:
+    """Links, senders (and dirty marks) of newly stored copies (with their header bytes
+    and their received time as stored), the copies being in the messages table already."""
+    with write_behind(threaded=False) as behind:
+        write_links(c, stored, behind)
+    link_variants(c, stored)
+    if mark_dirty:
+        mark_stored_dirty(c, stored)
+
+
+def write_links(
+    c: sqlite3.Connection, stored: Sequence[Stored], behind: WriteBehind
+) -> None:
+    """Have ``behind`` write the links and the senders of newly stored copies (each copy
+    on its own: `link_variants` adds what a copy's other variants bring)."""
+    if not stored:
+        return
+    rows: list[tuple[str, str]] = []
+    for m, _, _ in stored:
+        key = m.key
+        own = "id:" + key  # not stored: `keys_linked` finds it as the mail's key
+        rows += [(v, key) for v in link_values((m,)) if v != own]
+    # In primary-key order: these tables are B-trees keyed by the row, and a batch
+    # inserted in key order is appended page by page instead of touching pages at random
+    # (4x faster for a first sync's links). The first column is order enough, and sorts
+    # faster than whole rows.
+    rows.sort(key=_first)
+    behind(bulk_insert(c, "INSERT OR IGNORE INTO links (link, key)", rows))
+    senders = sorted(
+        (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
+    )
+    behind(bulk_insert(c, "INSERT OR IGNORE INTO senders (sender, received, key)", senders))
+
+
+def link_variants(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
+    """A copy of a mail already stored under other header bytes (a reused Message-ID, a
+    gateway's rewrite) is linked with all its copies together: a thread link can pair
+    the subject of one copy with a participant of another (`threads.link_values`). The
+    copies must be in the messages table."""
+    if not stored:
+        return
+    several = {
+        r[0] for r in chunked(
+            c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
+            (), {m.key for m, _, _ in stored})
+    }
+    rows: list[tuple[str, str]] = []
+    for m, header_bytes, _ in stored:
+        if m.key not in several:
+            continue
+        # Only the other header variants matter (copies of one mail in several mailboxes
+        # are byte-identical); a mailer reusing one Message-ID for everything is capped so
+        # that storing stays linear (its later variants pair less).
+        variants = c.execute(
+            "SELECT DISTINCT headers FROM messages WHERE key = ? AND headers != ?"
+            f" LIMIT {MAX_HEADER_VARIANTS}", (m.key, header_bytes),
+        ).fetchall()
+        if not variants:
+            continue
+        copies = [m, *(
+            parse_message(bytes(r[0]), mailbox=m.mailbox, folder=m.folder, role=m.role,
+                          uid=m.uid, received=m.received)
+            for r in variants
+        )]  # fmt: skip
+        key = m.key
+        own = "id:" + key
+        rows += [(v, key) for v in link_values(copies) if v != own]
+    rows.sort(key=_first)
+    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
+
+
+def mark_stored_dirty(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
+    keys = sorted({m.key for m, _, _ in stored})
+    c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
+

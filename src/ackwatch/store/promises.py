@@ -1,0 +1,193 @@
+"""The promises found in acknowledgements ("I'll send it by Friday"), the reads of reply
+texts that looked for them, and how each promise is tracked. Of a body, only the
+promise's sentence is ever stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable
+
+from ackwatch.store.database import Database
+from ackwatch.store.forms import from_iso, iso
+from ackwatch.store.records import NewPromise, PromiseRecord
+
+
+class Promises:
+    """The promises and promise_reads tables."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, object]]:
+        """Items acknowledged by a reply whose acknowledging message was first stored at or
+        after ``since`` by a live sync (not a history import), not read yet or due for
+        another try. Dicts with the item's key, thread, client, client_address, subject,
+        account, ack_key, ack_by and the read's attempts / next_attempt_at (or None)."""
+        rows = self._db.conn.execute(
+            "SELECT i.key, i.thread, i.client, i.client_address, i.subject, i.account,"
+            " i.ack_key, i.ack_by, r.attempts, r.next_attempt_at"
+            " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
+            " WHERE i.state = 'acknowledged' AND i.ack_kind = 'reply'"
+            " AND i.ack_key IS NOT NULL AND (r.key IS NULL OR r.state = 'retry')"
+            " AND EXISTS (SELECT 1 FROM messages m WHERE m.key = i.ack_key AND m.initial = 0"
+            " AND m.first_seen >= ?)"
+            " ORDER BY i.ack_at, i.key",
+            (iso(since),),
+        ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["next_attempt_at"] = from_iso(d["next_attempt_at"])
+            out.append(d)
+        return out
+
+    def promise_reads(self, keys: Iterable[str]) -> dict[str, tuple[str, int, dt.datetime | None]]:
+        """Message key -> (state, attempts, next attempt) of the reads recorded for ``keys``.
+        States: ``promise`` (it made one), ``none``, ``retry``, ``failed``."""
+        out: dict[str, tuple[str, int, dt.datetime | None]] = {}
+        for key in set(keys):
+            r = self._db.conn.execute(
+                "SELECT state, attempts, next_attempt_at FROM promise_reads WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if r is not None:
+                out[key] = (r["state"], r["attempts"], from_iso(r["next_attempt_at"]))
+        return out
+
+
+    def record_promise_read(
+        self,
+        key: str,
+        *,
+        state: str,
+        now: dt.datetime,
+        attempts: int = 1,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+        promise: NewPromise | None = None,
+    ) -> int | None:
+        """Record one read of a message's first text part and, when it made a promise,
+        the promise, in one transaction. Returns the new promise's id (None: no promise,
+        or that message's promise was recorded before)."""
+        now_s = iso(now)
+        with self._db.write() as c:
+            c.execute(
+                "INSERT INTO promise_reads (key, state, attempts, next_attempt_at, last_error,"
+                " read_at) VALUES (?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                " state = excluded.state, attempts = excluded.attempts,"
+                " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,"
+                " read_at = excluded.read_at",
+                (key, state, attempts, iso(next_attempt_at), error, now_s),
+            )
+            if promise is None:
+                return None
+            p = promise
+            cur = c.execute(
+                "INSERT INTO promises (source_key, thread, item_key, account, client,"
+                " client_address, subject, made_at, promised, remind_at, sentence, state,"
+                " first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'open', ?)"
+                " ON CONFLICT(source_key) DO NOTHING",
+                (
+                    p.source_key, p.thread, p.item_key, p.account, p.client, p.client_address,
+                    p.subject, iso(p.made_at), iso(p.promised), iso(p.remind_at),
+                    p.sentence, now_s,
+                ),
+            )
+            return int(cur.lastrowid) if cur.rowcount else None
+
+    def promises(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        made_since: dt.datetime | None = None,
+        made_until: dt.datetime | None = None,
+    ) -> list[PromiseRecord]:
+        query = "SELECT * FROM promises WHERE 1=1"
+        args: list[object] = []
+        if states is not None:
+            wanted = list(states)
+            query += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        if made_since is not None:
+            query += " AND made_at >= ?"
+            args.append(iso(made_since))
+        if made_until is not None:
+            query += " AND made_at < ?"
+            args.append(iso(made_until))
+        query += " ORDER BY promised, id"
+        return [_promise_record(r) for r in self._db.conn.execute(query, args)]
+
+    def promises_to_track(self, made_since: dt.datetime) -> list[PromiseRecord]:
+        """Open promises, and the others made since ``made_since`` (a follow-up may still
+        be seen late or read)."""
+        rows = self._db.conn.execute(
+            "SELECT * FROM promises WHERE state = 'open' OR made_at >= ? ORDER BY promised, id",
+            (iso(made_since),),
+        )
+        return [_promise_record(r) for r in rows]
+
+    def update_promises(
+        self, changes: Iterable[tuple[int, str, str | None, dt.datetime | None]]
+    ) -> None:
+        """Set (state, follow_key, settled_at) of promises: (id, state, follow, settled)."""
+        with self._db.write() as c:
+            for pid, state, follow_key, settled_at in changes:
+                c.execute(
+                    "UPDATE promises SET state = ?, follow_key = ?, settled_at = ? WHERE id = ?",
+                    (state, follow_key, iso(settled_at), pid),
+                )
+
+    def mark_promises(self, kind: str, ids: Iterable[int], value: str) -> None:
+        """Mark the reminder (``promise``) or overdue notice (``promise-overdue``) of
+        promises as done without a mail: ``skipped`` or ``cancelled``."""
+        column = {"promise": "reminder_done", "promise-overdue": "overdue_done"}[kind]
+        with self._db.write() as c:
+            for pid in ids:
+                c.execute(f"UPDATE promises SET {column} = ? WHERE id = ?", (value, pid))
+
+
+    def promises_of_outbox(self, outbox_id: int) -> list[PromiseRecord]:
+        rows = self._db.conn.execute(
+            "SELECT * FROM promises WHERE reminder_outbox = ? OR overdue_outbox = ?"
+            " ORDER BY promised, id",
+            (outbox_id, outbox_id),
+        )
+        return [_promise_record(r) for r in rows]
+
+    def promise_rows(
+        self, made_since: dt.datetime, made_until: dt.datetime
+    ) -> list[tuple[str | None, str, str]]:
+        """(account, client name or address, state) of the promises made in a period."""
+        rows = self._db.conn.execute(
+            "SELECT account, COALESCE(client, client_address), state FROM promises"
+            " WHERE made_at >= ? AND made_at < ? ORDER BY made_at, id",
+            (iso(made_since), iso(made_until)),
+        )
+        return [(a, c, s) for a, c, s in rows]
+
+
+
+def _promise_record(r: sqlite3.Row) -> PromiseRecord:
+    return PromiseRecord(
+        id=r["id"],
+        source_key=r["source_key"],
+        thread=r["thread"],
+        item_key=r["item_key"],
+        account=r["account"],
+        client=r["client"],
+        client_address=r["client_address"],
+        subject=r["subject"],
+        made_at=from_iso(r["made_at"]),
+        promised=from_iso(r["promised"]),
+        remind_at=from_iso(r["remind_at"]),
+        sentence=r["sentence"],
+        state=r["state"],
+        follow_key=r["follow_key"],
+        settled_at=from_iso(r["settled_at"]),
+        reminder_done=r["reminder_done"],
+        reminder_outbox=r["reminder_outbox"],
+        overdue_done=r["overdue_done"],
+        overdue_outbox=r["overdue_outbox"],
+        first_seen=from_iso(r["first_seen"]),
+    )

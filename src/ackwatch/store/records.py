@@ -1,0 +1,141 @@
+"""The values the store takes and gives: frozen records, whatever the database behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or written (permissions, disk full, corrupt)."""
+
+
+@dataclass(frozen=True)
+class StoredCursor:
+    """Where the last sync of one folder stopped."""
+
+    folder: str
+    role: str
+    uidvalidity: int
+    last_uid: int
+    highestmodseq: int | None
+
+
+class StorableMessage(Protocol):
+    """One fetched copy to store, before parsing: a `NewMessage`, or the IMAP layer's
+    own `imap.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def received(self) -> dt.datetime: ...
+    @property
+    def flags(self) -> frozenset[str]: ...
+    @property
+    def header_bytes(self) -> bytes: ...
+    @property
+    def gm_thrid(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One fetched copy to store (what the IMAP layer hands over, before parsing)."""
+
+    uid: int
+    received: dt.datetime
+    flags: frozenset[str]
+    header_bytes: bytes
+    gm_thrid: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """An item as stored: the SLA fields plus what was done about it."""
+
+    key: str
+    thread: str
+    message_id: str | None
+    client_address: str
+    client: str | None
+    subject: str
+    received: dt.datetime
+    mailboxes: tuple[str, ...]
+    account: str | None
+    policy: str
+    clock: str
+    deadline: dt.datetime
+    nudge_at: dt.datetime
+    escalate_at: dt.datetime | None
+    state: str  # pending | acknowledged | dropped
+    ack_key: str | None
+    ack_at: dt.datetime | None
+    ack_kind: str | None
+    ack_by: str | None
+    first_seen: dt.datetime
+    nudge_done: str | None  # queued | sent | failed | cancelled | suppressed | skipped
+    escalation_done: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """A mail recorded before it is sent, and how its sending went."""
+
+    id: int
+    kind: str
+    recipient: str
+    cc: tuple[str, ...]
+    account: str | None
+    nudge_keys: tuple[str, ...]
+    escalation_keys: tuple[str, ...]
+    message_id: str
+    created_at: dt.datetime
+    state: str  # pending | sent | cancelled | failed
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """A mailbox's connection state, as the watchers last reported it."""
+
+    mailbox: str
+    state: str
+    since: dt.datetime
+    last_error: str | None
+    last_sync: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class NewPromise:
+    """A promise found in an acknowledgement, to record."""
+
+    source_key: str
+    thread: str
+    item_key: str
+    account: str | None
+    client: str | None
+    client_address: str
+    subject: str
+    made_at: dt.datetime
+    promised: dt.datetime
+    remind_at: dt.datetime | None
+    sentence: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromiseRecord(NewPromise):
+    """A recorded promise: the `NewPromise` fields, then its id and tracking state."""
+
+    id: int
+    state: str  # open | kept | moved | broken
+    follow_key: str | None
+    settled_at: dt.datetime | None
+    reminder_done: str | None  # queued | sent | failed | skipped | cancelled; None: not yet
+    reminder_outbox: int | None
+    overdue_done: str | None
+    overdue_outbox: int | None
+    first_seen: dt.datetime
+
