@@ -177,6 +177,13 @@ def test_any_text_parses_without_error_and_within_bounds(value):
         assert "<" not in addr and ">" not in addr
 
 
+def test_a_bracket_opened_inside_a_bracket_starts_the_mailbox_again():
+    """"<x<y@z>" holds one mailbox, y@z, in its last "<...>"; never one with a "<"."""
+    assert mailboxes("<x<y@z>") == ["y@z"]
+    assert mailboxes("<<") == [""]
+    assert not parse_address_list("<x<y@z>").clean
+
+
 def test_hostile_nesting_and_length_are_read_in_one_pass():
     """Deep comment nesting, an endless quoted string and a list of 50,000 entries: no
     recursion, a bounded answer."""

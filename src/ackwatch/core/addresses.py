@@ -155,7 +155,11 @@ def parse_address_list(value: str) -> ParsedList:
             if close < 0:
                 clean = False
                 close = end
-            entry.angles.append(value[i + 1 : close])
+            inside = value[i + 1 : close]
+            if "<" in inside:  # "<x<y@z>": the mailbox is in the last "<...>"
+                clean = False
+                inside = inside.rpartition("<")[2]
+            entry.angles.append(inside)
             i = close + 1
         elif ch in ",;":
             if not entry.empty():
