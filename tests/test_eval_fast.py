@@ -21,6 +21,7 @@ from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
 from ackwatch.core import threads
 from ackwatch.core.message import Message, thread_index_depth, thread_index_root
+from ackwatch.gcpause import gc_paused
 from configfactory import make_account, make_client, make_config, make_mailbox
 from mailfactory import mail
 
@@ -442,18 +443,34 @@ def test_lookup_answers_like_the_config():
 # --------------------------------------------------------------------------- gc
 
 
+def test_the_core_never_switches_the_garbage_collector():
+    """The process's collector is the shell's (`ackwatch.gcpause`), not a pure rule's."""
+    import ast
+    from pathlib import Path
+
+    core = Path(sla.__file__).parent
+    importers = sorted(
+        path.name
+        for path in core.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.Import) and any(a.name == "gc" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "gc")
+    )
+    assert importers == []
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_gc_paused_restores_the_collector(enabled):
     was = gc.isenabled()
     try:
         gc.enable() if enabled else gc.disable()
-        with threads.gc_paused():
+        with gc_paused():
             assert not gc.isenabled()
-            with threads.gc_paused():
+            with gc_paused():
                 assert not gc.isenabled()
             assert not gc.isenabled()
         assert gc.isenabled() is enabled
-        with pytest.raises(RuntimeError), threads.gc_paused():
+        with pytest.raises(RuntimeError), gc_paused():
             raise RuntimeError("boom")
         assert gc.isenabled() is enabled
     finally:
@@ -468,7 +485,7 @@ def test_gc_paused_in_two_threads_resumes_the_collector_when_the_last_pause_ends
     entered, leave = threading.Event(), threading.Event()
 
     def reader() -> None:
-        with threads.gc_paused():
+        with gc_paused():
             entered.set()
             leave.wait(5)
 
@@ -477,7 +494,7 @@ def test_gc_paused_in_two_threads_resumes_the_collector_when_the_last_pause_ends
         t = threading.Thread(target=reader)
         t.start()
         entered.wait(5)
-        with threads.gc_paused():
+        with gc_paused():
             leave.set()
             t.join(5)
             assert not gc.isenabled()  # the reader's pause ended, the main thread's did not
@@ -491,7 +508,7 @@ def test_gc_paused_moves_what_the_burst_left_to_the_oldest_generation_unscanned(
     try:
         gc.enable()
         gc.collect()
-        with threads.gc_paused():
+        with gc_paused():
             kept = [[i] for i in range(50_000)]  # tracked objects, no cycles
         assert gc.get_count()[0] < 1_000  # not waiting in generation 0 for a scan
         assert gc.get_freeze_count() == 0
@@ -509,7 +526,7 @@ def test_gc_paused_still_lets_a_full_collection_free_cycles_made_in_the_burst():
     was = gc.isenabled()
     try:
         gc.enable()
-        with threads.gc_paused():
+        with gc_paused():
             a, b = Node(), Node()
             a.other, b.other = b, a
             ref = weakref.ref(a)

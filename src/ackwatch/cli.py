@@ -582,10 +582,10 @@ def _promise_rows(
 @command("report", "service level over a period: totals, per account and client, breaches",
          _report_arguments)
 def cmd_report(args: argparse.Namespace) -> int:
-    import gc
     import sqlite3
 
     from ackwatch.core import promise_rules as promises
+    from ackwatch.gcpause import gc_paused
     from ackwatch.reporting import report
     from ackwatch.store.sqlite import Store, StoreError
 
@@ -598,9 +598,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EX_USAGE
     # A short-lived process that builds up to millions of objects and frees none: the
     # cyclic collector would only rescan them (a third of the run time at 1M items).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         try:
             store = Store.open(config.state_dir, readonly=True)
         except StoreError as exc:
@@ -632,9 +630,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             text = report.render_table(result, target=args.target)
             text += "\n" + promises.figures_table(kept)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     if args.output and args.output != "-":
         from ackwatch.private import RefusedPath, write_private
 

@@ -47,7 +47,7 @@ from ackwatch.config import Config, MailboxConfig, Policy
 from ackwatch.core import classify as cls_mod
 from ackwatch.core.business_clock import Clock, WallClock, clock_for
 from ackwatch.core.message import Address, Message, evolve, positional_constructor
-from ackwatch.core.threads import assign_threads, gc_paused
+from ackwatch.core.threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
 AwayReason = Literal["absence", "out-of-office"]
@@ -414,13 +414,7 @@ def evaluate_threads(
     same items as evaluating everything: the daemon relies on it to re-evaluate only
     the threads that new mail can touch (see `threads.link_values`).
     """
-    with gc_paused():
-        return _evaluate_threads(list(messages), config)
-
-
-def _evaluate_threads(
-    copies: list[Message], config: Config
-) -> tuple[tuple[Item, ...], Mapping[str, str]]:
+    copies = list(messages)
     by_key: dict[str, list[Message]] = defaultdict(list)
     for m in copies:
         by_key[m.key].append(m)
