@@ -20,7 +20,8 @@ from ackwatch.config import Agency, IgnoreRules
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
 from ackwatch.core import threads
-from ackwatch.core.message import Message, thread_index_depth, thread_index_root
+from ackwatch.core.message import Message
+from ackwatch.core.message_ids import thread_index_depth, thread_index_root
 from ackwatch.gcpause import gc_paused
 from configfactory import make_account, make_client, make_config, make_mailbox
 from mailfactory import mail

@@ -22,14 +22,8 @@ from hypothesis import strategies as st
 
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
-from ackwatch.core.message import (
-    HEADER_FIELDS,
-    MAX_REFERENCES,
-    MAX_SUBJECT_CHARS,
-    Address,
-    Message,
-    parse_message,
-)
+from ackwatch.core.message import HEADER_FIELDS, MAX_SUBJECT_CHARS, Address, Message, parse_message
+from ackwatch.core.message_ids import MAX_REFERENCES
 from ackwatch.core.threads import assign_threads
 from configfactory import make_config
 

@@ -46,7 +46,8 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config, MailboxConfig, Policy
 from ackwatch.core import classify as cls_mod
 from ackwatch.core.business_clock import Clock, WallClock, clock_for
-from ackwatch.core.message import Address, Message, evolve, positional_constructor
+from ackwatch.core.message import Address, Message, evolve
+from ackwatch.core.positional import positional_constructor
 from ackwatch.core.threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
@@ -96,7 +97,7 @@ class Item:
         return "pending" if self.ack is None else "acknowledged"
 
 
-# Positional constructors (`message.positional_constructor`): a first evaluation makes
+# Positional constructors (`positional.positional_constructor`): a first evaluation makes
 # tens of thousands of these.
 _new_ack = positional_constructor(Ack)
 _new_deadlines = positional_constructor(Deadlines)

@@ -9,7 +9,7 @@ alone among the seen messages after the previous steps):
 1. Message-ID / In-Reply-To / References: union-find over ids, including ids of mail never
    seen, so two replies to an unseen parent join. Loops, self-references and reused ids are
    harmless (union-find is iterative; nothing recurses).
-2. Outlook Thread-Index: same conversation root (`message.thread_index_root`).
+2. Outlook Thread-Index: same conversation root (`message_ids.thread_index_root`).
 3. Gmail X-GM-THRID, per watched mailbox (thread ids are per Gmail account).
 4. Normalized subject + at least one shared participant (From/To/Cc/Reply-To, minus the
    agency-wide `agency_addresses`), within `subject_window`. Only a message that looks like
@@ -39,7 +39,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ackwatch.core.message import Message, thread_index_depth, thread_index_root
+from ackwatch.core.message import Message
+from ackwatch.core.message_ids import thread_index_depth, thread_index_root
 
 _T = TypeVar("_T")
 
