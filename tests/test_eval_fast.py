@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ackwatch.config import Agency, IgnoreRules
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
+from ackwatch.core import subjects as subjects_mod
 from ackwatch.core import threads
 from ackwatch.core.message import Message
 from ackwatch.core.message_ids import thread_index_depth, thread_index_root
@@ -42,22 +43,22 @@ _subjects = st.one_of(
 
 
 def _trivial_oracle(normalized: str) -> bool:
-    if normalized in threads.TRIVIAL_SUBJECTS:
+    if normalized in subjects_mod.TRIVIAL_SUBJECTS:
         return True
-    return sum(1 for c in normalized if c.isalnum()) < threads.MIN_SUBJECT_CHARS
+    return sum(1 for c in normalized if c.isalnum()) < subjects_mod.MIN_SUBJECT_CHARS
 
 
 @settings(max_examples=400, deadline=None)
 @given(_subjects)
 def test_memoized_subject_functions_match_the_plain_ones(subject):
     for _ in range(2):  # a miss, then a hit
-        normalized = threads.normalize_subject(subject)
-        assert threads.is_trivial_subject(normalized) == _trivial_oracle(normalized)
-        assert threads.is_trivial_subject(subject) == _trivial_oracle(subject)
-        assert threads.has_reply_prefix(subject) == threads.has_reply_prefix.__wrapped__(subject)
+        normalized = subjects_mod.normalize_subject(subject)
+        assert subjects_mod.is_trivial_subject(normalized) == _trivial_oracle(normalized)
+        assert subjects_mod.is_trivial_subject(subject) == _trivial_oracle(subject)
+        assert subjects_mod.has_reply_prefix(subject) == subjects_mod.has_reply_prefix.__wrapped__(subject)
         expected = None if _trivial_oracle(normalized) else normalized
-        assert threads._linking_subject(subject) == expected
-        assert threads._linking_subject.__wrapped__(subject) == expected
+        assert subjects_mod.linking_subject(subject) == expected
+        assert subjects_mod.linking_subject.__wrapped__(subject) == expected
 
 
 # --------------------------------------------------------------------------- thread nodes
@@ -98,7 +99,7 @@ def _nodes_oracle(messages: Iterable[Message], noise: frozenset[str]) -> dict[st
             node.ti_roots.add(root)
         if m.gm_thrid is not None:
             node.gm_threads.add((m.mailbox, m.gm_thrid))
-        subject = threads.normalize_subject(m.subject)
+        subject = subjects_mod.normalize_subject(m.subject)
         if not _trivial_oracle(subject):
             node.subjects.add(subject)
         for a in (m.sender, *m.reply_to, *m.to, *m.cc):
@@ -107,7 +108,7 @@ def _nodes_oracle(messages: Iterable[Message], noise: frozenset[str]) -> dict[st
         if (
             m.in_reply_to
             or m.references
-            or threads.has_reply_prefix.__wrapped__(m.subject)
+            or subjects_mod.has_reply_prefix.__wrapped__(m.subject)
             or thread_index_depth(m.thread_index) > 0
         ):
             node.replyish = True
@@ -126,7 +127,7 @@ def _link_values_oracle(copies: Iterable[Message], noise: frozenset[str]) -> fro
             values.add("ti:" + root)
         if m.gm_thrid is not None:
             values.add(f"gm:{m.mailbox} {m.gm_thrid}")
-        subject = threads.normalize_subject(m.subject)
+        subject = subjects_mod.normalize_subject(m.subject)
         if not _trivial_oracle(subject):
             subjects.add(subject)
         participants.update(

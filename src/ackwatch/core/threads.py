@@ -15,7 +15,7 @@ alone among the seen messages after the previous steps):
    agency-wide `agency_addresses`), within `subject_window`. Only a message that looks like
    a reply or forward (prefix such as "Re:", or In-Reply-To/References to unseen mail, or a
    Thread-Index deeper than the root) starts such a link, so two fresh mails that merely
-   share a subject stay apart. Trivial subjects (`is_trivial_subject`) never link.
+   share a subject stay apart. Trivial subjects (`subjects.is_trivial_subject`) never link.
 
 Each fallback attaches an unlinked message to its *nearest* match (earlier ones first, then
 by time distance, then key), computed from the whole input before any union is applied:
@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import functools
-import re
-import unicodedata
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -41,233 +38,9 @@ from typing import TypeVar
 
 from ackwatch.core.message import Message
 from ackwatch.core.message_ids import thread_index_depth, thread_index_root
+from ackwatch.core.subjects import has_reply_prefix, linking_subject
 
 _T = TypeVar("_T")
-
-# --------------------------------------------------------------------------- subjects
-
-# Reply / forward prefixes (compared case-insensitively), many languages and mail programs:
-# EN re fw fwd; DE aw wg antw; PL odp pd; UK відп пересл; RU отв пересл; BG отг пре
-# препр; Nordic sv vs vb vl fs; NL antw doorst; FR réf tr; ES rv; IT r i rif; PT res enc;
-# TR ynt ilt; CZ/SK odp pr přep; HU v tov; EL απ σχετ πρθ; ZH/JA/KO and a few more.
-_PREFIX_WORDS = (
-    "re",
-    "ree",
-    "fw",
-    "fwd",
-    "fwrd",
-    "aw",
-    "wg",
-    "antw",
-    "antwort",
-    "odp",
-    "odpowiedź",
-    "pd",
-    "przekaż",
-    "відп",
-    "відповідь",
-    "пересл",
-    "перес",
-    "переслано",
-    "пп",
-    "отв",
-    "ответ",
-    "отг",
-    "отговор",
-    "пре",
-    "препр",
-    "препратено",
-    "fs",
-    "sv",
-    "svar",
-    "vs",
-    "vb",
-    "vl",
-    "vs",
-    "doorst",
-    "réf",
-    "ref",
-    "tr",
-    "rv",
-    "r",
-    "i",
-    "rif",
-    "res",
-    "enc",
-    "ynt",
-    "ilt",
-    "ilet",
-    "pr",
-    "přep",
-    "fwd",
-    "odg",
-    "v",
-    "tov",
-    "απ",
-    "σχετ",
-    "πρθ",
-    "ατθ",
-    "atb",
-    "ats",
-    "vast",
-    "edasi",
-    "rs",
-    "회신",
-    "전달",
-    "回复",
-    "回覆",
-    "答复",
-    "转发",
-    "轉寄",
-    "返信",
-    "転送",
-    "השב",
-    "הועבר",
-    "رد",
-    "توجيه",
-    "trs",
-    "wtr",
-)
-_PREFIX = re.compile(
-    r"^(?:"
-    r"(?:" + "|".join(sorted({re.escape(w) for w in _PREFIX_WORDS}, key=len, reverse=True)) + r")"
-    r"(?:\s*(?:\[\d{1,4}\]|\(\d{1,4}\)|\^\d{1,4}))?\s*[:：]"
-    r"|\[[^\[\]\d]{1,60}\]"  # list and gateway tags: [acme-team], [EXTERNAL], [EXT]
-    r"|\((?:fwd?|fw)\)"
-    r"|\*{1,3}\s*(?:external|spam|suspicious)\s*\*{1,3}"
-    r")\s*",
-    re.IGNORECASE,
-)
-_TRAILING_FWD = re.compile(r"\s*\((?:fwd?|fw)\)\s*$", re.IGNORECASE)
-_REPLY_MARK = re.compile(
-    r"^(?:"
-    + "|".join(sorted({re.escape(w) for w in _PREFIX_WORDS}, key=len, reverse=True))
-    + r")(?:\s*(?:\[\d{1,4}\]|\(\d{1,4}\)|\^\d{1,4}))?\s*[:：]",
-    re.IGNORECASE,
-)
-
-# Subjects too common to thread by (compared after `normalize_subject`).
-TRIVIAL_SUBJECTS = frozenset(
-    {
-        "",
-        "hi",
-        "hello",
-        "hey",
-        "hej",
-        "witam",
-        "cześć",
-        "dzień dobry",
-        "привіт",
-        "добрий день",
-        "здравствуйте",
-        "hallo",
-        "bonjour",
-        "hola",
-        "ciao",
-        "test",
-        "question",
-        "pytanie",
-        "info",
-        "update",
-        "fyi",
-        "thanks",
-        "thank you",
-        "dzięki",
-        "dziękuję",
-        "no subject",
-        "(no subject)",
-        "brak tematu",
-        "(brak tematu)",
-        "без теми",
-        "без темы",
-        "kein betreff",
-        "sans objet",
-        "sin asunto",
-        "urgent",
-        "pilne",
-        "document",
-        "documents",
-        "dokumenty",
-        "scan",
-        "skan",
-        "invoice",
-        "faktura",
-        "photo",
-        "photos",
-        "zdjęcia",
-        "attachment",
-        "załącznik",
-        "meeting",
-        "spotkanie",
-    }
-)
-MIN_SUBJECT_CHARS = 3  # letters or digits needed before a subject may link mail
-
-# Subjects recur (a thread's mails share one; the daemon re-evaluates the same mail, and
-# `link_values` sees every stored mail): what is derived from them is memoized, bounded,
-# and forgotten after each `assign_threads` (a full memo is ~20 MB: a steady daemon must
-# not keep it between evaluations; the store's `link_values` calls fill it again).
-_SUBJECT_MEMO = 65536
-
-
-def _may_end_in_fwd(text: str) -> bool:
-    """Whether `_TRAILING_FWD` may match: it needs a ")" followed by whitespace only (an
-    unanchored search tries every position: a costly no on most subjects)."""
-    return text.rstrip().endswith(")")
-
-
-def normalize_subject(subject: str) -> str:
-    """Strip reply/forward prefixes in many languages, list tags, whitespace; casefold.
-
-    ``"RE: AW: [acme-team] Fwd: Wycena  (fwd)"`` -> ``"wycena"``. Bracketed tags with digits
-    (``[Ticket #123]``) are kept: they tell different tickets apart.
-    """
-    text = unicodedata.normalize("NFKC", subject or "")
-    text = " ".join(text.split())
-    for _ in range(200):  # bounded: each round removes at least one character
-        stripped = _PREFIX.sub("", text, count=1)
-        if _may_end_in_fwd(stripped):
-            stripped = _TRAILING_FWD.sub("", stripped)
-        if stripped == text:
-            break
-        text = stripped
-    return " ".join(text.split()).casefold()
-
-
-def is_trivial_subject(normalized: str) -> bool:
-    """True when a normalized subject is too short or too common to link mail by."""
-    if normalized in TRIVIAL_SUBJECTS:
-        return True
-    count = 0
-    for c in normalized:
-        if c.isalnum():
-            count += 1
-            if count >= MIN_SUBJECT_CHARS:
-                return False
-    return True
-
-
-@functools.lru_cache(maxsize=_SUBJECT_MEMO)
-def _linking_subject(subject: str) -> str | None:
-    """The normalized subject when it may link mail (not trivial), else None (a memo of
-    `normalize_subject` and `is_trivial_subject`)."""
-    normalized = normalize_subject(subject)
-    return None if is_trivial_subject(normalized) else normalized
-
-
-@functools.lru_cache(maxsize=_SUBJECT_MEMO)
-def has_reply_prefix(subject: str) -> bool:
-    """Whether a subject carries a reply/forward prefix (after any leading [tags])."""
-    text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
-    for _ in range(20):
-        if _REPLY_MARK.match(text) or (_may_end_in_fwd(text) and _TRAILING_FWD.search(text)):
-            return True
-        stripped = _PREFIX.sub("", text, count=1)
-        if stripped == text:
-            return False
-        text = stripped
-    return False
-
 
 # --------------------------------------------------------------------------- union-find
 
@@ -385,7 +158,7 @@ def _node(
         if m.key in ids:
             ids = tuple([i for i in ids if i != m.key])
     root = thread_index_root(m.thread_index) if m.thread_index else None
-    subject = _linking_subject(m.subject)
+    subject = linking_subject(m.subject)
     return _Node(
         key=m.key,
         received=m.received,
@@ -447,7 +220,7 @@ def link_values(copies: Iterable[Message], noise: frozenset[str] = frozenset()) 
                 values.add("ti:" + root)
         if m.gm_thrid is not None:
             values.add(f"gm:{m.mailbox} {m.gm_thrid}")
-        subject = _linking_subject(m.subject)
+        subject = linking_subject(m.subject)
         if subject is not None:
             subjects.add(subject)
         for a in (m.sender, *m.reply_to, *m.to, *m.cc):
@@ -624,7 +397,7 @@ def assign_threads(
     try:
         return _assign_threads(messages, subject_window, agency_addresses)
     finally:
-        _linking_subject.cache_clear()
+        linking_subject.cache_clear()
         has_reply_prefix.cache_clear()
 
 
