@@ -214,7 +214,7 @@ def _value(value: object) -> object:
     _deadline_arguments,
 )
 def cmd_deadline(args: argparse.Namespace) -> int:
-    from ackwatch.core import item_rules as sla
+    from ackwatch.core import explain
 
     config = _load(args)
     received: dt.datetime = args.received
@@ -225,7 +225,7 @@ def cmd_deadline(args: argparse.Namespace) -> int:
         _err(f"ackwatch deadline: error: --from: not an email address: {args.sender!r}")
         return EX_USAGE
     to = tuple(a.strip().lower() for a in args.to if a.strip())
-    explanation = sla.explain(config, sender, received, to)
+    explanation = explain.explain(config, sender, received, to)
 
     record = {name: _value(getattr(explanation, name)) for name in _FIELDS}
     record["tracked"] = explanation.tracked

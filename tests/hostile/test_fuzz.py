@@ -257,7 +257,7 @@ def test_evaluate_invariants(messages: list[Message], rnd):
     assert len(members) == len(set(members))
     tracked = {
         k for k, copies in by_key.items()
-        if sla._tracked(cls_mod.classify(sla._merge(copies, CONFIG).message, CONFIG))
+        if sla.is_tracked(cls_mod.classify(sla._merge(copies, CONFIG).message, CONFIG))
     }
     assert set(members) == tracked
     # Sorted, and independent of the order in which the mail arrived.
