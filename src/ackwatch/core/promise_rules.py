@@ -1,4 +1,4 @@
-"""Promise keeper, daemon half (issue 8): kept, broken, moved, and what is due. Pure.
+"""Promise keeper, daemon half: kept, broken, moved, and what is due. Pure.
 
 An acknowledgement often says by when the work will be ready ("by Friday noon"); the
 parser half (`ackwatch.core.promise_text`) finds that instant in the reply's text. This module
@@ -6,7 +6,7 @@ decides, from the recorded promises, the later agency messages of their threads 
 ``now``, what became of each promise and which reminders are due. Nothing here reads the
 clock, the network or the disk.
 
-Rules (issue 8; the choices the issue leaves open are marked *):
+Rules (the choices DESIGN.md leaves open are marked *):
 
 - The *follow-up* of a promise is the first agency message of its thread that reaches
   the client (`classify.is_acknowledgement_candidate`), received strictly after the
