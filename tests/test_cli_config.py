@@ -17,7 +17,7 @@ import yaml
 from ackwatch import cli
 from ackwatch.cli import main
 from ackwatch.config import EX_CONFIG
-from ackwatch.core import item_rules as sla
+from ackwatch.core import explain as explain_mod
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"
@@ -331,9 +331,9 @@ def _fake_explain(monkeypatch, **fields):
             "escalate_at": None,
         }
         values.update(fields)
-        return sla.Explanation(**values)
+        return explain_mod.Explanation(**values)
 
-    monkeypatch.setattr(sla, "explain", explain)
+    monkeypatch.setattr(explain_mod, "explain", explain)
     return calls
 
 

@@ -19,8 +19,11 @@ from hypothesis import strategies as st
 from ackwatch.config import Agency, IgnoreRules
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
+from ackwatch.core import subjects as subjects_mod
 from ackwatch.core import threads
-from ackwatch.core.message import Message, thread_index_depth, thread_index_root
+from ackwatch.core.message import Message
+from ackwatch.core.message_ids import thread_index_depth, thread_index_root
+from ackwatch.gcpause import gc_paused
 from configfactory import make_account, make_client, make_config, make_mailbox
 from mailfactory import mail
 
@@ -40,22 +43,22 @@ _subjects = st.one_of(
 
 
 def _trivial_oracle(normalized: str) -> bool:
-    if normalized in threads.TRIVIAL_SUBJECTS:
+    if normalized in subjects_mod.TRIVIAL_SUBJECTS:
         return True
-    return sum(1 for c in normalized if c.isalnum()) < threads.MIN_SUBJECT_CHARS
+    return sum(1 for c in normalized if c.isalnum()) < subjects_mod.MIN_SUBJECT_CHARS
 
 
 @settings(max_examples=400, deadline=None)
 @given(_subjects)
 def test_memoized_subject_functions_match_the_plain_ones(subject):
     for _ in range(2):  # a miss, then a hit
-        normalized = threads.normalize_subject(subject)
-        assert threads.is_trivial_subject(normalized) == _trivial_oracle(normalized)
-        assert threads.is_trivial_subject(subject) == _trivial_oracle(subject)
-        assert threads.has_reply_prefix(subject) == threads.has_reply_prefix.__wrapped__(subject)
+        normalized = subjects_mod.normalize_subject(subject)
+        assert subjects_mod.is_trivial_subject(normalized) == _trivial_oracle(normalized)
+        assert subjects_mod.is_trivial_subject(subject) == _trivial_oracle(subject)
+        assert subjects_mod.has_reply_prefix(subject) == subjects_mod.has_reply_prefix.__wrapped__(subject)
         expected = None if _trivial_oracle(normalized) else normalized
-        assert threads._linking_subject(subject) == expected
-        assert threads._linking_subject.__wrapped__(subject) == expected
+        assert subjects_mod.linking_subject(subject) == expected
+        assert subjects_mod.linking_subject.__wrapped__(subject) == expected
 
 
 # --------------------------------------------------------------------------- thread nodes
@@ -96,7 +99,7 @@ def _nodes_oracle(messages: Iterable[Message], noise: frozenset[str]) -> dict[st
             node.ti_roots.add(root)
         if m.gm_thrid is not None:
             node.gm_threads.add((m.mailbox, m.gm_thrid))
-        subject = threads.normalize_subject(m.subject)
+        subject = subjects_mod.normalize_subject(m.subject)
         if not _trivial_oracle(subject):
             node.subjects.add(subject)
         for a in (m.sender, *m.reply_to, *m.to, *m.cc):
@@ -105,7 +108,7 @@ def _nodes_oracle(messages: Iterable[Message], noise: frozenset[str]) -> dict[st
         if (
             m.in_reply_to
             or m.references
-            or threads.has_reply_prefix.__wrapped__(m.subject)
+            or subjects_mod.has_reply_prefix.__wrapped__(m.subject)
             or thread_index_depth(m.thread_index) > 0
         ):
             node.replyish = True
@@ -124,7 +127,7 @@ def _link_values_oracle(copies: Iterable[Message], noise: frozenset[str]) -> fro
             values.add("ti:" + root)
         if m.gm_thrid is not None:
             values.add(f"gm:{m.mailbox} {m.gm_thrid}")
-        subject = threads.normalize_subject(m.subject)
+        subject = subjects_mod.normalize_subject(m.subject)
         if not _trivial_oracle(subject):
             subjects.add(subject)
         participants.update(
@@ -442,18 +445,34 @@ def test_lookup_answers_like_the_config():
 # --------------------------------------------------------------------------- gc
 
 
+def test_the_core_never_switches_the_garbage_collector():
+    """The process's collector is the shell's (`ackwatch.gcpause`), not a pure rule's."""
+    import ast
+    from pathlib import Path
+
+    core = Path(sla.__file__).parent
+    importers = sorted(
+        path.name
+        for path in core.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.Import) and any(a.name == "gc" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "gc")
+    )
+    assert importers == []
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_gc_paused_restores_the_collector(enabled):
     was = gc.isenabled()
     try:
         gc.enable() if enabled else gc.disable()
-        with threads.gc_paused():
+        with gc_paused():
             assert not gc.isenabled()
-            with threads.gc_paused():
+            with gc_paused():
                 assert not gc.isenabled()
             assert not gc.isenabled()
         assert gc.isenabled() is enabled
-        with pytest.raises(RuntimeError), threads.gc_paused():
+        with pytest.raises(RuntimeError), gc_paused():
             raise RuntimeError("boom")
         assert gc.isenabled() is enabled
     finally:
@@ -468,7 +487,7 @@ def test_gc_paused_in_two_threads_resumes_the_collector_when_the_last_pause_ends
     entered, leave = threading.Event(), threading.Event()
 
     def reader() -> None:
-        with threads.gc_paused():
+        with gc_paused():
             entered.set()
             leave.wait(5)
 
@@ -477,7 +496,7 @@ def test_gc_paused_in_two_threads_resumes_the_collector_when_the_last_pause_ends
         t = threading.Thread(target=reader)
         t.start()
         entered.wait(5)
-        with threads.gc_paused():
+        with gc_paused():
             leave.set()
             t.join(5)
             assert not gc.isenabled()  # the reader's pause ended, the main thread's did not
@@ -491,7 +510,7 @@ def test_gc_paused_moves_what_the_burst_left_to_the_oldest_generation_unscanned(
     try:
         gc.enable()
         gc.collect()
-        with threads.gc_paused():
+        with gc_paused():
             kept = [[i] for i in range(50_000)]  # tracked objects, no cycles
         assert gc.get_count()[0] < 1_000  # not waiting in generation 0 for a scan
         assert gc.get_freeze_count() == 0
@@ -509,7 +528,7 @@ def test_gc_paused_still_lets_a_full_collection_free_cycles_made_in_the_burst():
     was = gc.isenabled()
     try:
         gc.enable()
-        with threads.gc_paused():
+        with gc_paused():
             a, b = Node(), Node()
             a.other, b.other = b, a
             ref = weakref.ref(a)

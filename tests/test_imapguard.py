@@ -10,7 +10,7 @@ import pytest
 from imapclient import IMAPClient
 
 from ackwatch.config import SyncConfig
-from ackwatch.core.message import MAX_HEADER_BYTES
+from ackwatch.core.headers import MAX_HEADER_BYTES
 from ackwatch.mail import imapguard
 from ackwatch.mail.imap import _header_item
 

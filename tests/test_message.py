@@ -8,14 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.core.message import (
+from ackwatch.core.headers import decode_words
+from ackwatch.core.message import MAX_SUBJECT_CHARS, Message, parse_message
+from ackwatch.core.message_ids import (
     MAX_REFERENCES,
-    MAX_SUBJECT_CHARS,
-    Message,
-    decode_words,
     extract_message_ids,
     normalize_message_id,
-    parse_message,
     thread_index_depth,
     thread_index_root,
 )
@@ -448,20 +446,19 @@ def _address_entry(draw) -> str:
 @settings(max_examples=500, deadline=None)
 @given(st.lists(_address_entry(), max_size=4), st.sampled_from([",", ", ", " ,", ",,"]))
 def test_plain_address_fast_path_agrees_with_the_general_reader(entries, sep):
-    from ackwatch.core.addresses import parse_address_list
-    from ackwatch.core.message import plain_addresses
+    from ackwatch.core.addresses import parse_address_list, plain_addresses
 
     value = sep.join(entries)
     fast = plain_addresses(value)
     if fast is not None:
         general = parse_address_list(value)
         assert general.clean
-        # Blanks in names are folded when the Message is made (`_clean_text`).
+        # Blanks in names are folded when the Message is made (`headers.clean_text`).
         assert [(" ".join(n.split()), a) for n, a in fast] == list(general.entries)
 
 
 def test_everyday_address_lists_take_the_fast_path():
-    from ackwatch.core.message import plain_addresses
+    from ackwatch.core.addresses import plain_addresses
 
     for value in (
         "Tom <tom@client32.example>",
@@ -476,7 +473,7 @@ def test_everyday_address_lists_take_the_fast_path():
 def test_clean_text_fast_path_matches_the_character_walk(value, limit):
     import unicodedata
 
-    from ackwatch.core.message import _clean_text
+    from ackwatch.core.headers import clean_text
 
     chars = []
     for ch in value:
@@ -485,4 +482,4 @@ def test_clean_text_fast_path_matches_the_character_walk(value, limit):
             chars.append(" " if ch in "\r\n\t\v\f" else "")
         else:
             chars.append(ch)
-    assert _clean_text(value, limit) == " ".join("".join(chars).split())[:limit]
+    assert clean_text(value, limit) == " ".join("".join(chars).split())[:limit]

@@ -20,28 +20,31 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.hostile.corpus import all_cases
 
+import ackwatch.core.headers as headers
 import ackwatch.core.message as message
+import ackwatch.core.message_ids as message_ids
 from ackwatch.core.addresses import parse_address_list
+from ackwatch.core.headers import (
+    MAX_FIELD_BYTES,
+    MAX_HEADER_BYTES,
+    clean_text,
+    decode_raw_values,
+    decode_words,
+)
 from ackwatch.core.message import (
     HEADER_FIELDS,
     MAX_ADDRESSES,
-    MAX_FIELD_BYTES,
-    MAX_HEADER_BYTES,
     MAX_NAME_CHARS,
-    MAX_REFERENCES,
     MAX_SUBJECT_CHARS,
     Address,
     FolderRole,
     Message,
-    _clean_text,
     _stable_key,
     _to_utc,
-    decode_raw_values,
-    decode_words,
-    extract_message_ids,
-    normalize_message_id,
     parse_message,
 )
+from ackwatch.core.message_ids import MAX_REFERENCES, extract_message_ids, normalize_message_id
+from ackwatch.core.positional import positional_constructor
 from ackwatch.core.provenance import (
     MAX_AUTH_HEADERS,
     MAX_HOPS,
@@ -55,7 +58,7 @@ RECEIVED = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 # =========================================================================== the reference
 # Verbatim from src/ackwatch/core/message.py before the fast paths (only renamed); it uses the
-# unchanged helpers (decode_words, _clean_text, normalize_message_id, ...).
+# unchanged helpers (decode_words, clean_text, normalize_message_id, ...).
 # Since issue 18 it reads addresses with the general `parse_address_list` (no fast path)
 # and keeps every Authentication-Results and Received value.
 
@@ -160,7 +163,7 @@ def reference_addresses(value: str | None, defects: set[str], field: str) -> tup
         if addr in seen:
             continue
         seen.add(addr)
-        display = _clean_text(decode_words(name, defects, field), MAX_NAME_CHARS)
+        display = clean_text(decode_words(name, defects, field), MAX_NAME_CHARS)
         result.append(Address(addr, display))
         if len(result) >= MAX_ADDRESSES:
             defects.add(f"header-too-long:{field}")
@@ -290,7 +293,7 @@ def reference_parse_message(
 
     subject_raw = get("subject")
     subject = (
-        _clean_text(decode_words(subject_raw, defects, "subject"), MAX_SUBJECT_CHARS)
+        clean_text(decode_words(subject_raw, defects, "subject"), MAX_SUBJECT_CHARS)
         if subject_raw
         else ""
     )
@@ -348,7 +351,7 @@ def reference_parse_message(
         value = get(name)
         if value is None:
             return None
-        return _clean_text(value, limit)
+        return clean_text(value, limit)
 
     return Message(
         key=key,
@@ -578,13 +581,13 @@ def test_other_input_types_and_locations_parse_like_the_reference():
 
 
 def test_everyday_blocks_take_the_fast_paths():
-    assert message._plain_header_fields(EVERYDAY) is not None
-    assert message._plain_header_fields(EDGE_BLOCKS["folded_fields"]) is not None
-    assert message._plain_header_fields(EDGE_BLOCKS["lf_only"]) is None
-    assert message._plain_header_fields(EDGE_BLOCKS["junk_line_in_the_middle"]) is None
+    assert headers._plain_header_fields(EVERYDAY) is not None
+    assert headers._plain_header_fields(EDGE_BLOCKS["folded_fields"]) is not None
+    assert headers._plain_header_fields(EDGE_BLOCKS["lf_only"]) is None
+    assert headers._plain_header_fields(EDGE_BLOCKS["junk_line_in_the_middle"]) is None
     assert message._parse_plain_date("Tue, 17 Nov 2026 04:42:36 +0000") is not None
     assert message._parse_plain_date("23 Nov 2026 17:52 +0100 (CET)") is not None
-    assert message._plain_message_ids("<a@b.example> <c@d.example>") is not None
+    assert message_ids._plain_message_ids("<a@b.example> <c@d.example>") is not None
 
 
 # =========================================================================== generated blocks
@@ -900,7 +903,7 @@ def test_positional_constructors_build_what_the_dataclass_init_builds():
     for built_by_init in values_of:
         cls = type(built_by_init)
         values = [getattr(built_by_init, f.name) for f in dataclasses.fields(cls)]
-        built = message.positional_constructor(cls)(*values)
+        built = positional_constructor(cls)(*values)
         assert type(built) is cls
         assert built == cls(*values) == built_by_init
         assert hash(built) == hash(built_by_init)
@@ -924,4 +927,4 @@ def test_a_positional_constructor_is_refused_where_init_does_more():
 
     for cls in (Checked, Derived):
         with pytest.raises(TypeError, match="does more than set its fields"):
-            message.positional_constructor(cls)
+            positional_constructor(cls)

@@ -13,13 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ackwatch.core.promise_text import (
-    MAX_INPUT_CHARS,
-    MAX_SENTENCE,
-    Promise,
-    find_promise,
-    strip_reply,
-)
+from ackwatch.core.promise_text import MAX_SENTENCE, Promise, find_promise
+from ackwatch.core.reply_text import MAX_INPUT_CHARS, strip_reply
 from configfactory import hours, office_calendar
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -178,6 +178,44 @@ def test_a_copy_counts_toward_the_hourly_cap_of_the_person_copied():
     ]
 
 
+def test_over_the_hourly_cap_reminders_merge_into_one_mail_at_once():
+    # Piotr stands in for three away accounts and has room for two more mails: the three
+    # reminders go now, in one mail, as nudges would (none waits an hour).
+    piotr = "piotr@agency.example"
+    sent = {piotr: [at(4) - dt.timedelta(minutes=m) for m in (10, 20, 30, 40)]}
+    due = [Due("promise", i, account, at(4))
+           for i, account in enumerate(("anna@agency.example", "ola@agency.example",
+                                        "tomek@agency.example"), 1)]
+    p = plan_at(due, at(4), recipient_of=lambda a: piotr, sent_last_hour=sent)
+    assert [(a.kind, a.to, a.account, a.promise_ids) for a in p.actions] == [
+        ("promise", piotr, None, (1, 2, 3)),
+    ]
+    assert p.next_due is None
+
+
+def test_over_the_hourly_cap_overdue_notices_merge_with_every_account_in_cc():
+    kasia, anna, ola = "kasia@agency.example", "anna@agency.example", "ola@agency.example"
+    sent = {kasia: [PROMISED - dt.timedelta(minutes=5)]}
+    due = [Due("promise-overdue", 1, anna, PROMISED), Due("promise-overdue", 2, ola, PROMISED)]
+    p = plan_at(due, PROMISED, max_per_hour=2, sent_last_hour=sent)
+    assert [(a.kind, a.to, a.cc, a.account, a.promise_ids) for a in p.actions] == [
+        ("promise-overdue", kasia, (anna, ola), None, (1, 2)),
+    ]
+
+
+def test_reminders_and_overdue_notices_over_the_cap_are_one_mail_each_earliest_first():
+    # A mail carries one kind of notice: with room for one, the earlier kind goes now
+    # and the other waits for the hour to roll.
+    kasia = "kasia@agency.example"
+    sent = {kasia: [at(4) - dt.timedelta(minutes=m) for m in (10, 20, 30, 40, 50)]}
+    due = [Due("promise-overdue", 1, "anna@agency.example", at(4) - dt.timedelta(minutes=1)),
+           Due("promise-overdue", 2, "ola@agency.example", at(4)),
+           Due("promise", 3, kasia, at(4))]
+    p = plan_at(due, at(4), sent_last_hour=sent)
+    assert [(a.kind, a.promise_ids) for a in p.actions] == [("promise-overdue", (1, 2))]
+    assert p.next_due == at(4) - dt.timedelta(minutes=50) + dt.timedelta(hours=1)
+
+
 def test_report_figures_by_account_and_client():
     f = figures([
         ("anna@a", "Acme", "kept"), ("anna@a", "Acme", "broken"),

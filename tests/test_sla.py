@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from ackwatch.config import Absence, Config
 from ackwatch.core.classify import agency_identities
+from ackwatch.core.explain import explain
 from ackwatch.core.item_rules import (
     Item,
     away_reason,
     deadlines_for,
     evaluate,
-    explain,
     recipient_for,
     responsible_account,
 )

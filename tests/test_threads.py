@@ -10,15 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ackwatch.core import threads as threads_mod
+from ackwatch.core import subjects
 from ackwatch.core.classify import agency_identities
 from ackwatch.core.message import Message
-from ackwatch.core.threads import (
-    assign_threads,
-    has_reply_prefix,
-    is_trivial_subject,
-    normalize_subject,
-)
+from ackwatch.core.subjects import has_reply_prefix, is_trivial_subject, normalize_subject
+from ackwatch.core.threads import assign_threads
 from configfactory import make_config
 from mailfactory import fixture_message, mail, reply
 
@@ -121,7 +117,7 @@ def _reference_normalize(subject: str) -> str:
     """`normalize_subject` as written first: the trailing "(fwd)" tried in every round."""
     text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
     for _ in range(200):
-        stripped = threads_mod._TRAILING_FWD.sub("", threads_mod._PREFIX.sub("", text, count=1))
+        stripped = subjects._TRAILING_FWD.sub("", subjects._PREFIX.sub("", text, count=1))
         if stripped == text:
             break
         text = stripped
@@ -131,9 +127,9 @@ def _reference_normalize(subject: str) -> str:
 def _reference_reply_prefix(subject: str) -> bool:
     text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
     for _ in range(20):
-        if threads_mod._REPLY_MARK.match(text) or threads_mod._TRAILING_FWD.search(text):
+        if subjects._REPLY_MARK.match(text) or subjects._TRAILING_FWD.search(text):
             return True
-        stripped = threads_mod._PREFIX.sub("", text, count=1)
+        stripped = subjects._PREFIX.sub("", text, count=1)
         if stripped == text:
             return False
         text = stripped

@@ -32,12 +32,11 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core.message import (
     MAX_ADDRESSES,
     MAX_NAME_CHARS,
-    MAX_REFERENCES,
     MAX_SUBJECT_CHARS,
     Message,
-    normalize_message_id,
     parse_message,
 )
+from ackwatch.core.message_ids import MAX_REFERENCES, normalize_message_id
 from ackwatch.core.threads import assign_threads
 from ackwatch.store import NewMessage
 from ackwatch.store.sqlite import SqliteStore as Store

@@ -22,14 +22,8 @@ from hypothesis import strategies as st
 
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
-from ackwatch.core.message import (
-    HEADER_FIELDS,
-    MAX_REFERENCES,
-    MAX_SUBJECT_CHARS,
-    Address,
-    Message,
-    parse_message,
-)
+from ackwatch.core.message import HEADER_FIELDS, MAX_SUBJECT_CHARS, Address, Message, parse_message
+from ackwatch.core.message_ids import MAX_REFERENCES
 from ackwatch.core.threads import assign_threads
 from configfactory import make_config
 
@@ -263,7 +257,7 @@ def test_evaluate_invariants(messages: list[Message], rnd):
     assert len(members) == len(set(members))
     tracked = {
         k for k, copies in by_key.items()
-        if sla._tracked(cls_mod.classify(sla._merge(copies, CONFIG).message, CONFIG))
+        if sla.is_tracked(cls_mod.classify(sla._merge(copies, CONFIG).message, CONFIG))
     }
     assert set(members) == tracked
     # Sorted, and independent of the order in which the mail arrived.

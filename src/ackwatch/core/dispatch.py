@@ -4,7 +4,7 @@
 ``now``. The daemon calls it whenever something changed or the next due time came, sends
 what it returns, and sleeps until ``Plan.next_due`` (or the next watcher event).
 
-Rules (DESIGN.md, issue 4):
+Rules (DESIGN.md):
 
 - A nudge is due at the item's ``nudge_at``, to the responsible account, or to its backup
   when the account is away (``recipient_of``). An escalation is due at ``escalate_at``, to
@@ -18,6 +18,13 @@ Rules (DESIGN.md, issue 4):
   merged into one summary mail; with no room at all they wait until the oldest mail of
   the hour is an hour old. An escalation copies the account only while the account has
   room; the manager gets it either way.
+
+The batching and the cap are one routine for every mail that goes out about items or
+promises (`batches_due`, then `fit_to_cap`; `promise_rules.plan` uses them too), so
+nudges and promise notices follow the same rule. A mail only ever carries one kind of
+promise notice (reminders and overdue notices are kept apart in the outbox), so over
+the cap the promise notices of a person merge into one mail per kind; should even that
+be more than the room left, the earliest due go and the others wait for the hour.
 - After a downtime, everything that came due meanwhile is due now: it goes out once,
   batched by the same rules.
 """
@@ -27,9 +34,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from ackwatch.config import Config
 from ackwatch.core.hourlycap import HourlyCap
@@ -95,7 +102,6 @@ def plan(
     address (To or Cc) were queued during the last hour (for the cap).
     """
     window = config.notify.batch_window
-    horizon = now + window
     skips: list[Skip] = []
     future: list[dt.datetime] = []
 
@@ -121,33 +127,12 @@ def plan(
                     (p.escalate_at, p.key)
                 )
 
-    due_groups: dict[str, list[tuple[str, tuple[str, ...], str | None, list]]] = defaultdict(list)
-    for (kind, to, cc, account), members in groups.items():
-        earliest = min(t for t, _ in members)
-        if earliest > now:
-            future.append(earliest)
-            continue
-        batch = sorted((t, k) for t, k in members if t <= horizon)
-        later = [t for t, _ in members if t > horizon]
-        if later:
-            future.append(min(later))
-        due_groups[to].append((kind, cc, account, batch))
-
-    actions: list[Action] = []
+    due_groups: dict[str, list[Action]] = defaultdict(list)
+    for (kind, to, cc, account), batch in batches_due(groups, now=now, window=window,
+                                                      future=future):
+        due_groups[to].append(_action(kind, to, cc, account, batch))
     cap = HourlyCap(config.notify.max_per_hour, now, sent_last_hour)
-    for to, recipient_groups in sorted(due_groups.items()):
-        room = cap.room(to)
-        if room <= 0:
-            future.append(cap.free_at(to))
-            continue
-        built = [_action(kind, to, cc, account, batch) for kind, cc, account, batch in recipient_groups]
-        built.sort(key=lambda a: (a.due, a.kind, a.account or ""))
-        chosen = [_summary(to, built)] if len(built) > room else built
-        for _ in chosen:
-            cap.take(to)
-        actions.extend(chosen)
-    # Then the copies: a Cc counts for the copied person too, within the room left.
-    actions = [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
+    actions = fit_to_cap(due_groups, cap, lambda to, built: [_summary(to, built)], future)
 
     next_due = min(future) if future else None
     return Plan(tuple(actions), tuple(skips), next_due)
@@ -177,3 +162,82 @@ def _summary(to: str, actions: Sequence[Action]) -> Action:
     return Action(
         "summary", to, cc, account, nudge_keys, escalation_keys, min(a.due for a in actions)
     )
+
+
+# --------------------------------------------------------------------------- the rule
+
+_K = TypeVar("_K", bound=Hashable)
+_T = TypeVar("_T")
+
+
+class Mail(Protocol):
+    """What `fit_to_cap` reads of a planned mail (`Action`, `promise_rules.Action`)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def due(self) -> dt.datetime: ...
+
+
+_M = TypeVar("_M", bound=Mail)
+
+
+def batches_due(
+    groups: Mapping[_K, Sequence[tuple[dt.datetime, _T]]],
+    *,
+    now: dt.datetime,
+    window: dt.timedelta,
+    future: list[dt.datetime],
+) -> Iterator[tuple[_K, list[tuple[dt.datetime, _T]]]]:
+    """Each group (one mail's worth: recipient, Cc, account, kind) with a member due at
+    ``now``, with its members due up to ``now + window``, sorted. When the group comes
+    due next (nothing due yet, or members past the window) is appended to ``future``."""
+    horizon = now + window
+    for key, members in groups.items():
+        earliest = min(t for t, _ in members)
+        if earliest > now:
+            future.append(earliest)
+            continue
+        batch = sorted(m for m in members if m[0] <= horizon)
+        later = [t for t, _ in members if t > horizon]
+        if later:
+            future.append(min(later))
+        yield key, batch
+
+
+def fit_to_cap(
+    per_recipient: Mapping[str, Sequence[_M]],
+    cap: HourlyCap,
+    merge: Callable[[str, Sequence[_M]], Sequence[_M]],
+    future: list[dt.datetime],
+) -> list[_M]:
+    """The mails that go out now, within each person's hourly room (the module doc).
+
+    Per recipient: the due mails go as they are while they fit in the room left; more
+    than that are merged (``merge(to, mails)``, in due order); no room at all, or a
+    merge still larger than the room, and what does not go waits until the oldest mail
+    of the hour rolls out (appended to ``future``). Then each Cc is kept only while the
+    copied person has room. Consumes room in ``cap``.
+    """
+    actions: list[_M] = []
+    for to, mails in sorted(per_recipient.items()):
+        room = cap.room(to)
+        if room <= 0:
+            future.append(cap.free_at(to))
+            continue
+        built = sorted(mails, key=lambda a: (a.due, a.kind, a.account or ""))
+        chosen = list(merge(to, built)) if len(built) > room else built
+        if len(chosen) > room:
+            chosen = chosen[:room]
+            future.append(cap.free_at(to))
+        for _ in chosen:
+            cap.take(to)
+        actions.extend(chosen)
+    # Then the copies: a Cc counts for the copied person too, within the room left.
+    return [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]

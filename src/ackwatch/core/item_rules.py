@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,8 +45,9 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config, MailboxConfig, Policy
 from ackwatch.core import classify as cls_mod
 from ackwatch.core.business_clock import Clock, WallClock, clock_for
-from ackwatch.core.message import Address, Message, evolve, positional_constructor
-from ackwatch.core.threads import assign_threads, gc_paused
+from ackwatch.core.message import Message, evolve
+from ackwatch.core.positional import positional_constructor
+from ackwatch.core.threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
 AwayReason = Literal["absence", "out-of-office"]
@@ -96,7 +96,7 @@ class Item:
         return "pending" if self.ack is None else "acknowledged"
 
 
-# Positional constructors (`message.positional_constructor`): a first evaluation makes
+# Positional constructors (`positional.positional_constructor`): a first evaluation makes
 # tens of thousands of these.
 _new_ack = positional_constructor(Ack)
 _new_deadlines = positional_constructor(Deadlines)
@@ -106,13 +106,13 @@ _new_item = positional_constructor(Item)
 # --------------------------------------------------------------------------- deadlines
 
 
-def _policy(policy_name: str, config: Config) -> Policy:
+def policy_named(policy_name: str, config: Config) -> Policy:
     """The named policy; an unknown name (the loader rejects those) falls back to default."""
     policy = config.policies.get(policy_name)
     return policy if policy is not None else config.policies["default"]
 
 
-def _policy_tz(policy: Policy, config: Config) -> ZoneInfo:
+def policy_timezone(policy: Policy, config: Config) -> ZoneInfo:
     calendar = config.calendars.get(policy.calendar) if policy.calendar else None
     return ZoneInfo(calendar.timezone if calendar is not None else config.timezone)
 
@@ -120,8 +120,8 @@ def _policy_tz(policy: Policy, config: Config) -> ZoneInfo:
 @cls_mod.per_config
 def _policy_clock(policy_name: str, config: Config) -> tuple[Policy, Clock, ZoneInfo]:
     """The policy of that name, its clock and its timezone (asked for every item)."""
-    policy = _policy(policy_name, config)
-    return policy, clock_for(policy, config), _policy_tz(policy, config)
+    policy = policy_named(policy_name, config)
+    return policy, clock_for(policy, config), policy_timezone(policy, config)
 
 
 def deadlines_for(received: dt.datetime, policy_name: str, config: Config) -> Deadlines:
@@ -367,7 +367,7 @@ class _Open:
     follow_ups: list[str]
 
 
-def _tracked(c: cls_mod.Classification) -> bool:
+def is_tracked(c: cls_mod.Classification) -> bool:
     """Client mail per `classify` (which applies ``unknown_senders``; form leads are
     tracked even when unknown senders are ignored; a From without a readable mailbox is
     tracked with an empty ``client_address``)."""
@@ -414,13 +414,7 @@ def evaluate_threads(
     same items as evaluating everything: the daemon relies on it to re-evaluate only
     the threads that new mail can touch (see `threads.link_values`).
     """
-    with gc_paused():
-        return _evaluate_threads(list(messages), config)
-
-
-def _evaluate_threads(
-    copies: list[Message], config: Config
-) -> tuple[tuple[Item, ...], Mapping[str, str]]:
+    copies = list(messages)
     by_key: dict[str, list[Message]] = defaultdict(list)
     for m in copies:
         by_key[m.key].append(m)
@@ -460,7 +454,7 @@ def _walk_thread(
         mm = merged[key]
         m = mm.message
         c = classes[key]
-        if _tracked(c):
+        if is_tracked(c):
             events.append((m.received, _CLIENT, 0, key, "client"))
             for kind, at in (("answered", m.answered_at), ("dismissed", m.dismissed_at)):
                 if at is not None:
@@ -580,113 +574,3 @@ def recipient_for(account: str, config: Config, at: dt.datetime, messages: Itera
         if away_reason(candidate, config, at, msgs) is None:
             return candidate
     return candidates[0] if candidates else address
-
-
-# --------------------------------------------------------------------------- explain
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Answer to "why did / didn't Anna get a nudge?" for one hypothetical client mail.
-
-    Datetimes are in the policy calendar's timezone (the config's `timezone` for
-    calendar-clock policies without a calendar).
-    """
-
-    tracked: bool  # False when the sender is agency-side, ignored, or unknown and ignored
-    reason: str  # why it is (not) tracked, e.g. "client", "unknown-sender-tracked"
-    policy: str | None
-    clock: str | None
-    client: str | None
-    account: str | None
-    received: dt.datetime
-    deadline: dt.datetime | None
-    nudge_at: dt.datetime | None
-    escalate_at: dt.datetime | None
-
-
-def _synthetic(config: Config, sender: str, received: dt.datetime, to: Sequence[str]) -> Message:
-    sender = sender.strip().lower()
-    recipients = tuple(a.strip().lower() for a in to if a.strip())
-    mailbox = None
-    for mb in config.mailboxes:
-        if mb.owner_address in recipients or mb.username.lower() in recipients:
-            mailbox = mb
-            break
-    if mailbox is None and config.mailboxes:
-        mailbox = config.mailboxes[0]
-    if not recipients and mailbox is not None:
-        recipients = (mailbox.owner_address,)
-    digest = hashlib.sha256(
-        f"{sender}\0{received.isoformat()}\0{','.join(recipients)}".encode()
-    ).hexdigest()[:24]
-    message_id = f"<explain.{digest}@ackwatch.invalid>"
-    return Message(
-        key=message_id,
-        message_id=message_id,
-        mailbox=mailbox.name if mailbox is not None else "",
-        folder=mailbox.folders.inbox[0] if mailbox is not None and mailbox.folders.inbox else "INBOX",
-        role="inbox",
-        uid=0,
-        received=received.astimezone(dt.UTC),
-        sender=Address(sender),
-        to=tuple(Address(a) for a in recipients),
-        subject="",
-        date=received,
-        return_path=f"<{sender}>",
-    )
-
-
-def _untracked_reason(c: cls_mod.Classification) -> str:
-    if c.kind == "agency" or c.reason == "unverified-agency-sender":
-        return "agency-sender"
-    if c.reason == "unknown-sender":
-        return "unknown-sender-ignored"
-    return f"{c.kind}:{c.reason}"
-
-
-def explain(
-    config: Config, sender: str, received: dt.datetime, to: tuple[str, ...] = ()
-) -> Explanation:
-    """What ackwatch would do with a client mail from ``sender`` received at ``received``.
-
-    ``to`` defaults to the first mailbox's owner. The mail is synthetic (plain headers, no
-    thread): it shows the classification, policy, responsible account and deadlines.
-    ``reason`` is "client" or "unknown-sender-tracked" when tracked; otherwise
-    "agency-sender", "unknown-sender-ignored", or "<kind>:<classify reason>" (for example
-    "ignored:ignore-sender").
-    """
-    if received.tzinfo is None or received.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware datetime, got naive {received!r}")
-    message = _synthetic(config, sender, received, to)
-    c = cls_mod.classify(message, config)
-    if not _tracked(c):
-        return Explanation(
-            tracked=False,
-            reason=_untracked_reason(c),
-            policy=None,
-            clock=None,
-            client=c.client.name if c.client is not None else None,
-            account=None,
-            received=received.astimezone(ZoneInfo(config.timezone)),
-            deadline=None,
-            nudge_at=None,
-            escalate_at=None,
-        )
-    client = c.client
-    policy = _policy(client.policy if client is not None else "default", config)
-    d = deadlines_for(received, policy.name, config)
-    return Explanation(
-        tracked=True,
-        reason="client" if client is not None else "unknown-sender-tracked",
-        policy=d.policy,
-        clock=d.clock,
-        client=client.name if client is not None else None,
-        account=responsible_account(
-            message, client.account if client is not None else None, config
-        ),
-        received=received.astimezone(_policy_tz(policy, config)),
-        deadline=d.deadline,
-        nudge_at=d.nudge_at,
-        escalate_at=d.escalate_at,
-    )

@@ -11,30 +11,28 @@ empty and the reason is put in `Message.defects`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import operator
 import re
-import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
-from ackwatch.core.addresses import parse_address_list
-from ackwatch.core.provenance import (
-    MAX_AUTH_HEADERS,
-    MAX_HOPS,
-    AuthResult,
-    Hop,
-    auth_results_of,
-    hops_of,
+from ackwatch.core.addresses import parse_address_list, plain_addresses
+from ackwatch.core.headers import (
+    CONTROL_CHARS,
+    MAX_HEADER_BYTES,
+    clean_text,
+    decode_words,
+    header_values,
 )
+from ackwatch.core.message_ids import MAX_REFERENCES, extract_message_ids, thread_ids
+from ackwatch.core.positional import positional_constructor
+from ackwatch.core.provenance import AuthResult, Hop, auth_results_of, hops_of
 
 FolderRole = Literal["inbox", "sent"]
 
@@ -129,43 +127,6 @@ class Message:
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
 _MESSAGE_INDEX = {name: i for i, name in enumerate(_MESSAGE_FIELDS)}
 _message_values = operator.attrgetter(*_MESSAGE_FIELDS)
-
-
-def positional_constructor(cls: type) -> Callable[..., Any]:
-    """A positional constructor of the frozen dataclass ``cls`` (every field given, in
-    order): what its ``__init__`` does, minus the cost of that.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
-    (looked up anew for every field) and is called with keywords; for `Message`'s 29
-    fields that is 5 us of a 25 us parse, on every copy a first sync fetches, and a
-    first evaluation builds an `sla.Item` (12 fields, 1.4 us) for every client mail.
-    This sets each slot through its descriptor, bound once, as dataclasses do, or each
-    entry of the instance's ``__dict__`` for a class without slots: by generating the
-    function (tests/test_message_fast.py compares it with ``__init__``). Refused for a
-    class whose ``__init__`` does more: a ``__post_init__``, a field left out of it.
-    """
-    fields = dataclasses.fields(cls)
-    if hasattr(cls, "__post_init__") or not all(f.init for f in fields):
-        raise TypeError(f"{cls.__name__}.__init__ does more than set its fields")
-    names = tuple(f.name for f in fields)
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    if "__slots__" in cls.__dict__:
-        body = []
-        for i, name in enumerate(names):
-            namespace[f"_set{i}"] = cls.__dict__[name].__set__
-            body.append(f"    _set{i}(self, {name})\n")
-    else:
-        body = ["    d = self.__dict__\n", *(f"    d[{name!r}] = {name}\n" for name in names)]
-    source = (
-        f"def construct({', '.join(names)}):\n    self = _new(_cls)\n{''.join(body)}"
-        "    return self\n"
-    )
-    exec(source, namespace)  # from field names only, as dataclasses does
-    construct = namespace["construct"]
-    construct.__qualname__ = f"{cls.__name__}.construct"
-    return construct  # type: ignore[no-any-return]
-
-
 _construct_message = positional_constructor(Message)
 
 
@@ -186,19 +147,12 @@ def evolve(m: Message, **changes: object) -> Message:
 #
 # Decisions (documented here because every module relies on them):
 #
-# * Header splitting is done by hand, not by ``email.parser``: the stdlib feedparser treats
-#   the first malformed line as the start of the body and silently drops every header after
-#   it. We skip the bad line (defect "junk-line") and keep going. Addresses are read by
-#   `addresses.parse_address_list` (ours: the same on every Python), dates by the email
-#   package (``parsedate_to_datetime``).
+# * The header block is split and decoded by `headers` (by hand, not by ``email.parser``).
+#   Addresses are read by `addresses.parse_address_list` (ours: the same on every Python),
+#   dates by the email package (``parsedate_to_datetime``), message ids by `message_ids`.
 # * From: its first mailbox is `Message.sender`, any further ones `Message.extra_from`
 #   (defect "multiple-from": who sent it is in doubt, see `classify.sender_of`). A From
 #   whose mailbox cannot be read leaves the sender empty ("bad-address:from").
-# * Message ids keep their local part verbatim (it is case-sensitive and Gmail/Outlook ids
-#   are base64-like, so lower-casing it would merge distinct ids) and lower-case the domain
-#   part (case-insensitive, and the only part gateways are known to re-case). Whitespace
-#   inside ``<...>`` (folding artefacts) is removed. The same `normalize_message_id` is used
-#   for Message-ID, In-Reply-To and References, which is what makes them comparable.
 # * The key of a mail without Message-ID is ``"hash:" + sha256`` over its normalized From
 #   address, Date (UTC ISO, or the folded raw text when unparseable), decoded Subject and
 #   sorted To addresses: stable across mailboxes and servers that re-fold or re-encode.
@@ -210,482 +164,14 @@ def evolve(m: Message, **changes: object) -> Message:
 #   (raw 8-bit header values that are not UTF-8 are read in the charset
 #   `legacy_charset.guess` finds for them, else latin-1).
 
-MAX_HEADER_BYTES = 1 << 20  # the whole fetched header block
-MAX_FIELD_BYTES = 64 * 1024  # one field (References keeps its *last* 64 KiB)
 MAX_SUBJECT_CHARS = 1000
 MAX_NAME_CHARS = 200
 MAX_ADDRESSES = 500  # per address field
-MAX_REFERENCES = 100  # the most recent ids of References are kept
 
 _UTC = dt.UTC
-
-_SINGLE = frozenset(
-    {
-        "message-id",
-        "from",
-        "reply-to",
-        "subject",
-        "date",
-        "thread-index",
-        "auto-submitted",
-        "x-autoreply",
-        "x-autorespond",
-        "precedence",
-        "list-id",
-        "list-unsubscribe",
-        "return-path",
-        "x-ackwatch",
-    }
-)
-_JOINED = {"to": ", ", "cc": ", ", "references": " ", "in-reply-to": " "}
-# Fields whose every copy counts, topmost first: joined with "\n" (no unfolded value
-# holds one), at most this many (one more Received than is read: `hops_of` sees the cut).
-_TRACE = {"authentication-results": MAX_AUTH_HEADERS, "received": MAX_HOPS + 1}
-
-_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
-_LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
-_ANGLE_ID = re.compile(r"<([^<>]*)>")
-# The everyday Message-ID / In-Reply-To / References: only blank-separated "<local@domain>"
-# of printable ASCII (no space, "<" or ">"); the groups of _PLAIN_ID split at the last "@",
-# like rpartition. _LOWER_ID_LIST: the same with no capital in any domain.
-_PLAIN_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?A-~]+>)+[ \t]*")
-_LOWER_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?\[-~]+>)+[ \t]*")
-_PLAIN_ID = re.compile(r"<([!-;=?-~]+)@([!-;=?A-~]+)>")
-_BRACKETED = re.compile(r"<[^<>]*>")
-_BARE_ID = re.compile(r"[^\s<>,;\"()]+@[^\s<>,;\"()]+")
 _ADDR_OK = re.compile(r"^[^\s@<>()\[\],;:\\\"]+@[^\s@<>()\[\],;:\\\"]+$")
 _ADDR_SALVAGE = re.compile(r"[^\s@<>()\[\],;:\\\"']+@[^\s@<>()\[\],;:\\\"']+")
-_ENCODED_WORD = re.compile(
-    r"=\?(?P<cs>[^?\s*]+)(?:\*[^?\s]*)?\?(?P<enc>[qQbB])\?(?:(?P<t1>[^?]*?)\?=|(?P<t2>[^?\s]*))"
-)
 _WS = re.compile(r"\s+")
-_ID_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")  # controls, space and DEL: never in an id
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0/C1 controls, DEL, surrogates
-_CHARSET_ALIASES = {
-    "iso-8859-8-i": "iso-8859-8",
-    "iso-8859-6-i": "iso-8859-6",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "x-mac-ce": "mac-latin2",
-    "x-user-defined": "latin-1",
-    "windows-874": "cp874",
-    "ansi_x3.4-1968": "ascii",
-    "us-ascii": "utf-8",  # 8-bit bytes labelled us-ascii are nearly always UTF-8
-}
-_UNKNOWN_CHARSETS = frozenset({"unknown-8bit", "unknown", "x-unknown", "8bit", "default", ""})
-
-
-def _bytes_to_text(raw: bytes) -> tuple[str, bool]:
-    """Raw header bytes as text: UTF-8 when valid, else latin-1 (never fails).
-
-    Returns (text, clean) where clean is False when the fallback was needed.
-    """
-    try:
-        return raw.decode("utf-8"), True
-    except UnicodeDecodeError:
-        return raw.decode("latin-1"), False
-
-
-def _lookup_charset(name: str) -> str | None:
-    name = name.strip().strip('"').lower()
-    if name in _UNKNOWN_CHARSETS:
-        return None
-    name = _CHARSET_ALIASES.get(name, name)
-    try:
-        return codecs.lookup(name).name
-    except (LookupError, ValueError):
-        return None
-
-
-def _decode_charset(data: bytes, charset: str, defects: set[str], field: str) -> str:
-    codec = _lookup_charset(charset)
-    if codec is None:
-        if charset.strip().lower() not in _UNKNOWN_CHARSETS:
-            defects.add(f"unknown-charset:{field}")
-        text, clean = _bytes_to_text(data)
-        if not clean:
-            defects.add(f"bad-encoding:{field}")
-        return text
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
-        defects.add(f"bad-encoding:{field}")
-        if codec != "utf_8":
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        return data.decode(codec, errors="replace")
-    except Exception:  # codec bugs on hostile input
-        defects.add(f"bad-encoding:{field}")
-        return data.decode("latin-1")
-
-
-def _decode_word_bytes(enc: str, text: str, defects: set[str], field: str) -> bytes:
-    if enc in "qQ":
-        try:
-            return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
-        except (binascii.Error, ValueError):
-            defects.add(f"bad-encoding:{field}")
-            return text.encode("ascii", "replace")
-    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", text)
-    if len(cleaned) % 4 == 1:  # a dangling sextet carries no full byte
-        cleaned = cleaned[:-1]
-        defects.add(f"bad-encoding:{field}")
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        return base64.b64decode(cleaned)
-    except (binascii.Error, ValueError):
-        defects.add(f"bad-encoding:{field}")
-        return b""
-
-
-def decode_words(value: str, defects: set[str] | None = None, field: str = "header") -> str:
-    """Decode RFC 2047 encoded-words leniently.
-
-    Tolerates unterminated words, spaces inside Q words, missing base64 padding and unknown
-    charsets; joins adjacent words of one charset *before* decoding, so a multi-byte
-    character split across two words (Outlook does that) survives. Never raises.
-    """
-    if defects is None:
-        defects = set()
-    if "=?" not in value:
-        return value
-    out: list[str] = []
-    pending: bytearray = bytearray()
-    pending_cs: str | None = None
-    pos = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_cs
-        if pending_cs is not None:
-            out.append(_decode_charset(bytes(pending), pending_cs, defects, field))
-        pending = bytearray()
-        pending_cs = None
-
-    for m in _ENCODED_WORD.finditer(value):
-        between = value[pos : m.start()]
-        if between and not (between.isspace() and pending_cs is not None):
-            flush()
-            out.append(between)
-        if m.group("t1") is None:
-            defects.add(f"bad-encoding:{field}")  # unterminated encoded-word
-            text = m.group("t2") or ""
-        else:
-            text = m.group("t1")
-        cs = m.group("cs").lower()
-        if pending_cs is not None and cs != pending_cs:
-            flush()
-        pending_cs = cs
-        pending += _decode_word_bytes(m.group("enc"), text, defects, field)
-        pos = m.end()
-    flush()
-    out.append(value[pos:])
-    return "".join(out)
-
-
-def _clean_text(value: str, limit: int) -> str:
-    """Drop control characters (CR/LF/TAB become spaces), fold whitespace, cap length."""
-    if _CONTROL.search(value) is None:  # the usual case: nothing to drop
-        return " ".join(value.split())[:limit]
-    chars = []
-    for ch in value:
-        cat = unicodedata.category(ch)
-        if cat == "Cc" or cat == "Cs":
-            chars.append(" " if ch in "\r\n\t\v\f" else "")
-        else:
-            chars.append(ch)
-    return " ".join("".join(chars).split())[:limit]
-
-
-def normalize_message_id(value: str) -> str | None:
-    """``<Local@Domain.Example>`` -> ``<Local@domain.example>``; None when it is no id.
-
-    Accepts the id with or without angle brackets; whitespace inside is dropped (folding);
-    requires exactly one addr-spec-like ``local@domain`` with both parts non-empty.
-    """
-    value = value.strip()
-    if value.startswith("<") and value.endswith(">"):
-        value = value[1:-1]
-    value = _WS.sub("", value)
-    if not value or "<" in value or ">" in value or len(value) > 998:
-        return None
-    local, sep, domain = value.rpartition("@")
-    if not sep or not local or not domain:
-        return None
-    if _ID_FORBIDDEN.search(value):
-        return None
-    return f"<{local}@{domain.lower()}>"
-
-
-def _plain_message_ids(value: str) -> list[str] | None:
-    """`extract_message_ids` (without limit) for the everyday shape; None for others.
-
-    The ids of a `_PLAIN_ID_LIST` value have no whitespace, brackets or control characters
-    and both parts non-empty, so `normalize_message_id` would only lower-case the domain
-    (and refuse an id over 998 characters: those take the general path). When no domain
-    has a capital, the ids are the bracketed tokens as they stand.
-    """
-    if _LOWER_ID_LIST.fullmatch(value) is not None:
-        ids = _BRACKETED.findall(value)
-        if len(value) > 1000 and any(len(i) > 1000 for i in ids):
-            return None
-    elif _PLAIN_ID_LIST.fullmatch(value) is not None:
-        parts = _PLAIN_ID.findall(value)
-        if len(value) > 998 and any(len(local) + len(domain) >= 998 for local, domain in parts):
-            return None
-        ids = [f"<{local}@{domain.lower()}>" for local, domain in parts]
-    else:
-        return None
-    return ids if len(ids) == 1 else list(dict.fromkeys(ids))
-
-
-def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tuple[str, ...]:
-    """Every message id found in a References / In-Reply-To value, normalized.
-
-    Bracketed ``<...>`` tokens are taken; comments, phrases and junk tokens are dropped.
-    Only when no bracketed token exists are bare ``local@domain`` tokens accepted. Order is
-    kept, duplicates are dropped, and with `limit` only the last (most recent) ids remain.
-    """
-    ids = _plain_message_ids(value)
-    if ids is None:
-        ids = _general_message_ids(value)
-    if limit is not None and len(ids) > limit:
-        ids = ids[-limit:]
-    return tuple(ids)
-
-
-def _general_message_ids(value: str) -> list[str]:
-    tokens = _ANGLE_ID.findall(value)
-    if not tokens:
-        tokens = _BARE_ID.findall(value)
-    seen: set[str] = set()
-    ids: list[str] = []
-    for tok in tokens:
-        mid = normalize_message_id(tok)
-        if mid is not None and mid not in seen:
-            seen.add(mid)
-            ids.append(mid)
-    return ids
-
-
-def thread_index_root(value: str | None) -> str | None:
-    """The conversation part of an Outlook Thread-Index, as hex; None when unusable.
-
-    A Thread-Index is base64 of a 22-byte header (FILETIME + conversation GUID) followed by
-    one 5-byte block per reply; every message of one Outlook conversation shares the header.
-    """
-    if not value:
-        return None
-    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", value)
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        raw = base64.b64decode(cleaned)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < 22 or not any(raw[:22]):
-        return None
-    return raw[:22].hex()
-
-
-def thread_index_depth(value: str | None) -> int:
-    """How many replies deep an Outlook Thread-Index is (0 for a conversation start)."""
-    if not value:
-        return 0
-    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", value)
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        raw = base64.b64decode(cleaned)
-    except (binascii.Error, ValueError):
-        return 0
-    return max(0, (len(raw) - 22) // 5)
-
-
-def _split_headers(data: bytes, defects: set[str]) -> list[tuple[str, bytes]]:
-    """(lower-cased name, raw unfolded value) pairs, in order; stops at the first blank line."""
-    fields: list[tuple[str, list[bytes]]] = []
-    for line in _LINE_SPLIT.split(data):
-        if not line.strip(b" \t"):
-            if fields:
-                break  # end of the header block
-            continue  # leading blank lines
-        if line[:1] in (b" ", b"\t"):
-            if fields:
-                fields[-1][1].append(line)
-            else:
-                defects.add("junk-line")
-            continue
-        if not fields and line.startswith(b"From "):  # mbox separator
-            continue
-        m = _FIELD_NAME.match(line)
-        if m is None:
-            defects.add("junk-line")
-            continue
-        name = m.group(1).decode("ascii", "replace").lower()
-        fields.append((name, [m.group(2)]))
-    return [(name, b"".join(parts)) for name, parts in fields]
-
-
-# One well-formed field: a name, a colon, the value and any non-blank continuation lines,
-# every line ended by CRLF; groups: name, value (continuations keep their CRLF). Anything
-# else matches as one line (up to the next CR or LF) with both groups empty.
-_PLAIN_FIELD_OR_LINE = re.compile(
-    r"([!-9;-~]+)[ \t]*:([^\r\n]*(?:\r\n[ \t]+[^ \t\r\n][^\r\n]*)*)\r\n|[^\r\n]*[\r\n]"
-)
-_NOT_A_FIELD = ("", "")
-
-
-def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
-    """(name as sent, unfolded text) pairs of an everyday header block; None for others.
-
-    The everyday block is valid UTF-8, no larger than one field may be, and nothing but
-    well-formed CRLF fields up to the first empty line (or the end): no leading blank line,
-    mbox "From " line, junk line, bare CR or LF, or whitespace-only line. For it, this is
-    what `_split_headers` and the per-field decoding give, in one regex pass: UTF-8
-    decoding commutes with splitting at ASCII CR, LF and ":", and nothing is a defect.
-    Every other block returns None and is read line by line.
-    """
-    if len(data) > MAX_FIELD_BYTES or data.startswith(b"From "):
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    end = text.find("\r\n\r\n")
-    if end >= 0:
-        end += 2  # keep the CRLF of the last field
-    elif text.endswith("\r\n"):
-        end = len(text)
-    else:
-        return None
-    # The second alternative matches wherever a field does not, so the matches tile the
-    # block and any line that is not a field shows up as _NOT_A_FIELD.
-    fields = _PLAIN_FIELD_OR_LINE.findall(text, 0, end)
-    if not fields or _NOT_A_FIELD in fields:
-        return None
-    if text.find("\r\n ", 0, end) >= 0 or text.find("\r\n\t", 0, end) >= 0:  # folded
-        fields = [(name, value.replace("\r\n", "")) for name, value in fields]
-    return fields
-
-
-def _general_header_fields(data: bytes, defects: set[str]) -> list[tuple[str, str]]:
-    """(lower-cased name, unfolded text) pairs of any block, values capped and decoded."""
-    raw_fields = []
-    for name, value_bytes in _split_headers(data, defects):
-        if len(value_bytes) > MAX_FIELD_BYTES:
-            defects.add(f"header-too-long:{name}")
-            if name == "references":  # the most recent ids are at the end
-                value_bytes = value_bytes[-MAX_FIELD_BYTES:]
-            else:
-                value_bytes = value_bytes[:MAX_FIELD_BYTES]
-        raw_fields.append((name, value_bytes))
-    return decode_raw_values(raw_fields, defects)
-
-
-def decode_raw_values(
-    raw_fields: list[tuple[str, bytes]], defects: set[str]
-) -> list[tuple[str, str]]:
-    """Header values as text: UTF-8 when valid; the others (raw 8-bit, defect
-    "bad-encoding:<field>") in the legacy charset guessed once for all of them together
-    (`legacy_charset.guess`, defect "guessed-charset:<charset>"), else latin-1. Never
-    raises."""
-    texts: list[str | None] = []
-    for _, value_bytes in raw_fields:
-        try:
-            texts.append(value_bytes.decode("utf-8"))
-        except UnicodeDecodeError:
-            texts.append(None)
-    if None in texts:
-        from ackwatch.core.legacy_charset import (
-            guess,  # only for mail with raw 8-bit, non-UTF-8 headers
-        )
-
-        guessed = guess([raw for (_, raw), text in zip(raw_fields, texts, strict=True)
-                         if text is None])
-        if guessed is not None:
-            defects.add(f"guessed-charset:{guessed[1]}")
-        for i, (name, raw) in enumerate(raw_fields):
-            if texts[i] is not None:
-                continue
-            defects.add(f"bad-encoding:{name}")
-            try:
-                texts[i] = raw.decode(guessed[0]) if guessed else raw.decode("latin-1")
-            except UnicodeDecodeError:  # one value cut inside a multi-byte character
-                texts[i] = raw.decode("latin-1")
-    return [(name, text or "") for (name, _), text in zip(raw_fields, texts, strict=True)]
-
-
-def _header_values(data: bytes, defects: set[str]) -> dict[str, str]:
-    """Lower-cased field name -> stripped value, the first of each name.
-
-    Repeated To / Cc / References / In-Reply-To are joined; so are the first few
-    Authentication-Results and Received (with "\n", see `_TRACE`); another repeated field
-    keeps its first value, and a differing repeat of a single-valued field is a defect.
-    """
-    plain = _plain_header_fields(data)
-    if plain is None:
-        fields = _general_header_fields(data, defects)
-    else:
-        values = {name.lower(): text.strip() for name, text in plain}
-        if len(values) == len(plain):  # no name repeats: the usual case
-            return values
-        fields = [(name.lower(), text) for name, text in plain]
-    raw: dict[str, str] = {}
-    traced: dict[str, int] = {}
-    for name, text in fields:
-        if name in _TRACE:  # each value stripped on its own: an empty one is a hop too
-            text = text.strip()
-        if name in raw:
-            if name in _TRACE:
-                count = traced.get(name, 1)
-                if count < _TRACE[name]:
-                    raw[name] = raw[name] + "\n" + text
-                    traced[name] = count + 1
-            elif name in _JOINED:
-                raw[name] = raw[name] + _JOINED[name] + text
-            elif name in _SINGLE and raw[name].strip() != text.strip():
-                defects.add(f"duplicate-header:{name}")
-            continue
-        raw[name] = text
-    return {name: text if name in _TRACE else text.strip() for name, text in raw.items()}
-
-
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-_PLAIN_ENTRY = re.compile(
-    rf'[ \t]*(?:"([^"\\\r\n]*)"[ \t]*<({_PLAIN_ADDR})>'
-    rf"|((?:{_ATOM}[ \t]+)*{_ATOM})?[ \t]*<({_PLAIN_ADDR})>"
-    rf"|({_PLAIN_ADDR}))[ \t]*(?:,|\Z)"
-)
-_BLANKS = re.compile(r"[ \t]+")
-
-
-def plain_addresses(value: str) -> list[tuple[str, str]] | None:
-    """`addresses.parse_address_list` for the everyday shapes, ten times faster; None
-    otherwise.
-
-    ``a@b.example``, ``Name <a@b.example>``, ``"Last, First" <a@b.example>``, separated
-    by commas. Anything else (comments, groups, dots, ``@`` or non-ASCII in an unquoted
-    name, escapes, stray commas) returns None and is left to the general reader
-    (tests/test_addresses.py checks the two agree on everything this accepts).
-    """
-    out: list[tuple[str, str]] = []
-    pos, end = 0, len(value)
-    while pos < end:
-        m = _PLAIN_ENTRY.match(value, pos)
-        if m is None:
-            return None
-        quoted, addr1, phrase, addr2, bare = m.groups()
-        if bare is not None:
-            out.append(("", bare))
-        elif addr1 is not None:
-            out.append((quoted, addr1))
-        else:
-            out.append((_BLANKS.sub(" ", phrase) if phrase else "", addr2))
-        pos = m.end()
-    return out
 
 
 # Memos for the costly pure parts of a mail: one sender, recipient list or encoded subject
@@ -742,9 +228,9 @@ def _parse_addresses(value: str, defects: set[str], field: str) -> tuple[Address
         if not addr:
             continue
         addr = addr.strip().lower()
-        if _CONTROL.search(addr):  # NUL, ESC, ...: never part of an address; shown by `status`
+        if CONTROL_CHARS.search(addr):  # NUL, ESC, ...: never part of an address; shown by `status`
             defects.add(f"bad-address:{field}")
-            addr = _CONTROL.sub("", addr)
+            addr = CONTROL_CHARS.sub("", addr)
         if addr.startswith("mailto:"):
             addr = addr[len("mailto:") :]
         if not _ADDR_OK.match(addr):
@@ -757,7 +243,7 @@ def _parse_addresses(value: str, defects: set[str], field: str) -> tuple[Address
         if addr in seen:
             continue
         seen.add(addr)
-        display = _clean_text(decode_words(name, defects, field), MAX_NAME_CHARS)
+        display = clean_text(decode_words(name, defects, field), MAX_NAME_CHARS)
         result.append(Address(addr, display))
         if len(result) >= MAX_ADDRESSES:
             defects.add(f"header-too-long:{field}")
@@ -853,11 +339,11 @@ def _stable_key(
 def _subject(value: str, defects: set[str]) -> str:
     """The decoded, cleaned subject; encoded subjects are memoized (see `_address_memo`)."""
     if "=?" not in value:  # nothing to decode
-        return _clean_text(value, MAX_SUBJECT_CHARS)
+        return clean_text(value, MAX_SUBJECT_CHARS)
     hit = _subject_memo.get(value)
     if hit is None:
         added: set[str] = set()
-        hit = (_clean_text(decode_words(value, added, "subject"), MAX_SUBJECT_CHARS), tuple(added))
+        hit = (clean_text(decode_words(value, added, "subject"), MAX_SUBJECT_CHARS), tuple(added))
         if len(value) <= _MEMO_MAX_CHARS:
             _remember(_subject_memo, value, hit)
     if hit[1]:
@@ -865,41 +351,12 @@ def _subject(value: str, defects: set[str]) -> str:
     return hit[0]
 
 
-def _thread_ids(
-    value: str | None,
-    limit: int,
-    own_ids: set[str],
-    message_id: str | None,
-    defects: set[str],
-) -> tuple[str, ...]:
-    """In-Reply-To / References ids, without the mail's own id and its participants.
-
-    `own_ids` are the participants' addresses as ids (``<address>``, lower-cased).
-    """
-    if not value:
-        return ()
-    ids = _plain_message_ids(value)
-    if ids is None:
-        ids = _general_message_ids(value)
-    if not ids:
-        defects.add("junk-reference")  # text, "<>", bare words: nothing usable
-        return ()
-    # A mailer that puts an address where an id belongs would link unrelated mail.
-    if message_id in ids or not own_ids.isdisjoint(map(str.lower, ids)):
-        defects.add("junk-reference")
-        ids = [i for i in ids if i.lower() not in own_ids and i != message_id]
-    if len(ids) > limit:
-        defects.add("too-many-references")
-        ids = ids[-limit:]
-    return tuple(ids)
-
-
 def _lowered(value: str | None) -> str | None:
     return None if value is None else " ".join(value.lower().split())
 
 
 def _plain(value: str | None, limit: int = 2000) -> str | None:
-    return None if value is None else _clean_text(value, limit)
+    return None if value is None else clean_text(value, limit)
 
 
 def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
@@ -977,7 +434,7 @@ def parse_message(
         header_bytes = header_bytes[:MAX_HEADER_BYTES]
 
     try:
-        values = _header_values(header_bytes, defects)
+        values = header_values(header_bytes, defects)
     except Exception:  # pragma: no cover - the splitter is total; belt and braces
         defects.add("unparseable-headers")
         values = {}
@@ -1021,8 +478,8 @@ def parse_message(
     references_raw = get("references")
     if in_reply_to_raw or references_raw:
         own_ids = {f"<{a.address}>" for a in (*from_list, *reply_to, *to, *cc)}
-        in_reply_to = _thread_ids(in_reply_to_raw, 10, own_ids, message_id, defects)
-        references = _thread_ids(references_raw, MAX_REFERENCES, own_ids, message_id, defects)
+        in_reply_to = thread_ids(in_reply_to_raw, 10, own_ids, message_id, defects)
+        references = thread_ids(references_raw, MAX_REFERENCES, own_ids, message_id, defects)
     thread_index = get("thread-index")
     thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
 

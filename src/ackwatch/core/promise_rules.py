@@ -1,4 +1,4 @@
-"""Promise keeper, daemon half (issue 8): kept, broken, moved, and what is due. Pure.
+"""Promise keeper, daemon half: kept, broken, moved, and what is due. Pure.
 
 An acknowledgement often says by when the work will be ready ("by Friday noon"); the
 parser half (`ackwatch.core.promise_text`) finds that instant in the reply's text. This module
@@ -6,7 +6,7 @@ decides, from the recorded promises, the later agency messages of their threads 
 ``now``, what became of each promise and which reminders are due. Nothing here reads the
 clock, the network or the disk.
 
-Rules (issue 8; the choices the issue leaves open are marked *):
+Rules (the choices DESIGN.md leaves open are marked *):
 
 - The *follow-up* of a promise is the first agency message of its thread that reaches
   the client (`classify.is_acknowledgement_candidate`), received strictly after the
@@ -26,14 +26,15 @@ Rules (issue 8; the choices the issue leaves open are marked *):
 - Overdue notice: at the promised instant, to the account's manager with the account
   in Cc, while the promise is broken and nothing followed it (a late delivery seen
   before the notice goes out cancels it). No manager: no notice (skipped).
-- Notices are batched per recipient like nudges (everything due within
-  ``notify.batch_window`` goes in one mail) and share the per-recipient hourly cap
-  (``notify.max_per_hour``): with no room left they wait for the hour to roll.
+- Notices are batched and capped by the same routine as nudges (`dispatch.batches_due`
+  and `dispatch.fit_to_cap`): everything due within ``notify.batch_window`` goes in one
+  mail, and they share the per-recipient hourly cap (``notify.max_per_hour``). More due
+  than the room left merge into one mail per kind (reminders, overdue notices); with
+  no room left they wait for the hour to roll.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,7 @@ from typing import Literal
 
 from ackwatch.config import CalendarConfig, Config, OpenRange
 from ackwatch.core.business_clock import business_calendar
+from ackwatch.core.dispatch import batches_due, fit_to_cap
 from ackwatch.core.hourlycap import HourlyCap
 
 State = Literal["open", "kept", "moved", "broken"]
@@ -102,7 +104,7 @@ class Action:
     kind: NoticeKind
     to: str
     cc: tuple[str, ...]
-    account: str
+    account: str | None  # whose promises (None for a merged mail spanning several)
     promise_ids: tuple[int, ...]
     due: dt.datetime
 
@@ -170,16 +172,18 @@ def plan(
 ) -> Plan:
     """The mails due at ``now``: reminders per (recipient, account), overdue notices per
     (manager, account) with the account in Cc. When one notice of a group is due, the
-    others due within ``batch_window`` go in the same mail (as for nudges)."""
+    others due within ``batch_window`` go in the same mail, and the hourly cap applies
+    as to nudges (`dispatch.fit_to_cap`: over the room left, one mail per kind)."""
     skips: list[Skip] = []
-    groups: dict[tuple[str, str, tuple[str, ...], str], list[Due]] = defaultdict(list)
+    groups: dict[tuple[NoticeKind, str, tuple[str, ...], str], list[tuple[dt.datetime, int]]]
+    groups = defaultdict(list)
     for d in due:
         if not d.account:
             if d.at <= now:
                 skips.append(Skip(d.kind, d.promise_id, "no responsible account"))
             continue
         if d.kind == "promise":
-            groups[(d.kind, recipient_of(d.account), (), d.account)].append(d)
+            groups[(d.kind, recipient_of(d.account), (), d.account)].append((d.at, d.promise_id))
         else:
             manager = manager_of(d.account)
             if not manager:
@@ -187,37 +191,40 @@ def plan(
                     skips.append(Skip(d.kind, d.promise_id, "no manager configured"))
                 continue
             cc = (d.account,) if d.account.lower() != manager.lower() else ()
-            groups[(d.kind, manager, cc, d.account)].append(d)
+            groups[(d.kind, manager, cc, d.account)].append((d.at, d.promise_id))
 
-    actions: list[Action] = []
     future: list[dt.datetime] = []
     per_recipient: dict[str, list[Action]] = defaultdict(list)
-    horizon = now + batch_window
-    for (kind, to, cc, account), members in sorted(groups.items()):
-        earliest = min(m.at for m in members)
-        if earliest > now:
-            future.append(earliest)
-            continue
-        batch = sorted((m for m in members if m.at <= horizon), key=lambda m: (m.at, m.promise_id))
-        later = [m.at for m in members if m.at > horizon]
-        if later:
-            future.append(min(later))
-        ids = tuple(dict.fromkeys(m.promise_id for m in batch))
-        per_recipient[to].append(Action(kind, to, cc, account, ids, batch[0].at))  # type: ignore[arg-type]
+    for (kind, to, cc, account), batch in batches_due(dict(sorted(groups.items())), now=now,
+                                                      window=batch_window, future=future):
+        ids = tuple(dict.fromkeys(promise_id for _, promise_id in batch))
+        per_recipient[to].append(Action(kind, to, cc, account, ids, batch[0][0]))
     cap = HourlyCap(max_per_hour, now, sent_last_hour)  # To or Cc, as for nudges
-    for to, built in sorted(per_recipient.items()):
-        room = cap.room(to)
-        built.sort(key=lambda a: (a.due, a.kind, a.account))
-        if room <= 0:
-            future.append(cap.free_at(to))
-            continue
-        for action in built[:room]:
-            cap.take(to)
-            actions.append(action)
-        if len(built) > room:
-            future.append(cap.free_at(to))
-    actions = [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
+    actions = fit_to_cap(per_recipient, cap, _merged, future)
     return Plan(tuple(actions), tuple(skips), min(future, default=None))
+
+
+def _merged(to: str, actions: Sequence[Action]) -> list[Action]:
+    """``actions`` (in due order) as one mail per kind: the promise ids of each kind
+    together, every Cc, the account when they share one (else None)."""
+    by_kind: dict[str, list[Action]] = {}
+    for a in actions:
+        by_kind.setdefault(a.kind, []).append(a)
+    merged = []
+    for group in by_kind.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        accounts = {a.account for a in group}
+        merged.append(Action(
+            group[0].kind,
+            to,
+            tuple(dict.fromkeys(c for a in group for c in a.cc if c != to)),
+            accounts.pop() if len(accounts) == 1 else None,
+            tuple(dict.fromkeys(i for a in group for i in a.promise_ids)),
+            min(a.due for a in group),
+        ))
+    return sorted(merged, key=lambda a: (a.due, a.kind))
 
 
 # --------------------------------------------------------------------------- calendar

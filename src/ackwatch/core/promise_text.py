@@ -1,11 +1,15 @@
-"""Promise keeper, parser half (issue 8): when an acknowledgement says by when the work
-will be ready, find that instant.
+"""Promise keeper, parser half: when an acknowledgement says by when the work will be
+ready, find that instant.
 
 Pure core: no I/O, the clock is never read (``sent`` is the reference instant).
 
-- `strip_reply(text)`: the new text of a reply, without quoted history and signature.
 - `find_promise(text, sent=..., calendar=...)`: the promised instant and the sentence it
   came from, or None. Never raises on any text.
+
+Its parts: `reply_text.strip_reply` (the new text of a reply, without quoted history and
+signature), `promise_phrases` (the cue words and the hand-written phrases of each
+language), `promise_dateparser` (what dateparser reads, within a budget). This module
+splits sentences and resolves the phrases into instants.
 
 How a promise is found
 ----------------------
@@ -74,27 +78,20 @@ found); "15.12" without a year (not found); times after a date in pl/de ("jutro 
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from ackwatch.config import CalendarConfig
 from ackwatch.core.business_clock import business_calendar
+from ackwatch.core.promise_dateparser import DateparserBudget, dateparser_mentions
+from ackwatch.core.promise_phrases import CUE, MONTH_STEM, NOT_A_PROMISE, Mention, scan
+from ackwatch.core.reply_text import strip_reply
 
-MAX_INPUT_CHARS = 16 * 1024  # strip_reply / find_promise read at most this much text
 MAX_SENTENCE = 300  # Promise.sentence is at most this long
 YEARLESS_HORIZON = dt.timedelta(days=183)
 MAX_AHEAD = dt.timedelta(days=731)
 _MAX_SENTENCES = 200
-
-_LANGS_LATIN = ("en", "pl", "de")
-_LANGS_CYRILLIC = ("uk", "bg", "ru")
-_SUPPORTED = frozenset(_LANGS_LATIN + _LANGS_CYRILLIC)
-
-_I = re.IGNORECASE
 
 
 @dataclass(frozen=True)
@@ -103,152 +100,6 @@ class Promise:
 
     promised: dt.datetime
     sentence: str
-
-
-# =========================================================================== strip_reply
-
-_WROTE = re.compile(
-    r"(?:wrote|writes|napisał\(a\)|napisała?|pisze|schrieb|написав\(ла\)|написала?|"
-    r"написав|написал\(а\)|написал|написа|пише|пишет|a écrit|escribió|ha scritto|schreef)"
-    r"\s*:\s*$",
-    _I,
-)
-_HEADER_START = re.compile(
-    r"^\s*(?:On|W dniu|Dnia|Am|Le|El|Op|У|В|На)\s|^\s*\w{2,5}\.?,\s+\d|^\s*\d{1,4}[./-]\d",
-    _I,
-)
-_ADDRESS_COLON = re.compile(r"\d.*<[^<>\s]+@[^<>\s]+>\s*:\s*$")
-_SEPARATOR = re.compile(
-    r"^\s*-{2,}\s*(?:[^\n]*?(?:message|wiadomo|nachricht|повідомлен|сообщени|съобщени|писмо|"
-    r"лист\b)[^\n]*?)\s*-{2,}\s*$",
-    _I,
-)
-_FORWARD_INTRO = re.compile(
-    r"^\s*(?:begin forwarded message|początek przekazywanej wiadomości|"
-    r"anfang der weitergeleiteten nachricht)\s*:?\s*$",
-    _I,
-)
-_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
-_FROM_LINE = re.compile(r"^\s*\**(?:from|od|von|від|от|de)\s*:\**\s*\S", _I)
-_SENT_LINE = re.compile(
-    r"^\s*\**(?:sent|date|wysłano|wysłane|data|gesendet|datum|надіслано|дата|отправлено|"
-    r"изпратено|envoyé)\s*:",
-    _I,
-)
-_SIG_DASHES = re.compile(r"^-- ?$")
-_MOBILE = re.compile(
-    r"^\s*(?:sent from my|sent from|get outlook for|wysłane z|wysłano z|wysłane przy użyciu|"
-    r"надіслано з|отправлено с|отправлено из|изпратено от|von meinem|gesendet von)\b",
-    _I,
-)
-_VALEDICTION = re.compile(
-    r"^\s*(?:best regards|kind regards|warm regards|warmest regards|regards|best wishes|"
-    r"all the best|best|cheers|many thanks|thanks|thank you|"
-    r"pozdrawiam(?: serdecznie| ciepło)?|serdecznie pozdrawiam|serdeczności|z poważaniem|"
-    r"z pozdrowieniami|pozdrowienia|dziękuję|dzięki|"
-    r"з повагою|з найкращими побажаннями|з найкращими побажанням|щиро ваш[аі]?|дякую|"
-    r"поздрави|с уважение|с поздрав|благодаря|"
-    r"с уважением|всего доброго|спасибо|"
-    r"mit freundlichen grüßen|viele grüße|beste grüße|liebe grüße|freundliche grüße|"
-    r"danke|lg|mfg|vg)\s*[,.!]?\s*(?P<rest>.*)$",
-    _I,
-)
-
-
-def _is_quote_header(lines: list[str], i: int) -> int | None:
-    """The index where quoted history starts if line ``i`` opens it, else None."""
-    line = lines[i]
-    stripped = line.strip()
-    if not stripped or len(stripped) > 400:  # a header is short (and bounds the regexes)
-        return None
-    if _SEPARATOR.match(line) or _FORWARD_INTRO.match(line) or _UNDERSCORES.match(line):
-        return i
-    if _WROTE.search(line) or _ADDRESS_COLON.search(line):
-        previous = lines[i - 1] if i > 0 else ""
-        if (
-            previous.strip()
-            and not _HEADER_START.match(line)
-            and _HEADER_START.match(previous)
-            and not previous.rstrip().endswith((".", "!", "?"))
-        ):
-            return i - 1  # a header wrapped over two lines
-        if _HEADER_START.match(line) or any(c.isdigit() for c in line) or "@" in line:
-            return i
-        return None
-    if _FROM_LINE.match(line):
-        for j in range(i + 1, min(i + 5, len(lines))):
-            if _SENT_LINE.match(lines[j]):
-                return i
-    return None
-
-
-def _name_like(line: str) -> bool:
-    words = line.split()
-    return (
-        0 < len(words) <= 5
-        and len(line.strip()) <= 60
-        and not line.rstrip().endswith((".", "!", "?", ":"))
-        and not any(c.isdigit() for c in line)
-    )
-
-
-def _valediction_at(lines: list[str], i: int, content: list[int]) -> bool:
-    """True when line ``i`` is a closing ("Pozdrawiam", "Best regards, Anna") that starts
-    the signature: there is content before it, its own rest is a name, what follows is a
-    name (or nothing) and the block after it is short. ``content``: the indexes of the
-    non-blank lines, in order (so that each line is judged in constant time)."""
-    m = _VALEDICTION.match(lines[i])
-    if m is None:
-        return False
-    rest = m.group("rest").strip()
-    if rest and not (
-        _name_like(rest) and all(w[:1].isupper() for w in rest.split())
-    ):
-        return False
-    here = bisect.bisect_left(content, i)  # non-blank lines before line i
-    if here == 0:
-        return False
-    after = content[here + 1 :] if here < len(content) and content[here] == i else content[here:]
-    if len(after) > 15:
-        return False
-    return not after or _name_like(lines[after[0]])
-
-
-def strip_reply(text: str) -> str:
-    """Keep only the new text of a reply.
-
-    Cuts the quoted history (the first "On ... wrote:" / "W dniu ... pisze:" / "Am ...
-    schrieb:" / "... написав(ла):" / "... написа:" header, Gmail's "<date> Name
-    <addr>:", "-----Original Message-----" and other "--- ... message ---" separators,
-    a "From: / Sent:" block, a line of underscores, "Begin forwarded message:", and
-    everything after it), drops remaining ">"-quoted lines (inline replies keep their
-    unquoted answers), and cuts the signature: a "-- " line, "Sent from my iPhone" and
-    its translations, or a closing ("Best regards", "Pozdrawiam", "З повагою",
-    "Поздрави", ...) on its own line or followed by a name, when it comes after some
-    content and what follows looks like a signature (a name first, at most 15 lines).
-    A closing followed by a real sentence ("Thanks!\\nI'll send it by Friday.") is kept.
-    Only the first `MAX_INPUT_CHARS` characters are read.
-    """
-    if not isinstance(text, str):
-        return ""
-    text = text[:MAX_INPUT_CHARS].replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    for i in range(len(lines)):
-        start = _is_quote_header(lines, i)
-        if start is not None:
-            lines = lines[:start]
-            break
-    lines = [line for line in lines if not line.lstrip().startswith(">")]
-    for i, line in enumerate(lines):
-        if _SIG_DASHES.match(line) or (_MOBILE.match(line) and len(line.strip()) <= 80):
-            lines = lines[:i]
-            break
-    content = [i for i, line in enumerate(lines) if line.strip()]
-    for i in range(len(lines)):
-        if _valediction_at(lines, i, content):
-            lines = lines[:i]
-            break
-    return "\n".join(line.rstrip() for line in lines).strip()
 
 
 # =========================================================================== sentences
@@ -285,7 +136,7 @@ def _sentences(text: str) -> list[str]:
             nxt = para[m.end() : m.end() + 1]
             prev = para[m.start() - 1 : m.start()]
             tail = para[max(0, m.start() - 4) : m.start()]
-            if _ORDINAL_MONTH.search(tail) and _MONTH_STEM.match(para, m.end()):
+            if _ORDINAL_MONTH.search(tail) and MONTH_STEM.match(para, m.end()):
                 continue  # "bis 15. Dezember": a German ordinal, not a sentence end
             if prev in "!?…" or nxt[:1].isupper() or nxt in "\"„«(":
                 out.append(para[start : m.start()])
@@ -302,515 +153,6 @@ def _sentences(text: str) -> list[str]:
         if s:
             result.append(s)
     return result[:_MAX_SENTENCES]
-
-
-# =========================================================================== cues
-
-_CUE = re.compile(
-    r"\b(?:by|until|till|til|before|will|shall|won't|going to|ready|send|deliver|get back|"
-    r"have it|expect|plan|planning|promise|latest|no later than|deadline|due|eod|cob|"
-    r"provide|share|finish|complete|done|back to you|reply|respond|confirm|aim|hope to|eta)\b"
-    r"|\w['’]ll\b"
-    r"|\b(?:do|najpóźniej|wracam|wracamy|odpowiedź|odpowiedzią|będzie|będą|będę|będziemy|prześl\w*|wyśl\w*|podeśl\w*|"
-    r"przygotuj\w*|dostarcz\w*|odpisz\w*|odpowiem\w*|odpowiemy|odezw\w*|wrócę|wrócimy|"
-    r"dam(?:y)? znać|potwierdz\w*|zrobi\w*|skończ\w*|przekaż\w*|gotow\w*|postaram\w*|"
-    r"otrzyma\w*|dostanie\w*|termin\w*)\b"
-    r"|\b(?:до|надішл\w*|відправ\w*|підготу\w*|пришл\w*|надам\w*|відповім\w*|"
-    r"зв['’ʼ]?яж\w*|повідом\w*|зроб\w*|буде|будуть|будемо|буду|готов\w*|отрима\w*|"
-    r"прийде|пізніше)\b"
-    r"|\b(?:ще|изпрат\w*|получ\w*|най-късно)\b"
-    r"|\b(?:вышл\w*|отправ\w*|подготов\w*|сдела\w*|будет|будут|будем|отвеч\w*|ответ\w*|"
-    r"свяж\w*|позднее)\b"
-    r"|\b(?:bis|werde|werden|wird|schick\w*|send\w*|liefer\w*|fertig|spätestens|"
-    r"erhalten|bekommen|meld\w*|kommt|kommen)\b",
-    _I,
-)
-_NOT_A_PROMISE = re.compile(
-    # absence and closure
-    r"\b(?:out of (?:the )?office|ooo|on (?:annual )?leave|on vacation|on holiday|"
-    r"public holiday|bank holiday|closed|urlop\w*|nieobecn\w*|poza biurem|zamknięt\w*|"
-    r"nieczynn\w*|dzień wolny|dni wolne|відпуст\w*|відсутн\w*|зачинен\w*|не працю\w*|"
-    r"отпуск\w*|отсъств\w*|затворен\w*|почивн\w*|почивк\w*|отсутств\w*|закрыт\w*|"
-    r"urlaub\w*|abwesend\w*|geschlossen|nicht im büro|feiertag\w*)\b"
-    # requests to the client
-    r"|\b(?:please (?:send|confirm|provide|let|share|forward|reply|approve|get back)|"
-    r"could you|can you|would you|let me know|let us know|kindly|"
-    r"prosz[ęe] o|prosimy o|prosz[ęe] (?:przesłać|wysłać|potwierdzić)|daj(?:cie)? znać|"
-    r"prześlij\w*|wyślij\w*|podeślij\w*|czy mo[żz]\w*|"
-    r"надішліть|надішли|відправте|дайте знати|чи можете|"
-    r"изпратете|потвърдете|можете ли|"
-    r"пришлите|отправьте|вышлите|сообщите|"
-    r"bitte (?:senden|schicken|bestätigen|teilen)|können sie|könnten sie|schicken sie|"
-    r"senden sie)\b"
-    # payment terms are the client's deadline, not the agency's promise
-    r"|\b(?:payment|pay|płatnoś\w*|zapłat\w*|оплат\w*|сплат\w*|плащан\w*|zahlung\w*|"
-    r"zahlbar)\b"
-    # an offer's validity is the client's deadline too
-    r"|\b(?:valid|ważn\w*|obowiązuje|дійсн\w*|валидн\w*|действ\w*|gültig)\b"
-    r"|\?",
-    _I,
-)
-
-
-# =========================================================================== phrases
-
-
-@dataclass(frozen=True)
-class _Mention:
-    start: int
-    end: int
-    kind: str  # date kinds: day, weekday, next_week, end_week, end_month, workdays,
-    #            instant, ignore; time kinds: clock, eod
-    value: object = None
-
-
-def _alternation(words: Iterable[str]) -> str:
-    return "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
-
-
-_WEEKDAY_FORMS: dict[int, tuple[str, ...]] = {
-    0: ("monday", "poniedziałek", "poniedziałku", "poniedzialek", "poniedzialku",
-        "понеділок", "понеділка", "понеділку", "понеделник", "понеделника",
-        "понедельник", "понедельника", "montag"),
-    1: ("tuesday", "wtorek", "wtorku", "вівторок", "вівторка", "вівторку", "вторник",
-        "вторника", "dienstag"),
-    2: ("wednesday", "środa", "środę", "środy", "sroda", "srode", "srody", "середа",
-        "середу", "середи", "сряда", "срядата", "среда", "среду", "среды", "mittwoch"),
-    3: ("thursday", "czwartek", "czwartku", "четвер", "четверга", "четвергу", "четвъртък",
-        "четвъртъка", "четверг", "donnerstag"),
-    4: ("friday", "piątek", "piątku", "piatek", "piatku", "п'ятниця", "п'ятницю",
-        "п'ятниці", "пятниця", "пятницю", "пятниці", "петък", "петъка", "пятница",
-        "пятницу", "пятницы", "freitag"),
-    5: ("saturday", "sobota", "sobotę", "soboty", "sobote", "субота", "суботу", "суботи",
-        "събота", "съботата", "суббота", "субботу", "субботы", "samstag", "sonnabend"),
-    6: ("sunday", "niedziela", "niedzielę", "niedzieli", "niedziele", "неділя", "неділю",
-        "неділі", "неделя", "неделята", "воскресенье", "воскресенья", "sonntag"),
-}  # fmt: skip
-_WEEKDAY_BY_FORM = {form: wd for wd, forms in _WEEKDAY_FORMS.items() for form in forms}
-_EN_ABBREVIATIONS = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3,
-                     "thurs": 3, "fri": 4, "sat": 5, "sun": 6}  # fmt: skip
-_PAST_PREFIX = r"last|zeszł\w*|ubiegł\w*|минул\w*|минал\w*|прошл\w*|letzt\w*|vergangen\w*"
-_NEXT_PREFIX = r"next|przyszł\w*|następn\w*|наступн\w*|следващ\w*|идн\w*|следующ\w*|nächst\w*"
-_THIS_PREFIX = (
-    r"this|coming|ten|tę|najbliższ\w*|цей|цю|найближч\w*|този|тази|этот|эту|ближайш\w*|"
-    r"kommend\w*|diesen"
-)
-_WEEKDAY = re.compile(
-    rf"(?<!\w)(?:(?P<prefix>{_PAST_PREFIX}|{_NEXT_PREFIX}|{_THIS_PREFIX})\s+)?"
-    rf"(?P<day>{_alternation(_WEEKDAY_BY_FORM)})(?!\w)",
-    _I,
-)
-_WEEKDAY_ABBR = re.compile(
-    rf"(?<!\w)(?:by|on|until|till|before|this|(?P<prefix>next|last))\s+"
-    rf"(?P<day>{_alternation(_EN_ABBREVIATIONS)})(?!\w)\.?",
-    _I,
-)
-_PAST_PREFIX_RE = re.compile(rf"^(?:{_PAST_PREFIX})$", _I)
-_NEXT_PREFIX_RE = re.compile(rf"^(?:{_NEXT_PREFIX})$", _I)
-_DAY_OF_MONTH = re.compile(
-    r"(?<!\w)(?:(?:on|by|until|till|before)\s+the\s+(?P<en>\d{1,2})(?:st|nd|rd|th)|"
-    r"(?P<n>\d{1,2})-?(?:go|ego|tego|го|ого|ти|ри|ви|ми))(?!\w)",
-    _I,
-)
-
-_RELATIVE_DAY = re.compile(
-    r"(?<!\w)(?:"
-    r"(?P<d2>(?:the )?day after tomorrow|pojutrze|післязавтра|вдругиден|послезавтра|übermorgen)"
-    r"|(?P<d1>tomorrow|tmrw|jutro|jutra|jutrzejszego dnia|завтра|утре|(?<!guten )morgen)"
-    r"|(?P<d0>today|dzisiaj|dziś|dzis|сьогодні|днес|сегодня|heute)"
-    r")(?!\w)",
-    _I,
-)
-_NEXT_WEEK = re.compile(
-    r"(?<!\w)(?:(?:next|following) week|"
-    r"(?:przyszł|następn)\w*\s+(?:tydzień|tygodni\w*|tyg\.?)|"
-    r"наступн\w*\s+(?:тиждень|тижн\w*)|"
-    r"(?:другата|следващата|идната)\s+седмица|"
-    r"следующ\w*\s+недел\w*|"
-    r"(?:nächst|kommend)\w*\s+woche)(?!\w)",
-    _I,
-)
-_END_WEEK = re.compile(
-    r"(?<!\w)(?:end of (?:the |this )?week|this week|"
-    r"(?:koniec|końca|końcem) (?:tego )?tygodnia|w tym tygodniu|"
-    r"кінця (?:цього )?тижня|цього тижня|на цьому тижні|"
-    r"края на (?:тази )?седмицата|тази седмица|"
-    r"конца (?:этой )?недели|на этой неделе|"
-    r"ende (?:der|dieser) woche|diese woche|dieser woche)(?!\w)",
-    _I,
-)
-_END_MONTH = re.compile(
-    r"(?<!\w)(?:end of (?:the |this )?month|(?:koniec|końca|końcem) (?:tego )?miesiąca|"
-    r"кінця (?:цього )?місяця|края на (?:този )?месеца|конца (?:этого )?месяца|"
-    r"ende (?:des|dieses) monats|monatsende)(?!\w)",
-    _I,
-)
-_WORKDAYS = re.compile(
-    r"(?<!\w)(?P<n>\d{1,2})\s+(?:business|working|work)\s+days?|"
-    r"(?<!\w)(?P<n2>\d{1,2})\s+dni\s+robocz\w*|"
-    r"(?<!\w)(?P<n3>\d{1,2})\s+робоч\w*\s+дн\w*|"
-    r"(?<!\w)(?P<n4>\d{1,2})\s+работни\s+дни|"
-    r"(?<!\w)(?P<n5>\d{1,2})\s+рабоч\w*\s+дн\w*|"
-    r"(?<!\w)(?P<n6>\d{1,2})\s+(?:werktag\w*|arbeitstag\w*)",
-    _I,
-)
-_ONE = r"an?|one|the|jednej|одну|одн\w*|един|една|einer|eine"
-_OFFSET = re.compile(
-    r"(?<!\w)(?:within|in|w ciągu|za|протягом|впродовж|через|в рамките на|след|в течение|"
-    r"innerhalb(?: von)?|binnen)\s+"
-    rf"(?:(?P<n>\d{{1,3}})|(?:{_ONE}))?\s*"
-    r"(?P<unit>hours?|hrs?|h|minutes?|mins?|godzin\w*|godz\.?|minut\w*|годин\w*|хвилин\w*|"
-    r"часа|часов|час|минут\w*|stunden?|min\.?)(?!\w)",
-    _I,
-)
-_WEEK_OFFSET = re.compile(
-    r"(?<!\w)(?:within|in|w ciągu|za|за|через|протягом|впродовж|след|в рамките на|"
-    r"innerhalb(?: von)?|binnen|in)\s+"
-    r"(?:(?P<n>\d{1,2})|a|one|jednego|jeden|один|одного|одну|една|einer|eine)?\s*"
-    r"(?P<unit>weeks?|tydzień|tygodnia|tygodnie|tygodni|тиждень|тижня|тижні|тижнів|седмица|"
-    r"седмици|неделю|недели|недель|woche|wochen)(?!\w)",
-    _I,
-)
-_EOD = re.compile(
-    r"(?<!\w)(?:eod|cob|eob|end of (?:the )?(?:business |working |work )?day|"
-    r"close of business|"
-    r"końca (?:dzisiejszego )?dnia(?: pracy| roboczego)?|koniec dnia|"
-    r"кінця (?:робочого )?дня|края на (?:работния )?деня|конца (?:рабочего )?дня|"
-    r"ende des (?:arbeits)?tages|tagesende|feierabend|dienstschluss)(?!\w)",
-    _I,
-)
-_NOON = re.compile(
-    r"(?<!\w)(?:noon|midday|mid-day|w południe|do południa|przed południem|опівдні|"
-    r"до обіду|до обяд|на обяд|в полдень|до обеда|bis mittag|mittags|mittag|"
-    r"(?<!good )morning|rano|z rana|вранці|зранку|сутринта|утром|morgens)(?!\w)",
-    _I,
-)
-_CLOCK = re.compile(
-    r"(?<![\d.:/,])(?P<h>[01]?\d|2[0-3])\s*[:]\s*(?P<m>[0-5]\d)(?!\d)"
-    r"(?:\s*(?P<ampm>am|pm|a\.m\.|p\.m\.))?",
-    _I,
-)
-_AMPM = re.compile(
-    r"(?<![\d.:/,])(?P<h>1[0-2]|0?[1-9])(?:[.:](?P<m>[0-5]\d))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)"
-    r"(?!\w)",
-    _I,
-)
-_HOUR_WORD = re.compile(
-    r"(?<![\d.:/,])(?P<h>[01]?\d|2[0-3])(?:[.:](?P<m>[0-5]\d))?\s*"
-    r"(?:uhr|h|ч\.?|часа|o'clock)(?!\w)",
-    _I,
-)
-_HOUR_AFTER = re.compile(
-    r"(?<!\w)(?:o(?:\s+godz(?:inie|\.)?)?|godz\.?|at|around|около|о|в|um|gegen)\s*"
-    r"(?P<h>[01]?\d|2[0-3])(?:[.:](?P<m>[0-5]\d))?(?![\d.,:/]?\d)",
-    _I,
-)
-_HOUR_AFTER_OK = re.compile(
-    r"\s*(?:$|[,;!)\-–—]|\.(?!\d)|\s(?:and|or|i|і|и|und|a|tomorrow|today|jutro|dziś|dzisiaj|"
-    r"завтра|сьогодні|утре|днес|сегодня|morgen|heute|on|w|we|в|у|на|am|in|latest|"
-    r"najpóźniej|найпізніше|най-късно|the|at|next|this|в|по)\b)",
-    _I,
-)
-_DOT_DATE = re.compile(
-    r"(?<![\w.,/:+\-])(?P<d>\d{1,2})\.(?P<m>\d{1,2})(?:\.(?P<y>\d{4}|\d{2}))?\.?"
-    r"(?:\s?(?:r|г|р|roku)\.?)?(?!\w)(?![.,:/\-]?\d)",
-    _I,
-)
-_SLASH_DATE = re.compile(
-    r"(?<![\w./:\-])(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}|\d{2}))?(?![\w/])(?![.,:\-]?\d)",
-    _I,
-)
-_ISO_DATE = re.compile(r"(?<![\w./\-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\w/])", _I)
-_DEADLINE_PREPOSITION = re.compile(
-    r"(?:\b(?:by|until|till|before|on|do|na|dnia|dn\.|do dnia|до|на|bis|am|zum|termin|"
-    r"deadline)\b:?)\s*$",
-    _I,
-)
-_NOT_DATE_BEFORE = re.compile(
-    r"(?:[$€£₴]|\b(?:nr|no|№|ul|al|tel|str|s|v|ver|wersj\w*|version|верс\w*|faktur\w*|invoice|order|zamówieni\w*|"
-    r"рахун\w*|фактур\w*|счет\w*|rechnung\w*)\.?:?|#|№)\s*$",
-    _I,
-)
-_NOT_DATE_AFTER = re.compile(
-    r"^\s*(?:zł|zl|pln|gr|грн|uah|eur|euro|€|\$|usd|лв|bgn|руб|₽|%|kg|szt|шт|m2|m²|km|"
-    r"mln|tys|тис|млн|хв|min|godz|h|ч|x|px|mm|cm)(?!\w)",
-    _I,
-)
-
-_MONTH_STEM = re.compile(
-    r"(?<!\w)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|"
-    r"stycz|lut|mar|kwie|maj|czerw|lip|sierp|wrze|paźdz|pazdz|listop|grud|"
-    r"січ|лют|берез|квіт|трав|черв|лип|серп|верес|жовт|листоп|груд|"
-    r"янв|яну|фев|мар|апр|май|мая|юни|июн|юли|июл|авг|сеп|сен|окт|ное|ноя|дек|"
-    r"mär|maer|mai|okt|dez)",
-    _I,
-)
-_DAY_UNIT = re.compile(
-    r"(?<!\w)(?:days?|weeks?|dni|dzień|dnia|tydzień|tygodni\w*|дні|днів|день|дня|тиждень|"
-    r"тижні|тижнів|дни|ден|дена|седмиц\w*|дней|недел[юиь]|недель|tag|tage|tagen|"
-    r"woche|wochen)(?!\w)",
-    _I,
-)
-_YEAR = re.compile(r"\d{4}")
-_DIGIT = re.compile(r"\d")
-_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'"})
-
-
-class _Claims:
-    """Non-overlapping spans of a sentence already taken by a phrase."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[int, int]] = []
-
-    def free(self, start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in self.spans)
-
-    def take(self, start: int, end: int) -> bool:
-        if start >= end or not self.free(start, end):
-            return False
-        self.spans.append((start, end))
-        return True
-
-
-def _hour(h: int, minute: int, ampm: str | None, *, bare: bool) -> tuple[int, int] | None:
-    if ampm:
-        pm = ampm.lower().startswith("p")
-        if not 1 <= h <= 12:
-            return None
-        h = (h % 12) + (12 if pm else 0)
-    elif bare and 1 <= h <= 7:
-        h += 12  # "o 3", "at 5": business hours, the afternoon
-    if not (0 <= h <= 23 and 0 <= minute <= 59):
-        return None
-    return h, minute
-
-
-def _scan(sentence: str) -> tuple[list[_Mention], list[_Mention], str]:
-    """Hand-written phrases: (date mentions, time mentions, the sentence with the claimed
-    spans blanked out for dateparser)."""
-    text = sentence.translate(_APOSTROPHES)
-    claims = _Claims()
-    dates: list[_Mention] = []
-    times: list[_Mention] = []
-
-    def each(pattern: re.Pattern[str], handle: Callable[[re.Match[str]], _Mention | None]):
-        for m in pattern.finditer(text):
-            if not claims.free(m.start(), m.end()):
-                continue
-            mention = handle(m)
-            if mention is not None and claims.take(m.start(), m.end()):
-                (times if mention.kind in ("clock", "eod") else dates).append(mention)
-
-    def offset(m: re.Match[str]) -> _Mention:
-        n = int(m.group("n")) if m.group("n") else 1
-        unit = m.group("unit").lower()
-        minutes = unit.startswith(("min", "хв"))
-        delta = dt.timedelta(minutes=n) if minutes else dt.timedelta(hours=n)
-        return _Mention(m.start(), m.end(), "instant", delta)
-
-    def workdays(m: re.Match[str]) -> _Mention:
-        n = int(next(g for g in m.groups() if g))
-        return _Mention(m.start(), m.end(), "workdays", n)
-
-    def relative(m: re.Match[str]) -> _Mention:
-        n = 2 if m.group("d2") else 1 if m.group("d1") else 0
-        return _Mention(m.start(), m.end(), "day", n)
-
-    def weekday(m: re.Match[str]) -> _Mention:
-        prefix = m.groupdict().get("prefix")
-        if prefix and _PAST_PREFIX_RE.match(prefix):
-            return _Mention(m.start(), m.end(), "ignore")
-        day = m.group("day").lower()
-        wd = _WEEKDAY_BY_FORM.get(day, _EN_ABBREVIATIONS.get(day))
-        if prefix and _NEXT_PREFIX_RE.match(prefix):
-            return _Mention(m.start(), m.end(), "next_weekday", wd)
-        return _Mention(m.start(), m.end(), "weekday", wd)
-
-    def day_of_month(m: re.Match[str]) -> _Mention:
-        return _Mention(m.start(), m.end(), "day_of_month", int(m.group("en") or m.group("n")))
-
-    def clock(m: re.Match[str]) -> _Mention | None:
-        groups = m.groupdict()
-        hm = _hour(int(m.group("h")), int(groups.get("m") or 0), groups.get("ampm"), bare=True)
-        return None if hm is None else _Mention(m.start(), m.end(), "clock", hm)
-
-    def hour_after(m: re.Match[str]) -> _Mention | None:
-        if not _HOUR_AFTER_OK.match(text, m.end()):
-            return None  # "at 2 locations", "в 15 минут"
-        return clock(m)
-
-    def numeric(m: re.Match[str]) -> _Mention | None:
-        before = text[max(0, m.start() - 16) : m.start()]
-        after = text[m.end() : m.end() + 8]
-        if _NOT_DATE_BEFORE.search(before) or _NOT_DATE_AFTER.match(after):
-            return None
-        d, mo = int(m.group("d")), int(m.group("m"))
-        y = m.group("y")
-        year = None if y is None else int(y) + (2000 if len(y) == 2 else 0)
-        one_digit_month = m.re is _DOT_DATE and year is None and len(m.group("m")) == 1
-        if one_digit_month and not _DEADLINE_PREPOSITION.search(before):
-            return None  # "1.5 mln", "2.3": a one-digit month without a year needs a "by"
-        if m.re is _SLASH_DATE:
-            if mo > 12 and d <= 12:  # 12/15/2026: month first (US)
-                d, mo = mo, d
-            if year is None and not _DEADLINE_PREPOSITION.search(before):
-                return None  # "Marszałkowska 15/12": a slash without a year needs a "by"
-        return _Mention(m.start(), m.end(), "date", (year, mo, d))
-
-    each(_OFFSET, offset)
-    each(_WORKDAYS, workdays)
-    each(
-        _WEEK_OFFSET,
-        lambda m: _Mention(m.start(), m.end(), "days", 7 * int(m.group("n") or 1)),
-    )
-    each(_EOD, lambda m: _Mention(m.start(), m.end(), "eod"))
-    each(_END_MONTH, lambda m: _Mention(m.start(), m.end(), "end_month"))
-    each(_NEXT_WEEK, lambda m: _Mention(m.start(), m.end(), "next_week"))
-    each(_END_WEEK, lambda m: _Mention(m.start(), m.end(), "end_week"))
-    each(_RELATIVE_DAY, relative)
-    each(_WEEKDAY, weekday)
-    each(_WEEKDAY_ABBR, weekday)
-    each(_NOON, lambda m: _Mention(m.start(), m.end(), "clock", (12, 0)))
-    each(_CLOCK, clock)
-    each(_AMPM, clock)
-    each(_HOUR_WORD, clock)
-    each(_HOUR_AFTER, hour_after)
-    each(_DAY_OF_MONTH, day_of_month)
-    each(_ISO_DATE, numeric)
-    each(_DOT_DATE, numeric)
-    each(_SLASH_DATE, numeric)
-
-    masked = list(text)
-    for s, e in claims.spans:
-        masked[s:e] = " " * (e - s)
-    return dates, times, "".join(masked)
-
-
-# =========================================================================== dateparser
-
-
-def _languages(sentence: str, hint: str | None) -> list[str]:
-    cyrillic = any("\u0400" <= c <= "\u04ff" for c in sentence)
-    latin = any(c.isascii() and c.isalpha() for c in sentence) or not cyrillic
-    langs: list[str] = []
-    if hint in _SUPPORTED:
-        langs.append(hint)  # type: ignore[arg-type]
-    for group, present in ((_LANGS_CYRILLIC, cyrillic), (_LANGS_LATIN, latin)):
-        if present:
-            langs += [lang for lang in group if lang not in langs]
-    return langs
-
-
-# dateparser costs about a millisecond per date it finds, per language tried, over the
-# whole text it is given: a hostile 16 kB reply of month names took 3.9 s. So it reads
-# only short windows around what it can find (a month name next to a digit, a day or week
-# unit), each (window, language) once per reply, and at most _DATEPARSER_CALLS of them per
-# reply: whatever the reply, the dateparser part is bounded and the rest is linear. A
-# real acknowledgement has one or two such dates; past the budget, the hand-written
-# phrases (weekdays, "tomorrow", "15.12", ...) are still read.
-_DATEPARSER_CALLS = 12
-_WINDOW_MARGIN = 18  # characters each side of the anchor ("on the 3rd of December 2026")
-_DIGIT_NEAR = 12  # a month name needs a digit this close to be a date
-_WINDOW_MAX = 64  # overlapping windows are merged up to this length, then a new one starts
-
-
-class _DateparserBudget:
-    """Per reply: dateparser's answers by (window, language), and the calls still allowed."""
-
-    def __init__(self) -> None:
-        self.calls_left = _DATEPARSER_CALLS
-        self.answers: dict[tuple[str, str], list[tuple[str, object]]] = {}
-
-
-def _windows(masked: str) -> list[tuple[int, int]]:
-    """Spans of ``masked`` around each month name with a digit near it and each day or
-    week unit, widened to whole words and merged where they overlap (up to `_WINDOW_MAX`
-    characters: a run of dates is several windows, not one long one)."""
-    spans: list[tuple[int, int]] = []
-    anchors = [m for m in _MONTH_STEM.finditer(masked)
-               if _DIGIT.search(masked, max(0, m.start() - _DIGIT_NEAR), m.end() + _DIGIT_NEAR)]
-    anchors += list(_DAY_UNIT.finditer(masked))
-    for m in sorted(anchors, key=lambda m: m.start()):
-        start = max(0, m.start() - _WINDOW_MARGIN)
-        end = min(len(masked), m.end() + _WINDOW_MARGIN)
-        while start > 0 and not masked[start - 1].isspace():
-            start -= 1
-        while end < len(masked) and not masked[end].isspace():
-            end += 1
-        if spans and start <= spans[-1][1] and max(end, spans[-1][1]) - spans[-1][0] <= _WINDOW_MAX:
-            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
-        else:
-            spans.append((start, end))
-    return spans
-
-
-def _dateparser_mentions(
-    masked: str,
-    sentence: str,
-    base: dt.datetime,
-    tz_name: str,
-    hint: str | None,
-    budget: _DateparserBudget,
-) -> list[_Mention]:
-    """Dates written with a month name, and day/week offsets, found by dateparser."""
-    has_month = bool(_MONTH_STEM.search(masked)) and any(c.isdigit() for c in masked)
-    if not has_month and not _DAY_UNIT.search(masked):
-        return []
-    try:
-        from dateparser.search import search_dates
-    except ImportError:  # pragma: no cover - declared dependency
-        return []
-    settings = {
-        "RELATIVE_BASE": base,
-        "PREFER_DATES_FROM": "future",
-        "TIMEZONE": tz_name,
-        "RETURN_AS_TIMEZONE_AWARE": True,
-        "DATE_ORDER": "DMY",
-    }
-    found: list[_Mention] = []
-    seen: set[tuple[str, object]] = set()
-    for w_start, w_end in _windows(masked):
-        window = masked[w_start:w_end]
-        for lang in _languages(window, hint):
-            key = (window, lang)
-            if key not in budget.answers:
-                if budget.calls_left <= 0:
-                    return found  # the rest is read by the hand-written phrases only
-                budget.calls_left -= 1
-                try:
-                    budget.answers[key] = search_dates(
-                        window, languages=[lang], settings=settings) or []
-                except Exception:  # a third-party parser must never break the caller
-                    budget.answers[key] = []
-            for phrase, value in budget.answers[key]:
-                mention = _dateparser_mention(phrase, value, tz_name, window, w_start)
-                if mention is None or (phrase, mention.value) in seen:
-                    continue
-                seen.add((phrase, mention.value))
-                found.append(mention)
-    return found
-
-
-def _dateparser_mention(
-    phrase: object, value: object, tz_name: str, window: str, offset: int
-) -> _Mention | None:
-    """One dateparser match as a date mention, or None for what it finds but we do not
-    trust: "We", "May", "now", "+48", "1.5", "12:00", ..."""
-    if not isinstance(phrase, str) or not isinstance(value, dt.datetime):
-        return None
-    if any(c.isdigit() for c in phrase) and _MONTH_STEM.search(phrase):
-        year = value.year if _YEAR.search(phrase) else None
-        mention_value: object = (year, value.month, value.day)
-    elif _DAY_UNIT.search(phrase):
-        try:
-            day = value.astimezone(ZoneInfo(tz_name)).date() if value.tzinfo else value.date()
-        except (ValueError, OverflowError):
-            return None
-        mention_value = (day.year, day.month, day.day)
-    else:
-        return None
-    start = offset + max(window.find(phrase), 0)
-    return _Mention(start, start + len(phrase), "date", mention_value)
 
 
 # =========================================================================== resolution
@@ -863,7 +205,7 @@ class _Resolver:
             day -= dt.timedelta(days=1)
         return None
 
-    def date_of(self, mention: _Mention) -> dt.date | None:
+    def date_of(self, mention: Mention) -> dt.date | None:
         today = self.today
         kind, value = mention.kind, mention.value
         if kind in ("day", "days"):
@@ -928,7 +270,7 @@ class _Resolver:
             return None
         return None
 
-    def instant(self, mention: _Mention, time: _Mention | None) -> dt.datetime | None:
+    def instant(self, mention: Mention, time: Mention | None) -> dt.datetime | None:
         if mention.kind == "instant":
             delta: dt.timedelta = mention.value  # type: ignore[assignment]
             return (self.sent.astimezone(dt.UTC) + delta).astimezone(self.tz)
@@ -939,7 +281,7 @@ class _Resolver:
             return self.end_of_working_day(day)
         return self.at(day, time.value)  # type: ignore[arg-type]
 
-    def time_only(self, time: _Mention) -> dt.datetime:
+    def time_only(self, time: Mention) -> dt.datetime:
         if time.kind == "eod":
             return self.end_of_working_day(self.today)
         candidate = self.at(self.today, time.value)  # type: ignore[arg-type]
@@ -948,7 +290,7 @@ class _Resolver:
         return self.at(self.next_open_day(self.today), time.value)  # type: ignore[arg-type]
 
 
-def _distance(a: _Mention, b: _Mention) -> int:
+def _distance(a: Mention, b: Mention) -> int:
     if a.end <= b.start:
         return b.start - a.end
     if b.end <= a.start:
@@ -961,11 +303,11 @@ def _candidates(
     resolver: _Resolver,
     calendar: CalendarConfig,
     hint: str | None,
-    budget: _DateparserBudget,
+    budget: DateparserBudget,
 ) -> list[dt.datetime]:
-    dates, times, masked = _scan(sentence)
+    dates, times, masked = scan(sentence)
     base = resolver.sent.replace(tzinfo=None)
-    dates += _dateparser_mentions(masked, sentence, base, calendar.timezone, hint, budget)
+    dates += dateparser_mentions(masked, sentence, base, calendar.timezone, hint, budget)
     dates = [d for d in dates if d.kind != "ignore"]
     absolute = [d for d in dates if d.kind == "date"]
     # A weekday written next to a date ("w piątek, 4 grudnia") is only its label.
@@ -975,8 +317,8 @@ def _candidates(
         if d.kind != "weekday" or not any(_distance(d, a) <= 3 for a in absolute)
     ]
     attachable = [d for d in dates if d.kind != "instant"]
-    attached: dict[int, _Mention] = {}
-    unattached: list[_Mention] = []
+    attached: dict[int, Mention] = {}
+    unattached: list[Mention] = []
     for t in times:
         if not attachable:
             unattached.append(t)
@@ -1022,9 +364,9 @@ def find_promise(
     except (ValueError, OverflowError):
         return None
     best: Promise | None = None
-    budget = _DateparserBudget()
+    budget = DateparserBudget()
     for sentence in _sentences(strip_reply(text)):
-        if _NOT_A_PROMISE.search(sentence) or not _CUE.search(sentence):
+        if NOT_A_PROMISE.search(sentence) or not CUE.search(sentence):
             continue
         try:
             instants = _candidates(sentence, resolver, calendar, hint, budget)
@@ -1038,4 +380,4 @@ def find_promise(
     return best
 
 
-__all__ = ["MAX_INPUT_CHARS", "MAX_SENTENCE", "Promise", "find_promise", "strip_reply"]
+__all__ = ["MAX_SENTENCE", "Promise", "find_promise"]

@@ -310,7 +310,7 @@ def vouched_by_results(
     ``sender_domain``: ``dmarc=pass`` for that domain (header.from, when given, must be
     it), or ``dkim=pass`` signed by an agency domain aligned with it (the same domain, or
     one a subdomain of the other). Results of any other authserv-id are ignored, and
-    ``results`` hold only the topmost header of each id (`message._auth_results`): a
+    ``results`` hold only the topmost header of each id (`auth_results_of`): a
     receiving server writes its header above whatever the sender wrote, so a forged
     header with a trusted id lies below the real one even where the border server does
     not remove it (as RFC 8601 §5 asks)."""

@@ -9,13 +9,13 @@ alone among the seen messages after the previous steps):
 1. Message-ID / In-Reply-To / References: union-find over ids, including ids of mail never
    seen, so two replies to an unseen parent join. Loops, self-references and reused ids are
    harmless (union-find is iterative; nothing recurses).
-2. Outlook Thread-Index: same conversation root (`message.thread_index_root`).
+2. Outlook Thread-Index: same conversation root (`message_ids.thread_index_root`).
 3. Gmail X-GM-THRID, per watched mailbox (thread ids are per Gmail account).
 4. Normalized subject + at least one shared participant (From/To/Cc/Reply-To, minus the
    agency-wide `agency_addresses`), within `subject_window`. Only a message that looks like
    a reply or forward (prefix such as "Re:", or In-Reply-To/References to unseen mail, or a
    Thread-Index deeper than the root) starts such a link, so two fresh mails that merely
-   share a subject stay apart. Trivial subjects (`is_trivial_subject`) never link.
+   share a subject stay apart. Trivial subjects (`subjects.is_trivial_subject`) never link.
 
 Each fallback attaches an unlinked message to its *nearest* match (earlier ones first, then
 by time distance, then key), computed from the whole input before any union is applied:
@@ -28,248 +28,19 @@ order-independent, and stable while a conversation grows by later replies.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import datetime as dt
-import functools
-import gc
-import re
-import threading
-import unicodedata
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ackwatch.core.message import Message, thread_index_depth, thread_index_root
+from ackwatch.core.message import Message
+from ackwatch.core.message_ids import thread_index_depth, thread_index_root
+from ackwatch.core.subjects import has_reply_prefix, linking_subject
 
 _T = TypeVar("_T")
-
-# --------------------------------------------------------------------------- subjects
-
-# Reply / forward prefixes (compared case-insensitively), many languages and mail programs:
-# EN re fw fwd; DE aw wg antw; PL odp pd; UK відп пересл; RU отв пересл; BG отг пре
-# препр; Nordic sv vs vb vl fs; NL antw doorst; FR réf tr; ES rv; IT r i rif; PT res enc;
-# TR ynt ilt; CZ/SK odp pr přep; HU v tov; EL απ σχετ πρθ; ZH/JA/KO and a few more.
-_PREFIX_WORDS = (
-    "re",
-    "ree",
-    "fw",
-    "fwd",
-    "fwrd",
-    "aw",
-    "wg",
-    "antw",
-    "antwort",
-    "odp",
-    "odpowiedź",
-    "pd",
-    "przekaż",
-    "відп",
-    "відповідь",
-    "пересл",
-    "перес",
-    "переслано",
-    "пп",
-    "отв",
-    "ответ",
-    "отг",
-    "отговор",
-    "пре",
-    "препр",
-    "препратено",
-    "fs",
-    "sv",
-    "svar",
-    "vs",
-    "vb",
-    "vl",
-    "vs",
-    "doorst",
-    "réf",
-    "ref",
-    "tr",
-    "rv",
-    "r",
-    "i",
-    "rif",
-    "res",
-    "enc",
-    "ynt",
-    "ilt",
-    "ilet",
-    "pr",
-    "přep",
-    "fwd",
-    "odg",
-    "v",
-    "tov",
-    "απ",
-    "σχετ",
-    "πρθ",
-    "ατθ",
-    "atb",
-    "ats",
-    "vast",
-    "edasi",
-    "rs",
-    "회신",
-    "전달",
-    "回复",
-    "回覆",
-    "答复",
-    "转发",
-    "轉寄",
-    "返信",
-    "転送",
-    "השב",
-    "הועבר",
-    "رد",
-    "توجيه",
-    "trs",
-    "wtr",
-)
-_PREFIX = re.compile(
-    r"^(?:"
-    r"(?:" + "|".join(sorted({re.escape(w) for w in _PREFIX_WORDS}, key=len, reverse=True)) + r")"
-    r"(?:\s*(?:\[\d{1,4}\]|\(\d{1,4}\)|\^\d{1,4}))?\s*[:：]"
-    r"|\[[^\[\]\d]{1,60}\]"  # list and gateway tags: [acme-team], [EXTERNAL], [EXT]
-    r"|\((?:fwd?|fw)\)"
-    r"|\*{1,3}\s*(?:external|spam|suspicious)\s*\*{1,3}"
-    r")\s*",
-    re.IGNORECASE,
-)
-_TRAILING_FWD = re.compile(r"\s*\((?:fwd?|fw)\)\s*$", re.IGNORECASE)
-_REPLY_MARK = re.compile(
-    r"^(?:"
-    + "|".join(sorted({re.escape(w) for w in _PREFIX_WORDS}, key=len, reverse=True))
-    + r")(?:\s*(?:\[\d{1,4}\]|\(\d{1,4}\)|\^\d{1,4}))?\s*[:：]",
-    re.IGNORECASE,
-)
-
-# Subjects too common to thread by (compared after `normalize_subject`).
-TRIVIAL_SUBJECTS = frozenset(
-    {
-        "",
-        "hi",
-        "hello",
-        "hey",
-        "hej",
-        "witam",
-        "cześć",
-        "dzień dobry",
-        "привіт",
-        "добрий день",
-        "здравствуйте",
-        "hallo",
-        "bonjour",
-        "hola",
-        "ciao",
-        "test",
-        "question",
-        "pytanie",
-        "info",
-        "update",
-        "fyi",
-        "thanks",
-        "thank you",
-        "dzięki",
-        "dziękuję",
-        "no subject",
-        "(no subject)",
-        "brak tematu",
-        "(brak tematu)",
-        "без теми",
-        "без темы",
-        "kein betreff",
-        "sans objet",
-        "sin asunto",
-        "urgent",
-        "pilne",
-        "document",
-        "documents",
-        "dokumenty",
-        "scan",
-        "skan",
-        "invoice",
-        "faktura",
-        "photo",
-        "photos",
-        "zdjęcia",
-        "attachment",
-        "załącznik",
-        "meeting",
-        "spotkanie",
-    }
-)
-MIN_SUBJECT_CHARS = 3  # letters or digits needed before a subject may link mail
-
-# Subjects recur (a thread's mails share one; the daemon re-evaluates the same mail, and
-# `link_values` sees every stored mail): what is derived from them is memoized, bounded,
-# and forgotten after each `assign_threads` (a full memo is ~20 MB: a steady daemon must
-# not keep it between evaluations; the store's `link_values` calls fill it again).
-_SUBJECT_MEMO = 65536
-
-
-def _may_end_in_fwd(text: str) -> bool:
-    """Whether `_TRAILING_FWD` may match: it needs a ")" followed by whitespace only (an
-    unanchored search tries every position: a costly no on most subjects)."""
-    return text.rstrip().endswith(")")
-
-
-def normalize_subject(subject: str) -> str:
-    """Strip reply/forward prefixes in many languages, list tags, whitespace; casefold.
-
-    ``"RE: AW: [acme-team] Fwd: Wycena  (fwd)"`` -> ``"wycena"``. Bracketed tags with digits
-    (``[Ticket #123]``) are kept: they tell different tickets apart.
-    """
-    text = unicodedata.normalize("NFKC", subject or "")
-    text = " ".join(text.split())
-    for _ in range(200):  # bounded: each round removes at least one character
-        stripped = _PREFIX.sub("", text, count=1)
-        if _may_end_in_fwd(stripped):
-            stripped = _TRAILING_FWD.sub("", stripped)
-        if stripped == text:
-            break
-        text = stripped
-    return " ".join(text.split()).casefold()
-
-
-def is_trivial_subject(normalized: str) -> bool:
-    """True when a normalized subject is too short or too common to link mail by."""
-    if normalized in TRIVIAL_SUBJECTS:
-        return True
-    count = 0
-    for c in normalized:
-        if c.isalnum():
-            count += 1
-            if count >= MIN_SUBJECT_CHARS:
-                return False
-    return True
-
-
-@functools.lru_cache(maxsize=_SUBJECT_MEMO)
-def _linking_subject(subject: str) -> str | None:
-    """The normalized subject when it may link mail (not trivial), else None (a memo of
-    `normalize_subject` and `is_trivial_subject`)."""
-    normalized = normalize_subject(subject)
-    return None if is_trivial_subject(normalized) else normalized
-
-
-@functools.lru_cache(maxsize=_SUBJECT_MEMO)
-def has_reply_prefix(subject: str) -> bool:
-    """Whether a subject carries a reply/forward prefix (after any leading [tags])."""
-    text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
-    for _ in range(20):
-        if _REPLY_MARK.match(text) or (_may_end_in_fwd(text) and _TRAILING_FWD.search(text)):
-            return True
-        stripped = _PREFIX.sub("", text, count=1)
-        if stripped == text:
-            return False
-        text = stripped
-    return False
-
 
 # --------------------------------------------------------------------------- union-find
 
@@ -387,7 +158,7 @@ def _node(
         if m.key in ids:
             ids = tuple([i for i in ids if i != m.key])
     root = thread_index_root(m.thread_index) if m.thread_index else None
-    subject = _linking_subject(m.subject)
+    subject = linking_subject(m.subject)
     return _Node(
         key=m.key,
         received=m.received,
@@ -449,7 +220,7 @@ def link_values(copies: Iterable[Message], noise: frozenset[str] = frozenset()) 
                 values.add("ti:" + root)
         if m.gm_thrid is not None:
             values.add(f"gm:{m.mailbox} {m.gm_thrid}")
-        subject = _linking_subject(m.subject)
+        subject = linking_subject(m.subject)
         if subject is not None:
             subjects.add(subject)
         for a in (m.sender, *m.reply_to, *m.to, *m.cc):
@@ -624,10 +395,9 @@ def assign_threads(
     earliest message of the thread (received time, then key).
     """
     try:
-        with gc_paused():
-            return _assign_threads(messages, subject_window, agency_addresses)
+        return _assign_threads(messages, subject_window, agency_addresses)
     finally:
-        _linking_subject.cache_clear()
+        linking_subject.cache_clear()
         has_reply_prefix.cache_clear()
 
 
@@ -660,43 +430,3 @@ def _assign_threads(
             first[root] = candidate
     return {key: first[root][1] for key, root in roots.items()}
 
-
-class _GcPause:
-    """The pauses in progress, in any thread: the collector runs again when the last ends."""
-
-    lock = threading.Lock()
-    depth = 0
-    resume = False  # whether the collector was enabled when the first pause began
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a burst of allocations (nests, also
-    across threads: a sync's readers parse while the main thread stores).
-
-    Threading or evaluating a mailbox builds hundreds of thousands of objects that live
-    until the end and form no reference cycles; meanwhile the collector rescanned the whole
-    heap several times and found nothing (up to half the evaluation time at 33k mails).
-    Reference counting still frees everything as usual. The collector is enabled again
-    when the last pause ends, and only if it was enabled when the first one began.
-
-    On that exit, what the burst left alive is moved straight to the oldest generation
-    (`gc.freeze` then `gc.unfreeze`: two list splices). Merely re-enabling would have the
-    next allocation scan every object of the burst as young (0.2 s after a first sync),
-    only to promote them all; in the oldest generation they are still collected, should
-    any of them ever form a cycle, by the next full collection.
-    """
-    with _GcPause.lock:
-        if _GcPause.depth == 0:
-            _GcPause.resume = gc.isenabled()
-            gc.disable()
-        _GcPause.depth += 1
-    try:
-        yield
-    finally:
-        with _GcPause.lock:
-            _GcPause.depth -= 1
-            if _GcPause.depth == 0 and _GcPause.resume:
-                gc.freeze()
-                gc.unfreeze()
-                gc.enable()

@@ -41,6 +41,7 @@ from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.threads import assign_threads
+from ackwatch.gcpause import gc_paused
 from ackwatch.mail import imap, notify
 from ackwatch.store import NewPromise, PromiseRecord, Store
 
@@ -443,11 +444,12 @@ class PromiseKeeper:
         sources = {p.source_key for p in tracked}
         store = self.daemon.store
         messages = store.load_messages(keys=store.thread_keys(sources) | sources)
-        threads = assign_threads(
-            messages,
-            subject_window=config.thread_subject_window,
-            agency_addresses=classify.agency_identities(config),
-        )
+        with gc_paused():
+            threads = assign_threads(
+                messages,
+                subject_window=config.thread_subject_window,
+                agency_addresses=classify.agency_identities(config),
+            )
         wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
         earliest: dict[str, dt.datetime] = {}
         candidate: dict[str, bool] = {}

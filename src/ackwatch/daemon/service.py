@@ -31,8 +31,9 @@ from ackwatch.core import classify, hourlycap
 from ackwatch.core import dispatch as scheduler
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
-from ackwatch.core.threads import assign_threads, gc_paused, link_values
+from ackwatch.core.threads import assign_threads, link_values
 from ackwatch.daemon.metrics import Metrics, Snapshot
+from ackwatch.gcpause import gc_paused
 from ackwatch.mail import imap, imapguard, notify
 from ackwatch.store import ItemRecord, OutboxRecord, Store, StoreError
 
@@ -341,7 +342,7 @@ class Daemon:
         now = self.now()
         if isinstance(event, imap.FolderSyncEvent):
             s = event.sync
-            with gc_paused():  # parses every new copy: see `threads.gc_paused`
+            with gc_paused():  # parses every new copy: see `gcpause.gc_paused`
                 added = self._apply_folder_sync(event.mailbox, s, now)
             if added or s.flag_updates or s.reset:
                 self._dirty = True
@@ -491,11 +492,12 @@ class Daemon:
         as `sla.evaluate_threads` finds them, from nodes only: each mail is dropped once
         its node is made. Evaluating a set of whole threads threads them the same way
         again (see `sla.evaluate_threads`)."""
-        thread_of = assign_threads(
-            self.store.iter_messages(since, sorted(keys)),
-            subject_window=self.config.thread_subject_window,
-            agency_addresses=classify.agency_identities(self.config),
-        )
+        with gc_paused():
+            thread_of = assign_threads(
+                self.store.iter_messages(since, sorted(keys)),
+                subject_window=self.config.thread_subject_window,
+                agency_addresses=classify.agency_identities(self.config),
+            )
         members: dict[str, list[str]] = {}
         for key, thread in thread_of.items():
             members.setdefault(thread, []).append(key)

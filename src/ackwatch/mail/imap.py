@@ -50,7 +50,8 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import SocketTimeout, _parse_untagged_response, seq_to_parenstr_upper
 
-from ackwatch.core.message import HEADER_FIELDS, FolderRole, positional_constructor
+from ackwatch.core.message import HEADER_FIELDS, FolderRole
+from ackwatch.core.positional import positional_constructor
 from ackwatch.mail import imapfetch, imapguard
 
 if TYPE_CHECKING:

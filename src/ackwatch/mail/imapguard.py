@@ -51,7 +51,7 @@ from imapclient import IMAPClient
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS
 
-from ackwatch.core.message import MAX_HEADER_BYTES
+from ackwatch.core.headers import MAX_HEADER_BYTES
 
 if TYPE_CHECKING:
     from ackwatch.config import SyncConfig
