@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parent.parent / "systemd" / "ackwatch.daemon.service"
+UNIT = Path(__file__).resolve().parent.parent / "systemd" / "ackwatch.service"
 MAX_EXPOSURE = 2.0
 
 
@@ -155,7 +155,7 @@ def test_security_exposure_is_at_most_2_0():
 def test_unit_verifies_cleanly(tmp_path):
     exe = _analyze()
     # verify insists that ExecStart exists; point it at an executable that does.
-    unit = tmp_path / "ackwatch.daemon.service"
+    unit = tmp_path / "ackwatch.service"
     unit.write_text(
         UNIT.read_text(encoding="utf-8").replace("/usr/local/bin/ackwatch", sys.executable),
         encoding="utf-8",
@@ -164,5 +164,5 @@ def test_unit_verifies_cleanly(tmp_path):
         [exe, "verify", "--man=no", str(unit)],
         capture_output=True, text=True, timeout=60, check=False,
     )
-    problems = [ln for ln in proc.stderr.splitlines() if "ackwatch.daemon.service" in ln]
+    problems = [ln for ln in proc.stderr.splitlines() if "ackwatch.service" in ln]
     assert proc.returncode == 0 and not problems, proc.stderr
