@@ -605,7 +605,8 @@ def mem_child(cfg: str, mode: str) -> None:
     """
     from ackwatch.config import load_config
     from ackwatch.daemon.service import Daemon as Core
-    from ackwatch.mail import imap
+    from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+    from ackwatch.mail.uidfetch import FetchedMessage
     from ackwatch.store.sqlite import Store
 
     config = load_config(cfg)
@@ -640,10 +641,10 @@ def mem_child(cfg: str, mode: str) -> None:
                 for f, _r, head in mails:
                     if f == folder:
                         uid += 1
-                        fetched.append(imap.FetchedMessage(uid, NOW, frozenset(), head.encode()))
+                        fetched.append(FetchedMessage(uid, NOW, frozenset(), head.encode()))
                 if fetched:
-                    core.apply_event(imap.FolderSyncEvent(mb, imap.FolderSync(
-                        folder, role, imap.FolderCursor(1, uid), new_messages=tuple(fetched))))
+                    core.apply_event(FolderSyncEvent(mb, FolderSync(
+                        folder, role, FolderCursor(1, uid), new_messages=tuple(fetched))))
         core.step()
     elapsed = time.perf_counter() - t
     with store._conn as c:

@@ -17,7 +17,9 @@ from tests.servers.imapserver import make_message
 
 from ackwatch.config import DigestConfig
 from ackwatch.daemon.service import Daemon
-from ackwatch.mail import imap, notify
+from ackwatch.mail import notify
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import Store
 
 T0 = dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.UTC)  # a Tuesday
@@ -59,11 +61,11 @@ def receive(d: Daemon, uid: int, mid: str, at: dt.datetime) -> None:
     raw = make_message(subject=f"Question {uid}", sender="jan@unknown.example",
                        to="anna@agency.example", message_id=mid, date=at)
     header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    sync = imap.FolderSync(
-        "INBOX", "inbox", imap.FolderCursor(7, uid),
-        new_messages=(imap.FetchedMessage(uid, at, frozenset(), header),),
+    sync = FolderSync(
+        "INBOX", "inbox", FolderCursor(7, uid),
+        new_messages=(FetchedMessage(uid, at, frozenset(), header),),
     )
-    d.apply_event(imap.FolderSyncEvent("anna", sync))
+    d.apply_event(FolderSyncEvent("anna", sync))
 
 
 MIDS = ["<m1@unknown.example>", "<m2@unknown.example>", "<m3@unknown.example>"]

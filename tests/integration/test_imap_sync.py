@@ -20,24 +20,18 @@ from tests.servers.pymapserver import PymapServer
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
 from ackwatch.core.message import parse_message
-from ackwatch.mail.imap import (
-    AuthError,
-    FetchedMessage,
+from ackwatch.mail.connection import AuthError, ImapError, connect, logout
+from ackwatch.mail.folders import discover_folders
+from ackwatch.mail.sync import (
     FolderCursor,
     FolderSync,
     FolderSyncEvent,
-    HealthEvent,
-    ImapError,
-    MailboxWatcher,
-    _raw_uid_fetch,
-    _to_message,
     backfill_criteria,
-    connect,
-    discover_folders,
     folder_changed,
-    logout,
     sync_folder,
 )
+from ackwatch.mail.uidfetch import FetchedMessage, _raw_uid_fetch, to_message
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -421,12 +415,12 @@ def test_malformed_headers_do_not_crash(imap_server, imap_user, mailbox_config, 
 
 
 def test_malformed_fetch_items_are_skipped_not_raised():
-    assert _to_message(5, {b"FLAGS": (b"\\Seen",)}) is None  # no header item
-    odd = _to_message(6, {b"INTERNALDATE": None, b"FLAGS": b"\\Seen",
+    assert to_message(5, {b"FLAGS": (b"\\Seen",)}) is None  # no header item
+    odd = to_message(6, {b"INTERNALDATE": None, b"FLAGS": b"\\Seen",
                           b"BODY[HEADER.FIELDS (SUBJECT)]": None})  # fmt: skip
     assert isinstance(odd, FetchedMessage) and odd.header_bytes == b""
     assert odd.flags == frozenset({"\\Seen"}) and odd.internaldate.tzinfo is not None
-    assert _to_message(7, {b"INTERNALDATE": NOW, b"X-GM-THRID": b"x",
+    assert to_message(7, {b"INTERNALDATE": NOW, b"X-GM-THRID": b"x",
                            b"BODY[HEADER.FIELDS (SUBJECT)]": b""}) is None  # fmt: skip
 
 

@@ -6,9 +6,9 @@ The daemon's core (single writer) decides which messages to read: the acknowledg
 message of every item acknowledged by a reply that ackwatch saw arrive live (not in a
 first-start history import) within `READ_HORIZON`, and the first follow-up of a promise
 (to tell "kept" from "moved"). A `BodyReader` thread does the reading: it opens its own
-short-lived connection to the mailbox holding a copy (`imap.connect`; the sender's Sent
+short-lived connection to the mailbox holding a copy (`connection.connect`; the sender's Sent
 copy first), EXAMINEs the folder and fetches ``BODY.PEEK[<first text part>]<0.16384>``
-(`imap.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
+(`body.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
 hands back only the promise (instant + sentence) as an event; the text is dropped. The
 watchers are untouched (one IDLE connection each), so a mailbox never has more than two
 connections: its watcher's and, while a read is under way, the reader's. In
@@ -41,7 +41,7 @@ from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.threads import assign_threads
-from ackwatch.mail import imap, notify
+from ackwatch.mail import body, connection, notify
 from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def read_bodies(
     config: Config,
     requests: Sequence[ReadRequest],
     *,
-    connect: Callable[..., object] = imap.connect,
+    connect: Callable[..., object] = connection.connect,
 ) -> list[BodyRead]:
     """Read the first text part of each request's message (one connection per mailbox
     for the whole batch, logged out at the end) and look for a promise in it."""
@@ -111,7 +111,7 @@ def read_bodies(
                     client = clients.get(mailbox)
                     if client is None:
                         client = clients[mailbox] = connect(mb)
-                    text = imap.fetch_first_text_part(
+                    text = body.fetch_first_text_part(
                         client,
                         folder,
                         uid,
@@ -119,12 +119,12 @@ def read_bodies(
                     )
                 except Exception as exc:  # connection or protocol failure: retry later
                     error = (
-                        str(exc)[:200] if isinstance(exc, imap.ImapError) else type(exc).__name__
+                        str(exc)[:200] if isinstance(exc, connection.ImapError) else type(exc).__name__
                     )
                     broken[mailbox] = error
                     dead = clients.pop(mailbox, None)
                     if dead is not None:
-                        imap._shutdown(dead)  # type: ignore[arg-type]
+                        connection.shutdown(dead)  # type: ignore[arg-type]
                     continue
                 if text is None:  # gone, UIDVALIDITY changed, or no text part
                     continue
@@ -143,7 +143,7 @@ def read_bodies(
             out.append(result)
     finally:
         for client in clients.values():
-            imap.logout(client)  # type: ignore[arg-type]
+            connection.logout(client)  # type: ignore[arg-type]
     return out
 
 

@@ -344,7 +344,7 @@ class StoredCursor:
 
 class StorableMessage(Protocol):
     """One fetched copy to store, before parsing: a `NewMessage`, or the IMAP layer's
-    own `imap.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
+    own `uidfetch.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
 
     @property
     def uid(self) -> int: ...
@@ -690,7 +690,7 @@ class Store:
     ) -> None:
         """Parse copies that the next `apply_folder_sync` of this folder will store, ahead
         of it (no database access): a first sync parses each batch while the server
-        prepares the next one (`imap.sync_folder`'s ``on_batch``). What that call does
+        prepares the next one (`sync.sync_folder`'s ``on_batch``). What that call does
         not use is dropped with it."""
         prepared = self._prepared.setdefault((mailbox, folder), {})
         for m in new_messages:
