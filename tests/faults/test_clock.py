@@ -17,7 +17,7 @@ from tests.servers.imapserver import make_message
 
 from ackwatch.config import DigestConfig
 from ackwatch.daemon.service import Daemon
-from ackwatch.mail import notify
+from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import Store
@@ -33,7 +33,7 @@ class Outbox:
     def __call__(self, msg, _config) -> None:
         if self.fail_next:
             self.fail_next -= 1
-            raise notify.TemporarySendError("451 try again")
+            raise smtp.TemporarySendError("451 try again")
         self.sent.append(str(msg.get("X-Ackwatch-Items", "")).split())
 
     def count(self, mid: str) -> int:

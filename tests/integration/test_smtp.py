@@ -16,15 +16,8 @@ from structlog.testing import capture_logs
 from structlog.tracebacks import ExceptionDictTransformer
 
 from ackwatch.config import SecretRef, SmtpConfig
-from ackwatch.mail.notify import (
-    Notice,
-    NoticeLine,
-    PermanentSendError,
-    SendError,
-    TemporarySendError,
-    render,
-    send,
-)
+from ackwatch.mail.compose import Notice, NoticeLine, render
+from ackwatch.mail.smtp import PermanentSendError, SendError, TemporarySendError, send
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins (so its asserts are rewritten)
     from tests.servers.smtp import SmtpSink, TlsCert

@@ -41,7 +41,7 @@ from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.threads import assign_threads
-from ackwatch.mail import body, connection, notify
+from ackwatch.mail import body, compose, connection
 from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
@@ -495,7 +495,7 @@ class PromiseKeeper:
                 cc=action.cc,
                 account=action.account,
                 promise_ids=action.promise_ids,
-                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
+                message_id=compose.make_message_id(compose.message_id_domain(self.config)),
                 now=now,
             )
             log.info(
@@ -614,7 +614,7 @@ def render_notice(
         return acc.name if acc and acc.name else address
 
     lines = tuple(
-        notify.NoticeLine(
+        compose.NoticeLine(
             client=p.client or p.client_address,
             client_address=p.client_address,
             subject=p.subject,
@@ -626,7 +626,7 @@ def render_notice(
         for p in members
     )
     who = recipient or about
-    notice = notify.Notice(
+    notice = compose.Notice(
         kind=record.kind,  # type: ignore[arg-type]
         to=record.recipient,
         cc=tuple(record.cc),
@@ -638,7 +638,7 @@ def render_notice(
         account=record.account,
         account_name=name_of(record.account),
     )
-    return notify.render(
+    return compose.render(
         notice,
         smtp_from=config.smtp.from_address,
         templates_dir=config.notify.templates_dir,

@@ -34,7 +34,7 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core.message import FolderRole, Message
 from ackwatch.core.threads import assign_threads, gc_paused, link_values
 from ackwatch.daemon.metrics import Metrics, Snapshot
-from ackwatch.mail import connection, imapguard, notify
+from ackwatch.mail import compose, connection, imapguard, smtp
 from ackwatch.mail.folders import discover_folders, watched_folders
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent, sync_folder
 from ackwatch.mail.uidfetch import FetchedMessage
@@ -129,7 +129,7 @@ class Daemon:
         self.config = config
         self.store = store
         self.now = now
-        self._send = send or (lambda msg, cfg: notify.send(msg, cfg.smtp))
+        self._send = send or (lambda msg, cfg: smtp.send(msg, cfg.smtp))
         self._reload_config = reload or (lambda: load_config(self.config.path))
         # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
@@ -651,7 +651,7 @@ class Daemon:
                 once_key=digest.week_key(config, manager, due),
                 kind="digest",
                 recipient=manager,
-                message_id=notify.make_message_id(notify.message_id_domain(config)),
+                message_id=compose.make_message_id(compose.message_id_domain(config)),
                 now=now,
             )
             if queued is not None:
@@ -724,7 +724,7 @@ class Daemon:
                 account=action.account,
                 nudge_keys=action.nudge_keys,
                 escalation_keys=action.escalation_keys,
-                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
+                message_id=compose.make_message_id(compose.message_id_domain(self.config)),
                 now=now,
             )
             log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))
@@ -871,16 +871,16 @@ class Daemon:
         """Hand one mail to SMTP; mark it sent, or schedule a retry, or fail it (5xx)."""
         try:
             self._send(message, self.config)
-        except notify.PermanentSendError as exc:
+        except smtp.PermanentSendError as exc:
             self.store.outbox_close(record.id, "failed", error=str(exc))
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
         except Exception as exc:  # temporary: SMTP down, 4xx, timeouts, TLS, credentials
-            if isinstance(exc, notify.SendError) and exc.tls_failure:
+            if isinstance(exc, smtp.SendError) and exc.tls_failure:
                 self.metrics.count_tls_failure(str(exc.failure))
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
-            if isinstance(exc, notify.SendError) and exc.failure is not None:
+            if isinstance(exc, smtp.SendError) and exc.failure is not None:
                 self._smtp_held_until = now + delay  # TLS or credentials: the server's
             if record.attempts == 0:
                 log.warning("mail_deferred", kind=record.kind, to=record.recipient,
@@ -902,7 +902,7 @@ class Daemon:
     def render(
         self, record: OutboxRecord, items: Sequence[ItemRecord], now: dt.datetime
     ) -> EmailMessage:
-        return notify.render_outbox(self.config, record, items, now)
+        return compose.render_outbox(self.config, record, items, now)
 
     # ------------------------------------------------------------------ status
 
