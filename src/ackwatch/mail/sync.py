@@ -70,8 +70,6 @@ class FolderSync:
     # True on the first sync and when UIDVALIDITY changed: every UID known before for
     # this folder is meaningless now; `new_messages` is the backfill.
     reset: bool = False
-    # Pending UIDs that no longer exist in the folder (expunged or moved away).
-    vanished: tuple[int, ...] = ()
 
 
 
@@ -177,21 +175,16 @@ def sync_folder(
 
     pending = sorted({int(u) for u in pending_uids if 0 < int(u) <= last})
     flag_updates: list[tuple[int, frozenset[str]]] = []
-    vanished: list[int] = []
     if pending:
-        msgset = uid_set(pending)
         if modseq is not None and cursor.highestmodseq is not None:
             if modseq != cursor.highestmodseq:
                 answer = _flags_by_batch(
                     client, pending, batch_size, [f"CHANGEDSINCE {cursor.highestmodseq}"]
                 )
                 flag_updates = _flag_list(answer, pending)
-                present = {int(u) for u in client.search(["UID", msgset])}
-                vanished = [u for u in pending if u not in present]
         else:
             answer = _flags_by_batch(client, pending, batch_size)
             flag_updates = _flag_list(answer, pending)
-            vanished = [u for u in pending if u not in answer]
 
     return FolderSync(
         folder=folder,
@@ -200,7 +193,6 @@ def sync_folder(
         new_messages=tuple(new),
         flag_updates=tuple(flag_updates),
         reset=False,
-        vanished=tuple(vanished),
     )
 
 

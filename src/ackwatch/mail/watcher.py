@@ -85,14 +85,7 @@ class HealthEvent:
     health: MailboxHealth
 
 
-@dataclass(frozen=True)
-class FoldersDiscovered:
-    mailbox: str
-    inbox: tuple[str, ...]
-    sent: tuple[str, ...]
-
-
-WatcherEvent = FolderSyncEvent | HealthEvent | FoldersDiscovered
+WatcherEvent = FolderSyncEvent | HealthEvent
 
 
 def _now() -> dt.datetime:
@@ -242,8 +235,8 @@ def examine_changed(
 class MailboxWatcher(threading.Thread):
     """Watches one mailbox: sync, IDLE/poll, recheck on demand, reconnect on faults.
 
-    Calls `emit` (from this thread) with `FoldersDiscovered`, `FolderSyncEvent` (one per
-    folder step, in order) and `HealthEvent` (on each state change). `get_cursors` is
+    Calls `emit` (from this thread) with `FolderSyncEvent` (one per folder step, in
+    order) and `HealthEvent` (on each state change). `get_cursors` is
     read at every (re)connect and merged with the cursors this watcher already emitted;
     `get_pending_uids(folder)` is asked before every sync of that folder.
 
@@ -404,9 +397,7 @@ class MailboxWatcher(threading.Thread):
         self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
         enable_condstore(client)
         inbox, sent = discover_folders(client, self.mb.folders)
-        if (tuple(inbox), tuple(sent)) != (self.inbox_folders, self.sent_folders):
-            self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
-            self._emit(FoldersDiscovered(self.mb.name, self.inbox_folders, self.sent_folders))
+        self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
         self._cursors = {**(self._get_cursors() or {}), **self._cursors}
         use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
         self._idle_folder = inbox[0] if use_idle else None
@@ -542,7 +533,6 @@ class MailboxWatcher(threading.Thread):
 
 __all__ = [
     "IDLE_RENEW_SECONDS",
-    "FoldersDiscovered",
     "HealthEvent",
     "MailboxHealth",
     "MailboxWatcher",
