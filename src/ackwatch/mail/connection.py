@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import SocketTimeout
 
-from ackwatch.mail import imapguard
+from ackwatch.mail import imapguard, tls
 
 if TYPE_CHECKING:
     from ackwatch.config import MailboxConfig, SecretRef
@@ -69,12 +69,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _ssl_context(mb: MailboxConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(mb.ca_file) if mb.ca_file else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx  # verify_mode CERT_REQUIRED, check_hostname True
-
-
 def _resolve(resolve: Resolver, ref: SecretRef, what: str) -> str:
     try:
         value = resolve(ref)
@@ -115,7 +109,7 @@ def connect(
     if mb.security == "none" and not _is_loopback(mb.host):
         raise ImapError(f"{where}: security none is only allowed on loopback")
     try:
-        ctx = _ssl_context(mb) if mb.security in ("tls", "starttls") else None
+        ctx = tls.client_context(mb.ca_file) if mb.security in ("tls", "starttls") else None
     except (OSError, ssl.SSLError) as exc:
         raise ImapError(f"{where}: cannot load CA file: {describe(exc)}") from None
     guard: imapguard.Guard | None = None
