@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from ackwatch.mail import smtpauth
+from ackwatch.mail import smtpauth, tls
 from ackwatch.mail.compose import clean_text
 
 if TYPE_CHECKING:
@@ -135,11 +135,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
-    # Verified: certificate chain and host name; ca_file replaces the system store.
-    return ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
-
-
 def send(
     msg: EmailMessage,
     smtp: SmtpConfig,
@@ -208,7 +203,7 @@ def _deliver(
     conn: smtplib.SMTP
     if smtp.security == "tls":
         conn = smtplib.SMTP_SSL(
-            local_hostname=local_hostname, timeout=smtp.timeout, context=_tls_context(smtp)
+            local_hostname=local_hostname, timeout=smtp.timeout, context=tls.client_context(smtp.ca_file)
         )
     elif smtp.security in ("starttls", "none"):
         conn = smtplib.SMTP(local_hostname=local_hostname, timeout=smtp.timeout)
@@ -274,7 +269,7 @@ def _starttls(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:
             failure="starttls_not_offered",
         )
     try:
-        conn.starttls(context=_tls_context(smtp))
+        conn.starttls(context=tls.client_context(smtp.ca_file))
     except smtplib.SMTPResponseException as exc:
         text = clean_text(_text(exc.smtp_error), 300)
         raise TemporarySendError(
