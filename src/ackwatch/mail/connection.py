@@ -8,7 +8,6 @@ carries an `ackwatch.mail.imapguard.Guard`. Errors never contain a credential.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import SocketTimeout
 
+from ackwatch.config import is_loopback
 from ackwatch.mail import imapguard, tls
 
 if TYPE_CHECKING:
@@ -60,15 +60,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 # =========================================================================== connect
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _resolve(resolve: Resolver, ref: SecretRef, what: str) -> str:
     try:
         value = resolve(ref)
@@ -106,7 +97,7 @@ def connect(
         from ackwatch.credentials import resolve_secret as resolve  # being written concurrently
     timeout = mb.timeout if timeout is None else timeout
     where = f"{mb.host}:{mb.port}"
-    if mb.security == "none" and not _is_loopback(mb.host):
+    if mb.security == "none" and not is_loopback(mb.host):
         raise ImapError(f"{where}: security none is only allowed on loopback")
     try:
         ctx = tls.client_context(mb.ca_file) if mb.security in ("tls", "starttls") else None

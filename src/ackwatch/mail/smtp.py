@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import smtplib
 import socket
 import ssl
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
+from ackwatch.config import is_loopback
 from ackwatch.mail import smtpauth, tls
 from ackwatch.mail.compose import clean_text
 
@@ -126,15 +126,6 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode("utf-8", "replace")).decode("ascii")
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def send(
     msg: EmailMessage,
     smtp: SmtpConfig,
@@ -196,7 +187,7 @@ def _deliver(
     secret: _Secret | None,
     local_hostname: str | None,
 ) -> dict[str, tuple[int, bytes]]:
-    if smtp.security == "none" and not _is_loopback(smtp.host):
+    if smtp.security == "none" and not is_loopback(smtp.host):
         raise PermanentSendError(
             f"smtp.security 'none' is allowed on loopback only, not {smtp.host!r}"
         )
