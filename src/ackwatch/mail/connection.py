@@ -94,7 +94,7 @@ def connect(
     contains a credential.
     """
     if resolve is None:
-        from ackwatch.credentials import resolve_secret as resolve  # being written concurrently
+        from ackwatch.credentials import resolve_secret as resolve  # lazy: a shell module
     timeout = mb.timeout if timeout is None else timeout
     where = f"{mb.host}:{mb.port}"
     if mb.security == "none" and not is_loopback(mb.host):
@@ -210,8 +210,8 @@ def _dropped(exc: imap_exc.IMAPClientError) -> bool:
     closed under it ("socket error: EOF") included, and keeps the error it replaced as the
     exception's context. A lost connection is retried like any network error; refused
     credentials (the server's NO) wait for the longer back-off of ``auth_failed`` (a
-    minute, then up to 30). Seen: a connection cut while LOGIN waited on a stalled server
-    put a good mailbox in ``auth_failed``, with an error that blamed its password."""
+    minute, then up to 30), and their error names the credentials; a lost connection
+    must not do either."""
     lost = (imap_exc.IMAPClientAbortError, OSError)
     return isinstance(exc, lost) or isinstance(exc.__context__, lost)
 

@@ -1,5 +1,11 @@
 """Read-only incremental sync of one folder, and the cheap check whether it changed.
 
+ackwatch never changes a mailbox. Every folder is opened with EXAMINE
+(``select_folder(readonly=True)``), only ``BODY.PEEK[HEADER.FIELDS (...)]`` of the fields
+in `ackwatch.core.message.HEADER_FIELDS` is fetched (never without PEEK), and no
+STORE / EXPUNGE / APPEND / CREATE / CLOSE-after-SELECT is ever sent. The one body read is
+`ackwatch.mail.body.fetch_first_text_part`.
+
 Sync per folder (`sync_folder`):
 
 * first sync or UIDVALIDITY change: ``UID SEARCH SINCE <backfill date>`` (after a
@@ -12,7 +18,6 @@ Sync per folder (`sync_folder`):
   CONDSTORE (skipped outright when HIGHESTMODSEQ did not move), else a plain FLAGS fetch.
 
 `folder_changed` answers "is there anything to do" with one STATUS round trip.
-Folders are opened with EXAMINE (``select_folder(readonly=True)``) only.
 """
 
 from __future__ import annotations
