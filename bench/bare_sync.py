@@ -2,7 +2,7 @@
 does on the wire (EXAMINE, UID SEARCH SINCE, UID FETCH of the same header fields in
 batches of 500) for INBOX and Sent, keeping the results in memory. No parsing, no state.
 The SEARCH is ackwatch's: ``YOUNGER n SINCE date`` where the server has WITHIN
-(`ackwatch.mail.imap.backfill_criteria`, written out here so that this script imports no
+(`ackwatch.mail.sync.backfill_criteria`, written out here so that this script imports no
 more of ackwatch than the header list).
 
     bare_sync.py HOST PORT USER PASSWORD SINCE(YYYY-MM-DD)
@@ -30,7 +30,7 @@ def main() -> None:
     criteria: list[object] = ["SINCE", day]
     if c.has_capability("WITHIN"):
         start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        margin = dt.timedelta(days=3)  # ackwatch.mail.imap.YOUNGER_MARGIN
+        margin = dt.timedelta(days=3)  # ackwatch.mail.sync.YOUNGER_MARGIN
         criteria = ["YOUNGER", math.ceil((dt.datetime.now(dt.UTC) - start + margin)
                                          .total_seconds()), *criteria]
     for folder in ("INBOX", "Sent"):

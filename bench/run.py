@@ -606,7 +606,8 @@ def mem_child(cfg: str, mode: str) -> None:
     """
     from ackwatch.config import load_config
     from ackwatch.daemon.service import Daemon as Core
-    from ackwatch.mail import imap
+    from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+    from ackwatch.mail.uidfetch import FetchedMessage
     from ackwatch.store.sqlite import SqliteStore as Store
 
     config = load_config(cfg)
@@ -641,10 +642,10 @@ def mem_child(cfg: str, mode: str) -> None:
                 for f, _r, head in mails:
                     if f == folder:
                         uid += 1
-                        fetched.append(imap.FetchedMessage(uid, NOW, frozenset(), head.encode()))
+                        fetched.append(FetchedMessage(uid, NOW, frozenset(), head.encode()))
                 if fetched:
-                    core.apply_event(imap.FolderSyncEvent(mb, imap.FolderSync(
-                        folder, role, imap.FolderCursor(1, uid), new_messages=tuple(fetched))))
+                    core.apply_event(FolderSyncEvent(mb, FolderSync(
+                        folder, role, FolderCursor(1, uid), new_messages=tuple(fetched))))
         core.step()
     elapsed = time.perf_counter() - t
     with store._conn as c:

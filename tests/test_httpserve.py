@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ackwatch.daemon.httpserve import HttpServer, Limits, is_loopback, parse_listen
+from ackwatch.config import is_loopback
+from ackwatch.daemon.httpserve import HttpServer, Limits, parse_listen
 
 
 def hello(environ: dict, start_response) -> list[bytes]:

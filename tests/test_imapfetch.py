@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from ackwatch.mail import imap
+from ackwatch.mail import uidfetch
 from ackwatch.mail.imapfetch import parse_common, parse_fetch
 
 HEADER_ITEM = (
@@ -195,8 +195,8 @@ def test_the_common_shape_parses_like_imapclient(data):
     _same_as_imapclient(data)
 
 
-def _the_general_way(data: list, wanted: list[int]) -> list[imap.FetchedMessage]:
-    return imap._messages(imap._parse_by_uid(data), wanted)
+def _the_general_way(data: list, wanted: list[int]) -> list[uidfetch.FetchedMessage]:
+    return uidfetch._messages(uidfetch._parse_by_uid(data), wanted)
 
 
 @settings(max_examples=300, deadline=None)
@@ -205,8 +205,8 @@ def test_the_common_path_gives_the_messages_the_general_path_gives(data):
     common = parse_common(data)
     if common is not None:
         wanted = [uid for uid, *_ in common]
-        assert imap._common_messages(common, wanted) == _the_general_way(data, wanted)
-        assert imap._common_messages(common, wanted[1:]) == _the_general_way(data, wanted[1:])
+        assert uidfetch._common_messages(common, wanted) == _the_general_way(data, wanted)
+        assert uidfetch._common_messages(common, wanted[1:]) == _the_general_way(data, wanted[1:])
 
 
 @settings(max_examples=100, deadline=None)

@@ -12,7 +12,7 @@ from imapclient import IMAPClient
 from ackwatch.config import SyncConfig
 from ackwatch.core.headers import MAX_HEADER_BYTES
 from ackwatch.mail import imapguard
-from ackwatch.mail.imap import _header_item
+from ackwatch.mail.uidfetch import _header_item
 
 
 def test_a_header_fetch_may_carry_four_times_the_header_limit():

@@ -25,7 +25,8 @@ from structlog.testing import capture_logs
 from ackwatch.core.threads import component_batches, is_noise_link
 from ackwatch.daemon import service
 from ackwatch.daemon.service import Daemon
-from ackwatch.mail import imap
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 from test_scope import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
@@ -99,7 +100,7 @@ def test_a_subject_link_through_an_agency_address_is_noise():
 # ----------------------------------------------------------------- the daemon, both ways
 
 
-def _fetched(spec: tuple, uid: int) -> tuple[str, str, imap.FetchedMessage]:
+def _fetched(spec: tuple, uid: int) -> tuple[str, str, FetchedMessage]:
     mid, refs, subject, sender, hours, thrid, flags, mailbox = spec
     received = T0 + dt.timedelta(hours=hours)
     agency = sender in AGENCY
@@ -114,14 +115,14 @@ def _fetched(spec: tuple, uid: int) -> tuple[str, str, imap.FetchedMessage]:
         lines += [f"In-Reply-To: {refs[-1]}", f"References: {' '.join(refs)}"]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
     folder = "Sent" if agency else "INBOX"
-    return mailbox, folder, imap.FetchedMessage(uid, received, frozenset(flags), head, thrid)
+    return mailbox, folder, FetchedMessage(uid, received, frozenset(flags), head, thrid)
 
 
-def _sync(d: Daemon, mailbox: str, folder: str, messages: list[imap.FetchedMessage],
+def _sync(d: Daemon, mailbox: str, folder: str, messages: list[FetchedMessage],
           *, uidvalidity: int = 1, reset: bool = False) -> None:
-    d.apply_event(imap.FolderSyncEvent(mailbox, imap.FolderSync(
+    d.apply_event(FolderSyncEvent(mailbox, FolderSync(
         folder, "sent" if folder == "Sent" else "inbox",
-        imap.FolderCursor(uidvalidity, max((m.uid for m in messages), default=0)),
+        FolderCursor(uidvalidity, max((m.uid for m in messages), default=0)),
         new_messages=tuple(messages), reset=reset,
     )))
 

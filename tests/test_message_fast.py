@@ -890,7 +890,7 @@ def _an_item() -> object:
 def test_positional_constructors_build_what_the_dataclass_init_builds():
     from ackwatch.core import classify
     from ackwatch.core import item_rules as sla
-    from ackwatch.mail import imap
+    from ackwatch.mail.uidfetch import FetchedMessage
 
     item = _an_item()
     values_of = [
@@ -898,7 +898,7 @@ def test_positional_constructors_build_what_the_dataclass_init_builds():
         sla._Merged(parse_message(EVERYDAY, **_location()), ("anna",)),  # type: ignore[arg-type]
         classify.Classification("client", "client", "c@client.example", None, True),
         classify._AGENCY_SENDER, classify._UNKNOWN_SENDER,
-        imap.FetchedMessage(3, dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC), frozenset(), b"X: y"),
+        FetchedMessage(3, dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC), frozenset(), b"X: y"),
     ]
     for built_by_init in values_of:
         cls = type(built_by_init)

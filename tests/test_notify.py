@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ackwatch.mail.notify import (
+from ackwatch.mail.compose import (
     Notice,
     NoticeLine,
     clean_text,
     make_message_id,
-    plural_category,
     render,
     render_outbox,
 )
+from ackwatch.mail.templates import plural_category
 from configfactory import make_config
 
 # Monday 23 Nov 2026, 13:32:10 UTC = 14:32:10 in Warsaw (CET, UTC+1).

@@ -13,7 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ackwatch.daemon.service import Daemon, evaluation_fingerprint
-from ackwatch.mail import imap
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 
@@ -21,20 +22,20 @@ NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday
 
 
 def mail(uid: int, n: int, *, subject: str, sender: str = "jan.kowalski@acme.example",
-         to: str = "anna@agency.example", in_reply_to: str | None = None) -> imap.FetchedMessage:
+         to: str = "anna@agency.example", in_reply_to: str | None = None) -> FetchedMessage:
     lines = [f"Message-ID: <m{n}@x.example>", f"From: {sender}", f"To: {to}",
              f"Subject: {subject}", "Date: Mon, 23 Nov 2026 08:00:00 +0000"]
     if in_reply_to:
         lines += [f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"]
-    return imap.FetchedMessage(
+    return FetchedMessage(
         uid, NOW - dt.timedelta(minutes=60 - uid), frozenset(),
         ("\r\n".join(lines) + "\r\n\r\n").encode(),
     )
 
 
-def event(folder: str, role: str, *messages: imap.FetchedMessage) -> imap.FolderSyncEvent:
-    return imap.FolderSyncEvent("anna", imap.FolderSync(
-        folder, role, imap.FolderCursor(1, max(m.uid for m in messages)),  # type: ignore[arg-type]
+def event(folder: str, role: str, *messages: FetchedMessage) -> FolderSyncEvent:
+    return FolderSyncEvent("anna", FolderSync(
+        folder, role, FolderCursor(1, max(m.uid for m in messages)),  # type: ignore[arg-type]
         new_messages=messages,
     ))
 

@@ -74,7 +74,7 @@ def test_a_config_never_shows_a_token_commands_arguments():
 
 
 def test_a_failing_token_command_reaches_the_imap_error_by_its_program_name_only():
-    from ackwatch.mail import imap
+    from ackwatch.mail import connection as imap
 
     command = python_command("raise SystemExit(2)") + f" --client-secret {SECRET}"
     with pytest.raises(imap.AuthError) as info:

@@ -17,7 +17,9 @@ from tests.servers.imapserver import make_message
 
 from ackwatch.config import DigestConfig
 from ackwatch.daemon.service import Daemon
-from ackwatch.mail import imap, notify
+from ackwatch.mail import smtp
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 
 T0 = dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.UTC)  # a Tuesday
@@ -31,7 +33,7 @@ class Outbox:
     def __call__(self, msg, _config) -> None:
         if self.fail_next:
             self.fail_next -= 1
-            raise notify.TemporarySendError("451 try again")
+            raise smtp.TemporarySendError("451 try again")
         self.sent.append(str(msg.get("X-Ackwatch-Items", "")).split())
 
     def count(self, mid: str) -> int:
@@ -59,11 +61,11 @@ def receive(d: Daemon, uid: int, mid: str, at: dt.datetime) -> None:
     raw = make_message(subject=f"Question {uid}", sender="jan@unknown.example",
                        to="anna@agency.example", message_id=mid, date=at)
     header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    sync = imap.FolderSync(
-        "INBOX", "inbox", imap.FolderCursor(7, uid),
-        new_messages=(imap.FetchedMessage(uid, at, frozenset(), header),),
+    sync = FolderSync(
+        "INBOX", "inbox", FolderCursor(7, uid),
+        new_messages=(FetchedMessage(uid, at, frozenset(), header),),
     )
-    d.apply_event(imap.FolderSyncEvent("anna", sync))
+    d.apply_event(FolderSyncEvent("anna", sync))
 
 
 MIDS = ["<m1@unknown.example>", "<m2@unknown.example>", "<m3@unknown.example>"]

@@ -25,7 +25,8 @@ from tests.faults.hostile_imap import HUGE, HostileImap
 from tests.integration.test_daemon import client_mail
 
 from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
-from ackwatch.mail import imap, imapguard
+from ackwatch.mail import imapguard
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
@@ -232,7 +233,7 @@ def test_a_watcher_puts_a_hostile_mailbox_into_backoff(mode):
     events: list[object] = []
     sync = SyncConfig(command_deadline=dt.timedelta(seconds=3), idle=False)
     with HostileImap(mode, interval=1.0) as server, capture_logs() as logs:
-        watcher = imap.MailboxWatcher(
+        watcher = MailboxWatcher(
             hostile_mailbox(server), sync, dict, lambda _f: (), events.append,
             resolve=lambda _ref: "whatever", backoff_initial=60.0,
         )  # fmt: skip
@@ -242,7 +243,7 @@ def test_a_watcher_puts_a_hostile_mailbox_into_backoff(mode):
             time.sleep(0.05)
         watcher.stop()
     assert watcher.health.state in ("backoff", "stopped")
-    states = [e.health for e in events if isinstance(e, imap.HealthEvent)]
+    states = [e.health for e in events if isinstance(e, HealthEvent)]
     assert states[0].state == "backoff"
     expected = "imap_command_deadline" if mode == "dribble" else "imap_response_too_large"
     assert expected in (states[0].last_error or "")

@@ -1,4 +1,4 @@
-"""notify.render with hostile subjects, names and addresses (issue 6).
+"""compose.render with hostile subjects, names and addresses (issue 6).
 
 Client-supplied text reaches our mails: subjects, display names, addresses, Message-IDs.
 Whatever it holds (HTML/script, raw or RFC 2047-encoded CR/LF, bidi controls, NUL, 10 kB,
@@ -19,7 +19,7 @@ import pytest
 
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import parse_message
-from ackwatch.mail.notify import (
+from ackwatch.mail.compose import (
     ADDRESS_LIMIT,
     MAIL_SUBJECT_LIMIT,
     NAME_LIMIT,

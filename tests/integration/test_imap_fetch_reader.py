@@ -3,7 +3,7 @@
 Every scenario runs on two connections of the same user that issue the same commands in
 the same order: one reads the answer the way ackwatch did before (imaplib's
 ``_command_complete`` + ``_untagged_response``, `_old_raw_uid_fetch` below), the other
-through `imap._raw_uid_fetch`. The FETCH data, the exception (type and message), what is
+through `uidfetch._raw_uid_fetch`. The FETCH data, the exception (type and message), what is
 left in imaplib's ``untagged_responses`` and the state of the connection afterwards must
 be the same. Changes made to the mailbox between the commands come from a third, admin
 session (`ImapTestServer.append` / `add_flags` / `expunge`), never from the code tested.
@@ -26,17 +26,17 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 
 from ackwatch.config import MailboxConfig
-from ackwatch.mail import imap as ackimap
 from ackwatch.mail import imapfetch
-from ackwatch.mail.imap import (
-    _fetch_items,
-    _fetch_new,
+from ackwatch.mail.connection import connect, logout
+from ackwatch.mail.idle import take_unsolicited
+from ackwatch.mail.sync import sync_folder
+from ackwatch.mail.uidfetch import (
     _parse_by_uid,
     _raw_uid_fetch,
-    _to_message,
-    connect,
-    logout,
-    sync_folder,
+    fetch_items,
+    fetch_new,
+    to_message,
+    uid_set,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,8 +71,8 @@ def _old_fetch_new(client: IMAPClient, uids: list[int], batch: int, items: list[
     ordered = sorted(set(uids))
     for i in range(0, len(ordered), batch):
         part = ordered[i : i + batch]
-        answer = _parse_by_uid(_old_raw_uid_fetch(client, ackimap._msgset(part), items))
-        out += [_to_message(u, answer[u]) for u in sorted(answer) if u in set(part)]
+        answer = _parse_by_uid(_old_raw_uid_fetch(client, uid_set(part), items))
+        out += [to_message(u, answer[u]) for u in sorted(answer) if u in set(part)]
     return [m for m in out if m is not None]
 
 
@@ -173,7 +173,7 @@ def test_literals_that_look_like_responses(imap_server, imap_user, pair):
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
     whole = _same(*pair, "1:*", BODY)
     assert decoy.encode() in _fetched_text(whole)
-    headers = _same(*pair, ackimap._msgset(uids), _fetch_items(pair[1]))
+    headers = _same(*pair, uid_set(uids), fetch_items(pair[1]))
     assert b"Subject: odd {12}\r\n" in _fetched_text(headers)
     # The connection is in step afterwards: the next command gets its own answer.
     _same(*pair, str(uids[1]), ["UID", "FLAGS"])
@@ -186,7 +186,7 @@ def test_two_literals_in_one_answer(imap_server, imap_user, pair):
     uids = [_append(imap_server, imap_user, subject=f"two {i}", body=f"text {i} {{3}}\r\n)")
             for i in range(3)]  # fmt: skip
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
-    outcome = _same(*pair, ackimap._msgset(uids),
+    outcome = _same(*pair, uid_set(uids),
                     ["UID", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "BODY.PEEK[TEXT]"])  # fmt: skip
     literals = [d for d in outcome["result"][1] if isinstance(d, tuple)]
     assert len(literals) == 2 * len(uids)
@@ -202,18 +202,18 @@ def test_unsolicited_responses_during_the_fetch(imap_server, imap_user, pair):
     imap_server.add_flags(imap_user, "INBOX", uids[1], ["\\Answered"])
     imap_server.expunge(imap_user, "INBOX", uids[2])
     time.sleep(0.2)  # pymap tells its sessions through a background task
-    outcome = _same(*pair, ackimap._msgset([uids[0], uids[3], added]), _fetch_items(pair[1]))
+    outcome = _same(*pair, uid_set([uids[0], uids[3], added]), fetch_items(pair[1]))
     if isinstance(imap_server, DovecotServer):  # what Dovecot sends, so the test means something
         assert "EXISTS" in outcome["untagged"] and "EXPUNGE" in outcome["untagged"]
         flags = [d for d in outcome["result"][1] if isinstance(d, bytes) and b"\\Answered" in d]
         assert flags, outcome  # the unsolicited FETCH (FLAGS) is part of the data
     # The watcher still sees the news about the selected folder.
-    assert ackimap._take_unsolicited(pair[1]) == ackimap._take_unsolicited(pair[0])
+    assert take_unsolicited(pair[1]) == take_unsolicited(pair[0])
 
     more = _append(imap_server, imap_user, subject="and another")
     imap_server.add_flags(imap_user, "INBOX", uids[0], ["\\Flagged"])
     time.sleep(0.2)
-    _same(*pair, f"{more}:*", _fetch_items(pair[1]))
+    _same(*pair, f"{more}:*", fetch_items(pair[1]))
     # Unsolicited FETCH data imaplib kept from an earlier command is dropped, as before.
     imap_server.add_flags(imap_user, "INBOX", uids[3], ["\\Seen"])
     time.sleep(0.2)
@@ -257,7 +257,7 @@ def test_server_no_after_some_fetch_data(imap_server, imap_user, pair):
     odd = plain.replace(b"charset=utf-8\r\n", cte)
     uids = [imap_server.append(imap_user, "INBOX", raw, internaldate=NOW) for raw in (plain, odd)]
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
-    outcome = _same(*pair, ackimap._msgset(uids), ["UID", "BINARY.PEEK[1]"])
+    outcome = _same(*pair, uid_set(uids), ["UID", "BINARY.PEEK[1]"])
     assert outcome["result"][0] == "raised"
     if isinstance(imap_server, DovecotServer):
         assert "fetch failed: [UNKNOWN-CTE]" in outcome["result"][2]
@@ -299,9 +299,9 @@ def test_tls_connection(tls_dovecot: DovecotServer, make_mailbox_config, resolve
                                    internaldate=NOW) for i in range(30)]  # fmt: skip
         _both(pair, lambda c: c.noop())
         _same(*pair, "1:*", BODY)
-        _same(*pair, ackimap._msgset(uids), _fetch_items(pair[1]))
-        new = _fetch_new(pair[1], uids, 7, _fetch_items(pair[1]))
-        assert new == _old_fetch_new(pair[0], uids, 7, _fetch_items(pair[0]))
+        _same(*pair, uid_set(uids), fetch_items(pair[1]))
+        new = fetch_new(pair[1], uids, 7, fetch_items(pair[1]))
+        assert new == _old_fetch_new(pair[0], uids, 7, fetch_items(pair[0]))
     finally:
         for c in pair:
             logout(c)
@@ -310,13 +310,13 @@ def test_tls_connection(tls_dovecot: DovecotServer, make_mailbox_config, resolve
 def test_pipelined_batches_give_what_one_batch_at_a_time_gave(imap_server, imap_user, pair):
     uids = [_append(imap_server, imap_user, subject=f"Offer {i}") for i in range(23)]
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
-    items = _fetch_items(pair[1])
+    items = fetch_items(pair[1])
     asked = [*uids[1:], uids[0], 10_000]  # unsorted, and one UID that does not exist
     for batch in (1, 5, 23, 500):
-        new = _fetch_new(pair[1], asked, batch, items)
+        new = fetch_new(pair[1], asked, batch, items)
         assert new == _old_fetch_new(pair[0], asked, batch, items)
         assert [m.uid for m in new] == uids
-    assert _fetch_new(pair[1], [], 5, items) == []
+    assert fetch_new(pair[1], [], 5, items) == []
     result = sync_folder(pair[1], "INBOX", "inbox", None, since=SINCE, batch_size=4)
     assert [m.uid for m in result.new_messages] == uids
     imap = pair[1]._imap  # nothing left in flight, no FETCH data left over
@@ -327,7 +327,7 @@ def test_unparseable_batch_falls_back_after_the_pipeline(imap_server, imap_user,
                                                          monkeypatch):  # fmt: skip
     uids = [_append(imap_server, imap_user, subject=f"Offer {i}") for i in range(9)]
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
-    items = _fetch_items(pair[1])
+    items = fetch_items(pair[1])
     expected = _old_fetch_new(pair[0], uids, 4, items)
     real = imapfetch.parse_fetch
     calls = []
@@ -340,7 +340,7 @@ def test_unparseable_batch_falls_back_after_the_pipeline(imap_server, imap_user,
 
     monkeypatch.setattr(imapfetch, "parse_fetch", flaky)
     monkeypatch.setattr(imapfetch, "parse_common", lambda data: None)  # the general path
-    assert _fetch_new(pair[1], uids, 4, items) == expected
+    assert fetch_new(pair[1], uids, 4, items) == expected
     assert len(calls) > 3  # UID list and one message at a time for the failed batch
 
 
@@ -355,7 +355,7 @@ def test_a_stalled_server_times_out(imap_server, imap_user, make_mailbox_config,
             proxy.stall()
             started = time.monotonic()
             with pytest.raises(OSError):
-                _fetch_new(client, uids, 2, _fetch_items(client))
+                fetch_new(client, uids, 2, fetch_items(client))
             assert time.monotonic() - started < 5
         finally:
             proxy.resume()

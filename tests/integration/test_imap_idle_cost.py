@@ -22,7 +22,8 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import HOST, ImapTestServer, make_message
 
 from ackwatch.config import MailboxConfig, SyncConfig
-from ackwatch.mail.imap import FolderSyncEvent, MailboxWatcher
+from ackwatch.mail.sync import FolderSyncEvent
+from ackwatch.mail.watcher import MailboxWatcher
 
 pytestmark = pytest.mark.integration
 

@@ -20,24 +20,18 @@ from tests.servers.pymapserver import PymapServer
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
 from ackwatch.core.message import parse_message
-from ackwatch.mail.imap import (
-    AuthError,
-    FetchedMessage,
+from ackwatch.mail.connection import AuthError, ImapError, connect, logout
+from ackwatch.mail.folders import discover_folders
+from ackwatch.mail.sync import (
     FolderCursor,
     FolderSync,
     FolderSyncEvent,
-    HealthEvent,
-    ImapError,
-    MailboxWatcher,
-    _raw_uid_fetch,
-    _to_message,
     backfill_criteria,
-    connect,
-    discover_folders,
     folder_changed,
-    logout,
     sync_folder,
 )
+from ackwatch.mail.uidfetch import FetchedMessage, _raw_uid_fetch, to_message
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -312,7 +306,6 @@ def test_answered_flag_change_is_seen_for_pending_uids(imap_server, imap_user, c
     assert "\\Answered" in flags[a]
     assert keyword in flags[b]
     assert gone not in flags
-    assert result.vanished == (gone,)
     assert result.new_messages == ()
 
     # Nothing changed since: with CONDSTORE nothing is even fetched.
@@ -352,7 +345,7 @@ def test_uidvalidity_change_resets_the_folder(imap_server, imap_user, client):
         for m in result.new_messages
     )
     assert subjects == ["one", "two"]
-    assert result.flag_updates == () and result.vanished == ()
+    assert result.flag_updates == ()
 
 
 def test_header_fetch_never_reads_bodies(imap_server, imap_user, mailbox_config, resolve,
@@ -421,12 +414,12 @@ def test_malformed_headers_do_not_crash(imap_server, imap_user, mailbox_config, 
 
 
 def test_malformed_fetch_items_are_skipped_not_raised():
-    assert _to_message(5, {b"FLAGS": (b"\\Seen",)}) is None  # no header item
-    odd = _to_message(6, {b"INTERNALDATE": None, b"FLAGS": b"\\Seen",
+    assert to_message(5, {b"FLAGS": (b"\\Seen",)}) is None  # no header item
+    odd = to_message(6, {b"INTERNALDATE": None, b"FLAGS": b"\\Seen",
                           b"BODY[HEADER.FIELDS (SUBJECT)]": None})  # fmt: skip
     assert isinstance(odd, FetchedMessage) and odd.header_bytes == b""
     assert odd.flags == frozenset({"\\Seen"}) and odd.internaldate.tzinfo is not None
-    assert _to_message(7, {b"INTERNALDATE": NOW, b"X-GM-THRID": b"x",
+    assert to_message(7, {b"INTERNALDATE": NOW, b"X-GM-THRID": b"x",
                            b"BODY[HEADER.FIELDS (SUBJECT)]": b""}) is None  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from tests.integration.test_digest_metrics import sink as sink
 from tests.integration.test_hourly_cap import T, due_item
 
 from ackwatch.config import DigestConfig
-from ackwatch.mail import notify
+from ackwatch.mail import smtp
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +28,9 @@ def test_a_refused_login_holds_back_the_rest_of_the_pass_until_its_retry(tmp_pat
     def send(message, config):
         tries.append(message["To"])
         if refusing:
-            raise notify.TemporarySendError("535 authentication failed", code=535,
+            raise smtp.TemporarySendError("535 authentication failed", code=535,
                                             failure="auth_refused")
-        notify.send(message, config.smtp)
+        smtp.send(message, config.smtp)
 
     d._send = send
     d.reevaluate()

@@ -206,7 +206,7 @@ def test_sent_folder_read_beside_the_inbox_or_after_it_acknowledges_alike(
 ):
     from ackwatch.config import load_config
     from ackwatch.daemon import service
-    from ackwatch.mail import imap
+    from ackwatch.mail import connection as imap
     from ackwatch.store.sqlite import SqliteStore as Store
 
     user = imap_server.add_user()

@@ -6,25 +6,19 @@ import base64
 import dataclasses
 import datetime as dt
 import socket
+import ssl
 import traceback
 from collections.abc import Callable
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from structlog.testing import capture_logs
 from structlog.tracebacks import ExceptionDictTransformer
 
 from ackwatch.config import SecretRef, SmtpConfig
-from ackwatch.mail.notify import (
-    Notice,
-    NoticeLine,
-    PermanentSendError,
-    SendError,
-    TemporarySendError,
-    render,
-    send,
-)
+from ackwatch.mail.compose import Notice, NoticeLine, render
+from ackwatch.mail.smtp import PermanentSendError, SendError, TemporarySendError, send
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins (so its asserts are rewritten)
     from tests.servers.smtp import SmtpSink, TlsCert
@@ -170,6 +164,33 @@ def test_starttls_with_private_ca_sends(smtp_sink_factory: SinkFactory, tls_cert
     send(escalation_mail(), config, resolve=resolve, local_hostname="ackwatch.test")
     assert sink.auth_attempts == [(USER, True)]
     assert len(sink.messages) == 1
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_smtp_refuses_tls_older_than_1_2_even_where_the_platform_allows_it(
+    smtp_sink_factory: SinkFactory, tls_cert: TlsCert, security: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SMTP context has the IMAP one's TLS 1.2 minimum of its own, not by way of a
+    Python or OpenSSL default (TLS 1.0 and 1.1 are still allowed by some)."""
+    made: list[ssl.SSLContext] = []
+    default = ssl.create_default_context
+
+    def permissive(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        ctx = default(*args, **kwargs)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        made.append(ctx)
+        return ctx
+
+    tls = {"starttls": tls_cert} if security == "starttls" else {"implicit_tls": tls_cert}
+    sink = smtp_sink_factory(auth=(USER, PASSWORD), **tls)
+    config = with_auth(sink.smtp_config(security, ca_file=tls_cert.cert))
+    monkeypatch.setattr(ssl, "create_default_context", permissive)
+    send(escalation_mail(), config, resolve=resolve, local_hostname="ackwatch.test")
+    monkeypatch.undo()
+    assert len(sink.messages) == 1
+    assert made and all(c.minimum_version == ssl.TLSVersion.TLSv1_2 for c in made)
+    assert all(c.verify_mode == ssl.CERT_REQUIRED and c.check_hostname for c in made)
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

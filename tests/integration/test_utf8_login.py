@@ -21,7 +21,7 @@ from tests.integration.test_daemon import client_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer
 
-from ackwatch.mail import imap
+from ackwatch.mail import connection, sync
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,11 @@ def dovecot_without_plain(dovecot_server: DovecotServer) -> Iterator[DovecotServ
 def test_non_ascii_password_logs_in_with_authenticate_plain(imap_server, make_mailbox_config):
     user = imap_server.add_user(password=UTF8_PASSWORD)
     imap_server.append(user, "INBOX", client_mail("Quote", "<utf8@acme.example>"))
-    client = imap.connect(make_mailbox_config(imap_server, user))
+    client = connection.connect(make_mailbox_config(imap_server, user))
     try:
-        result = imap.sync_folder(client, "INBOX", "inbox", None, since=_since())
+        result = sync.sync_folder(client, "INBOX", "inbox", None, since=_since())
     finally:
-        imap.logout(client)
+        connection.logout(client)
     assert len(result.new_messages) == 1
 
 
@@ -56,8 +56,8 @@ def test_wrong_non_ascii_password_is_auth_failed_without_a_character_of_it(
 ):
     user = imap_server.add_user()
     mb = make_mailbox_config(imap_server, user, password=UTF8_PASSWORD)
-    with pytest.raises(imap.AuthError) as info:
-        imap.connect(mb)
+    with pytest.raises(connection.AuthError) as info:
+        connection.connect(mb)
     assert "refused" in str(info.value)
     assert_no_character_of_the_password(str(info.value))
 
@@ -67,8 +67,8 @@ def test_server_without_auth_plain_refuses_a_non_ascii_password_clearly(
 ):
     user = dovecot_without_plain.add_user()
     mb = make_mailbox_config(dovecot_without_plain, user, password=UTF8_PASSWORD)
-    with pytest.raises(imap.AuthError) as info:
-        imap.connect(mb)
+    with pytest.raises(connection.AuthError) as info:
+        connection.connect(mb)
     message = str(info.value)
     assert "password of" in message and "is not ASCII" in message
     assert "does not offer AUTHENTICATE PLAIN" in message

@@ -58,7 +58,8 @@ def config_warnings(config: Config, environ: Mapping[str, str] | None = None) ->
     smtp_ca = config.smtp.ca_file if config.smtp is not None else None
     if smtp_ca is not None and not smtp_ca.is_file():
         warnings.append(f"smtp.ca_file: {smtp_ca} does not exist")
-    from ackwatch.daemon.httpserve import is_loopback, parse_listen
+    from ackwatch.config import is_loopback
+    from ackwatch.daemon.httpserve import parse_listen
 
     if config.metrics.listen and not is_loopback(parse_listen(config.metrics.listen)[0]):
         warnings.append(

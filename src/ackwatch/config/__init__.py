@@ -17,6 +17,7 @@ This package's interface is what is imported here, deliberately: callers write
 - `convert` and `times`: the field converters; `problems`: what is wrong, and where.
 """
 
+from ackwatch.config.convert import is_loopback
 from ackwatch.config.load import DEFAULT_CONFIG_PATH, load_config
 from ackwatch.config.model import (
     Absence,
@@ -73,6 +74,7 @@ __all__ = [
     "SyncConfig",
     "Trust",
     "format_duration",
+    "is_loopback",
     "load_config",
     "parse_duration",
 ]

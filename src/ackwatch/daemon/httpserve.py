@@ -19,7 +19,6 @@ server is started.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -44,16 +43,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` / ``":9464"`` -> (host, port)."""
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (no name is resolved)."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpServer:

@@ -6,9 +6,9 @@ The daemon's core (single writer) decides which messages to read: the acknowledg
 message of every item acknowledged by a reply that ackwatch saw arrive live (not in a
 first-start history import) within `READ_HORIZON`, and the first follow-up of a promise
 (to tell "kept" from "moved"). A `BodyReader` thread does the reading: it opens its own
-short-lived connection to the mailbox holding a copy (`imap.connect`; the sender's Sent
+short-lived connection to the mailbox holding a copy (`connection.connect`; the sender's Sent
 copy first), EXAMINEs the folder and fetches ``BODY.PEEK[<first text part>]<0.16384>``
-(`imap.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
+(`body.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
 hands back only the promise (instant + sentence) as an event; the text is dropped. The
 watchers are untouched (one IDLE connection each), so a mailbox never has more than two
 connections: its watcher's and, while a read is under way, the reader's. In
@@ -42,7 +42,7 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.threads import assign_threads
 from ackwatch.gcpause import gc_paused
-from ackwatch.mail import imap, notify
+from ackwatch.mail import body, compose, connection
 from ackwatch.store import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def read_bodies(
     config: Config,
     requests: Sequence[ReadRequest],
     *,
-    connect: Callable[..., object] = imap.connect,
+    connect: Callable[..., object] = connection.connect,
 ) -> list[BodyRead]:
     """Read the first text part of each request's message (one connection per mailbox
     for the whole batch, logged out at the end) and look for a promise in it."""
@@ -112,7 +112,7 @@ def read_bodies(
                     client = clients.get(mailbox)
                     if client is None:
                         client = clients[mailbox] = connect(mb)
-                    text = imap.fetch_first_text_part(
+                    text = body.fetch_first_text_part(
                         client,
                         folder,
                         uid,
@@ -120,12 +120,12 @@ def read_bodies(
                     )
                 except Exception as exc:  # connection or protocol failure: retry later
                     error = (
-                        str(exc)[:200] if isinstance(exc, imap.ImapError) else type(exc).__name__
+                        str(exc)[:200] if isinstance(exc, connection.ImapError) else type(exc).__name__
                     )
                     broken[mailbox] = error
                     dead = clients.pop(mailbox, None)
                     if dead is not None:
-                        imap._shutdown(dead)  # type: ignore[arg-type]
+                        connection.shutdown(dead)  # type: ignore[arg-type]
                     continue
                 if text is None:  # gone, UIDVALIDITY changed, or no text part
                     continue
@@ -144,7 +144,7 @@ def read_bodies(
             out.append(result)
     finally:
         for client in clients.values():
-            imap.logout(client)  # type: ignore[arg-type]
+            connection.logout(client)  # type: ignore[arg-type]
     return out
 
 
@@ -497,7 +497,7 @@ class PromiseKeeper:
                 cc=action.cc,
                 account=action.account,
                 promise_ids=action.promise_ids,
-                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
+                message_id=compose.make_message_id(compose.message_id_domain(self.config)),
                 now=now,
             )
             log.info(
@@ -616,7 +616,7 @@ def render_notice(
         return acc.name if acc and acc.name else address
 
     lines = tuple(
-        notify.NoticeLine(
+        compose.NoticeLine(
             client=p.client or p.client_address,
             client_address=p.client_address,
             subject=p.subject,
@@ -628,7 +628,7 @@ def render_notice(
         for p in members
     )
     who = recipient or about
-    notice = notify.Notice(
+    notice = compose.Notice(
         kind=record.kind,  # type: ignore[arg-type]
         to=record.recipient,
         cc=tuple(record.cc),
@@ -640,7 +640,7 @@ def render_notice(
         account=record.account,
         account_name=name_of(record.account),
     )
-    return notify.render(
+    return compose.render(
         notice,
         smtp_from=config.smtp.from_address,
         templates_dir=config.notify.templates_dir,

@@ -148,7 +148,7 @@ class Metrics:
             server.close()
 
     def count_tls_failure(self, reason: str) -> None:
-        """One SMTP connection that could not be made safe (`notify.TLS_FAILURES`)."""
+        """One SMTP connection that could not be made safe (`smtp.TLS_FAILURES`)."""
         with self._lock:
             failures = self._collector.tls_failures
             failures[reason] = failures.get(reason, 0) + 1

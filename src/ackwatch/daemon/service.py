@@ -25,16 +25,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.message import EmailMessage
 
 import structlog
+from imapclient import IMAPClient
 
 from ackwatch.config import Config, MailboxConfig, load_config
 from ackwatch.core import classify, hourlycap
 from ackwatch.core import dispatch as scheduler
 from ackwatch.core import item_rules as sla
-from ackwatch.core.message import Message
+from ackwatch.core.message import FolderRole, Message
 from ackwatch.core.threads import assign_threads, link_values
 from ackwatch.daemon.metrics import Metrics, Snapshot
 from ackwatch.gcpause import gc_paused
-from ackwatch.mail import imap, imapguard, notify
+from ackwatch.mail import compose, connection, imapguard, smtp
+from ackwatch.mail.folders import discover_folders, watched_folders
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent, sync_folder
+from ackwatch.mail.uidfetch import FetchedMessage
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 from ackwatch.store import ItemRecord, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -125,12 +130,12 @@ class Daemon:
         self.config = config
         self.store = store
         self.now = now
-        self._send = send or (lambda msg, cfg: notify.send(msg, cfg.smtp))
+        self._send = send or (lambda msg, cfg: smtp.send(msg, cfg.smtp))
         self._reload_config = reload or (lambda: load_config(self.config.path))
         # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.watchers: dict[str, imap.MailboxWatcher] = {}
+        self.watchers: dict[str, MailboxWatcher] = {}
         self._dirty = True
         self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
@@ -152,7 +157,7 @@ class Daemon:
 
     def start_watchers(self, mailboxes: Iterable[MailboxConfig] | None = None) -> None:
         for mb in mailboxes if mailboxes is not None else self.config.mailboxes:
-            watcher = imap.MailboxWatcher(
+            watcher = MailboxWatcher(
                 mb,
                 self.config.sync,
                 get_cursors=lambda name=mb.name: self._cursors(name),
@@ -316,11 +321,11 @@ class Daemon:
 
     # ------------------------------------------------------------------ events → state
 
-    def _cursors(self, mailbox: str) -> dict[str, imap.FolderCursor]:
+    def _cursors(self, mailbox: str) -> dict[str, FolderCursor]:
         # Called from watcher threads: read through a private read-only connection.
         with _reader(self.store) as reader:
             return {
-                folder: imap.FolderCursor(c.uidvalidity, c.last_uid, c.highestmodseq)
+                folder: FolderCursor(c.uidvalidity, c.last_uid, c.highestmodseq)
                 for folder, c in reader.cursors(mailbox).items()
             }
 
@@ -340,7 +345,7 @@ class Daemon:
 
     def apply_event(self, event: object) -> None:
         now = self.now()
-        if isinstance(event, imap.FolderSyncEvent):
+        if isinstance(event, FolderSyncEvent):
             s = event.sync
             with gc_paused():  # parses every new copy: see `gcpause.gc_paused`
                 added = self._apply_folder_sync(event.mailbox, s, now)
@@ -353,13 +358,13 @@ class Daemon:
                     new=added,
                     flag_changes=len(s.flag_updates),
                 )
-        elif isinstance(event, imap.HealthEvent):
+        elif isinstance(event, HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
         elif self.promises.handles(event):
             self.promises.apply(event)  # type: ignore[arg-type]
 
-    def _apply_folder_sync(self, mailbox: str, s: imap.FolderSync, now: dt.datetime) -> int:
+    def _apply_folder_sync(self, mailbox: str, s: FolderSync, now: dt.datetime) -> int:
         return self.store.apply_folder_sync(
             mailbox=mailbox,
             folder=s.folder,
@@ -646,7 +651,7 @@ class Daemon:
                 once_key=digest.week_key(config, manager, due),
                 kind="digest",
                 recipient=manager,
-                message_id=notify.make_message_id(notify.message_id_domain(config)),
+                message_id=compose.make_message_id(compose.message_id_domain(config)),
                 now=now,
             )
             if queued is not None:
@@ -719,7 +724,7 @@ class Daemon:
                 account=action.account,
                 nudge_keys=action.nudge_keys,
                 escalation_keys=action.escalation_keys,
-                message_id=notify.make_message_id(notify.message_id_domain(self.config)),
+                message_id=compose.make_message_id(compose.message_id_domain(self.config)),
                 now=now,
             )
             log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))
@@ -767,7 +772,7 @@ class Daemon:
             # within one slice.
             pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
 
-    def _recheck_one(self, name: str, watcher: imap.MailboxWatcher, deadline: float) -> bool:
+    def _recheck_one(self, name: str, watcher: MailboxWatcher, deadline: float) -> bool:
         # A watcher that has not finished its first connection (the daemon just started,
         # or a reload restarted it) has not seen the replies made while it was not
         # watching: wait for that first sync (bounded) instead of sending blind. A mailbox
@@ -866,16 +871,16 @@ class Daemon:
         """Hand one mail to SMTP; mark it sent, or schedule a retry, or fail it (5xx)."""
         try:
             self._send(message, self.config)
-        except notify.PermanentSendError as exc:
+        except smtp.PermanentSendError as exc:
             self.store.outbox_close(record.id, "failed", error=str(exc))
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
         except Exception as exc:  # temporary: SMTP down, 4xx, timeouts, TLS, credentials
-            if isinstance(exc, notify.SendError) and exc.tls_failure:
+            if isinstance(exc, smtp.SendError) and exc.tls_failure:
                 self.metrics.count_tls_failure(str(exc.failure))
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
-            if isinstance(exc, notify.SendError) and exc.failure is not None:
+            if isinstance(exc, smtp.SendError) and exc.failure is not None:
                 self._smtp_held_until = now + delay  # TLS or credentials: the server's
             if record.attempts == 0:
                 log.warning("mail_deferred", kind=record.kind, to=record.recipient,
@@ -897,7 +902,7 @@ class Daemon:
     def render(
         self, record: OutboxRecord, items: Sequence[ItemRecord], now: dt.datetime
     ) -> EmailMessage:
-        return notify.render_outbox(self.config, record, items, now)
+        return compose.render_outbox(self.config, record, items, now)
 
     # ------------------------------------------------------------------ status
 
@@ -925,39 +930,39 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
 
     def sync(
         mb: MailboxConfig,
-        client: imap.IMAPClient,
-        folders: list[tuple[str, imap.FolderRole]],
+        client: IMAPClient,
+        folders: list[tuple[str, FolderRole]],
         now: dt.datetime,
     ) -> Iterator[Callable[[], None]]:
         cursors = daemon._cursors(mb.name)
         since = (now - config.sync.backfill).date()
 
-        def read(c: imap.IMAPClient, folder: str, role: imap.FolderRole) -> Callable[[], None]:
-            def prepare(batch: Sequence[imap.FetchedMessage]) -> None:
+        def read(c: IMAPClient, folder: str, role: FolderRole) -> Callable[[], None]:
+            def prepare(batch: Sequence[FetchedMessage]) -> None:
                 daemon.store.prepare(mb.name, folder, role, batch)
 
             with gc_paused():  # fetches and parses the folder's new mail: see there
-                result = imap.sync_folder(
+                result = sync_folder(
                     c, folder, role, cursors.get(folder), since=since,
                     pending_uids=daemon.store_pending_uids(mb.name, folder),
                     batch_size=config.sync.batch_size, on_batch=prepare,
                 )
-            event = imap.FolderSyncEvent(mb.name, result)
+            event = FolderSyncEvent(mb.name, result)
             return lambda: daemon.apply_event(event)
 
         def read_others() -> list[Callable[[], None]] | None:
             try:
-                second = imap.connect(
+                second = connection.connect(
                     mb, limits=imapguard.Limits.for_sync(config.sync),
                     deadline=imapguard.session_deadline(client),
                 )  # fmt: skip
-            except imap.ImapError as exc:
+            except connection.ImapError as exc:
                 log.info("second_connection_refused", mailbox=mb.name, error=str(exc))
                 return None
             try:
                 return [read(second, folder, role) for folder, role in folders[1:]]
             finally:
-                imap.logout(second)
+                connection.logout(second)
 
         if len(folders) < 2:
             yield from (read(client, folder, role) for folder, role in folders)
@@ -992,12 +997,12 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
     def fetch(
         mb: MailboxConfig,
-        client: imap.IMAPClient,
-        folders: list[tuple[str, imap.FolderRole]],
+        client: IMAPClient,
+        folders: list[tuple[str, FolderRole]],
         now: dt.datetime,
     ) -> Iterator[Callable[[], None]]:
         for folder, role in folders:
-            result = imap.sync_folder(
+            result = sync_folder(
                 client, folder, role, None, since=since, batch_size=config.sync.batch_size
             )
 
@@ -1006,7 +1011,7 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
                 keep = daemon.store.cursors(mb.name).get(folder)
                 cursor = result.cursor
                 if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-                    cursor = imap.FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
+                    cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
                 added += daemon.store.apply_folder_sync(
                     mailbox=mb.name, folder=folder, role=role,
                     uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
@@ -1027,7 +1032,7 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
 
 MailboxWork = Callable[
-    [MailboxConfig, imap.IMAPClient, list[tuple[str, imap.FolderRole]], dt.datetime],
+    [MailboxConfig, IMAPClient, list[tuple[str, FolderRole]], dt.datetime],
     Iterator[Callable[[], None]],
 ]
 _SYNC_AHEAD = 2  # folder results the IMAP thread may read ahead of the writer
@@ -1079,16 +1084,16 @@ def _each_mailbox(
         now = daemon.now()
         deadline = None if mailbox_seconds is None else time.monotonic() + mailbox_seconds
         try:
-            client = imap.connect(mb, limits=limits, deadline=deadline)
-        except imap.ImapError as exc:
+            client = connection.connect(mb, limits=limits, deadline=deadline)
+        except connection.ImapError as exc:
             put(("unreachable", mb, now, exc))
             return
         except Exception as exc:  # a fault of ours: this mailbox only, and never its text
             log.error("mailbox_connect_error", mailbox=mb.name, error=type(exc).__name__)
-            put(("unreachable", mb, now, imap.ImapError(f"connect failed: {type(exc).__name__}")))
+            put(("unreachable", mb, now, connection.ImapError(f"connect failed: {type(exc).__name__}")))
             return
         try:
-            folders = imap.watched_folders(*imap.discover_folders(client, mb.folders))
+            folders = watched_folders(*discover_folders(client, mb.folders))
             for step in work(mb, client, folders, now):
                 if not put(("step", mb, now, step)) or mb.name in given_up:
                     break
@@ -1096,9 +1101,9 @@ def _each_mailbox(
                 put(("done", mb, now, None))
         except Exception as exc:  # a failing mailbox never stops the others
             ended = imapguard.failure(client)
-            put(("failed", mb, now, imap.ImapError(str(ended)) if ended is not None else exc))
+            put(("failed", mb, now, connection.ImapError(str(ended)) if ended is not None else exc))
         finally:
-            imap.logout(client)
+            connection.logout(client)
 
     def read_all() -> None:
         try:
@@ -1129,12 +1134,12 @@ def _each_mailbox(
                     kind, value = "failed", exc
             if kind == "unreachable":
                 if record_health:
-                    state = "auth_failed" if isinstance(value, imap.AuthError) else "backoff"
+                    state = "auth_failed" if isinstance(value, connection.AuthError) else "backoff"
                     daemon.store.set_health(mb.name, state, since=now, last_error=str(value))
                 log.error("mailbox_unreachable", mailbox=mb.name, error=str(value))
                 failed.append(mb.name)
             elif kind == "failed":
-                error = str(value) if isinstance(value, imap.ImapError) else type(value).__name__
+                error = str(value) if isinstance(value, connection.ImapError) else type(value).__name__
                 if record_health:
                     daemon.store.set_health(mb.name, "backoff", since=now, last_error=error)
                 log.error(failed_event, mailbox=mb.name, error=error)

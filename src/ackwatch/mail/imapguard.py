@@ -64,7 +64,7 @@ UNTAGGED_SLACK = 10_000  # untagged responses beyond a batch's own (LIST of many
 BYTES_SLACK = 16 * 1024 * 1024
 BYTES_PER_BATCH_MESSAGE = 32 * 1024  # header fields average 1-3 kB; room for odd ones
 COMMAND_SECONDS = 300.0
-IDLE_RENEW_SECONDS = 10 * 60  # `imap.IDLE_RENEW_SECONDS`, repeated to avoid an import cycle
+IDLE_RENEW_SECONDS = 10 * 60  # `watcher.IDLE_RENEW_SECONDS` is this one
 
 _PARTIAL = re.compile(rb"\]<\d+\.(\d+)>")
 _NAME = re.compile(rb"[A-Za-z]+")

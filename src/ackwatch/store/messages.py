@@ -177,7 +177,7 @@ class Messages:
     ) -> None:
         """Parse copies that the next `apply_folder_sync` of this folder will store, ahead
         of it (no database access): a first sync parses each batch while the server
-        prepares the next one (`imap.sync_folder`'s ``on_batch``). What that call does
+        prepares the next one (`sync.sync_folder`'s ``on_batch``). What that call does
         not use is dropped with it."""
         self._memo.prepare(mailbox, folder, role, new_messages)
 

@@ -24,7 +24,7 @@ class StoredCursor:
 
 class StorableMessage(Protocol):
     """One fetched copy to store, before parsing: a `NewMessage`, or the IMAP layer's
-    own `imap.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
+    own `uidfetch.FetchedMessage` as it is (a first sync hands over tens of thousands)."""
 
     @property
     def uid(self) -> int: ...

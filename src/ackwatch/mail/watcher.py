@@ -1,0 +1,542 @@
+"""One watcher per mailbox: one daemon thread and ONE connection.
+
+IDLE on the first inbox folder where offered (renewed every 10 minutes), broken off
+every ``sync.poll_interval`` to STATUS-poll the other folders (never the IDLE folder
+itself, which stays selected; see `MailboxWatcher`), and on `MailboxWatcher.recheck` /
+`MailboxWatcher.stop`, which wake the IDLE wait through a socket pair (no timer ticks).
+Faults reconnect with exponential backoff and jitter; state changes (not attempts) are
+logged and emitted as `HealthEvent`.
+
+With IDLE, what one poll interval costs when nothing changed is ``DONE``, one ``STATUS``
+per folder other than the IDLE folder (usually just the sent folder) and ``IDLE`` again:
+no EXAMINE, FETCH or NOOP. The IDLE folder is re-checked with one EXAMINE every
+``idle_safety_polls`` polls (default 30: half an hour at the default 60 s poll, adding
+1/30 of a command per poll), a safety net for servers that do not report every flag
+change during IDLE. It stays selected across polls: EXAMINE is sent again only when
+another folder was selected in between or after the IDLE folder itself was synced (its
+fetches may have swallowed an unsolicited flag update; the EXAMINE's UIDNEXT /
+HIGHESTMODSEQ show it). The wait itself is one ``poll()`` on the IMAP socket and a
+wake-up socket pair: an idle watcher does not wake up until the server says something
+or the next poll is due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from imapclient import exceptions as imap_exc
+
+from ackwatch.mail import imapguard
+from ackwatch.mail.connection import (
+    CONNECTION_ERRORS,
+    AuthError,
+    ImapError,
+    Resolver,
+    connect,
+    describe,
+    enable_condstore,
+    failure_text,
+    logout,
+    shutdown,
+)
+from ackwatch.mail.folders import discover_folders, watched_folders
+from ackwatch.mail.idle import Waker, idle_wait, take_unsolicited
+from ackwatch.mail.sync import (
+    FolderCursor,
+    FolderSyncEvent,
+    folder_changed,
+    state_changed,
+    sync_folder,
+)
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
+
+    from ackwatch.config import MailboxConfig, SyncConfig
+    from ackwatch.core.message import FolderRole
+
+log = structlog.get_logger(__name__)
+
+IDLE_RENEW_SECONDS = imapguard.IDLE_RENEW_SECONDS  # well before RFC 2177's 29 minutes
+IDLE_SAFETY_POLLS = 30  # re-check the IDLE folder with one EXAMINE every this many polls
+
+HealthState = Literal["up", "connecting", "backoff", "auth_failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class MailboxHealth:
+    state: HealthState
+    since: dt.datetime
+    last_error: str | None = None  # redacted
+    last_sync: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    mailbox: str
+    health: MailboxHealth
+
+
+WatcherEvent = FolderSyncEvent | HealthEvent
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def backoff_delay(n: int, initial: float, cap: float) -> float:
+    """The wait before attempt `n` + 1 after `n` failures: doubling from `initial` up to
+    `cap`, with "equal jitter" (never 0, never above `cap`)."""
+    base = min(cap, initial * (2 ** min(n - 1, 20)))
+    return base * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class _Recheck:
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
+def _finish(reqs: Iterable[_Recheck], ok: bool) -> None:
+    for r in reqs:
+        r.ok = ok
+        r.done.set()
+
+
+class _Rechecks:
+    """Recheck requests waiting for the watcher thread: any thread asks, the watcher takes
+    them (waking its wait through `wake`) and answers each."""
+
+    def __init__(self, wake: Waker) -> None:
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._waiting: list[_Recheck] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def ask(self, timeout: float) -> bool:
+        """Queue a request and wait up to `timeout` for its answer; False on a timeout."""
+        req = _Recheck()
+        with self._lock:
+            self._waiting.append(req)
+        self._wake.set()
+        if not req.done.wait(timeout):
+            with self._lock:
+                if req in self._waiting:
+                    self._waiting.remove(req)
+            return False
+        return req.ok
+
+    def take(self) -> list[_Recheck]:
+        # Clear first: a request that arrives after the take raises the flag again.
+        self._wake.clear()
+        with self._lock:
+            reqs, self._waiting = self._waiting, []
+        return reqs
+
+    def fail_all(self) -> None:
+        with self._lock:
+            reqs, self._waiting = self._waiting, []
+        _finish(reqs, ok=False)
+
+
+def _last(folders: list[tuple[str, FolderRole]], last: str | None) -> list[tuple[str, FolderRole]]:
+    """`folders` with `last` moved to the end."""
+    return [f for f in folders if f[0] != last] + [f for f in folders if f[0] == last]
+
+
+class _Pending:
+    """The pending UIDs of one folder, read from the store only when first needed (a
+    STATUS or EXAMINE with HIGHESTMODSEQ needs none). Calling it reads them again and
+    tells whether there are any (the `has_pending` of `folder_changed`)."""
+
+    def __init__(self, read: Callable[[], Iterable[int]]) -> None:
+        self._read = read
+        self._uids: set[int] | None = None
+
+    def __call__(self) -> bool:
+        self._uids = set(self._read() or ())
+        return bool(self._uids)
+
+    def uids(self) -> set[int]:
+        if self._uids is None:
+            self()
+        assert self._uids is not None
+        return self._uids
+
+
+class _Unavailable:
+    """Folders the server refused to open (deleted, renamed, no rights): logged once when
+    one goes away and once when it is back."""
+
+    def __init__(self, logger: Any) -> None:
+        self._log = logger
+        self._folders: set[str] = set()
+
+    def failed(self, folder: str, exc: BaseException) -> None:
+        if folder not in self._folders:
+            self._folders.add(folder)
+            self._log.warning("folder_unavailable", folder=folder, error=describe(exc))
+
+    def ok(self, folder: str) -> None:
+        if folder in self._folders:
+            self._folders.discard(folder)
+            self._log.info("folder_available", folder=folder)
+
+
+def _log_state_change(
+    logger: Any, host: str, old: HealthState, state: HealthState, error: str | None
+) -> None:
+    if state == "up":
+        logger.info("mailbox_up", host=host, previous=old)
+    elif state == "auth_failed":
+        logger.error("mailbox_auth_failed", error=error)
+    elif state == "backoff":
+        logger.warning("mailbox_down", error=error)
+    elif state == "stopped":
+        logger.info("mailbox_stopped")
+
+
+def examine_changed(
+    client: IMAPClient,
+    folder: str,
+    cursor: FolderCursor | None,
+    *,
+    has_pending: bool | Callable[[], bool],
+) -> bool:
+    """EXAMINE `folder` (it stays selected): could `sync_folder` find anything new?
+
+    Like `folder_changed`, from the EXAMINE response instead of STATUS.
+    """
+    info = client.select_folder(folder, readonly=True)
+    take_unsolicited(client)  # the EXAMINE's own EXISTS / RECENT
+    modseq = info.get(b"HIGHESTMODSEQ") if client.has_capability("CONDSTORE") else None
+    try:
+        return state_changed(
+            cursor,
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            uidnext=int(info[b"UIDNEXT"]) if info.get(b"UIDNEXT") is not None else None,
+            modseq=int(modseq) if modseq is not None else None,
+            has_pending=has_pending,
+        )
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+class MailboxWatcher(threading.Thread):
+    """Watches one mailbox: sync, IDLE/poll, recheck on demand, reconnect on faults.
+
+    Calls `emit` (from this thread) with `FolderSyncEvent` (one per folder step, in
+    order) and `HealthEvent` (on each state change). `get_cursors` is
+    read at every (re)connect and merged with the cursors this watcher already emitted;
+    `get_pending_uids(folder)` is asked before every sync of that folder.
+
+    The IDLE folder is never STATUS-polled (RFC 3501 discourages STATUS on the selected
+    mailbox): IDLE reports its changes, and one EXAMINE re-checks it on every `recheck`
+    and every `idle_safety_polls` polls (the module docstring says what a poll costs).
+    """
+
+    def __init__(
+        self,
+        mb: MailboxConfig,
+        sync: SyncConfig,
+        get_cursors: Callable[[], Mapping[str, FolderCursor]],
+        get_pending_uids: Callable[[str], Iterable[int]],
+        emit: Callable[[WatcherEvent], None],
+        *,
+        resolve: Resolver | None = None,
+        clock: Callable[[], dt.datetime] = _now,
+        backoff_initial: float = 2.0,
+        backoff_max: float = 300.0,
+        auth_backoff_initial: float = 60.0,
+        auth_backoff_max: float = 1800.0,
+        idle_renew: float = IDLE_RENEW_SECONDS,
+        idle_safety_polls: int = IDLE_SAFETY_POLLS,
+    ) -> None:
+        super().__init__(name=f"imap-{mb.name}", daemon=True)
+        self.mb = mb
+        self.sync_config = sync
+        self._get_cursors = get_cursors
+        self._get_pending = get_pending_uids
+        self._emit = emit
+        self._log = log.bind(mailbox=mb.name)
+        self._resolve = resolve
+        self._clock = clock
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.auth_backoff_initial = auth_backoff_initial
+        self.auth_backoff_max = auth_backoff_max
+        self.idle_renew = idle_renew
+        self.idle_safety_polls = max(1, int(idle_safety_polls))
+        self._stop_event = threading.Event()
+        self._wake = Waker()
+        self._rechecks = _Rechecks(self._wake)
+        self._cursors: dict[str, FolderCursor] = {}
+        self._client: IMAPClient | None = None
+        self.inbox_folders: tuple[str, ...] = ()
+        self.sent_folders: tuple[str, ...] = ()
+        self._unavailable = _Unavailable(self._log)
+        # Connection state: the folder our EXAMINE selected last (None: none / unknown),
+        # whether what the server reported for it since is all accounted for (then IDLE
+        # can start again without a new EXAMINE), and the folder IDLE watches.
+        self._selected: str | None = None
+        self._verified: str | None = None
+        self._idle_folder: str | None = None
+        self._polls = 0
+        self.health = MailboxHealth("connecting", clock())
+
+    # ------------------------------------------------------------------ public API
+    def stop(self, timeout: float = 10.0) -> None:
+        """Leave IDLE, log out and end the thread (bounded by `timeout`)."""
+        self._stop_event.set()
+        self._wake.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+            if self.is_alive():  # stuck in a socket call: cut the connection
+                client = self._client
+                if client is not None:
+                    shutdown(client)
+                self.join(2.0)
+
+    def recheck(self, timeout: float = 30.0) -> bool:
+        """Sync the sent folders and inbox flags now; True once their events were emitted.
+
+        False when the mailbox is not connected or the sync did not finish in time.
+        """
+        if self._stop_event.is_set() or not self.is_alive() or self.health.state != "up":
+            return False
+        return self._rechecks.ask(timeout)
+
+    @property
+    def cursors(self) -> dict[str, FolderCursor]:
+        return dict(self._cursors)
+
+    # ------------------------------------------------------------------ health
+    def _set_health(
+        self, state: HealthState, error: str | None = None, synced: bool = False
+    ) -> None:
+        """Record the state; log + emit only when the state itself changes."""
+        old = self.health
+        now = self._clock()
+        last_sync = now if synced else old.last_sync
+        if old.state == state:  # another attempt / sync tick: no log line, no event
+            self.health = replace(old, last_error=error or old.last_error, last_sync=last_sync)
+            return
+        new = MailboxHealth(state, now, error, last_sync)
+        self.health = new
+        _log_state_change(self._log, self.mb.host, old.state, state, error)
+        self._emit(HealthEvent(self.mb.name, new))
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        failures = 0
+        auth_failures = 0
+        self._wake.open()
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self._session()
+                    failures = auth_failures = 0
+                except AuthError as exc:
+                    self._drop_client()
+                    auth_failures += 1
+                    self._back_off("auth_failed", str(exc), backoff_delay(
+                        auth_failures, self.auth_backoff_initial, self.auth_backoff_max))
+                except (ImapError, *CONNECTION_ERRORS) as exc:
+                    error = failure_text(self._client, exc)
+                    self._drop_client()
+                    if self._stop_event.is_set():
+                        break
+                    failures += 1
+                    self._back_off("backoff", error,
+                                   backoff_delay(failures, self.backoff_initial, self.backoff_max))
+                except Exception as exc:  # a bug: log it, keep the mailbox watched
+                    self._drop_client()
+                    if self._stop_event.is_set():
+                        break
+                    failures += 1
+                    self._log.exception("watcher_error")
+                    self._back_off("backoff", describe(exc),
+                                   backoff_delay(failures, self.backoff_initial, self.backoff_max))
+        finally:
+            self._drop_client(logout_first=True)
+            self._rechecks.fail_all()
+            self._set_health("stopped")
+            self._wake.close()
+
+    def _back_off(self, state: HealthState, error: str, seconds: float) -> None:
+        """A failed session: record `state`, fail the waiting rechecks, wait `seconds`."""
+        self._set_health(state, error)
+        self._rechecks.fail_all()
+        self._stop_event.wait(seconds)
+
+    def _drop_client(self, logout_first: bool = False) -> None:
+        client, self._client = self._client, None
+        self._selected = self._verified = None
+        if client is None:
+            return
+        if logout_first:
+            logout(client)
+        else:
+            shutdown(client)
+
+    # ------------------------------------------------------------------ one session
+    def _session(self) -> None:
+        # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
+        self._selected = self._verified = None
+        limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
+        self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
+        enable_condstore(client)
+        inbox, sent = discover_folders(client, self.mb.folders)
+        self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
+        self._cursors = {**(self._get_cursors() or {}), **self._cursors}
+        use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
+        self._idle_folder = inbox[0] if use_idle else None
+        self._sync_all(self._all_folders(), only_changed=False)
+        self._set_health("up", None, synced=True)
+
+        poll = max(0.05, self.sync_config.poll_interval.total_seconds())
+        next_poll = time.monotonic() + poll
+        while not self._stop_event.is_set():
+            if use_idle:
+                next_poll = self._idle_round(client, inbox[0], next_poll, poll)
+            else:
+                self._wake.wait(max(0.0, next_poll - time.monotonic()))
+                if self._stop_event.is_set():
+                    break
+                reqs = self._rechecks.take()
+                if reqs:
+                    self._do_recheck(reqs)
+                if time.monotonic() >= next_poll:
+                    self._sync_all(self._all_folders(), only_changed=True)
+                    self._set_health("up", None, synced=True)
+                    next_poll = time.monotonic() + poll
+        logout(client)
+        self._client = None
+
+    def _all_folders(self) -> list[tuple[str, FolderRole]]:
+        return watched_folders(self.inbox_folders, self.sent_folders)
+
+    def _polled_folders(self) -> list[tuple[str, FolderRole]]:
+        """Every folder, the IDLE folder last (its EXAMINE leaves it selected for IDLE)."""
+        return _last(self._all_folders(), self._idle_folder)
+
+    def _idle_round(self, client: IMAPClient, folder: str, next_poll: float, poll: float) -> float:
+        """IDLE on `folder` until something needs doing; do it; return the next poll time.
+
+        `folder` is EXAMINEd first only when it is not the selected, verified folder
+        (see the class docstring); otherwise the untagged responses the server sent during
+        our other commands (EXISTS, EXPUNGE, FETCH for the selected folder) tell whether
+        it changed meanwhile.
+        """
+        if self._verified == folder:
+            dirty = take_unsolicited(client)
+        else:
+            dirty = self._examine_changed(client, folder, has_pending=False)
+        if not dirty:
+            dirty = idle_wait(client, self._wake, until=next_poll, renew=self.idle_renew,
+                              interrupted=self._interrupted, host=self.mb.host)
+        if self._stop_event.is_set():
+            return next_poll
+        if dirty:
+            self._sync_all([(folder, "inbox")], only_changed=False)
+            self._set_health("up", None, synced=True)
+        reqs = self._rechecks.take()
+        if reqs:
+            self._do_recheck(reqs, synced=(folder,) if dirty else ())
+        if time.monotonic() >= next_poll:
+            self._polls += 1
+            folders = [f for f in self._polled_folders() if f[0] != folder]
+            if self._polls % self.idle_safety_polls == 0:
+                folders.append((folder, "inbox"))  # the slow safety re-check (one EXAMINE)
+            self._sync_all(folders, only_changed=True)
+            self._set_health("up", None, synced=True)
+            next_poll = time.monotonic() + poll
+        return next_poll
+
+    def _interrupted(self) -> bool:
+        return self._stop_event.is_set() or bool(self._rechecks)
+
+    def _examine_changed(
+        self, client: IMAPClient, folder: str, *, has_pending: bool | Callable[[], bool]
+    ) -> bool:
+        """`examine_changed`; the folder is selected now, and verified if unchanged."""
+        self._selected = self._verified = None
+        changed = examine_changed(client, folder, self._cursors.get(folder),
+                                  has_pending=has_pending)  # fmt: skip
+        self._selected = folder
+        if not changed:
+            self._verified = folder
+        return changed
+
+    def _do_recheck(self, reqs: list[_Recheck], synced: Sequence[str] = ()) -> None:
+        try:
+            folders = [f for f in self._polled_folders() if f[0] not in synced]
+            self._sync_all(folders, only_changed=True)
+            self._set_health("up", None, synced=True)
+        except BaseException:
+            _finish(reqs, ok=False)
+            raise
+        _finish(reqs, ok=True)
+
+    def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
+        """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
+
+        That check is STATUS, except for the selected folder and the IDLE folder: EXAMINE
+        (no STATUS on the selected mailbox, RFC 3501 6.3.10; the IDLE folder stays selected
+        for the IDLE that follows).
+        """
+        client = self._client
+        assert client is not None
+        since = (self._clock() - self.sync_config.backfill).date()
+        for folder, role in folders:
+            if self._stop_event.is_set():
+                return
+            cursor = self._cursors.get(folder)
+            pending = _Pending(functools.partial(self._get_pending, folder))
+            try:
+                if only_changed:
+                    # With HIGHESTMODSEQ the check needs no pending UIDs (a store read).
+                    if folder in (self._selected, self._idle_folder):
+                        changed = self._examine_changed(client, folder, has_pending=pending)
+                    else:
+                        changed = folder_changed(client, folder, cursor, has_pending=pending)
+                    if not changed:
+                        continue
+                self._selected = self._verified = None
+                result = sync_folder(
+                    client, folder, role, cursor, since=since, pending_uids=pending.uids(),
+                    batch_size=self.sync_config.batch_size,
+                )  # fmt: skip
+                self._selected = folder
+            except imap_exc.IMAPClientAbortError:
+                raise
+            except imap_exc.IMAPClientError as exc:
+                # NO/BAD for this folder (deleted, renamed, no rights): skip it, keep the rest.
+                self._unavailable.failed(folder, exc)
+                continue
+            self._unavailable.ok(folder)
+            # Emit first: if the consumer fails, the cursor stays and the step is redone.
+            self._emit(FolderSyncEvent(self.mb.name, result))
+            self._cursors[folder] = result.cursor
+
+
+
+__all__ = [
+    "IDLE_RENEW_SECONDS",
+    "HealthEvent",
+    "MailboxHealth",
+    "MailboxWatcher",
+    "WatcherEvent",
+    "backoff_delay",
+    "examine_changed",
+]
