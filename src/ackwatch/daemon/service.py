@@ -854,7 +854,7 @@ class Daemon:
             self.store.outbox_update_items(record.id, nudge_keys, escalation_keys)
         lines = [items[k] for k in dict.fromkeys(nudge_keys + escalation_keys)]
         try:
-            message = self.render(record, lines, now)
+            message = notify.render_outbox(self.config, record, lines, now)
         except Exception as exc:  # a broken template override: fail this mail, loudly
             self.store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
             log.error("mail_render_failed", kind=record.kind, to=record.recipient,
@@ -893,11 +893,6 @@ class Daemon:
         if attempts <= 0:
             return dt.timedelta(seconds=1)  # queued for "now": never in the future
         return self._backoff(attempts - 1) * 1.2 + dt.timedelta(seconds=1)
-
-    def render(
-        self, record: OutboxRecord, items: Sequence[ItemRecord], now: dt.datetime
-    ) -> EmailMessage:
-        return notify.render_outbox(self.config, record, items, now)
 
     # ------------------------------------------------------------------ status
 
