@@ -50,7 +50,6 @@ RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in 
 MAX_SLEEP = 30.0
 NOTIFY_WAIT_SECONDS = 1.0  # READY=1 and STOPPING=1 wait this long for a busy systemd
 STEP_RETRY_SECONDS = 5.0  # wake at least this often (watchdog, clock jumps)
-SEND_BACKOFF_START = dt.timedelta(seconds=30)
 SEND_BACKOFF_CAP = dt.timedelta(minutes=30)
 
 
@@ -885,7 +884,7 @@ class Daemon:
 
     def _backoff(self, attempts: int) -> dt.timedelta:
         """Delay before the next try after `attempts` failed ones (before jitter)."""
-        start = getattr(self.config.notify, "retry_initial", SEND_BACKOFF_START)
+        start = self.config.notify.retry_initial
         return min(SEND_BACKOFF_CAP, start * (2 ** min(attempts, 10)))
 
     def _max_backoff(self, attempts: int) -> dt.timedelta:
