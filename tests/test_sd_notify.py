@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 from tests.servers.notifysocket import bound_notify_socket
 
-from ackwatch.daemon.service import _Systemd
+from ackwatch.daemon.systemd import Systemd as _Systemd
 
 
 @pytest.fixture

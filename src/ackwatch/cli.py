@@ -276,7 +276,8 @@ def _enable_stack_dumps(on_demand: int) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from ackwatch.daemon.service import Daemon, sync_once
+    from ackwatch.daemon.once import sync_once
+    from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
     from ackwatch.store.sqlite import Store, StoreError
 
@@ -754,7 +755,8 @@ def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
 @command("backfill", "import older history so the report covers it (silent: no nudges)",
          _backfill_arguments)
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from ackwatch.daemon.service import Daemon, backfill
+    from ackwatch.daemon.once import backfill
+    from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
     from ackwatch.store.sqlite import Store, StoreError
 

@@ -214,7 +214,7 @@ class PromiseKeeper:
     def start(self) -> None:
         """Read in the background from now on (the daemon; `run --once` reads inline)."""
         if self._reader is None:
-            self._reader = BodyReader(lambda: self.daemon.config, self.daemon.events.put)
+            self._reader = BodyReader(lambda: self.daemon.config, self.daemon.post)
             self._reader.start()
 
     def stop(self) -> None:
@@ -475,10 +475,8 @@ class PromiseKeeper:
             self.update(now)
         p = self._plan(now)
         # Re-check the folders concerned: a delivery made a minute ago settles it.
-        if p.actions and self.daemon._recheck(self._mailboxes_concerned(p.actions)):
-            self.daemon.drain_events()
-            if self.daemon._dirty:
-                self.daemon.reevaluate()
+        if p.actions and self.daemon.recheck(self._mailboxes_concerned(p.actions)):
+            self.daemon.refresh_if_changed()
             now = self.daemon.now()
             self.update(now)
             p = self._plan(now)
