@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 
@@ -40,13 +40,13 @@ from ackwatch.config import CalendarConfig, Config
 from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
+from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
 from ackwatch.mail import imap, notify
 from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
     from ackwatch.core.promise_text import Promise
-    from ackwatch.daemon.service import Daemon
     from ackwatch.store.sqlite import OutboxRecord
 
 log = structlog.get_logger(__name__)
@@ -189,11 +189,35 @@ class BodyReader(threading.Thread):
                 self._emit(result)
 
 
+class KeeperHost(Protocol):
+    """What the promise keeper needs of the daemon that runs it (`service.Daemon`)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def now(self) -> dt.datetime: ...
+
+    def post(self, event: object) -> None:
+        """Put ``event`` on the core's queue (from any thread); it comes back to `apply`."""
+
+    def recheck(self, mailboxes: Iterable[str]) -> bool:
+        """Re-check the mailboxes' sent folders now; True if any did."""
+
+    def refresh_if_changed(self) -> bool:
+        """Apply the events waiting, re-evaluate if they changed the mail; True if so."""
+
+    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+        """What ``accounts``, their backups and managers sent lately (who is away)."""
+
+
 class PromiseKeeper:
     """The daemon's promise keeper: called from the core thread only (single writer)."""
 
-    def __init__(self, daemon: Daemon):
-        self.daemon = daemon
+    def __init__(self, host: KeeperHost):
+        self.host = host
         self._reader: BodyReader | None = None
         self._inflight: set[str] = set()
         self._dirty = True
@@ -203,7 +227,7 @@ class PromiseKeeper:
 
     @property
     def config(self) -> Config:
-        return self.daemon.config
+        return self.host.config
 
     @property
     def enabled(self) -> bool:
@@ -214,7 +238,7 @@ class PromiseKeeper:
     def start(self) -> None:
         """Read in the background from now on (the daemon; `run --once` reads inline)."""
         if self._reader is None:
-            self._reader = BodyReader(lambda: self.daemon.config, self.daemon.post)
+            self._reader = BodyReader(lambda: self.host.config, self.host.post)
             self._reader.start()
 
     def stop(self) -> None:
@@ -236,8 +260,8 @@ class PromiseKeeper:
         req = event.request
         self._inflight.discard(req.key)
         self._dirty = True
-        now = self.daemon.now()
-        store = self.daemon.store
+        now = self.host.now()
+        store = self.host.store
         if event.outcome == "retry":
             attempts = req.attempts + 1
             if attempts >= MAX_READ_ATTEMPTS:
@@ -305,7 +329,7 @@ class PromiseKeeper:
         if seen is None:
             return None
         sent, sender = seen
-        copies = tuple(self.daemon.store.message_copies(key))
+        copies = tuple(self.host.store.message_copies(key))
         if not copies:
             return None
         account = sender if self.config.account(sender) is not None else fallback_account
@@ -331,7 +355,7 @@ class PromiseKeeper:
         """Re-assess promises, record their states, and start the reads that are due."""
         if not self.enabled:
             return
-        store = self.daemon.store
+        store = self.host.store
         self._dirty = False
         sent_by = _SentBy(store)
         wanted: dict[str, ReadRequest] = {}
@@ -441,7 +465,7 @@ class PromiseKeeper:
         """Per promise: the agency messages of its thread that reach the client."""
         config = self.config
         sources = {p.source_key for p in tracked}
-        store = self.daemon.store
+        store = self.host.store
         messages = store.load_messages(keys=store.thread_keys(sources) | sources)
         threads = assign_threads(
             messages,
@@ -470,17 +494,17 @@ class PromiseKeeper:
         """Update if needed, queue the reminders and overdue notices due; next due time."""
         if not self.enabled:
             return None
-        now = self.daemon.now()
+        now = self.host.now()
         if self._dirty or (self._next_check is not None and now >= self._next_check):
             self.update(now)
         p = self._plan(now)
         # Re-check the folders concerned: a delivery made a minute ago settles it.
-        if p.actions and self.daemon.recheck(self._mailboxes_concerned(p.actions)):
-            self.daemon.refresh_if_changed()
-            now = self.daemon.now()
+        if p.actions and self.host.recheck(self._mailboxes_concerned(p.actions)):
+            self.host.refresh_if_changed()
+            now = self.host.now()
             self.update(now)
             p = self._plan(now)
-        store = self.daemon.store
+        store = self.host.store
         for kind in NOTICE_KINDS:
             ids = [s.promise_id for s in p.skips if s.kind == kind]
             if ids:
@@ -509,14 +533,14 @@ class PromiseKeeper:
             return promises.Plan((), (), None)
         config = self.config
         accounts = {d.account for d in self._due if d.account}
-        messages = self.daemon.messages_of_accounts(accounts, now)
+        messages = self.host.messages_of_accounts(accounts, now)
         recipients = {a: sla.recipient_for(a, config, now, messages) for a in accounts}
 
         def manager_of(account: str) -> str | None:
             acc = config.account(account)
             return acc.manager if acc is not None else None
 
-        sent = self.daemon.store.reached_since(now - hourlycap.HOUR)  # To or Cc
+        sent = self.host.store.reached_since(now - hourlycap.HOUR)  # To or Cc
         return promises.plan(
             self._due,
             now=now,
@@ -530,9 +554,9 @@ class PromiseKeeper:
     def _mailboxes_concerned(self, actions: Sequence[promises.Action]) -> set[str]:
         ids = {i for a in actions for i in a.promise_ids}
         names: set[str] = set()
-        for rec in self.daemon.store.promises_to_track(self.daemon.now() - TRACK_HORIZON):
+        for rec in self.host.store.promises_to_track(self.host.now() - TRACK_HORIZON):
             if rec.id in ids:
-                names.update(c[0] for c in self.daemon.store.message_copies(rec.source_key))
+                names.update(c[0] for c in self.host.store.message_copies(rec.source_key))
                 names.update(
                     mb.name
                     for mb in self.config.mailboxes
@@ -543,7 +567,7 @@ class PromiseKeeper:
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
         """The mail for a queued promise notice, or None when it was cancelled (nothing
         left to say: delivered or settled meanwhile) or failed to render (recorded)."""
-        store = self.daemon.store
+        store = self.host.store
         members = store.promises_of_outbox(record.id)
         if record.kind == "promise":
             live = [p for p in members if p.reminder_outbox == record.id and p.state == "open"]
