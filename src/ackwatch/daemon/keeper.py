@@ -1,52 +1,42 @@
-"""Promise keeper, shell half (issue 8): read acknowledgements, record promises, remind.
+"""Promise keeper, shell half: read acknowledgements, record promises, remind.
 
-Who reads bodies, and when
---------------------------
-The daemon's core (single writer) decides which messages to read: the acknowledging
+Which bodies are read, and when: the core (single writer) asks for the acknowledging
 message of every item acknowledged by a reply that ackwatch saw arrive live (not in a
-first-start history import) within `READ_HORIZON`, and the first follow-up of a promise
-(to tell "kept" from "moved"). A `BodyReader` thread does the reading: it opens its own
-short-lived connection to the mailbox holding a copy (`imap.connect`; the sender's Sent
-copy first), EXAMINEs the folder and fetches ``BODY.PEEK[<first text part>]<0.16384>``
-(`imap.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
-hands back only the promise (instant + sentence) as an event; the text is dropped. The
-watchers are untouched (one IDLE connection each), so a mailbox never has more than two
-connections: its watcher's and, while a read is under way, the reader's. In
-``ackwatch run --once`` (no threads) the same reads run inline after the sync.
+first-start history import) within `READ_HORIZON`, and for the first follow-up of a
+promise (to tell "kept" from "moved"). `bodyreader` reads them, off the core thread in
+the daemon, inline in ``ackwatch run --once`` (after the sync).
 
 With ``promise.enabled: false`` nothing here runs: no body is ever read, nothing sent.
 
 Crash safety: a read and the promise it found are recorded in one transaction
 (`Store.record_promise_read`); a read cut short by a crash is simply done again. A
 reminder is recorded in the outbox and its promises marked in one transaction before it
-is sent, like nudges. Reads that fail (mailbox down) are retried with backoff, at most
-`MAX_READ_ATTEMPTS` times.
+is sent, like nudges (`notices` renders it). Reads that fail (mailbox down) are retried
+with backoff, at most `MAX_READ_ATTEMPTS` times.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import queue
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from ackwatch.config import CalendarConfig, Config
+from ackwatch.config import Config
 from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
-from ackwatch.mail import imap, notify
+from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
+from ackwatch.daemon.notices import notice_mail
+from ackwatch.mail import notify
 from ackwatch.store.sqlite import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
-    from ackwatch.core.promise_text import Promise
     from ackwatch.store.sqlite import OutboxRecord
 
 log = structlog.get_logger(__name__)
@@ -57,136 +47,6 @@ MAX_READ_ATTEMPTS = 6
 READ_RETRY_START = dt.timedelta(seconds=30)
 READ_RETRY_CAP = dt.timedelta(minutes=30)
 NOTICE_KINDS = promises.NOTICE_KINDS
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    key: str  # the message to read
-    copies: tuple[tuple[str, str, int, int], ...]  # (mailbox, folder, uid, uidvalidity)
-    sent: dt.datetime  # its received time: the reference instant of the promise
-    account: str | None  # who wrote it (an account), else the item's account
-    language: str | None
-    calendar: CalendarConfig
-    attempts: int  # earlier failed attempts
-    thread: str
-    item_key: str
-    client: str | None
-    client_address: str
-    subject: str
-
-
-@dataclass(frozen=True)
-class BodyRead:
-    """A read's outcome (reader thread -> core): never the text, only the promise."""
-
-    request: ReadRequest
-    outcome: Literal["promise", "none", "retry"]
-    promise: Promise | None = None
-    error: str | None = None
-
-
-def read_bodies(
-    config: Config,
-    requests: Sequence[ReadRequest],
-    *,
-    connect: Callable[..., object] = imap.connect,
-) -> list[BodyRead]:
-    """Read the first text part of each request's message (one connection per mailbox
-    for the whole batch, logged out at the end) and look for a promise in it."""
-    clients: dict[str, object] = {}
-    broken: dict[str, str] = {}
-    out: list[BodyRead] = []
-    try:
-        for req in requests:
-            error: str | None = None
-            result: BodyRead | None = None
-            for mailbox, folder, uid, uidvalidity in req.copies:
-                mb = config.mailbox(mailbox)
-                if mb is None:
-                    continue
-                if mailbox in broken:
-                    error = broken[mailbox]
-                    continue
-                try:
-                    client = clients.get(mailbox)
-                    if client is None:
-                        client = clients[mailbox] = connect(mb)
-                    text = imap.fetch_first_text_part(
-                        client,
-                        folder,
-                        uid,
-                        uidvalidity=uidvalidity,  # type: ignore[arg-type]
-                    )
-                except Exception as exc:  # connection or protocol failure: retry later
-                    error = (
-                        str(exc)[:200] if isinstance(exc, imap.ImapError) else type(exc).__name__
-                    )
-                    broken[mailbox] = error
-                    dead = clients.pop(mailbox, None)
-                    if dead is not None:
-                        imap._shutdown(dead)  # type: ignore[arg-type]
-                    continue
-                if text is None:  # gone, UIDVALIDITY changed, or no text part
-                    continue
-                from ackwatch.core.promise_text import (
-                    find_promise,  # 43 patterns: compiled only when used
-                )
-
-                found = find_promise(
-                    text, sent=req.sent, calendar=req.calendar, language_hint=req.language
-                )
-                del text
-                result = BodyRead(req, "promise" if found else "none", found)
-                break
-            if result is None:
-                result = BodyRead(req, "retry", None, error) if error else BodyRead(req, "none")
-            out.append(result)
-    finally:
-        for client in clients.values():
-            imap.logout(client)  # type: ignore[arg-type]
-    return out
-
-
-class BodyReader(threading.Thread):
-    """Reads bodies off the core thread; results go to ``emit`` (the daemon's queue)."""
-
-    def __init__(self, get_config: Callable[[], Config], emit: Callable[[object], None]):
-        super().__init__(name="promise-reader", daemon=True)
-        self._get_config = get_config
-        self._emit = emit
-        self._requests: queue.SimpleQueue[ReadRequest | None] = queue.SimpleQueue()
-        self._stop_event = threading.Event()
-
-    def submit(self, requests: Iterable[ReadRequest]) -> None:
-        for r in requests:
-            self._requests.put(r)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop_event.set()
-        self._requests.put(None)
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout)
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            first = self._requests.get()
-            if first is None or self._stop_event.is_set():
-                continue
-            batch = [first]
-            while True:
-                try:
-                    more = self._requests.get_nowait()
-                except queue.Empty:
-                    break
-                if more is not None:
-                    batch.append(more)
-            try:
-                results = read_bodies(self._get_config(), batch)
-            except Exception as exc:  # a bug: report every request as failed, keep going
-                log.exception("promise_read_error")
-                results = [BodyRead(r, "retry", None, type(exc).__name__) for r in batch]
-            for result in results:
-                self._emit(result)
 
 
 class KeeperHost(Protocol):
@@ -316,39 +176,6 @@ class PromiseKeeper:
                 remind_at=new.remind_at.isoformat() if new.remind_at else None,
             )
 
-    def _request(
-        self,
-        key: str,
-        *,
-        attempts: int,
-        item: dict[str, object],
-        fallback_account: str | None,
-        sent_by: _SentBy,
-    ) -> ReadRequest | None:
-        seen = sent_by.get(key)
-        if seen is None:
-            return None
-        sent, sender = seen
-        copies = tuple(self.host.store.message_copies(key))
-        if not copies:
-            return None
-        account = sender if self.config.account(sender) is not None else fallback_account
-        acc = self.config.account(account)
-        return ReadRequest(
-            key=key,
-            copies=copies,
-            sent=sent,
-            account=account,
-            language=acc.language if acc is not None else None,
-            calendar=promises.account_calendar(self.config, account),
-            attempts=attempts,
-            thread=str(item["thread"]),
-            item_key=str(item["item_key"]),
-            client=item["client"],  # type: ignore[arg-type]
-            client_address=str(item["client_address"]),
-            subject=str(item["subject"]),
-        )
-
     # ------------------------------------------------------------------ decisions
 
     def update(self, now: dt.datetime, *, inline_reads: bool | None = None) -> None:
@@ -377,7 +204,9 @@ class PromiseKeeper:
                 "client_address": row["client_address"],
                 "subject": row["subject"],
             }
-            req = self._request(
+            req = _read_request(
+                store,
+                self.config,
                 key,
                 attempts=int(row["attempts"] or 0),
                 item=item,
@@ -391,7 +220,7 @@ class PromiseKeeper:
         tracked = store.promises_to_track(now - TRACK_HORIZON)
         assessed: list[tuple[promises.Recorded, promises.Assessment]] = []
         if tracked:
-            later_of = self._later_messages(tracked)
+            later_of = _later_messages(store, self.config, tracked)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -425,7 +254,9 @@ class PromiseKeeper:
                         "client_address": rec.client_address,
                         "subject": rec.subject,
                     }
-                    req = self._request(
+                    req = _read_request(
+                        store,
+                        self.config,
                         key,
                         attempts=state[1] if state else 0,
                         item=item,
@@ -460,33 +291,6 @@ class PromiseKeeper:
             self.apply(result)
         self.update(now, inline_reads=False)  # settle what the reads changed (no new reads)
         self._dirty = True  # a follow-up found meanwhile is read on the next run
-
-    def _later_messages(self, tracked: Sequence[PromiseRecord]) -> dict[int, list[promises.Later]]:
-        """Per promise: the agency messages of its thread that reach the client."""
-        config = self.config
-        sources = {p.source_key for p in tracked}
-        store = self.host.store
-        messages = store.load_messages(keys=store.thread_keys(sources) | sources)
-        threads = assign_threads(
-            messages,
-            subject_window=config.thread_subject_window,
-            agency_addresses=classify.agency_identities(config),
-        )
-        wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
-        earliest: dict[str, dt.datetime] = {}
-        candidate: dict[str, bool] = {}
-        for m in messages:
-            if threads.get(m.key) not in wanted_threads:
-                continue
-            if m.key not in candidate:
-                candidate[m.key] = classify.is_acknowledgement_candidate(m, config)
-            if m.key not in earliest or m.received < earliest[m.key]:
-                earliest[m.key] = m.received
-        by_thread: dict[str, list[promises.Later]] = {}
-        for key, ok in candidate.items():
-            if ok:
-                by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
-        return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
 
     # ------------------------------------------------------------------ notices
 
@@ -565,40 +369,73 @@ class PromiseKeeper:
         return names
 
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
-        """The mail for a queued promise notice, or None when it was cancelled (nothing
-        left to say: delivered or settled meanwhile) or failed to render (recorded)."""
-        store = self.host.store
-        members = store.promises_of_outbox(record.id)
-        if record.kind == "promise":
-            live = [p for p in members if p.reminder_outbox == record.id and p.state == "open"]
-        else:
-            live = [
-                p
-                for p in members
-                if p.overdue_outbox == record.id and p.state == "broken" and p.follow_key is None
-            ]
-        if not live or not self.enabled:
-            store.outbox_close(record.id, "cancelled")
-            store.mark_promises(record.kind, [p.id for p in members], "cancelled")
-            log.info(
-                "action_cancelled",
-                kind=record.kind,
-                to=record.recipient,
-                reason="settled meanwhile" if self.enabled else "promise.enabled is false",
-            )
-            return None
-        try:
-            return render_notice(self.config, record, live, now)
-        except Exception as exc:  # a broken template override: fail this mail, loudly
-            store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
-            log.error(
-                "mail_render_failed",
-                kind=record.kind,
-                to=record.recipient,
-                error=type(exc).__name__,
-                detail=str(exc)[:200],
-            )
-            return None
+        """The mail for a queued promise notice, or None (`notices.notice_mail`)."""
+        return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
+
+
+def _read_request(
+    store: Store,
+    config: Config,
+    key: str,
+    *,
+    attempts: int,
+    item: dict[str, object],
+    fallback_account: str | None,
+    sent_by: _SentBy,
+) -> ReadRequest | None:
+    """What the reader needs to read ``key`` (an item's acknowledgement or a promise's
+    follow-up); None when it is no longer stored."""
+    seen = sent_by.get(key)
+    if seen is None:
+        return None
+    sent, sender = seen
+    copies = tuple(store.message_copies(key))
+    if not copies:
+        return None
+    account = sender if config.account(sender) is not None else fallback_account
+    acc = config.account(account)
+    return ReadRequest(
+        key=key,
+        copies=copies,
+        sent=sent,
+        account=account,
+        language=acc.language if acc is not None else None,
+        calendar=promises.account_calendar(config, account),
+        attempts=attempts,
+        thread=str(item["thread"]),
+        item_key=str(item["item_key"]),
+        client=item["client"],  # type: ignore[arg-type]
+        client_address=str(item["client_address"]),
+        subject=str(item["subject"]),
+    )
+
+
+def _later_messages(
+    store: Store, config: Config, tracked: Sequence[PromiseRecord]
+) -> dict[int, list[promises.Later]]:
+    """Per promise: the agency messages of its thread that reach the client."""
+    sources = {p.source_key for p in tracked}
+    messages = store.load_messages(keys=store.thread_keys(sources) | sources)
+    threads = assign_threads(
+        messages,
+        subject_window=config.thread_subject_window,
+        agency_addresses=classify.agency_identities(config),
+    )
+    wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
+    earliest: dict[str, dt.datetime] = {}
+    candidate: dict[str, bool] = {}
+    for m in messages:
+        if threads.get(m.key) not in wanted_threads:
+            continue
+        if m.key not in candidate:
+            candidate[m.key] = classify.is_acknowledgement_candidate(m, config)
+        if m.key not in earliest or m.received < earliest[m.key]:
+            earliest[m.key] = m.received
+    by_thread: dict[str, list[promises.Later]] = {}
+    for key, ok in candidate.items():
+        if ok:
+            by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
+    return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
 
 
 def _read_state(state: tuple[str, int, dt.datetime | None] | None) -> bool | None:
@@ -618,55 +455,6 @@ def _recorded(rec: PromiseRecord) -> promises.Recorded:
         reminder_done=rec.reminder_done is not None,
         overdue_done=rec.overdue_done is not None,
     )
-
-
-def render_notice(
-    config: Config, record: OutboxRecord, members: Iterable[PromiseRecord], now: dt.datetime
-) -> EmailMessage:
-    """A promise reminder / overdue notice, in the recipient's language and timezone (a
-    manager who is not an account gets the language of the account it is about)."""
-    if config.smtp is None:
-        raise ValueError("no smtp section in the config")
-    recipient = config.account(record.recipient)
-    about = config.account(record.account)
-    calendar = config.calendar_for_account(record.recipient) if recipient else None
-
-    def name_of(address: str | None) -> str | None:
-        acc = config.account(address)
-        return acc.name if acc and acc.name else address
-
-    lines = tuple(
-        notify.NoticeLine(
-            client=p.client or p.client_address,
-            client_address=p.client_address,
-            subject=p.subject,
-            received=p.made_at,
-            deadline=p.promised,
-            account=name_of(p.account),
-            sentence=p.sentence,
-        )
-        for p in members
-    )
-    who = recipient or about
-    notice = notify.Notice(
-        kind=record.kind,  # type: ignore[arg-type]
-        to=record.recipient,
-        cc=tuple(record.cc),
-        lines=lines,
-        now=now,
-        language=who.language if who else "en",
-        timezone=calendar.timezone if calendar else config.timezone,
-        recipient_name=recipient.name if recipient else None,
-        account=record.account,
-        account_name=name_of(record.account),
-    )
-    return notify.render(
-        notice,
-        smtp_from=config.smtp.from_address,
-        templates_dir=config.notify.templates_dir,
-        message_id=record.message_id,
-    )
-
 
 
 class _SentBy:
