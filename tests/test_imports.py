@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from ackwatch.daemon.service import evaluation_fingerprint
+from ackwatch.daemon.evaluation import evaluation_fingerprint
 from configfactory import make_config, office_calendar
 
 OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.ack_time",
@@ -31,7 +31,8 @@ NO_HOLIDAYS = ("from configfactory import make_config, office_calendar; import d
 def test_a_start_without_holiday_countries_or_metrics_loads_neither():
     code = (f"{NO_HOLIDAYS}\n"
             "from ackwatch import cli\n"
-            "from ackwatch.daemon.service import Daemon, evaluation_fingerprint\n"
+            "from ackwatch.daemon.evaluation import evaluation_fingerprint\n"
+            "from ackwatch.daemon.service import Daemon\n"
             "from ackwatch.core.business_clock import BusinessCalendar\n"
             "from ackwatch.daemon.metrics import Metrics, Snapshot\n"
             "evaluation_fingerprint(config)\n"

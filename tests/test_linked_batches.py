@@ -3,7 +3,7 @@ at once gives.
 
 A first start on a large state (or after `backfill`, or a change of what threading
 depends on) evaluates every stored mail with its threads found anew. Above
-`service.AT_ONCE_COPIES` copies the daemon does it a batch of whole link components at a
+`evaluation.AT_ONCE_COPIES` copies the daemon does it a batch of whole link components at a
 time (`Store.linked_batches`, `threads.component_batches`), so memory follows the batch
 (bench target 6). These tests store the same random mail in two states, evaluate one at
 once and the other in batches as small as one key, and expect the same tables.
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from ackwatch.core.threads import component_batches, is_noise_link
-from ackwatch.daemon import service
+from ackwatch.daemon import evaluation
 from ackwatch.daemon.service import Daemon
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
@@ -129,12 +129,12 @@ def _sync(d: Daemon, mailbox: str, folder: str, messages: list[FetchedMessage],
 
 @contextlib.contextmanager
 def _batched(keys: int) -> Iterator[None]:
-    saved = service.AT_ONCE_COPIES, service.LINKED_BATCH_KEYS
-    service.AT_ONCE_COPIES, service.LINKED_BATCH_KEYS = -1, keys  # even an empty window
+    saved = evaluation.AT_ONCE_COPIES, evaluation.LINKED_BATCH_KEYS
+    evaluation.AT_ONCE_COPIES, evaluation.LINKED_BATCH_KEYS = -1, keys  # even an empty window
     try:
         yield
     finally:
-        service.AT_ONCE_COPIES, service.LINKED_BATCH_KEYS = saved
+        evaluation.AT_ONCE_COPIES, evaluation.LINKED_BATCH_KEYS = saved
 
 
 def _tables(store: Store) -> dict[str, list[tuple]]:

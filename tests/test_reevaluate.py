@@ -12,7 +12,8 @@ import datetime as dt
 import pytest
 from structlog.testing import capture_logs
 
-from ackwatch.daemon.service import Daemon, evaluation_fingerprint
+from ackwatch.daemon.evaluation import evaluation_fingerprint
+from ackwatch.daemon.service import Daemon
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
@@ -123,7 +124,7 @@ def test_the_fingerprint_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("from configfactory import make_config; from ackwatch.daemon.service import "
+    code = ("from configfactory import make_config; from ackwatch.daemon.evaluation import "
             "evaluation_fingerprint as f; print(f(make_config()))")
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -192,7 +193,7 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
                              mail(4, 4, subject="Lunch?", sender="anna@agency.example",
                                   to="piotr@agency.example")))
     daemon.reevaluate()
-    seeded = {k: sorted(m.uid for m in v) for k, v in daemon._mail_of_accounts.items()}
+    seeded = {k: sorted(m.uid for m in v) for k, v in daemon.evaluation._mail_of_accounts.items()}
     assert seeded == {"<m3@x.example>": [3], "<m4@x.example>": [4]}
 
     loads: list[object] = []
@@ -202,6 +203,6 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
     accounts = {r.account for r in daemon.store.pending_items()}
     from_cache = daemon.messages_of_accounts(accounts, NOW)
     assert loads == []  # nothing parsed again
-    daemon._mail_of_accounts.clear()
+    daemon.evaluation._mail_of_accounts.clear()
     from_store = daemon.messages_of_accounts(accounts, NOW)
     assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)

@@ -1,6 +1,6 @@
 """Re-evaluating only the threads new mail can touch gives what evaluating everything gives.
 
-The daemon (service.Daemon.reevaluate / _scope, with the store's links, threads and dirty
+The daemon (evaluation.Evaluator.reevaluate / _scope, with the store's links, threads and dirty
 tables) evaluates, after each change, the whole threads (as last evaluated) of the changed
 mail and of every stored mail sharing a `threads.link_values` value with it. These tests
 replay random arrivals batch by batch twice, once that way and once evaluating everything

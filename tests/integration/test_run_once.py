@@ -205,7 +205,7 @@ def test_sent_folder_read_beside_the_inbox_or_after_it_acknowledges_alike(
     imap_server, tmp_path, monkeypatch, second_connection
 ):
     from ackwatch.config import load_config
-    from ackwatch.daemon import service
+    from ackwatch.daemon import once, service
     from ackwatch.mail import connection as imap
     from ackwatch.store.sqlite import SqliteStore as Store
 
@@ -232,7 +232,7 @@ def test_sent_folder_read_beside_the_inbox_or_after_it_acknowledges_alike(
     store = Store.open(config.state_dir)
     try:
         daemon = service.Daemon(config, store)
-        assert service.sync_once(daemon) == (["anna"], [])
+        assert once.sync_once(daemon) == (["anna"], [])
         daemon.step()
         assert len(opened) == 2  # never more than two connections to a mailbox
         assert [i.subject for i in store.items(state="pending")] == ["Brief 2"]

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ackwatch.daemon.service import Daemon, backfill
+    from ackwatch.daemon.once import backfill
+    from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
     from ackwatch.store import StoreError, open_store
 

@@ -32,7 +32,8 @@ def _enable_stack_dumps(on_demand: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
 
-    from ackwatch.daemon.service import Daemon, sync_once
+    from ackwatch.daemon.once import sync_once
+    from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
     from ackwatch.store import StoreError, open_store
 

@@ -1,53 +1,43 @@
-"""Promise keeper, shell half (issue 8): read acknowledgements, record promises, remind.
+"""Promise keeper, shell half: read acknowledgements, record promises, remind.
 
-Who reads bodies, and when
---------------------------
-The daemon's core (single writer) decides which messages to read: the acknowledging
+Which bodies are read, and when: the core (single writer) asks for the acknowledging
 message of every item acknowledged by a reply that ackwatch saw arrive live (not in a
-first-start history import) within `READ_HORIZON`, and the first follow-up of a promise
-(to tell "kept" from "moved"). A `BodyReader` thread does the reading: it opens its own
-short-lived connection to the mailbox holding a copy (`connection.connect`; the sender's Sent
-copy first), EXAMINEs the folder and fetches ``BODY.PEEK[<first text part>]<0.16384>``
-(`body.fetch_first_text_part`), runs `promise.find_promise` on the text right there and
-hands back only the promise (instant + sentence) as an event; the text is dropped. The
-watchers are untouched (one IDLE connection each), so a mailbox never has more than two
-connections: its watcher's and, while a read is under way, the reader's. In
-``ackwatch run --once`` (no threads) the same reads run inline after the sync.
+first-start history import) within `READ_HORIZON`, and for the first follow-up of a
+promise (to tell "kept" from "moved"). `bodyreader` reads them, off the core thread in
+the daemon, inline in ``ackwatch run --once`` (after the sync).
 
 With ``promise.enabled: false`` nothing here runs: no body is ever read, nothing sent.
 
 Crash safety: a read and the promise it found are recorded in one transaction
 (`Store.record_promise_read`); a read cut short by a crash is simply done again. A
 reminder is recorded in the outbox and its promises marked in one transaction before it
-is sent, like nudges. Reads that fail (mailbox down) are retried with backoff, at most
-`MAX_READ_ATTEMPTS` times.
+is sent, like nudges (`notices` renders it). Reads that fail (mailbox down) are retried
+with backoff, at most `MAX_READ_ATTEMPTS` times.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import queue
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from ackwatch.config import CalendarConfig, Config
+from ackwatch.config import Config
 from ackwatch.core import classify, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
+from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
+from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
+from ackwatch.daemon.notices import notice_mail
 from ackwatch.gcpause import gc_paused
-from ackwatch.mail import body, compose, connection
+from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
-    from ackwatch.core.promise_text import Promise
-    from ackwatch.daemon.service import Daemon
     from ackwatch.store import OutboxRecord
 
 log = structlog.get_logger(__name__)
@@ -60,141 +50,35 @@ READ_RETRY_CAP = dt.timedelta(minutes=30)
 NOTICE_KINDS = promises.NOTICE_KINDS
 
 
-@dataclass(frozen=True)
-class ReadRequest:
-    key: str  # the message to read
-    copies: tuple[tuple[str, str, int, int], ...]  # (mailbox, folder, uid, uidvalidity)
-    sent: dt.datetime  # its received time: the reference instant of the promise
-    account: str | None  # who wrote it (an account), else the item's account
-    language: str | None
-    calendar: CalendarConfig
-    attempts: int  # earlier failed attempts
-    thread: str
-    item_key: str
-    client: str | None
-    client_address: str
-    subject: str
+class KeeperHost(Protocol):
+    """What the promise keeper needs of the daemon that runs it (`service.Daemon`)."""
 
+    @property
+    def config(self) -> Config: ...
 
-@dataclass(frozen=True)
-class BodyRead:
-    """A read's outcome (reader thread -> core): never the text, only the promise."""
+    @property
+    def store(self) -> Store: ...
 
-    request: ReadRequest
-    outcome: Literal["promise", "none", "retry"]
-    promise: Promise | None = None
-    error: str | None = None
+    def now(self) -> dt.datetime: ...
 
+    def post(self, event: object) -> None:
+        """Put ``event`` on the core's queue (from any thread); it comes back to `apply`."""
 
-def read_bodies(
-    config: Config,
-    requests: Sequence[ReadRequest],
-    *,
-    connect: Callable[..., object] = connection.connect,
-) -> list[BodyRead]:
-    """Read the first text part of each request's message (one connection per mailbox
-    for the whole batch, logged out at the end) and look for a promise in it."""
-    clients: dict[str, object] = {}
-    broken: dict[str, str] = {}
-    out: list[BodyRead] = []
-    try:
-        for req in requests:
-            error: str | None = None
-            result: BodyRead | None = None
-            for mailbox, folder, uid, uidvalidity in req.copies:
-                mb = config.mailbox(mailbox)
-                if mb is None:
-                    continue
-                if mailbox in broken:
-                    error = broken[mailbox]
-                    continue
-                try:
-                    client = clients.get(mailbox)
-                    if client is None:
-                        client = clients[mailbox] = connect(mb)
-                    text = body.fetch_first_text_part(
-                        client,
-                        folder,
-                        uid,
-                        uidvalidity=uidvalidity,  # type: ignore[arg-type]
-                    )
-                except Exception as exc:  # connection or protocol failure: retry later
-                    error = (
-                        str(exc)[:200] if isinstance(exc, connection.ImapError) else type(exc).__name__
-                    )
-                    broken[mailbox] = error
-                    dead = clients.pop(mailbox, None)
-                    if dead is not None:
-                        connection.shutdown(dead)  # type: ignore[arg-type]
-                    continue
-                if text is None:  # gone, UIDVALIDITY changed, or no text part
-                    continue
-                from ackwatch.core.promise_text import (
-                    find_promise,  # 43 patterns: compiled only when used
-                )
+    def recheck(self, mailboxes: Iterable[str]) -> bool:
+        """Re-check the mailboxes' sent folders now; True if any did."""
 
-                found = find_promise(
-                    text, sent=req.sent, calendar=req.calendar, language_hint=req.language
-                )
-                del text
-                result = BodyRead(req, "promise" if found else "none", found)
-                break
-            if result is None:
-                result = BodyRead(req, "retry", None, error) if error else BodyRead(req, "none")
-            out.append(result)
-    finally:
-        for client in clients.values():
-            connection.logout(client)  # type: ignore[arg-type]
-    return out
+    def refresh_if_changed(self) -> bool:
+        """Apply the events waiting, re-evaluate if they changed the mail; True if so."""
 
-
-class BodyReader(threading.Thread):
-    """Reads bodies off the core thread; results go to ``emit`` (the daemon's queue)."""
-
-    def __init__(self, get_config: Callable[[], Config], emit: Callable[[object], None]):
-        super().__init__(name="promise-reader", daemon=True)
-        self._get_config = get_config
-        self._emit = emit
-        self._requests: queue.SimpleQueue[ReadRequest | None] = queue.SimpleQueue()
-        self._stop_event = threading.Event()
-
-    def submit(self, requests: Iterable[ReadRequest]) -> None:
-        for r in requests:
-            self._requests.put(r)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop_event.set()
-        self._requests.put(None)
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout)
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            first = self._requests.get()
-            if first is None or self._stop_event.is_set():
-                continue
-            batch = [first]
-            while True:
-                try:
-                    more = self._requests.get_nowait()
-                except queue.Empty:
-                    break
-                if more is not None:
-                    batch.append(more)
-            try:
-                results = read_bodies(self._get_config(), batch)
-            except Exception as exc:  # a bug: report every request as failed, keep going
-                log.exception("promise_read_error")
-                results = [BodyRead(r, "retry", None, type(exc).__name__) for r in batch]
-            for result in results:
-                self._emit(result)
+    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+        """What ``accounts``, their backups and managers sent lately (who is away)."""
 
 
 class PromiseKeeper:
     """The daemon's promise keeper: called from the core thread only (single writer)."""
 
-    def __init__(self, daemon: Daemon):
-        self.daemon = daemon
+    def __init__(self, host: KeeperHost):
+        self.host = host
         self._reader: BodyReader | None = None
         self._inflight: set[str] = set()
         self._dirty = True
@@ -204,7 +88,7 @@ class PromiseKeeper:
 
     @property
     def config(self) -> Config:
-        return self.daemon.config
+        return self.host.config
 
     @property
     def enabled(self) -> bool:
@@ -215,7 +99,7 @@ class PromiseKeeper:
     def start(self) -> None:
         """Read in the background from now on (the daemon; `run --once` reads inline)."""
         if self._reader is None:
-            self._reader = BodyReader(lambda: self.daemon.config, self.daemon.events.put)
+            self._reader = BodyReader(lambda: self.host.config, self.host.post)
             self._reader.start()
 
     def stop(self) -> None:
@@ -237,8 +121,8 @@ class PromiseKeeper:
         req = event.request
         self._inflight.discard(req.key)
         self._dirty = True
-        now = self.daemon.now()
-        store = self.daemon.store
+        now = self.host.now()
+        store = self.host.store
         if event.outcome == "retry":
             attempts = req.attempts + 1
             if attempts >= MAX_READ_ATTEMPTS:
@@ -293,46 +177,13 @@ class PromiseKeeper:
                 remind_at=new.remind_at.isoformat() if new.remind_at else None,
             )
 
-    def _request(
-        self,
-        key: str,
-        *,
-        attempts: int,
-        item: dict[str, object],
-        fallback_account: str | None,
-        sent_by: _SentBy,
-    ) -> ReadRequest | None:
-        seen = sent_by.get(key)
-        if seen is None:
-            return None
-        sent, sender = seen
-        copies = tuple(self.daemon.store.message_copies(key))
-        if not copies:
-            return None
-        account = sender if self.config.account(sender) is not None else fallback_account
-        acc = self.config.account(account)
-        return ReadRequest(
-            key=key,
-            copies=copies,
-            sent=sent,
-            account=account,
-            language=acc.language if acc is not None else None,
-            calendar=promises.account_calendar(self.config, account),
-            attempts=attempts,
-            thread=str(item["thread"]),
-            item_key=str(item["item_key"]),
-            client=item["client"],  # type: ignore[arg-type]
-            client_address=str(item["client_address"]),
-            subject=str(item["subject"]),
-        )
-
     # ------------------------------------------------------------------ decisions
 
     def update(self, now: dt.datetime, *, inline_reads: bool | None = None) -> None:
         """Re-assess promises, record their states, and start the reads that are due."""
         if not self.enabled:
             return
-        store = self.daemon.store
+        store = self.host.store
         self._dirty = False
         sent_by = _SentBy(store)
         wanted: dict[str, ReadRequest] = {}
@@ -354,7 +205,9 @@ class PromiseKeeper:
                 "client_address": row["client_address"],
                 "subject": row["subject"],
             }
-            req = self._request(
+            req = _read_request(
+                store,
+                self.config,
                 key,
                 attempts=int(row["attempts"] or 0),
                 item=item,
@@ -368,7 +221,7 @@ class PromiseKeeper:
         tracked = store.promises_to_track(now - TRACK_HORIZON)
         assessed: list[tuple[promises.Recorded, promises.Assessment]] = []
         if tracked:
-            later_of = self._later_messages(tracked)
+            later_of = _later_messages(store, self.config, tracked)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -402,7 +255,9 @@ class PromiseKeeper:
                         "client_address": rec.client_address,
                         "subject": rec.subject,
                     }
-                    req = self._request(
+                    req = _read_request(
+                        store,
+                        self.config,
                         key,
                         attempts=state[1] if state else 0,
                         item=item,
@@ -438,53 +293,23 @@ class PromiseKeeper:
         self.update(now, inline_reads=False)  # settle what the reads changed (no new reads)
         self._dirty = True  # a follow-up found meanwhile is read on the next run
 
-    def _later_messages(self, tracked: Sequence[PromiseRecord]) -> dict[int, list[promises.Later]]:
-        """Per promise: the agency messages of its thread that reach the client."""
-        config = self.config
-        sources = {p.source_key for p in tracked}
-        store = self.daemon.store
-        messages = store.load_messages(keys=store.thread_keys(sources) | sources)
-        with gc_paused():
-            threads = assign_threads(
-                messages,
-                subject_window=config.thread_subject_window,
-                agency_addresses=classify.agency_identities(config),
-            )
-        wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
-        earliest: dict[str, dt.datetime] = {}
-        candidate: dict[str, bool] = {}
-        for m in messages:
-            if threads.get(m.key) not in wanted_threads:
-                continue
-            if m.key not in candidate:
-                candidate[m.key] = classify.is_acknowledgement_candidate(m, config)
-            if m.key not in earliest or m.received < earliest[m.key]:
-                earliest[m.key] = m.received
-        by_thread: dict[str, list[promises.Later]] = {}
-        for key, ok in candidate.items():
-            if ok:
-                by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
-        return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
-
     # ------------------------------------------------------------------ notices
 
     def run_due(self) -> dt.datetime | None:
         """Update if needed, queue the reminders and overdue notices due; next due time."""
         if not self.enabled:
             return None
-        now = self.daemon.now()
+        now = self.host.now()
         if self._dirty or (self._next_check is not None and now >= self._next_check):
             self.update(now)
         p = self._plan(now)
         # Re-check the folders concerned: a delivery made a minute ago settles it.
-        if p.actions and self.daemon._recheck(self._mailboxes_concerned(p.actions)):
-            self.daemon.drain_events()
-            if self.daemon._dirty:
-                self.daemon.reevaluate()
-            now = self.daemon.now()
+        if p.actions and self.host.recheck(self._mailboxes_concerned(p.actions)):
+            self.host.refresh_if_changed()
+            now = self.host.now()
             self.update(now)
             p = self._plan(now)
-        store = self.daemon.store
+        store = self.host.store
         for kind in NOTICE_KINDS:
             ids = [s.promise_id for s in p.skips if s.kind == kind]
             if ids:
@@ -513,14 +338,14 @@ class PromiseKeeper:
             return promises.Plan((), (), None)
         config = self.config
         accounts = {d.account for d in self._due if d.account}
-        messages = self.daemon.messages_of_accounts(accounts, now)
+        messages = self.host.messages_of_accounts(accounts, now)
         recipients = {a: sla.recipient_for(a, config, now, messages) for a in accounts}
 
         def manager_of(account: str) -> str | None:
             acc = config.account(account)
             return acc.manager if acc is not None else None
 
-        sent = self.daemon.store.reached_since(now - hourlycap.HOUR)  # To or Cc
+        sent = self.host.store.reached_since(now - hourlycap.HOUR)  # To or Cc
         return promises.plan(
             self._due,
             now=now,
@@ -534,9 +359,9 @@ class PromiseKeeper:
     def _mailboxes_concerned(self, actions: Sequence[promises.Action]) -> set[str]:
         ids = {i for a in actions for i in a.promise_ids}
         names: set[str] = set()
-        for rec in self.daemon.store.promises_to_track(self.daemon.now() - TRACK_HORIZON):
+        for rec in self.host.store.promises_to_track(self.host.now() - TRACK_HORIZON):
             if rec.id in ids:
-                names.update(c[0] for c in self.daemon.store.message_copies(rec.source_key))
+                names.update(c[0] for c in self.host.store.message_copies(rec.source_key))
                 names.update(
                     mb.name
                     for mb in self.config.mailboxes
@@ -545,40 +370,74 @@ class PromiseKeeper:
         return names
 
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
-        """The mail for a queued promise notice, or None when it was cancelled (nothing
-        left to say: delivered or settled meanwhile) or failed to render (recorded)."""
-        store = self.daemon.store
-        members = store.promises_of_outbox(record.id)
-        if record.kind == "promise":
-            live = [p for p in members if p.reminder_outbox == record.id and p.state == "open"]
-        else:
-            live = [
-                p
-                for p in members
-                if p.overdue_outbox == record.id and p.state == "broken" and p.follow_key is None
-            ]
-        if not live or not self.enabled:
-            store.outbox_close(record.id, "cancelled")
-            store.mark_promises(record.kind, [p.id for p in members], "cancelled")
-            log.info(
-                "action_cancelled",
-                kind=record.kind,
-                to=record.recipient,
-                reason="settled meanwhile" if self.enabled else "promise.enabled is false",
-            )
-            return None
-        try:
-            return render_notice(self.config, record, live, now)
-        except Exception as exc:  # a broken template override: fail this mail, loudly
-            store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
-            log.error(
-                "mail_render_failed",
-                kind=record.kind,
-                to=record.recipient,
-                error=type(exc).__name__,
-                detail=str(exc)[:200],
-            )
-            return None
+        """The mail for a queued promise notice, or None (`notices.notice_mail`)."""
+        return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
+
+
+def _read_request(
+    store: Store,
+    config: Config,
+    key: str,
+    *,
+    attempts: int,
+    item: dict[str, object],
+    fallback_account: str | None,
+    sent_by: _SentBy,
+) -> ReadRequest | None:
+    """What the reader needs to read ``key`` (an item's acknowledgement or a promise's
+    follow-up); None when it is no longer stored."""
+    seen = sent_by.get(key)
+    if seen is None:
+        return None
+    sent, sender = seen
+    copies = tuple(store.message_copies(key))
+    if not copies:
+        return None
+    account = sender if config.account(sender) is not None else fallback_account
+    acc = config.account(account)
+    return ReadRequest(
+        key=key,
+        copies=copies,
+        sent=sent,
+        account=account,
+        language=acc.language if acc is not None else None,
+        calendar=promises.account_calendar(config, account),
+        attempts=attempts,
+        thread=str(item["thread"]),
+        item_key=str(item["item_key"]),
+        client=item["client"],  # type: ignore[arg-type]
+        client_address=str(item["client_address"]),
+        subject=str(item["subject"]),
+    )
+
+
+def _later_messages(
+    store: Store, config: Config, tracked: Sequence[PromiseRecord]
+) -> dict[int, list[promises.Later]]:
+    """Per promise: the agency messages of its thread that reach the client."""
+    sources = {p.source_key for p in tracked}
+    messages = store.load_messages(keys=store.thread_keys(sources) | sources)
+    with gc_paused():
+        threads = assign_threads(
+            messages,
+            subject_window=config.thread_subject_window,
+            agency_addresses=classify.agency_identities(config),
+        )
+    wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
+    earliest: dict[str, dt.datetime] = {}
+    candidate: dict[str, bool] = {}
+    for m in messages:
+        if threads.get(m.key) not in wanted_threads:
+            continue
+        if m.key not in candidate:
+            candidate[m.key] = classify.is_acknowledgement_candidate(m, config)
+        if m.key not in earliest or m.received < earliest[m.key]:
+            earliest[m.key] = m.received
+    by_thread: dict[str, list[promises.Later]] = {}
+    for key, ok in candidate.items():
+        if ok:
+            by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
+    return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
 
 
 def _read_state(state: tuple[str, int, dt.datetime | None] | None) -> bool | None:
@@ -598,55 +457,6 @@ def _recorded(rec: PromiseRecord) -> promises.Recorded:
         reminder_done=rec.reminder_done is not None,
         overdue_done=rec.overdue_done is not None,
     )
-
-
-def render_notice(
-    config: Config, record: OutboxRecord, members: Iterable[PromiseRecord], now: dt.datetime
-) -> EmailMessage:
-    """A promise reminder / overdue notice, in the recipient's language and timezone (a
-    manager who is not an account gets the language of the account it is about)."""
-    if config.smtp is None:
-        raise ValueError("no smtp section in the config")
-    recipient = config.account(record.recipient)
-    about = config.account(record.account)
-    calendar = config.calendar_for_account(record.recipient) if recipient else None
-
-    def name_of(address: str | None) -> str | None:
-        acc = config.account(address)
-        return acc.name if acc and acc.name else address
-
-    lines = tuple(
-        compose.NoticeLine(
-            client=p.client or p.client_address,
-            client_address=p.client_address,
-            subject=p.subject,
-            received=p.made_at,
-            deadline=p.promised,
-            account=name_of(p.account),
-            sentence=p.sentence,
-        )
-        for p in members
-    )
-    who = recipient or about
-    notice = compose.Notice(
-        kind=record.kind,  # type: ignore[arg-type]
-        to=record.recipient,
-        cc=tuple(record.cc),
-        lines=lines,
-        now=now,
-        language=who.language if who else "en",
-        timezone=calendar.timezone if calendar else config.timezone,
-        recipient_name=recipient.name if recipient else None,
-        account=record.account,
-        account_name=name_of(record.account),
-    )
-    return compose.render(
-        notice,
-        smtp_from=config.smtp.from_address,
-        templates_dir=config.notify.templates_dir,
-        message_id=record.message_id,
-    )
-
 
 
 class _SentBy:

@@ -1,0 +1,101 @@
+"""The mail of a queued promise reminder or overdue notice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from email.message import EmailMessage
+
+import structlog
+
+from ackwatch.config import Config
+from ackwatch.mail import compose
+from ackwatch.store import OutboxRecord, PromiseRecord, Store
+
+log = structlog.get_logger(__name__)
+
+
+def notice_mail(
+    store: Store, config: Config, record: OutboxRecord, now: dt.datetime, *, enabled: bool
+) -> EmailMessage | None:
+    """The mail for a queued promise notice, or None when it was cancelled (nothing
+    left to say: delivered or settled meanwhile) or failed to render (recorded)."""
+    members = store.promises_of_outbox(record.id)
+    if record.kind == "promise":
+        live = [p for p in members if p.reminder_outbox == record.id and p.state == "open"]
+    else:
+        live = [
+            p
+            for p in members
+            if p.overdue_outbox == record.id and p.state == "broken" and p.follow_key is None
+        ]
+    if not live or not enabled:
+        store.outbox_close(record.id, "cancelled")
+        store.mark_promises(record.kind, [p.id for p in members], "cancelled")
+        log.info(
+            "action_cancelled",
+            kind=record.kind,
+            to=record.recipient,
+            reason="settled meanwhile" if enabled else "promise.enabled is false",
+        )
+        return None
+    try:
+        return render_notice(config, record, live, now)
+    except Exception as exc:  # a broken template override: fail this mail, loudly
+        store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
+        log.error(
+            "mail_render_failed",
+            kind=record.kind,
+            to=record.recipient,
+            error=type(exc).__name__,
+            detail=str(exc)[:200],
+        )
+        return None
+
+
+def render_notice(
+    config: Config, record: OutboxRecord, members: Iterable[PromiseRecord], now: dt.datetime
+) -> EmailMessage:
+    """A promise reminder / overdue notice, in the recipient's language and timezone (a
+    manager who is not an account gets the language of the account it is about)."""
+    if config.smtp is None:
+        raise ValueError("no smtp section in the config")
+    recipient = config.account(record.recipient)
+    about = config.account(record.account)
+    calendar = config.calendar_for_account(record.recipient) if recipient else None
+
+    def name_of(address: str | None) -> str | None:
+        acc = config.account(address)
+        return acc.name if acc and acc.name else address
+
+    lines = tuple(
+        compose.NoticeLine(
+            client=p.client or p.client_address,
+            client_address=p.client_address,
+            subject=p.subject,
+            received=p.made_at,
+            deadline=p.promised,
+            account=name_of(p.account),
+            sentence=p.sentence,
+        )
+        for p in members
+    )
+    who = recipient or about
+    notice = compose.Notice(
+        kind=record.kind,  # type: ignore[arg-type]
+        to=record.recipient,
+        cc=tuple(record.cc),
+        lines=lines,
+        now=now,
+        language=who.language if who else "en",
+        timezone=calendar.timezone if calendar else config.timezone,
+        recipient_name=recipient.name if recipient else None,
+        account=record.account,
+        account_name=name_of(record.account),
+    )
+    return compose.render(
+        notice,
+        smtp_from=config.smtp.from_address,
+        templates_dir=config.notify.templates_dir,
+        message_id=record.message_id,
+    )

@@ -1,0 +1,85 @@
+"""Nudges and escalations: what is due for the pending items, planned and queued."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+
+import structlog
+
+from ackwatch.config import Config
+from ackwatch.core import dispatch as scheduler
+from ackwatch.core import hourlycap
+from ackwatch.core import item_rules as sla
+from ackwatch.core.message import Message
+from ackwatch.mail import compose
+from ackwatch.store import ItemRecord, Store
+
+log = structlog.get_logger(__name__)
+
+MessagesOfAccounts = Callable[[Iterable[str], dt.datetime], list[Message]]
+
+
+def plan(
+    store: Store, config: Config, now: dt.datetime, messages_of_accounts: MessagesOfAccounts
+) -> scheduler.Plan:
+    """What is due for the stored pending items at ``now``, and to whom (an account away
+    is replaced as `sla.recipient_for` says, from what ``messages_of_accounts`` gives)."""
+    records = store.pending_items()
+    views = [
+        scheduler.Pending(
+            r.key, r.account, r.nudge_at, r.escalate_at,
+            r.nudge_done is not None, r.escalation_done is not None,
+        )
+        for r in records
+    ]
+    accounts = {r.account for r in records if r.account}
+    messages = messages_of_accounts(accounts, now)
+    recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
+    return scheduler.plan(
+        views, config=config, now=now,
+        recipient_of=lambda acc: recipients.get(acc, acc),
+        sent_last_hour=store.reached_since(now - hourlycap.HOUR),
+    )
+
+
+def mailboxes_concerned(
+    config: Config, actions: Sequence[scheduler.Action], items: dict[str, ItemRecord]
+) -> set[str]:
+    """The mailboxes whose sent folders can hold a reply to the actions' items."""
+    names: set[str] = set()
+    for action in actions:
+        for key in action.item_keys:
+            rec = items.get(key)
+            if rec is None:
+                continue
+            names.update(rec.mailboxes)
+            names.update(
+                mb.name for mb in config.mailboxes if mb.owner_address == rec.account
+            )
+    return names
+
+
+def skip(store: Store, skips: Iterable[scheduler.Skip]) -> None:
+    """Record the actions the plan gave up on."""
+    for s in skips:
+        store.mark_items_done(s.kind, [s.key], "skipped")
+        log.warning("action_skipped", kind=s.kind, reason=s.reason)
+
+
+def enqueue(
+    store: Store, config: Config, actions: Iterable[scheduler.Action], now: dt.datetime
+) -> None:
+    """Record each action in the outbox (its items marked in the same transaction)."""
+    for action in actions:
+        store.enqueue(
+            kind=action.kind,
+            recipient=action.to,
+            cc=action.cc,
+            account=action.account,
+            nudge_keys=action.nudge_keys,
+            escalation_keys=action.escalation_keys,
+            message_id=compose.make_message_id(compose.message_id_domain(config)),
+            now=now,
+        )
+        log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))

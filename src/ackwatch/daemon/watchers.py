@@ -1,0 +1,153 @@
+"""The IMAP watchers (one thread per mailbox), and the re-check of their sent folders
+right before a mail goes out, so that a reply sent a minute ago cancels the nudge."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from ackwatch.config import MailboxConfig, SyncConfig
+from ackwatch.mail.sync import FolderCursor
+from ackwatch.mail.watcher import MailboxWatcher
+from ackwatch.store import Store
+
+log = structlog.get_logger(__name__)
+
+RECHECK_TIMEOUT = 20.0
+WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
+RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
+
+
+class Watchers:
+    """The running watchers by mailbox name. Their events go to ``emit`` (the core's
+    queue); they read their cursors from ``store`` on connections of their own."""
+
+    def __init__(self, store: Store, emit: Callable[[object], None]) -> None:
+        self._store = store
+        self._emit = emit
+        self._running: dict[str, MailboxWatcher] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._running
+
+    def start(self, mailboxes: Iterable[MailboxConfig], sync: SyncConfig) -> None:
+        for mb in mailboxes:
+            watcher = MailboxWatcher(
+                mb,
+                sync,
+                get_cursors=lambda name=mb.name: stored_cursors(self._store, name),
+                get_pending_uids=lambda folder, name=mb.name: stored_pending_uids(
+                    self._store, name, folder),
+                emit=self._emit,
+            )
+            self._running[mb.name] = watcher
+            watcher.start()
+
+    def stop(self, names: Iterable[str] | None = None) -> None:
+        names = list(self._running) if names is None else list(names)
+        # All at once and briefly: a watcher stuck on a stalled server has its connection
+        # cut by stop(); SIGTERM must end the process well within systemd's stop timeout.
+        stoppers = [
+            threading.Thread(target=self._running[name].stop, kwargs={"timeout": 2.0},
+                             name=f"stop-{name}", daemon=True)
+            for name in names
+        ]
+        for t in stoppers:
+            t.start()
+        deadline = time.monotonic() + WATCHER_STOP_SECONDS
+        for t in stoppers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for name in names:
+            self._running.pop(name)
+
+    def recheck(
+        self, mailboxes: Iterable[str], *, stop: threading.Event, heartbeat: Callable[[], None]
+    ) -> bool:
+        """Re-check the given mailboxes' sent folders now, all at once; True if any did.
+
+        The mailboxes are re-checked in parallel (one short-lived thread each), so fifty
+        accounts due in the same minute cost one round of IMAP latency, not fifty. The
+        calling thread calls ``heartbeat`` (the watchdog) while it waits: a stalled server
+        must not starve it. ``stop`` set: return without waiting any longer.
+        """
+        watchers = [
+            (n, w) for n in sorted(mailboxes) if (w := self._running.get(n)) is not None
+        ]
+        if not watchers:
+            return False
+        deadline = time.monotonic() + RECHECK_TIMEOUT
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
+        )
+        try:
+            futures = [pool.submit(_recheck_one, n, w, deadline, stop) for n, w in watchers]
+            pending = set(futures)
+            while pending and not stop.is_set():
+                heartbeat()
+                _, pending = concurrent.futures.wait(pending, timeout=0.5)
+            return any(f.result() for f in futures if f.done() and not f.cancelled())
+        finally:
+            # On SIGTERM do not wait for a stalled server: the workers notice the stop
+            # within one slice.
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+
+
+def _recheck_one(
+    name: str, watcher: MailboxWatcher, deadline: float, stop: threading.Event
+) -> bool:
+    # A watcher that has not finished its first connection (the daemon just started,
+    # or a reload restarted it) has not seen the replies made while it was not
+    # watching: wait for that first sync (bounded) instead of sending blind. A mailbox
+    # that is down (backoff, auth_failed) is not waited for.
+    try:
+        while (
+            watcher.health.state == "connecting"
+            and watcher.is_alive()
+            and not stop.is_set()
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        while True:  # in short slices, so that a stop is noticed promptly
+            left = deadline - time.monotonic()
+            if watcher.recheck(timeout=min(RECHECK_SLICE, max(left, 0.1))):
+                return True
+            if left <= RECHECK_SLICE or watcher.health.state != "up" or stop.is_set():
+                return False
+    except Exception as exc:  # a failing mailbox never blocks the nudge
+        log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)
+        return False
+
+
+def stored_cursors(store: Store, mailbox: str) -> dict[str, FolderCursor]:
+    """The mailbox's stored folder cursors, read off the core thread."""
+    with _reader(store) as reader:
+        return {
+            folder: FolderCursor(c.uidvalidity, c.last_uid, c.highestmodseq)
+            for folder, c in reader.cursors(mailbox).items()
+        }
+
+
+def stored_pending_uids(store: Store, mailbox: str, folder: str) -> set[int]:
+    """The UIDs of the folder's copies of pending items, read off the core thread."""
+    with _reader(store) as reader:
+        return reader.pending_uids(mailbox, folder)
+
+
+class _reader:
+    """A short-lived read-only connection for watcher threads (the writer is the core)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._reader: Store | None = None
+
+    def __enter__(self) -> Store:
+        self._reader = self._store.open_reader()
+        return self._reader
+
+    def __exit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.close()
