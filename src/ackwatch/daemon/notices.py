@@ -68,6 +68,12 @@ def render_notice(
         acc = config.account(address)
         return acc.name if acc and acc.name else address
 
+    members = tuple(members)
+    if record.account is not None:
+        account_name = name_of(record.account)
+    else:  # a merged notice about several accounts' promises names each of them
+        names = dict.fromkeys(n for p in members if (n := name_of(p.account)))
+        account_name = ", ".join(names) or None
     lines = tuple(
         compose.NoticeLine(
             client=p.client or p.client_address,
@@ -91,7 +97,7 @@ def render_notice(
         timezone=calendar.timezone if calendar else config.timezone,
         recipient_name=recipient.name if recipient else None,
         account=record.account,
-        account_name=name_of(record.account),
+        account_name=account_name,
     )
     return compose.render(
         notice,
