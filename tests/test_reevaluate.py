@@ -206,3 +206,55 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
     daemon.evaluation._mail_of_accounts.clear()
     from_store = daemon.messages_of_accounts(accounts, NOW)
     assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)
+
+
+# ----------------------------------------------------------------- one step
+
+
+def test_a_quiet_step_reads_the_pending_items_once(daemon, monkeypatch):
+    daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring")))
+    daemon.step()
+    reads: list[int] = []
+    real = daemon.store.pending_items
+    monkeypatch.setattr(daemon.store, "pending_items", lambda: reads.append(1) or real())
+    daemon.step()
+    assert len(reads) == 1
+
+
+def test_a_queued_nudge_whose_item_the_recheck_finds_answered_is_cancelled(tmp_path, monkeypatch):
+    """The re-check before queueing one nudge brings the reply to the item of another,
+    queued earlier and due again: the step reads the pending items again after that
+    evaluation, so the earlier nudge is cancelled rather than sent."""
+    config = make_config(state_dir=tmp_path)
+    store = Store.open(tmp_path)
+    clock = [NOW]
+    sent: list[object] = []
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    try:
+        d.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring"),
+                            mail(2, 2, subject="Brief for the autumn fair")))
+        d.reevaluate()
+        nudge_at = {r.key: r.nudge_at for r in store.pending_items()}
+        # The nudge about m1, queued two hours ago (outside the hourly cap), due again.
+        earlier = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(),
+                                account="anna@agency.example", nudge_keys=["<m1@x.example>"],
+                                escalation_keys=(), message_id="<n1@agency.example>",
+                                now=nudge_at["<m2@x.example>"] - dt.timedelta(hours=2))
+        clock[0] = nudge_at["<m2@x.example>"] + dt.timedelta(minutes=1)  # m2's nudge is due
+
+        def recheck(mailboxes: object) -> bool:  # Anna answered m1 a minute ago
+            d.post(event("Sent", "sent", mail(3, 3, subject="Re: Quote for the spring",
+                                              sender="anna@agency.example",
+                                              to="jan.kowalski@acme.example",
+                                              in_reply_to="<m1@x.example>")))
+            return True
+
+        monkeypatch.setattr(d, "recheck", recheck)
+        d.step()
+        states = dict(store._conn.execute("SELECT id, state FROM outbox").fetchall())
+        assert states.pop(earlier) == "cancelled"
+        assert list(states.values()) == ["sent"]  # m2's nudge
+        assert len(sent) == 1 and "Brief for the autumn fair" in str(sent[0])
+    finally:
+        store.close()

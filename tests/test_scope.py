@@ -1,92 +1,45 @@
 """Re-evaluating only the threads new mail can touch gives what evaluating everything gives.
 
-The daemon (evaluation.Evaluator.reevaluate / _scope, with the store's links, threads and dirty
-tables) evaluates, after each change, the whole threads (as last evaluated) of the changed
-mail and of every stored mail sharing a `threads.link_values` value with it. These tests
-replay random arrivals batch by batch twice, once that way and once evaluating everything
-each time, applying the store's item rules (pending items no longer found are dropped,
-acknowledged ones are kept), and expect the same items.
+After each change the daemon (`evaluation.Evaluator.reevaluate`, `_scope`, with the store's
+links, threads and dirty tables) evaluates only the whole threads (as last evaluated) of
+the changed mail and of every stored mail sharing a `threads.link_values` value with it.
+These tests replay random arrivals batch by batch into two real daemons, each with its own
+state, through the watchers' own event values (no network): one takes each batch as it
+does after new mail (`Daemon.refresh_if_changed`), the other evaluates everything after
+each batch, with the threads found anew (`Daemon.reevaluate` with a history start, as
+`backfill` does). The stored items and threads must be the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections import defaultdict
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
-from ackwatch.core.classify import agency_identities
-from ackwatch.core.item_rules import Item, evaluate_threads
-from ackwatch.core.message import Message
-from ackwatch.core.threads import link_values
+from ackwatch.daemon.evaluation import MESSAGE_HISTORY
+from ackwatch.daemon.service import Daemon
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
+from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
-from mailfactory import mail
 
-CONFIG = make_config()
-NOISE = agency_identities(CONFIG)
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+NOW = T0 + dt.timedelta(days=41)  # after every arrival (at most 40 days after T0)
 
 JAN = "Jan Kowalski <jan.kowalski@acme.example>"
 MARTA = "Marta Zielinska <marta.zielinska@globex.example>"
 ANNA = "Anna Nowak <anna@agency.example>"
 PIOTR = "Piotr Wisniewski <piotr@agency.example>"
+AGENCY = (ANNA, PIOTR)
 
 
-def _apply(stored: dict[str, Item], found: tuple[Item, ...], scope: set[str] | None) -> None:
-    """The store's `sync_items` rules on a dict key -> item."""
-    seen = {i.key for i in found}
-    for key in [k for k in stored if (scope is None or k in scope) and k not in seen]:
-        if stored[key].ack is None:
-            del stored[key]  # "dropped"
-    for item in found:
-        stored[item.key] = item
-
-
-class _ScopedDaemon:
-    """The daemon's bookkeeping, in memory: links (no noise), threads, items."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.links: dict[str, set[str]] = defaultdict(set)
-        self.thread_of: dict[str, str] = {}
-        self.items: dict[str, Item] = {}
-
-    def arrive(self, batch: list[Message]) -> None:
-        for m in batch:
-            self.messages.append(m)
-            for v in link_values(self._copies(m.key)):
-                self.links[v].add(m.key)
-        dirty = {m.key for m in batch}
-        wanted: set[str] = set()
-        for key in dirty:
-            wanted |= link_values(self._copies(key), NOISE)
-        related = dirty.union(*(self.links[v] for v in wanted))
-        threads = {self.thread_of[k] for k in related if k in self.thread_of}
-        scope = related | {k for k, t in self.thread_of.items() if t in threads}
-        found, thread_of = evaluate_threads(
-            [m for m in self.messages if m.key in scope], CONFIG
-        )
-        _apply(self.items, found, scope)
-        self.thread_of.update(thread_of)
-
-
-    def _copies(self, key: str) -> list[Message]:
-        return [m for m in self.messages if m.key == key]
-
-
-class _FullDaemon:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.items: dict[str, Item] = {}
-
-    def arrive(self, batch: list[Message]) -> None:
-        self.messages.extend(batch)
-        found, _ = evaluate_threads(self.messages, CONFIG)
-        _apply(self.items, found, None)
-
-
-# One mail, as `_message` (and tests/test_linked_batches.py) build it.
+# One mail, as `_fetched` (and tests/test_linked_batches.py) build it.
 MAIL_SPEC = st.tuples(
     st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", None, "auto"]),  # id
     st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),
@@ -99,56 +52,107 @@ MAIL_SPEC = st.tuples(
 )
 
 
-def _message(spec: tuple, uid: int) -> Message:
+def _fetched(spec: tuple, uid: int) -> tuple[str, str, FetchedMessage]:
+    """(mailbox, folder, the mail as the watcher fetches it): a client's mail lands in
+    the INBOX of the mailbox it was sent to, the agency's in the sender's Sent."""
     mid, refs, subject, sender, hours, thrid, flags, mailbox = spec
-    agency = sender in (ANNA, PIOTR)
     received = T0 + dt.timedelta(hours=hours)
-    return mail(
-        message_id=mid,
-        references=refs,
-        subject=subject,
-        from_=sender,
-        to=JAN if agency else (ANNA if mailbox == "anna" else PIOTR),
-        cc=MARTA if hours % 3 == 0 else None,
-        received=received,
-        gm_thrid=thrid,
-        flags=flags,
-        answered_at=received if "\\Answered" in flags else None,
-        dismissed_at=received if "$Ackwatch-Done" in flags else None,
-        mailbox=mailbox,
-        folder="Sent" if agency else "INBOX",
-        role="sent" if agency else "inbox",
-        uid=uid,
-    )
+    agency = sender in AGENCY
+    to = JAN if agency else (ANNA if mailbox == "anna" else PIOTR)
+    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}",
+             f"Date: {received.strftime('%a, %d %b %Y %H:%M:%S +0000')}"]
+    if hours % 3 == 0:
+        lines.append(f"Cc: {MARTA}")
+    if mid is not None:
+        lines.append(f"Message-ID: {f'<u{uid}@x>' if mid == 'auto' else mid}")
+    if refs:
+        lines += [f"In-Reply-To: {refs[-1]}", f"References: {' '.join(refs)}"]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    folder = "Sent" if agency else "INBOX"
+    return mailbox, folder, FetchedMessage(uid, received, frozenset(flags), head, thrid)
+
+
+def _post(d: Daemon, arrivals: list[tuple[str, str, FetchedMessage]]) -> None:
+    """Put the arrivals on the daemon's queue, one sync event per folder, as the
+    watchers do (the folder's cursor moves past its new mail)."""
+    folders: dict[tuple[str, str], list[FetchedMessage]] = {}
+    for mailbox, folder, m in arrivals:
+        folders.setdefault((mailbox, folder), []).append(m)
+    for (mailbox, folder), messages in sorted(folders.items()):
+        d.post(FolderSyncEvent(mailbox, FolderSync(
+            folder, "sent" if folder == "Sent" else "inbox",
+            FolderCursor(1, max(m.uid for m in messages)), new_messages=tuple(messages),
+        )))
+
+
+def _scoped(d: Daemon) -> None:
+    """What the daemon does after new mail: apply the events, evaluate what they touch."""
+    d.refresh_if_changed()
+
+
+def _everything(d: Daemon) -> None:
+    """Apply the events, then evaluate every stored mail with the threads found anew."""
+    d.drain_events()
+    d.reevaluate(history_since=NOW - MESSAGE_HISTORY)
+
+
+def _tables(store: Store) -> dict[str, list[tuple]]:
+    c = store._conn
+    return {
+        "items": [tuple(r) for r in c.execute("SELECT * FROM items ORDER BY key")],
+        "members": [tuple(r) for r in c.execute("SELECT * FROM item_members ORDER BY 1, 2")],
+        "threads": [tuple(r) for r in c.execute("SELECT * FROM threads ORDER BY key")],
+    }
+
+
+@contextlib.contextmanager
+def _daemons(*names: str) -> Iterator[list[Daemon]]:
+    """A daemon for each name, each with a state of its own, at `NOW`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = make_config(state_dir=Path(tmp))  # one config: one evaluation fingerprint
+        daemons = [Daemon(config, Store.open(Path(tmp) / name), now=lambda: NOW,
+                          reload=lambda: config) for name in names]
+        try:
+            yield daemons
+        finally:
+            for d in daemons:
+                d.store.close()
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(MAIL_SPEC, min_size=1, max_size=4), min_size=1, max_size=6))
 def test_scoped_reevaluation_finds_the_same_items_as_a_full_one(batches):
-    scoped, full = _ScopedDaemon(), _FullDaemon()
-    uid = 0
-    for batch in batches:
-        messages = []
-        for spec in batch:
-            uid += 1
-            messages.append(_message(spec, uid))
-        scoped.arrive(messages)
-        full.arrive(messages)
-        assert scoped.items == full.items
+    with _daemons("scoped", "full") as (scoped, full), capture_logs() as logs:
+        uid = 0
+        for n, batch in enumerate(batches):
+            arrivals = []
+            for spec in batch:
+                uid += 1
+                arrivals.append(_fetched(spec, uid))
+            for d in (scoped, full):
+                _post(d, arrivals)
+            _scoped(scoped)
+            _everything(full)
+            assert _tables(scoped.store) == _tables(full.store), f"after batch {n + 1}"
+    # Only the first evaluation of the scoped daemon was a full one (nothing evaluated
+    # yet); every later one evaluated only what its batch touched.
+    fulls = [e["full"] for e in logs if e["event"] == "evaluated"]
+    assert fulls.count(True) == len(batches) + 1
 
 
 def test_a_reply_only_loads_its_own_thread():
-    daemon = _ScopedDaemon()
-    first = mail(message_id="<q1@acme.example>", subject="Quote", received=T0)
-    other = mail(message_id="<o1@globex.example>", from_=MARTA, subject="Invoice",
-                 received=T0 + dt.timedelta(minutes=5))
-    daemon.arrive([first, other])
-    answer = mail(message_id="<r1@agency.example>", from_=ANNA, to=JAN, subject="Re: Quote",
-                  in_reply_to="<q1@acme.example>", references=["<q1@acme.example>"],
-                  received=T0 + dt.timedelta(minutes=30), folder="Sent", role="sent")
-    wanted = link_values([answer], NOISE)
-    related = {answer.key}.union(*(daemon.links[v] for v in wanted))
-    assert related == {answer.key, first.key}
-    daemon.arrive([answer])
-    assert daemon.items[first.key].ack is not None
-    assert daemon.items[other.key].ack is None
+    with _daemons("scoped") as (d,):
+        _post(d, [
+            ("anna", "INBOX", _fetched(("<q1@x>", [], "Quote", JAN, 0, None, (), "anna"), 1)[2]),
+            ("anna", "INBOX",
+             _fetched(("<o1@x>", [], "Invoice", MARTA, 1, None, (), "anna"), 2)[2]),
+        ])
+        _scoped(d)
+        answer = _fetched(("<r1@x>", ["<q1@x>"], "Re: Quote", ANNA, 2, None, (), "anna"), 3)
+        _post(d, [answer])
+        with capture_logs() as logs:
+            _scoped(d)
+        (evaluated,) = [e for e in logs if e["event"] == "evaluated"]
+        assert (evaluated["full"], evaluated["keys"]) == (False, 2)  # the reply, its mail
+        states = {r.key: r.state for r in d.store.items()}
+        assert states == {"<q1@x>": "acknowledged", "<o1@x>": "pending"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 
 import structlog
@@ -19,7 +19,7 @@ from ackwatch.config import Config
 from ackwatch.daemon import digests
 from ackwatch.daemon.metrics import Metrics
 from ackwatch.mail import compose, smtp
-from ackwatch.store import OutboxRecord, Store
+from ackwatch.store import ItemRecord, OutboxRecord, Store
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +58,13 @@ class Delivery:
     def config(self) -> Config:
         return self._config()
 
-    def process_outbox(self) -> dt.datetime | None:
+    def process_outbox(self, pending: Sequence[ItemRecord]) -> dt.datetime | None:
         """Send queued mail; retry temporary failures with backoff. Next retry time.
+
+        ``pending``: the pending items, read after the last evaluation (a nudge whose
+        items are all answered is cancelled, one with some answered is shrunk to the
+        rest). Sending writes only the items' nudge and escalation marks, which this does
+        not read, so one read serves the whole pass.
 
         A TLS or credentials failure is the server's (or ops'), not the mail's: the rest
         of the pass is held back with it until the same retry time, so that ten queued
@@ -80,8 +85,9 @@ class Delivery:
             o for o in self.store.outbox_pending()
             if o.id not in due_ids and o.next_attempt_at > now + self._max_backoff(o.attempts)
         ]
+        items = {r.key: r for r in pending} if due else {}
         for tried, record in enumerate(due, 1):
-            self._deliver(record, now)
+            self._deliver(record, now, items)
             if self._held_until is not None:
                 log.warning("outbox_held", until=self._held_until.isoformat(),
                             mails_waiting=len(due) - tried)
@@ -92,7 +98,10 @@ class Delivery:
             return max(next_try, self._held_until)
         return next_try
 
-    def _deliver(self, record: OutboxRecord, now: dt.datetime) -> None:
+    def _deliver(
+        self, record: OutboxRecord, now: dt.datetime, items: Mapping[str, ItemRecord]
+    ) -> None:
+        """Send one queued mail; ``items``: the pending items by key."""
         if record.kind == "digest":
             try:
                 message = digests.render(self.store, self.config, record, now)
@@ -108,7 +117,6 @@ class Delivery:
             if promise_mail is not None:
                 self._transmit(record, promise_mail, now)
             return
-        items = {r.key: r for r in self.store.pending_items()}
         nudge_keys = [k for k in record.nudge_keys if k in items]
         escalation_keys = [k for k in record.escalation_keys if k in items]
         if not nudge_keys and not escalation_keys:

@@ -34,9 +34,10 @@ LINKED_BATCH_KEYS = 10_000  # keys per batch when threads are found anew in a la
 class Evaluator:
     """Brings the stored items up to date with the stored mail, on the core thread.
 
-    ``dirty``: mail was stored or changed since the last evaluation. ``progress`` is
-    called between batches of a long evaluation (the watchdog); ``evaluated`` after each
-    evaluation, with the items it found acknowledged."""
+    ``dirty``: mail was stored or changed since the last evaluation. ``evaluations``:
+    how many `reevaluate` calls ended (items read before the last one may be stale).
+    ``progress`` is called between batches of a long evaluation (the watchdog);
+    ``evaluated`` after each evaluation, with the items it found acknowledged."""
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class Evaluator:
         self._progress = progress
         self._evaluated = evaluated
         self.dirty = True
+        self.evaluations = 0
         self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
@@ -102,6 +104,7 @@ class Evaluator:
         else:
             self._evaluate_anew(since, now, done)
         self.dirty = False
+        self.evaluations += 1
 
     def _evaluate(
         self,

@@ -21,11 +21,15 @@ MessagesOfAccounts = Callable[[Iterable[str], dt.datetime], list[Message]]
 
 
 def plan(
-    store: Store, config: Config, now: dt.datetime, messages_of_accounts: MessagesOfAccounts
+    store: Store,
+    config: Config,
+    now: dt.datetime,
+    records: Sequence[ItemRecord],
+    messages_of_accounts: MessagesOfAccounts,
 ) -> scheduler.Plan:
-    """What is due for the stored pending items at ``now``, and to whom (an account away
-    is replaced as `sla.recipient_for` says, from what ``messages_of_accounts`` gives)."""
-    records = store.pending_items()
+    """What is due at ``now`` for ``records`` (the pending items, as stored now: their
+    nudge and escalation marks say what was done), and to whom (an account away is
+    replaced as `sla.recipient_for` says, from what ``messages_of_accounts`` gives)."""
     views = [
         scheduler.Pending(
             r.key, r.account, r.nudge_at, r.escalate_at,

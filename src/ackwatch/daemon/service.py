@@ -40,7 +40,7 @@ from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSync, FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import Store, StoreError
+from ackwatch.store import ItemRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -142,17 +142,31 @@ class Daemon:
             self.metrics.close()
 
     def step(self) -> dt.datetime | None:
-        """Apply pending events, re-evaluate if needed, send what is due; next due time."""
+        """Apply pending events, re-evaluate if needed, send what is due; next due time.
+
+        The pending items are read once, after the evaluation, and passed to what reads
+        them: planning, delivery, the metrics and the status line. Only an evaluation
+        changes which items are pending, so they are read again after one (the re-checks
+        before queueing, of `run_due` and of the promise keeper, can bring a reply): the
+        pre-send check and the shrinking of a queued mail (`Delivery`) must see an item
+        answered meanwhile as answered. The other writes of a step (skips, queueing,
+        sending) change the items' nudge and escalation marks, which only planning reads,
+        and planning is over by then.
+        """
         if self._reload.is_set():
             self._reload.clear()
             self._apply_reload()
         self.refresh_if_changed()
-        next_due = self.run_due()
+        pending = self.store.pending_items()
+        evaluations = self.evaluation.evaluations
+        next_due = self.run_due(pending)
         promise_due = self.promises.run_due()
         digest_due = self.run_digests()
-        outbox_due = self.process_outbox()
-        self.publish_metrics()
-        self._systemd.notify(f"STATUS={self.status_line(next_due)}")
+        if self.evaluation.evaluations != evaluations:  # a re-check brought mail
+            pending = self.store.pending_items()
+        outbox_due = self.process_outbox(pending)
+        self.publish_metrics(pending)
+        self._systemd.notify(f"STATUS={self.status_line(next_due, pending)}")
         candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
@@ -276,20 +290,28 @@ class Daemon:
         """Re-check the mailboxes' sent folders now (`Watchers.recheck`); True if any did."""
         return self.watchers.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
 
-    def run_due(self) -> dt.datetime | None:
-        """Queue the nudges and escalations due; next due time."""
+    def run_due(self, pending: Sequence[ItemRecord] | None = None) -> dt.datetime | None:
+        """Queue the nudges and escalations due for ``pending`` (the pending items as
+        stored now; None: read them); next due time.
+
+        When the re-check of the sent folders brings mail, the items are evaluated again
+        and read again before planning anew: an item answered a minute ago is no longer
+        pending, and the skips just recorded are no longer due."""
         now = self.now()
-        p = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
+        if pending is None:
+            pending = self.store.pending_items()
+        p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
         nudges.skip(self.store, p.skips)
         if not p.actions:
             return p.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
-        by_key = {r.key: r for r in self.store.pending_items()}
+        by_key = {r.key: r for r in pending}
         self.recheck(nudges.mailboxes_concerned(self.config, p.actions, by_key))
         # Apply whatever the re-check brought, even a partial one (a slow server).
         if self.refresh_if_changed():
             now = self.now()
-            p = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
+            pending = self.store.pending_items()
+            p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
         nudges.enqueue(self.store, self.config, p.actions, now)
         return p.next_due
 
@@ -297,17 +319,23 @@ class Daemon:
         """Queue each manager's weekly digest once it is due; next digest time."""
         return digests.queue_due(self.store, self.config, self.now())
 
-    def process_outbox(self) -> dt.datetime | None:
-        """Send queued mail (`Delivery.process_outbox`); next retry time."""
-        return self.delivery.process_outbox()
+    def process_outbox(self, pending: Sequence[ItemRecord] | None = None) -> dt.datetime | None:
+        """Send queued mail (`Delivery.process_outbox`; ``pending``: the pending items as
+        stored now, None: read them); next retry time."""
+        if pending is None:
+            pending = self.store.pending_items()
+        return self.delivery.process_outbox(pending)
 
     # ------------------------------------------------------------------ status
 
-    def publish_metrics(self) -> None:
+    def publish_metrics(self, pending_items: Sequence[ItemRecord] | None = None) -> None:
+        """Publish the metrics (``pending_items``: as stored now; None: read them)."""
         now = self.now()
+        if pending_items is None:
+            pending_items = self.store.pending_items()
         pending: dict[str, int] = {}
         overdue: dict[str, int] = {}
-        for r in self.store.pending_items():
+        for r in pending_items:
             account = r.account or "-"
             pending[account] = pending.get(account, 0) + 1
             if r.deadline <= now:
@@ -321,9 +349,14 @@ class Daemon:
             last_sync={h.mailbox: h.last_sync.timestamp() for h in health if h.last_sync},
         ))
 
-    def status_line(self, next_due: dt.datetime | None) -> str:
+    def status_line(
+        self, next_due: dt.datetime | None, pending_items: Sequence[ItemRecord] | None = None
+    ) -> str:
+        """systemd's STATUS= line (``pending_items``: as stored now; None: read them)."""
         health = self.store.health()
         up = sum(1 for h in health if h.state == "up")
-        pending = len(self.store.pending_items())
+        if pending_items is None:
+            pending_items = self.store.pending_items()
+        pending = len(pending_items)
         nxt = next_due.astimezone(dt.UTC).strftime("%H:%M:%SZ") if next_due else "none"
         return f"mailboxes up {up}/{len(self.config.mailboxes)}, pending {pending}, next action {nxt}"

@@ -126,7 +126,10 @@ class Store(Protocol):
         dirty marks and ``meta`` together; returns (new keys, newly acknowledged keys)."""
         ...
 
-    def pending_items(self) -> list[ItemRecord]: ...
+    def pending_items(self) -> list[ItemRecord]:
+        """The items waiting for an acknowledgement, in received order, as stored now."""
+        ...
+
     def items(
         self,
         *,

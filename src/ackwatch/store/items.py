@@ -25,7 +25,6 @@ class Items:
 
     def __init__(self, db: Database):
         self._db = db
-        self._pending_cache: tuple[int, list[ItemRecord]] | None = None
 
     def sync_items(
         self,
@@ -97,11 +96,9 @@ class Items:
         return new, acked
 
     def pending_items(self) -> list[ItemRecord]:
-        """``items(state="pending")``, the same list until this store's next write (the
-        daemon looks at the pending items several times a step). Do not modify it."""
-        if self._pending_cache is None or self._pending_cache[0] != self._db.writes:
-            self._pending_cache = (self._db.writes, self.items(state="pending"))
-        return self._pending_cache[1]
+        """``items(state="pending")``: read at each call (the daemon reads them once a
+        step and passes them on, see `Daemon.step`)."""
+        return self.items(state="pending")
 
     def items(
         self,
