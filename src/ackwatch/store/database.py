@@ -40,7 +40,6 @@ class Database:
         self.conn = conn
         self.path = path
         self.readonly = readonly
-        self.writes = 0  # write transactions so far (begun; a rollback counts too)
 
     @classmethod
     def open(cls, state_dir: Path, *, readonly: bool = False) -> Database:
@@ -96,7 +95,6 @@ class Database:
             raise StoreError("the state database was opened read-only")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.writes += 1
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as exc:
