@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 
 from ackwatch.core.classify import agency_identities
 from ackwatch.core.item_rules import Item, evaluate_threads
@@ -25,12 +26,6 @@ from mailfactory import mail
 
 CONFIG = make_config()
 NOISE = agency_identities(CONFIG)
-T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
-
-JAN = "Jan Kowalski <jan.kowalski@acme.example>"
-MARTA = "Marta Zielinska <marta.zielinska@globex.example>"
-ANNA = "Anna Nowak <anna@agency.example>"
-PIOTR = "Piotr Wisniewski <piotr@agency.example>"
 
 
 def _apply(stored: dict[str, Item], found: tuple[Item, ...], scope: set[str] | None) -> None:
@@ -84,19 +79,6 @@ class _FullDaemon:
         self.messages.extend(batch)
         found, _ = evaluate_threads(self.messages, CONFIG)
         _apply(self.items, found, None)
-
-
-# One mail, as `_message` (and tests/test_linked_batches.py) build it.
-MAIL_SPEC = st.tuples(
-    st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", None, "auto"]),  # id
-    st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),
-    st.sampled_from(["Quote", "Re: Quote", "RE: Other", "Other", "Fwd: Quote", "hi"]),
-    st.sampled_from([JAN, MARTA, ANNA, PIOTR]),  # sender
-    st.integers(min_value=0, max_value=40 * 24),  # hours after T0
-    st.sampled_from([None, 1, 2]),  # X-GM-THRID
-    st.sampled_from([(), ("\\Answered",), ("$Ackwatch-Done",)]),
-    st.sampled_from(["anna", "piotr"]),  # mailbox
-)
 
 
 def _message(spec: tuple, uid: int) -> Message:
