@@ -21,6 +21,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 
 from ackwatch.core.threads import component_batches, is_noise_link
 from ackwatch.daemon import evaluation
@@ -29,7 +30,6 @@ from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
-from test_scope import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 
 NOW = T0 + dt.timedelta(days=41)
 AGENCY = (ANNA, PIOTR)

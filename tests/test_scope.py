@@ -21,6 +21,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
 
 from ackwatch.daemon.evaluation import MESSAGE_HISTORY
 from ackwatch.daemon.service import Daemon
@@ -29,27 +30,9 @@ from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 
-T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(days=41)  # after every arrival (at most 40 days after T0)
 
-JAN = "Jan Kowalski <jan.kowalski@acme.example>"
-MARTA = "Marta Zielinska <marta.zielinska@globex.example>"
-ANNA = "Anna Nowak <anna@agency.example>"
-PIOTR = "Piotr Wisniewski <piotr@agency.example>"
 AGENCY = (ANNA, PIOTR)
-
-
-# One mail, as `_fetched` (and tests/test_linked_batches.py) build it.
-MAIL_SPEC = st.tuples(
-    st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", None, "auto"]),  # id
-    st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),
-    st.sampled_from(["Quote", "Re: Quote", "RE: Other", "Other", "Fwd: Quote", "hi"]),
-    st.sampled_from([JAN, MARTA, ANNA, PIOTR]),  # sender
-    st.integers(min_value=0, max_value=40 * 24),  # hours after T0
-    st.sampled_from([None, 1, 2]),  # X-GM-THRID
-    st.sampled_from([(), ("\\Answered",), ("$Ackwatch-Done",)]),
-    st.sampled_from(["anna", "piotr"]),  # mailbox
-)
 
 
 def _fetched(spec: tuple, uid: int) -> tuple[str, str, FetchedMessage]:

@@ -18,16 +18,17 @@ import time
 from collections import Counter
 
 import pytest
-from tests.faults.conftest import ANNA, write_config
-from tests.integration.test_daemon import (
+from tests.faults.daemon_config import write_config
+from tests.support.daemon import (
+    ANNA,
     client_mail,
     item_ids,
     mails,
     reply_mail,
     started,
     times_mentioned,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

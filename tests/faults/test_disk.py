@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.faults.conftest import ANNA, write_config
-from tests.integration.test_daemon import client_mail, started, wait_for
+from tests.faults.daemon_config import write_config
+from tests.support.daemon import ANNA, client_mail, started
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

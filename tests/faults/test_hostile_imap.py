@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 from tests.faults.hostile_imap import HUGE, HostileImap
-from tests.integration.test_daemon import client_mail
+from tests.support.daemon import client_mail
 
 from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
 from ackwatch.mail import imapguard

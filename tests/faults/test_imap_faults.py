@@ -15,16 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.faults.conftest import ANNA, write_config
+from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
-from tests.integration.test_daemon import (
-    client_mail,
-    iso,
-    reply_mail,
-    started,
-    times_mentioned,
-    wait_for,
-)
+from tests.support.daemon import ANNA, client_mail, iso, reply_mail, started, times_mentioned
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

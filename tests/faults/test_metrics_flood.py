@@ -17,8 +17,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from tests.faults.conftest import ANNA, write_config
-from tests.integration.test_daemon import client_mail, iso, started, times_mentioned, wait_for
+from tests.faults.daemon_config import write_config
+from tests.support.daemon import ANNA, client_mail, iso, started, times_mentioned
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

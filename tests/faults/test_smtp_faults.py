@@ -12,16 +12,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.faults.conftest import ANNA, PIOTR, write_config
+from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
-from tests.integration.test_daemon import (
+from tests.support.daemon import (
+    ANNA,
+    PIOTR,
     client_mail,
     mails,
     reply_mail,
     started,
     times_mentioned,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 

@@ -3,7 +3,8 @@
 `imap_server` is parametrized over both servers; each server process lives for the whole
 session, and every test gets a fresh user (`imap_user`), so tests need no cleanup.
 Without Dovecot installed its tests skip with a reason, unless ACKWATCH_REQUIRE_DOVECOT=1
-(CI), where they fail.
+(CI), where they fail. `sink`, `ackwatch` and `dovecot` are the daemon tests' fixtures
+(`tests.support.daemon`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers.dovecot import DovecotServer, dovecot_binary, dovecot_required
+from tests.servers.fixtures import dovecot_server, tls_dovecot  # noqa: F401 - fixtures
 from tests.servers.imapserver import ImapTestServer
 from tests.servers.pymapserver import PymapServer
+from tests.support.daemon import ackwatch, dovecot, sink  # noqa: F401 - fixtures
 
 from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
 
@@ -40,33 +42,6 @@ except ImportError:  # pragma: no cover - until the secrets module lands
 @pytest.fixture(scope="session")
 def resolve() -> Callable[[SecretRef], str]:
     return _resolve_secret
-
-
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[DovecotServer]:
-    if dovecot_binary() is None:
-        msg = "dovecot is not installed (apt-get install dovecot-imapd)"
-        if dovecot_required():
-            pytest.fail(f"ACKWATCH_REQUIRE_DOVECOT is set but {msg}")
-        pytest.skip(msg)
-    server = DovecotServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope="session")
-def tls_dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotServer]:
-    """A Dovecot with TLS on (self-signed; its `cert_file` is the CA to trust). Asks for
-    `dovecot_server` so that it is skipped, or fails in CI, the same way."""
-    server = DovecotServer(tls=True, pool=2)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

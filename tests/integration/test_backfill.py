@@ -6,9 +6,9 @@ import datetime as dt
 import json
 
 import pytest
-from tests.integration.test_run_once import ackwatch, write_config
 from tests.servers.imapserver import make_message
 from tests.servers.smtp import SmtpSink
+from tests.support.run_once import ackwatch, write_config
 
 pytestmark = pytest.mark.integration
 

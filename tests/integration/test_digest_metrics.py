@@ -12,26 +12,14 @@ import urllib.request
 
 import pytest
 from tests.servers.smtp import SmtpSink
+from tests.support.inprocess import MONDAY_0900, Clock, daemon
+from tests.support.inprocess import sink as sink
 
 from ackwatch.config import DigestConfig, MetricsConfig
 from ackwatch.core.item_rules import Ack, Deadlines, Item
-from ackwatch.daemon.service import Daemon
-from ackwatch.store.sqlite import SqliteStore as Store
-from configfactory import ANNA, KASIA, make_config
+from configfactory import ANNA, KASIA
 
 pytestmark = pytest.mark.integration
-
-WARSAW = dt.timezone(dt.timedelta(hours=1))  # November: CET
-MONDAY_0900 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=WARSAW)
-
-
-class Clock:
-    def __init__(self, t: dt.datetime):
-        self.t = t
-
-    def __call__(self) -> dt.datetime:
-        return self.t
-
 
 def item(key: str, received: dt.datetime, ack_after: dt.timedelta | None,
          account: str = ANNA) -> Item:
@@ -41,18 +29,6 @@ def item(key: str, received: dt.datetime, ack_after: dt.timedelta | None,
                 client="Acme", subject="Quote " + key, received=received, mailboxes=("anna",),
                 account=account,
                 deadlines=Deadlines("retainer", "calendar", deadline, deadline, None), ack=ack)
-
-
-@pytest.fixture
-def sink():
-    with SmtpSink() as s:
-        yield s
-
-
-def daemon(tmp_path, sink, clock, **changes) -> Daemon:
-    config = make_config(state_dir=tmp_path, smtp=sink.smtp_config(), **changes)
-    store = Store.open(tmp_path)
-    return Daemon(config, store, now=clock, reload=lambda: config)
 
 
 def digests(sink: SmtpSink) -> list:

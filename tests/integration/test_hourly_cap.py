@@ -6,25 +6,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from tests.integration.test_digest_metrics import MONDAY_0900, Clock, daemon
-from tests.integration.test_digest_metrics import sink as sink
 from tests.servers.smtp import SmtpSink
+from tests.support.inprocess import MONDAY_0900, Clock, daemon, due_item
+from tests.support.inprocess import sink as sink
 
 from ackwatch.config import DigestConfig, NotifyConfig
-from ackwatch.core.item_rules import Deadlines, Item
 from configfactory import ANNA, KASIA
 
 pytestmark = pytest.mark.integration
 
 T = MONDAY_0900
-
-
-def due_item(key: str, at: dt.datetime) -> Item:
-    """A client mail to Anna whose nudge and escalation are both due at ``at``."""
-    return Item(key=key, thread=key, message_id=f"<{key}@acme.example>",
-                client_address="jan@acme.example", client="Acme", subject="Quote " + key,
-                received=at - dt.timedelta(hours=3), mailboxes=("anna",), account=ANNA,
-                deadlines=Deadlines("retainer", "calendar", at, at, at), ack=None)
 
 
 def send_due(d) -> None:

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from tests.faults.proxy import FaultProxy
-from tests.integration.test_imap_sync import NOW, Events, _append, _health, _new_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import HOST, ImapTestServer, make_message
+from tests.support.waiting import wait_for
+from tests.support.watcher_events import NOW, Events, append_mail, health_is, new_mail
 
 from ackwatch.config import MailboxConfig, SyncConfig
 from ackwatch.mail.sync import FolderSyncEvent
@@ -110,7 +111,7 @@ def watch(resolve) -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
         w = MailboxWatcher(mb, sync, dict, pending, events, resolve=resolve, **kw)
         w.start()
         started.append(w)
-        events.wait_for(_health("up"))
+        events.wait(health_is("up"))
         return w, events
 
     yield start
@@ -121,14 +122,14 @@ def watch(resolve) -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
 
 def _wait_lines(proxy: CountingProxy, mark: int, pred: Callable[[list[str]], bool],
                 timeout: float = 15.0) -> list[str]:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
+    def seen() -> tuple[list[str]] | None:
         lines = proxy.since(mark)
-        if pred(lines):
-            return lines
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {timeout}s: {lines}")
-        time.sleep(0.02)
+        return (lines,) if pred(lines) else None
+
+    try:
+        return wait_for(seen, timeout, "the expected command lines", step=0.02)[0]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {proxy.since(mark)}") from None
 
 
 def _idle_again(lines: list[str]) -> bool:
@@ -152,15 +153,15 @@ def _polls(proxy: CountingProxy, n: int) -> list[str]:
 def test_idle_poll_costs_at_most_two_commands(imap_server, imap_user, proxied, watch):
     """Per poll with nothing new: DONE, STATUS of the sent folder, IDLE. Nothing else."""
     mb, proxy = proxied
-    inbox = [_append(imap_server, imap_user, subject=f"client {i}") for i in range(3)]
-    sent = _append(imap_server, imap_user, "Sent", subject="Re: client 0")
+    inbox = [append_mail(imap_server, imap_user, subject=f"client {i}") for i in range(3)]
+    sent = append_mail(imap_server, imap_user, "Sent", subject="Re: client 0")
     # Pending messages make the flags of both folders matter. Without CONDSTORE flag
     # changes are invisible to STATUS, so pending folders are re-fetched every poll
     # (pymap): that documented fall-back is not what this test measures.
     pending = ({"INBOX": set(inbox), "Sent": {sent}} if imap_server.has_condstore
                else {})  # fmt: skip
     w, events = watch(mb, pending=lambda folder: pending.get(folder, set()))
-    events.wait_for(_new_mail("INBOX", inbox[-1]))
+    events.wait(new_mail("INBOX", inbox[-1]))
 
     lines = _polls(proxy, 5)
 
@@ -178,11 +179,11 @@ def test_idle_poll_costs_at_most_two_commands(imap_server, imap_user, proxied, w
 def test_safety_recheck_of_the_idle_folder_is_one_examine(imap_server, imap_user, proxied,
                                                           watch):  # fmt: skip
     mb, proxy = proxied
-    uid = _append(imap_server, imap_user)
+    uid = append_mail(imap_server, imap_user)
     pending = {uid} if imap_server.has_condstore else set()
     _w, events = watch(mb, pending=lambda folder: pending if folder == "INBOX" else set(),
                        idle_safety_polls=2)  # fmt: skip
-    events.wait_for(_new_mail("INBOX", uid))
+    events.wait(new_mail("INBOX", uid))
 
     lines = _polls(proxy, 4)
 
@@ -202,7 +203,7 @@ def test_condstore_cursor_from_the_first_sync(dovecot_server: DovecotServer, mak
     mb = make_mailbox_config(dovecot_server, user)
     uid = dovecot_server.append(user, "INBOX", make_message(), internaldate=NOW)
     w, events = watch(mb, pending=lambda folder: {uid} if folder == "INBOX" else set())
-    first = events.wait_for(_new_mail("INBOX", uid))
+    first = events.wait(new_mail("INBOX", uid))
     assert first.sync.cursor.highestmodseq is not None
     assert all(c.highestmodseq is not None for c in w.cursors.values())
 
@@ -228,9 +229,9 @@ def test_recheck_while_idling(imap_server, imap_user, proxied, watch):
     """A recheck ends IDLE at once, syncs the sent folder, re-checks the IDLE folder with
     one EXAMINE (not STATUS) and goes back into IDLE."""
     mb, proxy = proxied
-    first = _append(imap_server, imap_user)
+    first = append_mail(imap_server, imap_user)
     w, events = watch(mb, poll=300)
-    events.wait_for(_new_mail("INBOX", first))
+    events.wait(new_mail("INBOX", first))
     _wait_lines(proxy, 0, _idle_again)
 
     mark = proxy.mark()
@@ -241,7 +242,7 @@ def test_recheck_while_idling(imap_server, imap_user, proxied, watch):
     assert [line.split()[0].upper() for line in lines] == ["DONE", "STATUS", "EXAMINE", "IDLE"]
     assert lines[1].split()[1] == '"Sent"' and lines[2].split()[1] == '"INBOX"'
 
-    reply = _append(imap_server, imap_user, "Sent", subject="Re: hello")
+    reply = append_mail(imap_server, imap_user, "Sent", subject="Re: hello")
     mark = proxy.mark()
     assert w.recheck(timeout=8)
     assert reply in events.synced_uids("Sent")
@@ -250,8 +251,8 @@ def test_recheck_while_idling(imap_server, imap_user, proxied, watch):
     assert lines[-2].split()[:2] == ["EXAMINE", '"INBOX"'], lines
     assert verbs(lines)["EXAMINE"] == 2, lines  # Sent (sync), INBOX (check)
 
-    later = _append(imap_server, imap_user, subject="still watched")
-    events.wait_for(_new_mail("INBOX", later), timeout=8)
+    later = append_mail(imap_server, imap_user, subject="still watched")
+    events.wait(new_mail("INBOX", later), timeout=8)
 
 
 # ---------------------------------------------------------------------------- correctness
@@ -270,27 +271,27 @@ def test_inbox_flag_change_is_seen_through_idle(imap_server, imap_user, proxied,
     holds a flag change back until the client's next command (here: the DONE of the next
     poll), which the watcher reads as well; Dovecot reports it during IDLE."""
     mb, proxy = proxied
-    uid = _append(imap_server, imap_user)
+    uid = append_mail(imap_server, imap_user)
     poll = 300 if isinstance(imap_server, DovecotServer) else POLL
     _w, events = watch(mb, poll=poll, pending=lambda folder: {uid} if folder == "INBOX" else set())
-    events.wait_for(_new_mail("INBOX", uid))
+    events.wait(new_mail("INBOX", uid))
     _wait_lines(proxy, 0, _idle_again)
 
     imap_server.add_flags(imap_user, "INBOX", uid, ["\\Answered"])
-    events.wait_for(_flags_of(events, "INBOX", uid, "\\Answered"), timeout=10)
+    events.wait(_flags_of(events, "INBOX", uid, "\\Answered"), timeout=10)
 
 
 def test_sent_flag_change_and_new_sent_mail_on_the_poll(imap_server, imap_user, proxied,
                                                          watch):  # fmt: skip
     mb, _proxy = proxied
-    sent = _append(imap_server, imap_user, "Sent")
+    sent = append_mail(imap_server, imap_user, "Sent")
     _w, events = watch(mb, pending=lambda folder: {sent} if folder == "Sent" else set())
-    events.wait_for(_new_mail("Sent", sent))
+    events.wait(new_mail("Sent", sent))
 
     imap_server.add_flags(imap_user, "Sent", sent, ["\\Flagged"])
-    events.wait_for(_flags_of(events, "Sent", sent, "\\Flagged"), timeout=10)
-    reply = _append(imap_server, imap_user, "Sent", subject="Re: later")
-    events.wait_for(_new_mail("Sent", reply), timeout=10)
+    events.wait(_flags_of(events, "Sent", sent, "\\Flagged"), timeout=10)
+    reply = append_mail(imap_server, imap_user, "Sent", subject="Re: later")
+    events.wait(new_mail("Sent", reply), timeout=10)
 
 
 def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, proxied,
@@ -301,7 +302,7 @@ def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, p
     mb, _proxy = proxied
     arrived: list[int] = []
     flagged: list[int] = []
-    seed = _append(imap_server, imap_user)
+    seed = append_mail(imap_server, imap_user)
     ready = threading.Event()
     second = threading.Event()
 
@@ -309,7 +310,7 @@ def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, p
         # The poll's _sync_all asks the clock after DONE, before the STATUS of Sent.
         if sys._getframe(1).f_code.co_name == "_sync_all":
             if ready.is_set() and not arrived:
-                arrived.append(_append(imap_server, imap_user, subject="between rounds"))
+                arrived.append(append_mail(imap_server, imap_user, subject="between rounds"))
             elif second.is_set() and not flagged:
                 imap_server.add_flags(imap_user, "INBOX", seed, ["\\Answered"])
                 flagged.append(seed)
@@ -317,15 +318,12 @@ def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, p
 
     _w, events = watch(mb, pending=lambda folder: {seed} if folder == "INBOX" else set(),
                        clock=clock)  # fmt: skip
-    events.wait_for(_new_mail("INBOX", seed))
+    events.wait(new_mail("INBOX", seed))
     ready.set()
-    deadline = time.monotonic() + 10
-    while not arrived and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert arrived
-    events.wait_for(_new_mail("INBOX", arrived[0]), timeout=5)
+    wait_for(lambda: arrived, 10, "the mail appended between the two rounds", step=0.02)
+    events.wait(new_mail("INBOX", arrived[0]), timeout=5)
     second.set()
-    events.wait_for(_flags_of(events, "INBOX", seed, "\\Answered"), timeout=10)
+    events.wait(_flags_of(events, "INBOX", seed, "\\Answered"), timeout=10)
     assert flagged
     assert events.synced_uids("INBOX").count(arrived[0]) == 1
 
@@ -339,7 +337,7 @@ def test_idle_over_tls(tls_dovecot: DovecotServer, make_mailbox_config, watch):
     w, events = watch(mb, poll=300)
     for i in range(3):
         uid = tls_dovecot.append(user, "INBOX", make_message(subject=f"tls {i}"), internaldate=NOW)
-        events.wait_for(_new_mail("INBOX", uid), timeout=8)
+        events.wait(new_mail("INBOX", uid), timeout=8)
     t0 = time.monotonic()
     w.stop(timeout=5)
     assert not w.is_alive() and time.monotonic() - t0 < 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import imaplib
-import queue
 import socket
 import threading
 import time
@@ -17,6 +16,7 @@ from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 from tests.servers.pymapserver import PymapServer
+from tests.support.watcher_events import NOW, Events, append_mail, health_is, new_mail
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
 from ackwatch.core.message import parse_message
@@ -35,7 +35,6 @@ from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 
 pytestmark = pytest.mark.integration
 
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SINCE = (NOW - dt.timedelta(days=7)).date()
 BODY_MARKER = "BODY-MARKER-never-fetched-7f3a"
 
@@ -50,68 +49,6 @@ def client(mailbox_config: MailboxConfig, resolve) -> Iterator:
         yield c
     finally:
         logout(c)
-
-
-def _append(server: ImapTestServer, user: str, folder: str = "INBOX", **kw) -> int:
-    when = kw.pop("internaldate", NOW)
-    flags = kw.pop("flags", ())
-    return server.append(user, folder, make_message(**kw), flags=flags, internaldate=when)
-
-
-class Events:
-    """Collects watcher events; waits for the ones a test expects (bounded)."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue = queue.Queue()
-        self.all: list = []
-
-    def __call__(self, event) -> None:
-        self.q.put(event)
-
-    def wait_for(self, pred: Callable[[object], bool], timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        for e in self.all:
-            if pred(e):
-                return e
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no matching event within {timeout}s; got {self.all!r}")
-            try:
-                e = self.q.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.all.append(e)
-            if pred(e):
-                return e
-
-    def drain(self) -> list:
-        while True:
-            try:
-                self.all.append(self.q.get_nowait())
-            except queue.Empty:
-                return self.all
-
-    def synced_uids(self, folder: str = "INBOX") -> list[int]:
-        self.drain()
-        return [
-            m.uid
-            for e in self.all
-            if isinstance(e, FolderSyncEvent) and e.sync.folder == folder
-            for m in e.sync.new_messages
-        ]
-
-
-def _new_mail(folder: str, uid: int) -> Callable[[object], bool]:
-    return lambda e: (
-        isinstance(e, FolderSyncEvent)
-        and e.sync.folder == folder
-        and any(m.uid == uid for m in e.sync.new_messages)
-    )
-
-
-def _health(state: str) -> Callable[[object], bool]:
-    return lambda e: isinstance(e, HealthEvent) and e.health.state == state
 
 
 @pytest.fixture
@@ -162,10 +99,10 @@ class WireSpy:
 
 
 def test_initial_sync_fetches_only_mail_since_backfill(imap_server, imap_user, client):
-    old = _append(imap_server, imap_user, internaldate=NOW - dt.timedelta(days=30))
-    recent = _append(imap_server, imap_user, internaldate=NOW - dt.timedelta(days=1),
+    old = append_mail(imap_server, imap_user, internaldate=NOW - dt.timedelta(days=30))
+    recent = append_mail(imap_server, imap_user, internaldate=NOW - dt.timedelta(days=1),
                      subject="Brief for the autumn campaign")  # fmt: skip
-    newest = _append(imap_server, imap_user, internaldate=NOW)
+    newest = append_mail(imap_server, imap_user, internaldate=NOW)
 
     result = sync_folder(client, "INBOX", "inbox", None, since=SINCE, pending_uids=())
 
@@ -194,7 +131,7 @@ def test_backfill_search_finds_exactly_what_since_finds(imap_server, imap_user, 
     hits are those of SINCE alone, at the edges of the day and for mail dated ahead."""
     start = dt.datetime.combine(SINCE, dt.time(), tzinfo=dt.UTC)
     uids = [
-        _append(imap_server, imap_user, internaldate=when)
+        append_mail(imap_server, imap_user, internaldate=when)
         for when in (
             NOW - dt.timedelta(days=30),
             start - dt.timedelta(days=1),
@@ -218,9 +155,9 @@ def test_backfill_search_finds_exactly_what_since_finds(imap_server, imap_user, 
 
 
 def test_incremental_sync_picks_up_exactly_the_new_mail(imap_server, imap_user, client):
-    _append(imap_server, imap_user)
+    append_mail(imap_server, imap_user)
     first = sync_folder(client, "INBOX", "inbox", None, since=SINCE)
-    added = [_append(imap_server, imap_user, subject=f"Change {i}") for i in range(3)]
+    added = [append_mail(imap_server, imap_user, subject=f"Change {i}") for i in range(3)]
 
     second = sync_folder(client, "INBOX", "inbox", first.cursor, since=SINCE)
 
@@ -239,7 +176,7 @@ def test_incremental_sync_picks_up_exactly_the_new_mail(imap_server, imap_user, 
 
 
 def test_uid_fetch_star_past_the_end_returns_nothing_new(imap_server, imap_user, client):
-    uids = [_append(imap_server, imap_user) for _ in range(2)]
+    uids = [append_mail(imap_server, imap_user) for _ in range(2)]
     first = sync_folder(client, "INBOX", "inbox", None, since=SINCE)
     last = uids[-1]
 
@@ -287,9 +224,9 @@ def test_sent_folder_is_discovered_by_name(pymap_server: PymapServer, resolve,
 
 
 def test_answered_flag_change_is_seen_for_pending_uids(imap_server, imap_user, client):
-    a = _append(imap_server, imap_user)
-    b = _append(imap_server, imap_user)
-    gone = _append(imap_server, imap_user)
+    a = append_mail(imap_server, imap_user)
+    b = append_mail(imap_server, imap_user)
+    gone = append_mail(imap_server, imap_user)
     first = sync_folder(client, "INBOX", "inbox", None, since=SINCE)
     pending = {a, b, gone}
     assert not folder_changed(client, "INBOX", first.cursor) or not imap_server.has_condstore
@@ -324,8 +261,8 @@ def test_answered_flag_change_is_seen_for_pending_uids(imap_server, imap_user, c
 
 def test_uidvalidity_change_resets_the_folder(imap_server, imap_user, client):
     imap_server.create_folder(imap_user, "Clients")
-    _append(imap_server, imap_user, "Clients", subject="one")
-    _append(imap_server, imap_user, "Clients", subject="two")
+    append_mail(imap_server, imap_user, "Clients", subject="one")
+    append_mail(imap_server, imap_user, "Clients", subject="two")
     first = sync_folder(client, "Clients", "inbox", None, since=SINCE)
     assert len(first.new_messages) == 2
 
@@ -351,7 +288,7 @@ def test_uidvalidity_change_resets_the_folder(imap_server, imap_user, client):
 def test_header_fetch_never_reads_bodies(imap_server, imap_user, mailbox_config, resolve,
                                          monkeypatch):  # fmt: skip
     spy = WireSpy(monkeypatch)
-    uid = _append(imap_server, imap_user, body=f"{BODY_MARKER}\r\n" * 50)
+    uid = append_mail(imap_server, imap_user, body=f"{BODY_MARKER}\r\n" * 50)
     c = connect(mailbox_config, resolve=resolve)
     try:
         r = sync_folder(c, "INBOX", "inbox", None, since=SINCE)
@@ -398,18 +335,18 @@ def test_malformed_headers_do_not_crash(imap_server, imap_user, mailbox_config, 
         b"\r\n\r\nno headers at all\r\n",
     ]
     uids = [imap_server.append(imap_user, "INBOX", raw, internaldate=NOW) for raw in nasty]
-    good = _append(imap_server, imap_user, subject="fine")
+    good = append_mail(imap_server, imap_user, subject="fine")
 
     w, events = start_watcher(mailbox_config, fast_sync)
-    events.wait_for(_new_mail("INBOX", good))
+    events.wait(new_mail("INBOX", good))
     seen = {m.uid: m for e in events.drain() if isinstance(e, FolderSyncEvent)
             for m in e.sync.new_messages}  # fmt: skip
     assert set(uids) | {good} <= set(seen)
     for m in seen.values():
         parse_message(m.header_bytes, mailbox="m", folder="INBOX", role="inbox", uid=m.uid,
                       received=m.internaldate)  # fmt: skip
-    later = _append(imap_server, imap_user, subject="after the junk")
-    events.wait_for(_new_mail("INBOX", later))
+    later = append_mail(imap_server, imap_user, subject="after the junk")
+    events.wait(new_mail("INBOX", later))
     assert w.is_alive() and w.health.state == "up"
 
 
@@ -428,18 +365,18 @@ def test_malformed_fetch_items_are_skipped_not_raised():
 
 def test_watcher_emits_new_mail_promptly_with_idle(imap_server, imap_user, mailbox_config,
                                                    start_watcher):  # fmt: skip
-    first = _append(imap_server, imap_user)
+    first = append_mail(imap_server, imap_user)
     sync = SyncConfig(poll_interval=dt.timedelta(minutes=5), idle=True)  # only IDLE is fast
     w, events = start_watcher(mailbox_config, sync)
-    events.wait_for(_new_mail("INBOX", first))
-    events.wait_for(_health("up"))
+    events.wait(new_mail("INBOX", first))
+    events.wait(health_is("up"))
 
     t0 = time.monotonic()
-    uid = _append(imap_server, imap_user, subject="urgent")
-    events.wait_for(_new_mail("INBOX", uid), timeout=8)
+    uid = append_mail(imap_server, imap_user, subject="urgent")
+    events.wait(new_mail("INBOX", uid), timeout=8)
     assert time.monotonic() - t0 < 8
 
-    sent_uid = _append(imap_server, imap_user, "Sent", sender=f"{imap_user}@agency.example",
+    sent_uid = append_mail(imap_server, imap_user, "Sent", sender=f"{imap_user}@agency.example",
                        to="ceo@client.example", subject="Re: urgent")  # fmt: skip
     assert w.recheck(timeout=8)  # the sent folder is not IDLEd: recheck syncs it now
     assert sent_uid in events.synced_uids("Sent")
@@ -449,20 +386,20 @@ def test_watcher_emits_new_mail_promptly_with_idle(imap_server, imap_user, mailb
 def test_sync_never_changes_flags(imap_server, imap_user, mailbox_config, start_watcher,
                                   monkeypatch):  # fmt: skip
     spy = WireSpy(monkeypatch)
-    _append(imap_server, imap_user)
-    _append(imap_server, imap_user, flags=["\\Flagged"])
-    _append(imap_server, imap_user, flags=["\\Seen", "\\Answered"])
-    _append(imap_server, imap_user, "Sent", flags=["\\Seen"])
-    _append(imap_server, imap_user, "Sent")
+    append_mail(imap_server, imap_user)
+    append_mail(imap_server, imap_user, flags=["\\Flagged"])
+    append_mail(imap_server, imap_user, flags=["\\Seen", "\\Answered"])
+    append_mail(imap_server, imap_user, "Sent", flags=["\\Seen"])
+    append_mail(imap_server, imap_user, "Sent")
     before = imap_server.flags_snapshot(imap_user)
     if isinstance(imap_server, DovecotServer):
         assert any("\\Recent" in f for f in before.values())  # so keeping it means something
 
     sync = SyncConfig(poll_interval=dt.timedelta(seconds=0.5), idle=True)
     w, events = start_watcher(mailbox_config, sync, pending=lambda folder: {1, 2, 3, 101, 102})
-    events.wait_for(_health("up"))
-    late = _append(imap_server, imap_user, subject="during IDLE")
-    events.wait_for(_new_mail("INBOX", late))
+    events.wait(health_is("up"))
+    late = append_mail(imap_server, imap_user, subject="during IDLE")
+    events.wait(new_mail("INBOX", late))
     assert w.recheck(timeout=8)
     time.sleep(1.2)  # at least one poll round of the other folders
     w.stop(timeout=5)
@@ -520,10 +457,10 @@ def test_wrong_password_is_auth_failed_and_others_keep_working(
         bad, bad_events = start_watcher(bad_mb, sync, auth_backoff_initial=0.2,
                                         auth_backoff_max=0.3)  # fmt: skip
         _good, good_events = start_watcher(good_mb, sync)
-        bad_events.wait_for(_health("auth_failed"))
-        good_events.wait_for(_health("up"))
-        uid = _append(imap_server, imap_user)
-        good_events.wait_for(_new_mail("INBOX", uid))
+        bad_events.wait(health_is("auth_failed"))
+        good_events.wait(health_is("up"))
+        uid = append_mail(imap_server, imap_user)
+        good_events.wait(new_mail("INBOX", uid))
         time.sleep(1.0)  # several more failed attempts
         assert bad.health.state == "auth_failed" and wrong not in (bad.health.last_error or "")
         assert bad.is_alive()
@@ -543,19 +480,19 @@ def test_server_restart_mid_session_reconnects(dovecot_server: DovecotServer,
     sync = SyncConfig(poll_interval=dt.timedelta(seconds=1))
     with capture_logs() as logs:
         _w, events = start_watcher(mb, sync, backoff_initial=0.2, backoff_max=0.5)
-        events.wait_for(_new_mail("INBOX", first))
-        events.wait_for(_health("up"))
+        events.wait(new_mail("INBOX", first))
+        events.wait(health_is("up"))
         try:
             dovecot_server.stop()
-            events.wait_for(_health("backoff"), timeout=10)
+            events.wait(health_is("backoff"), timeout=10)
             time.sleep(1.0)  # a few failed attempts while it is down
         finally:
             # Mark before restarting: the watcher may be up again before start() returns.
             seen = len(events.drain())
             dovecot_server.start()
-        events.wait_for(lambda e: _health("up")(e) and events.all.index(e) >= seen, timeout=20)
+        events.wait(lambda e: health_is("up")(e) and events.all.index(e) >= seen, timeout=20)
         uid = dovecot_server.append(user, "INBOX", make_message(subject="after restart"))
-        events.wait_for(_new_mail("INBOX", uid), timeout=10)
+        events.wait(new_mail("INBOX", uid), timeout=10)
     assert len([e for e in logs if e["event"] == "mailbox_down"]) == 1
     assert events.synced_uids("INBOX").count(first) == 1  # the cursor survived
 

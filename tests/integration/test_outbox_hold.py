@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from tests.integration.test_digest_metrics import Clock, daemon
-from tests.integration.test_digest_metrics import sink as sink
-from tests.integration.test_hourly_cap import T, due_item
+from tests.support.inprocess import MONDAY_0900, Clock, daemon, due_item
+from tests.support.inprocess import sink as sink
 
 from ackwatch.config import DigestConfig
 from ackwatch.mail import smtp
 
 pytestmark = pytest.mark.integration
+
+T = MONDAY_0900
 
 
 def test_a_refused_login_holds_back_the_rest_of_the_pass_until_its_retry(tmp_path, sink):

@@ -17,19 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.test_daemon import (  # fixtures and helpers, no tests
-    ANNA,
-    CLIENT,
-    KASIA,
-    ackwatch,  # noqa: F401
-    client_mail,
-    dovecot,  # noqa: F401
-    mails,
-    sink,  # noqa: F401
-    text_part,
-    wait_for,
-)
 from tests.servers.imapserver import ImapTestServer, make_message
+from tests.support.daemon import ANNA, CLIENT, KASIA, client_mail, mails, started, text_part
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -119,14 +109,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=30, check=False)  # fmt: skip
 
 
-def started(ackwatch, cfg: Path):  # noqa: F811
-    d = ackwatch(cfg)
-    d.wait_event("mailbox_up")
-    return d
-
-
-def test_broken_promise_reminds_the_account_then_tells_the_manager(dovecot, tmp_path, sink,  # noqa: F811
-                                                                   ackwatch):  # noqa: F811  # fmt: skip
+def test_broken_promise_reminds_the_account_then_tells_the_manager(dovecot, tmp_path, sink,
+                                                                   ackwatch):  # fmt: skip
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, user, sink, remind_before="5s")
     d = started(ackwatch, cfg)
@@ -172,7 +156,7 @@ def test_broken_promise_reminds_the_account_then_tells_the_manager(dovecot, tmp_
              "the reader's session in Dovecot's log")  # fmt: skip
 
 
-def test_delivery_before_the_date_keeps_the_promise(dovecot, tmp_path, sink, ackwatch):  # noqa: F811
+def test_delivery_before_the_date_keeps_the_promise(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, user, sink, remind_before="5s")
     d = started(ackwatch, cfg)
@@ -187,7 +171,7 @@ def test_delivery_before_the_date_keeps_the_promise(dovecot, tmp_path, sink, ack
     assert d.stop() == 0
 
 
-def test_new_date_in_a_later_reply_replaces_the_promise(dovecot, tmp_path, sink, ackwatch):  # noqa: F811
+def test_new_date_in_a_later_reply_replaces_the_promise(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, user, sink, remind_before="5s")
     d = started(ackwatch, cfg)
@@ -212,7 +196,7 @@ def test_new_date_in_a_later_reply_replaces_the_promise(dovecot, tmp_path, sink,
     assert d.stop() == 0
 
 
-def test_disabled_promises_read_no_body(dovecot, tmp_path, sink, ackwatch):  # noqa: F811
+def test_disabled_promises_read_no_body(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, user, sink, remind_before="3s", enabled=False)
     d = started(ackwatch, cfg)

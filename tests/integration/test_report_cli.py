@@ -16,11 +16,11 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.support.report_state import ANNA, PIOTR, write_config
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.reporting.figures import FIGURE_FIELDS
@@ -30,7 +30,6 @@ from ackwatch.store.sqlite import SqliteStore as Store
 pytestmark = pytest.mark.integration
 
 WAW = ZoneInfo("Europe/Warsaw")
-ANNA, PIOTR = "anna@agency.example", "piotr@agency.example"
 WEEK = ("--since", "2024-11-11", "--until", "2024-11-18")
 
 
@@ -72,40 +71,6 @@ ITEMS = [
     make_item("c7", at(18, 9, 30), at(18, 11, 30), None, **GLOBEX),
 ]
 DROPPED = make_item("c6", at(13, 9), at(13, 11), None, **GLOBEX)
-
-
-def write_config(tmp_path: Path) -> Path:
-    password = tmp_path / "anna.pass"
-    password.write_text("secret\n")
-    password.chmod(0o600)
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
-        timezone: Europe/Warsaw
-        state_dir: {tmp_path / "state"}
-        agency:
-          domains: [agency.example]
-        calendars:
-          office:
-            hours: {{mon-fri: "09:00-17:00"}}
-            holidays: PL
-        policies:
-          default: {{window: 2h, clock: business, calendar: office, nudge_before: 30m}}
-          retainer: {{window: 24h, clock: calendar, nudge_before: 4h}}
-        accounts:
-          - {{email: {ANNA}, name: Anna Nowak}}
-          - {{email: {PIOTR}, name: Piotr Wiśniewski}}
-        clients:
-          - {{name: Acme, match: [acme.example], account: {ANNA}, policy: retainer}}
-          - {{name: Globex, match: [globex.example], account: {PIOTR}}}
-          - {{name: Sklep Kwiatowy, match: [sklep-kwiatowy.example], account: {ANNA}}}
-        mailboxes:
-          - name: anna
-            host: 127.0.0.1
-            security: none
-            username: {ANNA}
-            password_file: {password}
-        """))
-    return cfg
 
 
 @pytest.fixture

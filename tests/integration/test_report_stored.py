@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.integration.test_report_cli import write_config
+from tests.support.report_state import write_config
 
 from ackwatch.config import load_config
 from ackwatch.core.item_rules import Ack, Deadlines, Item

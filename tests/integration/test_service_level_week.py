@@ -21,8 +21,8 @@ import json
 import textwrap
 
 import pytest
-from tests.integration.test_run_once import ackwatch
 from tests.servers.imapserver import make_message
+from tests.support.run_once import ackwatch
 
 pytestmark = pytest.mark.integration
 

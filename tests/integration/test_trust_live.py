@@ -14,23 +14,20 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-from tests.integration.test_daemon import (  # noqa: F401 - fixtures and helpers
+from tests.servers.imapserver import make_message
+from tests.support.daemon import (
     ANNA,
     CLIENT,
     KASIA,
-    ackwatch,
     client_mail,
-    dovecot,
     iso,
     item_ids,
     mails,
-    sink,
     started,
     times_mentioned,
-    wait_for,
     write_config,
 )
-from tests.servers.imapserver import make_message
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +57,7 @@ def wait_nudge_for(smtp, item: dict, message_id: str) -> None:
 
 
 def test_spoofed_agency_replies_in_a_watched_inbox_do_not_stop_the_nudge(
-    dovecot, tmp_path, sink, ackwatch  # noqa: F811 - the fixtures imported above
+    dovecot, tmp_path, sink, ackwatch
 ):
     """(a) ``From: anna@agency.example <attacker@evil.example>`` (an address as display
     name) and a plain forged ``From: Anna Nowak <anna@agency.example>``, To the client,
@@ -93,7 +90,7 @@ def test_spoofed_agency_replies_in_a_watched_inbox_do_not_stop_the_nudge(
 
 
 def test_spoofed_out_of_office_does_not_move_annas_nudge_to_her_manager(
-    dovecot, tmp_path, sink, ackwatch  # noqa: F811 - the fixtures imported above
+    dovecot, tmp_path, sink, ackwatch
 ):
     """(b) A forged absence notice "from Anna" in a watched inbox: Anna (who has no
     backup) is not taken for away, so she, not her manager Kasia, gets the nudge."""
@@ -127,7 +124,7 @@ def _trusting(cfg: Path) -> None:
 
 
 def test_real_agency_reply_cc_to_a_watched_shared_inbox_acknowledges(
-    dovecot, tmp_path, sink, ackwatch  # noqa: F811 - the fixtures imported above
+    dovecot, tmp_path, sink, ackwatch
 ):
     """(c) Kasia (no watched mailbox of her own) answers Anna's client with the shared
     office inbox in Cc; the agency's server vouches for it by Authentication-Results

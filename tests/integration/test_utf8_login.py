@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.test_daemon import client_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer
+from tests.support.daemon import client_mail
 
 from ackwatch.mail import connection, sync
 

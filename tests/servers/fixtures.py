@@ -1,0 +1,41 @@
+"""Session fixtures for the Dovecot servers, declared by each conftest.py that imports them.
+
+A directory whose conftest.py imports these gets server processes of its own: the fault
+tests stop and restart their Dovecot without disturbing the integration tests'.
+Without Dovecot installed its tests skip with a reason, unless ACKWATCH_REQUIRE_DOVECOT=1
+(CI), where they fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.servers.dovecot import DovecotServer, dovecot_binary, dovecot_required
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[DovecotServer]:
+    if dovecot_binary() is None:
+        msg = "dovecot is not installed (apt-get install dovecot-imapd)"
+        if dovecot_required():
+            pytest.fail(f"ACKWATCH_REQUIRE_DOVECOT is set but {msg}")
+        pytest.skip(msg)
+    server = DovecotServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def tls_dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotServer]:
+    """A Dovecot with TLS on (self-signed; its `cert_file` is the CA to trust). Asks for
+    `dovecot_server` so that it is skipped, or fails in CI, the same way."""
+    server = DovecotServer(tls=True, pool=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()

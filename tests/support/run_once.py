@@ -1,0 +1,58 @@
+"""The `ackwatch` command as a subprocess, and the config of the `run --once` and
+`backfill` tests (a 24 h calendar-clock window, one mailbox per user given)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.servers.imapserver import ImapTestServer
+
+
+def write_config(tmp_path: Path, server: ImapTestServer, users: dict[str, str],
+                 extra: str = "") -> Path:
+    mailboxes = []
+    for name, user in users.items():
+        pw = tmp_path / f"{name}.pass"
+        pw.write_text(server.password(user) + "\n")
+        pw.chmod(0o600)
+        mailboxes.append(textwrap.dedent(f"""\
+          - name: {name}
+            host: {server.host}
+            port: {server.port}
+            security: none
+            username: {user}
+            password_file: {pw}
+            owner: {name}@agency.example
+            folders: {{inbox: [INBOX], sent: [Sent]}}
+            timeout: 10
+        """))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        timezone: Europe/Warsaw
+        state_dir: {tmp_path / "state"}
+        agency:
+          domains: [agency.example]
+          form_senders: [forms@agency.example]
+        policies:
+          default: {{window: 24h, clock: calendar, nudge_before: 1h}}
+        accounts:
+          - {{email: anna@agency.example, name: Anna, manager: kasia@agency.example}}
+          - {{email: piotr@agency.example, name: Piotr, manager: kasia@agency.example}}
+        clients:
+          - {{name: Acme, match: [acme.example], account: anna@agency.example}}
+        unknown_senders: track
+        ignore:
+          senders: ["noreply@*"]
+        digest:
+          enabled: false
+        mailboxes:
+        """) + textwrap.indent("".join(mailboxes), "") + extra)
+    return cfg
+
+
+def ackwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
