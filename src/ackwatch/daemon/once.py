@@ -25,7 +25,7 @@ from ackwatch.core.message import FolderRole
 from ackwatch.daemon.watchers import stored_cursors, stored_pending_uids
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import connection, imapguard
-from ackwatch.mail.folders import discover_folders, watched_folders
+from ackwatch.mail.folders import watched_folders
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent, sync_folder
 from ackwatch.mail.uidfetch import FetchedMessage
 
@@ -252,7 +252,7 @@ def _each_mailbox(
             put(Unreachable(mb, now, connection.ImapError(f"connect failed: {type(exc).__name__}")))
             return
         try:
-            folders = watched_folders(*discover_folders(client, mb.folders))
+            folders = watched_folders(client, mb.folders)
             for result in read(mb, client, folders, now):
                 if not put(Fetched(mb, now, result)) or mb.name in given_up:
                     break
