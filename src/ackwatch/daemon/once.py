@@ -26,7 +26,7 @@ from ackwatch.daemon.watchers import stored_cursors, stored_pending_uids
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import connection, imapguard
 from ackwatch.mail.folders import watched_folders
-from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent, sync_folder
+from ackwatch.mail.sync import FolderSync, FolderSyncEvent, sync_folder
 from ackwatch.mail.uidfetch import FetchedMessage
 
 if TYPE_CHECKING:
@@ -178,18 +178,7 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
     def store(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         nonlocal added
-        keep = daemon.store.cursors(mb.name).get(result.folder)
-        cursor = result.cursor
-        if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-            cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-        added += daemon.store.apply_folder_sync(
-            mailbox=mb.name, folder=result.folder, role=result.role,
-            uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
-            highestmodseq=cursor.highestmodseq,
-            new_messages=result.new_messages,
-            flag_updates=(), reset=False, initial=True,
-            dismiss_keyword=config.dismiss_keyword, now=now,
-        )
+        added += daemon.apply_folder_sync(mb.name, result, now, history=True)
 
     reached, failed = _each_mailbox(
         daemon, fetch, store, failed_event="mailbox_backfill_failed", record_health=False
