@@ -358,13 +358,14 @@ def _plain(value: str | None, limit: int = 2000) -> str | None:
     return None if value is None else clean_text(value, limit)
 
 
+ANSWERED = "\\Answered"  # the IMAP flag of a mail replied to
 _NO_FLAGS: frozenset[str] = frozenset()
 
 
 def canonical_flags(flags: Iterable[str | bytes | int] | None) -> frozenset[str]:
     """The one form of a flag set: a frozenset of str, each flag spelled as the server
     sent it (bytes decoded as UTF-8, undecodable bytes replaced). Flags match
-    case-insensitively (`item_rules`, the store), so the spelling is kept as it came.
+    case-insensitively (`has_flag`), so the spelling is kept as it came.
 
     The shell puts flags in this form where they come in: off the IMAP wire
     (`mail.uidfetch.flags_of`, once per distinct combination) and off a stored row. A
@@ -380,6 +381,17 @@ def canonical_flags(flags: Iterable[str | bytes | int] | None) -> frozenset[str]
             f = f.decode("utf-8", "replace")
         out.add(str(f))
     return frozenset(out)
+
+
+def has_flag(flags: Iterable[str], flag: str) -> bool:
+    """Whether ``flags`` hold ``flag``, compared case-insensitively (casefold): the one
+    rule for ``\\Answered`` and the dismissal keyword, in the store and the core."""
+    if flag in flags:
+        return True
+    if not flags:
+        return False
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in flags)
 
 
 def _as_datetime(value: dt.datetime | str, defects: set[str], what: str) -> dt.datetime:
