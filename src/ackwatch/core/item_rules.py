@@ -35,7 +35,6 @@ or the disk. The rules are DESIGN.md "Semantics"; the choices the spec leaves op
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,14 +44,13 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config, MailboxConfig, Policy
 from ackwatch.core import classify as cls_mod
 from ackwatch.core.business_clock import Clock, WallClock, clock_for
-from ackwatch.core.message import Message, evolve
+from ackwatch.core.message import ANSWERED, Message, evolve, has_flag
 from ackwatch.core.positional import positional_constructor
 from ackwatch.core.threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
 AwayReason = Literal["absence", "out-of-office"]
 
-ANSWERED = "\\Answered"
 _ZERO = dt.timedelta(0)
 # Deadlines are computed for received times within this range (see `deadlines_for`).
 _EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
@@ -263,22 +261,8 @@ def responsible_account(message: Message, client_account: str | None, config: Co
 
 
 def _has_flag(message: Message, flag: str) -> bool:
-    """Whether the message carries ``flag``, compared case-insensitively (casefold)."""
-    flags = message.flags
-    if flag in flags:
-        return True
-    if isinstance(flags, frozenset):
-        return _in_casefolded(flags, flag)
-    wanted = flag.casefold()
-    return any(f.casefold() == wanted for f in flags)
-
-
-@functools.lru_cache(maxsize=1024)
-def _in_casefolded(flags: frozenset[str], flag: str) -> bool:
-    """`_has_flag` of a flag set (few distinct sets recur on every mail, and two flags
-    are asked of each)."""
-    wanted = flag.casefold()
-    return any(f.casefold() == wanted for f in flags)
+    """Whether the message carries ``flag``, compared case-insensitively (`has_flag`)."""
+    return has_flag(message.flags, flag)
 
 
 def _seen_time(c: Message, flag: str, seen: dt.datetime | None) -> dt.datetime | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import operator
 import re
@@ -359,26 +358,40 @@ def _plain(value: str | None, limit: int = 2000) -> str | None:
     return None if value is None else clean_text(value, limit)
 
 
-def _as_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
+ANSWERED = "\\Answered"  # the IMAP flag of a mail replied to
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+def canonical_flags(flags: Iterable[str | bytes | int] | None) -> frozenset[str]:
+    """The one form of a flag set: a frozenset of str, each flag spelled as the server
+    sent it (bytes decoded as UTF-8, undecodable bytes replaced). Flags match
+    case-insensitively (`has_flag`), so the spelling is kept as it came.
+
+    The shell puts flags in this form where they come in: off the IMAP wire
+    (`mail.uidfetch.flags_of`, once per distinct combination) and off a stored row. A
+    set already in this form is returned as it is.
+    """
     if not flags:
-        return frozenset()
-    if flags.__class__ is frozenset:  # the sync's: a handful of sets, thousands of times
-        return _flag_set(flags)  # type: ignore[arg-type]
-    return _decoded_flags(flags)
-
-
-@functools.lru_cache(maxsize=256)
-def _flag_set(flags: frozenset[str | bytes]) -> frozenset[str]:
-    return _decoded_flags(flags)
-
-
-def _decoded_flags(flags: Iterable[str | bytes]) -> frozenset[str]:
+        return _NO_FLAGS
+    if flags.__class__ is frozenset and all(f.__class__ is str for f in flags):
+        return flags  # type: ignore[return-value]
     out = set()
     for f in flags:
         if isinstance(f, bytes):
             f = f.decode("utf-8", "replace")
         out.add(str(f))
     return frozenset(out)
+
+
+def has_flag(flags: Iterable[str], flag: str) -> bool:
+    """Whether ``flags`` hold ``flag``, compared case-insensitively (casefold): the one
+    rule for ``\\Answered`` and the dismissal keyword, in the store and the core."""
+    if flag in flags:
+        return True
+    if not flags:
+        return False
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in flags)
 
 
 def _as_datetime(value: dt.datetime | str, defects: set[str], what: str) -> dt.datetime:
@@ -409,8 +422,9 @@ def parse_message(
 
     Never raises on the bytes: whatever cannot be read is left empty and named in
     `Message.defects`. `received` (the INTERNALDATE) and the flag times are converted to
-    UTC; a naive datetime is taken as UTC (defect "naive-received"). ``legacy_fetch``:
-    the bytes were fetched by an ackwatch that did not ask for the trace headers.
+    UTC; a naive datetime is taken as UTC (defect "naive-received"). ``flags`` are put
+    in their one form (`canonical_flags`). ``legacy_fetch``: the bytes were fetched by an
+    ackwatch that did not ask for the trace headers.
     """
     defects: set[str] = set()
     received_utc = _as_datetime(received, defects, "received")
@@ -495,7 +509,7 @@ def parse_message(
         role,
         int(uid),  # uid
         received_utc,  # received
-        _as_flags(flags),  # flags
+        canonical_flags(flags),  # flags
         None if gm_thrid is None else int(gm_thrid),  # gm_thrid
         answered_utc,  # answered_at
         dismissed_utc,  # dismissed_at

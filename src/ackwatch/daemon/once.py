@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import queue
 import threading
 import time
@@ -25,8 +26,8 @@ from ackwatch.core.message import FolderRole
 from ackwatch.daemon.watchers import stored_cursors, stored_pending_uids
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import connection, imapguard
-from ackwatch.mail.folders import discover_folders, watched_folders
-from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent, sync_folder
+from ackwatch.mail.folders import watched_folders
+from ackwatch.mail.sync import FolderSync, FolderSyncEvent, sync_folder
 from ackwatch.mail.uidfetch import FetchedMessage
 
 if TYPE_CHECKING:
@@ -88,68 +89,15 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
 
     Each mailbox is independent: one that cannot be reached is logged and recorded in
     the health table, and the others are still synced.
-
-    A mailbox's first watched folder (its inbox) is read on the connection
-    `_each_mailbox` opened, the others at the same time on a second one (the two
-    connections a mailbox may use; there is no IDLE here): the server searches and sends
-    the sent folder while the inbox is parsed. When the second connection cannot be
-    opened, the other folders are read on the first one after the inbox.
     """
     config = daemon.config
-
-    def sync(
-        mb: MailboxConfig,
-        client: IMAPClient,
-        folders: list[tuple[str, FolderRole]],
-        now: dt.datetime,
-    ) -> Iterator[FolderSync]:
-        cursors = stored_cursors(daemon.store, mb.name)
-        since = (now - config.sync.backfill).date()
-
-        def read(c: IMAPClient, folder: str, role: FolderRole) -> FolderSync:
-            def prepare(batch: Sequence[FetchedMessage]) -> None:
-                daemon.store.prepare(mb.name, folder, role, batch)
-
-            with gc_paused():  # fetches and parses the folder's new mail: see there
-                return sync_folder(
-                    c, folder, role, cursors.get(folder), since=since,
-                    pending_uids=stored_pending_uids(daemon.store, mb.name, folder),
-                    batch_size=config.sync.batch_size, on_batch=prepare,
-                )
-
-        def read_others() -> list[FolderSync] | None:
-            try:
-                second = connection.connect(
-                    mb, limits=imapguard.Limits.for_sync(config.sync),
-                    deadline=imapguard.session_deadline(client),
-                )  # fmt: skip
-            except connection.ImapError as exc:
-                log.info("second_connection_refused", mailbox=mb.name, error=str(exc))
-                return None
-            try:
-                return [read(second, folder, role) for folder, role in folders[1:]]
-            finally:
-                connection.logout(second)
-
-        if len(folders) < 2:
-            yield from (read(client, folder, role) for folder, role in folders)
-            return
-        with concurrent.futures.ThreadPoolExecutor(2, "ackwatch-sync-folder") as pool:
-            first = pool.submit(read, client, *folders[0])
-            others = pool.submit(read_others)
-            for done in concurrent.futures.as_completed((first, others)):
-                if done is first:  # each folder is written as soon as it is read
-                    yield first.result()
-                elif (results := others.result()) is not None:
-                    yield from results
-        if others.result() is None:
-            yield from (read(client, folder, role) for folder, role in folders[1:])
 
     def write(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         daemon.apply_event(FolderSyncEvent(mb.name, result))
 
     return _each_mailbox(
-        daemon, sync, write, failed_event="mailbox_sync_failed", record_health=True,
+        daemon, functools.partial(_read_mailbox, daemon, since=None, history=False), write,
+        failed_event="mailbox_sync_failed", record_health=True,
         mailbox_seconds=config.sync.mailbox_deadline.total_seconds(),
     )  # fmt: skip
 
@@ -162,41 +110,86 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
     their real time to acknowledge is recorded, so the report covers that period. The
     folders' sync cursors are left as they are.
     """
-    config = daemon.config
     added = 0
-
-    def fetch(
-        mb: MailboxConfig,
-        client: IMAPClient,
-        folders: list[tuple[str, FolderRole]],
-        now: dt.datetime,
-    ) -> Iterator[FolderSync]:
-        for folder, role in folders:
-            yield sync_folder(
-                client, folder, role, None, since=since, batch_size=config.sync.batch_size
-            )
 
     def store(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         nonlocal added
-        keep = daemon.store.cursors(mb.name).get(result.folder)
-        cursor = result.cursor
-        if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-            cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-        added += daemon.store.apply_folder_sync(
-            mailbox=mb.name, folder=result.folder, role=result.role,
-            uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
-            highestmodseq=cursor.highestmodseq,
-            new_messages=result.new_messages,
-            flag_updates=(), reset=False, initial=True,
-            dismiss_keyword=config.dismiss_keyword, now=now,
-        )
+        added += daemon.apply_folder_sync(mb.name, result, now, history=True)
 
     reached, failed = _each_mailbox(
-        daemon, fetch, store, failed_event="mailbox_backfill_failed", record_health=False
-    )
+        daemon, functools.partial(_read_mailbox, daemon, since=since, history=True), store,
+        failed_event="mailbox_backfill_failed", record_health=False,
+    )  # fmt: skip
     daemon.reevaluate(history_since=dt.datetime.combine(since, dt.time(0), tzinfo=dt.UTC))
     log.info("backfill_done", mailboxes=len(reached), new=added)
     return reached, failed, added
+
+
+def _read_mailbox(
+    daemon: Daemon,
+    mb: MailboxConfig,
+    client: IMAPClient,
+    folders: list[tuple[str, FolderRole]],
+    now: dt.datetime,
+    *,
+    since: dt.date | None,
+    history: bool,
+) -> Iterator[FolderSync]:
+    """Read the mailbox's watched folders (a `MailboxRead`): each folder's result as soon
+    as it is read.
+
+    ``since``: the first sync's date (None: ``sync.backfill`` before ``now``).
+    ``history`` (the backfill): every folder is read from ``since`` as on a first sync,
+    whatever its cursor, and no flags of pending mail are asked for.
+
+    The first watched folder (the inbox) is read on the connection `_each_mailbox`
+    opened, the others at the same time on a second one (the two connections a mailbox
+    may use; there is no IDLE here): the server searches and sends the sent folder while
+    the inbox is parsed. When the second connection cannot be opened, the other folders
+    are read on the first one after the inbox.
+    """
+    config = daemon.config
+    cursors = {} if history else stored_cursors(daemon.store, mb.name)
+    since = since if since is not None else (now - config.sync.backfill).date()
+
+    def read(c: IMAPClient, folder: str, role: FolderRole) -> FolderSync:
+        def prepare(batch: Sequence[FetchedMessage]) -> None:
+            daemon.store.prepare(mb.name, folder, role, batch)
+
+        pending = () if history else stored_pending_uids(daemon.store, mb.name, folder)
+        with gc_paused():  # fetches and parses the folder's new mail: see there
+            return sync_folder(
+                c, folder, role, cursors.get(folder), since=since, pending_uids=pending,
+                batch_size=config.sync.batch_size, on_batch=prepare,
+            )  # fmt: skip
+
+    def read_others() -> list[FolderSync] | None:
+        try:
+            second = connection.connect(
+                mb, limits=imapguard.Limits.for_sync(config.sync),
+                deadline=imapguard.session_deadline(client),
+            )  # fmt: skip
+        except connection.ImapError as exc:
+            log.info("second_connection_refused", mailbox=mb.name, error=str(exc))
+            return None
+        try:
+            return [read(second, folder, role) for folder, role in folders[1:]]
+        finally:
+            connection.logout(second)
+
+    if len(folders) < 2:
+        yield from (read(client, folder, role) for folder, role in folders)
+        return
+    with concurrent.futures.ThreadPoolExecutor(2, "ackwatch-sync-folder") as pool:
+        first = pool.submit(read, client, *folders[0])
+        others = pool.submit(read_others)
+        for done in concurrent.futures.as_completed((first, others)):
+            if done is first:  # each folder is written as soon as it is read
+                yield first.result()
+            elif (results := others.result()) is not None:
+                yield from results
+    if others.result() is None:
+        yield from (read(client, folder, role) for folder, role in folders[1:])
 
 
 def _each_mailbox(
@@ -252,7 +245,7 @@ def _each_mailbox(
             put(Unreachable(mb, now, connection.ImapError(f"connect failed: {type(exc).__name__}")))
             return
         try:
-            folders = watched_folders(*discover_folders(client, mb.folders))
+            folders = watched_folders(client, mb.folders)
             for result in read(mb, client, folders, now):
                 if not put(Fetched(mb, now, result)) or mb.name in given_up:
                     break

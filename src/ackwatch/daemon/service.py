@@ -38,7 +38,7 @@ from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
 from ackwatch.daemon.watchers import Watchers
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
-from ackwatch.mail.sync import FolderSync, FolderSyncEvent
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
 from ackwatch.store import ItemRecord, Store, StoreError
 
@@ -227,7 +227,7 @@ class Daemon:
         if isinstance(event, FolderSyncEvent):
             s = event.sync
             with gc_paused():  # parses every new copy: see `gcpause.gc_paused`
-                added = self._apply_folder_sync(event.mailbox, s, now)
+                added = self.apply_folder_sync(event.mailbox, s, now)
             if added or s.flag_updates or s.reset:
                 self.evaluation.dirty = True
                 log.info(
@@ -243,23 +243,37 @@ class Daemon:
         elif self.promises.handles(event):
             self.promises.apply(event)  # type: ignore[arg-type]
 
-    def _apply_folder_sync(self, mailbox: str, s: FolderSync, now: dt.datetime) -> int:
+    def apply_folder_sync(
+        self, mailbox: str, s: FolderSync, now: dt.datetime, *, history: bool = False
+    ) -> int:
+        """Store one folder's sync result; returns the number of new copies.
+
+        ``history`` (`once.backfill`): the result is an import of older mail, stored as
+        of a first start (``initial``) beside what is there; the folder's cursor stays
+        where the sync left it unless its UIDVALIDITY changed.
+        """
+        cursor = s.cursor
+        if history:
+            keep = self.store.cursors(mailbox).get(s.folder)
+            if keep is not None and keep.uidvalidity == cursor.uidvalidity:
+                cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
         return self.store.apply_folder_sync(
             mailbox=mailbox,
             folder=s.folder,
             role=s.role,
-            uidvalidity=s.cursor.uidvalidity,
-            last_uid=s.cursor.last_uid,
-            highestmodseq=s.cursor.highestmodseq,
+            uidvalidity=cursor.uidvalidity,
+            last_uid=cursor.last_uid,
+            highestmodseq=cursor.highestmodseq,
             new_messages=s.new_messages,
-            flag_updates=s.flag_updates,
-            reset=s.reset,
-            initial=s.reset,
+            flag_updates=() if history else s.flag_updates,
+            reset=s.reset and not history,
+            initial=s.reset or history,
             dismiss_keyword=self.config.dismiss_keyword,
             now=now,
             # Never evaluated (no threads yet): the next evaluation is a full one, and
-            # one that is killed before it is followed by a full one too.
-            mark_dirty=self.store.get_meta("threaded_with") is not None,
+            # one that is killed before it is followed by a full one too. A history
+            # import marks its copies whatever the state.
+            mark_dirty=history or self.store.get_meta("threaded_with") is not None,
         )
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:

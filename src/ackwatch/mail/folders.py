@@ -3,7 +3,7 @@ folders, found by SPECIAL-USE ``\\Sent`` or by their common names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ackwatch.mail.connection import decode
@@ -101,9 +101,10 @@ def discover_folders(client: IMAPClient, folders: Folders) -> tuple[list[str], l
     return inbox, _unique(found)
 
 
-def watched_folders(inbox: Sequence[str], sent: Sequence[str]) -> list[tuple[str, FolderRole]]:
-    """(folder, role) of every folder to sync: the inbox folders, then the sent folders
-    that are not also inbox folders."""
+def watched_folders(client: IMAPClient, folders: Folders) -> list[tuple[str, FolderRole]]:
+    """(folder, role) of every folder of the mailbox to sync (`discover_folders`): the
+    inbox folders, then the sent folders that are not also inbox folders."""
+    inbox, sent = discover_folders(client, folders)
     return [(f, "inbox") for f in inbox] + [(f, "sent") for f in sent if f not in inbox]
 
 

@@ -17,7 +17,7 @@ import structlog
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import seq_to_parenstr_upper
 
-from ackwatch.core.message import HEADER_FIELDS
+from ackwatch.core.message import HEADER_FIELDS, canonical_flags
 from ackwatch.core.positional import positional_constructor
 from ackwatch.mail import imapfetch
 from ackwatch.mail.connection import decode, describe
@@ -184,24 +184,35 @@ def _uid_fetch_ok(client: IMAPClient, msgset: str, items: Sequence[str]) -> dict
     return _parse_by_uid(_raw_uid_fetch(client, msgset, items))
 
 
+_FLAG_SETS: dict[tuple[Any, ...], frozenset[str]] = {}  # raw FLAGS -> canonical set
+_FLAG_SETS_MAX = 256
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
 def flags_of(value: Any) -> frozenset[str]:
+    """The FLAGS of a FETCH answer in their one form (`canonical_flags`).
+
+    Each distinct raw combination is converted once (a sync sees a handful of them,
+    tens of thousands of times): the parsers give tuples of bytes (or ints), so equal
+    tuples always convert alike.
+    """
     if not value:
-        return frozenset()
+        return _NO_FLAGS
     if isinstance(value, (bytes, str)):
         value = (value,)
-    if type(value) is tuple:
-        try:
-            return _flag_set(value)
-        except TypeError:  # an unhashable element: no cache
-            pass
-    return frozenset(decode(f) for f in value)
-
-
-@functools.lru_cache(maxsize=256)
-def _flag_set(value: tuple[Any, ...]) -> frozenset[str]:
-    """Flags decoded once per combination (a sync sees a handful of them, 33k times).
-    The parsers give bytes (or ints), so equal keys always decode alike."""
-    return frozenset(decode(f) for f in value)
+    if type(value) is not tuple:
+        return canonical_flags(value)
+    try:
+        return _FLAG_SETS[value]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable element: not kept
+        return canonical_flags(value)
+    flags = canonical_flags(value)
+    if len(_FLAG_SETS) >= _FLAG_SETS_MAX:
+        _FLAG_SETS.clear()
+    _FLAG_SETS[value] = flags
+    return flags
 
 
 def _header_bytes(data: Mapping[bytes, Any]) -> bytes | None:

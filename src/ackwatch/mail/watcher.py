@@ -47,7 +47,7 @@ from ackwatch.mail.connection import (
     logout,
     shutdown,
 )
-from ackwatch.mail.folders import discover_folders, watched_folders
+from ackwatch.mail.folders import watched_folders
 from ackwatch.mail.idle import Waker, idle_wait, take_unsolicited
 from ackwatch.mail.sync import (
     FolderCursor,
@@ -149,7 +149,9 @@ class _Rechecks:
         _finish(reqs, ok=False)
 
 
-def _last(folders: list[tuple[str, FolderRole]], last: str | None) -> list[tuple[str, FolderRole]]:
+def _last(
+    folders: Sequence[tuple[str, FolderRole]], last: str | None
+) -> list[tuple[str, FolderRole]]:
     """`folders` with `last` moved to the end."""
     return [f for f in folders if f[0] != last] + [f for f in folders if f[0] == last]
 
@@ -282,8 +284,7 @@ class MailboxWatcher(threading.Thread):
         self._rechecks = _Rechecks(self._wake)
         self._cursors: dict[str, FolderCursor] = {}
         self._client: IMAPClient | None = None
-        self.inbox_folders: tuple[str, ...] = ()
-        self.sent_folders: tuple[str, ...] = ()
+        self.folders: tuple[tuple[str, FolderRole], ...] = ()  # (folder, role) watched
         self._unavailable = _Unavailable(self._log)
         # Connection state: the folder our EXAMINE selected last (None: none / unknown),
         # whether what the server reported for it since is all accounted for (then IDLE
@@ -396,12 +397,12 @@ class MailboxWatcher(threading.Thread):
         limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
         self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
         enable_condstore(client)
-        inbox, sent = discover_folders(client, self.mb.folders)
-        self.inbox_folders, self.sent_folders = tuple(inbox), tuple(sent)
+        self.folders = tuple(watched_folders(client, self.mb.folders))
         self._cursors = {**(self._get_cursors() or {}), **self._cursors}
+        inbox = [folder for folder, role in self.folders if role == "inbox"]
         use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
         self._idle_folder = inbox[0] if use_idle else None
-        self._sync_all(self._all_folders(), only_changed=False)
+        self._sync_all(self.folders, only_changed=False)
         self._set_health("up", None, synced=True)
 
         poll = max(0.05, self.sync_config.poll_interval.total_seconds())
@@ -417,18 +418,15 @@ class MailboxWatcher(threading.Thread):
                 if reqs:
                     self._do_recheck(reqs)
                 if time.monotonic() >= next_poll:
-                    self._sync_all(self._all_folders(), only_changed=True)
+                    self._sync_all(self.folders, only_changed=True)
                     self._set_health("up", None, synced=True)
                     next_poll = time.monotonic() + poll
         logout(client)
         self._client = None
 
-    def _all_folders(self) -> list[tuple[str, FolderRole]]:
-        return watched_folders(self.inbox_folders, self.sent_folders)
-
     def _polled_folders(self) -> list[tuple[str, FolderRole]]:
         """Every folder, the IDLE folder last (its EXAMINE leaves it selected for IDLE)."""
-        return _last(self._all_folders(), self._idle_folder)
+        return _last(self.folders, self._idle_folder)
 
     def _idle_round(self, client: IMAPClient, folder: str, next_poll: float, poll: float) -> float:
         """IDLE on `folder` until something needs doing; do it; return the next poll time.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable
 
 
 def iso(t: dt.datetime | None) -> str | None:
@@ -34,18 +33,6 @@ def from_iso(text: str | None) -> dt.datetime | None:
 def flags_json(flags: frozenset[str]) -> str:
     """The stored form of a flag set (a sync sees a handful of sets, thousands of times)."""
     return json.dumps(sorted(flags))
-
-
-def lowered(flags: Iterable[str]) -> frozenset[str]:
-    """A copy's flags, lower-cased (once per flag set: a sync sees a handful of them)."""
-    if flags.__class__ is frozenset:
-        return _lowered_set(flags)  # type: ignore[arg-type]
-    return frozenset(f.lower() for f in flags)
-
-
-@functools.lru_cache(maxsize=256)
-def _lowered_set(flags: frozenset[str]) -> frozenset[str]:
-    return frozenset(f.lower() for f in flags)
 
 
 @functools.lru_cache(maxsize=256)

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import structlog
 
-from ackwatch.core.message import Message, parse_message
+from ackwatch.core.message import ANSWERED, Message, has_flag, parse_message
 from ackwatch.store.database import Database, chunked
-from ackwatch.store.forms import flags_json, from_iso, iso, lowered
+from ackwatch.store.forms import flags_json, from_iso, iso
 from ackwatch.store.links import link_variants, mark_stored_dirty, write_links
 from ackwatch.store.parsememo import ParseMemo, parse_new, refresh
 from ackwatch.store.records import StorableMessage, StoredCursor
@@ -72,7 +72,6 @@ class Messages:
         evaluation covers all the stored mail anyway (a state never evaluated).
         """
         now_s = iso(now)
-        dismiss = dismiss_keyword.lower()
         stored: list[tuple[Message, bytes, str]] = []
         prepared = self._memo.prepared.pop((mailbox, folder), {})
         with self._db.write() as c:
@@ -99,9 +98,8 @@ class Messages:
                 if m.uid in present:
                     continue  # stored already (DO NOTHING): the first copy of a UID wins
                 present.add(m.uid)
-                flags_l = lowered(m.flags)
-                answered_at = now_s if "\\answered" in flags_l else None
-                dismissed_at = now_s if dismiss in flags_l else None
+                answered_at = now_s if has_flag(m.flags, ANSWERED) else None
+                dismissed_at = now_s if has_flag(m.flags, dismiss_keyword) else None
                 parsed = parse_new(
                     m, mailbox, folder, role,
                     answered_at=now if answered_at else None,
@@ -138,7 +136,6 @@ class Messages:
             if mark_dirty:
                 mark_stored_dirty(c, stored)
             for uid, flags in flag_updates:
-                flags_l = {f.lower() for f in flags}
                 c.execute(
                     "UPDATE messages SET flags = ?,"
                     " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
@@ -146,8 +143,8 @@ class Messages:
                     " WHERE mailbox = ? AND folder = ? AND uid = ?",
                     (
                         flags_json(frozenset(flags)),
-                        "\\answered" in flags_l, now_s,
-                        dismiss in flags_l, now_s,
+                        has_flag(flags, ANSWERED), now_s,
+                        has_flag(flags, dismiss_keyword), now_s,
                         mailbox, folder, uid,
                     ),
                 )
