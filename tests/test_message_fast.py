@@ -576,7 +576,7 @@ def test_other_input_types_and_locations_parse_like_the_reference():
     )
     assert_parses_like_reference(EVERYDAY, received="2026-11-23T10:00:00+01:00", flags=None)
     for flags in (frozenset({b"\\Seen", "\\Answered", b"\xff"}), frozenset({"\\Seen"})):
-        assert_parses_like_reference(EVERYDAY, flags=flags)  # a set: memoized, twice
+        assert_parses_like_reference(EVERYDAY, flags=flags)  # a set, as it comes off the wire
         assert_parses_like_reference(EVERYDAY, flags=flags)
 
 
