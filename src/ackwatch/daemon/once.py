@@ -23,7 +23,7 @@ from imapclient import IMAPClient
 
 from ackwatch.config import MailboxConfig
 from ackwatch.core.message import FolderRole
-from ackwatch.daemon.watchers import stored_cursors, stored_pending_uids
+from ackwatch.daemon.watchers import store_folder_sync, stored_cursors, stored_pending_uids
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import connection, imapguard
 from ackwatch.mail.folders import watched_folders
@@ -114,7 +114,8 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
     def store(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         nonlocal added
-        added += daemon.apply_folder_sync(mb.name, result, now, history=True)
+        added += store_folder_sync(daemon.store, daemon.config, mb.name, result, now,
+                                   history=True)
 
     reached, failed = _each_mailbox(
         daemon, functools.partial(_read_mailbox, daemon, since=since, history=True), store,

@@ -32,13 +32,13 @@ from ackwatch.daemon import digests, nudges
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
-from ackwatch.daemon.metrics import Metrics, Snapshot
+from ackwatch.daemon.metrics import Metrics, snapshot_of
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
-from ackwatch.daemon.watchers import Watchers
+from ackwatch.daemon.watchers import Watchers, store_folder_sync
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
-from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
 from ackwatch.store import ItemRecord, Store, StoreError
 
@@ -227,7 +227,7 @@ class Daemon:
         if isinstance(event, FolderSyncEvent):
             s = event.sync
             with gc_paused():  # parses every new copy: see `gcpause.gc_paused`
-                added = self.apply_folder_sync(event.mailbox, s, now)
+                added = store_folder_sync(self.store, self.config, event.mailbox, s, now)
             if added or s.flag_updates or s.reset:
                 self.evaluation.dirty = True
                 log.info(
@@ -242,39 +242,6 @@ class Daemon:
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
         elif self.promises.handles(event):
             self.promises.apply(event)  # type: ignore[arg-type]
-
-    def apply_folder_sync(
-        self, mailbox: str, s: FolderSync, now: dt.datetime, *, history: bool = False
-    ) -> int:
-        """Store one folder's sync result; returns the number of new copies.
-
-        ``history`` (`once.backfill`): the result is an import of older mail, stored as
-        of a first start (``initial``) beside what is there; the folder's cursor stays
-        where the sync left it unless its UIDVALIDITY changed.
-        """
-        cursor = s.cursor
-        if history:
-            keep = self.store.cursors(mailbox).get(s.folder)
-            if keep is not None and keep.uidvalidity == cursor.uidvalidity:
-                cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-        return self.store.apply_folder_sync(
-            mailbox=mailbox,
-            folder=s.folder,
-            role=s.role,
-            uidvalidity=cursor.uidvalidity,
-            last_uid=cursor.last_uid,
-            highestmodseq=cursor.highestmodseq,
-            new_messages=s.new_messages,
-            flag_updates=() if history else s.flag_updates,
-            reset=s.reset and not history,
-            initial=s.reset or history,
-            dismiss_keyword=self.config.dismiss_keyword,
-            now=now,
-            # Never evaluated (no threads yet): the next evaluation is a full one, and
-            # one that is killed before it is followed by a full one too. A history
-            # import marks its copies whatever the state.
-            mark_dirty=history or self.store.get_meta("threaded_with") is not None,
-        )
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
         """Bring the stored items up to date with the stored mail (`Evaluator.reevaluate`)."""
@@ -344,24 +311,9 @@ class Daemon:
 
     def publish_metrics(self, pending_items: Sequence[ItemRecord] | None = None) -> None:
         """Publish the metrics (``pending_items``: as stored now; None: read them)."""
-        now = self.now()
         if pending_items is None:
             pending_items = self.store.pending_items()
-        pending: dict[str, int] = {}
-        overdue: dict[str, int] = {}
-        for r in pending_items:
-            account = r.account or "-"
-            pending[account] = pending.get(account, 0) + 1
-            if r.deadline <= now:
-                overdue[account] = overdue.get(account, 0) + 1
-        health = self.store.health()
-        self.metrics.publish(Snapshot(
-            pending=pending,
-            overdue=overdue,
-            sent=self.store.sent_counts(),
-            mailbox_up={h.mailbox: h.state == "up" for h in health},
-            last_sync={h.mailbox: h.last_sync.timestamp() for h in health if h.last_sync},
-        ))
+        self.metrics.publish(snapshot_of(self.store, pending_items, self.now()))
 
     def status_line(
         self, next_due: dt.datetime | None, pending_items: Sequence[ItemRecord] | None = None

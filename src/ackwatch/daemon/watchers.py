@@ -4,14 +4,15 @@ right before a mail goes out, so that a reply sent a minute ago cancels the nudg
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 import structlog
 
-from ackwatch.config import MailboxConfig, SyncConfig
-from ackwatch.mail.sync import FolderCursor
+from ackwatch.config import Config, MailboxConfig, SyncConfig
+from ackwatch.mail.sync import FolderCursor, FolderSync
 from ackwatch.mail.watcher import MailboxWatcher
 from ackwatch.store import Store
 
@@ -151,3 +152,38 @@ class _reader:
     def __exit__(self, *exc: object) -> None:
         if self._reader is not None:
             self._reader.close()
+
+
+def store_folder_sync(
+    store: Store, config: Config, mailbox: str, s: FolderSync, now: dt.datetime, *,
+    history: bool = False,
+) -> int:
+    """Store one folder's sync result; returns the number of new copies.
+
+    ``history`` (`once.backfill`): the result is an import of older mail, stored as
+    of a first start (``initial``) beside what is there; the folder's cursor stays
+    where the sync left it unless its UIDVALIDITY changed.
+    """
+    cursor = s.cursor
+    if history:
+        keep = store.cursors(mailbox).get(s.folder)
+        if keep is not None and keep.uidvalidity == cursor.uidvalidity:
+            cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
+    return store.apply_folder_sync(
+        mailbox=mailbox,
+        folder=s.folder,
+        role=s.role,
+        uidvalidity=cursor.uidvalidity,
+        last_uid=cursor.last_uid,
+        highestmodseq=cursor.highestmodseq,
+        new_messages=s.new_messages,
+        flag_updates=() if history else s.flag_updates,
+        reset=s.reset and not history,
+        initial=s.reset or history,
+        dismiss_keyword=config.dismiss_keyword,
+        now=now,
+        # Never evaluated (no threads yet): the next evaluation is a full one, and
+        # one that is killed before it is followed by a full one too. A history
+        # import marks its copies whatever the state.
+        mark_dirty=history or store.get_meta("threaded_with") is not None,
+    )
