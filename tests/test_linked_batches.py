@@ -21,7 +21,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
-from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
+from tests.support.random_mail import JAN, MAIL_SPEC, T0, fetched
 
 from ackwatch.core.threads import component_batches, is_noise_link
 from ackwatch.daemon import evaluation
@@ -32,7 +32,6 @@ from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 
 NOW = T0 + dt.timedelta(days=41)
-AGENCY = (ANNA, PIOTR)
 
 
 # ----------------------------------------------------------------- component_batches
@@ -100,24 +99,6 @@ def test_a_subject_link_through_an_agency_address_is_noise():
 # ----------------------------------------------------------------- the daemon, both ways
 
 
-def _fetched(spec: tuple, uid: int) -> tuple[str, str, FetchedMessage]:
-    mid, refs, subject, sender, hours, thrid, flags, mailbox = spec
-    received = T0 + dt.timedelta(hours=hours)
-    agency = sender in AGENCY
-    to = JAN if agency else (ANNA if mailbox == "anna" else PIOTR)
-    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}",
-             f"Date: {received.strftime('%a, %d %b %Y %H:%M:%S +0000')}"]
-    if hours % 3 == 0:
-        lines.append(f"Cc: {MARTA}")
-    if mid is not None:
-        lines.append(f"Message-ID: {f'<u{uid}@x>' if mid == 'auto' else mid}")
-    if refs:
-        lines += [f"In-Reply-To: {refs[-1]}", f"References: {' '.join(refs)}"]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    folder = "Sent" if agency else "INBOX"
-    return mailbox, folder, FetchedMessage(uid, received, frozenset(flags), head, thrid)
-
-
 def _sync(d: Daemon, mailbox: str, folder: str, messages: list[FetchedMessage],
           *, uidvalidity: int = 1, reset: bool = False) -> None:
     d.apply_event(FolderSyncEvent(mailbox, FolderSync(
@@ -164,7 +145,7 @@ def _forget_threads(d: Daemon) -> None:
 def test_threads_found_in_batches_of_components_give_the_items_found_at_once(
     specs, gone, batch_keys
 ):
-    mails = [_fetched(spec, uid) for uid, spec in enumerate(specs, start=1)]
+    mails = [fetched(spec, uid) for uid, spec in enumerate(specs, start=1)]
     with tempfile.TemporaryDirectory() as tmp:
         config = make_config(state_dir=Path(tmp))  # one config: one evaluation fingerprint
         daemons = [Daemon(config, Store.open(Path(tmp) / name), now=lambda: NOW,
@@ -201,7 +182,7 @@ def test_threads_found_in_batches_of_components_give_the_items_found_at_once(
 def test_a_small_window_is_evaluated_at_once(tmp_path):
     config = make_config(state_dir=tmp_path)
     d = Daemon(config, Store.open(tmp_path), now=lambda: NOW, reload=lambda: config)
-    _sync(d, "anna", "INBOX", [_fetched(("auto", [], "Quote", JAN, 5, None, (), "anna"), 1)[2]])
+    _sync(d, "anna", "INBOX", [fetched(("auto", [], "Quote", JAN, 5, None, (), "anna"), 1)[2]])
     with capture_logs() as logs:
         d.reevaluate()
     assert [e["full"] for e in logs if e["event"] == "evaluated"] == [True]
@@ -215,8 +196,8 @@ def test_a_component_larger_than_a_batch_is_threaded_first_then_evaluated_by_thr
     config = make_config(state_dir=tmp_path)
     d = Daemon(config, Store.open(tmp_path), now=lambda: NOW, reload=lambda: config)
     _sync(d, "anna", "INBOX", [
-        _fetched(("<q1@x>", [], "Quote", JAN, 5, None, (), "anna"), 1)[2],
-        _fetched(("<q2@x>", [], "Quote", JAN, 50, None, (), "anna"), 2)[2],
+        fetched(("<q1@x>", [], "Quote", JAN, 5, None, (), "anna"), 1)[2],
+        fetched(("<q2@x>", [], "Quote", JAN, 50, None, (), "anna"), 2)[2],
     ])
     with _batched(1), capture_logs() as logs:
         d.reevaluate()

@@ -21,7 +21,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
-from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, PIOTR, T0
+from tests.support.random_mail import ANNA, JAN, MAIL_SPEC, MARTA, T0, fetched
 
 from ackwatch.daemon.evaluation import MESSAGE_HISTORY
 from ackwatch.daemon.service import Daemon
@@ -31,28 +31,6 @@ from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
 
 NOW = T0 + dt.timedelta(days=41)  # after every arrival (at most 40 days after T0)
-
-AGENCY = (ANNA, PIOTR)
-
-
-def _fetched(spec: tuple, uid: int) -> tuple[str, str, FetchedMessage]:
-    """(mailbox, folder, the mail as the watcher fetches it): a client's mail lands in
-    the INBOX of the mailbox it was sent to, the agency's in the sender's Sent."""
-    mid, refs, subject, sender, hours, thrid, flags, mailbox = spec
-    received = T0 + dt.timedelta(hours=hours)
-    agency = sender in AGENCY
-    to = JAN if agency else (ANNA if mailbox == "anna" else PIOTR)
-    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}",
-             f"Date: {received.strftime('%a, %d %b %Y %H:%M:%S +0000')}"]
-    if hours % 3 == 0:
-        lines.append(f"Cc: {MARTA}")
-    if mid is not None:
-        lines.append(f"Message-ID: {f'<u{uid}@x>' if mid == 'auto' else mid}")
-    if refs:
-        lines += [f"In-Reply-To: {refs[-1]}", f"References: {' '.join(refs)}"]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    folder = "Sent" if agency else "INBOX"
-    return mailbox, folder, FetchedMessage(uid, received, frozenset(flags), head, thrid)
 
 
 def _post(d: Daemon, arrivals: list[tuple[str, str, FetchedMessage]]) -> None:
@@ -111,7 +89,7 @@ def test_scoped_reevaluation_finds_the_same_items_as_a_full_one(batches):
             arrivals = []
             for spec in batch:
                 uid += 1
-                arrivals.append(_fetched(spec, uid))
+                arrivals.append(fetched(spec, uid))
             for d in (scoped, full):
                 _post(d, arrivals)
             _scoped(scoped)
@@ -126,12 +104,12 @@ def test_scoped_reevaluation_finds_the_same_items_as_a_full_one(batches):
 def test_a_reply_only_loads_its_own_thread():
     with _daemons("scoped") as (d,):
         _post(d, [
-            ("anna", "INBOX", _fetched(("<q1@x>", [], "Quote", JAN, 0, None, (), "anna"), 1)[2]),
+            ("anna", "INBOX", fetched(("<q1@x>", [], "Quote", JAN, 0, None, (), "anna"), 1)[2]),
             ("anna", "INBOX",
-             _fetched(("<o1@x>", [], "Invoice", MARTA, 1, None, (), "anna"), 2)[2]),
+             fetched(("<o1@x>", [], "Invoice", MARTA, 1, None, (), "anna"), 2)[2]),
         ])
         _scoped(d)
-        answer = _fetched(("<r1@x>", ["<q1@x>"], "Re: Quote", ANNA, 2, None, (), "anna"), 3)
+        answer = fetched(("<r1@x>", ["<q1@x>"], "Re: Quote", ANNA, 2, None, (), "anna"), 3)
         _post(d, [answer])
         with capture_logs() as logs:
             _scoped(d)
