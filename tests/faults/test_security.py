@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,17 +18,13 @@ import pytest
 from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
 from tests.support.daemon import ANNA, client_mail, mails, started
+from tests.support.run_once import ackwatch as ackwatch_cmd
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
 IMAP_SECRET = "Imap-S3cret-7f2c9d"
 SMTP_SECRET = "Smtp-S3cret-a81e44"
-
-
-def ackwatch_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
-                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
 
 
 def test_tls_certificate_and_host_name_are_verified(tls_dovecot, tmp_path, sink):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from imapclient.exceptions import IMAPClientError
 from tests.hostile.corpus import NORMAL_SUBJECT, all_cases, normal_mail
 from tests.servers.imapserver import ImapTestServer
+from tests.support.run_once import ackwatch
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +78,6 @@ def write_config(tmp_path: Path, server: ImapTestServer, user: str) -> Path:
             timeout: 20
         """))
     return cfg
-
-
-def ackwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def events(stderr: str) -> list[dict]:

@@ -14,13 +14,12 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from tests.support.report_state import ANNA, PIOTR, write_config
+from tests.support.run_once import ackwatch
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.reporting.figures import FIGURE_FIELDS
@@ -84,11 +83,6 @@ def config(tmp_path: Path) -> Path:
     finally:
         store.close()
     return cfg
-
-
-def ackwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
-                          text=True, timeout=120, check=False, cwd=cwd)
 
 
 def report_json(config: Path, *args: str) -> dict:

@@ -10,8 +10,6 @@ the password lives, never a character of it. A mailbox that cannot log in never 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer
 from tests.support.daemon import client_mail
+from tests.support.run_once import ackwatch
 
 from ackwatch.mail import connection, sync
 
@@ -111,11 +110,6 @@ def write_config(tmp_path: Path, mailboxes: dict[str, tuple[ImapTestServer, str,
         """) + "".join(entries))
     cfg.chmod(0o600)
     return cfg
-
-
-def ackwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def json_events(stderr: str) -> list[dict]:

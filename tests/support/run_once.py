@@ -1,8 +1,9 @@
-"""The `ackwatch` command as a subprocess, and the config of the `run --once` and
+"""The `ackwatch` command as a subprocess (for every test that runs it to its end), and the config of the `run --once` and
 `backfill` tests (a 24 h calendar-clock window, one mailbox per user given)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -53,6 +54,9 @@ def write_config(tmp_path: Path, server: ImapTestServer, users: dict[str, str],
     return cfg
 
 
-def ackwatch(*args: str) -> subprocess.CompletedProcess[str]:
+def ackwatch(*args: str, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``ackwatch`` command, run to its end (``env``: added to this environment)."""
     return subprocess.run([sys.executable, "-m", "ackwatch", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, cwd=cwd,
+                          env={**os.environ, **env} if env else None)
