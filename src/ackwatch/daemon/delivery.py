@@ -74,9 +74,9 @@ class Delivery:
         now = self._now()
         held = self._held_until
         if held is not None:
-            if now < held and held <= now + SEND_BACKOFF_CAP * 1.2:
+            if now < held <= now + SEND_BACKOFF_CAP * 1.2:
                 return held
-            self._held_until = held = None  # its time came (or the clock went back)
+            self._held_until = None  # its time came (or the clock went back)
         due = self.store.outbox_due(now)
         # A retry time further ahead than any backoff could set means the wall clock was
         # turned back: try now rather than wait for the clock to catch up.
@@ -92,8 +92,8 @@ class Delivery:
                 log.warning("outbox_held", until=self._held_until.isoformat(),
                             mails_waiting=len(due) - tried)
                 break
-        pending = self.store.outbox_pending()
-        next_try = min((o.next_attempt_at for o in pending), default=None)
+        queued = self.store.outbox_pending()
+        next_try = min((o.next_attempt_at for o in queued), default=None)
         if self._held_until is not None and next_try is not None:
             return max(next_try, self._held_until)
         return next_try
