@@ -1,5 +1,5 @@
-"""Random mail for the property tests of re-evaluation (tests/test_scope.py) and of
-batched thread finding (tests/test_linked_batches.py): a hypothesis strategy for one
+"""Random mail for the property tests of re-evaluation (tests/daemon/test_scope.py) and of
+batched thread finding (tests/store/test_linked_batches.py): a hypothesis strategy for one
 mail's fields, the people who write it, and the mail as a watcher fetches it."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ MARTA = "Marta Zielinska <marta.zielinska@globex.example>"
 ANNA = "Anna Nowak <anna@agency.example>"
 PIOTR = "Piotr Wisniewski <piotr@agency.example>"
 
-# One mail, as tests/test_scope.py and tests/test_linked_batches.py build it.
+# One mail, as tests/daemon/test_scope.py and tests/store/test_linked_batches.py build it.
 MAIL_SPEC = st.tuples(
     st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<d@x>", "<e@x>", None, "auto"]),  # id
     st.lists(st.sampled_from(["<a@x>", "<b@x>", "<c@x>", "<p@x>", "junk"]), max_size=3),

@@ -3,7 +3,7 @@
 The key tables are what the loader accepts (any other key is an error with a "did you
 mean" hint); `DEFAULTS` is what a key that is left out means, read from the model
 (`ackwatch.config.model`), the one place a default is stated. README.md and
-config.example.yaml state the same defaults; tests/test_config_defaults.py checks it.
+config.example.yaml state the same defaults; tests/config/test_config_defaults.py checks it.
 """
 
 from __future__ import annotations

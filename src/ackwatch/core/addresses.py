@@ -211,7 +211,7 @@ def plain_addresses(value: str) -> list[tuple[str, str]] | None:
     ``a@b.example``, ``Name <a@b.example>``, ``"Last, First" <a@b.example>``, separated
     by commas. Anything else (comments, groups, dots, ``@`` or non-ASCII in an unquoted
     name, escapes, stray commas) returns None and is left to the general reader
-    (tests/test_addresses.py checks the two agree on everything this accepts).
+    (tests/core/test_addresses.py checks the two agree on everything this accepts).
     """
     out: list[tuple[str, str]] = []
     pos, end = 0, len(value)

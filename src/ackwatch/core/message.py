@@ -500,7 +500,7 @@ def parse_message(
     key = message_id or _stable_key(sender, date, date_raw, subject, to)
 
     # Positional, in field order (a keyword call of 29 fields costs 1.5 us more):
-    # tests/test_message_fast.py checks the result field by field.
+    # tests/core/test_message_fast.py checks the result field by field.
     return _construct_message(
         key,
         message_id,

@@ -1,6 +1,6 @@
 """Positional constructors for frozen dataclasses: what ``__init__`` does, minus its cost.
 
-A speed trick kept apart (with its oracle in tests/test_message_fast.py) so that the
+A speed trick kept apart (with its oracle in tests/core/test_message_fast.py) so that the
 bench can measure it: `message.parse_message`, `classify` and `item_rules` build their
 values through it, as the IMAP reader builds its rows.
 """
@@ -22,7 +22,7 @@ def positional_constructor(cls: type) -> Callable[..., Any]:
     first evaluation builds an `sla.Item` (12 fields, 1.4 us) for every client mail.
     This sets each slot through its descriptor, bound once, as dataclasses do, or each
     entry of the instance's ``__dict__`` for a class without slots: by generating the
-    function (tests/test_message_fast.py compares it with ``__init__``). Refused for a
+    function (tests/core/test_message_fast.py compares it with ``__init__``). Refused for a
     class whose ``__init__`` does more: a ``__post_init__``, a field left out of it.
     """
     fields = dataclasses.fields(cls)

@@ -10,7 +10,7 @@ Unsafe: the Unicode categories Cc (C0 and C1 controls, DEL), Cf (format characte
 bidi marks, embeddings, overrides and isolates, zero-width space, word joiner, BOM, tag
 characters, ...), Zl and Zp (line and paragraph separators) and Cs (surrogates), except
 ZERO WIDTH NON-JOINER and ZERO WIDTH JOINER, which shape Persian and Indic words and
-join emoji sequences and steer nothing. `tests/test_printable.py` checks the class
+join emoji sequences and steer nothing. `tests/core/test_printable.py` checks the class
 against `unicodedata`.
 """
 

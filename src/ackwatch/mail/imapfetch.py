@@ -13,7 +13,7 @@ does not recognise in full (another item, a quoted or NIL value in an unexpected
 a second literal, odd spacing) to imapclient's parser, one answer at a time. The result
 is the same mapping `parse_fetch_response(data, normalise_times=False,
 uid_is_key=False)` returns: sequence number -> {item name: value}; the property tests
-in tests/test_imapfetch.py compare the two.
+in tests/mail/test_imapfetch.py compare the two.
 
 `read_answer` is the matching fast path on the wire: it reads a FETCH answer off
 imaplib's connection with imaplib's rules but without its per-line overhead, and returns

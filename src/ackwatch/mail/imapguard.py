@@ -30,7 +30,7 @@ mailbox as failed). imaplib re-wraps an abort in a plain one on some paths, so
 The seam: imaplib documents ``read``, ``readline`` and ``send`` of ``IMAP4`` as the
 methods to override, so `_GuardedIMAP4` overrides just those. imapclient has no hook to
 choose the ``IMAP4`` class, so `GuardedClient._create_IMAP4` restates its ten lines
-(tests/test_imapguard.py fails if imapclient's version of it changes).
+(tests/mail/test_imapguard.py fails if imapclient's version of it changes).
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def _item_records(rows: Iterable[tuple[object, ...]]) -> list[ItemRecord]:
     """`ItemRecord`s of rows of `_ITEM_COLUMNS` (plain tuples). What ``__init__`` would
     set, set at once: a frozen dataclass's ``__init__`` sets its 22 fields one
     ``object.__setattr__`` at a time, most of the cost of ``ackwatch status`` over 10k
-    open items; tests/test_store.py compares the two."""
+    open items; tests/store/test_store.py compares the two."""
     new = object.__new__
     boxes: dict[object, tuple[str, ...]] = {}  # a few combinations, thousands of items
     out = []

@@ -19,7 +19,7 @@ from ackwatch.cli import main
 from ackwatch.config import EX_CONFIG
 from ackwatch.core import explain as explain_mod
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
 SECRET = "Tr0ub4dor&3-never-print-me"
 WARSAW = ZoneInfo("Europe/Warsaw")

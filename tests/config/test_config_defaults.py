@@ -12,7 +12,7 @@ import pytest
 from ackwatch.config import load_config
 from ackwatch.config.schema import DEFAULTS, as_text
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
 README = REPO / "README.md"
 

@@ -53,7 +53,7 @@ from ackwatch.core.provenance import (
     parse_received,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mail"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "mail"
 RECEIVED = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 # =========================================================================== the reference

@@ -24,7 +24,7 @@ from ackwatch.config import (
     parse_duration,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
 
 # The smallest valid file; tests change one thing at a time with `variant`.
