@@ -36,6 +36,9 @@ def readonly_uri(path: Path) -> str:
 class Database:
     """One open state database: its connection, where it is, and its write transactions."""
 
+    # The stored report rows' group of five columns as one JSON text (`items.report_rows`).
+    JSON_ARRAY = "json_array({})"
+
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
         self.conn = conn
         self.path = path
