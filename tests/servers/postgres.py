@@ -114,3 +114,11 @@ def database_config(server: PostgresServer, dbname: str):  # type: ignore[no-unt
         url=server.url(dbname), host=server.host, port=server.port, user=SUPERUSER,
         dbname=dbname, password=SecretRef("file", str(secret)), sslmode="disable",
     )
+
+
+def database_yaml(server: PostgresServer) -> str:
+    """A config file's ``database`` section for a new database of ``server``."""
+    db = database_config(server, server.new_database())
+    assert db.password is not None
+    return (f"database:\n  url: {db.url}\n  password_file: {db.password.value}\n"
+            "  sslmode: disable\n")
