@@ -86,12 +86,12 @@ class Links:
         """
         c = self._db.conn
         # A temporary table (the connection's own; unqualified, its name means the
-        # temporary one in SQLite and PostgreSQL alike), numbered in key order.
+        # temporary one in SQLite and PostgreSQL alike), numbered 1, 2, ... in key order.
         c.execute("DROP TABLE IF EXISTS window_keys")
-        c.execute("CREATE TEMP TABLE window_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
-        c.execute("INSERT INTO window_keys (id, key)"
-                  " SELECT ROW_NUMBER() OVER (ORDER BY key), key FROM messages"
-                  " WHERE received >= ? GROUP BY key",
+        c.execute(f"CREATE TEMP TABLE window_keys (id {self._db.COUNTER_KEY},"
+                  " key TEXT NOT NULL UNIQUE)")
+        c.execute("INSERT INTO window_keys (key)"
+                  " SELECT key FROM messages WHERE received >= ? GROUP BY key ORDER BY key",
                   (iso(since),))
         n = c.execute("SELECT COALESCE(MAX(id), 0) FROM window_keys").fetchone()[0]
 

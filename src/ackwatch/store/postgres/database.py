@@ -25,6 +25,8 @@ class PgDatabase:
 
     # The stored report rows' group of five columns as one JSON text (`items.report_rows`).
     JSON_ARRAY = "json_build_array({})::text"
+    # A column numbering the rows inserted without it 1, 2, ... (`links.linked_batches`).
+    COUNTER_KEY = "INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
     def __init__(self, conn: Connection, config: DatabaseConfig, password: str | None,
                  readonly: bool):
