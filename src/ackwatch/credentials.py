@@ -323,6 +323,8 @@ def _secret_refs(config: Config) -> list[tuple[str, SecretRef]]:
                 refs.append((f"mailboxes[{i}]", ref))
     if config.smtp is not None and config.smtp.password is not None:
         refs.append(("smtp", config.smtp.password))
+    if config.database is not None and config.database.password is not None:
+        refs.append(("database", config.database.password))
     return refs
 
 

@@ -176,12 +176,13 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "accounts: [{email: anna@agency.example, name: Anna}]\n"
         "clients: [{name: Acme, match: [acme.example]}]\n"
         "mailboxes: [{name: a, host: imap.example, username: a, password_env: A}]\n"
-        "smtp: {host: smtp.example, from: a@agency.example}\n",
+        "smtp: {host: smtp.example, from: a@agency.example}\n"
+        "database: {url: 'postgresql://ackwatch@db.example/ackwatch'}\n",
         encoding="utf-8",
     )
     config = load_config(file, environ={})
     mailbox, smtp = config.mailboxes[0], config.smtp
-    assert smtp is not None
+    assert smtp is not None and config.database is not None
     loaded = {
         "unknown_senders": config.unknown_senders,
         "agency.trust.inbox_agency_mail": config.agency.trust.inbox_agency_mail,
@@ -197,6 +198,7 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "smtp.security": smtp.security,
         "smtp.port": {smtp.security: smtp.port},
         "smtp.timeout": smtp.timeout,
+        "database.sslmode": config.database.sslmode,
         "digest.enabled": config.digest.enabled,
         "digest.when": (config.digest.weekday, config.digest.time),
         "dismiss_keyword": config.dismiss_keyword,

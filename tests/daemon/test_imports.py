@@ -12,7 +12,8 @@ from configfactory import make_config, office_calendar
 
 OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.ack_time",
             "ackwatch.reporting.figures", "ackwatch.reporting.digest",
-            "ackwatch.core.promise_text", "charset_normalizer")
+            "ackwatch.core.promise_text", "charset_normalizer", "psycopg",
+            "ackwatch.store.postgres")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -38,6 +39,17 @@ def test_a_start_without_holiday_countries_or_metrics_loads_neither():
             "evaluation_fingerprint(config)\n"
             "BusinessCalendar(config.calendars['office']).holidays_in(2026)\n"
             "Metrics().publish(Snapshot())")
+    assert loaded_after(code) == set()
+
+
+def test_a_state_in_sqlite_never_loads_psycopg(tmp_path):
+    code = ("import datetime as dt\n"
+            "from ackwatch.store import open_store\n"
+            f"s = open_store({str(tmp_path)!r})\n"
+            "s.set_meta('x', 'y'); s.outbox_pending(); s.pending_items()\n"
+            "s.report_rows(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC),"
+            " stored=True)\n"
+            "s.open_reader().health(); s.close()")
     assert loaded_after(code) == set()
 
 

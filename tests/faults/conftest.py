@@ -18,7 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers.fixtures import dovecot_server, tls_dovecot  # noqa: F401 - fixtures
+from tests.servers.fixtures import (  # noqa: F401 - fixtures
+    dovecot_server,
+    postgres_server,
+    tls_dovecot,
+)
 from tests.servers.notifysocket import notify_socket_path
 from tests.support.daemon import ackwatch, dovecot, sink  # noqa: F401 - fixtures
 

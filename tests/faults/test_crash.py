@@ -2,7 +2,7 @@
 
 Afterwards: every client mail is exactly one item, every unanswered one got its nudge,
 no answered one got any, at most one duplicate mail per crash, no mail left in the
-outbox, and ``PRAGMA integrity_check`` says ok. The 5-round variant always runs; the
+outbox, and the database's integrity check says ok. On SQLite and on PostgreSQL. The 5-round variant always runs; the
 50-round one is ``slow`` (ACKWATCH_SLOW=1).
 """
 
@@ -13,12 +13,12 @@ import datetime as dt
 import os
 import random
 import signal
-import sqlite3
 import time
 from collections import Counter
 
 import pytest
 from tests.faults.daemon_config import write_config
+from tests.servers.postgres import database_yaml
 from tests.support.daemon import (
     ANNA,
     client_mail,
@@ -30,15 +30,21 @@ from tests.support.daemon import (
 )
 from tests.support.waiting import wait_for
 
+from ackwatch.config import load_config
+from ackwatch.store import open_store
+
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
 
-def crash_rounds(dovecot, tmp_path, sink, ackwatch, *, rounds: int, seed: int) -> None:
+def crash_rounds(dovecot, tmp_path, sink, ackwatch, *, rounds: int, seed: int,
+                 database: str = "") -> None:
+    """``database``: a config's ``database`` section (the state in PostgreSQL)."""
     rng = random.Random(seed)
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
                        window="6s", nudge_before="3s", batch_window="0s",
                        max_per_hour=10_000, imap_timeout=5)
+    cfg.write_text(cfg.read_text() + database)
     # The first start completes: what arrives later is live mail, never "history".
     d = started(ackwatch, cfg)
     unanswered: list[str] = []
@@ -93,12 +99,13 @@ def crash_rounds(dovecot, tmp_path, sink, ackwatch, *, rounds: int, seed: int) -
     mentions = Counter(k for m in distinct for k in item_ids(m))
     assert all(mentions[m] == 1 for m in unanswered), mentions
 
-    db_path = tmp_path / "state" / "ackwatch.sqlite3"
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = db.execute("SELECT message_id, state, nudge_done FROM items").fetchall()
-        pending_outbox = db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-        assert pending_outbox.fetchone()[0] == 0
+    state = open_store(tmp_path / "state", readonly=True, database=load_config(cfg).database)
+    try:
+        assert state.integrity_check() == "ok"  # type: ignore[attr-defined]
+        rows = [(i.message_id, i.state, i.nudge_done) for i in state.items()]
+        assert state.outbox_pending() == []
+    finally:
+        state.close()
     per_mid = Counter(r[0] for r in rows)
     assert sorted(per_mid) == sorted(unanswered + answered)
     assert set(per_mid.values()) == {1}, per_mid  # every item exactly once
@@ -123,6 +130,11 @@ def _died_within(d, seconds: float) -> bool:
 
 def test_kill_9_five_rounds(dovecot, tmp_path, sink, ackwatch):
     crash_rounds(dovecot, tmp_path, sink, ackwatch, rounds=5, seed=20260611)
+
+
+def test_kill_9_five_rounds_on_postgresql(dovecot, tmp_path, sink, ackwatch, postgres_server):
+    crash_rounds(dovecot, tmp_path, sink, ackwatch, rounds=5, seed=20260611,
+                 database=database_yaml(postgres_server))
 
 
 @pytest.mark.slow

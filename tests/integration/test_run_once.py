@@ -13,6 +13,7 @@ import json
 
 import pytest
 from tests.servers.imapserver import make_message
+from tests.servers.postgres import database_yaml
 from tests.support.run_once import ackwatch, write_config
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime.now(dt.UTC)
 
 
-def test_run_once_then_status_lists_exactly_the_mail_that_waits(imap_server, tmp_path):
+@pytest.mark.parametrize("state", ["sqlite", "postgresql"])
+def test_run_once_then_status_lists_exactly_the_mail_that_waits(imap_server, tmp_path, state,
+                                                                 request):
     anna, piotr = imap_server.add_user(), imap_server.add_user()
     t = NOW - dt.timedelta(hours=3)
 
@@ -78,7 +81,10 @@ def test_run_once_then_status_lists_exactly_the_mail_that_waits(imap_server, tmp
                                    to="zoe@acme.example"), 30)
 
     before = {u: imap_server.flags_snapshot(u) for u in (anna, piotr)}
-    cfg = write_config(tmp_path, imap_server, {"anna": anna, "piotr": piotr})
+    database = ""
+    if state == "postgresql":
+        database = database_yaml(request.getfixturevalue("postgres_server"))
+    cfg = write_config(tmp_path, imap_server, {"anna": anna, "piotr": piotr}, extra=database)
     run = ackwatch("run", "-c", str(cfg), "--once")
     assert run.returncode == 0, run.stderr
 
@@ -106,6 +112,8 @@ def test_run_once_then_status_lists_exactly_the_mail_that_waits(imap_server, tmp
     assert ackwatch("run", "-c", str(cfg), "--once").returncode == 0
     again = json.loads(ackwatch("status", "-c", str(cfg), "--json").stdout)
     assert len(again) == 3
+    # The state is where the config says: no SQLite file beside a PostgreSQL state.
+    assert (tmp_path / "state" / "ackwatch.sqlite3").exists() == (state == "sqlite")
 
 
 def test_run_once_with_no_reachable_mailbox_fails_clearly(imap_server, tmp_path):

@@ -1,9 +1,9 @@
-"""Session fixtures for the Dovecot servers, declared by each conftest.py that imports them.
+"""Session fixtures for the Dovecot and PostgreSQL servers, declared by each conftest.py that imports them.
 
 A directory whose conftest.py imports these gets server processes of its own: the fault
 tests stop and restart their Dovecot without disturbing the integration tests'.
 Without Dovecot installed its tests skip with a reason, unless ACKWATCH_REQUIRE_DOVECOT=1
-(CI), where they fail.
+(CI), where they fail; likewise PostgreSQL's with ACKWATCH_REQUIRE_POSTGRES=1.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.servers.dovecot import DovecotServer, dovecot_binary, dovecot_required
+from tests.servers.postgres import PostgresServer, postgres_bindir, postgres_required
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,22 @@ def tls_dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotServer]:
     """A Dovecot with TLS on (self-signed; its `cert_file` is the CA to trust). Asks for
     `dovecot_server` so that it is skipped, or fails in CI, the same way."""
     server = DovecotServer(tls=True, pool=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session (`tests.servers.postgres`)."""
+    if postgres_bindir() is None:
+        msg = "PostgreSQL is not installed (apt-get install postgresql)"
+        if postgres_required():
+            pytest.fail(f"ACKWATCH_REQUIRE_POSTGRES is set but {msg}")
+        pytest.skip(msg)
+    server = PostgresServer()
     server.start()
     try:
         yield server

@@ -179,9 +179,9 @@ def test_threads_found_in_batches_of_components_give_the_items_found_at_once(
                 d.store.close()
 
 
-def test_a_small_window_is_evaluated_at_once(tmp_path):
+def test_a_small_window_is_evaluated_at_once(tmp_path, open_state):
     config = make_config(state_dir=tmp_path)
-    d = Daemon(config, Store.open(tmp_path), now=lambda: NOW, reload=lambda: config)
+    d = Daemon(config, open_state(), now=lambda: NOW, reload=lambda: config)
     _sync(d, "anna", "INBOX", [fetched(("auto", [], "Quote", JAN, 5, None, (), "anna"), 1)[2]])
     with capture_logs() as logs:
         d.reevaluate()
@@ -190,11 +190,13 @@ def test_a_small_window_is_evaluated_at_once(tmp_path):
     d.store.close()
 
 
-def test_a_component_larger_than_a_batch_is_threaded_first_then_evaluated_by_threads(tmp_path):
+def test_a_component_larger_than_a_batch_is_threaded_first_then_evaluated_by_threads(
+    tmp_path, open_state
+):
     """Two fresh mails from Jan with one subject share a link value (one component) but
     start two threads: with one key a batch, each thread is a batch of its own."""
     config = make_config(state_dir=tmp_path)
-    d = Daemon(config, Store.open(tmp_path), now=lambda: NOW, reload=lambda: config)
+    d = Daemon(config, open_state(), now=lambda: NOW, reload=lambda: config)
     _sync(d, "anna", "INBOX", [
         fetched(("<q1@x>", [], "Quote", JAN, 5, None, (), "anna"), 1)[2],
         fetched(("<q2@x>", [], "Quote", JAN, 50, None, (), "anna"), 2)[2],

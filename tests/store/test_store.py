@@ -54,13 +54,6 @@ def item(key: str, *, nudge_at=T0 + H, escalate_at=T0 + 2 * H, ack=None) -> Item
     )
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "state")
-    yield s
-    s.close()
-
-
 def test_new_database_is_private_and_versioned(tmp_path):
     s = Store.open(tmp_path / "state")
     s.close()
@@ -697,9 +690,9 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
         s.close()
 
 
-def test_the_sqlite_store_has_every_operation_of_the_interface_as_declared(store):
-    """`SqliteStore` is a `Store`: each operation the interface declares is there, with
-    the same parameters (names, kinds, which have defaults)."""
+def test_each_store_has_every_operation_of_the_interface_as_declared(store, backend):
+    """`SqliteStore` and `PostgresStore` are `Store`s: each operation the interface
+    declares is there, with the same parameters (names, kinds, which have defaults)."""
     import inspect
 
     from ackwatch.store import Store as Interface
@@ -712,4 +705,7 @@ def test_the_sqlite_store_has_every_operation_of_the_interface_as_declared(store
     assert len(declared) > 50
     for name in declared:
         assert shape(getattr(store, name)) == shape(getattr(Interface, name)), name
-    assert store.path.name == DB_NAME
+    if backend == "sqlite":
+        assert store.path.name == DB_NAME
+    else:
+        assert str(store.path).startswith("postgresql://")

@@ -81,17 +81,13 @@ def _promise_rows(
 ) -> list[tuple[str | None, str, str]]:
     """(account, client, state) of the promises made in the period; [] on a state database
     from before promises (schema 1, opened read-only)."""
-    import sqlite3
-
     try:
         return store.promise_rows(since, until)
-    except sqlite3.OperationalError:  # no such table
+    except store.errors:  # no such table
         return []
 
 
 def run(args: argparse.Namespace) -> int:
-    import sqlite3
-
     from ackwatch.core import promise_rules as promises
     from ackwatch.gcpause import gc_paused
     from ackwatch.reporting import exports, figures, html, table
@@ -108,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     # cyclic collector would only rescan them (a third of the run time at 1M items).
     with gc_paused():
         try:
-            store = open_store(config.state_dir, readonly=True)
+            store = open_store(config.state_dir, readonly=True, database=config.database)
         except StoreError as exc:
             err(f"ackwatch: {exc}")
             return EX_CANTCREAT
@@ -121,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 result = figures.compute_stored(rows, config, since=since, until=until,
                                                 now=now)
             promise_rows = _promise_rows(store, since, until)
-        except sqlite3.Error as exc:
+        except store.errors as exc:
             err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:

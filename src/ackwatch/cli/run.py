@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     config = load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
     try:
-        store = open_store(config.state_dir)
+        store = open_store(config.state_dir, database=config.database)
     except StoreError as exc:
         err(f"ackwatch: {exc}")
         return EX_CANTCREAT

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load(args)
     try:
-        store = open_store(config.state_dir, readonly=True)
+        store = open_store(config.state_dir, readonly=True, database=config.database)
     except StoreError as exc:
         err(f"ackwatch: {exc}")
         return EX_CANTCREAT
@@ -152,11 +152,9 @@ def _open_promises(store: Store, now: dt.datetime) -> list[PromiseRecord]:
     """Promises still waiting for the client to hear back: open ones, and broken ones
     (the date passed) that no message followed, for 30 days. [] on a pre-promise state
     database."""
-    import sqlite3
-
     try:
         records = store.promises(states=("open", "broken"))
-    except sqlite3.Error:
+    except store.errors:
         return []
     return [
         p

@@ -1,5 +1,6 @@
-"""The connections: the IMAP mailboxes to watch and the SMTP server to send through,
-with the one secret reference each may name (never a literal password).
+"""The connections: the IMAP mailboxes to watch, the SMTP server to send through and the
+PostgreSQL server that may hold the state, with the one secret reference each may name
+(never a literal password).
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ackwatch.config.convert import (
+    DatabaseUrl,
     c_address,
     c_command,
     c_credential_name,
+    c_database_url,
     c_enum,
     c_env_name,
     c_folder,
@@ -28,6 +31,7 @@ from ackwatch.config.model import (
     SECRET_KEYS,
     SMTP_PORTS,
     SMTP_SECURITY,
+    DatabaseConfig,
     Folders,
     MailboxConfig,
     SecretRef,
@@ -46,7 +50,12 @@ from ackwatch.config.problems import (
     show,
     valid,
 )
-from ackwatch.config.schema import CONNECTION_KEYS, MAILBOX_KEYS, SMTP_SECRET_KEYS
+from ackwatch.config.schema import (
+    CONNECTION_KEYS,
+    DATABASE_KEYS,
+    MAILBOX_KEYS,
+    SMTP_SECRET_KEYS,
+)
 from ackwatch.config.times import c_seconds
 
 _LITERAL_PASSWORD = "a literal password is not allowed in the config file; use one of {}"
@@ -213,3 +222,43 @@ def smtp(ctx: Ctx, value: object) -> Any:
         from_address=from_address, username=username, password=secret, timeout=timeout, **conn
     )
 
+
+
+SSLMODES = ("verify-full", "verify-ca", "disable")
+_SSLMODE_HINTS = {
+    "require": "verify-ca",  # libpq's require encrypts but checks no certificate
+    "prefer": "verify-full",
+    "allow": "verify-full",
+}
+
+
+def database(ctx: Ctx, value: object) -> Any:
+    """The PostgreSQL server holding the state; None (SQLite under state_dir) when absent."""
+    if value is None:
+        return None
+    path = "database"
+    m = mapping(ctx, value, path)
+    if m is None:
+        return INVALID
+    refused = {"password": _LITERAL_PASSWORD.format(", ".join(SMTP_SECRET_KEYS))}
+    check_keys(ctx, m, path, DATABASE_KEYS, refused)
+    url = get_key(ctx, m, path, "url", c_database_url, REQUIRED)
+    secret = _secret(ctx, m, path, SMTP_SECRET_KEYS, required=False)
+    sslmode = get_key(
+        ctx, m, path, "sslmode", c_enum(*SSLMODES, hints=_SSLMODE_HINTS),
+        default_of(DatabaseConfig, "sslmode"),
+    )
+    sslrootcert = get_key(ctx, m, path, "sslrootcert", c_path)
+    if sslmode == "disable" and isinstance(url, DatabaseUrl) and not is_loopback(url.host):
+        ctx.error(
+            join_path(path, "sslmode"),
+            f"disable (no encryption) is only allowed for a loopback host (localhost, "
+            f"127.0.0.1, ::1), not {url.host}; use verify-full or verify-ca",
+        )
+        sslmode = INVALID
+    if not valid(url, secret, sslmode, sslrootcert) or "password" in m:
+        return INVALID
+    return DatabaseConfig(
+        url=url.url, host=url.host, port=url.port, user=url.user, dbname=url.dbname,
+        password=secret, sslmode=sslmode, sslrootcert=sslrootcert,
+    )

@@ -12,9 +12,11 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ackwatch.config.problems import INVALID, Bad, Conv, Ctx, scalar, show, suggest, valid
 
@@ -298,3 +300,43 @@ def c_keyword(value: object) -> str:
             f'expected an IMAP keyword (no spaces, no ( ) {{ % * " \\ ]), got {show(value)}'
         )
     return value
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A checked ``postgresql://user@host:port/dbname`` (no password, no parameters)."""
+
+    url: str
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+
+@scalar
+def c_database_url(value: object) -> DatabaseUrl:
+    """A PostgreSQL URL without a password: the error for one that holds a password
+    names where it is, never the URL itself (it would print the password)."""
+    if not isinstance(value, str) or not value.strip():
+        raise Bad(f"expected a URL like postgresql://ackwatch@db.example:5432/ackwatch, got {show(value)}")
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port or 5432
+    except ValueError:
+        raise Bad("not a valid URL (expected postgresql://user@host:port/dbname)") from None
+    if parts.password is not None:
+        raise Bad("the URL must not hold a password; give password_file, password_env or credential")
+    if parts.query and "password" in parse_qs(parts.query):
+        raise Bad("the URL must not hold a password; give password_file, password_env or credential")
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise Bad(f"expected a postgresql:// URL, got {show(parts.scheme + '://...')}")
+    if parts.query or parts.fragment:
+        raise Bad("give no parameters in the URL (sslmode and sslrootcert are keys of their own)")
+    dbname = unquote(parts.path.lstrip("/"))
+    missing = [name for name, v in (("user", parts.username), ("host", parts.hostname),
+                                    ("database name", dbname)) if not v]
+    if missing:
+        raise Bad(f"the URL names no {' and no '.join(missing)} "
+                  "(expected postgresql://user@host:port/dbname)")
+    return DatabaseUrl(text, parts.hostname or "", port, unquote(parts.username or ""), dbname)

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 Security = Literal["tls", "starttls", "none"]
 Clock = Literal["business", "calendar"]
+# libpq's sslmode values ackwatch accepts: verified TLS, or none on loopback only.
+SslMode = Literal["verify-full", "verify-ca", "disable"]
 
 # The config keys that name a secret source, and the `SecretRef.kind` each gives.
 SECRET_KEYS: Mapping[str, str] = MappingProxyType(
@@ -192,6 +194,22 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """The state in PostgreSQL instead of SQLite under ``state_dir``. ``url`` is the
+    server, user and database (``postgresql://ackwatch@db.internal:5432/ackwatch``),
+    never with a password: that comes from ``password`` (a secret source)."""
+
+    url: str
+    host: str
+    port: int
+    user: str
+    dbname: str
+    password: SecretRef | None = None
+    sslmode: SslMode = "verify-full"
+    sslrootcert: Path | None = None
+
+
+@dataclass(frozen=True)
 class IgnoreRules:
     senders: tuple[str, ...] = ()  # shell-style globs on the address, case-insensitive
     subjects: tuple[re.Pattern[str], ...] = ()  # regexes searched in the decoded subject
@@ -256,6 +274,7 @@ class Config:
     unknown_senders: Literal["track", "ignore"]
     mailboxes: tuple[MailboxConfig, ...]
     smtp: SmtpConfig | None
+    database: DatabaseConfig | None = None  # None: SQLite under state_dir
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     sync: SyncConfig = field(default_factory=SyncConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)

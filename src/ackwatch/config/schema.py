@@ -23,6 +23,7 @@ from ackwatch.config.model import (
     Account,
     Client,
     Config,
+    DatabaseConfig,
     DigestConfig,
     Folders,
     LogConfig,
@@ -49,6 +50,7 @@ TOP_KEYS = (
     "unknown_senders",
     "mailboxes",
     "smtp",
+    "database",
     "ignore",
     "sync",
     "notify",
@@ -70,6 +72,7 @@ MAILBOX_KEYS = (
     "owner",
 )
 SMTP_SECRET_KEYS = ("password_file", "password_env", "credential")
+DATABASE_KEYS = ("url", *SMTP_SECRET_KEYS, "sslmode", "sslrootcert")
 
 # The optional sections whose keys are their dataclass's fields, one for one.
 FIELD_SECTIONS: Mapping[str, type] = MappingProxyType(
@@ -103,6 +106,7 @@ def _defaults() -> dict[str, object]:
         "smtp.security": SMTP_SECURITY,
         "smtp.port": SMTP_PORTS,
         "smtp.timeout": default_of(SmtpConfig, "timeout"),
+        "database.sslmode": default_of(DatabaseConfig, "sslmode"),
     }
     for section, cls in FIELD_SECTIONS.items():
         for f in dataclasses.fields(cls):

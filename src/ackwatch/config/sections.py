@@ -422,6 +422,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     unknown = get_key(ctx, raw, "", "unknown_senders", c_enum("track", "ignore"), UNKNOWN_SENDERS)
     mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"))
     smtp = connections.smtp(ctx, raw.get("smtp"))
+    database = connections.database(ctx, raw.get("database"))
     ignore = _ignore(ctx, raw.get("ignore"))
     sync = _section(
         ctx,
@@ -501,6 +502,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         unknown_senders=unknown,
         mailboxes=mailboxes,
         smtp=smtp,
+        database=database,
         ignore=ignore,
         sync=sync,
         notify=notify,

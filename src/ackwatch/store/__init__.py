@@ -5,8 +5,9 @@ ackwatch uses, `api`), the records they take and give (`records`) and `open_stor
 opens the state an ackwatch is configured with. Nothing else of the package is for use
 outside it, and importing it loads no database module.
 
-Behind the interface, one implementation per database. SQLite (`sqlite.SqliteStore`) is
-split by table group: `schema` (numbered migrations), `database` (the connection and its
+Behind the interface, one implementation per database: SQLite (`sqlite.SqliteStore`, the
+default) and PostgreSQL (`postgres`, which composes the same table groups on a
+connection of its own). SQLite is split by table group: `schema` (numbered migrations), `database` (the connection and its
 transactions), `messages` (copies and cursors), `links` (links, senders, threads, dirty
 marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored,
 `parsememo` and `writebehind` are what makes a big sync fast. The groups are objects that
@@ -17,6 +18,7 @@ connection, the write count, the kept parses) is handed to them, not inherited.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ackwatch.store.api import Store
 from ackwatch.store.records import (
@@ -30,6 +32,9 @@ from ackwatch.store.records import (
     StoredCursor,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    from ackwatch.config.model import DatabaseConfig
 
 __all__ = [
     "HealthRecord",
@@ -46,9 +51,22 @@ __all__ = [
 ]
 
 
-def open_store(state_dir: Path, *, readonly: bool = False) -> Store:
-    """The state in ``state_dir``: created and migrated for a writer; read-only, it must
-    exist (`StoreError` otherwise)."""
+def open_store(
+    state_dir: Path, *, readonly: bool = False, database: DatabaseConfig | None = None
+) -> Store:
+    """The state an ackwatch is configured with: in PostgreSQL when ``database`` is given
+    (config ``database``), else in SQLite in ``state_dir``. Created (SQLite) and migrated
+    for a writer; read-only, it must exist (`StoreError` otherwise, and when the
+    database's password cannot be read)."""
+    if database is not None:
+        from ackwatch.credentials import SecretError, resolve_secret
+        from ackwatch.store.postgres.store import PostgresStore
+
+        try:
+            password = resolve_secret(database.password) if database.password else None
+        except SecretError as exc:
+            raise StoreError(f"{database.url}: {exc}") from None
+        return PostgresStore.connect(database, password, readonly=readonly)
     from ackwatch.store.sqlite import SqliteStore
 
     return SqliteStore.open(state_dir, readonly=readonly)

@@ -34,7 +34,8 @@ T = TypeVar("T")
 class Store(Protocol):
     """The state of one ackwatch: mail seen, items, the outbox, promises, mailbox health."""
 
-    path: Path  # where the state is (shown in messages)
+    path: Path | str  # where the state is, for messages: the SQLite file, the PostgreSQL URL
+    errors: tuple[type[Exception], ...]  # what a read may raise from the database
 
     def close(self) -> None: ...
 

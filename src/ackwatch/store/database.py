@@ -36,6 +36,11 @@ def readonly_uri(path: Path) -> str:
 class Database:
     """One open state database: its connection, where it is, and its write transactions."""
 
+    # The stored report rows' group of five columns as one JSON text (`items.report_rows`).
+    JSON_ARRAY = "json_array({})"
+    # A column numbering the rows inserted without it 1, 2, ... (`links.linked_batches`).
+    COUNTER_KEY = "INTEGER PRIMARY KEY"
+
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
         self.conn = conn
         self.path = path

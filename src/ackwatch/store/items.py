@@ -76,7 +76,8 @@ class Items:
             for key, follow_ups in members:
                 c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
                 c.executemany(
-                    "INSERT OR IGNORE INTO item_members (item_key, member_key) VALUES (?, ?)",
+                    "INSERT INTO item_members (item_key, member_key) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     [(key, k) for k in follow_ups],
                 )
             c.executemany(
@@ -156,7 +157,7 @@ class Items:
             else:
                 received, deadline, ack = EPOCH_US_SQL.format("received"), EPOCH_US_SQL.format("deadline"), ACK_US_SQL
             return raw.execute(
-                "SELECT json_array(account, client, client_address, policy, clock),"
+                "SELECT " + self._db.JSON_ARRAY.format("account, client, client_address, policy, clock") + ","
                 f" {received}, {deadline},"
                 f" CASE WHEN state = 'acknowledged' THEN {ack} END,"
                 " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"

@@ -85,19 +85,22 @@ class Links:
         the evaluation these batches were for.
         """
         c = self._db.conn
-        c.execute("DROP TABLE IF EXISTS temp.window_keys")
-        c.execute("CREATE TEMP TABLE window_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
-        c.execute("INSERT INTO temp.window_keys (id, key)"
-                  " SELECT NULL, key FROM messages WHERE received >= ? GROUP BY key",
+        # A temporary table (the connection's own; unqualified, its name means the
+        # temporary one in SQLite and PostgreSQL alike), numbered 1, 2, ... in key order.
+        c.execute("DROP TABLE IF EXISTS window_keys")
+        c.execute(f"CREATE TEMP TABLE window_keys (id {self._db.COUNTER_KEY},"
+                  " key TEXT NOT NULL UNIQUE)")
+        c.execute("INSERT INTO window_keys (key)"
+                  " SELECT key FROM messages WHERE received >= ? GROUP BY key ORDER BY key",
                   (iso(since),))
-        n = c.execute("SELECT COALESCE(MAX(id), 0) FROM temp.window_keys").fetchone()[0]
+        n = c.execute("SELECT COALESCE(MAX(id), 0) FROM window_keys").fetchone()[0]
 
         def edges() -> Iterator[tuple[int, int]]:
             rows = c.cursor()
             rows.row_factory = None  # millions of rows: plain tuples
             # Keys that share a link value (the links table is in link order).
             rows.execute("SELECT l.link, w.id - 1 FROM links l"
-                         " JOIN temp.window_keys w ON w.key = l.key ORDER BY l.link")
+                         " JOIN window_keys w ON w.key = l.key ORDER BY l.link")
             link, first, skip = None, 0, False
             for value, key_id in rows:
                 if value != link:
@@ -107,14 +110,14 @@ class Links:
                     yield first, key_id
             # A key and the stored mail it refers to ("id:<key>"; its own id is not stored).
             rows.execute("SELECT w.id - 1, r.id - 1 FROM links l"
-                         " JOIN temp.window_keys w ON w.key = l.key"
-                         " JOIN temp.window_keys r ON r.key = substr(l.link, 4)"
+                         " JOIN window_keys w ON w.key = l.key"
+                         " JOIN window_keys r ON r.key = substr(l.link, 4)"
                          " WHERE l.link >= 'id:' AND l.link < 'id;'")
             yield from rows
 
         for batch in component_batches(n, edges(), max_keys):
             yield {r[0] for r in self._db.rows_in(
-                "SELECT key FROM temp.window_keys WHERE id IN ({})", (), (i + 1 for i in batch))}
+                "SELECT key FROM window_keys WHERE id IN ({})", (), (i + 1 for i in batch))}
 
     def end_linked_batches(self, meta: Mapping[str, str]) -> None:
         """After every batch of `linked_batches` was evaluated (`sync_items` with each batch
@@ -123,11 +126,11 @@ class Links:
         marks of such mail go; ``meta`` is recorded."""
         with self._db.write() as c:
             c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
-                      " AND key NOT IN (SELECT key FROM temp.window_keys)")
-            c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM temp.window_keys)")
+                      " AND key NOT IN (SELECT key FROM window_keys)")
+            c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM window_keys)")
             c.execute("DELETE FROM dirty")
             set_meta(c, meta)
-        self._db.conn.execute("DROP TABLE temp.window_keys")
+        self._db.conn.execute("DROP TABLE window_keys")
         self._memo.forget()  # as after a full load: what no batch returned is out of the window
 
     def threads_since(self, since: dt.datetime) -> list[str]:
@@ -209,11 +212,13 @@ def write_links(
     # (4x faster for a first sync's links). The first column is order enough, and sorts
     # faster than whole rows.
     rows.sort(key=_first)
-    behind(bulk_insert(c, "INSERT OR IGNORE INTO links (link, key)", rows))
+    behind(bulk_insert(c, "INSERT INTO links (link, key) {select} ON CONFLICT DO NOTHING", rows))
     senders = sorted(
         (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
     )
-    behind(bulk_insert(c, "INSERT OR IGNORE INTO senders (sender, received, key)", senders))
+    behind(bulk_insert(
+        c, "INSERT INTO senders (sender, received, key) {select} ON CONFLICT DO NOTHING", senders
+    ))
 
 
 def link_variants(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
@@ -250,10 +255,10 @@ def link_variants(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
         own = "id:" + key
         rows += [(v, key) for v in link_values(copies) if v != own]
     rows.sort(key=_first)
-    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
+    c.executemany("INSERT INTO links (link, key) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 def mark_stored_dirty(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
     keys = sorted({m.key for m, _, _ in stored})
-    c.executemany("INSERT OR IGNORE INTO dirty (key) VALUES (?)", ((k,) for k in keys))
+    c.executemany("INSERT INTO dirty (key) VALUES (?) ON CONFLICT DO NOTHING", ((k,) for k in keys))
 

@@ -77,8 +77,9 @@ class Messages:
         with self._db.write() as c:
             if reset:
                 c.execute(
-                    "INSERT OR IGNORE INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
+                    "INSERT INTO dirty (key) SELECT key FROM messages"
+                    " WHERE mailbox = ? AND folder = ? AND uidvalidity != ?"
+                    " ON CONFLICT DO NOTHING",
                     (mailbox, folder, uidvalidity),
                 )
                 c.execute(
@@ -149,8 +150,8 @@ class Messages:
                     ),
                 )
                 c.execute(
-                    "INSERT OR IGNORE INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ?",
+                    "INSERT INTO dirty (key) SELECT key FROM messages"
+                    " WHERE mailbox = ? AND folder = ? AND uid = ? ON CONFLICT DO NOTHING",
                     (mailbox, folder, uid),
                 )
             c.execute(

@@ -43,13 +43,13 @@ class Outbox:
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"
-                " VALUES (?,?,?,?,?,?,?, 'pending', 0, ?)",
+                " VALUES (?,?,?,?,?,?,?, 'pending', 0, ?) RETURNING id",
                 (
                     kind, recipient, json.dumps(list(cc)), account, json.dumps(keys),
                     message_id, now_s, now_s,
                 ),
             )
-            outbox_id = int(cur.lastrowid or 0)
+            outbox_id = int(cur.fetchall()[0][0])
             for column, column_keys in keys.items():
                 for key in column_keys:
                     c.execute(
@@ -75,10 +75,10 @@ class Outbox:
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"
-                " VALUES (?, ?, '[]', NULL, '{}', ?, ?, 'pending', 0, ?)",
+                " VALUES (?, ?, '[]', NULL, '{}', ?, ?, 'pending', 0, ?) RETURNING id",
                 (kind, recipient, message_id, now_s, now_s),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchall()[0][0])
 
     def sent_counts(self) -> dict[str, int]:
         """Mails accepted by the SMTP server, by kind (for metrics)."""
@@ -184,10 +184,10 @@ class Outbox:
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"
-                " VALUES (?,?,?,?, '{}', ?,?, 'pending', 0, ?)",
+                " VALUES (?,?,?,?, '{}', ?,?, 'pending', 0, ?) RETURNING id",
                 (kind, recipient, json.dumps(list(cc)), account, message_id, now_s, now_s),
             )
-            outbox_id = int(cur.lastrowid or 0)
+            outbox_id = int(cur.fetchall()[0][0])
             for pid in promise_ids:
                 c.execute(
                     f"UPDATE promises SET {column}_done = 'queued', {column}_outbox = ?"

@@ -87,14 +87,15 @@ class Promises:
                 "INSERT INTO promises (source_key, thread, item_key, account, client,"
                 " client_address, subject, made_at, promised, remind_at, sentence, state,"
                 " first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'open', ?)"
-                " ON CONFLICT(source_key) DO NOTHING",
+                " ON CONFLICT(source_key) DO NOTHING RETURNING id",
                 (
                     p.source_key, p.thread, p.item_key, p.account, p.client, p.client_address,
                     p.subject, iso(p.made_at), iso(p.promised), iso(p.remind_at),
                     p.sentence, now_s,
                 ),
             )
-            return int(cur.lastrowid) if cur.rowcount else None
+            made = cur.fetchall()
+            return int(made[0][0]) if made else None
 
     def promises(
         self,

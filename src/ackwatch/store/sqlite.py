@@ -9,6 +9,7 @@ here one by one: the list below is the whole of what the store does.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from ackwatch.store.database import Database
@@ -23,6 +24,8 @@ from ackwatch.store.promises import Promises
 
 class SqliteStore:
     """The state in SQLite: a writer (the daemon's core thread) or a read-only view."""
+
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     @classmethod
     def open(cls, state_dir: Path, *, readonly: bool = False) -> SqliteStore:

@@ -88,16 +88,21 @@ def write_behind(*, threaded: bool) -> Iterator[WriteBehind]:
 def bulk_insert(
     c: sqlite3.Connection, insert: str, rows: Sequence[tuple[str | int | None, ...]]
 ) -> Callable[[], object]:
-    """A write of ``rows`` (text, integers and NULLs) by ``insert`` ("INSERT OR IGNORE
-    INTO links (link, key)", plus an optional ON CONFLICT clause after ``{select}``), in
-    one SQLite step: the rows travel as one JSON array (`json_each`), which inserts them
-    in order, with their types. Text with a NUL character, which SQLite's JSON functions
-    would cut, takes ``executemany`` instead."""
+    """A write of ``rows`` (text, integers and NULLs) by ``insert`` ("INSERT INTO links
+    (link, key) {select} ON CONFLICT DO NOTHING"; without ``{select}``, the rows follow
+    ``insert``), in one SQLite step: the rows travel as one JSON array (`json_each`),
+    which inserts them in order, with their types. Text with a NUL character, which
+    SQLite's JSON functions would cut, takes ``executemany`` instead, and so does
+    another database (PostgreSQL's `postgres.connection`: psycopg pipelines it)."""
     if not rows:
         return lambda: None
     width = len(rows[0])
-    payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-    if "\\u0000" in payload:
+    payload = None
+    if isinstance(c, sqlite3.Connection):
+        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        if "\\u0000" in payload:
+            payload = None
+    if payload is None:
         values = ", ".join("?" * width)
         statement = insert.replace("{select}", f"VALUES ({values})") if "{select}" in insert \
             else f"{insert} VALUES ({values})"

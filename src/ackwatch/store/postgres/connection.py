@@ -1,0 +1,143 @@
+"""psycopg behind the part of the `sqlite3` interface the table groups use: ``execute``
+and ``executemany`` with ``?`` placeholders, cursors whose rows answer to an index and
+to a column name (`sqlite3.Row`), and plain tuples with ``row_factory = None``.
+
+The SQL the table groups write is what both databases accept; the placeholders are the
+one thing translated here (psycopg's are ``%s``, so a literal ``%`` is doubled).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg.types.string import StrDumperUnknown
+
+from ackwatch.config.model import DatabaseConfig
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """``sql`` with psycopg's placeholders: ``?`` outside quotes becomes ``%s``, and
+    every ``%`` is doubled (``LIKE 'a%'`` stays a literal)."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+class Row(tuple):
+    """A row, by index or by column name (as `sqlite3.Row`)."""
+
+    __slots__ = ()
+    names: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+def _named_rows(cursor: psycopg.Cursor[Any]) -> Any:
+    desc = cursor.description
+    if desc is None:
+        return tuple
+    cls = type("Row", (Row,), {"__slots__": (), "names": {d.name: i for i, d in enumerate(desc)}})
+    return cls
+
+
+class NulFreeStrDumper(StrDumperUnknown):
+    """Text without NUL characters, which PostgreSQL's text cannot hold (SQLite can):
+    mail is hostile input, and a NUL in a subject must not fail the transaction that
+    stores it. Each becomes U+FFFD, in a query's values as in the rows written."""
+
+    def dump(self, obj: str) -> bytes:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
+class Cursor:
+    """A psycopg cursor with `sqlite3.Cursor`'s ways (``execute`` returns it)."""
+
+    def __init__(self, raw: psycopg.Cursor[Any]):
+        self._raw = raw
+        self.row_factory: object = "named"  # None: plain tuples
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        self._raw.row_factory = _named_rows if self.row_factory is not None else psycopg.rows.tuple_row
+        self._raw.execute(translate(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
+        rows = [tuple(p) for p in params]
+        if rows:
+            self._raw.executemany(translate(sql), rows)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._raw.fetchone() if self._raw.description is not None else None
+
+    def fetchall(self) -> list[Any]:
+        return self._raw.fetchall() if self._raw.description is not None else []
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._raw.description is None:
+            return iter(())
+        return iter(self._raw)
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+
+class Connection:
+    """One psycopg connection (autocommit: a transaction is `database.PgDatabase.write`)."""
+
+    def __init__(self, raw: psycopg.Connection[Any]):
+        self.raw = raw
+
+    def cursor(self) -> Cursor:
+        return Cursor(self.raw.cursor())
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return self.cursor().execute(sql, params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
+        return self.cursor().executemany(sql, params)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(config: DatabaseConfig, password: str | None, *, readonly: bool) -> Connection:
+    """A connection to the configured server, TLS as configured (verified by default).
+    A reader's transactions are read-only on the server's side too."""
+    options = "-c default_transaction_read_only=on" if readonly else ""
+    raw = psycopg.connect(
+        host=config.host,
+        port=config.port,
+        user=config.user,
+        dbname=config.dbname,
+        password=password,
+        sslmode=config.sslmode,
+        sslrootcert=str(config.sslrootcert) if config.sslrootcert else None,
+        application_name="ackwatch",
+        connect_timeout=10,
+        options=options,
+        autocommit=True,
+    )
+    raw.adapters.register_dumper(str, NulFreeStrDumper)
+    return Connection(raw)

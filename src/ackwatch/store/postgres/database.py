@@ -1,0 +1,108 @@
+"""The PostgreSQL database every table group shares: the connection, the one kind of
+write transaction (all or nothing), chunked ``IN`` queries and the meta table, with the
+interface of `ackwatch.store.database.Database`.
+
+Where the state is, for messages, is the URL (it never holds the password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from ackwatch.config.model import DatabaseConfig
+from ackwatch.store.database import chunked, set_meta
+from ackwatch.store.postgres import schema
+from ackwatch.store.postgres.connection import Connection, connect
+from ackwatch.store.records import StoreError
+
+
+class PgDatabase:
+    """One open state database on a PostgreSQL server."""
+
+    # The stored report rows' group of five columns as one JSON text (`items.report_rows`).
+    JSON_ARRAY = "json_build_array({})::text"
+    # A column numbering the rows inserted without it 1, 2, ... (`links.linked_batches`).
+    COUNTER_KEY = "INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+    def __init__(self, conn: Connection, config: DatabaseConfig, password: str | None,
+                 readonly: bool):
+        self.conn = conn
+        self.config = config
+        self.path = config.url
+        self.readonly = readonly
+        self._password = password
+
+    @classmethod
+    def open(cls, config: DatabaseConfig, password: str | None, *,
+             readonly: bool = False) -> PgDatabase:
+        """Connect (a writer: and migrate); refuse a schema newer than this ackwatch."""
+        try:
+            db = cls(connect(config, password, readonly=readonly), config, password, readonly)
+        except psycopg.Error as exc:
+            raise StoreError(f"{config.url}: cannot connect to the state database: "
+                             f"{_reason(exc, password)}") from None
+        try:
+            if not readonly:
+                schema.migrate(db)
+            elif (version := db.user_version()) > schema.SCHEMA_VERSION:
+                raise StoreError(f"{config.url}: schema {version} is newer than this ackwatch")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def reader(self) -> PgDatabase:
+        """Another connection to the same database, read-only."""
+        return PgDatabase.open(self.config, self._password, readonly=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: everything done in the block is stored, or (on any
+        error, an interruption included) nothing is."""
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        try:
+            with self.conn.raw.transaction():
+                yield self.conn
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.path}: write failed: {_reason(exc, self._password)}") from exc
+
+    def user_version(self) -> int:
+        """The schema version of the database (`schema.MIGRATIONS` applied)."""
+        return schema.version(self.conn)
+
+    def integrity_check(self) -> str:
+        return "ok"  # PostgreSQL checks its pages itself (data checksums, amcheck)
+
+    def rows_in(
+        self, query: str, args: Sequence[object], values: Iterable[object]
+    ) -> Iterator[Any]:
+        return chunked(self.conn, query, args, values)  # type: ignore[arg-type]
+
+    def get_meta(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.write() as c:
+            set_meta(c, {name: value})  # type: ignore[arg-type]
+
+    def set_meta_many(self, values: Mapping[str, str]) -> None:
+        with self.write() as c:
+            set_meta(c, values)  # type: ignore[arg-type]
+
+
+def _reason(exc: psycopg.Error, password: str | None) -> str:
+    """The server's or libpq's reason, first line, never with the password in it."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if password:
+        text = text.replace(password, "***")
+    return text
