@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if args.promises:
             data: object = [_promise_json(p, now) for p in promised]
         elif args.mailboxes:
-            data: object = [
+            data = [
                 {
                     "mailbox": h.mailbox,
                     "state": h.state,

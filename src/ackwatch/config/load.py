@@ -117,12 +117,13 @@ def _construct_mapping(loader: _YamlLoader, node: yaml.MappingNode) -> dict:
             seen.add(key)
         except TypeError:  # unhashable key: construct_mapping reports it
             pass
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _YamlLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 

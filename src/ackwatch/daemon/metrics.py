@@ -138,7 +138,7 @@ class Metrics:
                 from prometheus_client import CollectorRegistry, Histogram
 
                 registry = CollectorRegistry(auto_describe=True)
-                registry.register(self._collector)  # type: ignore[arg-type]
+                registry.register(self._collector)
                 time_to_ack = Histogram(
                     "ackwatch_time_to_ack_seconds",
                     "Time from receipt to acknowledgement, on the policy's clock",

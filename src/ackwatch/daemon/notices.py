@@ -88,7 +88,7 @@ def render_notice(
     )
     who = recipient or about
     notice = compose.Notice(
-        kind=record.kind,  # type: ignore[arg-type]
+        kind=record.kind,  # type: ignore[arg-type]  # a stored str; Notice checks it
         to=record.recipient,
         cc=tuple(record.cc),
         lines=lines,

@@ -358,24 +358,39 @@ def render(
 
 
 class _OutboxLike(Protocol):
-    kind: str
-    recipient: str
-    cc: tuple[str, ...]
-    account: str | None
-    escalation_keys: tuple[str, ...]
-    message_id: str
+    @property
+    def kind(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def escalation_keys(self) -> tuple[str, ...]: ...
+    @property
+    def message_id(self) -> str: ...
 
 
 class _ItemLike(Protocol):
-    key: str
-    message_id: str | None
-    client_address: str
-    client: str | None
-    subject: str
-    received: dt.datetime
-    deadline: dt.datetime
-    mailboxes: tuple[str, ...]
-    account: str | None
+    @property
+    def key(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def client_address(self) -> str: ...
+    @property
+    def client(self) -> str | None: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def received(self) -> dt.datetime: ...
+    @property
+    def deadline(self) -> dt.datetime: ...
+    @property
+    def mailboxes(self) -> tuple[str, ...]: ...
+    @property
+    def account(self) -> str | None: ...
 
 
 def render_outbox(
@@ -412,13 +427,14 @@ def render_outbox(
         )
         for item in items
     )
+    who = recipient or about
     notice = Notice(
-        kind=record.kind,  # type: ignore[arg-type]
+        kind=record.kind,  # type: ignore[arg-type]  # a stored str; Notice checks it
         to=record.recipient,
         cc=tuple(record.cc),
         lines=lines,
         now=now,
-        language=(recipient or about).language if (recipient or about) else "en",
+        language=who.language if who else "en",
         timezone=calendar.timezone if calendar else config.timezone,
         recipient_name=recipient.name if recipient else None,
         account=record.account,
