@@ -251,6 +251,10 @@ def _zone(name: str) -> dt.tzinfo:
 
 # --------------------------------------------------------------------------- render
 
+# Every kind shares `layout.txt|html`; a `<kind>.txt|html` (an ops override) wins over it.
+# An overdue promise is listed as in the promise reminder: its item template is shared.
+_ITEM_TEMPLATE_OF = {"promise-overdue": "promise"}
+
 
 def render(
     notice: Notice,
@@ -318,8 +322,9 @@ def render(
         "kind": notice.kind,
     }
 
-    item_txt = templates.find(f"{notice.kind}_item.txt", "item.txt")
-    item_html = templates.find(f"{notice.kind}_item.html", "item.html")
+    kind, item_kind = notice.kind, _ITEM_TEMPLATE_OF.get(notice.kind, notice.kind)
+    item_txt = templates.find(f"{kind}_item.txt", f"{item_kind}_item.txt", "item.txt")
+    item_html = templates.find(f"{kind}_item.html", f"{item_kind}_item.html", "item.html")
     items_txt: list[str] = []
     items_html: list[str] = []
     for line in lines:
@@ -327,10 +332,12 @@ def render(
         items_txt.append(fill(item_txt, values))
         items_html.append(fill(item_html, _escaped(values)))
 
-    text = fill(templates.find(f"{notice.kind}.txt"), {**text_vars, "items": "".join(items_txt)})
+    text = fill(
+        templates.find(f"{kind}.txt", "layout.txt"), {**text_vars, "items": "".join(items_txt)}
+    )
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     body_html = fill(
-        templates.find(f"{notice.kind}.html"),
+        templates.find(f"{kind}.html", "layout.html"),
         {**_escaped(text_vars), "items": "".join(items_html)},
     )
 
