@@ -50,11 +50,13 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "NoticeLine",
+    "account_display_name",
     "clean_text",
     "make_message_id",
     "message_id_domain",
     "render",
     "render_outbox",
+    "render_queued",
 ]
 
 NoticeKind = Literal["nudge", "escalation", "summary", "digest", "promise", "promise-overdue"]
@@ -403,22 +405,12 @@ class _ItemLike(Protocol):
 def render_outbox(
     config: Config, record: _OutboxLike, items: Iterable[_ItemLike], now: dt.datetime
 ) -> EmailMessage:
-    """Render a queued outbox mail (`store.OutboxRecord` + its `store.ItemRecord`s).
-
-    Language and timezone are the recipient's (account settings and calendar); a manager
-    who is not an account gets the language of the account the mail is about, and the
-    config's timezone. The Message-ID is the one the outbox recorded.
-    """
-    if config.smtp is None:
-        raise ValueError("no smtp section in the config")
-    recipient = config.account(record.recipient)
-    about = config.account(record.account)
-    calendar = config.calendar_for_account(record.recipient) if recipient else None
+    """Render a queued nudge, escalation or summary (`store.OutboxRecord` + its
+    `store.ItemRecord`s), as `render_queued` says."""
     escalations = set(record.escalation_keys)
 
     def name_of(address: str | None) -> str | None:
-        acc = config.account(address)
-        return acc.name if acc and acc.name else address
+        return account_display_name(config, address)
 
     lines = tuple(
         NoticeLine(
@@ -434,7 +426,34 @@ def render_outbox(
         )
         for item in items
     )
-    who = recipient or about
+    return render_queued(config, record, lines, now, account_name=name_of(record.account))
+
+
+def account_display_name(config: Config, address: str | None) -> str | None:
+    """What a mail calls an account: its configured name, else its address."""
+    acc = config.account(address)
+    return acc.name if acc and acc.name else address
+
+
+def render_queued(
+    config: Config,
+    record: _OutboxLike,
+    lines: tuple[NoticeLine, ...],
+    now: dt.datetime,
+    *,
+    account_name: str | None,
+) -> EmailMessage:
+    """Render a mail the outbox recorded, listing ``lines``.
+
+    Language and timezone are the recipient's (account settings and calendar); a manager
+    who is not an account gets the language of the account the mail is about, and the
+    config's timezone. The Message-ID is the one the outbox recorded.
+    """
+    if config.smtp is None:
+        raise ValueError("no smtp section in the config")
+    recipient = config.account(record.recipient)
+    who = recipient or config.account(record.account)
+    calendar = config.calendar_for_account(record.recipient) if recipient else None
     notice = Notice(
         kind=record.kind,  # type: ignore[arg-type]  # a stored str; Notice checks it
         to=record.recipient,
@@ -445,7 +464,7 @@ def render_outbox(
         timezone=calendar.timezone if calendar else config.timezone,
         recipient_name=recipient.name if recipient else None,
         account=record.account,
-        account_name=name_of(record.account),
+        account_name=account_name,
     )
     return render(
         notice,
