@@ -478,6 +478,14 @@ def test_a_kind_layout_override_wins_over_the_shared_layout(tmp_path: Path) -> N
     assert nudged.startswith("Hello,")  # the other kinds keep the package layout
 
 
+def test_an_overdue_promise_is_listed_with_the_promise_item_template() -> None:
+    promised = dataclasses.replace(line(due_in=-20 * MIN), sentence="I will send it by noon.")
+    for kind in ("promise", "promise-overdue"):
+        text, body = parts(render(nudge(promised, kind=kind), smtp_from=FROM))
+        assert "I will send it by noon." in text
+        assert "<blockquote" in body and "I will send it by noon." in body
+
+
 def test_templates_dir_can_add_a_language(tmp_path: Path) -> None:
     (tmp_path / "de").mkdir()
     (tmp_path / "de" / "strings.toml").write_text(
