@@ -94,6 +94,7 @@ def _load_text(text: str, file: Path, environ: Mapping[str, str]) -> Config:
 # --------------------------------------------------------------------------- YAML
 
 
+# (mypy cannot type a base class chosen when the module is imported)
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that remembers duplicate mapping keys (PyYAML silently keeps the last).
 

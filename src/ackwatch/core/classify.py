@@ -136,7 +136,7 @@ def per_config(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T
         if answers is None:
             answers = memo[compute] = {}
         try:
-            return answers[address]  # type: ignore[return-value]
+            return answers[address]  # type: ignore[return-value]  # what `compute` gave: a T
         except KeyError:
             pass
         value = compute(address, config)
