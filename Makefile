@@ -19,6 +19,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 demo: install
 	$(PY) -m ackwatch.demo

@@ -135,7 +135,7 @@ class PrintingSink:
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.received.append(msg)  # type: ignore[arg-type]
+        self.received.append(msg)
         body = msg.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
         to = msg["To"] + (f", cc {msg['Cc']}" if msg["Cc"] else "")

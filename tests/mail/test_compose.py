@@ -458,6 +458,34 @@ def test_template_override_from_templates_dir(tmp_path: Path) -> None:
     assert en_text.startswith("Hello,")
 
 
+def test_one_layout_override_restyles_every_kind(tmp_path: Path) -> None:
+    (tmp_path / "layout.html").write_text(
+        '<html><body class="house-style">$intro<ul>$items</ul></body></html>\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "layout.txt").write_text("HOUSE $kind\n$items\n", encoding="utf-8")
+    for notice in (nudge(), escalation()):
+        text, body = parts(render(notice, smtp_from=FROM, templates_dir=tmp_path))
+        assert text.startswith(f"HOUSE {notice.kind}\n")
+        assert '<body class="house-style">' in body
+
+
+def test_a_kind_layout_override_wins_over_the_shared_layout(tmp_path: Path) -> None:
+    (tmp_path / "escalation.txt").write_text("ESCALATED\n$items\n", encoding="utf-8")
+    escalated, _ = parts(render(escalation(), smtp_from=FROM, templates_dir=tmp_path))
+    nudged, _ = parts(render(nudge(), smtp_from=FROM, templates_dir=tmp_path))
+    assert escalated.startswith("ESCALATED\n")
+    assert nudged.startswith("Hello,")  # the other kinds keep the package layout
+
+
+def test_an_overdue_promise_is_listed_with_the_promise_item_template() -> None:
+    promised = dataclasses.replace(line(due_in=-20 * MIN), sentence="I will send it by noon.")
+    for kind in ("promise", "promise-overdue"):
+        text, body = parts(render(nudge(promised, kind=kind), smtp_from=FROM))
+        assert "I will send it by noon." in text
+        assert "<blockquote" in body and "I will send it by noon." in body
+
+
 def test_templates_dir_can_add_a_language(tmp_path: Path) -> None:
     (tmp_path / "de").mkdir()
     (tmp_path / "de" / "strings.toml").write_text(

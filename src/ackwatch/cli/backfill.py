@@ -12,6 +12,7 @@ from ackwatch.cli.common import (
     EX_USAGE,
     err,
     load,
+    open_state,
     out,
     plural,
 )
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ackwatch.daemon.once import backfill
     from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
-    from ackwatch.store import StoreError, open_store
+    from ackwatch.store import StoreError
 
     try:
         since = dt.date.fromisoformat(args.since)
@@ -40,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
         return EX_USAGE
     config = load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
-    try:
-        store = open_store(config.state_dir, database=config.database)
-    except StoreError as exc:
-        err(f"ackwatch: {exc}")
+    store = open_state(config)
+    if store is None:
         return EX_CANTCREAT
     try:
         reached, failed, added = backfill(Daemon(config, store), since)

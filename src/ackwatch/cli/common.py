@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ackwatch.config import Config, load_config
+
+if TYPE_CHECKING:
+    from ackwatch.store import Store
 
 EX_OK = 0
 EX_USAGE = 2
@@ -29,6 +32,18 @@ def err(text: str) -> None:
 
 def load(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def open_state(config: Config, *, readonly: bool = False) -> Store | None:
+    """The state store, or None once stderr says why it cannot be opened (the command
+    then exits EX_CANTCREAT)."""
+    from ackwatch.store import StoreError, open_store
+
+    try:
+        return open_store(config.state_dir, readonly=readonly, database=config.database)
+    except StoreError as exc:
+        err(f"ackwatch: {exc}")
+        return None
 
 
 def plural(n: int, word: str, plural: str | None = None) -> str:

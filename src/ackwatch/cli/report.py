@@ -8,7 +8,7 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING
 
-from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_USAGE, err, load
+from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_USAGE, err, load, open_state
 from ackwatch.config import Config
 from ackwatch.core.printable import clean, json_text
 
@@ -91,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     from ackwatch.core import promise_rules as promises
     from ackwatch.gcpause import gc_paused
     from ackwatch.reporting import exports, figures, html, table
-    from ackwatch.store import StoreError, open_store
 
     config = load(args)
     now = dt.datetime.now(dt.UTC)
@@ -103,10 +102,8 @@ def run(args: argparse.Namespace) -> int:
     # A short-lived process that builds up to millions of objects and frees none: the
     # cyclic collector would only rescan them (a third of the run time at 1M items).
     with gc_paused():
-        try:
-            store = open_store(config.state_dir, readonly=True, database=config.database)
-        except StoreError as exc:
-            err(f"ackwatch: {exc}")
+        store = open_state(config, readonly=True)
+        if store is None:
             return EX_CANTCREAT
         try:
             if args.format == "csv":  # one row per item: every column of every item

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load
+from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load, open_state
 
 NAME = "run"
 HELP = "watch the mailboxes and send nudges and escalations (the daemon)"
@@ -35,14 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from ackwatch.daemon.once import sync_once
     from ackwatch.daemon.service import Daemon
     from ackwatch.logs import configure_logging
-    from ackwatch.store import StoreError, open_store
+    from ackwatch.store import StoreError
 
     config = load(args)
     configure_logging(level=config.log.level, subjects=config.log.subjects)
-    try:
-        store = open_store(config.state_dir, database=config.database)
-    except StoreError as exc:
-        err(f"ackwatch: {exc}")
+    store = open_state(config)
+    if store is None:
         return EX_CANTCREAT
     daemon = Daemon(config, store)
     try:

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ackwatch.cli.common import EX_CANTCREAT, EX_OK, err, load, out, plural
+from ackwatch.cli.common import EX_CANTCREAT, EX_OK, load, open_state, out, plural
 from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
@@ -63,13 +63,9 @@ def _cut(text: str | None, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ackwatch.store import StoreError, open_store
-
     config = load(args)
-    try:
-        store = open_store(config.state_dir, readonly=True, database=config.database)
-    except StoreError as exc:
-        err(f"ackwatch: {exc}")
+    store = open_state(config, readonly=True)
+    if store is None:
         return EX_CANTCREAT
     now = dt.datetime.now(dt.UTC)
     try:
@@ -83,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if args.promises:
             data: object = [_promise_json(p, now) for p in promised]
         elif args.mailboxes:
-            data: object = [
+            data = [
                 {
                     "mailbox": h.mailbox,
                     "state": h.state,

@@ -82,7 +82,7 @@ def _secret(ctx: Ctx, m: Mapping, path: str, kinds: tuple[str, ...], required: b
     value = _SECRET_CONVS[key](ctx, m[key], join_path(path, key))
     if value is INVALID:
         return INVALID
-    return SecretRef(SECRET_KEYS[key], str(value))  # type: ignore[arg-type]
+    return SecretRef(SECRET_KEYS[key], str(value))
 
 
 def _connection(

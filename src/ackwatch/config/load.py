@@ -94,6 +94,7 @@ def _load_text(text: str, file: Path, environ: Mapping[str, str]) -> Config:
 # --------------------------------------------------------------------------- YAML
 
 
+# (mypy cannot type a base class chosen when the module is imported)
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that remembers duplicate mapping keys (PyYAML silently keeps the last).
 
@@ -117,12 +118,13 @@ def _construct_mapping(loader: _YamlLoader, node: yaml.MappingNode) -> dict:
             seen.add(key)
         except TypeError:  # unhashable key: construct_mapping reports it
             pass
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _YamlLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 

@@ -23,9 +23,10 @@ Security = Literal["tls", "starttls", "none"]
 Clock = Literal["business", "calendar"]
 # libpq's sslmode values ackwatch accepts: verified TLS, or none on loopback only.
 SslMode = Literal["verify-full", "verify-ca", "disable"]
+SecretKind = Literal["file", "env", "credential", "command"]
 
 # The config keys that name a secret source, and the `SecretRef.kind` each gives.
-SECRET_KEYS: Mapping[str, str] = MappingProxyType(
+SECRET_KEYS: Mapping[str, SecretKind] = MappingProxyType(
     {
         "password_file": "file",
         "password_env": "env",
@@ -42,7 +43,7 @@ SECRET_KEY_OF_KIND: Mapping[str, str] = MappingProxyType(
 class SecretRef:
     """Where a secret lives. ``kind``: file | env | credential | command."""
 
-    kind: Literal["file", "env", "credential", "command"]
+    kind: SecretKind
     value: str
 
     def describe(self) -> str:
@@ -307,7 +308,7 @@ class Config:
             return self.calendars[acc.calendar]
         return next(iter(self.calendars.values()), None)
 
-    def replace(self, **changes: object) -> Config:
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 

@@ -340,20 +340,6 @@ def _trust(ctx: Ctx, value: object, path: str) -> Any:
 
 
 
-def _ignore(ctx: Ctx, value: object) -> Any:
-    if value is None:
-        return IgnoreRules()
-    m = mapping(ctx, value, "ignore")
-    if m is None:
-        return INVALID
-    check_keys(ctx, m, "ignore", ("senders", "subjects"))
-    senders = get_key(ctx, m, "ignore", "senders", c_list(c_pattern), ())
-    subjects = get_key(ctx, m, "ignore", "subjects", c_list(c_regex), ())
-    if not valid(senders, subjects):
-        return INVALID
-    return IgnoreRules(senders=senders, subjects=subjects)
-
-
 def _section(ctx: Ctx, raw: Mapping, key: str, cls: type, fields: Mapping[str, Conv]) -> Any:
     """An optional section whose keys map 1:1 onto dataclass fields with defaults."""
     value = raw.get(key)
@@ -423,7 +409,9 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"))
     smtp = connections.smtp(ctx, raw.get("smtp"))
     database = connections.database(ctx, raw.get("database"))
-    ignore = _ignore(ctx, raw.get("ignore"))
+    ignore = _section(
+        ctx, raw, "ignore", IgnoreRules, {"senders": c_list(c_pattern), "subjects": c_list(c_regex)}
+    )
     sync = _section(
         ctx,
         raw,

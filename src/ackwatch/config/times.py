@@ -33,7 +33,7 @@ _DURATION_RE = re.compile(
 _DURATION_HELP = "write a duration such as 30s, 45m, 2h, 1h30m or 3d"
 
 
-def parse_duration(text: str) -> dt.timedelta:
+def parse_duration(text: object) -> dt.timedelta:
     """``"30s"``, ``"45m"``, ``"2h"``, ``"1h30m"``, ``"3d"``, ``"0m"`` -> `timedelta`.
 
     Units are d, h, m, s, largest first, each at most once (``"1h 30m"`` is fine too).
@@ -80,7 +80,7 @@ def format_duration(value: dt.timedelta) -> str:
 @scalar
 def c_duration(value: object) -> dt.timedelta:
     try:
-        return parse_duration(value)  # type: ignore[arg-type]
+        return parse_duration(value)
     except ValueError as exc:
         raise Bad(str(exc)) from None
 
@@ -88,7 +88,7 @@ def c_duration(value: object) -> dt.timedelta:
 @scalar
 def c_positive_duration(value: object) -> dt.timedelta:
     try:
-        result = parse_duration(value)  # type: ignore[arg-type]
+        result = parse_duration(value)
     except ValueError as exc:
         raise Bad(str(exc)) from None
     if result <= dt.timedelta(0):

@@ -219,35 +219,24 @@ class BusinessCalendar:
 
     def _forward(self, u: dt.datetime) -> Iterator[Interval]:
         """Open intervals that end after ``u``, in order (bounded closed-day search)."""
-        self._check_ever_open()
-        day = self._local_date(u)
-        closed_run = 0
-        while True:
-            found = False
-            for s, e in self._intervals(day):
-                if e > u:
-                    found = True
-                    yield s, e
-            if found:
-                closed_run = 0
-            else:
-                closed_run += 1
-                if closed_run > MAX_CLOSED_DAYS:
-                    raise ValueError(
-                        f"calendar {self.config.name!r}: no open hours within "
-                        f"{MAX_CLOSED_DAYS} days after {u.astimezone(self.tz).isoformat()}"
-                    )
-            day += _DAY
+        return self._walk(u, later=True)
 
     def _backward(self, u: dt.datetime) -> Iterator[Interval]:
         """Open intervals that start before ``u``, latest first (bounded search)."""
+        return self._walk(u, later=False)
+
+    def _walk(self, u: dt.datetime, *, later: bool) -> Iterator[Interval]:
+        """Open intervals from ``u`` on, day by day, towards ``later`` times or earlier
+        ones; a run of more than MAX_CLOSED_DAYS closed days is an error."""
         self._check_ever_open()
         day = self._local_date(u)
+        step = _DAY if later else -_DAY
         closed_run = 0
         while True:
             found = False
-            for s, e in reversed(self._intervals(day)):
-                if s < u:
+            intervals = self._intervals(day)
+            for s, e in intervals if later else reversed(intervals):
+                if e > u if later else s < u:
                     found = True
                     yield s, e
             if found:
@@ -257,9 +246,10 @@ class BusinessCalendar:
                 if closed_run > MAX_CLOSED_DAYS:
                     raise ValueError(
                         f"calendar {self.config.name!r}: no open hours within "
-                        f"{MAX_CLOSED_DAYS} days before {u.astimezone(self.tz).isoformat()}"
+                        f"{MAX_CLOSED_DAYS} days {'after' if later else 'before'} "
+                        f"{u.astimezone(self.tz).isoformat()}"
                     )
-            day -= _DAY
+            day += step
 
     # ------------------------------------------------------------------ public API
 

@@ -66,7 +66,7 @@ class Classification:
 
 # Every mail of a first sync is classified: the answers without a part of their own are
 # made once (immutable, so shared), the others without the keyword __init__.
-_new_classification = positional_constructor(Classification)
+_new_classification: Callable[..., Classification] = positional_constructor(Classification)
 _AGENCY_SENDER = Classification("agency", "agency-sender")
 _UNKNOWN_SENDER = Classification("ignored", "unknown-sender")
 _UNVERIFIED_AGENCY = Classification("other", "unverified-agency-sender")
@@ -107,8 +107,8 @@ def _memo(config: Config) -> _ConfigMemo:
     evaluation asks this for every address of every mail, always of one config."""
     global _LAST_MEMO
     last_config, last_memo = _LAST_MEMO
-    if last_config is config:
-        return last_memo  # type: ignore[return-value]
+    if last_config is config and last_memo is not None:
+        return last_memo
     memo = _memo_of(config)
     _LAST_MEMO = (config, memo)
     return memo
@@ -136,7 +136,7 @@ def per_config(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T
         if answers is None:
             answers = memo[compute] = {}
         try:
-            return answers[address]  # type: ignore[return-value]
+            return answers[address]  # type: ignore[return-value]  # what `compute` gave: a T
         except KeyError:
             pass
         value = compute(address, config)
@@ -293,7 +293,9 @@ def _auto_submitted_token(message: Message) -> str | None:
 def _ooo_subject(subject: str) -> bool:
     """Whether a subject reads as an out-of-office reply (memoized: a thread's mails share
     their subject, and classifying asks for every mail)."""
-    return bool(_OOO_SUBJECT.match(subject[_LEADING_TAGS.match(subject).end() :]))
+    tags = _LEADING_TAGS.match(subject)
+    assert tags is not None  # the pattern matches every string, if only the empty start
+    return bool(_OOO_SUBJECT.match(subject[tags.end() :]))
 
 
 def _is_daemon(sender: Address) -> bool:

@@ -36,7 +36,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from ackwatch.config import Config
 from ackwatch.core.hourlycap import HourlyCap
@@ -128,9 +128,9 @@ def plan(
                 )
 
     due_groups: dict[str, list[Action]] = defaultdict(list)
-    for (kind, to, cc, account), batch in batches_due(groups, now=now, window=window,
-                                                      future=future):
-        due_groups[to].append(_action(kind, to, cc, account, batch))
+    for (kind, to, cc, whose), batch in batches_due(groups, now=now, window=window,
+                                                    future=future):
+        due_groups[to].append(_action(kind, to, cc, whose, batch))
     cap = HourlyCap(config.notify.max_per_hour, now, sent_last_hour)
     actions = fit_to_cap(due_groups, cap, lambda to, built: [_summary(to, built)], future)
 
@@ -171,7 +171,10 @@ _T = TypeVar("_T")
 
 
 class Mail(Protocol):
-    """What `fit_to_cap` reads of a planned mail (`Action`, `promise_rules.Action`)."""
+    """What `fit_to_cap` reads of a planned mail (`Action`, `promise_rules.Action`): a
+    dataclass, as it replaces the Cc."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @property
     def kind(self) -> str: ...

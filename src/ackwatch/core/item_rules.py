@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -96,9 +96,9 @@ class Item:
 
 # Positional constructors (`positional.positional_constructor`): a first evaluation makes
 # tens of thousands of these.
-_new_ack = positional_constructor(Ack)
-_new_deadlines = positional_constructor(Deadlines)
-_new_item = positional_constructor(Item)
+_new_ack: Callable[..., Ack] = positional_constructor(Ack)
+_new_deadlines: Callable[..., Deadlines] = positional_constructor(Deadlines)
+_new_item: Callable[..., Item] = positional_constructor(Item)
 
 
 # --------------------------------------------------------------------------- deadlines
@@ -288,7 +288,7 @@ class _Merged:
     mailboxes: tuple[str, ...]  # where it was seen, in config order
 
 
-_new_merged = positional_constructor(_Merged)
+_new_merged: Callable[..., _Merged] = positional_constructor(_Merged)
 
 
 def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = None) -> _Merged:

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -126,7 +126,7 @@ class Message:
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
 _MESSAGE_INDEX = {name: i for i, name in enumerate(_MESSAGE_FIELDS)}
 _message_values = operator.attrgetter(*_MESSAGE_FIELDS)
-_construct_message = positional_constructor(Message)
+_construct_message: Callable[..., Message] = positional_constructor(Message)
 
 
 def evolve(m: Message, **changes: object) -> Message:
@@ -374,7 +374,7 @@ def canonical_flags(flags: Iterable[str | bytes | int] | None) -> frozenset[str]
     if not flags:
         return _NO_FLAGS
     if flags.__class__ is frozenset and all(f.__class__ is str for f in flags):
-        return flags  # type: ignore[return-value]
+        return flags
     out = set()
     for f in flags:
         if isinstance(f, bytes):

@@ -23,7 +23,7 @@ def _languages(sentence: str, hint: str | None) -> list[str]:
     latin = any(c.isascii() and c.isalpha() for c in sentence) or not cyrillic
     langs: list[str] = []
     if hint in _SUPPORTED:
-        langs.append(hint)  # type: ignore[arg-type]
+        langs.append(hint)
     for group, present in ((_LANGS_CYRILLIC, cyrillic), (_LANGS_LATIN, latin)):
         if present:
             langs += [lang for lang in group if lang not in langs]

@@ -14,6 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 _I = re.IGNORECASE
 
@@ -75,7 +76,7 @@ class Mention:
     end: int
     kind: str  # date kinds: day, weekday, next_week, end_week, end_month, workdays,
     #            instant, ignore; time kinds: clock, eod
-    value: object = None
+    value: Any = None  # by kind: a number, a timedelta, (year, month, day), a time
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -307,7 +308,9 @@ def scan(sentence: str) -> tuple[list[Mention], list[Mention], str]:
     dates: list[Mention] = []
     times: list[Mention] = []
 
-    def each(pattern: re.Pattern[str], handle: Callable[[re.Match[str]], Mention | None]):
+    def each(
+        pattern: re.Pattern[str], handle: Callable[[re.Match[str]], Mention | None]
+    ) -> None:
         for m in pattern.finditer(text):
             if not claims.free(m.start(), m.end()):
                 continue

@@ -190,7 +190,7 @@ def plan(
                 if d.at <= now:
                     skips.append(Skip(d.kind, d.promise_id, "no manager configured"))
                 continue
-            cc = (d.account,) if d.account.lower() != manager.lower() else ()
+            cc: tuple[str, ...] = (d.account,) if d.account.lower() != manager.lower() else ()
             groups[(d.kind, manager, cc, d.account)].append((d.at, d.promise_id))
 
     future: list[dt.datetime] = []

@@ -209,18 +209,18 @@ class _Resolver:
         today = self.today
         kind, value = mention.kind, mention.value
         if kind in ("day", "days"):
-            return today + dt.timedelta(days=int(value))  # type: ignore[arg-type]
+            return today + dt.timedelta(days=int(value))
         if kind == "weekday":
-            ahead = (int(value) - today.weekday()) % 7 or 7  # type: ignore[arg-type]
+            ahead = (int(value) - today.weekday()) % 7 or 7
             return today + dt.timedelta(days=ahead)
         if kind == "next_weekday":  # "next Friday": the Friday of next week
             monday = today + dt.timedelta(days=7 - today.weekday())
-            return monday + dt.timedelta(days=int(value))  # type: ignore[arg-type]
+            return monday + dt.timedelta(days=int(value))
         if kind == "day_of_month":  # "on the 15th": this month, else the next one
             year, month = today.year, today.month
             for _ in range(3):
                 try:
-                    day = dt.date(year, month, int(value))  # type: ignore[arg-type]
+                    day = dt.date(year, month, int(value))
                 except ValueError:
                     day = None
                 if day is not None and day >= today:
@@ -247,11 +247,11 @@ class _Resolver:
             return found
         if kind == "workdays":
             day = today
-            for _ in range(min(int(value), 60)):  # type: ignore[arg-type]
+            for _ in range(min(int(value), 60)):
                 day = self.next_open_day(day)
             return day
         if kind == "date":
-            year, month, dd = value  # type: ignore[misc]
+            year, month, dd = value
             if year is not None:
                 try:
                     day = dt.date(year, month, dd)
@@ -272,22 +272,22 @@ class _Resolver:
 
     def instant(self, mention: Mention, time: Mention | None) -> dt.datetime | None:
         if mention.kind == "instant":
-            delta: dt.timedelta = mention.value  # type: ignore[assignment]
+            delta: dt.timedelta = mention.value
             return (self.sent.astimezone(dt.UTC) + delta).astimezone(self.tz)
         day = self.date_of(mention)
         if day is None:
             return None
         if time is None or time.kind == "eod":
             return self.end_of_working_day(day)
-        return self.at(day, time.value)  # type: ignore[arg-type]
+        return self.at(day, time.value)
 
     def time_only(self, time: Mention) -> dt.datetime:
         if time.kind == "eod":
             return self.end_of_working_day(self.today)
-        candidate = self.at(self.today, time.value)  # type: ignore[arg-type]
+        candidate = self.at(self.today, time.value)
         if candidate > self.sent:
             return candidate
-        return self.at(self.next_open_day(self.today), time.value)  # type: ignore[arg-type]
+        return self.at(self.next_open_day(self.today), time.value)
 
 
 def _distance(a: Mention, b: Mention) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 MAX_AUTH_HEADERS = 10  # the topmost Authentication-Results headers kept
 MAX_RESULTS = 20  # results read from one Authentication-Results header
@@ -65,16 +66,17 @@ _EQUALS = re.compile(r"\s*=\s*")
 _IP_LITERAL = re.compile(r"\[(?:ipv6:)?([0-9a-f:.]+)\]", re.IGNORECASE)
 _WORD = re.compile(r"\(|[^\s()]+")
 _INTERNED: dict[object, object] = {}
+_H = TypeVar("_H", bound=Hashable)
 _INTERN_MAX = 50_000
 
 
-def _intern(value: object) -> object:
+def _intern(value: _H) -> _H:
     hit = _INTERNED.get(value)
     if hit is None:
         if len(_INTERNED) >= _INTERN_MAX:
             _INTERNED.clear()
         _INTERNED[value] = hit = value
-    return hit
+    return cast(_H, hit)  # stored under itself: an equal value of the same type
 
 
 def _strip_comments(value: str) -> str:
@@ -124,7 +126,7 @@ def parse_auth_results(value: str) -> tuple[str, tuple[AuthResult, ...]]:
         header_from = _domain_of(props.get("header.from", ""))
         signing = props.get("header.d", "") or props.get("header.i", "")
         fact = AuthResult(authserv_id, method, header_from, _domain_of(signing))
-        out.append(_intern(fact))  # type: ignore[arg-type]
+        out.append(_intern(fact))
     return authserv_id, tuple(out)
 
 
@@ -196,8 +198,8 @@ def parse_received(value: str) -> Hop:
         # after "from" is what the server saw.
         ip = _ip(literal.group(1)) if literal is not None else _ip(from_word)
         name = "" if ip or from_comment is not None else from_word.strip(".").lower()
-    hop = Hop(has_from, _intern(name), _intern(ip), _intern(protocol))  # type: ignore[arg-type]
-    return _intern(hop)  # type: ignore[return-value]
+    hop = Hop(has_from, _intern(name), _intern(ip), _intern(protocol))
+    return _intern(hop)
 
 
 def auth_results_of(joined: str | None) -> tuple[AuthResult, ...]:

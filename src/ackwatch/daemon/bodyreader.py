@@ -26,6 +26,8 @@ from ackwatch.config import CalendarConfig, Config
 from ackwatch.mail import body, connection
 
 if TYPE_CHECKING:
+    from imapclient import IMAPClient
+
     from ackwatch.core.promise_text import Promise
 
 log = structlog.get_logger(__name__)
@@ -65,7 +67,7 @@ def read_bodies(
 ) -> list[BodyRead]:
     """Read the first text part of each request's message (one connection per mailbox
     for the whole batch, logged out at the end) and look for a promise in it."""
-    clients: dict[str, object] = {}
+    clients: dict[str, IMAPClient] = {}
     broken: dict[str, str] = {}
     out: list[BodyRead] = []
     try:
@@ -87,7 +89,7 @@ def read_bodies(
                         client,
                         folder,
                         uid,
-                        uidvalidity=uidvalidity,  # type: ignore[arg-type]
+                        uidvalidity=uidvalidity,
                     )
                 except Exception as exc:  # connection or protocol failure: retry later
                     error = (
@@ -96,7 +98,7 @@ def read_bodies(
                     broken[mailbox] = error
                     dead = clients.pop(mailbox, None)
                     if dead is not None:
-                        connection.shutdown(dead)  # type: ignore[arg-type]
+                        connection.shutdown(dead)
                     continue
                 if text is None:  # gone, UIDVALIDITY changed, or no text part
                     continue
@@ -115,7 +117,7 @@ def read_bodies(
             out.append(result)
     finally:
         for client in clients.values():
-            connection.logout(client)  # type: ignore[arg-type]
+            connection.logout(client)
     return out
 
 

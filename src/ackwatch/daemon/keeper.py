@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import structlog
 
@@ -111,7 +111,7 @@ class PromiseKeeper:
         self._dirty = True
 
     @staticmethod
-    def handles(event: object) -> bool:
+    def handles(event: object) -> TypeGuard[BodyRead]:
         return isinstance(event, BodyRead)
 
     # ------------------------------------------------------------------ reads
@@ -213,7 +213,7 @@ class PromiseKeeper:
                 item=item,
                 fallback_account=row["account"],
                 sent_by=sent_by,
-            )  # type: ignore[arg-type]
+            )
             if req is not None:
                 wanted[key] = req
 
@@ -242,9 +242,10 @@ class PromiseKeeper:
                             "promise_" + a.state, id=rec.id, account=rec.account, client=rec.client
                         )
                 assessed.append((view, a))
-                key = a.follow_key
-                if a.read_needed and key and key not in self._inflight and key not in wanted:
-                    state = reads.get(key)
+                follow = a.follow_key
+                if (a.read_needed and follow and follow not in self._inflight
+                        and follow not in wanted):
+                    state = reads.get(follow)
                     if state is not None and state[2] is not None and state[2] > now:
                         retry_times.append(state[2])
                         continue
@@ -258,14 +259,14 @@ class PromiseKeeper:
                     req = _read_request(
                         store,
                         self.config,
-                        key,
+                        follow,
                         attempts=state[1] if state else 0,
                         item=item,
                         fallback_account=rec.account,
                         sent_by=sent_by,
                     )
                     if req is not None:
-                        wanted[key] = req
+                        wanted[follow] = req
             if changes:
                 store.update_promises(changes)
         due, skips, next_break = promises.notices_due(assessed, now)
@@ -380,7 +381,7 @@ def _read_request(
     key: str,
     *,
     attempts: int,
-    item: dict[str, object],
+    item: dict[str, Any],
     fallback_account: str | None,
     sent_by: _SentBy,
 ) -> ReadRequest | None:
@@ -405,7 +406,7 @@ def _read_request(
         attempts=attempts,
         thread=str(item["thread"]),
         item_key=str(item["item_key"]),
-        client=item["client"],  # type: ignore[arg-type]
+        client=item["client"],
         client_address=str(item["client_address"]),
         subject=str(item["subject"]),
     )

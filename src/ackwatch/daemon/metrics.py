@@ -76,47 +76,28 @@ class _SnapshotCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         s = self.snapshot
-        pending = GaugeMetricFamily(
-            "ackwatch_items_pending", "Client emails waiting for an acknowledgement",
-            labels=["account"],
-        )
-        for account, n in sorted(s.pending.items()):
-            pending.add_metric([account], n)
-        yield pending
-        overdue = GaugeMetricFamily(
-            "ackwatch_items_overdue", "Open client emails past their deadline", labels=["account"]
-        )
-        for account, n in sorted(s.overdue.items()):
-            overdue.add_metric([account], n)
-        yield overdue
-        sent = CounterMetricFamily(
-            "ackwatch_nudges_sent", "Mails accepted by the SMTP server", labels=["kind"]
-        )
-        for kind, n in sorted(s.sent.items()):
-            sent.add_metric([kind], n)
-        yield sent
-        up = GaugeMetricFamily(
-            "ackwatch_mailbox_up", "1 when the mailbox is connected and syncing",
-            labels=["mailbox"],
-        )
-        for mailbox, is_up in sorted(s.mailbox_up.items()):
-            up.add_metric([mailbox], 1.0 if is_up else 0.0)
-        yield up
-        last = GaugeMetricFamily(
-            "ackwatch_last_sync_timestamp", "Unix time of the last completed sync",
-            labels=["mailbox"],
-        )
-        for mailbox, t in sorted(s.last_sync.items()):
-            last.add_metric([mailbox], t)
-        yield last
-        tls = CounterMetricFamily(
-            "ackwatch_smtp_tls_failures",
-            "SMTP connections that could not be made safe (the mail is retried)",
-            labels=["reason"],
-        )
-        for reason, n in sorted(dict(self.tls_failures).items()):
-            tls.add_metric([reason], n)
-        yield tls
+        up = {mailbox: 1.0 if is_up else 0.0 for mailbox, is_up in s.mailbox_up.items()}
+        gauge, counter = GaugeMetricFamily, CounterMetricFamily
+        # (kind, name, help, label, value by label)
+        for kind, name, documentation, label, values in (
+            (gauge, "ackwatch_items_pending", "Client emails waiting for an acknowledgement",
+             "account", s.pending),
+            (gauge, "ackwatch_items_overdue", "Open client emails past their deadline",
+             "account", s.overdue),
+            (counter, "ackwatch_nudges_sent", "Mails accepted by the SMTP server",
+             "kind", s.sent),
+            (gauge, "ackwatch_mailbox_up", "1 when the mailbox is connected and syncing",
+             "mailbox", up),
+            (gauge, "ackwatch_last_sync_timestamp", "Unix time of the last completed sync",
+             "mailbox", s.last_sync),
+            (counter, "ackwatch_smtp_tls_failures",
+             "SMTP connections that could not be made safe (the mail is retried)",
+             "reason", dict(self.tls_failures)),
+        ):
+            family = kind(name, documentation, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 class Metrics:
@@ -138,7 +119,7 @@ class Metrics:
                 from prometheus_client import CollectorRegistry, Histogram
 
                 registry = CollectorRegistry(auto_describe=True)
-                registry.register(self._collector)  # type: ignore[arg-type]
+                registry.register(self._collector)
                 time_to_ack = Histogram(
                     "ackwatch_time_to_ack_seconds",
                     "Time from receipt to acknowledgement, on the policy's clock",

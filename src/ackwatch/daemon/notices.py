@@ -56,17 +56,10 @@ def notice_mail(
 def render_notice(
     config: Config, record: OutboxRecord, members: Iterable[PromiseRecord], now: dt.datetime
 ) -> EmailMessage:
-    """A promise reminder / overdue notice, in the recipient's language and timezone (a
-    manager who is not an account gets the language of the account it is about)."""
-    if config.smtp is None:
-        raise ValueError("no smtp section in the config")
-    recipient = config.account(record.recipient)
-    about = config.account(record.account)
-    calendar = config.calendar_for_account(record.recipient) if recipient else None
+    """A promise reminder / overdue notice, as `compose.render_queued` says."""
 
     def name_of(address: str | None) -> str | None:
-        acc = config.account(address)
-        return acc.name if acc and acc.name else address
+        return compose.account_display_name(config, address)
 
     members = tuple(members)
     if record.account is not None:
@@ -86,22 +79,4 @@ def render_notice(
         )
         for p in members
     )
-    who = recipient or about
-    notice = compose.Notice(
-        kind=record.kind,  # type: ignore[arg-type]
-        to=record.recipient,
-        cc=tuple(record.cc),
-        lines=lines,
-        now=now,
-        language=who.language if who else "en",
-        timezone=calendar.timezone if calendar else config.timezone,
-        recipient_name=recipient.name if recipient else None,
-        account=record.account,
-        account_name=account_name,
-    )
-    return compose.render(
-        notice,
-        smtp_from=config.smtp.from_address,
-        templates_dir=config.notify.templates_dir,
-        message_id=record.message_id,
-    )
+    return compose.render_queued(config, record, lines, now, account_name=account_name)

@@ -53,6 +53,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _send_smtp(msg: EmailMessage, config: Config) -> None:
+    if config.smtp is None:  # not reached: no mail renders without an smtp section
+        raise ValueError("no smtp section in the config")
+    smtp.send(msg, config.smtp)
+
+
 class Daemon:
     """The core loop and the single writer of the state; the promise keeper's host."""
 
@@ -68,7 +74,7 @@ class Daemon:
         self.config = config
         self.store = store
         self.now = now
-        self._send = send or (lambda msg, cfg: smtp.send(msg, cfg.smtp))
+        self._send = send or _send_smtp
         self._reload_config = reload or (lambda: load_config(self.config.path))
         # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
@@ -241,7 +247,7 @@ class Daemon:
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
         elif self.promises.handles(event):
-            self.promises.apply(event)  # type: ignore[arg-type]
+            self.promises.apply(event)
 
     def reevaluate(self, history_since: dt.datetime | None = None) -> None:
         """Bring the stored items up to date with the stored mail (`Evaluator.reevaluate`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,9 +41,8 @@ class Watchers:
             watcher = MailboxWatcher(
                 mb,
                 sync,
-                get_cursors=lambda name=mb.name: stored_cursors(self._store, name),
-                get_pending_uids=lambda folder, name=mb.name: stored_pending_uids(
-                    self._store, name, folder),
+                get_cursors=functools.partial(stored_cursors, self._store, mb.name),
+                get_pending_uids=functools.partial(stored_pending_uids, self._store, mb.name),
                 emit=self._emit,
             )
             self._running[mb.name] = watcher

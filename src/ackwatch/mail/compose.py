@@ -50,11 +50,13 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "NoticeLine",
+    "account_display_name",
     "clean_text",
     "make_message_id",
     "message_id_domain",
     "render",
     "render_outbox",
+    "render_queued",
 ]
 
 NoticeKind = Literal["nudge", "escalation", "summary", "digest", "promise", "promise-overdue"]
@@ -251,6 +253,10 @@ def _zone(name: str) -> dt.tzinfo:
 
 # --------------------------------------------------------------------------- render
 
+# Every kind shares `layout.txt|html`; a `<kind>.txt|html` (an ops override) wins over it.
+# An overdue promise is listed as in the promise reminder: its item template is shared.
+_ITEM_TEMPLATE_OF = {"promise-overdue": "promise"}
+
 
 def render(
     notice: Notice,
@@ -318,8 +324,9 @@ def render(
         "kind": notice.kind,
     }
 
-    item_txt = templates.find(f"{notice.kind}_item.txt", "item.txt")
-    item_html = templates.find(f"{notice.kind}_item.html", "item.html")
+    kind, item_kind = notice.kind, _ITEM_TEMPLATE_OF.get(notice.kind, notice.kind)
+    item_txt = templates.find(f"{kind}_item.txt", f"{item_kind}_item.txt", "item.txt")
+    item_html = templates.find(f"{kind}_item.html", f"{item_kind}_item.html", "item.html")
     items_txt: list[str] = []
     items_html: list[str] = []
     for line in lines:
@@ -327,10 +334,12 @@ def render(
         items_txt.append(fill(item_txt, values))
         items_html.append(fill(item_html, _escaped(values)))
 
-    text = fill(templates.find(f"{notice.kind}.txt"), {**text_vars, "items": "".join(items_txt)})
+    text = fill(
+        templates.find(f"{kind}.txt", "layout.txt"), {**text_vars, "items": "".join(items_txt)}
+    )
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     body_html = fill(
-        templates.find(f"{notice.kind}.html"),
+        templates.find(f"{kind}.html", "layout.html"),
         {**_escaped(text_vars), "items": "".join(items_html)},
     )
 
@@ -358,45 +367,50 @@ def render(
 
 
 class _OutboxLike(Protocol):
-    kind: str
-    recipient: str
-    cc: tuple[str, ...]
-    account: str | None
-    escalation_keys: tuple[str, ...]
-    message_id: str
+    @property
+    def kind(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def escalation_keys(self) -> tuple[str, ...]: ...
+    @property
+    def message_id(self) -> str: ...
 
 
 class _ItemLike(Protocol):
-    key: str
-    message_id: str | None
-    client_address: str
-    client: str | None
-    subject: str
-    received: dt.datetime
-    deadline: dt.datetime
-    mailboxes: tuple[str, ...]
-    account: str | None
+    @property
+    def key(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def client_address(self) -> str: ...
+    @property
+    def client(self) -> str | None: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def received(self) -> dt.datetime: ...
+    @property
+    def deadline(self) -> dt.datetime: ...
+    @property
+    def mailboxes(self) -> tuple[str, ...]: ...
+    @property
+    def account(self) -> str | None: ...
 
 
 def render_outbox(
     config: Config, record: _OutboxLike, items: Iterable[_ItemLike], now: dt.datetime
 ) -> EmailMessage:
-    """Render a queued outbox mail (`store.OutboxRecord` + its `store.ItemRecord`s).
-
-    Language and timezone are the recipient's (account settings and calendar); a manager
-    who is not an account gets the language of the account the mail is about, and the
-    config's timezone. The Message-ID is the one the outbox recorded.
-    """
-    if config.smtp is None:
-        raise ValueError("no smtp section in the config")
-    recipient = config.account(record.recipient)
-    about = config.account(record.account)
-    calendar = config.calendar_for_account(record.recipient) if recipient else None
+    """Render a queued nudge, escalation or summary (`store.OutboxRecord` + its
+    `store.ItemRecord`s), as `render_queued` says."""
     escalations = set(record.escalation_keys)
 
     def name_of(address: str | None) -> str | None:
-        acc = config.account(address)
-        return acc.name if acc and acc.name else address
+        return account_display_name(config, address)
 
     lines = tuple(
         NoticeLine(
@@ -412,17 +426,45 @@ def render_outbox(
         )
         for item in items
     )
+    return render_queued(config, record, lines, now, account_name=name_of(record.account))
+
+
+def account_display_name(config: Config, address: str | None) -> str | None:
+    """What a mail calls an account: its configured name, else its address."""
+    acc = config.account(address)
+    return acc.name if acc and acc.name else address
+
+
+def render_queued(
+    config: Config,
+    record: _OutboxLike,
+    lines: tuple[NoticeLine, ...],
+    now: dt.datetime,
+    *,
+    account_name: str | None,
+) -> EmailMessage:
+    """Render a mail the outbox recorded, listing ``lines``.
+
+    Language and timezone are the recipient's (account settings and calendar); a manager
+    who is not an account gets the language of the account the mail is about, and the
+    config's timezone. The Message-ID is the one the outbox recorded.
+    """
+    if config.smtp is None:
+        raise ValueError("no smtp section in the config")
+    recipient = config.account(record.recipient)
+    who = recipient or config.account(record.account)
+    calendar = config.calendar_for_account(record.recipient) if recipient else None
     notice = Notice(
-        kind=record.kind,  # type: ignore[arg-type]
+        kind=record.kind,  # type: ignore[arg-type]  # a stored str; Notice checks it
         to=record.recipient,
         cc=tuple(record.cc),
         lines=lines,
         now=now,
-        language=(recipient or about).language if (recipient or about) else "en",
+        language=who.language if who else "en",
         timezone=calendar.timezone if calendar else config.timezone,
         recipient_name=recipient.name if recipient else None,
         account=record.account,
-        account_name=name_of(record.account),
+        account_name=account_name,
     )
     return render(
         notice,

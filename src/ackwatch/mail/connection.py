@@ -94,7 +94,9 @@ def connect(
     contains a credential.
     """
     if resolve is None:
-        from ackwatch.credentials import resolve_secret as resolve  # lazy: a shell module
+        from ackwatch.credentials import resolve_secret  # lazy: a shell module
+
+        resolve = resolve_secret
     timeout = mb.timeout if timeout is None else timeout
     where = f"{mb.host}:{mb.port}"
     if mb.security == "none" and not is_loopback(mb.host):

@@ -86,7 +86,7 @@ def discover_folders(client: IMAPClient, folders: Folders) -> tuple[list[str], l
     ]
     if by_flag:
         return inbox, _unique(f for f in by_flag if f not in inbox)
-    names = {}
+    names: dict[str, str] = {}
     for _attrs, delim, name in listed:
         name = decode(name)
         names.setdefault(name.casefold(), name)

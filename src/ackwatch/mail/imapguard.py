@@ -359,8 +359,9 @@ class _GuardedIMAP4(imaplib.IMAP4):
         guard.line(line)
         return line
 
-    def send(self, data: bytes) -> None:
-        self._guard.sent(data, self.tagpre)
+    # imaplib sends only bytes, and its tag prefix is bytes (typeshed: Buffer, str).
+    def send(self, data: bytes) -> None:  # type: ignore[override]
+        self._guard.sent(data, self.tagpre)  # type: ignore[arg-type]
         super().send(data)
 
 
@@ -377,7 +378,8 @@ class _GuardedTLS(_GuardedIMAP4, IMAP4_TLS):
     ) -> None:
         self._guard = guard
         guard.imap = self
-        super().__init__(host, port, ssl_context, timeout)
+        # IMAP4_TLS.__init__, next in the MRO; untyped, so mypy sees imaplib.IMAP4's.
+        super().__init__(host, port, ssl_context, timeout)  # type: ignore[call-arg]
 
 
 class GuardedClient(IMAPClient):

@@ -145,7 +145,9 @@ def send(
     if smtp.username and smtp.password is not None:
         try:
             if resolve is None:
-                from ackwatch.credentials import resolve_secret as resolve  # lazy: shell module
+                from ackwatch.credentials import resolve_secret  # lazy: shell module
+
+                resolve = resolve_secret
             secret = _Secret(resolve(smtp.password))
         except Exception as e:
             error = TemporarySendError(

@@ -36,7 +36,8 @@ def login(conn: smtplib.SMTP, username: str, password: str, *, source: str) -> N
         try:
             conn.login(username, password)
         finally:
-            conn.password = None  # smtplib keeps it on the connection object
+            # smtplib keeps it on the connection object (typeshed: always a str)
+            conn.password = None  # type: ignore[assignment]
         return
     if not conn.has_extn("auth"):
         raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")

@@ -158,7 +158,7 @@ def sync_folder(
 
     assert cursor is not None
     last = cursor.last_uid
-    new: list[FetchedMessage] = []
+    new = []
     # No shortcut on UIDNEXT here (that is `folder_changed`'s job): the FETCH is cheap when
     # nothing is new, and UIDNEXT is advisory on some servers.
     # Without UIDNEXT the number of new messages is unknown: list them first, so that no

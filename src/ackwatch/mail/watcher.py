@@ -352,7 +352,8 @@ class MailboxWatcher(threading.Thread):
                     auth_failures += 1
                     self._back_off("auth_failed", str(exc), backoff_delay(
                         auth_failures, self.auth_backoff_initial, self.auth_backoff_max))
-                except (ImapError, *CONNECTION_ERRORS) as exc:
+                # (mypy does not read a tuple unpacked into an except clause)
+                except (ImapError, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
                     error = failure_text(self._client, exc)
                     self._drop_client()
                     if self._stop_event.is_set():

@@ -175,7 +175,7 @@ def _histogram_svg(bins: Sequence[HistogramBin]) -> str:
     bar = slot * 0.62
     for k, b in enumerate(bins):
         x = left + slot * k + (slot - bar) / 2
-        base = top + plot_h
+        base: float = top + plot_h
         for count, colour, kind in ((b.on_time, _GOOD, "in time"), (b.late, _BAD, "late")):
             if count:
                 h = plot_h * count / y_max

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ackwatch.store.records import (
     HealthRecord,
@@ -34,8 +34,15 @@ T = TypeVar("T")
 class Store(Protocol):
     """The state of one ackwatch: mail seen, items, the outbox, promises, mailbox health."""
 
-    path: Path | str  # where the state is, for messages: the SQLite file, the PostgreSQL URL
-    errors: tuple[type[Exception], ...]  # what a read may raise from the database
+    @property
+    def path(self) -> Path | str:
+        """Where the state is, for messages: the SQLite file, the PostgreSQL URL."""
+        ...
+
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What a read may raise from the database."""
+        ...
 
     def close(self) -> None: ...
 
@@ -138,14 +145,26 @@ class Store(Protocol):
         received_since: dt.datetime | None = None,
         received_until: dt.datetime | None = None,
     ) -> list[ItemRecord]: ...
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime
+    ) -> list[tuple[Any, ...]]: ...
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime, make: Callable[..., T]
+    ) -> list[T]: ...
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime, *, stored: Literal[True]
+    ) -> Iterator[tuple[Any, ...]]: ...
     def report_rows(
         self,
         received_since: dt.datetime,
         received_until: dt.datetime,
-        make: Callable[..., T] = ...,  # type: ignore[assignment]
+        make: Callable[..., T] = ...,
         *,
         stored: bool = False,
-    ) -> list[T] | Iterator[tuple[Any, ...]]: ...
+    ) -> list[T] | list[tuple[Any, ...]] | Iterator[tuple[Any, ...]]: ...
     def oldest_pending_received(self) -> dt.datetime | None: ...
     def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None: ...
 
@@ -209,7 +228,7 @@ class Store(Protocol):
 
     # ---------------------------------------------------------------- promises
 
-    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, object]]: ...
+    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, Any]]: ...
     def promise_reads(
         self, keys: Iterable[str]
     ) -> dict[str, tuple[str, int, dt.datetime | None]]: ...

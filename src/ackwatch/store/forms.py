@@ -6,8 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from typing import overload
 
 
+@overload
+def iso(t: dt.datetime) -> str: ...
+@overload
+def iso(t: dt.datetime | None) -> str | None: ...
 def iso(t: dt.datetime | None) -> str | None:
     """The stored form of an instant: UTC, always six digits of microseconds
     ("2026-11-20T09:30:05.000000+00:00"), so that the text sorts as the instant does."""
@@ -24,6 +29,10 @@ def iso(t: dt.datetime | None) -> str | None:
     return t.isoformat()[:19] + ".000000+00:00"
 
 
+@overload
+def from_iso(text: str) -> dt.datetime: ...
+@overload
+def from_iso(text: str | None) -> dt.datetime | None: ...
 def from_iso(text: str | None) -> dt.datetime | None:
     """The instant of a stored time (None stays None)."""
     return None if text is None else dt.datetime.fromisoformat(text)

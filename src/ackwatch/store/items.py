@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 from ackwatch.core.item_rules import Item
 from ackwatch.store.database import Database, set_meta
@@ -124,11 +124,23 @@ class Items:
         raw.row_factory = None
         return _item_records(raw.execute(query, args))
 
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime
+    ) -> list[tuple[Any, ...]]: ...
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime, make: Callable[..., T]
+    ) -> list[T]: ...
+    @overload
+    def report_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime, *, stored: Literal[True]
+    ) -> Iterator[tuple[Any, ...]]: ...
     def report_rows(
         self,
         received_since: dt.datetime,
         received_until: dt.datetime,
-        make: Callable[..., T] = lambda *row: row,  # type: ignore[assignment,return-value]
+        make: Callable[..., T] = lambda *row: row,  # type: ignore[assignment]  # T: tuple
         *,
         stored: bool = False,
     ) -> list[T] | Iterator[tuple]:

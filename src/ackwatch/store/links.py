@@ -53,7 +53,7 @@ class Links:
                 insert_links(c, [
                     (parse_message(
                         bytes(r[7]), mailbox=r[1], folder=r[2], role=r[4], uid=r[3],
-                        received=from_iso(r[5]), gm_thrid=r[6],  # type: ignore[arg-type]
+                        received=from_iso(r[5]), gm_thrid=r[6],
                     ), bytes(r[7]), r[5])
                     for r in rows
                 ], mark_dirty=False)

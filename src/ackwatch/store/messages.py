@@ -214,7 +214,8 @@ class Messages:
             to_parse.append((len(out), r))
             out.append(None)
         if to_parse:
-            headers = dict(chunked(  # type: ignore[arg-type]
+            # Rows of two columns, read as (rowid, headers) pairs.
+            headers: dict[int, bytes] = dict(chunked(  # type: ignore[arg-type]
                 self._db.conn, "SELECT rowid, headers FROM messages WHERE rowid IN ({})", (),
                 [r["rowid"] for _, r in to_parse],
             ))
@@ -234,7 +235,7 @@ class Messages:
                 )
         if keys is None:
             self._memo.forget()  # a full load: what it did not return is out of the window
-        return out  # type: ignore[return-value]
+        return out  # type: ignore[return-value]  # every None above is filled in
 
     def iter_messages(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[Message]:
         """`load_messages` of ``keys``, a few hundred keys at a time: for a caller that

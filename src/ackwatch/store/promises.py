@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from ackwatch.store.database import Database
 from ackwatch.store.forms import from_iso, iso
@@ -19,7 +20,7 @@ class Promises:
     def __init__(self, db: Database):
         self._db = db
 
-    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, object]]:
+    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, Any]]:
         """Items acknowledged by a reply whose acknowledging message was first stored at or
         after ``since`` by a live sync (not a history import), not read yet or due for
         another try. Dicts with the item's key, thread, client, client_address, subject,

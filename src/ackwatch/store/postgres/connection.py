@@ -65,7 +65,7 @@ class NulFreeStrDumper(StrDumperUnknown):
     mail is hostile input, and a NUL in a subject must not fail the transaction that
     stores it. Each becomes U+FFFD, in a query's values as in the rows written."""
 
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
         return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
 
 

@@ -13,7 +13,7 @@ class PostgresStore(SqliteStore):
     """The state in PostgreSQL: the same table groups, composed as `SqliteStore` composes
     them (they speak SQL both databases accept), on a `PgDatabase`."""
 
-    errors = (psycopg.Error,)
+    errors: tuple[type[Exception], ...] = (psycopg.Error,)
 
     @classmethod
     def connect(
