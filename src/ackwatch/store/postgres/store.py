@@ -24,4 +24,4 @@ class PostgresStore(SqliteStore):
 
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
-        return PostgresStore(self._db.reader())  # type: ignore[attr-defined,arg-type]
+        return PostgresStore(self._db.reader())  # type: ignore[attr-defined]
