@@ -581,74 +581,43 @@ def test_items_written_get_their_microseconds(store):
                                             us(T0 + H))}
 
 
-# ---------------------------------------------------------------------------- write-behind
-
-_cell = st.one_of(
-    st.none(),
-    st.integers(-(2**63), 2**63 - 1),
-    st.text(),  # any character: quotes, backslashes, NUL, U+2028, astral planes...
-)
+# ---------------------------------------------------------------------------- atomicity
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.text(min_size=1), _cell, _cell), max_size=30))
-def test_a_bulk_insert_stores_what_executemany_stores(rows):
-    """`_bulk_insert` sends the rows as one JSON array: the values and their types must
-    arrive as the ``executemany`` of the same rows would store them."""
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
-
-    stored = []
-    for bulk in (True, False):
-        c = sqlite3.connect(":memory:")
-        c.execute("CREATE TABLE t (k TEXT, a, b)")
-        try:
-            if bulk:
-                _bulk_insert(c, "INSERT INTO t (k, a, b)", rows)()
-            else:
-                c.executemany("INSERT INTO t (k, a, b) VALUES (?, ?, ?)", rows)
-        except UnicodeEncodeError:  # a lone surrogate: neither way can store it
-            stored.append("refused")
-            continue
-        stored.append(c.execute("SELECT k, a, typeof(a), b, typeof(b) FROM t ORDER BY rowid")
-                      .fetchall())  # fmt: skip
-    assert stored[0] == stored[1]
+def _fail_on_insert(store, table: str) -> None:
+    """Make SQLite refuse any new row of ``table``: a failure in the middle of a store."""
+    store._conn.execute(
+        f"CREATE TEMP TRIGGER refuse_{table} BEFORE INSERT ON main.{table}"
+        " BEGIN SELECT RAISE(ABORT, 'disk full, say'); END"
+    )
 
 
-def test_a_bulk_upsert_updates_the_rows_already_there():
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
+def test_a_sync_step_that_fails_midway_stores_nothing_of_it(store):
+    """A first sync's copies, links, senders and dirty marks are written before the
+    folder's cursor: when the cursor cannot be written, none of them stays."""
+    msgs = [NewMessage(i, T0 + i * dt.timedelta(seconds=1), frozenset(), headers(i))
+            for i in range(1, 3001)]
+    _fail_on_insert(store, "folders")
+    with pytest.raises(StoreError):
+        sync(store, msgs, reset=True, initial=True)
+    for table in ("messages", "links", "senders", "dirty", "folders"):
+        assert store._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    store._conn.execute("DROP TRIGGER temp.refuse_folders")
+    assert sync(store, msgs, reset=True, initial=True) == 3000  # the store is usable again
 
-    c = sqlite3.connect(":memory:")
-    c.execute("CREATE TABLE threads (key TEXT PRIMARY KEY, thread TEXT NOT NULL)")
-    c.execute("INSERT INTO threads VALUES ('<a@x>', '<old@x>')")
-    _bulk_insert(c, "INSERT INTO threads (key, thread) {select}"
-                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread",
-                 [("<a@x>", "<a@x>"), ("<b@x>", "<a@x>")])()  # fmt: skip
-    assert c.execute("SELECT * FROM threads ORDER BY key").fetchall() == [
-        ("<a@x>", "<a@x>"), ("<b@x>", "<a@x>")
-    ]
 
-
-@pytest.mark.parametrize("fails", ["a write behind", "the block"])
-def test_a_failure_while_writing_behind_rolls_the_whole_transaction_back(store, fails):
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
-    from ackwatch.store.writebehind import write_behind as _write_behind
-
-    rows = [(f"<k{i}@x>", "<t@x>") for i in range(5000)]
-    with pytest.raises((StoreError, ValueError)), store._write() as c:
-        c.execute("INSERT INTO meta (name, value) VALUES ('written', 'first')")
-        with _write_behind(threaded=True) as behind:
-            behind(_bulk_insert(c, "INSERT INTO threads (key, thread)", rows))
-            if fails == "a write behind":
-                behind(_bulk_insert(c, "INSERT INTO no_such_table (a, b)", rows))
-            behind(_bulk_insert(c, "INSERT INTO dirty (key)", [(k,) for k, _ in rows]))
-            if fails == "the block":
-                raise ValueError("while the rows were being written")
-    assert store.get_meta("written") is None
+def test_an_evaluation_that_fails_midway_stores_none_of_its_threads(store):
+    """The threads of an evaluation are written before its items: when an item cannot be
+    written, the threads, the dirty marks' end and the meta stay as they were."""
+    sync(store, [NewMessage(1, T0, frozenset(), headers(1))])
+    _fail_on_insert(store, "items")
+    threads = {f"<k{i}@x>": "<t@x>" for i in range(3000)}
+    with pytest.raises(StoreError):
+        store.sync_items([item("<m1@client.example>")], now=T0 + H, initial_keys=set(),
+                         threads=threads, meta={"evaluated_with": "x"})
     assert store._conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 0
-    assert store._conn.execute("SELECT COUNT(*) FROM dirty").fetchone()[0] == 0
-    with store._write() as c:  # the connection is usable again
-        c.execute("INSERT INTO meta (name, value) VALUES ('written', 'after')")
-    assert store.get_meta("written") == "after"
+    assert store.dirty_keys() == {"<m1@client.example>"}
+    assert store.get_meta("evaluated_with") is None
 
 
 # --------------------------------------------------------------------------- trust (issue 18)

@@ -9,7 +9,7 @@ Behind the interface, one implementation per database. SQLite (`sqlite.SqliteSto
 split by table group: `schema` (numbered migrations), `database` (the connection and its
 transactions), `messages` (copies and cursors), `links` (links, senders, threads, dirty
 marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored,
-`parsememo` and `writebehind` are what makes a big sync fast. The groups are objects that
+`parsememo` is what makes a big sync fast. The groups are objects that
 each hold the one `database.Database`, composed by `SqliteStore`: what they share (the
 connection, the write count, the kept parses) is handed to them, not inherited.
 """

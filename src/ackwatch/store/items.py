@@ -15,7 +15,6 @@ from ackwatch.store.database import Database, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.records import ItemRecord
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
-from ackwatch.store.writebehind import WRITE_BEHIND_ROWS, bulk_insert, write_behind
 
 T = TypeVar("T")
 
@@ -62,17 +61,13 @@ class Items:
                 c.execute("DELETE FROM dirty")
             else:
                 c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
-            with write_behind(threaded=len(thread_rows) >= WRITE_BEHIND_ROWS) as behind:
-                # The threads are written while the items' rows are made. (The items go
-                # by executemany: `_bulk_insert` reads each JSON row once per column, too
-                # slow for 23 columns.)
-                behind(bulk_insert(
-                    c, "INSERT INTO threads (key, thread) {select}"
-                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
-                ))  # fmt: skip
-                seen, inserts, updates, members, new, acked = _item_rows(
-                    items, existing, initial_keys, now, now_s
-                )
+            c.executemany(
+                "INSERT INTO threads (key, thread) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
+            )
+            seen, inserts, updates, members, new, acked = _item_rows(
+                items, existing, initial_keys, now, now_s
+            )
             for key, follow_ups in members:
                 c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
                 c.executemany(
@@ -220,7 +215,7 @@ def _item_rows(
     now: dt.datetime,
     now_s: str | None,
 ) -> _ItemRows:
-    """`Items.sync_items`' rows (no database access: made while the threads are written)."""
+    """`Items.sync_items`' rows (no database access)."""
     out = _ItemRows(set(), [], [], [], [], [])
     seen, inserts, updates, members, new, acked = out
     # In key order, the items' primary key: see `links.write_links`.

@@ -15,7 +15,6 @@ from ackwatch.core.threads import component_batches, is_noise_link, link_values
 from ackwatch.store.database import Database, chunked, set_meta
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.parsememo import ParseMemo
-from ackwatch.store.writebehind import WriteBehind, bulk_insert, write_behind
 
 MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
 
@@ -185,18 +184,15 @@ def insert_links(
 ) -> None:
     """Links, senders (and dirty marks) of newly stored copies (with their header bytes
     and their received time as stored), the copies being in the messages table already."""
-    with write_behind(threaded=False) as behind:
-        write_links(c, stored, behind)
+    write_links(c, stored)
     link_variants(c, stored)
     if mark_dirty:
         mark_stored_dirty(c, stored)
 
 
-def write_links(
-    c: sqlite3.Connection, stored: Sequence[Stored], behind: WriteBehind
-) -> None:
-    """Have ``behind`` write the links and the senders of newly stored copies (each copy
-    on its own: `link_variants` adds what a copy's other variants bring)."""
+def write_links(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
+    """Write the links and the senders of newly stored copies (each copy on its own:
+    `link_variants` adds what a copy's other variants bring)."""
     if not stored:
         return
     rows: list[tuple[str, str]] = []
@@ -209,11 +205,13 @@ def write_links(
     # (4x faster for a first sync's links). The first column is order enough, and sorts
     # faster than whole rows.
     rows.sort(key=_first)
-    behind(bulk_insert(c, "INSERT OR IGNORE INTO links (link, key)", rows))
+    c.executemany("INSERT OR IGNORE INTO links (link, key) VALUES (?, ?)", rows)
     senders = sorted(
         (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
     )
-    behind(bulk_insert(c, "INSERT OR IGNORE INTO senders (sender, received, key)", senders))
+    c.executemany(
+        "INSERT OR IGNORE INTO senders (sender, received, key) VALUES (?, ?, ?)", senders
+    )
 
 
 def link_variants(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:

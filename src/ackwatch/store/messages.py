@@ -21,7 +21,6 @@ from ackwatch.store.forms import flags_json, from_iso, iso
 from ackwatch.store.links import link_variants, mark_stored_dirty, write_links
 from ackwatch.store.parsememo import ParseMemo, parse_new, refresh
 from ackwatch.store.records import StorableMessage, StoredCursor
-from ackwatch.store.writebehind import WRITE_BEHIND_ROWS, write_behind
 
 log = structlog.get_logger(__name__)
 
@@ -110,21 +109,19 @@ class Messages:
                 fresh.append((m, parsed, answered_at, dismissed_at, received_s))
                 stored.append((parsed, m.header_bytes, received_s))
             rows = []
-            with write_behind(threaded=len(stored) >= WRITE_BEHIND_ROWS) as behind:
-                # The links and senders are written while the rows of the copies are made.
-                write_links(c, stored, behind)
-                for m, parsed, answered_at, dismissed_at, received_s in fresh:
-                    row = (
-                        mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
-                        flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
-                        m.header_bytes, int(initial), now_s,
-                    )
-                    rows.append(row)
-                    self._memo.parsed[(mailbox, folder, m.uid)] = (
-                        uidvalidity, parsed, (role, *row[6:11]),
-                    )
-                    if parsed.defects:
-                        _log_defects(parsed)
+            for m, parsed, answered_at, dismissed_at, received_s in fresh:
+                row = (
+                    mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
+                    flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
+                    m.header_bytes, int(initial), now_s,
+                )
+                rows.append(row)
+                self._memo.parsed[(mailbox, folder, m.uid)] = (
+                    uidvalidity, parsed, (role, *row[6:11]),
+                )
+                if parsed.defects:
+                    _log_defects(parsed)
+            write_links(c, stored)
             c.executemany(
                 "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
                 " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen,"
