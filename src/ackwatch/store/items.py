@@ -136,12 +136,11 @@ class Items:
         store; ``make`` is not used) ``(group, received, deadline, ack_at or None,
         subject)``: ``group`` the JSON array ``[account, client, client_address, policy,
         clock]`` (one string a row instead of five, decoded once per distinct value), the
-        times as integer microseconds since the epoch (schema 5's generated columns),
-        dropped items left out and ``subject`` None where the item was acknowledged by its
-        deadline (never a breach): what `report.compute_stored` takes, without a Python
-        object per row, an ISO string parsed or a subject nobody lists. A state of an older
-        schema (opened read-only, so not migrated) gets the same rows, its times converted
-        by SQLite as it reads them (slower).
+        times as integer microseconds since the epoch (schema 5's generated columns) and
+        dropped items left out: what `figures.compute_stored` takes, without a Python
+        object per row or an ISO string parsed. A state of an older schema (opened
+        read-only, so not migrated) gets the same rows, its times converted by SQLite as
+        it reads them (slower).
         """
         if stored:
             raw = self._db.conn.cursor()
@@ -153,9 +152,7 @@ class Items:
             return raw.execute(
                 "SELECT json_array(account, client, client_address, policy, clock),"
                 f" {received}, {deadline},"
-                f" CASE WHEN state = 'acknowledged' THEN {ack} END,"
-                " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"
-                " OR ack_at > deadline THEN subject END"
+                f" CASE WHEN state = 'acknowledged' THEN {ack} END, subject"
                 " FROM items WHERE received >= ? AND received < ? AND state != 'dropped'"
                 " ORDER BY received",
                 (iso(received_since), iso(received_until)),
