@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import NamedTuple, TypeVar
 
 from ackwatch.core.item_rules import Item
-from ackwatch.store.database import Database, set_meta
+from ackwatch.store.database import Database, in_period, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.records import ItemRecord
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
@@ -107,13 +107,9 @@ class Items:
         if state is not None:
             query += " AND state = ?"
             args.append(state)
-        if received_since is not None:
-            query += " AND received >= ?"
-            args.append(iso(received_since))
-        if received_until is not None:
-            query += " AND received < ?"
-            args.append(iso(received_until))
-        query += " ORDER BY received, key"
+        period, period_args = in_period("received", received_since, received_until)
+        query += period + " ORDER BY received, key"
+        args += period_args
         raw = self._db.conn.cursor()
         raw.row_factory = None
         return _item_records(raw.execute(query, args))
