@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sqlite3
 import stat
@@ -12,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from tests.support.storing import loaded, store_step
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.daemon.parsedmail import link_stored
 from ackwatch.store import NewMessage, StoreError
 from ackwatch.store.database import DB_NAME
 from ackwatch.store.schema import SCHEMA_VERSION
@@ -36,12 +39,8 @@ def new(uid: int, n: int | None = None, flags=()) -> NewMessage:
 
 def sync(store: Store, msgs, *, uidvalidity=1, last_uid=None, reset=False, initial=False,
          flag_updates=(), folder="INBOX", now=T0) -> int:
-    return store.apply_folder_sync(
-        mailbox="anna", folder=folder, role="inbox", uidvalidity=uidvalidity,
-        last_uid=last_uid if last_uid is not None else max((m.uid for m in msgs), default=0),
-        highestmodseq=None, new_messages=msgs, flag_updates=flag_updates, reset=reset,
-        initial=initial, dismiss_keyword="$Ackwatch-Done", now=now,
-    )
+    return store_step(store, msgs, uidvalidity=uidvalidity, last_uid=last_uid, reset=reset,
+                      initial=initial, flag_updates=flag_updates, folder=folder, now=now)
 
 
 def item(key: str, *, nudge_at=T0 + H, escalate_at=T0 + 2 * H, ack=None) -> Item:
@@ -138,7 +137,7 @@ def test_a_state_dir_named_with_uri_characters_opens_for_writing_and_reading(tmp
     sync(writer, [new(1)])
     reader = Store.open(tmp_path / name, readonly=True)  # as `status` and the daemon's readers
     try:
-        assert [m.uid for m in reader.load_messages()] == [1]
+        assert [m.uid for m in loaded(reader)] == [1]
         assert reader.readonly
     finally:
         reader.close()
@@ -154,7 +153,7 @@ def test_readonly_open_without_state_is_a_clear_error(tmp_path):
 def test_sync_step_stores_messages_and_cursor_together(store):
     assert sync(store, [new(1), new(2)]) == 2
     assert store.cursors("anna")["INBOX"].last_uid == 2
-    assert sorted(m.uid for m in store.load_messages()) == [1, 2]
+    assert sorted(m.uid for m in loaded(store)) == [1, 2]
 
 
 def test_refetching_the_same_uid_is_idempotent(store):
@@ -166,7 +165,7 @@ def test_refetching_the_same_uid_is_idempotent(store):
 def test_uidvalidity_reset_forgets_old_copies_but_not_keys(store):
     sync(store, [new(1), new(2)])
     sync(store, [new(7, n=1)], uidvalidity=2, reset=True)
-    msgs = store.load_messages()
+    msgs = loaded(store)
     assert [(m.uid, m.key) for m in msgs] == [(7, "<m1@client.example>")]
 
 
@@ -176,13 +175,13 @@ def test_answered_flag_time_is_when_first_seen(store):
     sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered"}))], now=later)
     sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered", "\\Seen"}))],
          now=later + H)
-    (m,) = store.load_messages()
+    (m,) = loaded(store)
     assert m.answered_at == later
 
 
 def test_dismissal_keyword_is_recorded_case_insensitively(store):
     sync(store, [new(1, flags={"$ackwatch-done"})])
-    (m,) = store.load_messages()
+    (m,) = loaded(store)
     assert m.dismissed_at == T0
 
 
@@ -402,35 +401,6 @@ def test_a_copy_with_other_headers_pairs_its_subject_with_the_first_copys_people
     assert store.keys_linked(["sp:spring campaign brief c@client.example"]) == {"<m1@client.example>"}
 
 
-def test_loaded_mail_is_not_kept_parsed(store):
-    sync(store, [new(1), new(2)])
-    assert len(store.load_messages(keys=["<m1@client.example>"])) == 1
-    assert len(store._parsed) == 1  # m2: still waiting for its first load
-    store.load_messages()
-    assert store._parsed == {}
-
-
-def test_a_kept_parse_is_not_given_for_a_new_mail_under_the_same_uid(store):
-    sync(store, [new(1, n=1)])
-    sync(store, [new(1, n=2)], uidvalidity=2, reset=True)  # UID 1 is another mail now
-    assert [m.key for m in store.load_messages()] == ["<m2@client.example>"]
-
-
-def test_mail_not_kept_parsed_is_parsed_from_its_stored_headers(tmp_path):
-    first = Store.open(tmp_path / "state")
-    sync(first, [new(1, n=1), new(2, n=2, flags=["\\Answered"]), new(3, n=3)])
-    kept = {m.uid: m for m in first.load_messages()}
-    first.close()
-    again = Store.open(tmp_path / "state")  # a new process: nothing kept
-    try:
-        assert again._parsed == {}
-        loaded = again.load_messages()
-        assert [m.uid for m in loaded] == [1, 2, 3]
-        assert {m.uid: m for m in loaded} == kept
-    finally:
-        again.close()
-
-
 def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
     _state_of_schema(tmp_path, 3)
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -443,7 +413,7 @@ def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
     s = Store.open(tmp_path)
     assert s.links_pending()
     assert s.keys_linked(["sp:quote c@client.example"]) == set()
-    assert s.build_links() == 1
+    assert s.build_links(functools.partial(link_stored, s)) == 1
     assert not s.links_pending()
     assert s.keys_linked(["sp:quote c@client.example"]) == {"<m7@client.example>"}
     assert s.get_meta("evaluated_with") is None  # so the daemon evaluates everything once
@@ -452,33 +422,7 @@ def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
 
 def test_a_new_state_has_no_links_to_build(store):
     assert not store.links_pending()
-    assert store.build_links() == 0
-
-
-def test_prepared_parses_are_what_storing_would_parse(tmp_path):
-    """`Store.prepare` (a first sync parses each batch while the server sends the next)
-    changes nothing: same stored mail, same loaded messages, flag times included; a
-    prepared parse of other bytes, another role or another folder is not used."""
-    msgs = [new(1), new(2, flags={"\\Answered", "\\Seen"}), new(3, flags={"$ackwatch-done"}),
-            new(4)]
-    plain = Store.open(tmp_path / "plain")
-    sync(plain, msgs)
-    expected = sorted(plain.load_messages(), key=lambda m: m.uid)
-    plain.close()
-
-    s = Store.open(tmp_path / "prepared")
-    s.prepare("anna", "INBOX", "inbox", msgs[:3])
-    s.prepare("anna", "INBOX", "inbox", [NewMessage(4, msgs[3].received, frozenset(),
-                                                    headers(99, "Other bytes"))])
-    s.prepare("anna", "Archive", "inbox", msgs)  # another folder: not this sync's
-    ready = {uid: entry[2] for uid, entry in s._prepared[("anna", "INBOX")].items()}
-    assert sync(s, msgs) == 4
-    got = sorted(s.load_messages(), key=lambda m: m.uid)
-    assert got == expected
-    assert got[0] is ready[1] and got[3] is not ready[4]  # used; other bytes: parsed anew
-    assert got[1].answered_at == T0 and got[2].dismissed_at == T0
-    assert ("anna", "INBOX") not in s._prepared  # used up by the sync
-    s.close()
+    assert store.build_links(functools.partial(link_stored, store)) == 0
 
 
 def test_item_records_are_what_their_init_builds(store):
@@ -647,7 +591,7 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
     conn.close()
     s = Store.open(tmp_path)
     try:
-        old = {m.uid: m for m in s.load_messages()}
+        old = {m.uid: m for m in loaded(s)}
         assert old[2].legacy_fetch and old[1].legacy_fetch
         (answered,) = evaluate(old.values(), make_config())
         assert answered.state == "acknowledged"
@@ -657,7 +601,7 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
                  NewMessage(4, T0 + H, frozenset(), fresh)], last_uid=4)
         s.close()
         s = Store.open(tmp_path)  # parsed from the stored bytes, not the kept parse
-        now = {m.uid: m for m in s.load_messages()}
+        now = {m.uid: m for m in loaded(s)}
         assert not now[4].legacy_fetch
         states = {i.key: i.state for i in evaluate(now.values(), make_config())}
         assert states == {"<m1@client.example>": "acknowledged",

@@ -8,10 +8,11 @@ outside it, and importing it loads no database module.
 Behind the interface, one implementation per database. SQLite (`sqlite.SqliteStore`) is
 split by table group: `schema` (numbered migrations), `database` (the connection and its
 transactions), `messages` (copies and cursors), `links` (links, senders, threads, dirty
-marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored,
-`parsememo` is what makes a big sync fast. The groups are objects that
-each hold the one `database.Database`, composed by `SqliteStore`: what they share (the
-connection, the write count, the kept parses) is handed to them, not inherited.
+marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored. The
+groups are objects that each hold the one `database.Database`, composed by
+`SqliteStore`: what they share (the connection, the write count) is handed to them, not
+inherited. The store stores: parsing the mail is the core's (`core.message`), keeping
+parses the evaluation's (`daemon.parsedmail`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ackwatch.store.api import Store
 from ackwatch.store.records import (
+    CopyToStore,
     HealthRecord,
     ItemRecord,
     NewMessage,
@@ -27,11 +29,13 @@ from ackwatch.store.records import (
     OutboxRecord,
     PromiseRecord,
     StorableMessage,
+    StoredCopy,
     StoredCursor,
     StoreError,
 )
 
 __all__ = [
+    "CopyToStore",
     "HealthRecord",
     "ItemRecord",
     "NewMessage",
@@ -41,6 +45,7 @@ __all__ = [
     "StorableMessage",
     "Store",
     "StoreError",
+    "StoredCopy",
     "StoredCursor",
     "open_store",
 ]
