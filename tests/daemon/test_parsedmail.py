@@ -7,7 +7,12 @@ import datetime as dt
 import pytest
 from tests.support.storing import loaded, store_step
 
-from ackwatch.daemon.parsedmail import ParsedMail, messages_of
+from ackwatch.daemon.parsedmail import (
+    MAX_HEADER_VARIANTS,
+    ParsedMail,
+    copies_to_store,
+    messages_of,
+)
 from ackwatch.store import NewMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 
@@ -96,3 +101,14 @@ def test_two_variants_fetched_in_one_step_pair_their_subjects_and_people(store):
     assert store.keys_linked(["sp:spring campaign brief c@client.example"]) == {
         "<m1@client.example>"
     }
+
+
+def test_a_message_id_reused_by_many_mails_links_a_new_copy_with_a_few_of_them(store):
+    """Storing stays linear when a mailer gives one Message-ID to everything: a new copy
+    is linked with `MAX_HEADER_VARIANTS` of the key's other variants at most."""
+    variants = [NewMessage(i, T0, frozenset(), headers(1, f"Topic {i}")) for i in range(1, 31)]
+    store_step(store, variants[:29], now=T0)
+    (last,) = copies_to_store(store, ParsedMail().parse("anna", "INBOX", "inbox", variants[29:]))
+    subjects = {v.rsplit(" ", 1)[0] for v in last.links if v.startswith("sp:")}
+    assert "sp:topic 30" in subjects
+    assert len(subjects) == 1 + MAX_HEADER_VARIANTS

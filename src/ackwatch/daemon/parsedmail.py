@@ -61,7 +61,8 @@ def copies_to_store(
     for m, p in parsed:
         fetched.setdefault(p.key, []).append(m.header_bytes)
     several = {key for key, variants in fetched.items() if len(set(variants)) > 1}
-    stored = store.header_variants(fetched)
+    # One more than the cap: a copy's own bytes may be among them.
+    stored = store.header_variants(fetched, MAX_HEADER_VARIANTS + 1)
     out = []
     for m, p in parsed:
         if p.key in stored or p.key in several:

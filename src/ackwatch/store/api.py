@@ -79,9 +79,9 @@ class Store(Protocol):
         self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
     ) -> list[StoredCopy]: ...
     def iter_copies(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[StoredCopy]: ...
-    def header_variants(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
-        """The distinct header bytes stored under each of ``keys`` that is stored (a few
-        at most of each), to link a new copy with its other variants."""
+    def header_variants(self, keys: Iterable[str], most: int) -> dict[str, list[bytes]]:
+        """The distinct header bytes stored under each of ``keys`` that is stored, up to
+        ``most`` of a key, to link a new copy with its other variants."""
         ...
 
     def initial_keys(

@@ -19,10 +19,6 @@ from ackwatch.store.forms import flags_json, from_iso, iso
 from ackwatch.store.links import mark_dirty_keys, write_links
 from ackwatch.store.records import CopyToStore, StoredCopy, StoredCursor
 
-# Header variants of one key (a reused Message-ID, a gateway's rewrite) handed out for
-# linking a new copy with (`Messages.header_variants`).
-MAX_HEADER_VARIANTS = 20
-
 
 class Messages:
     """The folders and messages tables."""
@@ -188,17 +184,15 @@ class Messages:
         if chunk:
             yield from self.load_copies(since, keys=chunk)
 
-    def header_variants(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
-        """The distinct header bytes stored under each of ``keys`` that is stored (up to
-        `MAX_HEADER_VARIANTS` + 1 of a key: a mailer reusing one Message-ID for
-        everything must not make storing quadratic)."""
+    def header_variants(self, keys: Iterable[str], most: int) -> dict[str, list[bytes]]:
+        """The distinct header bytes stored under each of ``keys`` that is stored, up to
+        ``most`` of a key."""
         c = self._db.conn
         present = {r[0] for r in chunked(
             c, "SELECT DISTINCT key FROM messages WHERE key IN ({})", (), set(keys))}
         return {
             key: [bytes(r[0]) for r in c.execute(
-                "SELECT DISTINCT headers FROM messages WHERE key = ?"
-                f" LIMIT {MAX_HEADER_VARIANTS + 1}", (key,))]
+                "SELECT DISTINCT headers FROM messages WHERE key = ? LIMIT ?", (key, most))]
             for key in sorted(present)
         }
 
