@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from tests.support.storing import loaded, store_step
+from tests.support.storing import (
+    T0,
+    headers,
+    loaded,
+    new,
+    store_step,
+)
 
 from ackwatch.daemon.parsedmail import (
     MAX_HEADER_VARIANTS,
@@ -15,26 +20,6 @@ from ackwatch.daemon.parsedmail import (
 )
 from ackwatch.store import NewMessage
 from ackwatch.store.sqlite import SqliteStore as Store
-
-T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-
-
-def headers(n: int, subject: str = "Quote") -> bytes:
-    return (
-        f"Message-ID: <m{n}@client.example>\r\nFrom: Client <c@client.example>\r\n"
-        f"To: anna@agency.example\r\nSubject: {subject}\r\n\r\n"
-    ).encode()
-
-
-def new(uid: int, n: int | None = None, flags=()) -> NewMessage:
-    return NewMessage(uid, T0 + dt.timedelta(minutes=uid), frozenset(flags), headers(n or uid))
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "state")
-    yield s
-    s.close()
 
 
 def test_a_stored_copy_is_parsed_once_and_kept_until_its_first_load(store):

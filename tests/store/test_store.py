@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
-from tests.support.storing import loaded, store_step
+from tests.support.storing import (
+    T0,
+    headers,
+    loaded,
+    new,
+    store_step,
+)
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
 from ackwatch.daemon.parsedmail import link_stored
@@ -22,19 +28,7 @@ from ackwatch.store.database import DB_NAME
 from ackwatch.store.schema import SCHEMA_VERSION
 from ackwatch.store.sqlite import SqliteStore as Store
 
-T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
-
-
-def headers(n: int, subject: str = "Quote") -> bytes:
-    return (
-        f"Message-ID: <m{n}@client.example>\r\nFrom: Client <c@client.example>\r\n"
-        f"To: anna@agency.example\r\nSubject: {subject}\r\n\r\n"
-    ).encode()
-
-
-def new(uid: int, n: int | None = None, flags=()) -> NewMessage:
-    return NewMessage(uid, T0 + dt.timedelta(minutes=uid), frozenset(flags), headers(n or uid))
 
 
 def sync(store: Store, msgs, *, uidvalidity=1, last_uid=None, reset=False, initial=False,
@@ -51,13 +45,6 @@ def item(key: str, *, nudge_at=T0 + H, escalate_at=T0 + 2 * H, ack=None) -> Item
                             escalate_at),
         ack=ack,
     )
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "state")
-    yield s
-    s.close()
 
 
 def test_new_database_is_private_and_versioned(tmp_path):

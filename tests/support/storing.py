@@ -4,11 +4,31 @@ that drive the store without IMAP: the daemon's own parts (`daemon.parsedmail`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
 
 from ackwatch.core.message import Message
 from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
-from ackwatch.store import StorableMessage, Store
+from ackwatch.store import NewMessage, StorableMessage, Store
+from ackwatch.store.sqlite import SqliteStore
+
+T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # when `new` copies arrive
+
+
+def headers(n: int, subject: str = "Quote") -> bytes:
+    """The header block of client mail number ``n`` (Message-ID ``<m{n}@client.example>``)."""
+    return (
+        f"Message-ID: <m{n}@client.example>\r\nFrom: Client <c@client.example>\r\n"
+        f"To: anna@agency.example\r\nSubject: {subject}\r\n\r\n"
+    ).encode()
+
+
+def new(uid: int, n: int | None = None, flags: Iterable[str] = ()) -> NewMessage:
+    """A fetched copy of mail ``n`` (``uid`` by default) under ``uid``, ``uid`` minutes
+    after `T0`."""
+    return NewMessage(uid, T0 + dt.timedelta(minutes=uid), frozenset(flags), headers(n or uid))
 
 
 def store_step(
@@ -52,3 +72,11 @@ def loaded(
     """The stored copies (received at or after ``since``, of ``keys``), parsed."""
     parsed = parsed if parsed is not None else ParsedMail()
     return parsed.messages(store.load_copies(since, keys=keys))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A new SQLite state in a temporary directory, closed after the test."""
+    s = SqliteStore.open(tmp_path / "state")
+    yield s
+    s.close()
