@@ -557,7 +557,8 @@ def target_punctuality(server: BenchDovecot, n_accounts: int, n_items: int) -> d
 
 def synth_messages(state: Path, users: list[str], total: int) -> None:
     """`total` stored messages over the last year across `users`, stored the way a sync
-    stores them (`Store.apply_folder_sync`: parse, links, dirty marks), IMAP aside."""
+    stores them (parsed, then `Store.apply_folder_sync`: links, dirty marks), IMAP aside."""
+    from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
     from ackwatch.store import NewMessage
     from ackwatch.store.sqlite import SqliteStore as Store
 
@@ -576,12 +577,13 @@ def synth_messages(state: Path, users: list[str], total: int) -> None:
             batch = batches[m.folder]
             batch.append(NewMessage(len(batch) + 1, m.received, flags, head))
         for folder, batch in batches.items():
+            role = "inbox" if folder == "INBOX" else "sent"
+            parsed = ParsedMail().parse(u, folder, role, batch)  # none kept: not measured here
             store.apply_folder_sync(
-                mailbox=u, folder=folder, role="inbox" if folder == "INBOX" else "sent",
-                uidvalidity=1, last_uid=len(batch), highestmodseq=None, new_messages=batch,
+                mailbox=u, folder=folder, role=role, uidvalidity=1, last_uid=len(batch),
+                highestmodseq=None, new_messages=copies_to_store(store, parsed),
                 flag_updates=(), reset=False, initial=True, dismiss_keyword="$Ackwatch-Done",
                 now=NOW)
-            store._parsed.clear()  # the bench process is not the one measured
     store.close()
 
 

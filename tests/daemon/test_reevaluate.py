@@ -197,8 +197,8 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
     assert seeded == {"<m3@x.example>": [3], "<m4@x.example>": [4]}
 
     loads: list[object] = []
-    real_load = daemon.store.load_messages
-    monkeypatch.setattr(daemon.store, "load_messages",
+    real_load = daemon.store.load_copies
+    monkeypatch.setattr(daemon.store, "load_copies",
                         lambda *a, **kw: loads.append(kw.get("keys")) or real_load(*a, **kw))
     accounts = {r.account for r in daemon.store.pending_items()}
     from_cache = daemon.messages_of_accounts(accounts, NOW)

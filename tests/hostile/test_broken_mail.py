@@ -4,7 +4,7 @@ For every mail of the corpus (`tests/hostile/corpus`): `parse_message` does not 
 keeps its limits; the core (classify + assign_threads + sla.evaluate) over that mail plus
 a normal client mail right after it does not raise; every mail is classified or carries
 a defect; and the normal mail is still an item of its own. The same through the store
-(`apply_folder_sync` + `load_messages` + evaluate), the path the daemon takes.
+(`apply_folder_sync` + `load_copies` + evaluate), the path the daemon takes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tests.hostile.corpus import (
     normal_mail,
     stdlib_messages,
 )
+from tests.support.storing import store_step
 
 from ackwatch.core import classify as cls_mod
 from ackwatch.core import item_rules as sla
@@ -38,6 +39,7 @@ from ackwatch.core.message import (
 )
 from ackwatch.core.message_ids import MAX_REFERENCES, normalize_message_id
 from ackwatch.core.threads import assign_threads
+from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.store import NewMessage
 from ackwatch.store.sqlite import SqliteStore as Store
 from configfactory import make_config
@@ -267,7 +269,8 @@ def test_same_hash_key_from_several_broken_mails_is_one_item():
 
 
 def test_store_path_survives_the_corpus(tmp_path):
-    """apply_folder_sync + load_messages + evaluate + sync_items: the daemon's path."""
+    """parse + apply_folder_sync + load_copies + parse + evaluate + sync_items: the
+    daemon's path."""
     store = Store.open(tmp_path / "state")
     try:
         new: list[NewMessage] = []
@@ -279,14 +282,9 @@ def test_store_path_survives_the_corpus(tmp_path):
                                   flags=frozenset({"\\Seen"}),
                                   header_bytes=normal_mail(n, t + dt.timedelta(minutes=1))))
         with capture_logs() as logs:
-            added = store.apply_folder_sync(
-                mailbox="anna", folder="INBOX", role="inbox", uidvalidity=1,
-                last_uid=2 * len(CASES), highestmodseq=None, new_messages=new,
-                flag_updates=[], reset=True, initial=False, dismiss_keyword="$Ackwatch-Done",
-                now=RECEIVED,
-            )
+            added = store_step(store, new, reset=True, now=RECEIVED)
         assert added == len(new)
-        loaded = store.load_messages()
+        loaded = messages_of(store.load_copies())
         assert len(loaded) == len(new)
         # What was stored is what was fetched: parsing after the round trip is the same.
         assert {m.key for m in loaded} == {parse(c.data).key for c in CASES} | {
@@ -308,12 +306,7 @@ def test_store_path_survives_the_corpus(tmp_path):
         assert empty["log_level"] == "warning" and "no-from" in empty["defects"]
         # Syncing the same step again stores nothing new and logs nothing.
         with capture_logs() as again:
-            assert store.apply_folder_sync(
-                mailbox="anna", folder="INBOX", role="inbox", uidvalidity=1,
-                last_uid=2 * len(CASES), highestmodseq=None, new_messages=new,
-                flag_updates=[], reset=False, initial=False, dismiss_keyword="$Ackwatch-Done",
-                now=AFTER,
-            ) == 0
+            assert store_step(store, new, now=AFTER) == 0
         assert not [e for e in again if e["event"] == "mail_defects"]
     finally:
         store.close()
@@ -326,12 +319,8 @@ def test_store_keeps_extreme_internaldates(tmp_path):
                  dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC), AFTER]
         new = [NewMessage(uid=i + 1, received=t, flags=frozenset(),
                           header_bytes=normal_mail(100 + i, t)) for i, t in enumerate(times)]
-        store.apply_folder_sync(
-            mailbox="anna", folder="INBOX", role="inbox", uidvalidity=1, last_uid=3,
-            highestmodseq=None, new_messages=new, flag_updates=[], reset=True, initial=False,
-            dismiss_keyword="$Ackwatch-Done", now=RECEIVED,
-        )
-        loaded = store.load_messages()
+        store_step(store, new, reset=True, now=RECEIVED)
+        loaded = messages_of(store.load_copies())
         assert sorted(m.received for m in loaded) == sorted(times)
         items = sla.evaluate(loaded, CONFIG)
         store.sync_items(items, now=AFTER, initial_keys=set())

@@ -297,7 +297,7 @@ def stored_rows(items, since, until):
     return [
         (json.dumps([i.account, i.client, i.client_address, i.policy, i.clock]),
          us(i.received), us(i.deadline), None if i.ack_at is None else us(i.ack_at),
-         None if i.ack_at is not None and i.ack_at <= i.deadline else i.subject)
+         i.subject)
         for i in kept
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sqlite3
 import stat
@@ -12,36 +13,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from tests.support.storing import (
+    T0,
+    headers,
+    loaded,
+    new,
+    store_step,
+)
 
 from ackwatch.core.item_rules import Ack, Deadlines, Item
+from ackwatch.daemon.parsedmail import link_stored
 from ackwatch.store import NewMessage, StoreError
 from ackwatch.store.database import DB_NAME
 from ackwatch.store.schema import SCHEMA_VERSION
 from ackwatch.store.sqlite import SqliteStore as Store
 
-T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
-
-
-def headers(n: int, subject: str = "Quote") -> bytes:
-    return (
-        f"Message-ID: <m{n}@client.example>\r\nFrom: Client <c@client.example>\r\n"
-        f"To: anna@agency.example\r\nSubject: {subject}\r\n\r\n"
-    ).encode()
-
-
-def new(uid: int, n: int | None = None, flags=()) -> NewMessage:
-    return NewMessage(uid, T0 + dt.timedelta(minutes=uid), frozenset(flags), headers(n or uid))
 
 
 def sync(store: Store, msgs, *, uidvalidity=1, last_uid=None, reset=False, initial=False,
          flag_updates=(), folder="INBOX", now=T0) -> int:
-    return store.apply_folder_sync(
-        mailbox="anna", folder=folder, role="inbox", uidvalidity=uidvalidity,
-        last_uid=last_uid if last_uid is not None else max((m.uid for m in msgs), default=0),
-        highestmodseq=None, new_messages=msgs, flag_updates=flag_updates, reset=reset,
-        initial=initial, dismiss_keyword="$Ackwatch-Done", now=now,
-    )
+    return store_step(store, msgs, uidvalidity=uidvalidity, last_uid=last_uid, reset=reset,
+                      initial=initial, flag_updates=flag_updates, folder=folder, now=now)
 
 
 def item(key: str, *, nudge_at=T0 + H, escalate_at=T0 + 2 * H, ack=None) -> Item:
@@ -131,7 +124,7 @@ def test_a_state_dir_named_with_uri_characters_opens_for_writing_and_reading(tmp
     sync(writer, [new(1)])
     reader = Store.open(tmp_path / name, readonly=True)  # as `status` and the daemon's readers
     try:
-        assert [m.uid for m in reader.load_messages()] == [1]
+        assert [m.uid for m in loaded(reader)] == [1]
         assert reader.readonly
     finally:
         reader.close()
@@ -147,7 +140,7 @@ def test_readonly_open_without_state_is_a_clear_error(tmp_path):
 def test_sync_step_stores_messages_and_cursor_together(store):
     assert sync(store, [new(1), new(2)]) == 2
     assert store.cursors("anna")["INBOX"].last_uid == 2
-    assert sorted(m.uid for m in store.load_messages()) == [1, 2]
+    assert sorted(m.uid for m in loaded(store)) == [1, 2]
 
 
 def test_refetching_the_same_uid_is_idempotent(store):
@@ -159,7 +152,7 @@ def test_refetching_the_same_uid_is_idempotent(store):
 def test_uidvalidity_reset_forgets_old_copies_but_not_keys(store):
     sync(store, [new(1), new(2)])
     sync(store, [new(7, n=1)], uidvalidity=2, reset=True)
-    msgs = store.load_messages()
+    msgs = loaded(store)
     assert [(m.uid, m.key) for m in msgs] == [(7, "<m1@client.example>")]
 
 
@@ -169,13 +162,13 @@ def test_answered_flag_time_is_when_first_seen(store):
     sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered"}))], now=later)
     sync(store, [], last_uid=1, flag_updates=[(1, frozenset({"\\Answered", "\\Seen"}))],
          now=later + H)
-    (m,) = store.load_messages()
+    (m,) = loaded(store)
     assert m.answered_at == later
 
 
 def test_dismissal_keyword_is_recorded_case_insensitively(store):
     sync(store, [new(1, flags={"$ackwatch-done"})])
-    (m,) = store.load_messages()
+    (m,) = loaded(store)
     assert m.dismissed_at == T0
 
 
@@ -395,35 +388,6 @@ def test_a_copy_with_other_headers_pairs_its_subject_with_the_first_copys_people
     assert store.keys_linked(["sp:spring campaign brief c@client.example"]) == {"<m1@client.example>"}
 
 
-def test_loaded_mail_is_not_kept_parsed(store):
-    sync(store, [new(1), new(2)])
-    assert len(store.load_messages(keys=["<m1@client.example>"])) == 1
-    assert len(store._parsed) == 1  # m2: still waiting for its first load
-    store.load_messages()
-    assert store._parsed == {}
-
-
-def test_a_kept_parse_is_not_given_for_a_new_mail_under_the_same_uid(store):
-    sync(store, [new(1, n=1)])
-    sync(store, [new(1, n=2)], uidvalidity=2, reset=True)  # UID 1 is another mail now
-    assert [m.key for m in store.load_messages()] == ["<m2@client.example>"]
-
-
-def test_mail_not_kept_parsed_is_parsed_from_its_stored_headers(tmp_path):
-    first = Store.open(tmp_path / "state")
-    sync(first, [new(1, n=1), new(2, n=2, flags=["\\Answered"]), new(3, n=3)])
-    kept = {m.uid: m for m in first.load_messages()}
-    first.close()
-    again = Store.open(tmp_path / "state")  # a new process: nothing kept
-    try:
-        assert again._parsed == {}
-        loaded = again.load_messages()
-        assert [m.uid for m in loaded] == [1, 2, 3]
-        assert {m.uid: m for m in loaded} == kept
-    finally:
-        again.close()
-
-
 def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
     _state_of_schema(tmp_path, 3)
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -436,7 +400,7 @@ def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
     s = Store.open(tmp_path)
     assert s.links_pending()
     assert s.keys_linked(["sp:quote c@client.example"]) == set()
-    assert s.build_links() == 1
+    assert s.build_links(functools.partial(link_stored, s)) == 1
     assert not s.links_pending()
     assert s.keys_linked(["sp:quote c@client.example"]) == {"<m7@client.example>"}
     assert s.get_meta("evaluated_with") is None  # so the daemon evaluates everything once
@@ -445,33 +409,7 @@ def test_upgrade_from_schema_3_builds_the_links_of_stored_mail(tmp_path):
 
 def test_a_new_state_has_no_links_to_build(store):
     assert not store.links_pending()
-    assert store.build_links() == 0
-
-
-def test_prepared_parses_are_what_storing_would_parse(tmp_path):
-    """`Store.prepare` (a first sync parses each batch while the server sends the next)
-    changes nothing: same stored mail, same loaded messages, flag times included; a
-    prepared parse of other bytes, another role or another folder is not used."""
-    msgs = [new(1), new(2, flags={"\\Answered", "\\Seen"}), new(3, flags={"$ackwatch-done"}),
-            new(4)]
-    plain = Store.open(tmp_path / "plain")
-    sync(plain, msgs)
-    expected = sorted(plain.load_messages(), key=lambda m: m.uid)
-    plain.close()
-
-    s = Store.open(tmp_path / "prepared")
-    s.prepare("anna", "INBOX", "inbox", msgs[:3])
-    s.prepare("anna", "INBOX", "inbox", [NewMessage(4, msgs[3].received, frozenset(),
-                                                    headers(99, "Other bytes"))])
-    s.prepare("anna", "Archive", "inbox", msgs)  # another folder: not this sync's
-    ready = {uid: entry[2] for uid, entry in s._prepared[("anna", "INBOX")].items()}
-    assert sync(s, msgs) == 4
-    got = sorted(s.load_messages(), key=lambda m: m.uid)
-    assert got == expected
-    assert got[0] is ready[1] and got[3] is not ready[4]  # used; other bytes: parsed anew
-    assert got[1].answered_at == T0 and got[2].dismissed_at == T0
-    assert ("anna", "INBOX") not in s._prepared  # used up by the sync
-    s.close()
+    assert store.build_links(functools.partial(link_stored, store)) == 0
 
 
 def test_item_records_are_what_their_init_builds(store):
@@ -574,74 +512,59 @@ def test_items_written_get_their_microseconds(store):
                                             us(T0 + H))}
 
 
-# ---------------------------------------------------------------------------- write-behind
-
-_cell = st.one_of(
-    st.none(),
-    st.integers(-(2**63), 2**63 - 1),
-    st.text(),  # any character: quotes, backslashes, NUL, U+2028, astral planes...
-)
+# ---------------------------------------------------------------------------- atomicity
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.text(min_size=1), _cell, _cell), max_size=30))
-def test_a_bulk_insert_stores_what_executemany_stores(rows):
-    """`_bulk_insert` sends the rows as one JSON array: the values and their types must
-    arrive as the ``executemany`` of the same rows would store them."""
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
-
-    stored = []
-    for bulk in (True, False):
-        c = sqlite3.connect(":memory:")
-        c.execute("CREATE TABLE t (k TEXT, a, b)")
-        try:
-            if bulk:
-                _bulk_insert(c, "INSERT INTO t (k, a, b)", rows)()
-            else:
-                c.executemany("INSERT INTO t (k, a, b) VALUES (?, ?, ?)", rows)
-        except UnicodeEncodeError:  # a lone surrogate: neither way can store it
-            stored.append("refused")
-            continue
-        stored.append(c.execute("SELECT k, a, typeof(a), b, typeof(b) FROM t ORDER BY rowid")
-                      .fetchall())  # fmt: skip
-    assert stored[0] == stored[1]
+def _fail_on_insert(store, backend: str, table: str) -> None:
+    """Make the database refuse any new row of ``table``: a failure in the middle of a
+    store."""
+    if backend == "sqlite":
+        store._conn.execute(
+            f"CREATE TEMP TRIGGER refuse_{table} BEFORE INSERT ON main.{table}"
+            " BEGIN SELECT RAISE(ABORT, 'disk full, say'); END"
+        )
+        return
+    with store._db.write() as c:
+        c.execute("CREATE OR REPLACE FUNCTION refuse_rows() RETURNS trigger LANGUAGE plpgsql"
+                  " AS $$ BEGIN RAISE EXCEPTION 'disk full, say'; END $$")
+        c.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}"
+                  " FOR EACH ROW EXECUTE FUNCTION refuse_rows()")
 
 
-def test_a_bulk_upsert_updates_the_rows_already_there():
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
-
-    c = sqlite3.connect(":memory:")
-    c.execute("CREATE TABLE threads (key TEXT PRIMARY KEY, thread TEXT NOT NULL)")
-    c.execute("INSERT INTO threads VALUES ('<a@x>', '<old@x>')")
-    _bulk_insert(c, "INSERT INTO threads (key, thread) {select}"
-                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread",
-                 [("<a@x>", "<a@x>"), ("<b@x>", "<a@x>")])()  # fmt: skip
-    assert c.execute("SELECT * FROM threads ORDER BY key").fetchall() == [
-        ("<a@x>", "<a@x>"), ("<b@x>", "<a@x>")
-    ]
+def _allow_insert(store, backend: str, table: str) -> None:
+    if backend == "sqlite":
+        store._conn.execute(f"DROP TRIGGER temp.refuse_{table}")
+        return
+    with store._db.write() as c:
+        c.execute(f"DROP TRIGGER refuse_{table} ON {table}")
 
 
-@pytest.mark.parametrize("fails", ["a write behind", "the block"])
-def test_a_failure_while_writing_behind_rolls_the_whole_transaction_back(store, fails):
-    from ackwatch.store.writebehind import bulk_insert as _bulk_insert
-    from ackwatch.store.writebehind import write_behind as _write_behind
+def test_a_sync_step_that_fails_midway_stores_nothing_of_it(store, backend):
+    """A first sync's copies, links, senders and dirty marks are written before the
+    folder's cursor: when the cursor cannot be written, none of them stays."""
+    msgs = [NewMessage(i, T0 + i * dt.timedelta(seconds=1), frozenset(), headers(i))
+            for i in range(1, 3001)]
+    _fail_on_insert(store, backend, "folders")
+    with pytest.raises(StoreError):
+        sync(store, msgs, reset=True, initial=True)
+    for table in ("messages", "links", "senders", "dirty", "folders"):
+        assert store._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    _allow_insert(store, backend, "folders")
+    assert sync(store, msgs, reset=True, initial=True) == 3000  # the store is usable again
 
-    rows = [(f"<k{i}@x>", "<t@x>") for i in range(5000)]
-    with pytest.raises((StoreError, ValueError)), store._write() as c:
-        c.execute("INSERT INTO meta (name, value) VALUES ('written', 'first')")
-        with _write_behind(threaded=True) as behind:
-            behind(_bulk_insert(c, "INSERT INTO threads (key, thread)", rows))
-            if fails == "a write behind":
-                behind(_bulk_insert(c, "INSERT INTO no_such_table (a, b)", rows))
-            behind(_bulk_insert(c, "INSERT INTO dirty (key)", [(k,) for k, _ in rows]))
-            if fails == "the block":
-                raise ValueError("while the rows were being written")
-    assert store.get_meta("written") is None
+
+def test_an_evaluation_that_fails_midway_stores_none_of_its_threads(store, backend):
+    """The threads of an evaluation are written before its items: when an item cannot be
+    written, the threads, the dirty marks' end and the meta stay as they were."""
+    sync(store, [NewMessage(1, T0, frozenset(), headers(1))])
+    _fail_on_insert(store, backend, "items")
+    threads = {f"<k{i}@x>": "<t@x>" for i in range(3000)}
+    with pytest.raises(StoreError):
+        store.sync_items([item("<m1@client.example>")], now=T0 + H, initial_keys=set(),
+                         threads=threads, meta={"evaluated_with": "x"})
     assert store._conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 0
-    assert store._conn.execute("SELECT COUNT(*) FROM dirty").fetchone()[0] == 0
-    with store._write() as c:  # the connection is usable again
-        c.execute("INSERT INTO meta (name, value) VALUES ('written', 'after')")
-    assert store.get_meta("written") == "after"
+    assert store.dirty_keys() == {"<m1@client.example>"}
+    assert store.get_meta("evaluated_with") is None
 
 
 # --------------------------------------------------------------------------- trust (issue 18)
@@ -671,7 +594,7 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
     conn.close()
     s = Store.open(tmp_path)
     try:
-        old = {m.uid: m for m in s.load_messages()}
+        old = {m.uid: m for m in loaded(s)}
         assert old[2].legacy_fetch and old[1].legacy_fetch
         (answered,) = evaluate(old.values(), make_config())
         assert answered.state == "acknowledged"
@@ -681,7 +604,7 @@ def test_copies_stored_before_the_trace_headers_were_fetched_keep_their_trust(tm
                  NewMessage(4, T0 + H, frozenset(), fresh)], last_uid=4)
         s.close()
         s = Store.open(tmp_path)  # parsed from the stored bytes, not the kept parse
-        now = {m.uid: m for m in s.load_messages()}
+        now = {m.uid: m for m in loaded(s)}
         assert not now[4].legacy_fetch
         states = {i.key: i.state for i in evaluate(now.values(), make_config())}
         assert states == {"<m1@client.example>": "acknowledged",

@@ -13,6 +13,7 @@ pytest.register_assert_rewrite(
     "tests.support.random_mail",
     "tests.support.report_state",
     "tests.support.run_once",
+    "tests.support.storing",
     "tests.support.waiting",
     "tests.support.watcher_events",
 )

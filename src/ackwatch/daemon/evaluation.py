@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
@@ -19,6 +20,7 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads, link_values
 from ackwatch.daemon.metrics import Metrics
+from ackwatch.daemon.parsedmail import ParsedMail, link_stored
 from ackwatch.gcpause import gc_paused
 from ackwatch.store import Store
 
@@ -55,6 +57,7 @@ class Evaluator:
         self._evaluated = evaluated
         self.dirty = True
         self.evaluations = 0
+        self.parsed = ParsedMail()  # the parses of the copies this process stored
         self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
@@ -86,7 +89,10 @@ class Evaluator:
             since = min(since, oldest - self.config.thread_subject_window)
         if self.store.links_pending():  # the first start after an upgrade
             log.info("links_building", reason="state from an older ackwatch")
-            linked = self.store.build_links(progress=lambda _done: self._progress())
+            linked = self.store.build_links(
+                functools.partial(link_stored, self.store),
+                progress=lambda _done: self._progress(),
+            )
             log.info("links_built", messages=linked)
         if self._fingerprints[0] is not self.config:  # a new config (start, SIGHUP)
             self._fingerprints = (
@@ -119,7 +125,9 @@ class Evaluator:
         at or after ``since``, and store the outcome (with ``done`` recorded in meta).
         ``part_of_all``: ``scope`` is a batch of an evaluation of everything."""
         with gc_paused():  # loads, evaluates and stores up to all the mail: see there
-            messages = self.store.load_messages(since, keys=scope)
+            messages = self.parsed.messages(self.store.load_copies(since, keys=scope))
+            if scope is None:
+                self.parsed.forget()  # what a full load did not return is out of the window
             initial = self.store.initial_keys(scope, since=since)
             items, threads = sla.evaluate_threads(messages, self.config)
             lookback = now - self.config.notify.out_of_office_lookback
@@ -167,6 +175,7 @@ class Evaluator:
                 self._progress()
                 batches += 1
         self.store.end_linked_batches(done)
+        self.parsed.forget()  # as after a full load: what no batch returned is out of it
         log.info("evaluated_by_components", batches=batches, threaded_first=threaded)
 
     def _thread_batches(self, since: dt.datetime, keys: set[str]) -> list[set[str]]:
@@ -177,7 +186,7 @@ class Evaluator:
         again (see `sla.evaluate_threads`)."""
         with gc_paused():
             thread_of = assign_threads(
-                self.store.iter_messages(since, sorted(keys)),
+                self.parsed.each_message(self.store.iter_copies(since, sorted(keys))),
                 subject_window=self.config.thread_subject_window,
                 agency_addresses=classify.agency_identities(self.config),
             )
@@ -255,7 +264,8 @@ class Evaluator:
         for key in [k for k in cache if k not in keys]:
             del cache[key]
         missing = keys - cache.keys()
-        for m in self.store.load_messages(since, keys=missing) if missing else ():
+        loaded = self.store.load_copies(since, keys=missing) if missing else ()
+        for m in self.parsed.messages(loaded):
             cache.setdefault(m.key, []).append(m)
         return [m for k in keys for m in cache.get(k, ())]
 
@@ -268,7 +278,7 @@ class Evaluator:
             return set()
         noise = classify.agency_identities(self.config)
         copies: dict[str, list[Message]] = {}
-        for m in self.store.load_messages(keys=dirty):
+        for m in self.parsed.messages(self.store.load_copies(keys=dirty)):
             copies.setdefault(m.key, []).append(m)
         links: set[str] = set()
         for group in copies.values():

@@ -33,6 +33,7 @@ from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import notice_mail
+from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store
@@ -417,7 +418,7 @@ def _later_messages(
 ) -> dict[int, list[promises.Later]]:
     """Per promise: the agency messages of its thread that reach the client."""
     sources = {p.source_key for p in tracked}
-    messages = store.load_messages(keys=store.thread_keys(sources) | sources)
+    messages = messages_of(store.load_copies(keys=store.thread_keys(sources) | sources))
     with gc_paused():
         threads = assign_threads(
             messages,
@@ -469,7 +470,7 @@ class _SentBy:
 
     def get(self, key: str) -> tuple[dt.datetime, str] | None:
         if key not in self._known:
-            copies = self._store.load_messages(keys=[key])
+            copies = messages_of(self._store.load_copies(keys=[key]))
             first = min(copies, key=lambda m: m.received, default=None)
             self._known[key] = None if first is None else (first.received, first.sender.address)
         return self._known[key]

@@ -114,8 +114,8 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
     def store(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         nonlocal added
-        added += store_folder_sync(daemon.store, daemon.config, mb.name, result, now,
-                                   history=True)
+        added += store_folder_sync(daemon.store, daemon.evaluation.parsed, daemon.config,
+                                   mb.name, result, now, history=True)
 
     reached, failed = _each_mailbox(
         daemon, functools.partial(_read_mailbox, daemon, since=since, history=True), store,
@@ -155,7 +155,7 @@ def _read_mailbox(
 
     def read(c: IMAPClient, folder: str, role: FolderRole) -> FolderSync:
         def prepare(batch: Sequence[FetchedMessage]) -> None:
-            daemon.store.prepare(mb.name, folder, role, batch)
+            daemon.evaluation.parsed.prepare(mb.name, folder, role, batch)
 
         pending = () if history else stored_pending_uids(daemon.store, mb.name, folder)
         with gc_paused():  # fetches and parses the folder's new mail: see there

@@ -233,7 +233,9 @@ class Daemon:
         if isinstance(event, FolderSyncEvent):
             s = event.sync
             with gc_paused():  # parses every new copy: see `gcpause.gc_paused`
-                added = store_folder_sync(self.store, self.config, event.mailbox, s, now)
+                added = store_folder_sync(
+                    self.store, self.evaluation.parsed, self.config, event.mailbox, s, now
+                )
             if added or s.flag_updates or s.reset:
                 self.evaluation.dirty = True
                 log.info(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from ackwatch.config import Config, MailboxConfig, SyncConfig
+from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
 from ackwatch.mail.sync import FolderCursor, FolderSync
 from ackwatch.mail.watcher import MailboxWatcher
 from ackwatch.store import Store
@@ -155,10 +156,11 @@ class _reader:
 
 
 def store_folder_sync(
-    store: Store, config: Config, mailbox: str, s: FolderSync, now: dt.datetime, *,
-    history: bool = False,
+    store: Store, parsed: ParsedMail, config: Config, mailbox: str, s: FolderSync,
+    now: dt.datetime, *, history: bool = False,
 ) -> int:
-    """Store one folder's sync result; returns the number of new copies.
+    """Store one folder's sync result (parsed by ``parsed``, which keeps the parses of the
+    copies stored); returns the number of new copies.
 
     ``history`` (`once.backfill`): the result is an import of older mail, stored as
     of a first start (``initial``) beside what is there; the folder's cursor stays
@@ -169,14 +171,15 @@ def store_folder_sync(
         keep = store.cursors(mailbox).get(s.folder)
         if keep is not None and keep.uidvalidity == cursor.uidvalidity:
             cursor = FolderCursor(keep.uidvalidity, keep.last_uid, keep.highestmodseq)
-    return store.apply_folder_sync(
+    fetched = parsed.parse(mailbox, s.folder, s.role, s.new_messages)
+    stored = store.apply_folder_sync(
         mailbox=mailbox,
         folder=s.folder,
         role=s.role,
         uidvalidity=cursor.uidvalidity,
         last_uid=cursor.last_uid,
         highestmodseq=cursor.highestmodseq,
-        new_messages=s.new_messages,
+        new_messages=copies_to_store(store, fetched),
         flag_updates=() if history else s.flag_updates,
         reset=s.reset and not history,
         initial=s.reset or history,
@@ -187,3 +190,5 @@ def store_folder_sync(
         # import marks its copies whatever the state.
         mark_dirty=history or store.get_meta("threaded_with") is not None,
     )
+    parsed.keep(cursor.uidvalidity, fetched, stored)
+    return len(stored)

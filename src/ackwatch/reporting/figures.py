@@ -314,7 +314,7 @@ def compute(
 
 
 def compute_stored(
-    rows: Iterable[tuple[str, int, int, int | None, str | None]],
+    rows: Iterable[tuple[str, int, int, int | None, str]],
     config: Config,
     *,
     since: dt.datetime,
@@ -325,8 +325,7 @@ def compute_stored(
     ``Store.report_rows(since, until, stored=True)`` yields them: ``(group, received,
     deadline, ack_at or None, subject or None)`` of the items received in ``[since,
     until)``, dropped ones left out, in received order; ``group`` the JSON array
-    ``[account, client, client_address, policy, clock]``, times as `epoch_us`;
-    ``subject`` may be None where the item was acknowledged by its deadline. Builds no
+    ``[account, client, client_address, policy, clock]``, times as `epoch_us`. Builds no
     object per row and parses no time: a year of mail in one pass.
     """
     check_aware(since, until, now)

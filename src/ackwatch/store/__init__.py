@@ -9,10 +9,11 @@ Behind the interface, one implementation per database: SQLite (`sqlite.SqliteSto
 default) and PostgreSQL (`postgres`, which composes the same table groups on a
 connection of its own). SQLite is split by table group: `schema` (numbered migrations), `database` (the connection and its
 transactions), `messages` (copies and cursors), `links` (links, senders, threads, dirty
-marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored,
-`parsememo` and `writebehind` are what makes a big sync fast. The groups are objects that
-each hold the one `database.Database`, composed by `SqliteStore`: what they share (the
-connection, the write count, the kept parses) is handed to them, not inherited.
+marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored. The
+groups are objects that each hold the one `database.Database`, composed by
+`SqliteStore`: what they share (the connection, the write count) is handed to them, not
+inherited. The store stores: parsing the mail is the core's (`core.message`), keeping
+parses the evaluation's (`daemon.parsedmail`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ackwatch.store.api import Store
 from ackwatch.store.records import (
+    CopyToStore,
     HealthRecord,
     ItemRecord,
     NewMessage,
@@ -29,6 +31,7 @@ from ackwatch.store.records import (
     OutboxRecord,
     PromiseRecord,
     StorableMessage,
+    StoredCopy,
     StoredCursor,
     StoreError,
 )
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from ackwatch.config.model import DatabaseConfig
 
 __all__ = [
+    "CopyToStore",
     "HealthRecord",
     "ItemRecord",
     "NewMessage",
@@ -46,6 +50,7 @@ __all__ = [
     "StorableMessage",
     "Store",
     "StoreError",
+    "StoredCopy",
     "StoredCursor",
     "open_store",
 ]

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ackwatch.store.records import (
+    CopyToStore,
     HealthRecord,
     ItemRecord,
     NewPromise,
     OutboxRecord,
     PromiseRecord,
-    StorableMessage,
+    StoredCopy,
     StoredCursor,
 )
 
 if TYPE_CHECKING:
     from ackwatch.core.item_rules import Item
-    from ackwatch.core.message import Message
 
 T = TypeVar("T")
 
@@ -70,28 +70,28 @@ class Store(Protocol):
         uidvalidity: int,
         last_uid: int,
         highestmodseq: int | None,
-        new_messages: Sequence[StorableMessage],
+        new_messages: Sequence[CopyToStore],
         flag_updates: Iterable[tuple[int, frozenset[str]]],
         reset: bool,
         initial: bool,
         dismiss_keyword: str,
         now: dt.datetime,
         mark_dirty: bool = True,
-    ) -> int:
-        """Store one sync step of one folder: its new copies, flag changes and cursor
-        together (a restart resumes from a cursor matching what is stored)."""
+    ) -> list[int]:
+        """Store one sync step of one folder: its new copies (with their links and
+        senders), flag changes and cursor together (a restart resumes from a cursor
+        matching what is stored). Returns the UIDs stored (one stored already is kept)."""
         ...
 
-    def prepare(
-        self, mailbox: str, folder: str, role: str, new_messages: Iterable[StorableMessage]
-    ) -> None:
-        """Parse copies the next `apply_folder_sync` of the folder will store, ahead of it."""
-        ...
-
-    def load_messages(
+    def load_copies(
         self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
-    ) -> list[Message]: ...
-    def iter_messages(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[Message]: ...
+    ) -> list[StoredCopy]: ...
+    def iter_copies(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[StoredCopy]: ...
+    def header_variants(self, keys: Iterable[str], most: int) -> dict[str, list[bytes]]:
+        """The distinct header bytes stored under each of ``keys`` that is stored, up to
+        ``most`` of a key, to link a new copy with its other variants."""
+        ...
+
     def initial_keys(
         self, keys: Iterable[str] | None = None, *, since: dt.datetime | None = None
     ) -> set[str]: ...
@@ -101,7 +101,15 @@ class Store(Protocol):
     # ---------------------------------------------------------------- evaluation scope
 
     def links_pending(self) -> bool: ...
-    def build_links(self, progress: Callable[[int], None] | None = None) -> int: ...
+    def build_links(
+        self,
+        link: Callable[[Sequence[StoredCopy]], Sequence[CopyToStore]],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Store the links of mail stored without them (``links_pending``), a batch of
+        copies at a time, each given its key, sender and links by ``link``."""
+        ...
+
     def copies_since(self, since: dt.datetime) -> int: ...
     def linked_batches(
         self, since: dt.datetime, noise: frozenset[str], max_keys: int

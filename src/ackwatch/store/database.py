@@ -10,6 +10,7 @@ read-only while the daemon runs.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ackwatch.private import tighten
 from ackwatch.store import schema
+from ackwatch.store.forms import iso
 from ackwatch.store.records import StoreError
 
 DB_NAME = "ackwatch.sqlite3"
@@ -155,3 +157,18 @@ def chunked(
             chunk = []
     if chunk:
         yield from c.execute(query.format(",".join("?" * len(chunk))), (*args, *chunk))
+
+
+def in_period(
+    column: str, since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[str, list[object]]:
+    """The conditions ``since <= column < until`` (each bound when given) to append to a
+    WHERE clause, and their values."""
+    conditions, args = "", []
+    if since is not None:
+        conditions += f" AND {column} >= ?"
+        args.append(iso(since))
+    if until is not None:
+        conditions += f" AND {column} < ?"
+        args.append(iso(until))
+    return conditions, args

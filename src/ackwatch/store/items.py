@@ -11,11 +11,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 from ackwatch.core.item_rules import Item
-from ackwatch.store.database import Database, set_meta
+from ackwatch.store.database import Database, in_period, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.records import ItemRecord
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
-from ackwatch.store.writebehind import WRITE_BEHIND_ROWS, bulk_insert, write_behind
 
 T = TypeVar("T")
 
@@ -62,17 +61,13 @@ class Items:
                 c.execute("DELETE FROM dirty")
             else:
                 c.executemany("DELETE FROM dirty WHERE key = ?", ((k,) for k in scope))
-            with write_behind(threaded=len(thread_rows) >= WRITE_BEHIND_ROWS) as behind:
-                # The threads are written while the items' rows are made. (The items go
-                # by executemany: `_bulk_insert` reads each JSON row once per column, too
-                # slow for 23 columns.)
-                behind(bulk_insert(
-                    c, "INSERT INTO threads (key, thread) {select}"
-                    " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
-                ))  # fmt: skip
-                seen, inserts, updates, members, new, acked = _item_rows(
-                    items, existing, initial_keys, now, now_s
-                )
+            c.executemany(
+                "INSERT INTO threads (key, thread) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread", thread_rows,
+            )
+            seen, inserts, updates, members, new, acked = _item_rows(
+                items, existing, initial_keys, now, now_s
+            )
             for key, follow_ups in members:
                 c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
                 c.executemany(
@@ -113,13 +108,9 @@ class Items:
         if state is not None:
             query += " AND state = ?"
             args.append(state)
-        if received_since is not None:
-            query += " AND received >= ?"
-            args.append(iso(received_since))
-        if received_until is not None:
-            query += " AND received < ?"
-            args.append(iso(received_until))
-        query += " ORDER BY received, key"
+        period, period_args = in_period("received", received_since, received_until)
+        query += period + " ORDER BY received, key"
+        args += period_args
         raw = self._db.conn.cursor()
         raw.row_factory = None
         return _item_records(raw.execute(query, args))
@@ -154,12 +145,11 @@ class Items:
         store; ``make`` is not used) ``(group, received, deadline, ack_at or None,
         subject)``: ``group`` the JSON array ``[account, client, client_address, policy,
         clock]`` (one string a row instead of five, decoded once per distinct value), the
-        times as integer microseconds since the epoch (schema 5's generated columns),
-        dropped items left out and ``subject`` None where the item was acknowledged by its
-        deadline (never a breach): what `report.compute_stored` takes, without a Python
-        object per row, an ISO string parsed or a subject nobody lists. A state of an older
-        schema (opened read-only, so not migrated) gets the same rows, its times converted
-        by SQLite as it reads them (slower).
+        times as integer microseconds since the epoch (schema 5's generated columns) and
+        dropped items left out: what `figures.compute_stored` takes, without a Python
+        object per row or an ISO string parsed. A state of an older schema (opened
+        read-only, so not migrated) gets the same rows, its times converted by SQLite as
+        it reads them (slower).
         """
         if stored:
             raw = self._db.conn.cursor()
@@ -171,9 +161,7 @@ class Items:
             return raw.execute(
                 "SELECT " + self._db.JSON_ARRAY.format("account, client, client_address, policy, clock") + ","
                 f" {received}, {deadline},"
-                f" CASE WHEN state = 'acknowledged' THEN {ack} END,"
-                " CASE WHEN state != 'acknowledged' OR ack_at IS NULL OR ack_at = ''"
-                " OR ack_at > deadline THEN subject END"
+                f" CASE WHEN state = 'acknowledged' THEN {ack} END, subject"
                 " FROM items WHERE received >= ? AND received < ? AND state != 'dropped'"
                 " ORDER BY received",
                 (iso(received_since), iso(received_until)),
@@ -233,7 +221,7 @@ def _item_rows(
     now: dt.datetime,
     now_s: str | None,
 ) -> _ItemRows:
-    """`Items.sync_items`' rows (no database access: made while the threads are written)."""
+    """`Items.sync_items`' rows (no database access)."""
     out = _ItemRows(set(), [], [], [], [], [])
     seen, inserts, updates, members, new, acked = out
     # In key order, the items' primary key: see `links.write_links`.

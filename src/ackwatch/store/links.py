@@ -10,53 +10,50 @@ import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from ackwatch.core.message import Message, parse_message
-from ackwatch.core.threads import component_batches, is_noise_link, link_values
-from ackwatch.store.database import Database, chunked, set_meta
+from ackwatch.core.threads import component_batches, is_noise_link
+from ackwatch.store.database import Database, set_meta
 from ackwatch.store.forms import from_iso, iso
-from ackwatch.store.parsememo import ParseMemo
-from ackwatch.store.writebehind import WriteBehind, bulk_insert, write_behind
-
-MAX_HEADER_VARIANTS = 20  # other header variants of one key read when linking a new copy
+from ackwatch.store.records import CopyToStore, StoredCopy
 
 _first = operator.itemgetter(0)
-
-# A newly stored copy: its parse, its header bytes and its received time as stored.
-Stored = tuple[Message, bytes, str]
 
 
 class Links:
     """The evaluation's scope: which stored keys new mail can touch, and in what batches."""
 
-    def __init__(self, db: Database, memo: ParseMemo):
+    def __init__(self, db: Database):
         self._db = db
-        self._memo = memo
 
     def links_pending(self) -> bool:
         """True while mail stored before schema 4 has no links yet (`build_links`)."""
         return self._db.get_meta("links_after_rowid") is not None
 
-    def build_links(self, progress: Callable[[int], None] | None = None) -> int:
+    def build_links(
+        self,
+        link: Callable[[Sequence[StoredCopy]], Sequence[CopyToStore]],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Link the mail stored before schema 4, a batch per transaction, resumable after a
-        kill (the last rowid done is kept in meta). ``progress(done)`` after each batch.
-        Returns how many copies were linked."""
+        kill (the last rowid done is kept in meta): ``link`` gives each copy of a batch
+        its key, sender and links. ``progress(done)`` after each batch. Returns how many
+        copies were linked."""
         done = 0
         while True:
             after = self._db.get_meta("links_after_rowid")
             if after is None:
                 return done
             rows = self._db.conn.execute(
-                "SELECT rowid, mailbox, folder, uid, role, received, gm_thrid, headers"
-                " FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 5000", (int(after),)
+                "SELECT rowid, mailbox, folder, uid, uidvalidity, role, received, gm_thrid,"
+                " headers FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 5000",
+                (int(after),),
             ).fetchall()
+            copies = link([
+                StoredCopy(r[1], r[2], r[3], r[4], r[5], from_iso(r[6]), frozenset(), None,
+                           None, r[7], bytes(r[8]), False)  # type: ignore[arg-type]
+                for r in rows
+            ])
             with self._db.write() as c:
-                insert_links(c, [
-                    (parse_message(
-                        bytes(r[7]), mailbox=r[1], folder=r[2], role=r[4], uid=r[3],
-                        received=from_iso(r[5]), gm_thrid=r[6],
-                    ), bytes(r[7]), r[5])
-                    for r in rows
-                ], mark_dirty=False)
+                write_links(c, [(n, iso(n.copy.received)) for n in copies])
                 if rows:
                     c.execute("UPDATE meta SET value = ? WHERE name = 'links_after_rowid'",
                               (str(rows[-1][0]),))
@@ -131,7 +128,6 @@ class Links:
             c.execute("DELETE FROM dirty")
             set_meta(c, meta)
         self._db.conn.execute("DROP TABLE window_keys")
-        self._memo.forget()  # as after a full load: what no batch returned is out of the window
 
     def threads_since(self, since: dt.datetime) -> list[str]:
         """The threads (as last evaluated) with mail received at or after ``since``."""
@@ -183,82 +179,30 @@ class Links:
         }
 
 
-def insert_links(
-    c: sqlite3.Connection, stored: Sequence[Stored], *, mark_dirty: bool = True
-) -> None:
-    """Links, senders (and dirty marks) of newly stored copies (with their header bytes
-    and their received time as stored), the copies being in the messages table already."""
-    with write_behind(threaded=False) as behind:
-        write_links(c, stored, behind)
-    link_variants(c, stored)
-    if mark_dirty:
-        mark_stored_dirty(c, stored)
-
-
-def write_links(
-    c: sqlite3.Connection, stored: Sequence[Stored], behind: WriteBehind
-) -> None:
-    """Have ``behind`` write the links and the senders of newly stored copies (each copy
-    on its own: `link_variants` adds what a copy's other variants bring)."""
+def write_links(c: sqlite3.Connection, stored: Sequence[tuple[CopyToStore, str]]) -> None:
+    """Write the links and the senders of newly stored copies (with their received time
+    as stored)."""
     if not stored:
         return
     rows: list[tuple[str, str]] = []
-    for m, _, _ in stored:
-        key = m.key
+    for n, _ in stored:
+        key = n.key
         own = "id:" + key  # not stored: `keys_linked` finds it as the mail's key
-        rows += [(v, key) for v in link_values((m,)) if v != own]
+        rows += [(v, key) for v in n.links if v != own]
     # In primary-key order: these tables are B-trees keyed by the row, and a batch
     # inserted in key order is appended page by page instead of touching pages at random
     # (4x faster for a first sync's links). The first column is order enough, and sorts
     # faster than whole rows.
     rows.sort(key=_first)
-    behind(bulk_insert(c, "INSERT INTO links (link, key) {select} ON CONFLICT DO NOTHING", rows))
-    senders = sorted(
-        (m.sender.address, received, m.key) for m, _, received in stored if m.sender.address
-    )
-    behind(bulk_insert(
-        c, "INSERT INTO senders (sender, received, key) {select} ON CONFLICT DO NOTHING", senders
-    ))
-
-
-def link_variants(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
-    """A copy of a mail already stored under other header bytes (a reused Message-ID, a
-    gateway's rewrite) is linked with all its copies together: a thread link can pair
-    the subject of one copy with a participant of another (`threads.link_values`). The
-    copies must be in the messages table."""
-    if not stored:
-        return
-    several = {
-        r[0] for r in chunked(
-            c, "SELECT key FROM messages WHERE key IN ({}) GROUP BY key HAVING COUNT(*) > 1",
-            (), {m.key for m, _, _ in stored})
-    }
-    rows: list[tuple[str, str]] = []
-    for m, header_bytes, _ in stored:
-        if m.key not in several:
-            continue
-        # Only the other header variants matter (copies of one mail in several mailboxes
-        # are byte-identical); a mailer reusing one Message-ID for everything is capped so
-        # that storing stays linear (its later variants pair less).
-        variants = c.execute(
-            "SELECT DISTINCT headers FROM messages WHERE key = ? AND headers != ?"
-            f" LIMIT {MAX_HEADER_VARIANTS}", (m.key, header_bytes),
-        ).fetchall()
-        if not variants:
-            continue
-        copies = [m, *(
-            parse_message(bytes(r[0]), mailbox=m.mailbox, folder=m.folder, role=m.role,
-                          uid=m.uid, received=m.received)
-            for r in variants
-        )]  # fmt: skip
-        key = m.key
-        own = "id:" + key
-        rows += [(v, key) for v in link_values(copies) if v != own]
-    rows.sort(key=_first)
     c.executemany("INSERT INTO links (link, key) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
+    senders = sorted((n.sender, received, n.key) for n, received in stored if n.sender)
+    c.executemany(
+        "INSERT INTO senders (sender, received, key) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING", senders
+    )
 
 
-def mark_stored_dirty(c: sqlite3.Connection, stored: Sequence[Stored]) -> None:
-    keys = sorted({m.key for m, _, _ in stored})
-    c.executemany("INSERT INTO dirty (key) VALUES (?) ON CONFLICT DO NOTHING", ((k,) for k in keys))
-
+def mark_dirty_keys(c: sqlite3.Connection, keys: Iterable[str]) -> None:
+    c.executemany(
+        "INSERT INTO dirty (key) VALUES (?) ON CONFLICT DO NOTHING", ((k,) for k in sorted(set(keys)))
+    )

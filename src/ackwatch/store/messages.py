@@ -1,5 +1,5 @@
 """The stored copies of mail: the folders' sync cursors, each copy's header bytes and
-flags, and loading them back parsed.
+flags, as fetched.
 
 Crash safety (kill -9 at any instant): every sync step is one transaction that stores the
 fetched copies *and* the folder's new cursor together, so a restart resumes from a cursor
@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
-import structlog
-
-from ackwatch.core.message import ANSWERED, Message, has_flag, parse_message
+from ackwatch.core.message import ANSWERED, has_flag
 from ackwatch.store.database import Database, chunked
 from ackwatch.store.forms import flags_json, from_iso, iso
-from ackwatch.store.links import link_variants, mark_stored_dirty, write_links
-from ackwatch.store.parsememo import ParseMemo, parse_new, refresh
-from ackwatch.store.records import StorableMessage, StoredCursor
-from ackwatch.store.writebehind import WRITE_BEHIND_ROWS, write_behind
-
-log = structlog.get_logger(__name__)
+from ackwatch.store.links import mark_dirty_keys, write_links
+from ackwatch.store.records import CopyToStore, StoredCopy, StoredCursor
 
 
 class Messages:
-    """The folders and messages tables, and the parses kept of what was just stored."""
+    """The folders and messages tables."""
 
-    def __init__(self, db: Database, memo: ParseMemo):
+    def __init__(self, db: Database):
         self._db = db
-        self._memo = memo
 
     def cursors(self, mailbox: str) -> dict[str, StoredCursor]:
         rows = self._db.conn.execute(
@@ -55,15 +48,16 @@ class Messages:
         uidvalidity: int,
         last_uid: int,
         highestmodseq: int | None,
-        new_messages: Sequence[StorableMessage],
+        new_messages: Sequence[CopyToStore],
         flag_updates: Iterable[tuple[int, frozenset[str]]],
         reset: bool,
         initial: bool,
         dismiss_keyword: str,
         now: dt.datetime,
         mark_dirty: bool = True,
-    ) -> int:
-        """Store one sync step of one folder atomically; returns the number of new copies.
+    ) -> list[int]:
+        """Store one sync step of one folder atomically; returns the UIDs of the copies
+        stored (a UID stored already is left as it is).
 
         ``reset``: the folder was (re)scanned from scratch (first sync or UIDVALIDITY
         change): copies under an old UIDVALIDITY are forgotten. Items live on: they are
@@ -72,8 +66,8 @@ class Messages:
         evaluation covers all the stored mail anyway (a state never evaluated).
         """
         now_s = iso(now)
-        stored: list[tuple[Message, bytes, str]] = []
-        prepared = self._memo.prepared.pop((mailbox, folder), {})
+        stored: list[tuple[CopyToStore, str]] = []  # (copy, received as stored)
+        rows = []
         with self._db.write() as c:
             if reset:
                 c.execute(
@@ -92,50 +86,31 @@ class Messages:
             present = {
                 r[0] for r in chunked(
                     c, "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
-                    (mailbox, folder), {m.uid for m in new_messages})
+                    (mailbox, folder), {n.copy.uid for n in new_messages})
             } if any_stored else set()
-            fresh = []
-            for m in new_messages:
+            for n in new_messages:
+                m = n.copy
                 if m.uid in present:
                     continue  # stored already (DO NOTHING): the first copy of a UID wins
                 present.add(m.uid)
-                answered_at = now_s if has_flag(m.flags, ANSWERED) else None
-                dismissed_at = now_s if has_flag(m.flags, dismiss_keyword) else None
-                parsed = parse_new(
-                    m, mailbox, folder, role,
-                    answered_at=now if answered_at else None,
-                    dismissed_at=now if dismissed_at else None,
-                    prepared=prepared.get(m.uid),
-                )
                 received_s = iso(m.received)
-                fresh.append((m, parsed, answered_at, dismissed_at, received_s))
-                stored.append((parsed, m.header_bytes, received_s))
-            rows = []
-            with write_behind(threaded=len(stored) >= WRITE_BEHIND_ROWS) as behind:
-                # The links and senders are written while the rows of the copies are made.
-                write_links(c, stored, behind)
-                for m, parsed, answered_at, dismissed_at, received_s in fresh:
-                    row = (
-                        mailbox, folder, m.uid, uidvalidity, role, parsed.key, received_s,
-                        flags_json(frozenset(m.flags)), answered_at, dismissed_at, m.gm_thrid,
-                        m.header_bytes, int(initial), now_s,
-                    )
-                    rows.append(row)
-                    self._memo.parsed[(mailbox, folder, m.uid)] = (
-                        uidvalidity, parsed, (role, *row[6:11]),
-                    )
-                    if parsed.defects:
-                        _log_defects(parsed)
+                stored.append((n, received_s))
+                rows.append((
+                    mailbox, folder, m.uid, uidvalidity, role, n.key, received_s,
+                    flags_json(frozenset(m.flags)),
+                    now_s if has_flag(m.flags, ANSWERED) else None,
+                    now_s if has_flag(m.flags, dismiss_keyword) else None,
+                    m.gm_thrid, m.header_bytes, int(initial), now_s,
+                ))
             c.executemany(
                 "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received,"
                 " flags, answered_at, dismissed_at, gm_thrid, headers, initial, first_seen,"
                 " trace_headers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
                 rows,
             )
-            added = len(rows)
-            link_variants(c, stored)
+            write_links(c, stored)
             if mark_dirty:
-                mark_stored_dirty(c, stored)
+                mark_dirty_keys(c, (n.key for n, _ in stored))
             for uid, flags in flag_updates:
                 c.execute(
                     "UPDATE messages SET flags = ?,"
@@ -167,88 +142,60 @@ class Messages:
                 " ON CONFLICT(mailbox) DO UPDATE SET last_sync = excluded.last_sync",
                 (mailbox, now_s, now_s),
             )
-        return added
+        return [row[2] for row in rows]
 
-
-    def prepare(
-        self, mailbox: str, folder: str, role: str, new_messages: Iterable[StorableMessage]
-    ) -> None:
-        """Parse copies that the next `apply_folder_sync` of this folder will store, ahead
-        of it (no database access): a first sync parses each batch while the server
-        prepares the next one (`sync.sync_folder`'s ``on_batch``). What that call does
-        not use is dropped with it."""
-        self._memo.prepare(mailbox, folder, role, new_messages)
-
-    def load_messages(
+    def load_copies(
         self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
-    ) -> list[Message]:
-        """Every stored copy received at or after ``since`` (of ``keys`` only, when given),
-        parsed (never raises on bad mail).
-
-        A copy stored by this store is parsed once (`parsememo`): its parse is kept until
-        the first load that returns it (the evaluation that follows the sync); the header
-        bytes are read only for the copies parsed here.
-        """
+    ) -> list[StoredCopy]:
+        """Every stored copy received at or after ``since`` (of ``keys`` only, when given)."""
         query = (
-            "SELECT mailbox, folder, uid, role, received, flags, answered_at, dismissed_at,"
-            " gm_thrid, uidvalidity, rowid, trace_headers FROM messages WHERE received >= ?"
+            "SELECT mailbox, folder, uid, uidvalidity, role, received, flags, answered_at,"
+            " dismissed_at, gm_thrid, headers, trace_headers FROM messages WHERE received >= ?"
         )
         since_s = iso(since) if since is not None else ""
+        raw = self._db.conn.cursor()
+        raw.row_factory = None
         if keys is None:
-            rows: Iterable[sqlite3.Row] = self._db.conn.execute(query, (since_s,))
+            rows: Iterable[tuple[Any, ...]] = raw.execute(query, (since_s,))
         else:
-            rows = self._db.rows_in(query + " AND key IN ({})", [since_s], keys)
-        out: list[Message | None] = []
-        to_parse: list[tuple[int, sqlite3.Row]] = []  # (position in out, row)
-        cache = self._memo.parsed
-        for r in rows:
-            hit = cache.pop((r["mailbox"], r["folder"], r["uid"]), None)
-            if hit is not None and hit[0] == r["uidvalidity"]:
-                if hit[2] == tuple(r)[3:9]:  # the row as stored with this parse
-                    out.append(hit[1])
-                    continue
-                msg = refresh(hit[1], r)
-                if msg is not None:
-                    out.append(msg)
-                    continue
-            to_parse.append((len(out), r))
-            out.append(None)
-        if to_parse:
-            # Rows of two columns, read as (rowid, headers) pairs.
-            headers: dict[int, bytes] = dict(chunked(  # type: ignore[arg-type]
-                self._db.conn, "SELECT rowid, headers FROM messages WHERE rowid IN ({})", (),
-                [r["rowid"] for _, r in to_parse],
+            rows = chunked(raw, query + " AND key IN ({})", [since_s], keys)
+        flag_sets: dict[str, frozenset[str]] = {}  # a handful of sets, thousands of copies
+        out = []
+        for mailbox, folder, uid, uidvalidity, role, received, flags, answered_at, \
+                dismissed_at, gm_thrid, headers, trace_headers in rows:
+            flag_set = flag_sets.get(flags)
+            if flag_set is None:
+                flag_set = flag_sets[flags] = frozenset(json.loads(flags))
+            out.append(StoredCopy(
+                mailbox, folder, uid, uidvalidity, role, from_iso(received), flag_set,
+                from_iso(answered_at), from_iso(dismissed_at), gm_thrid, bytes(headers),
+                not trace_headers,
             ))
-            for position, r in to_parse:
-                out[position] = parse_message(
-                    bytes(headers[r["rowid"]]),
-                    mailbox=r["mailbox"],
-                    folder=r["folder"],
-                    role=r["role"],
-                    uid=r["uid"],
-                    received=from_iso(r["received"]),
-                    flags=tuple(json.loads(r["flags"])),
-                    gm_thrid=r["gm_thrid"],
-                    answered_at=from_iso(r["answered_at"]),
-                    dismissed_at=from_iso(r["dismissed_at"]),
-                    legacy_fetch=not r["trace_headers"],
-                )
-        if keys is None:
-            self._memo.forget()  # a full load: what it did not return is out of the window
-        return out  # type: ignore[return-value]  # every None above is filled in
+        return out
 
-    def iter_messages(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[Message]:
-        """`load_messages` of ``keys``, a few hundred keys at a time: for a caller that
+    def iter_copies(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[StoredCopy]:
+        """`load_copies` of ``keys``, a few hundred keys at a time: for a caller that
         keeps less of each mail than the mail itself (`threads.assign_threads`)."""
         chunk: list[str] = []
         for key in keys:
             chunk.append(key)
             if len(chunk) == 500:
-                yield from self.load_messages(since, keys=chunk)
+                yield from self.load_copies(since, keys=chunk)
                 chunk = []
         if chunk:
-            yield from self.load_messages(since, keys=chunk)
+            yield from self.load_copies(since, keys=chunk)
 
+    def header_variants(self, keys: Iterable[str], most: int) -> dict[str, list[bytes]]:
+        """The distinct header bytes stored under each of ``keys`` that is stored, up to
+        ``most`` of a key."""
+        c = self._db.conn
+        present = {r[0] for r in chunked(
+            c, "SELECT DISTINCT key FROM messages WHERE key IN ({})", (), set(keys))}
+        return {
+            key: [bytes(r[0]) for r in c.execute(
+                "SELECT DISTINCT headers FROM messages WHERE key = ? LIMIT ?", (key, most))]
+            for key in sorted(present)
+        }
 
     def initial_keys(
         self, keys: Iterable[str] | None = None, *, since: dt.datetime | None = None
@@ -287,20 +234,3 @@ class Messages:
             (key,),
         ).fetchall()
         return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
-
-
-
-def _log_defects(m: Message) -> None:
-    """Say once (when first stored) what could not be read of a mail. A mail without a
-    readable sender in an inbox is client mail from whatever can be recovered of it
-    (`classify`): that one is a warning."""
-    untrackable = m.role == "inbox" and not m.sender.address
-    (log.warning if untrackable else log.info)(
-        "mail_defects",
-        mailbox=m.mailbox,
-        folder=m.folder,
-        uid=m.uid,
-        defects=list(m.defects),
-        sender_readable=bool(m.sender.address),
-    )
-

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ackwatch.store.database import Database
+from ackwatch.store.database import Database, in_period
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import NewPromise, PromiseRecord
 
@@ -111,13 +111,9 @@ class Promises:
             wanted = list(states)
             query += f" AND state IN ({','.join('?' * len(wanted))})"
             args += wanted
-        if made_since is not None:
-            query += " AND made_at >= ?"
-            args.append(iso(made_since))
-        if made_until is not None:
-            query += " AND made_at < ?"
-            args.append(iso(made_until))
-        query += " ORDER BY promised, id"
+        period, period_args = in_period("made_at", made_since, made_until)
+        query += period + " ORDER BY promised, id"
+        args += period_args
         return [_promise_record(r) for r in self._db.conn.execute(query, args)]
 
     def promises_to_track(self, made_since: dt.datetime) -> list[PromiseRecord]:

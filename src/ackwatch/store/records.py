@@ -50,6 +50,38 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class CopyToStore:
+    """A fetched copy and what the store keeps of its parse beside its bytes: the key it
+    is stored under, its sender's address ("" when unreadable) and its thread links
+    (`threads.link_values` of the copy with its other header variants)."""
+
+    copy: StorableMessage
+    key: str
+    sender: str
+    links: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """One stored copy of a mail: its header bytes as fetched and what the sync recorded
+    beside them. ``answered_at`` / ``dismissed_at``: when the sync first saw the flag;
+    ``legacy_fetch``: stored by an ackwatch that did not fetch the trace headers."""
+
+    mailbox: str
+    folder: str
+    uid: int
+    uidvalidity: int
+    role: str
+    received: dt.datetime
+    flags: frozenset[str]
+    answered_at: dt.datetime | None
+    dismissed_at: dt.datetime | None
+    gm_thrid: int | None
+    header_bytes: bytes
+    legacy_fetch: bool
+
+
+@dataclass(frozen=True)
 class ItemRecord:
     """An item as stored: the SLA fields plus what was done about it."""
 

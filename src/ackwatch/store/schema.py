@@ -31,6 +31,34 @@ _ITEMS_V4 = (
     " escalation_outbox"
 )
 
+# The items table's columns as migration 1 made them (migration 5 rebuilds the table).
+_ITEMS_V1_COLUMNS = """
+        key TEXT PRIMARY KEY,
+        thread TEXT NOT NULL,
+        message_id TEXT,
+        client_address TEXT NOT NULL,
+        client TEXT,
+        subject TEXT NOT NULL,
+        received TEXT NOT NULL,
+        mailboxes TEXT NOT NULL,
+        account TEXT,
+        policy TEXT NOT NULL,
+        clock TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        nudge_at TEXT NOT NULL,
+        escalate_at TEXT,
+        state TEXT NOT NULL,
+        ack_key TEXT,
+        ack_at TEXT,
+        ack_kind TEXT,
+        ack_by TEXT,
+        follow_ups INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        nudge_done TEXT,
+        escalation_done TEXT,
+        nudge_outbox INTEGER,
+        escalation_outbox INTEGER"""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
     """
@@ -63,32 +91,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_key ON messages (key);
     CREATE INDEX messages_received ON messages (received);
-    CREATE TABLE items (
-        key TEXT PRIMARY KEY,
-        thread TEXT NOT NULL,
-        message_id TEXT,
-        client_address TEXT NOT NULL,
-        client TEXT,
-        subject TEXT NOT NULL,
-        received TEXT NOT NULL,
-        mailboxes TEXT NOT NULL,
-        account TEXT,
-        policy TEXT NOT NULL,
-        clock TEXT NOT NULL,
-        deadline TEXT NOT NULL,
-        nudge_at TEXT NOT NULL,
-        escalate_at TEXT,
-        state TEXT NOT NULL,
-        ack_key TEXT,
-        ack_at TEXT,
-        ack_kind TEXT,
-        ack_by TEXT,
-        follow_ups INTEGER NOT NULL DEFAULT 0,
-        first_seen TEXT NOT NULL,
-        nudge_done TEXT,
-        escalation_done TEXT,
-        nudge_outbox INTEGER,
-        escalation_outbox INTEGER
+    CREATE TABLE items (""" + _ITEMS_V1_COLUMNS + """
     );
     CREATE INDEX items_state ON items (state);
     CREATE INDEX items_received ON items (received);
@@ -200,32 +203,7 @@ MIGRATIONS: tuple[str, ...] = (
     # reading them costs nothing. SQLite cannot add a STORED column to a table, so `items`
     # is rebuilt, rowids kept (ties of received time stay in the order they had).
     """
-    CREATE TABLE items_v5 (
-        key TEXT PRIMARY KEY,
-        thread TEXT NOT NULL,
-        message_id TEXT,
-        client_address TEXT NOT NULL,
-        client TEXT,
-        subject TEXT NOT NULL,
-        received TEXT NOT NULL,
-        mailboxes TEXT NOT NULL,
-        account TEXT,
-        policy TEXT NOT NULL,
-        clock TEXT NOT NULL,
-        deadline TEXT NOT NULL,
-        nudge_at TEXT NOT NULL,
-        escalate_at TEXT,
-        state TEXT NOT NULL,
-        ack_key TEXT,
-        ack_at TEXT,
-        ack_kind TEXT,
-        ack_by TEXT,
-        follow_ups INTEGER NOT NULL DEFAULT 0,
-        first_seen TEXT NOT NULL,
-        nudge_done TEXT,
-        escalation_done TEXT,
-        nudge_outbox INTEGER,
-        escalation_outbox INTEGER,
+    CREATE TABLE items_v5 (""" + _ITEMS_V1_COLUMNS + """,
         received_us INTEGER GENERATED ALWAYS AS (""" + EPOCH_US_SQL.format("received") + """) STORED,
         deadline_us INTEGER GENERATED ALWAYS AS (""" + EPOCH_US_SQL.format("deadline") + """) STORED,
         ack_us INTEGER GENERATED ALWAYS AS (""" + ACK_US_SQL + """) STORED

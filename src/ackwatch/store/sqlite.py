@@ -1,9 +1,8 @@
 """`SqliteStore`: the `api.Store` on one SQLite file in the state directory.
 
 It holds one `database.Database` (the connection and its write transactions) and one
-object per table group, each given that database: `messages.Messages`, `links.Links`
-(sharing the `parsememo.ParseMemo` of what was just stored), `items.Items`,
-`outbox.Outbox`, `promises.Promises`, `health.Health`. Its operations are theirs, bound
+object per table group, each given that database: `messages.Messages`, `links.Links`,
+`items.Items`, `outbox.Outbox`, `promises.Promises`, `health.Health`. Its operations are theirs, bound
 here one by one: the list below is the whole of what the store does.
 """
 
@@ -18,7 +17,6 @@ from ackwatch.store.items import Items
 from ackwatch.store.links import Links
 from ackwatch.store.messages import Messages
 from ackwatch.store.outbox import Outbox
-from ackwatch.store.parsememo import ParseMemo
 from ackwatch.store.promises import Promises
 
 
@@ -36,14 +34,11 @@ class SqliteStore:
     def __init__(self, db: Database):
         self.path = db.path
         self.readonly = db.readonly
-        # The connection, its transactions and the kept parses, for the tests and the
-        # bench that look at the SQLite state itself.
+        # The connection and its transactions, for the tests and the bench that look at
+        # the SQLite state itself.
         self._db = db
         self._conn = db.conn
         self._write = db.write
-        memo = ParseMemo()
-        self._parsed = memo.parsed
-        self._prepared = memo.prepared
 
         self.close = db.close
         self.integrity_check = db.integrity_check
@@ -51,18 +46,18 @@ class SqliteStore:
         self.set_meta = db.set_meta
         self.set_meta_many = db.set_meta_many
 
-        messages = Messages(db, memo)
+        messages = Messages(db)
         self.cursors = messages.cursors
         self.apply_folder_sync = messages.apply_folder_sync
-        self.prepare = messages.prepare
-        self.load_messages = messages.load_messages
-        self.iter_messages = messages.iter_messages
+        self.load_copies = messages.load_copies
+        self.iter_copies = messages.iter_copies
+        self.header_variants = messages.header_variants
         self.initial_keys = messages.initial_keys
         self.pending_uids = messages.pending_uids
         self.message_copies = messages.message_copies
         self.message_count = messages.message_count
 
-        links = Links(db, memo)
+        links = Links(db)
         self.links_pending = links.links_pending
         self.build_links = links.build_links
         self.copies_since = links.copies_since
