@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ackwatch.private import tighten
 from ackwatch.store import schema
@@ -146,8 +147,9 @@ def set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
 
 
 def chunked(
-    c: sqlite3.Connection, query: str, args: Sequence[object], values: Iterable[object]
-) -> Iterator[sqlite3.Row]:
+    c: sqlite3.Connection | sqlite3.Cursor, query: str, args: Sequence[object],
+    values: Iterable[object],
+) -> Iterator[Any]:
     """``query`` (with one ``IN ({})``) run over ``values`` in chunks SQLite accepts."""
     chunk: list[object] = []
     for v in values:
@@ -164,7 +166,7 @@ def in_period(
 ) -> tuple[str, list[object]]:
     """The conditions ``since <= column < until`` (each bound when given) to append to a
     WHERE clause, and their values."""
-    conditions, args = "", []
+    conditions, args = "", list[object]()
     if since is not None:
         conditions += f" AND {column} >= ?"
         args.append(iso(since))

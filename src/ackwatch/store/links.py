@@ -49,7 +49,7 @@ class Links:
             ).fetchall()
             copies = link([
                 StoredCopy(r[1], r[2], r[3], r[4], r[5], from_iso(r[6]), frozenset(), None,
-                           None, r[7], bytes(r[8]), False)  # type: ignore[arg-type]
+                           None, r[7], bytes(r[8]), False)
                 for r in rows
             ])
             with self._db.write() as c:
