@@ -89,12 +89,25 @@ def _promise_rows(
         return []
 
 
+def _ack_date_rows(
+    store: Store, since: dt.datetime, until: dt.datetime
+) -> list[tuple[str, str | None, str | None, str, str | None]]:
+    """What the keeper found in the period's acknowledgements; [] on a state database
+    from before schema 7 (opened read-only, not migrated)."""
+    import sqlite3
+
+    try:
+        return store.ack_date_rows(since, until)
+    except sqlite3.OperationalError:  # no such column / table
+        return []
+
+
 def run(args: argparse.Namespace) -> int:
     import sqlite3
 
     from ackwatch.core import promise_rules as promises
     from ackwatch.gcpause import gc_paused
-    from ackwatch.reporting import exports, figures, html, table
+    from ackwatch.reporting import dates, exports, figures, html, table
     from ackwatch.store import StoreError, open_store
 
     config = load(args)
@@ -121,22 +134,24 @@ def run(args: argparse.Namespace) -> int:
                 result = figures.compute_stored(rows, config, since=since, until=until,
                                                 now=now)
             promise_rows = _promise_rows(store, since, until)
+            date_rows = _ack_date_rows(store, since, until)
         except sqlite3.Error as exc:
             err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
         kept = promises.figures(promise_rows)
+        dated = dates.date_figures(date_rows)
         if args.format == "json":
-            data = exports.to_json_data(result)
+            data = exports.to_json_data(result, dated)
             data["promises"] = promises.figures_json(kept)
             text = json_text(data) + "\n"
         elif args.format == "csv":
-            text = exports.render_csv(result)
+            text = exports.render_csv(result, dated)
         elif args.format == "html":
-            text = html.render_html(result, target=args.target)
+            text = html.render_html(result, target=args.target, dates=dated)
         else:
-            text = table.render_table(result, target=args.target)
+            text = table.render_table(result, target=args.target, dates=dated)
             text += "\n" + promises.figures_table(kept)
     if args.output and args.output != "-":
         from ackwatch.private import RefusedPath, write_private

@@ -166,6 +166,7 @@ class PromiseKeeper:
             now=now,
             attempts=req.attempts + 1,
             promise=new,
+            text_read=event.text_read,
         )
         if pid is not None and new is not None:
             log.info(

@@ -222,6 +222,7 @@ class Store(Protocol):
         next_attempt_at: dt.datetime | None = None,
         error: str | None = None,
         promise: NewPromise | None = None,
+        text_read: bool | None = None,
     ) -> int | None:
         """Record a read of a reply's text and the promise it made, together."""
         ...
@@ -242,6 +243,35 @@ class Store(Protocol):
     def promise_rows(
         self, made_since: dt.datetime, made_until: dt.datetime
     ) -> list[tuple[str | None, str, str]]: ...
+
+    # ---------------------------------------------------------------- by when
+
+    def ack_date_rows(
+        self, received_since: dt.datetime, received_until: dt.datetime
+    ) -> list[tuple[str, str | None, str | None, str, str | None]]:
+        """(item key, account, client, client address, found) of the acknowledged items
+        received in the period: found ``date``, ``no_date`` or None (not read)."""
+        ...
+
+    def date_ask_candidates(self, acked_since: dt.datetime) -> list[ItemRecord]:
+        """Items acknowledged by a reply since then whose text named no date, with no
+        "say by when" note decided yet."""
+        ...
+
+    def enqueue_date_asks(
+        self,
+        *,
+        recipient: str,
+        account: str | None,
+        item_keys: Sequence[str],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Record a "say by when" note and mark its items, together (once per item)."""
+        ...
+
+    def mark_date_asks(self, item_keys: Iterable[str], state: str, now: dt.datetime) -> None: ...
+    def date_asks_of_outbox(self, outbox_id: int) -> list[ItemRecord]: ...
 
     # ---------------------------------------------------------------- health
 
