@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from ackwatch.config import Config
-from ackwatch.core import classify, hourlycap
+from ackwatch.core import classify, date_asks, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
+from ackwatch.daemon.asking import DateAsks
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
-from ackwatch.daemon.notices import notice_mail
+from ackwatch.daemon.notices import ask_mail, notice_mail
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store
@@ -84,6 +85,7 @@ class PromiseKeeper:
         self._dirty = True
         self._next_check: dt.datetime | None = None
         self._due: list[promises.Due] = []
+        self._asks = DateAsks(host, _later_by_source, READ_HORIZON)
         self._thread_of: dict[str, str] = {}
 
     @property
@@ -275,8 +277,17 @@ class PromiseKeeper:
             if ids:
                 store.mark_promises(kind, ids, "skipped")
         self._due = due
+        ask_times = self._asks.decide(
+            now,
+            wanted,
+            self._inflight,
+            lambda key, attempts, item, fallback: _read_request(
+                store, self.config, key, attempts=attempts, item=item,
+                fallback_account=fallback, sent_by=sent_by,
+            ),
+        )
         self._next_check = min(
-            [t for t in (next_break, *retry_times) if t is not None], default=None
+            [t for t in (next_break, *retry_times, *ask_times) if t is not None], default=None
         )
 
         # 3. Start the reads.
@@ -329,9 +340,12 @@ class PromiseKeeper:
             log.info(
                 "action_queued", kind=action.kind, to=action.to, promises=len(action.promise_ids)
             )
+        ask_next = self._asks.queue(now)
+        if ask_next is not None and ask_next <= now:
+            self._dirty = True  # some were queued: the rest is decided again
         if p.actions:
             self._dirty = True  # the queued ones are no longer due
-        times = [t for t in (p.next_due, self._next_check) if t is not None]
+        times = [t for t in (p.next_due, self._next_check, ask_next) if t is not None]
         return min(times) if times else None
 
     def _plan(self, now: dt.datetime) -> promises.Plan:
@@ -371,7 +385,11 @@ class PromiseKeeper:
         return names
 
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
-        """The mail for a queued promise notice, or None (`notices.notice_mail`)."""
+        """The mail for a queued promise notice or "say by when" note, or None
+        (`notices.notice_mail`, `notices.ask_mail`)."""
+        if record.kind == date_asks.KIND:
+            enabled = self.enabled and bool(self.config.promise.ask_for_date)
+            return ask_mail(self.host.store, self.config, record, now, enabled=enabled)
         return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
 
 
@@ -416,7 +434,15 @@ def _later_messages(
     store: Store, config: Config, tracked: Sequence[PromiseRecord]
 ) -> dict[int, list[promises.Later]]:
     """Per promise: the agency messages of its thread that reach the client."""
-    sources = {p.source_key for p in tracked}
+    by_source = _later_by_source(store, config, {p.source_key for p in tracked})
+    return {p.id: by_source.get(p.source_key, []) for p in tracked}
+
+
+def _later_by_source(
+    store: Store, config: Config, sources: set[str]
+) -> dict[str, list[promises.Later]]:
+    """Per message of ``sources``: the agency messages of its thread that reach the
+    client (itself included)."""
     messages = store.load_messages(keys=store.thread_keys(sources) | sources)
     with gc_paused():
         threads = assign_threads(
@@ -424,7 +450,7 @@ def _later_messages(
             subject_window=config.thread_subject_window,
             agency_addresses=classify.agency_identities(config),
         )
-    wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
+    wanted_threads = {threads.get(key) for key in sources} - {None}
     earliest: dict[str, dt.datetime] = {}
     candidate: dict[str, bool] = {}
     for m in messages:
@@ -438,7 +464,7 @@ def _later_messages(
     for key, ok in candidate.items():
         if ok:
             by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
-    return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
+    return {key: by_thread.get(threads.get(key, ""), []) for key in sources}
 
 
 def _read_state(state: tuple[str, int, dt.datetime | None] | None) -> bool | None:
