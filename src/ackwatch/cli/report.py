@@ -90,14 +90,14 @@ def _promise_rows(
 
 
 def _ack_date_rows(
-    store: Store, since: dt.datetime, until: dt.datetime
-) -> list[tuple[str, str | None, str | None, str, str | None]]:
+    store: Store, since: dt.datetime, until: dt.datetime, *, per_item: bool
+) -> list[tuple[str | None, str | None, str | None, str, str, int]]:
     """What the keeper found in the period's acknowledgements; [] on a state database
     from before schema 7 (opened read-only, not migrated)."""
     import sqlite3
 
     try:
-        return store.ack_date_rows(since, until)
+        return store.ack_date_rows(since, until, per_item=per_item)
     except sqlite3.OperationalError:  # no such column / table
         return []
 
@@ -134,14 +134,14 @@ def run(args: argparse.Namespace) -> int:
                 result = figures.compute_stored(rows, config, since=since, until=until,
                                                 now=now)
             promise_rows = _promise_rows(store, since, until)
-            date_rows = _ack_date_rows(store, since, until)
+            date_rows = _ack_date_rows(store, since, until, per_item=args.format == "csv")
         except sqlite3.Error as exc:
             err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
         kept = promises.figures(promise_rows)
-        dated = dates.date_figures(date_rows)
+        dated = dates.date_figures(date_rows, result)
         if args.format == "json":
             data = exports.to_json_data(result, dated)
             data["promises"] = promises.figures_json(kept)

@@ -12,7 +12,9 @@ it saw arrive live; each acknowledged client email of a period is then one of:
   ackwatch kept this. Never counted as either of the other two.
 
 ``date_share = with / (with + without)``; None when nothing was read. The three counts
-add up to the acknowledged client emails of the group. Groups are those of the report:
+add up to the acknowledged client emails of the group: the store gives the reads (a few
+a day, `Store.ack_date_rows`), "not read" is the rest of the report's acknowledged count,
+so a year's report reads no extra row per item. Groups are those of the report:
 per account, and per client (the client's name, else the sender's domain).
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ackwatch.reporting.figures import client_group
+from ackwatch.reporting.figures import Report, client_group
 
 FOUND_DATE = "date"
 FOUND_NO_DATE = "no_date"
@@ -38,20 +40,13 @@ class DateFigures:
         read = self.with_date + self.without_date
         return self.with_date / read if read else None
 
-    def add(self, found: str | None) -> DateFigures:
-        return DateFigures(
-            self.with_date + (found == FOUND_DATE),
-            self.without_date + (found == FOUND_NO_DATE),
-            self.not_read + (found not in (FOUND_DATE, FOUND_NO_DATE)),
-        )
-
 
 @dataclass(frozen=True)
 class DateReport:
     totals: DateFigures = DateFigures()
     by_account: Mapping[str | None, DateFigures] = field(default_factory=dict)
     by_client: Mapping[str, DateFigures] = field(default_factory=dict)
-    found: Mapping[str, str | None] = field(default_factory=dict)  # item key -> found
+    found: Mapping[str, str] = field(default_factory=dict)  # item key -> date | no_date
 
     def account(self, name: str | None) -> DateFigures:
         return self.by_account.get(name, DateFigures())
@@ -61,26 +56,40 @@ class DateReport:
 
 
 def date_figures(
-    rows: Iterable[tuple[str, str | None, str | None, str, str | None]],
+    rows: Iterable[tuple[str | None, str | None, str | None, str, str, int]],
+    report: Report,
     *,
     accounts: Iterable[str] | None = None,
 ) -> DateReport:
-    """The figures of ``rows`` (``Store.ack_date_rows``: item key, account, client,
-    client address, found); ``accounts``: only those accounts' items (a manager's team)."""
+    """The figures of the acknowledgements read (``rows``: ``Store.ack_date_rows``, item
+    key or None, account, client, client address, found, count) beside ``report``'s
+    (``found`` per item: only from per-item rows, for the CSV): what was not read
+    is the rest of each group's acknowledged emails. ``accounts``: only those accounts'
+    rows (a manager's team, whose `Report` holds only theirs)."""
     team = None if accounts is None else set(accounts)
-    totals = DateFigures()
-    by_account: dict[str | None, DateFigures] = {}
-    by_client: dict[str, DateFigures] = {}
-    found: dict[str, str | None] = {}
-    for key, account, client, address, what in rows:
+    read: dict[tuple[int, str | None], list[int]] = {}  # (side, name) -> [with, without]
+    found: dict[str, str] = {}
+    for key, account, client, address, what, n in rows:
         if team is not None and account not in team:
             continue
-        label = client_group(client, address)
-        totals = totals.add(what)
-        by_account[account] = by_account.get(account, DateFigures()).add(what)
-        by_client[label] = by_client.get(label, DateFigures()).add(what)
-        found[key] = what
-    return DateReport(totals, by_account, by_client, found)
+        dated = what == FOUND_DATE
+        for side_key in ((0, account), (1, client_group(client, address)), (2, None)):
+            counts = read.setdefault(side_key, [0, 0])
+            counts[0 if dated else 1] += n
+        if key is not None:
+            found[key] = what
+
+    def figures(side: int, name: str | None, acknowledged: int) -> DateFigures:
+        with_date, without_date = read.get((side, name), (0, 0))
+        return DateFigures(with_date, without_date,
+                           max(0, acknowledged - with_date - without_date))  # fmt: skip
+
+    return DateReport(
+        figures(2, None, report.totals.acknowledged),
+        {g.name: figures(0, g.name, g.figures.acknowledged) for g in report.by_account},
+        {g.name or "": figures(1, g.name, g.figures.acknowledged) for g in report.by_client},
+        found,
+    )
 
 
 def share_text(f: DateFigures) -> str:

@@ -162,6 +162,6 @@ def team_report(
     return compute(items, config, since=since, until=until, now=now, rows=False)
 
 
-def team_dates(rows: Sequence[tuple], accounts: Sequence[str]) -> DateReport:
+def team_dates(rows: Sequence[tuple], report: Report, accounts: Sequence[str]) -> DateReport:
     """How many of the team's acknowledgements said by when (`dates.date_figures`)."""
-    return date_figures(rows, accounts=accounts)
+    return date_figures(rows, report, accounts=accounts)

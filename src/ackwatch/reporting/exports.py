@@ -122,8 +122,8 @@ def render_csv(report: Report, dates: DateReport | None = None) -> str:
                 "" if r.minutes_to_ack is None else f"{r.minutes_to_ack:.1f}",
                 "" if r.within_window is None else ("yes" if r.within_window else "no"),
                 r.status,
-                "" if r.minutes_to_ack is None or i.key not in found
-                else _ACK_DATE.get(found[i.key] or "", "not read"),
+                "" if r.minutes_to_ack is None or dates is None
+                else _ACK_DATE.get(found.get(i.key, ""), "not read"),
             )
         )
     return out.getvalue()

@@ -247,10 +247,16 @@ class Store(Protocol):
     # ---------------------------------------------------------------- by when
 
     def ack_date_rows(
-        self, received_since: dt.datetime, received_until: dt.datetime
-    ) -> list[tuple[str, str | None, str | None, str, str | None]]:
-        """(item key, account, client, client address, found) of the acknowledged items
-        received in the period: found ``date``, ``no_date`` or None (not read)."""
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        *,
+        per_item: bool = False,
+    ) -> list[tuple[str | None, str | None, str | None, str, str, int]]:
+        """What the keeper found in the acknowledgements it read, of the acknowledged items
+        received in the period: (item key or None, account, client, client address,
+        ``date`` | ``no_date``, count), grouped, or one row per item with ``per_item``.
+        The other acknowledged items were not read."""
         ...
 
     def date_ask_candidates(self, acked_since: dt.datetime) -> list[ItemRecord]:

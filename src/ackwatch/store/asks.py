@@ -1,5 +1,6 @@
-"""Whether acknowledgements said by when: the report's figures, and the "say by when"
-notes (`date_asks`: at most one per item, queued with its outbox row)."""
+"""Whether acknowledgements said by when: the acknowledgements read for the report's
+figures, and the "say by when" notes (`date_asks`: at most one per item, queued with its
+outbox row)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ from ackwatch.store.forms import iso
 from ackwatch.store.items import ITEM_COLUMNS, item_records
 from ackwatch.store.records import ItemRecord
 
-# What the keeper found in an item's acknowledgement: 'date', 'no_date', NULL (not read).
-_FOUND_SQL = (
-    "CASE WHEN r.text_read = 1 AND r.state = 'promise' THEN 'date'"
-    " WHEN r.text_read = 1 AND r.state = 'none' THEN 'no_date' END"
-)
-
 
 class Asks:
     """The date figures of acknowledged items and the date_asks table."""
@@ -25,19 +20,36 @@ class Asks:
         self._db = db
 
     def ack_date_rows(
-        self, received_since: dt.datetime, received_until: dt.datetime
-    ) -> list[tuple[str, str | None, str | None, str, str | None]]:
-        """(item key, account, client, client address, found) of the acknowledged items
-        received in ``[since, until)``; found is ``date``, ``no_date`` or None (the keeper
-        did not read that acknowledgement's text)."""
-        rows = self._db.conn.execute(
-            "SELECT i.key, i.account, i.client, i.client_address, " + _FOUND_SQL +
-            " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
-            " WHERE i.state = 'acknowledged' AND i.received >= ? AND i.received < ?"
-            " ORDER BY i.received, i.key",
-            (iso(received_since), iso(received_until)),
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        *,
+        per_item: bool = False,
+    ) -> list[tuple[str | None, str | None, str | None, str, str, int]]:
+        """What the keeper found in the acknowledgements it read, of the acknowledged items
+        received in ``[since, until)``: ``(item key, account, client, client address,
+        found, count)``, found ``date`` or ``no_date``; one row per (account, client,
+        address, found) with the key None, or with ``per_item`` one row per item (count
+        1). The other acknowledged items were not read. Read from the reads' side, each
+        item found by its ``ack_key`` index: CROSS JOIN keeps SQLite from walking a year
+        of items by state or time instead (0.4 s -> 2.1 s for 20k reads among 1M items);
+        elsewhere it means a plain join."""
+        found = "CASE WHEN r.state = 'promise' THEN 'date' ELSE 'no_date' END"
+        where = (
+            " FROM promise_reads r CROSS JOIN items i"
+            " WHERE i.ack_key = r.key AND r.text_read = 1 AND r.state IN ('promise', 'none')"
+            " AND i.state = 'acknowledged' AND i.received >= ? AND i.received < ?"
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        if per_item:
+            query = f"SELECT i.key, i.account, i.client, i.client_address, {found}, 1" + where
+        else:
+            query = (
+                f"SELECT NULL, i.account, i.client, i.client_address, {found}, COUNT(*)"
+                + where + " GROUP BY i.account, i.client, i.client_address, r.state"
+            )
+        raw = self._db.conn.cursor()
+        raw.row_factory = None
+        return raw.execute(query, (iso(received_since), iso(received_until))).fetchall()
 
     def date_ask_candidates(self, acked_since: dt.datetime) -> list[ItemRecord]:
         """Items acknowledged by a reply at or after ``acked_since`` whose text was read

@@ -248,8 +248,11 @@ MIGRATIONS: tuple[str, ...] = (
     # had a text part; NULL for reads recorded before (counted "not read": a "none" then
     # also stood for a text never read). `date_asks`: the "say by when" note of an item
     # (at most one): queued, sent, failed, cancelled, or skipped (a date followed).
+    # `items_ack_key`: the report finds the items of the reads (a few) instead of joining
+    # every item of a year to the reads.
     """
     ALTER TABLE promise_reads ADD COLUMN text_read INTEGER;
+    CREATE INDEX items_ack_key ON items (ack_key);
     CREATE TABLE date_asks (
         item_key TEXT PRIMARY KEY,
         state TEXT NOT NULL,
