@@ -31,7 +31,7 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
-from ackwatch.daemon.asking import DateAsks
+from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
 from ackwatch.gcpause import gc_paused
@@ -277,15 +277,7 @@ class PromiseKeeper:
             if ids:
                 store.mark_promises(kind, ids, "skipped")
         self._due = due
-        ask_times = self._asks.decide(
-            now,
-            wanted,
-            self._inflight,
-            lambda key, attempts, item, fallback: _read_request(
-                store, self.config, key, attempts=attempts, item=item,
-                fallback_account=fallback, sent_by=sent_by,
-            ),
-        )
+        ask_times = self._asks.decide(now, wanted, self._inflight, _reads_for(store, self.config, sent_by))
         self._next_check = min(
             [t for t in (next_break, *retry_times, *ask_times) if t is not None], default=None
         )
@@ -316,7 +308,7 @@ class PromiseKeeper:
             self.update(now)
         p = self._plan(now)
         # Re-check the folders concerned: a delivery made a minute ago settles it.
-        if p.actions and self.host.recheck(self._mailboxes_concerned(p.actions)):
+        if p.actions and self.host.recheck(_mailboxes_concerned(self.host, p.actions)):
             self.host.refresh_if_changed()
             now = self.host.now()
             self.update(now)
@@ -371,19 +363,6 @@ class PromiseKeeper:
             sent_last_hour=sent,
         )
 
-    def _mailboxes_concerned(self, actions: Sequence[promises.Action]) -> set[str]:
-        ids = {i for a in actions for i in a.promise_ids}
-        names: set[str] = set()
-        for rec in self.host.store.promises_to_track(self.host.now() - TRACK_HORIZON):
-            if rec.id in ids:
-                names.update(c[0] for c in self.host.store.message_copies(rec.source_key))
-                names.update(
-                    mb.name
-                    for mb in self.config.mailboxes
-                    if mb.owner_address == (rec.account or "")
-                )
-        return names
-
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
         """The mail for a queued promise notice or "say by when" note, or None
         (`notices.notice_mail`, `notices.ask_mail`)."""
@@ -391,6 +370,31 @@ class PromiseKeeper:
             enabled = self.enabled and bool(self.config.promise.ask_for_date)
             return ask_mail(self.host.store, self.config, record, now, enabled=enabled)
         return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
+
+
+def _reads_for(store: Store, config: Config, sent_by: _SentBy) -> ReadRequestFor:
+    """`_read_request` as the "say by when" notes ask for it."""
+
+    def read_request(
+        key: str, attempts: int, item: dict[str, object], fallback: str | None
+    ) -> ReadRequest | None:
+        return _read_request(store, config, key, attempts=attempts, item=item,
+                             fallback_account=fallback, sent_by=sent_by)  # fmt: skip
+
+    return read_request
+
+
+def _mailboxes_concerned(host: KeeperHost, actions: Sequence[promises.Action]) -> set[str]:
+    """The mailboxes whose sent folders can settle these notices' promises."""
+    ids = {i for a in actions for i in a.promise_ids}
+    names: set[str] = set()
+    for rec in host.store.promises_to_track(host.now() - TRACK_HORIZON):
+        if rec.id in ids:
+            names.update(c[0] for c in host.store.message_copies(rec.source_key))
+            names.update(
+                mb.name for mb in host.config.mailboxes if mb.owner_address == (rec.account or "")
+            )
+    return names
 
 
 def _read_request(
