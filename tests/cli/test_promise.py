@@ -72,7 +72,11 @@ def test_promise_json_without_a_promise_has_nulls(config_path, capsys):
     code = run(config_path(), "--sent", "2026-11-24T10:00+01:00", "--account",
                "anna@agency.example", "--json", "Dziękuję, przekażę dalej.")  # fmt: skip
     assert code == 0
-    assert json.loads(capsys.readouterr().out) == {"promised": None, "sentence": None}
+    assert json.loads(capsys.readouterr().out) == {
+        "promised": None, "sentence": None,
+        "sentences_read": [{"sentence": "Dziękuję, przekażę dalej.",
+                            "why": "a promise word, but no date or time ahead of the reply"}],
+    }  # fmt: skip
 
 
 def test_promise_readable_output(config_path, capsys):
@@ -89,7 +93,34 @@ def test_promise_readable_output_without_a_promise(config_path, capsys):
     code = run(config_path(), "--sent", "2026-11-24T10:00", "--account", "anna@agency.example",
                "Thanks, got it!")  # fmt: skip
     assert code == 0
-    assert capsys.readouterr().out == "no promise found\n"
+    assert capsys.readouterr().out == (
+        "no date found: the reply does not say by when\n"
+        "  - Thanks, got it!\n"
+        "    no promise word (by, will, do, będzie, до, bis, ...)\n"
+    )
+
+
+def test_promise_without_a_date_shows_each_sentence_it_looked_at(config_path, capsys):
+    code = run(config_path(), "--sent", "2026-11-24T10:00", "--account", "anna@agency.example",
+               "Thanks, on it. Could you send the logo by Friday? I will check with the studio.")  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "no date found: the reply does not say by when"
+    assert out[1:] == [
+        "  - Thanks, on it.", "    no promise word (by, will, do, będzie, до, bis, ...)",
+        "  - Could you send the logo by Friday?",
+        "    not a promise (a question, a request, an absence, payment or validity terms)",
+        "  - I will check with the studio.",
+        "    a promise word, but no date or time ahead of the reply",
+    ]
+
+
+def test_promise_json_without_a_date_lists_the_sentences(config_path, capsys):
+    run(config_path(), "--sent", "2026-11-24T10:00", "--account", "anna@agency.example",
+        "--json", "Dziękuję, zajmę się tym.")  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["promised"] is None
+    assert [s["sentence"] for s in data["sentences_read"]] == ["Dziękuję, zajmę się tym."]
 
 
 def test_promise_reads_the_text_from_stdin(config_path, capsys, monkeypatch):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ackwatch.core.promise_text import find_promise
+from ackwatch.core.promise_text import find_promise, sentences_read
 from configfactory import office_calendar
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -201,6 +201,21 @@ NO_PROMISE: list[tuple[str, str]] = [
 ]
 
 
+# Acknowledgements that keep the two-hour rule but say nothing of by when: "no date"
+# (issue 23), in every supported language.
+DATELESS_ACKS: list[tuple[str, str]] = [
+    ("en", "Thanks, on it."),
+    ("en", "Got it, thanks! We'll take a look and get back to you."),
+    ("pl", "Dziękuję, zajmę się tym."),
+    ("pl", "Dzięki, otrzymałam, już nad tym pracujemy."),
+    ("uk", "Дякую, беру в роботу."),
+    ("uk", "Дякую, отримали, займемося."),
+    ("bg", "Благодаря, поемам го."),
+    ("ru", "Спасибо, беру в работу."),
+    ("de", "Danke, ich kümmere mich darum."),
+]
+
+
 def _id(row: tuple) -> str:
     return f"{row[0]}:{row[1][:40]}"
 
@@ -229,6 +244,18 @@ def test_sentence_without_a_promise_gives_none(row):
 def test_sentence_without_a_promise_gives_none_whatever_the_hint(row):
     _, text = row
     assert find_promise(text, sent=TUE, calendar=CAL, language_hint=None) is None
+
+
+@pytest.mark.parametrize("row", DATELESS_ACKS, ids=_id)
+def test_acknowledgement_without_a_date_gives_no_date(row):
+    language, text = row
+    assert find_promise(text, sent=TUE, calendar=CAL, language_hint=language) is None
+    looked_at = sentences_read(text, sent=TUE, calendar=CAL, language_hint=language)
+    assert " ".join(s for s, _ in looked_at) == text, "the sentences it looked at are shown"
+
+
+def test_dateless_acknowledgements_cover_every_language():
+    assert {row[0] for row in DATELESS_ACKS} == {row[0] for row in PROMISES}
 
 
 def test_the_table_is_big_enough():

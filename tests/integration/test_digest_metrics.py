@@ -66,6 +66,28 @@ def test_digest_goes_to_each_manager_once_per_week(tmp_path, sink):
     assert len(digests(sink)) == 2
 
 
+def test_digest_shows_how_many_acknowledgements_said_by_when(tmp_path, sink):
+    clock = Clock(MONDAY_0900 - dt.timedelta(days=8))
+    d = daemon(tmp_path, sink, clock)
+    d.step()
+    last_week = MONDAY_0900 - dt.timedelta(days=7)
+    d.store.sync_items([
+        item(k, last_week + dt.timedelta(hours=n), dt.timedelta(minutes=20))
+        for n, k in enumerate("abcd", 1)
+    ], now=clock.t, initial_keys=set())
+    d.store.record_promise_read("r-a", state="promise", now=clock.t, text_read=True)
+    for key in ("r-b", "r-c"):
+        d.store.record_promise_read(key, state="none", now=clock.t, text_read=True)
+    clock.t = MONDAY_0900 + dt.timedelta(minutes=1)
+    d.step()
+    d.step()
+    (mail,) = digests(sink)
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "said by when           33%   (week before –)" in text
+    assert "Said by when: 33% (1 of 3 acknowledgements read named a date; 1 not read)" in text
+    assert "By when" in mail.message.get_body(("html",)).get_content()
+
+
 def test_a_new_installation_waits_for_the_next_digest_instant(tmp_path, sink):
     clock = Clock(MONDAY_0900 + dt.timedelta(hours=4))  # installed on Monday afternoon
     d = daemon(tmp_path, sink, clock)

@@ -91,21 +91,28 @@ def report_json(config: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+def unread(n: int) -> dict[str, object]:
+    return {"acks_with_date": 0, "acks_without_date": 0, "acks_not_read": n,
+            "date_share": None}
+
+
 def test_report_json_figures_of_the_week(config):
     data = report_json(config, *WEEK)
     assert data["period"] == {"since": "2024-11-11T00:00:00+01:00",
                               "until": "2024-11-18T00:00:00+01:00"}
+    # History (no reply text was read): every acknowledgement is "not read".
     assert data["totals"] == {
         "client_emails": 5, "acknowledged": 4, "within_window": 3, "service_level": 0.6,
         "median_minutes": 32.5, "p90_minutes": 139.5, "open": 0, "overdue": 1,
+        **unread(4),
     }
     assert data["by_account"] == [
         {"account": ANNA, "client_emails": 3, "acknowledged": 2, "within_window": 1,
          "service_level": 0.3333, "median_minutes": 100.0, "p90_minutes": 164.0,
-         "open": 0, "overdue": 1},
+         "open": 0, "overdue": 1, **unread(2)},
         {"account": PIOTR, "client_emails": 2, "acknowledged": 2, "within_window": 2,
          "service_level": 1.0, "median_minutes": 27.5, "p90_minutes": 41.5,
-         "open": 0, "overdue": 0},
+         "open": 0, "overdue": 0, **unread(2)},
     ]
     assert [(c["client"], c["client_emails"], c["service_level"]) for c in data["by_client"]] == [
         ("Sklep Kwiatowy", 2, 0.5), ("Acme", 1, 0.0), ("Globex", 1, 1.0), ("gmail.com", 1, 1.0),
@@ -118,7 +125,7 @@ def test_report_json_figures_of_the_week(config):
          "received": "2024-11-15T16:00:00+01:00", "deadline": "2024-11-18T10:00:00+01:00",
          "acknowledged": "2024-11-18T11:00:00+01:00", "account": ANNA},
     ]
-    assert set(data["totals"]) == set(FIGURE_FIELDS)
+    assert set(data["totals"]) == set(FIGURE_FIELDS) | set(unread(0))
 
 
 def test_report_iso_instants_bound_the_period(config):

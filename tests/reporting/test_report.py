@@ -452,6 +452,7 @@ def test_csv_has_one_row_per_item(week):
         "subject": "Subject a3", "policy": "default", "clock": "business",
         "deadline": "2026-11-12T10:00:00+01:00", "acknowledged": "2026-11-12T09:30:00+01:00",
         "minutes_to_ack": "90.0", "within_window": "yes", "status": "on_time",
+        "ack_date": "",
     }
     assert (by_key["Subject a5"]["acknowledged"], by_key["Subject a5"]["within_window"]) == (
         "", "no")

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "closing time, its language is tried first",
     )
     parser.add_argument(
-        "--json", action="store_true", help='print {"promised": ISO 8601 or null, "sentence": ...}'
+        "--json", action="store_true",
+        help='print {"promised": ISO 8601 or null, "sentence": ...}; with no date, also '
+        '"sentences_read": [{"sentence", "why"}]'
     )
     parser.add_argument(
         "text", nargs="?", metavar="TEXT", help="the reply's plain text (default: stdin)"
@@ -52,7 +54,7 @@ def _promise_when(t: dt.datetime) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ackwatch.config import CalendarConfig, OpenRange
-    from ackwatch.core.promise_text import find_promise
+    from ackwatch.core.promise_text import find_promise, sentences_read
 
     config = load(args)
     account = args.account.strip().lower()
@@ -80,15 +82,28 @@ def run(args: argparse.Namespace) -> int:
         calendar=calendar,
         language_hint=known.language if known is not None else None,
     )
+    looked_at = (
+        [] if promise is not None else sentences_read(
+            text, sent=sent, calendar=calendar,
+            language_hint=known.language if known is not None else None,
+        )
+    )
     if args.json:
-        record = {
+        record: dict[str, object] = {
             "promised": promise.promised.isoformat() if promise else None,
             "sentence": promise.sentence if promise else None,
         }
+        if promise is None:
+            record["sentences_read"] = [{"sentence": s, "why": why} for s, why in looked_at]
         out(json_text(record, indent=None))
         return EX_OK
     if promise is None:
-        out("no promise found")
+        out("no date found: the reply does not say by when")
+        if not looked_at:
+            out("  (no text left once quoted mail and signature are removed)")
+        for sentence, why in looked_at:
+            out(f"  - {clean(sentence)}")
+            out(f"    {why}")
         return EX_OK
     out(f"promised: {_promise_when(promise.promised)} ({calendar.timezone})")
     out(f"sentence: {clean(promise.sentence)}")

@@ -87,10 +87,23 @@ def _promise_rows(
         return []
 
 
+def _ack_date_rows(
+    store: Store, since: dt.datetime, until: dt.datetime, *, per_item: bool
+) -> list[tuple[str | None, str | None, str | None, str, str, int]]:
+    """What the keeper found in the period's acknowledgements; [] on a state database
+    from before schema 7 (opened read-only, not migrated)."""
+    import sqlite3
+
+    try:
+        return store.ack_date_rows(since, until, per_item=per_item)
+    except sqlite3.OperationalError:  # no such column / table
+        return []
+
+
 def run(args: argparse.Namespace) -> int:
     from ackwatch.core import promise_rules as promises
     from ackwatch.gcpause import gc_paused
-    from ackwatch.reporting import exports, figures, html, table
+    from ackwatch.reporting import dates, exports, figures, html, table
 
     config = load(args)
     now = dt.datetime.now(dt.UTC)
@@ -114,22 +127,24 @@ def run(args: argparse.Namespace) -> int:
                 result = figures.compute_stored(rows, config, since=since, until=until,
                                                 now=now)
             promise_rows = _promise_rows(store, since, until)
+            date_rows = _ack_date_rows(store, since, until, per_item=args.format == "csv")
         except store.errors as exc:
             err(f"ackwatch: {store.path}: cannot read the state database: {exc}")
             return EX_CANTCREAT
         finally:
             store.close()
         kept = promises.figures(promise_rows)
+        dated = dates.date_figures(date_rows, result)
         if args.format == "json":
-            data = exports.to_json_data(result)
+            data = exports.to_json_data(result, dated)
             data["promises"] = promises.figures_json(kept)
             text = json_text(data) + "\n"
         elif args.format == "csv":
-            text = exports.render_csv(result)
+            text = exports.render_csv(result, dated)
         elif args.format == "html":
-            text = html.render_html(result, target=args.target)
+            text = html.render_html(result, target=args.target, dates=dated)
         else:
-            text = table.render_table(result, target=args.target)
+            text = table.render_table(result, target=args.target, dates=dated)
             text += "\n" + promises.figures_table(kept)
     if args.output and args.output != "-":
         from ackwatch.private import RefusedPath, write_private

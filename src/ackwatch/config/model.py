@@ -260,6 +260,10 @@ class MetricsConfig:
 class PromiseConfig:
     enabled: bool = True
     remind_before: dt.timedelta = dt.timedelta(hours=2)
+    # Send the account a short note when its acknowledgement named no date (off by
+    # default), unless a date follows in the thread within ``ask_grace``.
+    ask_for_date: bool = False
+    ask_grace: dt.timedelta = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)

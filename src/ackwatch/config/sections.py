@@ -461,6 +461,8 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         {
             "enabled": c_bool,
             "remind_before": c_duration,
+            "ask_for_date": c_bool,
+            "ask_grace": c_duration,
         },
     )
     keyword = get_key(

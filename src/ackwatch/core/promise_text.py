@@ -380,4 +380,47 @@ def find_promise(
     return best
 
 
-__all__ = ["MAX_SENTENCE", "Promise", "find_promise"]
+NO_CUE = "no promise word (by, will, do, będzie, до, bis, ...)"
+NOT_PROMISE = "not a promise (a question, a request, an absence, payment or validity terms)"
+NO_DATE = "a promise word, but no date or time ahead of the reply"
+
+
+def sentences_read(
+    text: str,
+    *,
+    sent: dt.datetime,
+    calendar: CalendarConfig,
+    language_hint: str | None = None,
+) -> list[tuple[str, str]]:
+    """Why no promise was found: each sentence `find_promise` looked at (the new text of
+    the reply) with why it named no date (`NO_CUE`, `NOT_PROMISE`, `NO_DATE`); a sentence
+    that did name one is left out. For ``ackwatch promise``; the same rules, read again."""
+    if sent.tzinfo is None or sent.utcoffset() is None:
+        raise ValueError(f"sentences_read: sent must be timezone-aware, got {sent!r}")
+    if not isinstance(text, str) or not text.strip():
+        return []
+    hint = language_hint.lower()[:2] if isinstance(language_hint, str) else None
+    try:
+        resolver = _Resolver(sent, calendar)
+    except (ValueError, OverflowError):
+        return []
+    budget = DateparserBudget()
+    out: list[tuple[str, str]] = []
+    for sentence in _sentences(strip_reply(text)):
+        if NOT_A_PROMISE.search(sentence):
+            out.append((sentence, NOT_PROMISE))
+            continue
+        if not CUE.search(sentence):
+            out.append((sentence, NO_CUE))
+            continue
+        try:
+            instants = _candidates(sentence, resolver, calendar, hint, budget)
+        except (ValueError, OverflowError, ArithmeticError):
+            instants = []
+        if not any(i > resolver.sent for i in instants):
+            out.append((sentence, NO_DATE))
+    return out
+
+
+__all__ = ["MAX_SENTENCE", "NOT_PROMISE", "NO_CUE", "NO_DATE", "Promise", "find_promise",
+           "sentences_read"]

@@ -57,6 +57,7 @@ class BodyRead:
     outcome: Literal["promise", "none", "retry"]
     promise: Promise | None = None
     error: str | None = None
+    text_read: bool = False  # a text part was read (a "none" then means: no date named)
 
 
 def read_bodies(
@@ -110,7 +111,7 @@ def read_bodies(
                     text, sent=req.sent, calendar=req.calendar, language_hint=req.language
                 )
                 del text
-                result = BodyRead(req, "promise" if found else "none", found)
+                result = BodyRead(req, "promise" if found else "none", found, text_read=True)
                 break
             if result is None:
                 result = BodyRead(req, "retry", None, error) if error else BodyRead(req, "none")

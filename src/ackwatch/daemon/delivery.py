@@ -31,7 +31,8 @@ PromiseMail = Callable[[OutboxRecord, dt.datetime], EmailMessage | None]
 
 class Delivery:
     """Sends what the outbox holds, from the core thread. ``send`` hands a mail to SMTP;
-    ``promise_mail`` gives the mail of a queued promise notice (None: cancelled or
+    ``promise_mail`` gives the mail of a queued promise notice or "say by when" note
+    (None: cancelled or
     failed, and recorded so)."""
 
     def __init__(
@@ -112,7 +113,7 @@ class Delivery:
                 return
             self._transmit(record, message, now)
             return
-        if record.kind in ("promise", "promise-overdue"):
+        if record.kind in ("promise", "promise-overdue", "ask-date"):
             promise_mail = self._promise_mail(record, now)
             if promise_mail is not None:
                 self._transmit(record, promise_mail, now)

@@ -56,6 +56,10 @@ def render(store: Store, config: Config, record: OutboxRecord, now: dt.datetime)
                                    now=now)
     week_before = digest.team_report(config, rows, team, since=before_since,
                                      until=this_since, now=now)
+    dated = digest.team_dates(store.ack_date_rows(this_since, this_until), this_week, team)
+    dated_before = digest.team_dates(store.ack_date_rows(before_since, this_since),
+                                     week_before, team)  # fmt: skip
     assert config.smtp is not None
     return digest.render(config, manager, this_week, week_before,
-                         smtp_from=config.smtp.from_address, message_id=record.message_id)
+                         smtp_from=config.smtp.from_address, message_id=record.message_id,
+                         dates=dated, dates_before=dated_before)

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 import structlog
 
 from ackwatch.config import Config
-from ackwatch.core import classify, hourlycap
+from ackwatch.core import classify, date_asks, hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
+from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
-from ackwatch.daemon.notices import notice_mail
+from ackwatch.daemon.notices import ask_mail, notice_mail
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
@@ -85,6 +86,7 @@ class PromiseKeeper:
         self._dirty = True
         self._next_check: dt.datetime | None = None
         self._due: list[promises.Due] = []
+        self._asks = DateAsks(host, _later_by_source, READ_HORIZON)
         self._thread_of: dict[str, str] = {}
 
     @property
@@ -167,6 +169,7 @@ class PromiseKeeper:
             now=now,
             attempts=req.attempts + 1,
             promise=new,
+            text_read=event.text_read,
         )
         if pid is not None and new is not None:
             log.info(
@@ -276,8 +279,9 @@ class PromiseKeeper:
             if ids:
                 store.mark_promises(kind, ids, "skipped")
         self._due = due
+        ask_times = self._asks.decide(now, wanted, self._inflight, _reads_for(store, self.config, sent_by))
         self._next_check = min(
-            [t for t in (next_break, *retry_times) if t is not None], default=None
+            [t for t in (next_break, *retry_times, *ask_times) if t is not None], default=None
         )
 
         # 3. Start the reads.
@@ -306,7 +310,7 @@ class PromiseKeeper:
             self.update(now)
         p = self._plan(now)
         # Re-check the folders concerned: a delivery made a minute ago settles it.
-        if p.actions and self.host.recheck(self._mailboxes_concerned(p.actions)):
+        if p.actions and self.host.recheck(_mailboxes_concerned(self.host, p.actions)):
             self.host.refresh_if_changed()
             now = self.host.now()
             self.update(now)
@@ -330,9 +334,12 @@ class PromiseKeeper:
             log.info(
                 "action_queued", kind=action.kind, to=action.to, promises=len(action.promise_ids)
             )
+        ask_next = self._asks.queue(now)
+        if ask_next is not None and ask_next <= now:
+            self._dirty = True  # some were queued: the rest is decided again
         if p.actions:
             self._dirty = True  # the queued ones are no longer due
-        times = [t for t in (p.next_due, self._next_check) if t is not None]
+        times = [t for t in (p.next_due, self._next_check, ask_next) if t is not None]
         return min(times) if times else None
 
     def _plan(self, now: dt.datetime) -> promises.Plan:
@@ -358,22 +365,38 @@ class PromiseKeeper:
             sent_last_hour=sent,
         )
 
-    def _mailboxes_concerned(self, actions: Sequence[promises.Action]) -> set[str]:
-        ids = {i for a in actions for i in a.promise_ids}
-        names: set[str] = set()
-        for rec in self.host.store.promises_to_track(self.host.now() - TRACK_HORIZON):
-            if rec.id in ids:
-                names.update(c[0] for c in self.host.store.message_copies(rec.source_key))
-                names.update(
-                    mb.name
-                    for mb in self.config.mailboxes
-                    if mb.owner_address == (rec.account or "")
-                )
-        return names
-
     def prepare(self, record: OutboxRecord, now: dt.datetime) -> EmailMessage | None:
-        """The mail for a queued promise notice, or None (`notices.notice_mail`)."""
+        """The mail for a queued promise notice or "say by when" note, or None
+        (`notices.notice_mail`, `notices.ask_mail`)."""
+        if record.kind == date_asks.KIND:
+            enabled = self.enabled and bool(self.config.promise.ask_for_date)
+            return ask_mail(self.host.store, self.config, record, now, enabled=enabled)
         return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
+
+
+def _reads_for(store: Store, config: Config, sent_by: _SentBy) -> ReadRequestFor:
+    """`_read_request` as the "say by when" notes ask for it."""
+
+    def read_request(
+        key: str, attempts: int, item: dict[str, object], fallback: str | None
+    ) -> ReadRequest | None:
+        return _read_request(store, config, key, attempts=attempts, item=item,
+                             fallback_account=fallback, sent_by=sent_by)  # fmt: skip
+
+    return read_request
+
+
+def _mailboxes_concerned(host: KeeperHost, actions: Sequence[promises.Action]) -> set[str]:
+    """The mailboxes whose sent folders can settle these notices' promises."""
+    ids = {i for a in actions for i in a.promise_ids}
+    names: set[str] = set()
+    for rec in host.store.promises_to_track(host.now() - TRACK_HORIZON):
+        if rec.id in ids:
+            names.update(c[0] for c in host.store.message_copies(rec.source_key))
+            names.update(
+                mb.name for mb in host.config.mailboxes if mb.owner_address == (rec.account or "")
+            )
+    return names
 
 
 def _read_request(
@@ -417,7 +440,15 @@ def _later_messages(
     store: Store, config: Config, tracked: Sequence[PromiseRecord]
 ) -> dict[int, list[promises.Later]]:
     """Per promise: the agency messages of its thread that reach the client."""
-    sources = {p.source_key for p in tracked}
+    by_source = _later_by_source(store, config, {p.source_key for p in tracked})
+    return {p.id: by_source.get(p.source_key, []) for p in tracked}
+
+
+def _later_by_source(
+    store: Store, config: Config, sources: set[str]
+) -> dict[str, list[promises.Later]]:
+    """Per message of ``sources``: the agency messages of its thread that reach the
+    client (itself included)."""
     messages = messages_of(store.load_copies(keys=store.thread_keys(sources) | sources))
     with gc_paused():
         threads = assign_threads(
@@ -425,7 +456,7 @@ def _later_messages(
             subject_window=config.thread_subject_window,
             agency_addresses=classify.agency_identities(config),
         )
-    wanted_threads = {threads.get(p.source_key) for p in tracked} - {None}
+    wanted_threads = {threads.get(key) for key in sources} - {None}
     earliest: dict[str, dt.datetime] = {}
     candidate: dict[str, bool] = {}
     for m in messages:
@@ -439,7 +470,7 @@ def _later_messages(
     for key, ok in candidate.items():
         if ok:
             by_thread.setdefault(threads[key], []).append(promises.Later(key, earliest[key]))
-    return {p.id: by_thread.get(threads.get(p.source_key, ""), []) for p in tracked}
+    return {key: by_thread.get(threads.get(key, ""), []) for key in sources}
 
 
 def _read_state(state: tuple[str, int, dt.datetime | None] | None) -> bool | None:

@@ -1,4 +1,4 @@
-"""The mail of a queued promise reminder or overdue notice."""
+"""The mail of a queued promise reminder, overdue notice or "say by when" note."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import structlog
 
 from ackwatch.config import Config
 from ackwatch.mail import compose
-from ackwatch.store import OutboxRecord, PromiseRecord, Store
+from ackwatch.store import ItemRecord, OutboxRecord, PromiseRecord, Store
 
 log = structlog.get_logger(__name__)
 
@@ -80,3 +80,43 @@ def render_notice(
         for p in members
     )
     return compose.render_queued(config, record, lines, now, account_name=account_name)
+
+
+def ask_mail(
+    store: Store, config: Config, record: OutboxRecord, now: dt.datetime, *, enabled: bool
+) -> EmailMessage | None:
+    """The mail of a queued "say by when" note, or None when it was cancelled (the option
+    was turned off meanwhile) or failed to render (recorded)."""
+    items = store.date_asks_of_outbox(record.id)
+    if not items or not enabled:
+        store.outbox_close(record.id, "cancelled")
+        log.info("action_cancelled", kind=record.kind, to=record.recipient,
+                 reason="promise.ask_for_date is off" if items else "nothing left")  # fmt: skip
+        return None
+    try:
+        return render_ask(config, record, items, now)
+    except Exception as exc:  # a broken template override: fail this mail, loudly
+        store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
+        log.error("mail_render_failed", kind=record.kind, to=record.recipient,
+                  error=type(exc).__name__, detail=str(exc)[:200])  # fmt: skip
+        return None
+
+
+def render_ask(
+    config: Config, record: OutboxRecord, items: Iterable[ItemRecord], now: dt.datetime
+) -> EmailMessage:
+    """The note, in the recipient's language and timezone (a backup who is not an
+    account gets the language of the account it is about). ``received`` of each line is
+    when the acknowledgement was sent."""
+    lines = tuple(
+        compose.NoticeLine(
+            client=i.client or i.client_address,
+            client_address=i.client_address,
+            subject=i.subject,
+            received=i.ack_at or i.received,
+            deadline=i.ack_at or i.received,
+            message_id=i.message_id,
+        )
+        for i in items
+    )
+    return compose.render_queued(config, record, lines, now, account_name=None)

@@ -59,7 +59,9 @@ __all__ = [
     "render_queued",
 ]
 
-NoticeKind = Literal["nudge", "escalation", "summary", "digest", "promise", "promise-overdue"]
+NoticeKind = Literal[
+    "nudge", "escalation", "summary", "digest", "promise", "promise-overdue", "ask-date"
+]
 KINDS = (*RENDERABLE_KINDS, "digest")
 
 SUBJECT_LIMIT = 200  # client subjects, in characters, ellipsis included

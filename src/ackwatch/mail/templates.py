@@ -18,7 +18,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-RENDERABLE_KINDS = ("nudge", "escalation", "summary", "promise", "promise-overdue")
+RENDERABLE_KINDS = ("nudge", "escalation", "summary", "promise", "promise-overdue", "ask-date")
 
 _PACKAGE_TEMPLATES: Traversable = resources.files("ackwatch") / "templates"
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}")

@@ -24,6 +24,7 @@ from email.utils import formatdate
 from zoneinfo import ZoneInfo
 
 from ackwatch.config import Config
+from ackwatch.reporting.dates import DateReport, date_figures, share_text
 from ackwatch.reporting.figures import Report, ReportItem, compute
 from ackwatch.reporting.html import render_html
 from ackwatch.reporting.table import render_table
@@ -100,8 +101,11 @@ def render(
     *,
     smtp_from: str,
     message_id: str,
+    dates: DateReport | None = None,
+    dates_before: DateReport | None = None,
 ) -> EmailMessage:
     t, b = this_week.totals, week_before.totals
+    dated, dated_before = dates or DateReport(), dates_before or DateReport()
     name = manager.split("@")[0]
     acc = config.account(manager)
     if acc is not None:
@@ -123,8 +127,10 @@ def render(
         f"  90% acked within  {_minutes(t.p90_minutes):>8}   "
         f"(week before {_minutes(b.p90_minutes)})",
         f"  still overdue     {t.overdue:>8}",
+        f"  said by when      {share_text(dated.totals):>8}   "
+        f"(week before {share_text(dated_before.totals)})",
         "",
-        render_table(this_week, target=TARGET),
+        render_table(this_week, target=TARGET, dates=dated),
         "",
         "Sent weekly by ackwatch.",
     ]
@@ -137,7 +143,7 @@ def render(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Ackwatch"] = "digest"
     msg.set_content("\n".join(lines), cte="quoted-printable")
-    msg.add_alternative(render_html(this_week, target=TARGET), subtype="html",
+    msg.add_alternative(render_html(this_week, target=TARGET, dates=dated), subtype="html",
                         cte="quoted-printable")
     return msg
 
@@ -154,3 +160,8 @@ def team_report(
     team = set(accounts)
     items = [ReportItem(*row) for row in rows if row[3] in team]
     return compute(items, config, since=since, until=until, now=now, rows=False)
+
+
+def team_dates(rows: Sequence[tuple], report: Report, accounts: Sequence[str]) -> DateReport:
+    """How many of the team's acknowledgements said by when (`dates.date_figures`)."""
+    return date_figures(rows, report, accounts=accounts)

@@ -9,6 +9,7 @@ import io
 from zoneinfo import ZoneInfo
 
 from ackwatch.core.printable import json_text
+from ackwatch.reporting.dates import DateReport, figures_dict
 from ackwatch.reporting.figures import Figures, Report
 from ackwatch.reporting.formatting import iso
 
@@ -33,14 +34,29 @@ def _figures_dict(f: Figures) -> dict[str, object]:
 # =========================================================================== json
 
 
-def to_json_data(report: Report) -> dict[str, object]:
-    """The JSON document as Python data (see `render_json`)."""
+def to_json_data(report: Report, dates: DateReport | None = None) -> dict[str, object]:
+    """The JSON document as Python data (see `render_json`). With ``dates``, each figure
+    set also says how many acknowledgements named a date (`dates.figures_dict`)."""
     tz = ZoneInfo(report.timezone)
+
+    def with_dates(base: dict[str, object], f: object) -> dict[str, object]:
+        return base if dates is None else {**base, **figures_dict(f)}  # type: ignore[arg-type]
+
     return {
         "period": {"since": iso(report.since, tz), "until": iso(report.until, tz)},
-        "totals": _figures_dict(report.totals),
-        "by_account": [{"account": g.name, **_figures_dict(g.figures)} for g in report.by_account],
-        "by_client": [{"client": g.name, **_figures_dict(g.figures)} for g in report.by_client],
+        "totals": with_dates(
+            _figures_dict(report.totals), dates.totals if dates else None
+        ),
+        "by_account": [
+            with_dates({"account": g.name, **_figures_dict(g.figures)},
+                       dates.account(g.name) if dates else None)
+            for g in report.by_account
+        ],
+        "by_client": [
+            with_dates({"client": g.name, **_figures_dict(g.figures)},
+                       dates.client(g.name) if dates else None)
+            for g in report.by_client
+        ],
         "breaches": [
             {
                 "client": b.client,
@@ -55,19 +71,21 @@ def to_json_data(report: Report) -> dict[str, object]:
     }
 
 
-def render_json(report: Report) -> str:
+def render_json(report: Report, dates: DateReport | None = None) -> str:
     """One object: ``period`` {since, until}, ``totals``, ``by_account``, ``by_client``,
     ``breaches``. Times ISO 8601 with the config timezone's offset; service level 0..1
-    rounded to 4 places, minutes to 2."""
-    return json_text(to_json_data(report)) + "\n"
+    rounded to 4 places, minutes to 2; with ``dates``: ``acks_with_date``,
+    ``acks_without_date``, ``acks_not_read`` and ``date_share`` (0..1) in each group."""
+    return json_text(to_json_data(report, dates)) + "\n"
 
 
 # =========================================================================== csv
 
 CSV_COLUMNS: tuple[str, ...] = (
     "received", "client", "client_address", "account", "subject", "policy", "clock",
-    "deadline", "acknowledged", "minutes_to_ack", "within_window", "status",
+    "deadline", "acknowledged", "minutes_to_ack", "within_window", "status", "ack_date",
 )
+_ACK_DATE = {"date": "date", "no_date": "no date"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -78,10 +96,12 @@ def _cell(text: str | None) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_csv(report: Report) -> str:
+def render_csv(report: Report, dates: DateReport | None = None) -> str:
     """One row per counted item, in received order, with a header row. ``within_window``
     is yes / no / empty (open); ``minutes_to_ack`` has one decimal, empty when not
-    acknowledged; ``status`` is on_time, late, overdue or open."""
+    acknowledged; ``status`` is on_time, late, overdue or open; ``ack_date`` (with
+    ``dates``, for acknowledged items) is "date", "no date" or "not read"."""
+    found = dates.found if dates is not None else {}
     tz = ZoneInfo(report.timezone)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -102,6 +122,8 @@ def render_csv(report: Report) -> str:
                 "" if r.minutes_to_ack is None else f"{r.minutes_to_ack:.1f}",
                 "" if r.within_window is None else ("yes" if r.within_window else "no"),
                 r.status,
+                "" if r.minutes_to_ack is None or dates is None
+                else _ACK_DATE.get(found.get(i.key, ""), "not read"),
             )
         )
     return out.getvalue()

@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from ackwatch.core.printable import clean
+from ackwatch.reporting.dates import DateFigures, DateReport, share_text
 from ackwatch.reporting.figures import Group, HistogramBin, Report
 from ackwatch.reporting.formatting import (
     DEFAULT_TARGET,
@@ -221,27 +222,42 @@ def _level_cell(level: float | None, target: float) -> str:
     )
 
 
-def _figures_table(groups: Sequence[Group], heading: str, target: float, limit: int) -> str:
+def _figures_table(
+    groups: Sequence[Group],
+    heading: str,
+    target: float,
+    limit: int,
+    dated: Callable[[str | None], DateFigures] | None = None,
+) -> str:
+    """A group table; with ``dated`` (the group's date figures) a "By when" column: the
+    share of acknowledgements read that named a date, and how many were read."""
     rows = []
     for g in groups[:limit]:
         f = g.figures
+        by_when = ""
+        if dated is not None:
+            d = dated(g.name)
+            by_when = (f'<td class="num">{share_text(d)} <span class="note">'
+                       f"({d.with_date}/{d.with_date + d.without_date})</span></td>")
         rows.append(
             f'<tr><td class="s">{_e(g.name or "(no account)")}</td>'
             f'<td class="num">{f.client_emails}</td><td class="num">{f.acknowledged}</td>'
             f'<td class="num">{f.within_window}</td>{_level_cell(f.service_level, target)}'
             f'<td class="num">{format_minutes(f.median_minutes)}</td>'
             f'<td class="num">{format_minutes(f.p90_minutes)}</td>'
-            f'<td class="num">{f.open}</td><td class="num">{f.overdue}</td></tr>'
+            f'<td class="num">{f.open}</td><td class="num">{f.overdue}</td>{by_when}</tr>'
         )
     more = (
         f'<p class="note">… and {len(groups) - limit} more (see --format csv or json)</p>'
         if len(groups) > limit else ""
     )
+    by_when_head = '<th class="num">By when</th>' if dated is not None else ""
     return (
         f'<table><thead><tr><th>{_e(heading)}</th><th class="num">Emails</th>'
         '<th class="num">Acked</th><th class="num">In time</th><th class="num">Level</th>'
         '<th class="num">Median</th><th class="num">P90</th><th class="num">Open</th>'
-        f'<th class="num">Overdue</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
+        f'<th class="num">Overdue</th>{by_when_head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table>{more}'
     )
 
 
@@ -251,9 +267,11 @@ def render_html(
     target: float = DEFAULT_TARGET,
     max_groups: int = 25,
     max_breaches: int = 500,
+    dates: DateReport | None = None,
 ) -> str:
     """One self-contained page: inline CSS and SVG, no script, no network (a CSP forbids
-    both). Every client-supplied string is HTML-escaped."""
+    both). Every client-supplied string is HTML-escaped. With ``dates``: how many
+    acknowledgements said by when, in total and per group."""
     tz = ZoneInfo(report.timezone)
     t = report.totals
     counted = t.acknowledged + t.overdue
@@ -271,6 +289,11 @@ def render_html(
         ("Overdue", str(t.overdue), "never acknowledged", "bad" if t.overdue else ""),
         ("Open", str(t.open), "not due yet", ""),
     ]
+    if dates is not None:
+        d = dates.totals
+        kpis.append(("Said by when", share_text(d),
+                     f"{d.with_date} of {d.with_date + d.without_date} read named a date · "
+                     f"{d.not_read} not read", ""))
     kpi_html = "".join(
         f'<div class="kpi {kind}"><div class="label">{_e(label)}</div>'
         f'<div class="value">{_e(value)}</div><div class="detail">{_e(detail)}</div></div>'
@@ -331,11 +354,13 @@ def render_html(
 <section><h2>Service level by account</h2>
 {_bars_svg(accounts, target, "Service level by account", "No client email in this period.")}
 {legend}
-{_figures_table(report.by_account, "Account", target, max_groups)}</section>
+{_figures_table(report.by_account, "Account", target, max_groups,
+               dates.account if dates else None)}</section>
 <section><h2>Service level by client</h2>
 {_bars_svg(clients, target, "Service level by client", "No client email in this period.")}
 {legend}
-{_figures_table(report.by_client, "Client", target, max_groups)}</section>
+{_figures_table(report.by_client, "Client", target, max_groups,
+               dates.client if dates else None)}</section>
 <section><h2>Time to acknowledge</h2>
 {_histogram_svg(report.histogram)}
 <div class="legend"><span><span class="sw" style="background:{_GOOD}"></span>within the window</span>

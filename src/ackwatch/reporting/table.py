@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
+from ackwatch.reporting.dates import DateFigures, DateReport, share_text
 from ackwatch.reporting.figures import Figures, Report
 from ackwatch.reporting.formatting import (
     DEFAULT_TARGET,
@@ -50,9 +51,36 @@ def _short_accounts(names: Iterable[str | None]) -> dict[str | None, str]:
     return out
 
 
-def render_table(report: Report, *, target: float = DEFAULT_TARGET, max_breaches: int = 20) -> str:
-    """Aligned text for an 80-column terminal: totals, per account, per client, then up to
-    ``max_breaches`` breaches. A "!" after a service level marks it below ``target``."""
+def _date_rows(report: Report, dates: DateReport) -> list[str]:
+    """Per account and client: how many acknowledgements said by when."""
+    t = dates.totals
+    lines = [
+        f"Said by when: {share_text(t)} ({t.with_date} of {t.with_date + t.without_date} "
+        f"acknowledgements read named a date; {t.not_read} not read)",
+        f"  {'ACCOUNT / CLIENT':<{_NAME_W}} {'DATE':>7} {'NO DATE':>7} {'NOT READ':>8} "
+        f"{'SHARE':>6}",
+    ]
+
+    def row(name: str, f: DateFigures) -> str:
+        return (f"  {fit(name, _NAME_W)} {f.with_date:>7} {f.without_date:>7} "
+                f"{f.not_read:>8} {share_text(f):>6}")
+
+    short = _short_accounts(g.name for g in report.by_account)
+    lines += [row(short[g.name], dates.account(g.name)) for g in report.by_account]
+    lines += [row(g.name or "(unknown)", dates.client(g.name)) for g in report.by_client]
+    return lines
+
+
+def render_table(
+    report: Report,
+    *,
+    target: float = DEFAULT_TARGET,
+    max_breaches: int = 20,
+    dates: DateReport | None = None,
+) -> str:
+    """Aligned text for an 80-column terminal: totals, per account, per client, (with
+    ``dates``) how many acknowledgements said by when, then up to ``max_breaches``
+    breaches. A "!" after a service level marks it below ``target``."""
     tz = ZoneInfo(report.timezone)
     t = report.totals
     lines = [
@@ -81,6 +109,8 @@ def render_table(report: Report, *, target: float = DEFAULT_TARGET, max_breaches
     lines += ["", _figure_header("CLIENT")]
     lines += [_figure_row(g.name or "(unknown)", g.figures, target) for g in report.by_client]
     lines.append("")
+    if dates is not None:
+        lines += [*_date_rows(report, dates), ""]
     if not report.breaches:
         lines.append("No breaches: every client email was acknowledged in time.")
     else:

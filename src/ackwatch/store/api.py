@@ -250,6 +250,7 @@ class Store(Protocol):
         next_attempt_at: dt.datetime | None = None,
         error: str | None = None,
         promise: NewPromise | None = None,
+        text_read: bool | None = None,
     ) -> int | None:
         """Record a read of a reply's text and the promise it made, together."""
         ...
@@ -270,6 +271,41 @@ class Store(Protocol):
     def promise_rows(
         self, made_since: dt.datetime, made_until: dt.datetime
     ) -> list[tuple[str | None, str, str]]: ...
+
+    # ---------------------------------------------------------------- by when
+
+    def ack_date_rows(
+        self,
+        received_since: dt.datetime,
+        received_until: dt.datetime,
+        *,
+        per_item: bool = False,
+    ) -> list[tuple[str | None, str | None, str | None, str, str, int]]:
+        """What the keeper found in the acknowledgements it read, of the acknowledged items
+        received in the period: (item key or None, account, client, client address,
+        ``date`` | ``no_date``, count), grouped, or one row per item with ``per_item``.
+        The other acknowledged items were not read."""
+        ...
+
+    def date_ask_candidates(self, acked_since: dt.datetime) -> list[ItemRecord]:
+        """Items acknowledged by a reply since then whose text named no date, with no
+        "say by when" note decided yet."""
+        ...
+
+    def enqueue_date_asks(
+        self,
+        *,
+        recipient: str,
+        account: str | None,
+        item_keys: Sequence[str],
+        message_id: str,
+        now: dt.datetime,
+    ) -> int:
+        """Record a "say by when" note and mark its items, together (once per item)."""
+        ...
+
+    def mark_date_asks(self, item_keys: Iterable[str], state: str, now: dt.datetime) -> None: ...
+    def date_asks_of_outbox(self, outbox_id: int) -> list[ItemRecord]: ...
 
     # ---------------------------------------------------------------- health
 

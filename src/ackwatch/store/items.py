@@ -103,7 +103,7 @@ class Items:
         received_since: dt.datetime | None = None,
         received_until: dt.datetime | None = None,
     ) -> list[ItemRecord]:
-        query = f"SELECT {_ITEM_COLUMNS} FROM items WHERE 1=1"
+        query = f"SELECT {ITEM_COLUMNS} FROM items WHERE 1=1"
         args: list[object] = []
         if state is not None:
             query += " AND state = ?"
@@ -113,7 +113,7 @@ class Items:
         args += period_args
         raw = self._db.conn.cursor()
         raw.row_factory = None
-        return _item_records(raw.execute(query, args))
+        return item_records(raw.execute(query, args))
 
     @overload
     def report_rows(
@@ -259,14 +259,14 @@ def _item_rows(
 
 
 _ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(ItemRecord))
-_ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)  # the items table's names, in ItemRecord's order
+ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)  # the items table's names, in ItemRecord's order
 _ITEM_TIMES = tuple(i for i, f in enumerate(dataclasses.fields(ItemRecord))
                     if "datetime" in str(f.type))
 _ITEM_MAILBOXES = _ITEM_FIELDS.index("mailboxes")
 
 
-def _item_records(rows: Iterable[tuple[object, ...]]) -> list[ItemRecord]:
-    """`ItemRecord`s of rows of `_ITEM_COLUMNS` (plain tuples). What ``__init__`` would
+def item_records(rows: Iterable[tuple[object, ...]]) -> list[ItemRecord]:
+    """`ItemRecord`s of rows of `ITEM_COLUMNS` (plain tuples). What ``__init__`` would
     set, set at once: a frozen dataclass's ``__init__`` sets its 22 fields one
     ``object.__setattr__`` at a time, most of the cost of ``ackwatch status`` over 10k
     open items; tests/store/test_store.py compares the two."""

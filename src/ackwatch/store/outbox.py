@@ -209,6 +209,10 @@ def _settle_members(c: sqlite3.Connection, outbox_id: int, state: str) -> None:
             f" AND {column}_done = 'queued'",
             (state, outbox_id),
         )
+    c.execute(
+        "UPDATE date_asks SET state = ? WHERE outbox = ? AND state = 'queued'",
+        (state, outbox_id),
+    )
 
 
 def _set_item_states(

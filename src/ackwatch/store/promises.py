@@ -67,19 +67,23 @@ class Promises:
         next_attempt_at: dt.datetime | None = None,
         error: str | None = None,
         promise: NewPromise | None = None,
+        text_read: bool | None = None,
     ) -> int | None:
         """Record one read of a message's first text part and, when it made a promise,
-        the promise, in one transaction. Returns the new promise's id (None: no promise,
-        or that message's promise was recorded before)."""
+        the promise, in one transaction. ``text_read``: whether a text was read (a
+        ``none`` with text read is an acknowledgement that named no date). Returns the
+        new promise's id (None: no promise, or that message's promise was recorded
+        before)."""
         now_s = iso(now)
+        read = None if text_read is None else int(text_read)
         with self._db.write() as c:
             c.execute(
                 "INSERT INTO promise_reads (key, state, attempts, next_attempt_at, last_error,"
-                " read_at) VALUES (?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                " read_at, text_read) VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
                 " state = excluded.state, attempts = excluded.attempts,"
                 " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,"
-                " read_at = excluded.read_at",
-                (key, state, attempts, iso(next_attempt_at), error, now_s),
+                " read_at = excluded.read_at, text_read = excluded.text_read",
+                (key, state, attempts, iso(next_attempt_at), error, now_s, read),
             )
             if promise is None:
                 return None

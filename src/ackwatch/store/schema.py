@@ -221,6 +221,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN trace_headers INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: whether an acknowledgement said by when. `promise_reads.text_read`: 1 when the
+    # reply's text was read (its state then says whether it named a date), 0 when no copy
+    # had a text part; NULL for reads recorded before (counted "not read": a "none" then
+    # also stood for a text never read). `date_asks`: the "say by when" note of an item
+    # (at most one): queued, sent, failed, cancelled, or skipped (a date followed).
+    # `items_ack_key`: the report finds the items of the reads (a few) instead of joining
+    # every item of a year to the reads.
+    """
+    ALTER TABLE promise_reads ADD COLUMN text_read INTEGER;
+    CREATE INDEX items_ack_key ON items (ack_key);
+    CREATE TABLE date_asks (
+        item_key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        outbox INTEGER,
+        decided_at TEXT NOT NULL
+    );
+    CREATE INDEX date_asks_outbox ON date_asks (outbox);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

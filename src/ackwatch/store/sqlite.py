@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ackwatch.store.asks import Asks
 from ackwatch.store.database import Database
 from ackwatch.store.health import Health
 from ackwatch.store.items import Items
@@ -101,6 +102,13 @@ class SqliteStore:
         self.mark_promises = promises.mark_promises
         self.promises_of_outbox = promises.promises_of_outbox
         self.promise_rows = promises.promise_rows
+
+        asks = Asks(db)
+        self.ack_date_rows = asks.ack_date_rows
+        self.date_ask_candidates = asks.date_ask_candidates
+        self.enqueue_date_asks = asks.enqueue_date_asks
+        self.mark_date_asks = asks.mark_date_asks
+        self.date_asks_of_outbox = asks.date_asks_of_outbox
 
         health = Health(db)
         self.set_health = health.set_health

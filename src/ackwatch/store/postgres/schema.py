@@ -207,6 +207,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN trace_headers BIGINT NOT NULL DEFAULT 0;
     """,
+    # 7: whether an acknowledgement said by when; the "say by when" notes
+    f"""
+    ALTER TABLE promise_reads ADD COLUMN text_read BIGINT;
+    CREATE INDEX items_ack_key ON items (ack_key);
+    CREATE TABLE date_asks (
+        item_key {T} PRIMARY KEY,
+        state {T} NOT NULL,
+        outbox BIGINT,
+        decided_at {T} NOT NULL
+    );
+    CREATE INDEX date_asks_outbox ON date_asks (outbox);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
