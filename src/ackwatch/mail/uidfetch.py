@@ -18,7 +18,6 @@ from imapclient import exceptions as imap_exc
 from imapclient.imapclient import seq_to_parenstr_upper
 
 from ackwatch.core.message import HEADER_FIELDS, canonical_flags
-from ackwatch.core.positional import positional_constructor
 from ackwatch.mail import imapfetch
 from ackwatch.mail.connection import decode, describe
 
@@ -41,8 +40,6 @@ class FetchedMessage:
         """The INTERNALDATE, under the store's name (`store.StorableMessage`)."""
         return self.internaldate
 
-
-_new_fetched = positional_constructor(FetchedMessage)  # for a first sync's tens of thousands
 
 
 def _header_item() -> str:
@@ -321,7 +318,7 @@ def _common_messages(
         if uid in wanted:
             if when.tzinfo is not utc:
                 when = when.astimezone(utc)
-            by_uid[uid] = _new_fetched(uid, when, flags_of(flags), header, None)
+            by_uid[uid] = FetchedMessage(uid, when, flags_of(flags), header)
     return [by_uid[uid] for uid in sorted(by_uid)]
 
 

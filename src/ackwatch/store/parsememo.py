@@ -9,12 +9,13 @@ parse is its row's while the row's UIDVALIDITY is the one it was stored under.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterable
 
-from ackwatch.core.message import Message, evolve, parse_message
+from ackwatch.core.message import Message, parse_message
 from ackwatch.store.forms import from_iso
 from ackwatch.store.records import StorableMessage
 
@@ -67,7 +68,7 @@ def parse_new(
         if answered_at is None and dismissed_at is None:
             return parsed
         if all(t is None or t.utcoffset() is not None for t in (answered_at, dismissed_at)):
-            return evolve(
+            return dataclasses.replace(
                 parsed,
                 answered_at=None if answered_at is None else answered_at.astimezone(dt.UTC),
                 dismissed_at=None if dismissed_at is None else dismissed_at.astimezone(dt.UTC),
@@ -99,6 +100,6 @@ def refresh(base: Message, r: sqlite3.Row) -> Message | None:
         flags, answered_at, dismissed_at, gm_thrid
     ):
         return base
-    return evolve(
+    return dataclasses.replace(
         base, flags=flags, answered_at=answered_at, dismissed_at=dismissed_at, gm_thrid=gm_thrid
     )
