@@ -117,12 +117,10 @@ def read_answer(
     The result of imaplib's ``_command_complete(name, tag)`` plus ``_untagged_response(...,
     "FETCH")``, several times faster on big answers: imaplib spends most of a header fetch
     in its per-line bookkeeping (a debug-log ``repr`` of every line, a method call per
-    regular expression), not in the socket. Every line is still classified as imaplib
-    classifies it: the usual one, an untagged FETCH announcing a literal, by one expression
-    (`_FETCH_LITERAL`) that accepts just what imaplib's two accept together, every other
-    line with imaplib's own expressions in imaplib's order. Every ``{n}`` literal is read
-    as exactly n bytes and never looked into, so a header line such as ``A123 OK`` inside
-    a literal cannot end the answer.
+    regular expression), not in the socket. Every line is still classified with
+    imaplib's own expressions in imaplib's order. Every ``{n}`` literal is read as
+    exactly n bytes and never looked into, so a header line such as ``A123 OK`` inside a
+    literal cannot end the answer.
 
     * Untagged FETCH responses, ours and unsolicited ones, come back in imaplib's shape:
       ``(line, literal)`` tuples and the lines that close them; FETCH data imaplib held
@@ -181,7 +179,6 @@ def _read_until(imap: imaplib.IMAP4, tag: bytes, fetched: list[Any]) -> tuple[st
         else:
             imap._append_untagged(typ, dat)
 
-    fetch_literal = _FETCH_LITERAL.match
     while True:
         result = tagged[tag]
         if result is not None:
@@ -190,18 +187,6 @@ def _read_until(imap: imaplib.IMAP4, tag: bytes, fetched: list[Any]) -> tuple[st
         if untagged.get("BYE"):
             imap._check_bye()
         resp = line_of()
-        m = fetch_literal(resp)
-        if m is not None:  # what the general path below makes of such a line, in one step
-            fetched.append((m.group(1) + b" " + m.group(2), read(int(m.group(3)))))
-            dat = line_of()  # the trailer, possibly announcing another literal
-            if dat == b")":
-                fetched.append(dat)
-                continue
-            while (lm := literal_re.match(dat)) is not None:
-                fetched.append((dat, read(int(lm.group("size")))))
-                dat = line_of()
-            fetched.append(dat)
-            continue
         m = tagre.match(resp)
         if m is not None:
             other = m.group("tag")
@@ -237,12 +222,6 @@ def _read_until(imap: imaplib.IMAP4, tag: bytes, fetched: list[Any]) -> tuple[st
             code = imaplib.Response_code.match(dat)
             if code is not None:
                 imap._append_untagged(str(code.group("type"), encoding), code.group("data"))
-
-
-# An untagged FETCH response line announcing a literal: `imaplib.Untagged_status` with
-# type FETCH (``* 12 FETCH (... {220}``), whose data then match `imaplib.Literal`.
-# Groups: the sequence number, the rest of the line, the literal's size.
-_FETCH_LITERAL = re.compile(rb"\* (\d+) FETCH (.*\{(\d+)\})\Z", re.ASCII)
 
 
 def _line_reader(imap: imaplib.IMAP4) -> Any:
