@@ -44,7 +44,6 @@ from ackwatch.core.message import (
     parse_message,
 )
 from ackwatch.core.message_ids import MAX_REFERENCES, extract_message_ids, normalize_message_id
-from ackwatch.core.positional import positional_constructor
 from ackwatch.core.provenance import (
     MAX_AUTH_HEADERS,
     MAX_HOPS,
@@ -844,87 +843,3 @@ def test_long_values_are_not_memoized(monkeypatch):
     )
     assert set(message._address_memo) == {("a@b.example", "from")}
     assert message._subject_memo == {}
-
-
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.stem)
-def test_evolve_gives_what_dataclasses_replace_gives(path: Path):
-    m = parse_message(path.read_bytes(), **_location())  # type: ignore[arg-type]
-    later = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-    for changes in (
-        {},
-        {"answered_at": later},
-        {"answered_at": later, "dismissed_at": later, "flags": frozenset({"\\Answered"})},
-        {"received": later, "gm_thrid": 7},
-    ):
-        evolved = message.evolve(m, **changes)
-        assert evolved == dataclasses.replace(m, **changes)
-        assert type(evolved) is message.Message
-    with pytest.raises(TypeError, match="no_such_field"):
-        message.evolve(m, no_such_field=1)
-
-
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.stem)
-def test_the_slot_constructor_builds_what_the_dataclass_init_builds(path: Path):
-    m = parse_message(path.read_bytes(), **_location())  # type: ignore[arg-type]
-    values = [getattr(m, f.name) for f in dataclasses.fields(message.Message)]
-    built = message._construct_message(*values)
-    assert built == message.Message(*values)
-    assert type(built) is message.Message
-    assert [getattr(built, f.name) for f in dataclasses.fields(message.Message)] == values
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built.uid = 2  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        message._construct_message(*values[:-1])  # every field must be given
-
-
-def _an_item() -> object:
-    from ackwatch.core import item_rules as sla
-
-    t = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
-    deadlines = sla.Deadlines("default", "business", t, t, None)
-    return sla.Item("<k@x>", "<k@x>", "<k@x>", "c@client.example", "Acme", "Offer", t,
-                    ("anna",), "anna@agency.example", deadlines,
-                    sla.Ack("<r@x>", t, "reply", "anna@agency.example"), ("<f@x>",))  # fmt: skip
-
-
-def test_positional_constructors_build_what_the_dataclass_init_builds():
-    from ackwatch.core import classify
-    from ackwatch.core import item_rules as sla
-    from ackwatch.mail.uidfetch import FetchedMessage
-
-    item = _an_item()
-    values_of = [
-        item, item.deadlines, item.ack,  # type: ignore[attr-defined]
-        sla._Merged(parse_message(EVERYDAY, **_location()), ("anna",)),  # type: ignore[arg-type]
-        classify.Classification("client", "client", "c@client.example", None, True),
-        classify._AGENCY_SENDER, classify._UNKNOWN_SENDER,
-        FetchedMessage(3, dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC), frozenset(), b"X: y"),
-    ]
-    for built_by_init in values_of:
-        cls = type(built_by_init)
-        values = [getattr(built_by_init, f.name) for f in dataclasses.fields(cls)]
-        built = positional_constructor(cls)(*values)
-        assert type(built) is cls
-        assert built == cls(*values) == built_by_init
-        assert hash(built) == hash(built_by_init)
-        assert vars(built) == vars(built_by_init)
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            built.key = "x"  # type: ignore[attr-defined]
-
-
-def test_a_positional_constructor_is_refused_where_init_does_more():
-    @dataclasses.dataclass(frozen=True)
-    class Checked:
-        n: int
-
-        def __post_init__(self) -> None:
-            assert self.n > 0
-
-    @dataclasses.dataclass(frozen=True)
-    class Derived:
-        n: int
-        double: int = dataclasses.field(init=False, default=0)
-
-    for cls in (Checked, Derived):
-        with pytest.raises(TypeError, match="does more than set its fields"):
-            positional_constructor(cls)

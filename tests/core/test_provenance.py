@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ackwatch.config import Agency, Trust
 from ackwatch.core.classify import classify, is_vouched
 from ackwatch.core.item_rules import away_reason, evaluate, recipient_for
-from ackwatch.core.message import Message, evolve
+from ackwatch.core.message import Message
 from configfactory import ANNA, PIOTR, make_config
 from mailfactory import VOUCHED_BY_AGENCY_SERVER, fixture_message, mail, reply
 
@@ -103,7 +103,7 @@ def test_inbox_agency_mail_trusted_is_the_one_key_that_loosens_the_rule():
 
 def test_copy_stored_before_the_trace_headers_were_fetched_keeps_its_trust():
     client = client_mail()
-    old = evolve(agency_reply(client, "Kasia <kasia@agency.example>"), legacy_fetch=True)
+    old = dataclasses.replace(agency_reply(client, "Kasia <kasia@agency.example>"), legacy_fetch=True)
     assert state(client, old) == "acknowledged"
 
 

@@ -26,7 +26,7 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 
 from ackwatch.config import MailboxConfig
-from ackwatch.mail import imapfetch
+from ackwatch.mail import imapfetch, uidfetch
 from ackwatch.mail.connection import connect, logout
 from ackwatch.mail.idle import take_unsolicited
 from ackwatch.mail.sync import sync_folder
@@ -329,16 +329,16 @@ def test_unparseable_batch_falls_back_after_the_pipeline(imap_server, imap_user,
     _both(pair, lambda c: c.select_folder("INBOX", readonly=True))
     items = fetch_items(pair[1])
     expected = _old_fetch_new(pair[0], uids, 4, items)
-    real = imapfetch.parse_fetch
+    real = uidfetch.parse_fetch_response
     calls = []
 
-    def flaky(data):  # the second batch of four cannot be parsed as a whole
+    def flaky(data, *args):  # the second batch of four cannot be parsed as a whole
         calls.append(len(data))
         if len(calls) == 2:
             raise ValueError("cannot parse")
-        return real(data)
+        return real(data, *args)
 
-    monkeypatch.setattr(imapfetch, "parse_fetch", flaky)
+    monkeypatch.setattr(uidfetch, "parse_fetch_response", flaky)
     monkeypatch.setattr(imapfetch, "parse_common", lambda data: None)  # the general path
     assert fetch_new(pair[1], uids, 4, items) == expected
     assert len(calls) > 3  # UID list and one message at a time for the failed batch

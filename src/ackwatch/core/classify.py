@@ -48,7 +48,6 @@ from ackwatch.config import Client, Config
 from ackwatch.core import provenance
 from ackwatch.core.addresses import parse_address_list
 from ackwatch.core.message import Address, Message
-from ackwatch.core.positional import positional_constructor
 
 T = TypeVar("T")
 
@@ -65,8 +64,7 @@ class Classification:
 
 
 # Every mail of a first sync is classified: the answers without a part of their own are
-# made once (immutable, so shared), the others without the keyword __init__.
-_new_classification: Callable[..., Classification] = positional_constructor(Classification)
+# made once (immutable, so shared).
 _AGENCY_SENDER = Classification("agency", "agency-sender")
 _UNKNOWN_SENDER = Classification("ignored", "unknown-sender")
 _UNVERIFIED_AGENCY = Classification("other", "unverified-agency-sender")
@@ -452,11 +450,11 @@ def _is_our_from(address: str, config: Config) -> bool:
 def _client_result(address: str, config: Config, reason: str) -> Classification:
     client = match_client(address, config)
     if client is not None:
-        return _new_classification("client", reason, address, client, False)
+        return Classification("client", reason, address, client)
     # Form leads are new prospects by nature: tracked even with unknown_senders: ignore.
     if config.unknown_senders == "ignore" and reason != "form-lead":
         return _UNKNOWN_SENDER
-    return _new_classification("client", f"{reason}-unknown-sender", address, None, False)
+    return Classification("client", f"{reason}-unknown-sender", address)
 
 
 def classify(message: Message, config: Config) -> Classification:
@@ -507,7 +505,7 @@ def classify(message: Message, config: Config) -> Classification:
         if not recovered:
             if config.unknown_senders == "ignore":
                 return _UNKNOWN_SENDER
-            return _new_classification("client", "client-no-sender", "", None, False)
+            return Classification("client", "client-no-sender", "")
         return _client_result(recovered, config, "client-recovered")
     return _client_result(sender, config, "client")
 

@@ -34,9 +34,10 @@ or the disk. The rules are DESIGN.md "Semantics"; the choices the spec leaves op
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -44,8 +45,7 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config, MailboxConfig, Policy
 from ackwatch.core import classify as cls_mod
 from ackwatch.core.business_clock import Clock, WallClock, clock_for
-from ackwatch.core.message import ANSWERED, Message, evolve, has_flag
-from ackwatch.core.positional import positional_constructor
+from ackwatch.core.message import ANSWERED, Message, has_flag
 from ackwatch.core.threads import assign_threads
 
 AckKind = Literal["reply", "answered", "dismissed"]
@@ -92,13 +92,6 @@ class Item:
     @property
     def state(self) -> Literal["pending", "acknowledged"]:
         return "pending" if self.ack is None else "acknowledged"
-
-
-# Positional constructors (`positional.positional_constructor`): a first evaluation makes
-# tens of thousands of these.
-_new_ack: Callable[..., Ack] = positional_constructor(Ack)
-_new_deadlines: Callable[..., Deadlines] = positional_constructor(Deadlines)
-_new_item: Callable[..., Item] = positional_constructor(Item)
 
 
 # --------------------------------------------------------------------------- deadlines
@@ -167,12 +160,12 @@ def _in_zone(
     nudge_at: dt.datetime,
     escalate_at: dt.datetime | None,
 ) -> Deadlines:
-    return _new_deadlines(
-        policy.name,  # policy
-        policy.clock,  # clock
-        deadline.astimezone(tz),  # deadline
-        nudge_at.astimezone(tz),  # nudge_at
-        escalate_at.astimezone(tz) if escalate_at is not None else None,  # escalate_at
+    return Deadlines(
+        policy=policy.name,
+        clock=policy.clock,
+        deadline=deadline.astimezone(tz),
+        nudge_at=nudge_at.astimezone(tz),
+        escalate_at=escalate_at.astimezone(tz) if escalate_at is not None else None,
     )
 
 
@@ -288,9 +281,6 @@ class _Merged:
     mailboxes: tuple[str, ...]  # where it was seen, in config order
 
 
-_new_merged: Callable[..., _Merged] = positional_constructor(_Merged)
-
-
 def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = None) -> _Merged:
     if len(copies) == 1:
         return _merge_one(copies[0], config)
@@ -305,13 +295,13 @@ def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = N
     ):
         merged = rep  # the common case: one copy, flag times already as recorded
     else:
-        merged = evolve(
+        merged = dataclasses.replace(
             rep, received=received, flags=flags, answered_at=answered_at,
             dismissed_at=dismissed_at,
         )
     order = (lookup or _Lookup.of(config)).order
     names = sorted({c.mailbox for c in copies}, key=lambda n: (order.get(n, len(order)), n))
-    return _new_merged(merged, tuple(names))
+    return _Merged(merged, tuple(names))
 
 
 def _representative(ordered: Sequence[Message], config: Config) -> Message:
@@ -333,8 +323,8 @@ def _merge_one(m: Message, config: Config) -> _Merged:
     answered_at = _seen_time(m, ANSWERED, m.answered_at)
     dismissed_at = _seen_time(m, config.dismiss_keyword, m.dismissed_at)
     if (answered_at, dismissed_at) != (m.answered_at, m.dismissed_at):
-        m = evolve(m, answered_at=answered_at, dismissed_at=dismissed_at)
-    return _new_merged(m, (m.mailbox,))
+        m = dataclasses.replace(m, answered_at=answered_at, dismissed_at=dismissed_at)
+    return _Merged(m, (m.mailbox,))
 
 
 # Event priorities at one instant (see the module docstring).
@@ -362,21 +352,21 @@ def _item(o: _Open, ack: Ack | None, config: Config, lookup: _Lookup) -> Item:
     m = o.merged.message
     client = o.cls.client
     policy = client.policy if client is not None else "default"
-    return _new_item(  # Item's fields, in order (a first evaluation makes one per client mail)
-        m.key,  # key
-        o.thread,  # thread
-        m.message_id,  # message_id
-        (o.cls.client_address or "").lower(),  # client_address
-        client.name if client is not None else None,  # client
-        m.subject,  # subject
-        m.received,  # received
-        o.merged.mailboxes,  # mailboxes
-        _responsible(  # account
+    return Item(
+        key=m.key,
+        thread=o.thread,
+        message_id=m.message_id,
+        client_address=(o.cls.client_address or "").lower(),
+        client=client.name if client is not None else None,
+        subject=m.subject,
+        received=m.received,
+        mailboxes=o.merged.mailboxes,
+        account=_responsible(
             m, o.merged.mailboxes, client.account if client is not None else None, config, lookup
         ),
-        deadlines_for(m.received, policy, config),  # deadlines
-        ack,  # ack
-        tuple(o.follow_ups),  # follow_ups
+        deadlines=deadlines_for(m.received, policy, config),
+        ack=ack,
+        follow_ups=tuple(o.follow_ups),
     )
 
 
@@ -476,10 +466,11 @@ def _walk_thread(
             # replies after it, so this always holds here; it states the rule.
             if at > current.merged.message.received or kind == "causal-reply":
                 sender = merged[key].message.sender.address
-                out.append(_item(current, _new_ack(key, at, "reply", sender), config, lookup))
+                out.append(_item(current, Ack(key, at, "reply", sender), config, lookup))
                 current = None
         elif key in current.members:  # a flag on the item's message or a follow-up
-            ack = _new_ack(current.merged.message.key, at, kind, "")
+            flag: AckKind = "answered" if kind == "answered" else "dismissed"
+            ack = Ack(current.merged.message.key, at, flag, "")
             out.append(_item(current, ack, config, lookup))
             current = None
     if current is not None:

@@ -11,12 +11,10 @@ empty and the reason is put in `Message.defects`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
-import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -30,7 +28,6 @@ from ackwatch.core.headers import (
     header_values,
 )
 from ackwatch.core.message_ids import MAX_REFERENCES, extract_message_ids, thread_ids
-from ackwatch.core.positional import positional_constructor
 from ackwatch.core.provenance import AuthResult, Hop, auth_results_of, hops_of
 
 FolderRole = Literal["inbox", "sent"]
@@ -121,25 +118,6 @@ class Message:
     @property
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
-
-
-_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
-_MESSAGE_INDEX = {name: i for i, name in enumerate(_MESSAGE_FIELDS)}
-_message_values = operator.attrgetter(*_MESSAGE_FIELDS)
-_construct_message: Callable[..., Message] = positional_constructor(Message)
-
-
-def evolve(m: Message, **changes: object) -> Message:
-    """``dataclasses.replace(m, **changes)`` without its per-field machinery (3x faster:
-    a first sync gives thousands of copies their flag times). Values are not validated,
-    as `Message.__init__` does not validate them either."""
-    values = list(_message_values(m))
-    for name, value in changes.items():
-        index = _MESSAGE_INDEX.get(name)
-        if index is None:
-            raise TypeError(f"Message has no field {name!r}")
-        values[index] = value
-    return _construct_message(*values)
 
 
 # =========================================================================== parsing
@@ -499,40 +477,38 @@ def parse_message(
 
     key = message_id or _stable_key(sender, date, date_raw, subject, to)
 
-    # Positional, in field order (a keyword call of 29 fields costs 1.5 us more):
-    # tests/core/test_message_fast.py checks the result field by field.
-    return _construct_message(
-        key,
-        message_id,
-        mailbox,
-        folder,
-        role,
-        int(uid),  # uid
-        received_utc,  # received
-        canonical_flags(flags),  # flags
-        None if gm_thrid is None else int(gm_thrid),  # gm_thrid
-        answered_utc,  # answered_at
-        dismissed_utc,  # dismissed_at
-        sender,
-        reply_to,
-        to,
-        cc,
-        subject,
-        date,
-        in_reply_to,
-        references,
-        thread_index or None,  # thread_index
-        _lowered(get("auto-submitted")),  # auto_submitted
-        _plain(get("x-autoreply"), 200),  # x_autoreply
-        _plain(get("x-autorespond"), 200),  # x_autorespond
-        _lowered(get("precedence")),  # precedence
-        _plain(get("list-id")),  # list_id
-        _plain(get("list-unsubscribe")),  # list_unsubscribe
-        _plain(get("return-path"), 1000),  # return_path
-        _lowered(get("x-ackwatch")),  # x_ackwatch
-        extra_from,
-        auth_results_of(get("authentication-results")),  # auth_results
-        hops_of(get("received"), defects),  # received_hops
-        bool(legacy_fetch),  # legacy_fetch
-        tuple(sorted(defects)),  # defects
+    return Message(
+        key=key,
+        message_id=message_id,
+        mailbox=mailbox,
+        folder=folder,
+        role=role,
+        uid=int(uid),
+        received=received_utc,
+        flags=canonical_flags(flags),
+        gm_thrid=None if gm_thrid is None else int(gm_thrid),
+        answered_at=answered_utc,
+        dismissed_at=dismissed_utc,
+        sender=sender,
+        reply_to=reply_to,
+        to=to,
+        cc=cc,
+        subject=subject,
+        date=date,
+        in_reply_to=in_reply_to,
+        references=references,
+        thread_index=thread_index or None,
+        auto_submitted=_lowered(get("auto-submitted")),
+        x_autoreply=_plain(get("x-autoreply"), 200),
+        x_autorespond=_plain(get("x-autorespond"), 200),
+        precedence=_lowered(get("precedence")),
+        list_id=_plain(get("list-id")),
+        list_unsubscribe=_plain(get("list-unsubscribe")),
+        return_path=_plain(get("return-path"), 1000),
+        x_ackwatch=_lowered(get("x-ackwatch")),
+        extra_from=extra_from,
+        auth_results=auth_results_of(get("authentication-results")),
+        received_hops=hops_of(get("received"), defects),
+        legacy_fetch=bool(legacy_fetch),
+        defects=tuple(sorted(defects)),
     )

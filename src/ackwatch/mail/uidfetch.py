@@ -1,6 +1,7 @@
 """``UID FETCH`` on a sync's connection: the commands (pipelined in batches), their
-answers parsed (`imapfetch` first, imapclient's parser as the fall-back, one message at a
-time for an answer neither can read) and turned into `FetchedMessage` values.
+answers read (`imapfetch.read_answer`) and parsed (`imapfetch.parse_common` for a first
+sync's shape, imapclient's parser for any other, one message at a time for an answer
+neither can read) and turned into `FetchedMessage` values.
 
 Only ``BODY.PEEK`` is ever fetched: reading never sets ``\\Seen``.
 """
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
 
 from ackwatch.core.message import HEADER_FIELDS, canonical_flags
-from ackwatch.core.positional import positional_constructor
 from ackwatch.mail import imapfetch
 from ackwatch.mail.connection import decode, describe
 
@@ -41,8 +42,6 @@ class FetchedMessage:
         """The INTERNALDATE, under the store's name (`store.StorableMessage`)."""
         return self.internaldate
 
-
-_new_fetched = positional_constructor(FetchedMessage)  # for a first sync's tens of thousands
 
 
 def _header_item() -> str:
@@ -128,7 +127,7 @@ def _pipelined_fetch(
 def _parse_by_uid(data: list[Any]) -> dict[int, dict[bytes, Any]]:
     """Parsed FETCH data keyed by UID; responses without a UID (unsolicited) are dropped."""
     out: dict[int, dict[bytes, Any]] = {}
-    for item in imapfetch.parse_fetch(data).values():
+    for item in parse_fetch_response(data, False, False).values():
         uid = item.get(b"UID")
         if isinstance(uid, int) and uid > 0:
             out[uid] = item
@@ -321,7 +320,7 @@ def _common_messages(
         if uid in wanted:
             if when.tzinfo is not utc:
                 when = when.astimezone(utc)
-            by_uid[uid] = _new_fetched(uid, when, flags_of(flags), header, None)
+            by_uid[uid] = FetchedMessage(uid, when, flags_of(flags), header)
     return [by_uid[uid] for uid in sorted(by_uid)]
 
 
