@@ -86,11 +86,16 @@ def mailbox_mails(
     answered_old: float = 0.998,
     answered_recent: float = 0.9,
     colleagues: tuple[str, ...] = (),
+    agency_share: float | None = None,
 ) -> Iterator[Mail]:
     """`inbox` INBOX messages, `window` of them within the last `window_days`; Sent gets
     replies to client mail: `answered_old` of the mail older than two weeks is answered (an
     agency's history is settled), `answered_recent` of the rest, 5 minutes to 3 hours
-    later (a reply that would be in the future is not there yet)."""
+    later (a reply that would be in the future is not there yet).
+
+    `agency_share` (the "unanswered" shape): that share of the mail is agency mail that
+    is not a reply (`_agency_mail`: internal mail, or a colleague writing to a client
+    with the owner in Cc) and the rest client mail: no newsletters, no auto-replies."""
     rng = random.Random(f"{seed}:{owner}")
     colleagues = colleagues or tuple(f"{n}@{AGENCY}" for n in ("piotr", "kasia", "marek"))
     recent_start = now - dt.timedelta(days=window_days)
@@ -108,6 +113,11 @@ def mailbox_mails(
         date = format_datetime(received - dt.timedelta(seconds=rng.randint(1, 90)))
         kind = rng.random()
         mid = f"<{seed}.{i}.{rng.getrandbits(32):08x}@"
+        if agency_share is not None:  # only agency and client mail: see the docstring
+            if kind < agency_share:
+                yield _agency_mail(rng, owner, colleagues, date, received, mid)
+                continue
+            kind = 1.0
         if kind < 0.12:  # newsletter
             dom = rng.choice(["news.example", "shop.example", "list.example"])
             yield Mail("INBOX", received, _headers([
@@ -164,6 +174,25 @@ def mailbox_mails(
                 ("Message-ID", f"<{seed}.s{i}.{owner.split('@')[0]}@{AGENCY}>"),
                 ("In-Reply-To", mid + dom + ">"), ("References", mid + dom + ">"),
             ]) + BODY, "S")
+
+
+def _agency_mail(
+    rng: random.Random, owner: str, colleagues: tuple[str, ...], date: str,
+    received: dt.datetime, mid: str,
+) -> Mail:
+    """Agency mail that is not a reply, in the owner's INBOX: half of it internal (a
+    colleague to the owner), half outbound (a colleague writing to a client, the owner in
+    Cc: agency mail addressed outside, which the rules look at as a possible reply)."""
+    sender = rng.choice(colleagues)
+    fields = [("From", sender), ("To", owner), ("Subject", _subject(rng)), ("Date", date),
+              ("Message-ID", mid + AGENCY + ">")]
+    if rng.random() < 0.5:
+        client = f"{rng.choice(FIRST)}@{rng.choice(CLIENT_DOMAINS)}"
+        fields[1] = ("To", client)
+        fields.insert(2, ("Cc", owner))
+    if rng.random() < 0.2:
+        fields.append(("Thread-Index", _thread_index(rng, 0)))
+    return Mail("INBOX", received, _headers(fields) + BODY, "S")
 
 
 class MaildirWriter:

@@ -138,7 +138,9 @@ def _reference_reply_prefix(subject: str) -> bool:
 
 _SUBJECT_PARTS = st.sampled_from(
     ["Re:", "RE :", "Fwd:", "AW:", "Odp:", "[acme]", "[Ticket #1]", "(fwd)", "(FW)", "( fwd )",
-     "Quote", "Wycena", "(v2)", "(fwd) x", ")", "(", " ", "\t", "\n", "\u3000", "：", "*EXTERNAL*"]
+     "Quote", "Wycena", "(v2)", "(fwd) x", ")", "(", " ", "\t", "\n", "\u3000", "：", "*EXTERNAL*",
+     # marks that only NFKC makes marks: small colon, fullwidth (, [ and *
+     "\ufe55", "\uff08fwd\uff09", "\uff3bacme\uff3d", "\uff0aEXTERNAL\uff0a"]
 )
 
 
@@ -155,6 +157,8 @@ def test_has_reply_prefix():
     assert has_reply_prefix("Quote (fwd)")
     assert not has_reply_prefix("Quote for the spring campaign")
     assert not has_reply_prefix("Research plan")
+    assert has_reply_prefix("Re\ufe55 Quote")  # a small colon is a colon after NFKC
+    assert normalize_subject("Odp\ufe55 \uff3bacme\uff3d Wycena") == "wycena"
 
 
 # --------------------------------------------------------------------------- id links

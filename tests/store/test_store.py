@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -210,6 +211,23 @@ def test_item_no_longer_evaluated_is_dropped(store):
     store.sync_items([item("k")], now=T0, initial_keys=set())
     store.sync_items([], now=T0, initial_keys=set())
     assert store.items()[0].state == "dropped"
+
+
+def test_pending_accounts_are_those_of_the_pending_items(store):
+    answered = Ack("r", T0 + H, "reply", "anna@agency.example")
+    store.sync_items([
+        item("a"), dataclasses.replace(item("b"), account="piotr@agency.example"),
+        dataclasses.replace(item("c"), account=None), dataclasses.replace(item("d"), account=""),
+        dataclasses.replace(item("e", ack=answered), account="kasia@agency.example"),
+        dataclasses.replace(item("f"), account="marek@agency.example"),
+    ], now=T0, initial_keys=set())
+    store.sync_items([item("a"), dataclasses.replace(item("b"), account="piotr@agency.example")],
+                     now=T0, initial_keys=set())  # c-f dropped
+    store.sync_items([dataclasses.replace(item("g"), account="ola@agency.example")], now=T0,
+                     initial_keys=set(), scope={"g"})
+    expected = {r.account for r in store.pending_items() if r.account}
+    assert expected == {"anna@agency.example", "piotr@agency.example", "ola@agency.example"}
+    assert store.pending_accounts() == expected
 
 
 def test_outbox_marks_items_queued_then_sent(store):

@@ -106,6 +106,11 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_FWD = re.compile(r"\s*\((?:fwd?|fw)\)\s*$", re.IGNORECASE)
+# Every prefix, tag and "(fwd)" the expressions here take off holds one of these
+# characters ("：" is ":" after NFKC): a subject with none of them has nothing to take
+# off, and most subjects are such. One scan of the text instead of trying each of the
+# expressions' hundred alternatives at each round.
+_MARKS = re.compile(r"[:：(\[*]")
 _REPLY_MARK = re.compile(
     r"^(?:"
     + "|".join(sorted({re.escape(w) for w in _PREFIX_WORDS}, key=len, reverse=True))
@@ -191,6 +196,8 @@ def normalize_subject(subject: str) -> str:
     """
     text = unicodedata.normalize("NFKC", subject or "")
     text = " ".join(text.split())
+    if _MARKS.search(text) is None:
+        return text.casefold()
     for _ in range(200):  # bounded: each round removes at least one character
         stripped = _PREFIX.sub("", text, count=1)
         if _may_end_in_fwd(stripped):
@@ -226,6 +233,8 @@ def linking_subject(subject: str) -> str | None:
 def has_reply_prefix(subject: str) -> bool:
     """Whether a subject carries a reply/forward prefix (after any leading [tags])."""
     text = " ".join(unicodedata.normalize("NFKC", subject or "").split())
+    if _MARKS.search(text) is None:
+        return False
     for _ in range(20):
         if _REPLY_MARK.match(text) or (_may_end_in_fwd(text) and _TRAILING_FWD.search(text)):
             return True

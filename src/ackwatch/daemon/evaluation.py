@@ -243,7 +243,7 @@ class Evaluator:
         first start would otherwise parse the accounts' sent mail a second time at the
         first `_plan`. Only what that `_plan` asks for is kept: mail sent by the accounts
         of the pending items, their backups and their managers."""
-        senders = self._away_addresses(r.account for r in self.store.pending_items() if r.account)
+        senders = self._away_addresses(self.store.pending_accounts())
         cache = self._mail_of_accounts
         kept: dict[str, list[Message]] = {}
         for m in recent:

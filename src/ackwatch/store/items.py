@@ -188,6 +188,12 @@ class Items:
         return from_iso(row[0]) if row and row[0] else None
 
 
+    def pending_accounts(self) -> set[str]:
+        rows = self._db.conn.execute(
+            "SELECT DISTINCT account FROM items WHERE state = 'pending' AND account != ''"
+        )
+        return {r[0] for r in rows}
+
     def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None:
         column = {"nudge": "nudge_done", "escalation": "escalation_done"}[kind]
         with self._db.write() as c:

@@ -77,6 +77,7 @@ class SqliteStore:
         self.items = items.items
         self.report_rows = items.report_rows
         self.oldest_pending_received = items.oldest_pending_received
+        self.pending_accounts = items.pending_accounts
         self.mark_items_done = items.mark_items_done
 
         outbox = Outbox(db)
