@@ -217,6 +217,8 @@ class NotifyConfig:
     templates_dir: Path | None = None
     out_of_office_lookback: dt.timedelta = dt.timedelta(days=3)
     retry_initial: dt.timedelta = dt.timedelta(seconds=30)  # first SMTP retry; doubles, cap 30m
+    # How long a nudge or escalation waits for a mailbox whose pre-send re-check failed.
+    recheck_grace: dt.timedelta = dt.timedelta(minutes=2)
 
 
 @dataclass(frozen=True)

@@ -448,6 +448,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
             "templates_dir": c_path,
             "out_of_office_lookback": c_duration,
             "retry_initial": c_positive_duration,
+            "recheck_grace": c_duration,
         },
     )
     log = _section(

@@ -8,6 +8,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import structlog
 
@@ -21,6 +22,18 @@ log = structlog.get_logger(__name__)
 RECHECK_TIMEOUT = 20.0
 WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """The outcome of a pre-send re-check: the mailboxes whose sent folders were synced,
+    and those that could not be (down, or no answer in time). True if any was synced."""
+
+    done: frozenset[str]
+    failed: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.done)
 
 
 class Watchers:
@@ -67,8 +80,9 @@ class Watchers:
 
     def recheck(
         self, mailboxes: Iterable[str], *, stop: threading.Event, heartbeat: Callable[[], None]
-    ) -> bool:
-        """Re-check the given mailboxes' sent folders now, all at once; True if any did.
+    ) -> Recheck:
+        """Re-check the given mailboxes' sent folders now, all at once: which did, which
+        could not (down, too slow). Mailboxes without a running watcher are in neither.
 
         The mailboxes are re-checked in parallel (one short-lived thread each), so fifty
         accounts due in the same minute cost one round of IMAP latency, not fifty. The
@@ -79,18 +93,20 @@ class Watchers:
             (n, w) for n in sorted(mailboxes) if (w := self._running.get(n)) is not None
         ]
         if not watchers:
-            return False
+            return Recheck(frozenset(), frozenset())
         deadline = time.monotonic() + RECHECK_TIMEOUT
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
         )
         try:
-            futures = [pool.submit(_recheck_one, n, w, deadline, stop) for n, w in watchers]
-            pending = set(futures)
+            futures = {n: pool.submit(_recheck_one, n, w, deadline, stop) for n, w in watchers}
+            pending = set(futures.values())
             while pending and not stop.is_set():
                 heartbeat()
                 _, pending = concurrent.futures.wait(pending, timeout=0.5)
-            return any(f.result() for f in futures if f.done() and not f.cancelled())
+            done = {n for n, f in futures.items()
+                    if f.done() and not f.cancelled() and f.result()}  # fmt: skip
+            return Recheck(frozenset(done), frozenset(futures) - done)
         finally:
             # On SIGTERM do not wait for a stalled server: the workers notice the stop
             # within one slice.
