@@ -202,6 +202,10 @@ class SyncConfig:
     backfill: dt.timedelta = dt.timedelta(days=7)
     poll_interval: dt.timedelta = dt.timedelta(seconds=60)
     idle: bool = True
+    # How the sent folders are watched besides the poll: "auto" (IMAP NOTIFY on the IDLE
+    # connection where offered), "idle" (a second connection IDLEs the sent folder),
+    # "poll" (the poll only).
+    watch_sent: str = "auto"
     batch_size: int = 500
     # The longest one IMAP command may take as a whole (IDLE: its renewal plus this),
     # and one mailbox's sync in `run --once`: a server sending a byte every few seconds

@@ -432,6 +432,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
             "backfill": c_duration,
             "poll_interval": c_positive_duration,
             "idle": c_bool,
+            "watch_sent": c_enum("auto", "idle", "poll"),
             "batch_size": c_int_range(1, 100_000),
             "command_deadline": c_positive_duration,
             "mailbox_deadline": c_positive_duration,

@@ -9,13 +9,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ackwatch.config import Config, MailboxConfig, SyncConfig
 from ackwatch.mail.sync import FolderCursor, FolderSync
-from ackwatch.mail.watcher import MailboxWatcher
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 from ackwatch.store import Store
+
+if TYPE_CHECKING:
+    from ackwatch.core.message import FolderRole
 
 log = structlog.get_logger(__name__)
 
@@ -37,38 +41,53 @@ class Recheck:
 
 
 class Watchers:
-    """The running watchers by mailbox name. Their events go to ``emit`` (the core's
-    queue); they read their cursors from ``store`` on connections of their own."""
+    """The running watchers by mailbox name: one each, two with ``sync.watch_sent:
+    idle`` (the second IDLEs the sent folders on a connection of its own). Their events
+    go to ``emit`` (the core's queue); they read their cursors from ``store`` on
+    connections of their own. The mailbox's health is its first watcher's: a sent-folder
+    watcher that is down logs it, and makes the pre-send re-check of the mailbox fail."""
 
     def __init__(self, store: Store, emit: Callable[[object], None]) -> None:
         self._store = store
         self._emit = emit
-        self._running: dict[str, MailboxWatcher] = {}
+        self._running: dict[str, tuple[MailboxWatcher, ...]] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._running
 
     def start(self, mailboxes: Iterable[MailboxConfig], sync: SyncConfig) -> None:
+        parts: tuple[FolderRole | None, ...] = (
+            ("inbox", "sent") if sync.watch_sent == "idle" else (None,)
+        )
         for mb in mailboxes:
-            watcher = MailboxWatcher(
-                mb,
-                sync,
-                get_cursors=lambda name=mb.name: stored_cursors(self._store, name),
-                get_pending_uids=lambda folder, name=mb.name: stored_pending_uids(
-                    self._store, name, folder),
-                emit=self._emit,
+            watchers = tuple(
+                MailboxWatcher(
+                    mb,
+                    sync,
+                    get_cursors=lambda name=mb.name: stored_cursors(self._store, name),
+                    get_pending_uids=lambda folder, name=mb.name: stored_pending_uids(
+                        self._store, name, folder),
+                    emit=self._emit if only != "sent" else self._emit_folders,
+                    only=only,
+                )
+                for only in parts
             )
-            self._running[mb.name] = watcher
-            watcher.start()
+            self._running[mb.name] = watchers
+            for watcher in watchers:
+                watcher.start()
+
+    def _emit_folders(self, event: object) -> None:
+        if not isinstance(event, HealthEvent):
+            self._emit(event)
 
     def stop(self, names: Iterable[str] | None = None) -> None:
         names = list(self._running) if names is None else list(names)
         # All at once and briefly: a watcher stuck on a stalled server has its connection
         # cut by stop(); SIGTERM must end the process well within systemd's stop timeout.
         stoppers = [
-            threading.Thread(target=self._running[name].stop, kwargs={"timeout": 2.0},
-                             name=f"stop-{name}", daemon=True)
-            for name in names
+            threading.Thread(target=watcher.stop, kwargs={"timeout": 2.0},
+                             name=f"stop-{watcher.name}", daemon=True)
+            for name in names for watcher in self._running[name]
         ]
         for t in stoppers:
             t.start()
@@ -90,7 +109,7 @@ class Watchers:
         must not starve it. ``stop`` set: return without waiting any longer.
         """
         watchers = [
-            (n, w) for n in sorted(mailboxes) if (w := self._running.get(n)) is not None
+            (n, w) for n in sorted(mailboxes) for w in self._running.get(n, ())
         ]
         if not watchers:
             return Recheck(frozenset(), frozenset())
@@ -99,14 +118,15 @@ class Watchers:
             max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
         )
         try:
-            futures = {n: pool.submit(_recheck_one, n, w, deadline, stop) for n, w in watchers}
-            pending = set(futures.values())
+            futures = [(n, pool.submit(_recheck_one, n, w, deadline, stop)) for n, w in watchers]
+            pending = {f for _, f in futures}
             while pending and not stop.is_set():
                 heartbeat()
                 _, pending = concurrent.futures.wait(pending, timeout=0.5)
-            done = {n for n, f in futures.items()
-                    if f.done() and not f.cancelled() and f.result()}  # fmt: skip
-            return Recheck(frozenset(done), frozenset(futures) - done)
+            names = {n for n, _ in futures}
+            failed = {n for n, f in futures
+                      if not (f.done() and not f.cancelled() and f.result())}  # fmt: skip
+            return Recheck(frozenset(names - failed), frozenset(failed))
         finally:
             # On SIGTERM do not wait for a stalled server: the workers notice the stop
             # within one slice.
