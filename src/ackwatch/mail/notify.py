@@ -74,7 +74,7 @@ class Notified:
                 logger.info("imap_notify_refused", fallback="poll")
 
     def heard(self) -> None:
-        self._news = True
+        self._news = self.on  # without NOTIFY, news of another folder waits for the poll
 
     def take(self, client: IMAPClient) -> bool:
         """Any news since the last take: heard during IDLE, or kept by imaplib from the

@@ -341,10 +341,8 @@ class MailboxWatcher(threading.Thread):
                 self.join(2.0)
 
     def recheck(self, timeout: float = 30.0) -> bool:
-        """Sync the sent folders and inbox flags now; True once their events were emitted.
-
-        False when the mailbox is not connected or the sync did not finish in time.
-        """
+        """Sync the sent folders and inbox flags now; True once their events were emitted
+        (False: not connected, or the sync did not finish in time)."""
         if self._stop_event.is_set() or not self.is_alive() or self.health.state != "up":
             return False
         return self._rechecks.ask(timeout)
@@ -471,6 +469,8 @@ class MailboxWatcher(threading.Thread):
         if self._verified == folder:
             dirty = take_unsolicited(client)
         else:
+            if self._selected not in (None, folder) and take_unsolicited(client):
+                self._notify.heard()  # news of the folder selected before (a reply in its sync)
             dirty = self._examine_changed(client, folder, has_pending=False)
         news = self._notify.take(client)
         if not dirty and not news:
