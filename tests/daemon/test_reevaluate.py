@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from ackwatch.daemon.evaluation import evaluation_fingerprint
 from ackwatch.daemon.service import Daemon
+from ackwatch.daemon.watchers import Recheck
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
@@ -243,12 +244,12 @@ def test_a_queued_nudge_whose_item_the_recheck_finds_answered_is_cancelled(tmp_p
                                 now=nudge_at["<m2@x.example>"] - dt.timedelta(hours=2))
         clock[0] = nudge_at["<m2@x.example>"] + dt.timedelta(minutes=1)  # m2's nudge is due
 
-        def recheck(mailboxes: object) -> bool:  # Anna answered m1 a minute ago
+        def recheck(mailboxes: object) -> Recheck:  # Anna answered m1 a minute ago
             d.post(event("Sent", "sent", mail(3, 3, subject="Re: Quote for the spring",
                                               sender="anna@agency.example",
                                               to="jan.kowalski@acme.example",
                                               in_reply_to="<m1@x.example>")))
-            return True
+            return Recheck(frozenset({"anna"}), frozenset())
 
         monkeypatch.setattr(d, "recheck", recheck)
         d.step()

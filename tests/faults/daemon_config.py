@@ -24,6 +24,7 @@ def write_config(
     poll_interval: str = "1s",
     batch_window: str = "1s",
     retry_initial: str = "1s",
+    recheck_grace: str = "2m",
     smtp_timeout: float = 5,
     imap_timeout: float = 5,
     inbox: str = "[INBOX]",
@@ -77,6 +78,7 @@ def write_config(
         notify:
           batch_window: {batch_window}
           retry_initial: {retry_initial}
+          recheck_grace: {recheck_grace}
           max_per_hour: {max_per_hour}
         digest:
           enabled: false

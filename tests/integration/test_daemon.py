@@ -71,9 +71,11 @@ def test_nudge_arrives_within_seconds_of_its_due_time(imap_server, tmp_path, sin
 
 def test_reply_one_second_before_the_nudge_cancels_it(dovecot, tmp_path, sink, ackwatch):
     user = dovecot.add_user()
-    # A long poll interval: only IDLE (inbox) and the pre-send recheck look at Sent.
+    # A long poll interval and no NOTIFY: only IDLE (inbox) and the pre-send recheck
+    # look at Sent.
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink, window="16s",
-                       nudge_before="8s", poll_interval="60s", batch_window="3s")
+                       nudge_before="8s", poll_interval="60s", batch_window="3s",
+                       watch_sent="poll")
     d = started(ackwatch, cfg)
 
     answered, control = "<answered@acme.example>", "<control@acme.example>"

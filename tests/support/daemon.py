@@ -108,6 +108,7 @@ def write_config(
     escalate_after: str | None = None,
     poll_interval: str = "1s",
     batch_window: str = "2s",
+    watch_sent: str = "auto",
     name: str = "config.yaml",
 ) -> Path:
     """A config watching `mailboxes` ({name: (imap user, owner address)})."""
@@ -150,6 +151,7 @@ def write_config(
           timeout: 10
         sync:
           poll_interval: {poll_interval}
+          watch_sent: {watch_sent}
         notify:
           batch_window: {batch_window}
         digest:

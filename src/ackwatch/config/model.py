@@ -221,6 +221,10 @@ class SyncConfig:
     backfill: dt.timedelta = dt.timedelta(days=7)
     poll_interval: dt.timedelta = dt.timedelta(seconds=60)
     idle: bool = True
+    # How the sent folders are watched besides the poll: "auto" (IMAP NOTIFY on the IDLE
+    # connection where offered), "idle" (a second connection IDLEs the sent folder),
+    # "poll" (the poll only).
+    watch_sent: str = "auto"
     batch_size: int = 500
     # The longest one IMAP command may take as a whole (IDLE: its renewal plus this),
     # and one mailbox's sync in `run --once`: a server sending a byte every few seconds
@@ -236,6 +240,8 @@ class NotifyConfig:
     templates_dir: Path | None = None
     out_of_office_lookback: dt.timedelta = dt.timedelta(days=3)
     retry_initial: dt.timedelta = dt.timedelta(seconds=30)  # first SMTP retry; doubles, cap 30m
+    # How long a nudge or escalation waits for a mailbox whose pre-send re-check failed.
+    recheck_grace: dt.timedelta = dt.timedelta(minutes=2)
 
 
 @dataclass(frozen=True)

@@ -421,6 +421,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
             "backfill": c_duration,
             "poll_interval": c_positive_duration,
             "idle": c_bool,
+            "watch_sent": c_enum("auto", "idle", "poll"),
             "batch_size": c_int_range(1, 100_000),
             "command_deadline": c_positive_duration,
             "mailbox_deadline": c_positive_duration,
@@ -437,6 +438,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
             "templates_dir": c_path,
             "out_of_office_lookback": c_duration,
             "retry_initial": c_positive_duration,
+            "recheck_grace": c_duration,
         },
     )
     log = _section(

@@ -244,3 +244,81 @@ def fit_to_cap(
         actions.extend(chosen)
     # Then the copies: a Cc counts for the copied person too, within the room left.
     return [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
+
+
+# --------------------------------------------------------------------------- unchecked mailboxes
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What `hold_unchecked` decided: the actions that go out now (without the items
+    held), the items held with the instant each hold began, the items that go out
+    although their mailbox could not be re-checked (with why), and when the earliest hold
+    ends."""
+
+    actions: tuple[Action, ...]
+    held: Mapping[str, dt.datetime]
+    unchecked_sent: Mapping[str, str]  # item key -> "grace over" | "deadline"
+    next_due: dt.datetime | None
+
+
+def hold_unchecked(
+    actions: Sequence[Action],
+    *,
+    unchecked: frozenset[str],
+    deadline_of: Mapping[str, dt.datetime],
+    held_since: Mapping[str, dt.datetime],
+    now: dt.datetime,
+    grace: dt.timedelta,
+) -> Hold:
+    """Hold back the items of ``actions`` whose mailboxes the pre-send re-check could not
+    reach (``unchecked``: their keys) for ``grace`` from the first time they were held
+    (``held_since``; now for a new one), so that a reply made just before an outage is not
+    nudged about when the mailbox comes back within the grace.
+
+    A nudge is sent at once instead when holding it for the whole grace would carry it past
+    the item's deadline (``deadline_of``): its point is to arrive while there is time left.
+    An escalation's deadline is already past; it is held for the whole grace. An action
+    left with no item is dropped; the others keep their kind and recipients.
+    """
+    held: dict[str, dt.datetime] = {}
+    sent_unchecked: dict[str, str] = {}
+    kept: list[Action] = []
+    for action in actions:
+        nudges = [k for k in action.nudge_keys if not _hold(
+            k, True, unchecked, deadline_of, held_since, now, grace, held, sent_unchecked)]
+        escalations = [k for k in action.escalation_keys if not _hold(
+            k, False, unchecked, deadline_of, held_since, now, grace, held, sent_unchecked)]
+        if not nudges and not escalations:
+            continue
+        kept.append(dataclasses.replace(
+            action, nudge_keys=tuple(nudges), escalation_keys=tuple(escalations)))
+    ends = [since + grace for since in held.values()]
+    return Hold(tuple(kept), held, sent_unchecked, min(ends) if ends else None)
+
+
+def _hold(
+    key: str,
+    is_nudge: bool,
+    unchecked: frozenset[str],
+    deadline_of: Mapping[str, dt.datetime],
+    held_since: Mapping[str, dt.datetime],
+    now: dt.datetime,
+    grace: dt.timedelta,
+    held: dict[str, dt.datetime],
+    sent_unchecked: dict[str, str],
+) -> bool:
+    """Whether the item ``key`` stays out of its action now (`hold_unchecked`)."""
+    if key not in unchecked:
+        return False
+    since = held_since.get(key, now)
+    until = since + grace
+    deadline = deadline_of.get(key)
+    if is_nudge and deadline is not None and until > deadline:
+        sent_unchecked[key] = "deadline"
+        return False
+    if now >= until:
+        sent_unchecked[key] = "grace over"
+        return False
+    held[key] = since
+    return True

@@ -40,6 +40,7 @@ from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store
 
 if TYPE_CHECKING:
+    from ackwatch.daemon.watchers import Recheck
     from ackwatch.store import OutboxRecord
 
 log = structlog.get_logger(__name__)
@@ -66,8 +67,8 @@ class KeeperHost(Protocol):
     def post(self, event: object) -> None:
         """Put ``event`` on the core's queue (from any thread); it comes back to `apply`."""
 
-    def recheck(self, mailboxes: Iterable[str]) -> bool:
-        """Re-check the mailboxes' sent folders now; True if any did."""
+    def recheck(self, mailboxes: Iterable[str]) -> Recheck:
+        """Re-check the mailboxes' sent folders now; true if any did."""
 
     def refresh_if_changed(self) -> bool:
         """Apply the events waiting, re-evaluate if they changed the mail; True if so."""

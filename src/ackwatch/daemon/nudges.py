@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
 
@@ -55,13 +55,51 @@ def mailboxes_concerned(
     for action in actions:
         for key in action.item_keys:
             rec = items.get(key)
-            if rec is None:
-                continue
-            names.update(rec.mailboxes)
-            names.update(
-                mb.name for mb in config.mailboxes if mb.owner_address == rec.account
-            )
+            if rec is not None:
+                names.update(_mailboxes_of(config, rec))
     return names
+
+
+def hold_unchecked(
+    config: Config,
+    actions: Sequence[scheduler.Action],
+    items: Mapping[str, ItemRecord],
+    unreached: Iterable[str],
+    held_since: Mapping[str, dt.datetime],
+    now: dt.datetime,
+) -> scheduler.Hold:
+    """`scheduler.hold_unchecked` for the items seen in a mailbox in ``unreached`` (whose
+    pre-send re-check failed), logged: once when an item's hold begins, and when an item
+    goes out unchecked."""
+    down = set(unreached)
+    unchecked = frozenset(
+        key for a in actions for key in a.item_keys
+        if (rec := items.get(key)) is not None and down & _mailboxes_of(config, rec)
+    )
+    hold = scheduler.hold_unchecked(
+        actions, unchecked=unchecked, deadline_of={k: items[k].deadline for k in unchecked},
+        held_since=held_since, now=now, grace=config.notify.recheck_grace,
+    )  # fmt: skip
+    def mailboxes(keys: Iterable[str]) -> list[str]:
+        return sorted(down & {m for k in keys for m in _mailboxes_of(config, items[k])})
+
+    started = [k for k in hold.held if k not in held_since]
+    if started:
+        until = min(hold.held[k] for k in started) + config.notify.recheck_grace
+        log.warning("action_held", items=len(started), mailboxes=mailboxes(started),
+                    until=until.isoformat(), reason="mailbox not re-checked")
+    for reason in sorted(set(hold.unchecked_sent.values())):
+        keys = [k for k, r in hold.unchecked_sent.items() if r == reason]
+        log.warning("action_unchecked", items=len(keys), mailboxes=mailboxes(keys),
+                    reason=reason)
+    return hold
+
+
+def _mailboxes_of(config: Config, rec: ItemRecord) -> set[str]:
+    """The mailboxes whose sent folders can hold a reply to ``rec``."""
+    return set(rec.mailboxes) | {
+        mb.name for mb in config.mailboxes if mb.owner_address == rec.account
+    }
 
 
 def skip(store: Store, skips: Iterable[scheduler.Skip]) -> None:

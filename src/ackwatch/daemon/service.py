@@ -35,7 +35,7 @@ from ackwatch.daemon.keeper import PromiseKeeper
 from ackwatch.daemon.metrics import Metrics, snapshot_of
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
-from ackwatch.daemon.watchers import Watchers, store_folder_sync
+from ackwatch.daemon.watchers import Recheck, Watchers, store_folder_sync
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
@@ -89,6 +89,9 @@ class Daemon:
             store, lambda: self.config, now,
             progress=self._feed_watchdog, evaluated=self._evaluated,
         )  # fmt: skip
+        # Items held back for a mailbox the pre-send re-check could not reach, and since
+        # when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
+        self._held: dict[str, dt.datetime] = {}
         self.promises = PromiseKeeper(self)  # reads acknowledgements, reminds
         self.delivery = Delivery(
             store, lambda: self.config, now,
@@ -275,8 +278,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ actions
 
-    def recheck(self, mailboxes: Iterable[str]) -> bool:
-        """Re-check the mailboxes' sent folders now (`Watchers.recheck`); True if any did."""
+    def recheck(self, mailboxes: Iterable[str]) -> Recheck:
+        """Re-check the mailboxes' sent folders now (`Watchers.recheck`); true if any did."""
         return self.watchers.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
 
     def run_due(self, pending: Sequence[ItemRecord] | None = None) -> dt.datetime | None:
@@ -285,24 +288,32 @@ class Daemon:
 
         When the re-check of the sent folders brings mail, the items are evaluated again
         and read again before planning anew: an item answered a minute ago is no longer
-        pending, and the skips just recorded are no longer due."""
+        pending, and the skips just recorded are no longer due. Items whose mailboxes the
+        re-check could not reach wait for them up to ``notify.recheck_grace``
+        (`dispatch.hold_unchecked`); the step after the mailbox is back (its health event
+        wakes the loop) or after the grace re-checks them again."""
         now = self.now()
         if pending is None:
             pending = self.store.pending_items()
         p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
         nudges.skip(self.store, p.skips)
         if not p.actions:
+            self._held = {}
             return p.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
         by_key = {r.key: r for r in pending}
-        self.recheck(nudges.mailboxes_concerned(self.config, p.actions, by_key))
+        checked = self.recheck(nudges.mailboxes_concerned(self.config, p.actions, by_key))
         # Apply whatever the re-check brought, even a partial one (a slow server).
         if self.refresh_if_changed():
             now = self.now()
             pending = self.store.pending_items()
+            by_key = {r.key: r for r in pending}
             p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
-        nudges.enqueue(self.store, self.config, p.actions, now)
-        return p.next_due
+        hold = nudges.hold_unchecked(self.config, p.actions, by_key, checked.failed,
+                                     self._held, now)  # fmt: skip
+        self._held = dict(hold.held)
+        nudges.enqueue(self.store, self.config, hold.actions, now)
+        return min((t for t in (p.next_due, hold.next_due) if t is not None), default=None)
 
     def run_digests(self) -> dt.datetime | None:
         """Queue each manager's weekly digest once it is due; next digest time."""

@@ -9,14 +9,19 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ackwatch.config import Config, MailboxConfig, SyncConfig
 from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
 from ackwatch.mail.sync import FolderCursor, FolderSync
-from ackwatch.mail.watcher import MailboxWatcher
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 from ackwatch.store import Store
+
+if TYPE_CHECKING:
+    from ackwatch.core.message import FolderRole
 
 log = structlog.get_logger(__name__)
 
@@ -25,38 +30,65 @@ WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """The outcome of a pre-send re-check: the mailboxes whose sent folders were synced,
+    and those that could not be (down, or no answer in time). True if any was synced."""
+
+    done: frozenset[str]
+    failed: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.done)
+
+
 class Watchers:
-    """The running watchers by mailbox name. Their events go to ``emit`` (the core's
-    queue); they read their cursors from ``store`` on connections of their own."""
+    """The running watchers by mailbox name: one each, two with ``sync.watch_sent:
+    idle`` (the second IDLEs the sent folders on a connection of its own). Their events
+    go to ``emit`` (the core's queue); they read their cursors from ``store`` on
+    connections of their own. The mailbox's health is its first watcher's: a sent-folder
+    watcher that is down logs it, and makes the pre-send re-check of the mailbox fail."""
 
     def __init__(self, store: Store, emit: Callable[[object], None]) -> None:
         self._store = store
         self._emit = emit
-        self._running: dict[str, MailboxWatcher] = {}
+        self._running: dict[str, tuple[MailboxWatcher, ...]] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._running
 
     def start(self, mailboxes: Iterable[MailboxConfig], sync: SyncConfig) -> None:
+        parts: tuple[FolderRole | None, ...] = (
+            ("inbox", "sent") if sync.watch_sent == "idle" else (None,)
+        )
         for mb in mailboxes:
-            watcher = MailboxWatcher(
-                mb,
-                sync,
-                get_cursors=functools.partial(stored_cursors, self._store, mb.name),
-                get_pending_uids=functools.partial(stored_pending_uids, self._store, mb.name),
-                emit=self._emit,
+            watchers = tuple(
+                MailboxWatcher(
+                    mb,
+                    sync,
+                    get_cursors=functools.partial(stored_cursors, self._store, mb.name),
+                    get_pending_uids=functools.partial(stored_pending_uids, self._store, mb.name),
+                    emit=self._emit if only != "sent" else self._emit_folders,
+                    only=only,
+                )
+                for only in parts
             )
-            self._running[mb.name] = watcher
-            watcher.start()
+            self._running[mb.name] = watchers
+            for watcher in watchers:
+                watcher.start()
+
+    def _emit_folders(self, event: object) -> None:
+        if not isinstance(event, HealthEvent):
+            self._emit(event)
 
     def stop(self, names: Iterable[str] | None = None) -> None:
         names = list(self._running) if names is None else list(names)
         # All at once and briefly: a watcher stuck on a stalled server has its connection
         # cut by stop(); SIGTERM must end the process well within systemd's stop timeout.
         stoppers = [
-            threading.Thread(target=self._running[name].stop, kwargs={"timeout": 2.0},
-                             name=f"stop-{name}", daemon=True)
-            for name in names
+            threading.Thread(target=watcher.stop, kwargs={"timeout": 2.0},
+                             name=f"stop-{watcher.name}", daemon=True)
+            for name in names for watcher in self._running[name]
         ]
         for t in stoppers:
             t.start()
@@ -68,8 +100,9 @@ class Watchers:
 
     def recheck(
         self, mailboxes: Iterable[str], *, stop: threading.Event, heartbeat: Callable[[], None]
-    ) -> bool:
-        """Re-check the given mailboxes' sent folders now, all at once; True if any did.
+    ) -> Recheck:
+        """Re-check the given mailboxes' sent folders now, all at once: which did, which
+        could not (down, too slow). Mailboxes without a running watcher are in neither.
 
         The mailboxes are re-checked in parallel (one short-lived thread each), so fifty
         accounts due in the same minute cost one round of IMAP latency, not fifty. The
@@ -77,21 +110,24 @@ class Watchers:
         must not starve it. ``stop`` set: return without waiting any longer.
         """
         watchers = [
-            (n, w) for n in sorted(mailboxes) if (w := self._running.get(n)) is not None
+            (n, w) for n in sorted(mailboxes) for w in self._running.get(n, ())
         ]
         if not watchers:
-            return False
+            return Recheck(frozenset(), frozenset())
         deadline = time.monotonic() + RECHECK_TIMEOUT
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, len(watchers)), thread_name_prefix="recheck"
         )
         try:
-            futures = [pool.submit(_recheck_one, n, w, deadline, stop) for n, w in watchers]
-            pending = set(futures)
+            futures = [(n, pool.submit(_recheck_one, n, w, deadline, stop)) for n, w in watchers]
+            pending = {f for _, f in futures}
             while pending and not stop.is_set():
                 heartbeat()
                 _, pending = concurrent.futures.wait(pending, timeout=0.5)
-            return any(f.result() for f in futures if f.done() and not f.cancelled())
+            names = {n for n, _ in futures}
+            failed = {n for n, f in futures
+                      if not (f.done() and not f.cancelled() and f.result())}  # fmt: skip
+            return Recheck(frozenset(names - failed), frozenset(failed))
         finally:
             # On SIGTERM do not wait for a stalled server: the workers notice the stop
             # within one slice.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from imapclient import exceptions as imap_exc
 from imapclient.imapclient import _parse_untagged_response
 
+from ackwatch.mail import notify
 from ackwatch.mail.connection import ImapError
 
 if TYPE_CHECKING:
@@ -225,9 +226,12 @@ def idle_wait(
     renew: float,
     interrupted: Callable[[], bool],
     host: str,
+    notified: Callable[[], None] | None = None,
 ) -> bool:
     """IDLE until a change, `interrupted()`, the ``time.monotonic()`` instant `until` or
-    `renew` seconds from now; True on a change. Raises `ImapError` on BYE.
+    `renew` seconds from now; True on a change of the selected folder. Raises `ImapError`
+    on BYE. A NOTIFY ``STATUS`` (news about another folder, `notify`) calls `notified` and
+    ends the wait too.
 
     Blocks in one ``poll()`` on the IMAP socket and `wake`; no timer ticks. `wake` is
     cleared before each look at `interrupted`.
@@ -235,7 +239,7 @@ def idle_wait(
     client.idle()
     started = time.monotonic()
     deadline = min(until, started + renew)
-    changed = False
+    changed = other = False
     strikes = 0
     while True:  # an exception here means a dead connection: no DONE, reconnect
         wake.clear()  # then look at what it was raised for
@@ -248,10 +252,15 @@ def idle_wait(
                 raise ImapError(f"{host}: server closed the connection (BYE)")
             if _is_change(resp):
                 changed = True
-        if changed:
+            elif notified is not None and notify.is_notification(resp):
+                notified()
+                other = True
+        if changed or other:
             break
     with bounded(client, 10.0):
         _text, more = client.idle_done()
+    if notified is not None and any(notify.is_notification(r) for r in more or ()):
+        notified()
     return changed or any(_is_change(r) for r in more or ())
 
 

@@ -7,6 +7,12 @@ itself, which stays selected; see `MailboxWatcher`), and on `MailboxWatcher.rech
 Faults reconnect with exponential backoff and jitter; state changes (not attempts) are
 logged and emitted as `HealthEvent`.
 
+The other folders (the sent folder) are seen as quickly as the IDLE folder where the
+server offers IMAP NOTIFY (``sync.watch_sent: auto``, `notify`): its news about them
+ends the IDLE wait and has them STATUS-checked and synced at once. With ``watch_sent:
+idle`` the daemon runs two watchers per mailbox instead (``only``: "inbox" and "sent"),
+the second IDLEing the first sent folder on a connection of its own.
+
 With IDLE, what one poll interval costs when nothing changed is ``DONE``, one ``STATUS``
 per folder other than the IDLE folder (usually just the sent folder) and ``IDLE`` again:
 no EXAMINE, FETCH or NOOP. The IDLE folder is re-checked with one EXAMINE every
@@ -34,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from imapclient import exceptions as imap_exc
 
-from ackwatch.mail import imapguard
+from ackwatch.mail import imapguard, notify
 from ackwatch.mail.connection import (
     CONNECTION_ERRORS,
     AuthError,
@@ -195,6 +201,29 @@ class _Unavailable:
             self._log.info("folder_available", folder=folder)
 
 
+class _Health:
+    """A watcher's health: logged and emitted as `HealthEvent` only when the state itself
+    changes (another attempt or sync tick updates it quietly)."""
+
+    def __init__(
+        self, mb: MailboxConfig, logger: Any, emit: Callable[[WatcherEvent], None],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._mb, self._log, self._emit, self._clock = mb, logger, emit, clock
+        self.now = MailboxHealth("connecting", clock())
+
+    def set(self, state: HealthState, error: str | None = None, synced: bool = False) -> None:
+        old = self.now
+        now = self._clock()
+        last_sync = now if synced else old.last_sync
+        if old.state == state:
+            self.now = replace(old, last_error=error or old.last_error, last_sync=last_sync)
+            return
+        self.now = new = MailboxHealth(state, now, error, last_sync)
+        _log_state_change(self._log, self._mb.host, old.state, state, error)
+        self._emit(HealthEvent(self._mb.name, new))
+
+
 def _log_state_change(
     logger: Any, host: str, old: HealthState, state: HealthState, error: str | None
 ) -> None:
@@ -263,14 +292,16 @@ class MailboxWatcher(threading.Thread):
         auth_backoff_max: float = 1800.0,
         idle_renew: float = IDLE_RENEW_SECONDS,
         idle_safety_polls: int = IDLE_SAFETY_POLLS,
+        only: FolderRole | None = None,
     ) -> None:
-        super().__init__(name=f"imap-{mb.name}", daemon=True)
+        super().__init__(name=f"imap-{mb.name}" + (f"-{only}" if only else ""), daemon=True)
         self.mb = mb
+        self.only = only  # a role: watch only its folders, IDLE on the first (module doc)
         self.sync_config = sync
         self._get_cursors = get_cursors
         self._get_pending = get_pending_uids
         self._emit = emit
-        self._log = log.bind(mailbox=mb.name)
+        self._log = log.bind(mailbox=mb.name, **({"connection": only} if only else {}))
         self._resolve = resolve
         self._clock = clock
         self.backoff_initial = backoff_initial
@@ -292,8 +323,9 @@ class MailboxWatcher(threading.Thread):
         self._selected: str | None = None
         self._verified: str | None = None
         self._idle_folder: str | None = None
+        self._notify = notify.Notified()
         self._polls = 0
-        self.health = MailboxHealth("connecting", clock())
+        self._health = _Health(mb, self._log, emit, clock)
 
     # ------------------------------------------------------------------ public API
     def stop(self, timeout: float = 10.0) -> None:
@@ -309,10 +341,8 @@ class MailboxWatcher(threading.Thread):
                 self.join(2.0)
 
     def recheck(self, timeout: float = 30.0) -> bool:
-        """Sync the sent folders and inbox flags now; True once their events were emitted.
-
-        False when the mailbox is not connected or the sync did not finish in time.
-        """
+        """Sync the sent folders and inbox flags now; True once their events were emitted
+        (False: not connected, or the sync did not finish in time)."""
         if self._stop_event.is_set() or not self.is_alive() or self.health.state != "up":
             return False
         return self._rechecks.ask(timeout)
@@ -321,21 +351,14 @@ class MailboxWatcher(threading.Thread):
     def cursors(self) -> dict[str, FolderCursor]:
         return dict(self._cursors)
 
-    # ------------------------------------------------------------------ health
+    @property
+    def health(self) -> MailboxHealth:
+        return self._health.now
+
     def _set_health(
         self, state: HealthState, error: str | None = None, synced: bool = False
     ) -> None:
-        """Record the state; log + emit only when the state itself changes."""
-        old = self.health
-        now = self._clock()
-        last_sync = now if synced else old.last_sync
-        if old.state == state:  # another attempt / sync tick: no log line, no event
-            self.health = replace(old, last_error=error or old.last_error, last_sync=last_sync)
-            return
-        new = MailboxHealth(state, now, error, last_sync)
-        self.health = new
-        _log_state_change(self._log, self.mb.host, old.state, state, error)
-        self._emit(HealthEvent(self.mb.name, new))
+        self._health.set(state, error, synced)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -352,22 +375,16 @@ class MailboxWatcher(threading.Thread):
                     auth_failures += 1
                     self._back_off("auth_failed", str(exc), backoff_delay(
                         auth_failures, self.auth_backoff_initial, self.auth_backoff_max))
-                # (mypy does not read a tuple unpacked into an except clause)
-                except (ImapError, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
-                    error = failure_text(self._client, exc)
+                except Exception as exc:  # a bug too: logged, the mailbox still watched
+                    expected = isinstance(exc, (ImapError, *CONNECTION_ERRORS))
+                    error = failure_text(self._client, exc) if expected else describe(exc)
                     self._drop_client()
                     if self._stop_event.is_set():
                         break
+                    if not expected:
+                        self._log.exception("watcher_error")
                     failures += 1
                     self._back_off("backoff", error,
-                                   backoff_delay(failures, self.backoff_initial, self.backoff_max))
-                except Exception as exc:  # a bug: log it, keep the mailbox watched
-                    self._drop_client()
-                    if self._stop_event.is_set():
-                        break
-                    failures += 1
-                    self._log.exception("watcher_error")
-                    self._back_off("backoff", describe(exc),
                                    backoff_delay(failures, self.backoff_initial, self.backoff_max))
         finally:
             self._drop_client(logout_first=True)
@@ -398,11 +415,18 @@ class MailboxWatcher(threading.Thread):
         limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
         self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
         enable_condstore(client)
-        self.folders = tuple(watched_folders(client, self.mb.folders))
+        self.folders = tuple(
+            (folder, role) for folder, role in watched_folders(client, self.mb.folders)
+            if self.only is None or role == self.only
+        )
         self._cursors = {**(self._get_cursors() or {}), **self._cursors}
-        inbox = [folder for folder, role in self.folders if role == "inbox"]
+        idle_role: FolderRole = self.only or "inbox"
+        inbox = [folder for folder, role in self.folders if role == idle_role]
         use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
         self._idle_folder = inbox[0] if use_idle else None
+        self._notify.on = False
+        if use_idle and self.only is None and self.sync_config.watch_sent == "auto":
+            self._notify.start(client, [f for f, _ in self.folders if f != inbox[0]], self._log)
         self._sync_all(self.folders, only_changed=False)
         self._set_health("up", None, synced=True)
 
@@ -410,7 +434,7 @@ class MailboxWatcher(threading.Thread):
         next_poll = time.monotonic() + poll
         while not self._stop_event.is_set():
             if use_idle:
-                next_poll = self._idle_round(client, inbox[0], next_poll, poll)
+                next_poll = self._idle_round(client, (inbox[0], idle_role), next_poll, poll)
             else:
                 self._wake.wait(max(0.0, next_poll - time.monotonic()))
                 if self._stop_event.is_set():
@@ -429,25 +453,37 @@ class MailboxWatcher(threading.Thread):
         """Every folder, the IDLE folder last (its EXAMINE leaves it selected for IDLE)."""
         return _last(self.folders, self._idle_folder)
 
-    def _idle_round(self, client: IMAPClient, folder: str, next_poll: float, poll: float) -> float:
-        """IDLE on `folder` until something needs doing; do it; return the next poll time.
+    def _idle_round(
+        self, client: IMAPClient, idle: tuple[str, FolderRole], next_poll: float, poll: float
+    ) -> float:
+        """IDLE on the folder `idle` until something needs doing; do it; return the next
+        poll time.
 
-        `folder` is EXAMINEd first only when it is not the selected, verified folder
+        The folder is EXAMINEd first only when it is not the selected, verified folder
         (see the class docstring); otherwise the untagged responses the server sent during
         our other commands (EXISTS, EXPUNGE, FETCH for the selected folder) tell whether
-        it changed meanwhile.
+        it changed meanwhile. With NOTIFY, news about the other folders (a ``STATUS``,
+        during IDLE or along with another command) has them checked at once.
         """
+        folder = idle[0]
         if self._verified == folder:
             dirty = take_unsolicited(client)
         else:
+            if self._selected not in (None, folder) and take_unsolicited(client):
+                self._notify.heard()  # news of the folder selected before (a reply in its sync)
             dirty = self._examine_changed(client, folder, has_pending=False)
-        if not dirty:
+        news = self._notify.take(client)
+        if not dirty and not news:
             dirty = idle_wait(client, self._wake, until=next_poll, renew=self.idle_renew,
-                              interrupted=self._interrupted, host=self.mb.host)
+                              interrupted=self._interrupted, host=self.mb.host,
+                              notified=self._notify.heard if self._notify.on else None)
+            news = self._notify.take(client)
         if self._stop_event.is_set():
             return next_poll
-        if dirty:
-            self._sync_all([(folder, "inbox")], only_changed=False)
+        if dirty or news:
+            self._sync_all([idle] if dirty else [], only_changed=False)
+            self._sync_all([f for f in self.folders if f[0] != folder] if news else [],
+                           only_changed=True)
             self._set_health("up", None, synced=True)
         reqs = self._rechecks.take()
         if reqs:
@@ -456,7 +492,7 @@ class MailboxWatcher(threading.Thread):
             self._polls += 1
             folders = [f for f in self._polled_folders() if f[0] != folder]
             if self._polls % self.idle_safety_polls == 0:
-                folders.append((folder, "inbox"))  # the slow safety re-check (one EXAMINE)
+                folders.append(idle)  # the slow safety re-check (one EXAMINE)
             self._sync_all(folders, only_changed=True)
             self._set_health("up", None, synced=True)
             next_poll = time.monotonic() + poll

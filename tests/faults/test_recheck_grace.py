@@ -1,0 +1,85 @@
+"""A mailbox the pre-send re-check cannot reach: its nudges wait for it, for a grace.
+
+The real daemon against Dovecot behind `proxy.FaultProxy`; the reply is put into Sent
+while the proxy refuses the daemon, so the daemon has not seen it when the nudge comes
+due (from its side, exactly a reply made just before an outage).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from tests.faults.daemon_config import write_config
+from tests.faults.proxy import FaultProxy
+from tests.support.daemon import ANNA, client_mail, reply_mail, started, times_mentioned
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
+
+
+def item_state(tmp_path: Path, message_id: str) -> tuple[str, str | None]:
+    """(state, nudge_done) of the item of ``message_id``."""
+    db = f"file:{tmp_path / 'state' / 'ackwatch.sqlite3'}?mode=ro"
+    with sqlite3.connect(db, uri=True) as conn:
+        row = conn.execute("SELECT state, nudge_done FROM items WHERE message_id = ?",
+                           (message_id,)).fetchone()  # fmt: skip
+    assert row is not None, message_id
+    return row
+
+
+def test_a_reply_unseen_in_an_outage_is_not_nudged_about_when_the_mailbox_is_back_in_the_grace(
+    dovecot, tmp_path, sink, ackwatch
+):
+    user = dovecot.add_user()
+    with FaultProxy((dovecot.host, dovecot.port)) as proxy:
+        # Nudge 15 s after arrival, deadline at 60 s: a 40 s grace fits before it.
+        cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
+                           imap_port=proxy.port, window="60s", nudge_before="45s",
+                           recheck_grace="40s", batch_window="0s")
+        d = started(ackwatch, cfg)
+        mid = "<answered-in-the-outage@acme.example>"
+        dovecot.append(user, "INBOX", client_mail("Quote before the outage", mid))
+        d.wait_item(mid)
+        proxy.refuse()
+        proxy.cut()
+        d.wait_event("mailbox_down", timeout=10)
+        dovecot.append(user, "Sent", reply_mail(mid, "Quote before the outage"))
+        (held,) = d.wait_event("action_held", timeout=30)
+        assert held["mailboxes"] == ["anna"] and held["items"] == 1
+        assert times_mentioned(sink, mid) == 0
+        proxy.accept()
+        wait_for(lambda: item_state(tmp_path, mid)[0] == "acknowledged", 45,
+                 "the reply seen once the mailbox is back", step=0.2)
+        time.sleep(1.0)  # a step after the acknowledgement: nothing goes out
+        assert times_mentioned(sink, mid) == 0, d.tail()
+        assert item_state(tmp_path, mid)[1] is None
+        assert not d.events("action_unchecked")
+    assert d.stop() == 0
+
+
+def test_a_nudge_whose_deadline_would_pass_within_the_grace_goes_out_unchecked(
+    dovecot, tmp_path, sink, ackwatch
+):
+    user = dovecot.add_user()
+    with FaultProxy((dovecot.host, dovecot.port)) as proxy:
+        # Nudge 10 s before the deadline, grace 2 min: holding it would pass the deadline.
+        cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
+                           imap_port=proxy.port, window="20s", nudge_before="10s",
+                           recheck_grace="2m", batch_window="0s")
+        d = started(ackwatch, cfg)
+        mid = "<deadline-close@acme.example>"
+        dovecot.append(user, "INBOX", client_mail("Quote due soon", mid))
+        d.wait_item(mid)
+        proxy.refuse()
+        proxy.cut()
+        d.wait_event("mailbox_down", timeout=10)
+        dovecot.append(user, "Sent", reply_mail(mid, "Quote due soon"))
+        (unchecked,) = d.wait_event("action_unchecked", timeout=30)
+        assert unchecked["reason"] == "deadline" and unchecked["mailboxes"] == ["anna"]
+        wait_for(lambda: times_mentioned(sink, mid) == 1, 15, "the nudge sent", step=0.1)
+        assert not d.events("action_held")
+        proxy.accept()
+    assert d.stop() == 0
