@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ackwatch.config import connections
+from ackwatch.config import connections, oauth2apps
 from ackwatch.config.convert import (
     c_address,
     c_authserv_id,
@@ -420,8 +420,10 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     accounts, account_emails = _accounts(ctx, raw.get("accounts"), calendars)
     clients = _clients(ctx, raw.get("clients"), policies, account_emails)
     unknown = get_key(ctx, raw, "", "unknown_senders", c_enum("track", "ignore"), UNKNOWN_SENDERS)
-    mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"))
-    smtp = connections.smtp(ctx, raw.get("smtp"))
+    apps = oauth2apps.apps(ctx, raw.get("oauth2_apps"))
+    known_apps = apps if valid(apps) else None
+    mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"), known_apps)
+    smtp = connections.smtp(ctx, raw.get("smtp"), known_apps)
     ignore = _ignore(ctx, raw.get("ignore"))
     sync = _section(
         ctx,
@@ -510,4 +512,5 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         promise=promise,
         dismiss_keyword=keyword,
         thread_subject_window=subject_window,
+        oauth2_apps=MappingProxyType(dict(apps)),
     )
