@@ -224,7 +224,9 @@ def _deliver(
         conn.ehlo_or_helo_if_needed()
         if smtp.security == "starttls":
             _starttls(conn, smtp)
-        if secret is not None:
+        if smtp.oauth2 is not None:
+            _app_login(conn, smtp)
+        elif secret is not None:
             assert smtp.username is not None and smtp.password is not None
             try:
                 smtpauth.login(conn, smtp.username, secret.reveal(),
@@ -247,6 +249,38 @@ def _deliver(
     finally:
         timer.cancel()
         conn.close()
+
+
+def _app_login(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:
+    """AUTH with the token of ``smtp.oauth2``: one fresh token and one more try after a
+    refusal. Every failure holds the mail (`TemporarySendError`), and names the app."""
+    from ackwatch import oauth2  # lazy: a shell module; the providers load on first use
+
+    app, where = smtp.oauth2, f"{smtp.host}:{smtp.port}"
+    assert app is not None and smtp.username is not None
+    mechanism = smtpauth.oauth2_mechanism(conn)
+    if mechanism is None:
+        raise TemporarySendError(
+            f"{where} offers neither AUTH OAUTHBEARER nor XOAUTH2, which oauth2 application "
+            f"{app.name} needs (offered: {' '.join(smtpauth.mechanisms(conn)) or 'none'})",
+            failure="auth_unusable")
+    for attempt in (1, 2):
+        try:
+            token = oauth2.TOKENS.token(app, smtp.username, fresh=attempt == 2)
+        except oauth2.TokenRefused as exc:
+            raise TemporarySendError(f"{where}: {exc}", failure="secret_unavailable") from None
+        except oauth2.TokenError as exc:
+            raise TemporarySendError(f"{where}: {exc}") from None
+        try:
+            smtpauth.oauth2_login(conn, smtp.username, token, mechanism)
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            if attempt == 2:
+                text = clean_text(_text(exc.smtp_error), 300).replace(token, "***")
+                raise TemporarySendError(
+                    f"{where}: {mechanism} as {smtp.username} refused with a fresh token of "
+                    f"oauth2 application {app.name} ({app.provider}): {exc.smtp_code} {text}",
+                    code=exc.smtp_code, failure="auth_refused") from None
 
 
 def _starttls(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:
