@@ -63,7 +63,7 @@ def _safe(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- Microsoft
 
 
-_MSAL_CLIENTS: dict[str, Any] = {}
+_MSAL_CLIENTS: dict[OAuth2App, Any] = {}  # one per application (its discovery)
 _MSAL_LOCK = threading.Lock()
 
 
@@ -78,7 +78,7 @@ def microsoft_authority(app: OAuth2App) -> str:
 
 def _msal_client(app: OAuth2App, resolve: Resolve) -> Any:
     with _MSAL_LOCK:
-        client = _MSAL_CLIENTS.get(app.name)
+        client = _MSAL_CLIENTS.get(app)
     if client is not None:
         return client
     if app.client_secret is not None:
@@ -113,7 +113,7 @@ def _msal_client(app: OAuth2App, resolve: Resolve) -> Any:
     if problem is not None:
         raise problem
     with _MSAL_LOCK:
-        _MSAL_CLIENTS[app.name] = client
+        _MSAL_CLIENTS[app] = client
     return client
 
 
@@ -137,6 +137,10 @@ def _microsoft365(app: OAuth2App, resolve: Resolve) -> Grant:
     except Exception as exc:  # requests' connection errors, a body that is not JSON
         problem = TokenUnavailable(app, f"the token endpoint cannot be reached "
                                         f"({type(exc).__name__})")
+    if problem is not None or "access_token" not in result:
+        # msal replays a refusal for a minute (its throttle): a new client asks again.
+        with _MSAL_LOCK:
+            _MSAL_CLIENTS.pop(app, None)
     if problem is not None:
         raise problem
     return _grant(app, result)
