@@ -14,7 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers.fixtures import dovecot_server, tls_dovecot  # noqa: F401 - fixtures
+from tests.servers.fixtures import (  # noqa: F401 - fixtures
+    dovecot_oauth,
+    dovecot_server,
+    tls_dovecot,
+    token_server,
+)
 from tests.servers.imapserver import ImapTestServer
 from tests.servers.pymapserver import PymapServer
 from tests.support.daemon import ackwatch, dovecot, sink  # noqa: F401 - fixtures

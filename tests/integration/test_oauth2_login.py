@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.servers.dovecot import DovecotServer
+from tests.servers.fixtures import oauth_dovecot
 from tests.servers.tokenserver import CLIENT_ID, TENANT, TokenServer
 
 from ackwatch import oauth2
@@ -17,31 +18,6 @@ from ackwatch.config import MailboxConfig, OAuth2App, SecretRef
 from ackwatch.mail import connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
-
-
-@pytest.fixture(scope="module")
-def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
-    server = TokenServer(tmp_path_factory.mktemp("tokens"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))  # requests, under msal and google-auth
-        yield server
-    server.stop()
-
-
-def oauth_dovecot(token_server: TokenServer, mechanisms: str) -> DovecotServer:
-    server = DovecotServer(auth_mechanisms=f"plain login {mechanisms}", pool=4,
-                           oauth2_introspection=token_server.http_base)
-    server.start()
-    return server
-
-
-@pytest.fixture(scope="module")
-def dovecot_oauth(dovecot_server: DovecotServer, token_server: TokenServer
-                  ) -> Iterator[DovecotServer]:
-    """Asks for `dovecot_server` so that it is skipped, or fails in CI, the same way."""
-    server = oauth_dovecot(token_server, "xoauth2 oauthbearer")
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture(autouse=True)
