@@ -20,7 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ackwatch import __version__
-from ackwatch.cli import backfill, check_config, deadline, promise, report, run, status
+from ackwatch.cli import (
+    backfill,
+    check_config,
+    check_mailboxes,
+    deadline,
+    promise,
+    report,
+    run,
+    status,
+)
 from ackwatch.cli.common import EX_USAGE, err
 from ackwatch.config import DEFAULT_CONFIG_PATH, EX_CONFIG, ConfigError
 
@@ -34,7 +43,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     module.NAME: Command(module.HELP, module.add_arguments, module.run)
-    for module in (check_config, deadline, run, status, report, promise, backfill)
+    for module in (check_config, check_mailboxes, deadline, run, status, report, promise,
+                   backfill)
 }
 
 

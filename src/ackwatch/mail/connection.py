@@ -177,6 +177,7 @@ def _app_login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: 
                 client.oauthbearer_login(mb.username, token)
             else:
                 client.oauth2_login(mb.username, token)
+            client.ackwatch_mechanism = mechanism  # type: ignore[attr-defined]  # check-mailboxes
             return
         except imap_exc.IMAPClientError as exc:
             if _dropped(exc):

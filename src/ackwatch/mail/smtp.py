@@ -33,6 +33,7 @@ __all__ = [
     "PermanentSendError",
     "SendError",
     "TemporarySendError",
+    "check",
     "send",
 ]
 
@@ -126,8 +127,14 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode("utf-8", "replace")).decode("ascii")
 
 
+def check(smtp: SmtpConfig, *, resolve: Callable[[SecretRef], str] | None = None) -> None:
+    """Connect, secure and log in as `send` does, then QUIT: no mail is sent. Raises what
+    `send` raises (``check-mailboxes``)."""
+    send(None, smtp, resolve=resolve)
+
+
 def send(
-    msg: EmailMessage,
+    msg: EmailMessage | None,
     smtp: SmtpConfig,
     *,
     resolve: Callable[[SecretRef], str] | None = None,
@@ -169,6 +176,8 @@ def send(
         error.__cause__ = error.__context__ = None
         _log_failure(error, smtp)
         raise error.with_traceback(None)
+    if msg is None:  # `check`
+        return
 
     to = [addr for _, addr in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
     if refused:
@@ -182,7 +191,7 @@ def send(
 
 
 def _deliver(
-    msg: EmailMessage,
+    msg: EmailMessage | None,
     smtp: SmtpConfig,
     secret: _Secret | None,
     local_hostname: str | None,
@@ -235,6 +244,10 @@ def _deliver(
                 raise TemporarySendError(
                     f"{smtp.host}:{smtp.port}: {exc}", failure="auth_unusable"
                 ) from None
+        if msg is None:  # `check`: logged in, nothing to send
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.quit()
+            return {}
         refused = conn.send_message(msg)
         with contextlib.suppress(smtplib.SMTPException, OSError):
             conn.quit()  # the mail was accepted; a failed goodbye does not matter
