@@ -45,9 +45,12 @@ REQUIRE_ENV = "ACKWATCH_REQUIRE_DOVECOT"
 
 # Folders the config gives a SPECIAL-USE attribute. "Sent" is auto-created for every
 # user; "Outgoing" is \Sent too but only exists once a test creates it: its name matches
-# no common sent-folder name, so finding it proves discovery used SPECIAL-USE.
+# no common sent-folder name, so finding it proves discovery used SPECIAL-USE. The
+# [Gmail]/ folders exist once a test creates them.
 SPECIAL_USE = {"Sent": ("\\Sent", True), "Outgoing": ("\\Sent", False),
-               "Drafts": ("\\Drafts", False), "Trash": ("\\Trash", False)}  # fmt: skip
+               "Drafts": ("\\Drafts", False), "Trash": ("\\Trash", False),
+               # Gmail's layout, for a test that creates it
+               "[Gmail]/Sent Mail": ("\\Sent", False), "[Gmail]/All Mail": ("\\All", False)}  # fmt: skip
 
 _LOGOUT_RE = re.compile(
     r"imap\((?P<user>[^)]+)\).*Disconnected: (?P<reason>[^ ].*?) in=(?P<in>\d+) out=(?P<out>\d+) "
