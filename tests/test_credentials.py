@@ -394,3 +394,53 @@ def test_permission_warning_for_a_config_file_others_can_read(tmp_path):
     assert SECRET not in warning
     config_file.chmod(0o600)
     assert permission_warnings(config) == []
+
+
+# --------------------------------------------------------------------------- oauth2 apps
+
+
+def _google_app(key: Path):
+    from ackwatch.config import OAuth2App
+
+    return OAuth2App("workspace", "google", service_account=SecretRef("file", str(key)))
+
+
+def test_an_applications_key_file_readable_by_others_gets_a_warning_naming_its_key(tmp_path):
+    from configfactory import make_config
+
+    key = tmp_path / "google-key.json"
+    key.write_text('{"type": "service_account", "private_key": "' + SECRET + '"}')
+    config = make_config(path=tmp_path / "config.yaml",
+                         oauth2_apps={"workspace": _google_app(key)})
+    key.chmod(0o600)
+    assert permission_warnings(config) == []
+    key.chmod(0o644)
+    (warning,) = permission_warnings(config)
+    assert warning.startswith(f"oauth2_apps.workspace.service_account_file: {key} is readable")
+    assert SECRET not in warning
+
+
+def test_an_unreadable_service_account_key_is_a_refusal_that_shows_no_secret(tmp_path):
+    from ackwatch.oauth2 import TokenRefused, Tokens
+
+    key = tmp_path / "google-key.json"
+    key.write_text('{"type": "service_account", "private_key": "' + SECRET + '"')  # cut short
+    with pytest.raises(TokenRefused) as info:
+        Tokens().token(_google_app(key), "anna@agency.example")
+    assert "is not a service account's JSON key" in str(info.value)
+    assert_secret_free(info.value)
+
+
+def test_a_client_secret_that_cannot_be_read_names_where_it_lives(tmp_path):
+    from ackwatch.config import OAuth2App
+    from ackwatch.oauth2 import TokenRefused, Tokens
+
+    app = OAuth2App("m365", "microsoft365", tenant="agency.example", client_id="c",
+                    client_secret=SecretRef("env", "M365_SECRET"))
+    with pytest.raises(TokenRefused) as info:
+        Tokens().token(app, "office@agency.example", resolve=lambda ref: resolve_secret(
+            ref, environ={}))
+    assert str(info.value) == ("oauth2 application m365 (microsoft365): cannot read the client "
+                               "secret (password_env M365_SECRET): the environment variable "
+                               "is not set")
+    assert_secret_free(info.value)

@@ -9,7 +9,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "ackwatch"
 SHELL_PACKAGES = ("ackwatch.mail", "ackwatch.store", "ackwatch.daemon", "ackwatch.reporting")
 SHELL_MODULES = ("ackwatch.cli", "ackwatch.credentials", "ackwatch.logs", "ackwatch.private",
-                 "ackwatch.demo")
+                 "ackwatch.demo", "ackwatch.oauth2")
 
 
 def module_names() -> dict[str, Path]:

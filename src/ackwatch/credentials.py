@@ -304,6 +304,16 @@ def permission_warnings(config: Config) -> list[str]:
                 f"(mode {mode:04o}): chmod 600 it, or under systemd use `credential:` with "
                 "LoadCredential= so only root needs to read it"
             )
+    for where, ref in app_secret_refs(config):
+        if ref.kind != "file" or ref.value in seen:
+            continue
+        seen.add(ref.value)
+        mode = _mode(Path(ref.value))
+        if mode is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"{where}: {ref.value} is readable by group/others (mode {mode:04o}): "
+                "chmod 600 it, or under systemd use a credential with LoadCredential="
+            )
     return warnings
 
 
@@ -328,6 +338,24 @@ def _secret_refs(config: Config) -> list[tuple[str, SecretRef]]:
     return refs
 
 
+def app_secret_refs(config: Config) -> list[tuple[str, SecretRef]]:
+    """(key path, reference) for every secret of ``oauth2_apps``: a client secret, a
+    certificate's private key, a service account's JSON key."""
+    keys = {
+        "client_secret": {"file": "client_secret_file", "env": "client_secret_env",
+                          "credential": "credential"},
+        "private_key": {"file": "private_key_file", "credential": "private_key_credential"},
+        "service_account": {"file": "service_account_file", "credential": "credential"},
+    }
+    refs: list[tuple[str, SecretRef]] = []
+    for name, app in config.oauth2_apps.items():
+        for field, by_kind in keys.items():
+            ref = getattr(app, field)
+            if ref is not None:
+                refs.append((f"oauth2_apps.{name}.{by_kind.get(ref.kind, ref.kind)}", ref))
+    return refs
+
+
 def secret_warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """`secret_warning` for every reference in ``config``, prefixed with its key path
     (``mailboxes[0].password_env: ACKWATCH_ANNA_PASSWORD is not set in this shell ...``)."""
@@ -336,4 +364,8 @@ def secret_warnings(config: Config, environ: Mapping[str, str] | None = None) ->
         warning = secret_warning(ref, environ)
         if warning is not None:
             out.append(f"{where}.{CONFIG_KEY[ref.kind]}: {warning}")
+    for where, ref in app_secret_refs(config):
+        warning = secret_warning(ref, environ)
+        if warning is not None:
+            out.append(f"{where}: {warning}")
     return out

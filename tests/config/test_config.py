@@ -119,8 +119,8 @@ def test_example_config_is_valid():
     assert config.timezone == "Europe/Warsaw"
     assert set(config.policies) >= {"default", "retainer"}
     assert len(config.mailboxes) >= 2
-    assert any(mb.oauth2_token is not None for mb in config.mailboxes)
     assert any(mb.host == "imap.gmail.com" for mb in config.mailboxes)
+    assert {mb.oauth2.provider for mb in config.mailboxes if mb.oauth2} == {"microsoft365", "google"}
     assert config.smtp is not None
     assert any(acc.away for acc in config.accounts)
     assert config.calendars["office"].holidays == "PL"

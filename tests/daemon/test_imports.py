@@ -13,7 +13,7 @@ from configfactory import make_config, office_calendar
 OPTIONAL = ("holidays", "prometheus_client", "waitress", "ackwatch.reporting.ack_time",
             "ackwatch.reporting.figures", "ackwatch.reporting.digest",
             "ackwatch.core.promise_text", "charset_normalizer", "psycopg",
-            "ackwatch.store.postgres")
+            "ackwatch.store.postgres", "msal", "google.auth", "ackwatch.oauth2.providers")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -92,3 +92,19 @@ def test_the_holiday_tables_count_in_the_fingerprint_only_when_a_calendar_names_
     after = evaluation_fingerprint(with_country), evaluation_fingerprint(without)
     assert after[0] != before[0]  # new holiday tables: evaluate again
     assert after[1] == before[1]  # no country: the tables cannot change an item
+
+
+def test_oauth2_apps_load_their_provider_library_only_when_a_token_is_first_needed(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({"type": "service_account", "client_email": "a@b.example",
+                               "private_key": "not a key", "token_uri": "http://127.0.0.1:9/t"}))
+    setup = ("from ackwatch.config import OAuth2App, SecretRef\n"
+             "from ackwatch import cli, oauth2\n"
+             "from ackwatch.mail import connection, smtp\n"
+             "from ackwatch.daemon.service import Daemon\n"
+             f"app = OAuth2App('workspace', 'google', service_account=SecretRef('file', {str(key)!r}))\n")
+    assert loaded_after(setup) == set()
+    fetch = setup + ("try:\n    oauth2.Tokens().token(app, 'anna@agency.example')\n"
+                     "except oauth2.TokenError:\n    pass\n")
+    loaded = loaded_after(fetch)
+    assert {"google.auth", "ackwatch.oauth2.providers"} <= loaded and "msal" not in loaded

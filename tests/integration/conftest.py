@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from tests.servers.fixtures import (  # noqa: F401 - fixtures
+    dovecot_oauth,
     dovecot_server,
     postgres_server,
     tls_dovecot,
+    token_server,
 )
 from tests.servers.imapserver import ImapTestServer
 from tests.servers.pymapserver import PymapServer

@@ -45,9 +45,12 @@ REQUIRE_ENV = "ACKWATCH_REQUIRE_DOVECOT"
 
 # Folders the config gives a SPECIAL-USE attribute. "Sent" is auto-created for every
 # user; "Outgoing" is \Sent too but only exists once a test creates it: its name matches
-# no common sent-folder name, so finding it proves discovery used SPECIAL-USE.
+# no common sent-folder name, so finding it proves discovery used SPECIAL-USE. The
+# [Gmail]/ folders exist once a test creates them.
 SPECIAL_USE = {"Sent": ("\\Sent", True), "Outgoing": ("\\Sent", False),
-               "Drafts": ("\\Drafts", False), "Trash": ("\\Trash", False)}  # fmt: skip
+               "Drafts": ("\\Drafts", False), "Trash": ("\\Trash", False),
+               # Gmail's layout, for a test that creates it
+               "[Gmail]/Sent Mail": ("\\Sent", False), "[Gmail]/All Mail": ("\\All", False)}  # fmt: skip
 
 _LOGOUT_RE = re.compile(
     r"imap\((?P<user>[^)]+)\).*Disconnected: (?P<reason>[^ ].*?) in=(?P<in>\d+) out=(?P<out>\d+) "
@@ -109,6 +112,7 @@ class DovecotServer(ImapTestServer):
         binary: str | None = None,
         pool: int = 40,
         auth_mechanisms: str = "plain login",
+        oauth2_introspection: str | None = None,
     ) -> None:
         super().__init__()
         self.binary = binary or dovecot_binary()
@@ -116,6 +120,9 @@ class DovecotServer(ImapTestServer):
             raise FileNotFoundError("dovecot is not installed (apt-get install dovecot-imapd)")
         self.tls = tls
         self.auth_mechanisms = auth_mechanisms  # "login": no AUTH=PLAIN (LOGIN still works)
+        # The base URL of a token server's introspection endpoints (tests/servers/
+        # tokenserver.py): tokens are then checked by Dovecot's oauth2 passdb.
+        self.oauth2_introspection = oauth2_introspection
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="ackwatch-dovecot-"))
         self.port = free_port()
@@ -224,7 +231,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.passwd_path}
 }}
-userdb {{
+{self._oauth2_passdbs()}userdb {{
   driver = static
   args = home={d}/home/%u allow_all_users=yes
 }}
@@ -235,6 +242,32 @@ namespace inbox {{
 }}
 """
         (d / "dovecot.conf").write_text(conf)
+
+    def _oauth2_passdbs(self) -> str:
+        """Dovecot's oauth2 passdb, once per provider: a Google token names its mailbox;
+        a Microsoft token names the application, which may open any mailbox
+        (``username_format = %d`` compares the domains, and test users have none)."""
+        if self.oauth2_introspection is None:
+            return ""
+        blocks = []
+        for provider, scope, user_format in (
+            ("google", "https://mail.google.com/", "%Lu"),
+            ("m365", "https://outlook.office365.com/.default", "%d"),
+        ):
+            ext = self.dir / f"oauth2-{provider}.conf.ext"
+            ext.write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection}/introspect/{provider}\n"
+                "force_introspection = yes\n"
+                "username_attribute = username\n"
+                f"username_format = {user_format}\n"
+                "active_attribute = active\nactive_value = true\n"
+                f"scope = {scope}\n"
+            )
+            os.chmod(ext, 0o644)
+            blocks.append(f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                          f"  args = {ext}\n}}\n")
+        return "".join(blocks)
 
     def _write_users(self) -> None:
         lines = [f"{u}:{{PLAIN}}{p}::::::nodelay=y\n" for u, p in self.passwords.items()]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from tests.servers.dovecot import DovecotServer, dovecot_binary, dovecot_required
 from tests.servers.postgres import PostgresServer, postgres_bindir, postgres_required
+from tests.servers.tokenserver import TokenServer
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +53,38 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(msg)
     server = PostgresServer()
     server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
+    """Microsoft's and Google's token endpoints on loopback (tests/servers/tokenserver.py);
+    ``REQUESTS_CA_BUNDLE`` (read by requests, under msal and google-auth, in this process
+    and in the ackwatch processes the tests start) trusts its certificate."""
+    server = TokenServer(tmp_path_factory.mktemp("tokens"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
+        yield server
+    server.stop()
+
+
+def oauth_dovecot(token_server: TokenServer, mechanisms: str) -> DovecotServer:
+    """A started Dovecot that also takes tokens of `token_server` with `mechanisms`."""
+    server = DovecotServer(auth_mechanisms=f"plain login {mechanisms}", pool=4,
+                           oauth2_introspection=token_server.http_base)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(dovecot_server: DovecotServer, token_server: TokenServer
+                  ) -> Iterator[DovecotServer]:
+    """A Dovecot taking XOAUTH2 and OAUTHBEARER tokens. Asks for `dovecot_server` so that
+    it is skipped, or fails in CI, the same way."""
+    server = oauth_dovecot(token_server, "xoauth2 oauthbearer")
     try:
         yield server
     finally:

@@ -28,6 +28,7 @@ SMTP line, e.g. ``"451 4.3.0 Try again later"`` or ``"550 5.1.1 No such user"``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import shutil
@@ -70,6 +71,24 @@ class TlsCert:
 class _Handler:
     def __init__(self, sink: SmtpSink):
         self.sink = sink
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (offered only when the sink has `oauth2_check`): the initial
+        response ``user=U^Aauth=Bearer T^A^A``, checked by ``oauth2_check(U, T)``."""
+        initial = args[1] if len(args) > 1 else await server.challenge_auth("")
+        if isinstance(initial, bytes):
+            initial = initial.decode("ascii", "replace")
+        try:
+            raw = base64.b64decode(initial).decode("utf-8")
+            fields = dict(p.split("=", 1) for p in raw.split("\x01") if "=" in p)
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (ValueError, KeyError):
+            return AuthResult(success=False, handled=False)
+        check = self.sink.oauth2_check
+        ok = check is not None and check(user, token)
+        with self.sink._lock:
+            self.sink.auth_attempts.append((user, ok))
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(user.encode(), b""))
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
@@ -132,6 +151,8 @@ class SmtpSink:
     delay: float = 0.0
     messages: list[Received] = field(default_factory=list)
     auth_attempts: list[tuple[str, bool]] = field(default_factory=list)  # (login, ok)
+    # Offer (and require) AUTH XOAUTH2, a token accepted when oauth2_check(user, token).
+    oauth2_check: Callable[[str, str], bool] | None = None
     port: int = 0  # 0: a free port; else this one (a sink restarted where one ran)
     host: str = HOST
 
@@ -144,14 +165,15 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         kwargs: dict[str, Any] = {"server_hostname": "sink.test", "ready_timeout": 5.0}
-        if self.auth is not None:
+        if self.auth is not None or self.oauth2_check is not None:
+            excluded = [*self.auth_exclude, *(() if self.oauth2_check else ("XOAUTH2",))]
             kwargs.update(
                 authenticator=self._authenticate,
                 auth_required=True,
                 # Plain loopback AUTH is what `security: none` does; with STARTTLS on,
                 # AUTH is only offered after the handshake, as on a real server.
                 auth_require_tls=self.starttls is not None,
-                auth_exclude_mechanism=list(self.auth_exclude),
+                auth_exclude_mechanism=excluded,
             )
         if self.starttls is not None:
             kwargs.update(tls_context=_server_context(self.starttls), require_starttls=True)
@@ -189,8 +211,7 @@ class SmtpSink:
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
-        assert self.auth is not None
-        if not isinstance(data, LoginPassword):
+        if self.auth is None or not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
         login = data.login.decode("utf-8", "replace")
         ok = (login, data.password.decode("utf-8", "replace")) == self.auth

@@ -23,6 +23,7 @@ from ackwatch import __version__
 from ackwatch.cli import (
     backfill,
     check_config,
+    check_mailboxes,
     deadline,
     migrate_state,
     promise,
@@ -43,7 +44,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     module.NAME: Command(module.HELP, module.add_arguments, module.run)
-    for module in (check_config, deadline, run, status, report, promise, backfill, migrate_state)
+    for module in (check_config, check_mailboxes, deadline, run, status, report, promise,
+                   backfill, migrate_state)
 }
 
 

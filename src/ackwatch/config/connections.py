@@ -38,6 +38,7 @@ from ackwatch.config.model import (
     SmtpConfig,
     default_of,
 )
+from ackwatch.config.oauth2apps import app_named
 from ackwatch.config.problems import (
     INVALID,
     REQUIRED,
@@ -133,7 +134,14 @@ def _folders(ctx: Ctx, value: object, path: str) -> Any:
     return Folders(inbox=inbox, sent=sent)
 
 
-def mailboxes(ctx: Ctx, value: object) -> Any:
+def _oauth2(ctx: Ctx, m: Mapping, path: str, apps: Mapping[str, Any] | None) -> Any:
+    """The application ``oauth2: NAME`` names, or None when the key is absent."""
+    if m.get("oauth2") is None:
+        return None
+    return app_named(ctx, m["oauth2"], join_path(path, "oauth2"), apps)
+
+
+def mailboxes(ctx: Ctx, value: object, apps: Mapping[str, Any] | None = None) -> Any:
     if value is None:
         ctx.error("mailboxes", "missing (required): at least one mailbox to watch")
         return INVALID
@@ -165,11 +173,17 @@ def mailboxes(ctx: Ctx, value: object) -> Any:
                 names[name] = path
         conn = _connection(ctx, m, path, IMAP_PORTS, IMAP_SECURITY)
         username = get_key(ctx, m, path, "username", c_str, REQUIRED)
-        secret = _secret(ctx, m, path, tuple(SECRET_KEYS), required="password" not in m)
+        app = _oauth2(ctx, m, path, apps)
+        given = [k for k in SECRET_KEYS if m.get(k) is not None]
+        if app is not None and given:
+            ctx.error(path, f"give oauth2 or {given[0]}, not both")
+            app = INVALID
+        secret = _secret(ctx, m, path, tuple(SECRET_KEYS),
+                         required="password" not in m and "oauth2" not in m)
         folders = get_key(ctx, m, path, "folders", _folders, Folders())
         owner = get_key(ctx, m, path, "owner", c_address)
         timeout = get_key(ctx, m, path, "timeout", c_seconds, default_of(MailboxConfig, "timeout"))
-        if not valid(name, username, secret, folders, owner, timeout, *conn.values()):
+        if not valid(name, username, secret, app, folders, owner, timeout, *conn.values()):
             out.append(INVALID)
             continue
         oauth = secret if secret is not None and secret.kind == "command" else None
@@ -182,13 +196,14 @@ def mailboxes(ctx: Ctx, value: object) -> Any:
                 folders=folders,
                 owner=owner,
                 timeout=timeout,
+                oauth2=app,
                 **conn,
             )
         )
     return tuple(out) if valid(*out) else INVALID
 
 
-def smtp(ctx: Ctx, value: object) -> Any:
+def smtp(ctx: Ctx, value: object, apps: Mapping[str, Any] | None = None) -> Any:
     if value is None:
         return None
     path = "smtp"
@@ -199,27 +214,36 @@ def smtp(ctx: Ctx, value: object) -> Any:
         "password": _LITERAL_PASSWORD.format(", ".join(SMTP_SECRET_KEYS)),
         "oauth2_token_command": "not supported for smtp; use password_file, password_env or credential",
     }
-    check_keys(ctx, m, path, (*CONNECTION_KEYS, *SMTP_SECRET_KEYS, "from"), refused)
+    check_keys(ctx, m, path, (*CONNECTION_KEYS, *SMTP_SECRET_KEYS, "oauth2", "from"), refused)
     conn = _connection(ctx, m, path, SMTP_PORTS, SMTP_SECURITY)
     from_address = get_key(ctx, m, path, "from", c_from, REQUIRED)
     username = get_key(ctx, m, path, "username", c_str)
     secret = _secret(ctx, m, path, SMTP_SECRET_KEYS, required=False)
+    app = _oauth2(ctx, m, path, apps)
+    if app is not None and valid(app) and secret is not None:
+        ctx.error(path, "give oauth2 or a password, not both")
+        app = INVALID
+    if app is not None and valid(app) and username is None:
+        ctx.error(join_path(path, "username"), "missing (required with oauth2: the mailbox "
+                  "the application sends as)")
+        username = INVALID
     timeout = get_key(ctx, m, path, "timeout", c_seconds, default_of(SmtpConfig, "timeout"))
     if secret is not None and valid(secret) and username is None:
         ctx.error(join_path(path, "username"), "missing (required when a password is given)")
         username = INVALID
     refused_given = "password" in m or "oauth2_token_command" in m
-    if isinstance(username, str) and secret is None and not refused_given:
+    if isinstance(username, str) and secret is None and app is None and not refused_given:
         ctx.error(
             path,
             f"username given but no password: give one of {', '.join(SMTP_SECRET_KEYS)} "
             "(or remove username to send without AUTH)",
         )
         username = INVALID
-    if not valid(from_address, username, secret, timeout, *conn.values()):
+    if not valid(from_address, username, secret, app, timeout, *conn.values()):
         return INVALID
     return SmtpConfig(
-        from_address=from_address, username=username, password=secret, timeout=timeout, **conn
+        from_address=from_address, username=username, password=secret, timeout=timeout,
+        oauth2=app, **conn
     )
 
 

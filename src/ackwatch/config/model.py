@@ -163,6 +163,33 @@ class Folders:
     sent: tuple[str, ...] | Literal["auto"] = "auto"
 
 
+OAUTH2_PROVIDERS = ("microsoft365", "google")
+
+
+@dataclass(frozen=True)
+class OAuth2App:
+    """An application that logs in to many mailboxes (``oauth2_apps.NAME``).
+
+    microsoft365: ``tenant``, ``client_id`` and either ``client_secret`` or a certificate
+    (``certificate_file``, public PEM, with ``private_key``). google: ``service_account``
+    (the JSON key, domain-wide delegation). ``token_url`` replaces the provider's token
+    endpoint (for Google the key file's ``token_uri`` is used otherwise). Secrets are
+    references, resolved when a token is first needed."""
+
+    name: str
+    provider: Literal["microsoft365", "google"]
+    tenant: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    certificate_file: Path | None = None
+    private_key: SecretRef | None = None
+    service_account: SecretRef | None = None
+    token_url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"OAuth2App({self.name}, {self.provider})"
+
+
 @dataclass(frozen=True)
 class MailboxConfig:
     name: str
@@ -176,6 +203,7 @@ class MailboxConfig:
     owner: str | None = None
     ca_file: Path | None = None
     timeout: float = 60.0
+    oauth2: OAuth2App | None = None  # XOAUTH2/OAUTHBEARER with the app's token
 
     @property
     def owner_address(self) -> str:
@@ -192,6 +220,7 @@ class SmtpConfig:
     password: SecretRef | None = None
     ca_file: Path | None = None
     timeout: float = 30.0
+    oauth2: OAuth2App | None = None  # AUTH XOAUTH2/OAUTHBEARER with the app's token
 
 
 @dataclass(frozen=True)
@@ -295,6 +324,7 @@ class Config:
     promise: PromiseConfig = field(default_factory=PromiseConfig)
     dismiss_keyword: str = "$Ackwatch-Done"
     thread_subject_window: dt.timedelta = dt.timedelta(days=30)
+    oauth2_apps: Mapping[str, OAuth2App] = field(default_factory=lambda: MappingProxyType({}))
 
     def account(self, email: str | None) -> Account | None:
         if not email:

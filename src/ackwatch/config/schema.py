@@ -60,6 +60,7 @@ TOP_KEYS = (
     "promise",
     "dismiss_keyword",
     "thread_subject_window",
+    "oauth2_apps",
 )
 POLICY_KEYS = ("window", "clock", "calendar", "nudge_before", "escalate_after")
 ACCOUNT_KEYS = ("email", "name", "manager", "backup", "language", "calendar", "away")
@@ -68,11 +69,20 @@ MAILBOX_KEYS = (
     "name",
     *CONNECTION_KEYS,
     *SECRET_KEYS,
+    "oauth2",
     "folders",
     "owner",
 )
 SMTP_SECRET_KEYS = ("password_file", "password_env", "credential")
 DATABASE_KEYS = ("url", *SMTP_SECRET_KEYS, "sslmode", "sslrootcert")
+# An application of oauth2_apps: every key, and the ones each provider takes.
+OAUTH2_PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "microsoft365": ("provider", "tenant", "client_id", "client_secret_file",
+                     "client_secret_env", "credential", "certificate_file",
+                     "private_key_file", "private_key_credential", "token_url"),
+    "google": ("provider", "service_account_file", "credential", "token_url"),
+})
+OAUTH2_APP_KEYS = tuple(dict.fromkeys(k for keys in OAUTH2_PROVIDER_KEYS.values() for k in keys))
 
 # The optional sections whose keys are their dataclass's fields, one for one.
 FIELD_SECTIONS: Mapping[str, type] = MappingProxyType(

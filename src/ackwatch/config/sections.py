@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ackwatch.config import connections
+from ackwatch.config import connections, oauth2apps
 from ackwatch.config.convert import (
     c_address,
     c_authserv_id,
@@ -406,8 +406,10 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     accounts, account_emails = _accounts(ctx, raw.get("accounts"), calendars)
     clients = _clients(ctx, raw.get("clients"), policies, account_emails)
     unknown = get_key(ctx, raw, "", "unknown_senders", c_enum("track", "ignore"), UNKNOWN_SENDERS)
-    mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"))
-    smtp = connections.smtp(ctx, raw.get("smtp"))
+    apps = oauth2apps.apps(ctx, raw.get("oauth2_apps"))
+    known_apps = apps if valid(apps) else None
+    mailboxes = connections.mailboxes(ctx, raw.get("mailboxes"), known_apps)
+    smtp = connections.smtp(ctx, raw.get("smtp"), known_apps)
     database = connections.database(ctx, raw.get("database"))
     ignore = _section(
         ctx, raw, "ignore", IgnoreRules, {"senders": c_list(c_pattern), "subjects": c_list(c_regex)}
@@ -504,4 +506,5 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         promise=promise,
         dismiss_keyword=keyword,
         thread_subject_window=subject_window,
+        oauth2_apps=MappingProxyType(dict(apps)),
     )

@@ -147,7 +147,70 @@ def _no_delay(client: IMAPClient) -> None:
         client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def oauth2_mechanism(client: IMAPClient) -> str | None:
+    """OAUTHBEARER (RFC 7628) where offered, else XOAUTH2 (Google's and Microsoft's
+    older one); None when the server offers neither."""
+    for mechanism in ("OAUTHBEARER", "XOAUTH2"):
+        if client.has_capability(f"AUTH={mechanism}"):
+            return mechanism
+    return None
+
+
+def _app_login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str) -> None:
+    """Log in with the token of the mailbox's application: a refused login gets one fresh
+    token and one more try; a second refusal is an `AuthError` naming the application."""
+    from ackwatch import oauth2  # lazy: a shell module; the providers load on first use
+
+    app = mb.oauth2
+    assert app is not None
+    mechanism = oauth2_mechanism(client)
+    if mechanism is None:
+        raise AuthError(f"{where}: the server offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2, "
+                        f"which oauth2 application {app.name} needs")
+    for attempt in (1, 2):
+        try:
+            token = oauth2.TOKENS.token(app, mb.username, fresh=attempt == 2, resolve=resolve)
+        except oauth2.TokenRefused as exc:
+            raise AuthError(f"{where}: {exc}") from None
+        except oauth2.TokenError as exc:
+            raise ImapError(f"{where}: {exc}") from None
+        try:
+            if mechanism == "OAUTHBEARER":
+                client.oauthbearer_login(mb.username, token)
+            else:
+                client.oauth2_login(mb.username, token)
+            client.ackwatch_mechanism = mechanism  # for check-mailboxes
+            return
+        except imap_exc.IMAPClientError as exc:
+            if _dropped(exc):
+                raise ImapError(
+                    f"{where}: {mechanism} login aborted: {describe(exc, [token])}") from None
+            if attempt == 2:
+                raise AuthError(
+                    f"{where}: {mechanism} login as {mb.username} refused with a fresh token "
+                    f"of oauth2 application {app.name} ({app.provider}): "
+                    f"{describe(exc, [token])}; {refusal_hint(app.provider)}"
+                ) from None
+        except OSError as exc:
+            raise ImapError(f"{where}: login failed: {describe(exc, [token])}") from None
+
+
+def refusal_hint(provider: str) -> str:
+    """What to check when the server refuses a token the provider gave."""
+    if provider == "microsoft365":
+        return ("the application needs the IMAP.AccessAsApp permission (admin consent), a "
+                "service principal in Exchange (New-ServicePrincipal) and FullAccess to the "
+                "mailbox (Add-MailboxPermission): systemd/README.md")
+    if provider == "google":
+        return ("the service account's client id needs domain-wide delegation for "
+                "https://mail.google.com/, and the user must have IMAP enabled")
+    return "the token was refused"
+
+
 def _login(client: IMAPClient, mb: MailboxConfig, resolve: Resolver, where: str) -> None:
+    if mb.oauth2 is not None:
+        _app_login(client, mb, resolve, where)
+        return
     if mb.oauth2_token is not None:
         for attempt in (1, 2):  # a stale cached token: run the command once more
             token = _resolve(resolve, mb.oauth2_token, "OAuth2 token")
@@ -275,5 +338,7 @@ __all__ = [
     "enable_condstore",
     "failure_text",
     "logout",
+    "oauth2_mechanism",
+    "refusal_hint",
     "shutdown",
 ]

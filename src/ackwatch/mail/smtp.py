@@ -33,6 +33,7 @@ __all__ = [
     "PermanentSendError",
     "SendError",
     "TemporarySendError",
+    "check",
     "send",
 ]
 
@@ -126,8 +127,14 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode("utf-8", "replace")).decode("ascii")
 
 
+def check(smtp: SmtpConfig, *, resolve: Callable[[SecretRef], str] | None = None) -> None:
+    """Connect, secure and log in as `send` does, then QUIT: no mail is sent. Raises what
+    `send` raises (``check-mailboxes``)."""
+    send(None, smtp, resolve=resolve)
+
+
 def send(
-    msg: EmailMessage,
+    msg: EmailMessage | None,
     smtp: SmtpConfig,
     *,
     resolve: Callable[[SecretRef], str] | None = None,
@@ -171,6 +178,8 @@ def send(
         error.__cause__ = error.__context__ = None
         _log_failure(error, smtp)
         raise error.with_traceback(None)
+    if msg is None:  # `check`
+        return
 
     to = [addr for _, addr in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
     if refused:
@@ -184,7 +193,7 @@ def send(
 
 
 def _deliver(
-    msg: EmailMessage,
+    msg: EmailMessage | None,
     smtp: SmtpConfig,
     secret: _Secret | None,
     local_hostname: str | None,
@@ -226,7 +235,9 @@ def _deliver(
         conn.ehlo_or_helo_if_needed()
         if smtp.security == "starttls":
             _starttls(conn, smtp)
-        if secret is not None:
+        if smtp.oauth2 is not None:
+            _app_login(conn, smtp)
+        elif secret is not None:
             assert smtp.username is not None and smtp.password is not None
             try:
                 smtpauth.login(conn, smtp.username, secret.reveal(),
@@ -235,6 +246,10 @@ def _deliver(
                 raise TemporarySendError(
                     f"{smtp.host}:{smtp.port}: {exc}", failure="auth_unusable"
                 ) from None
+        if msg is None:  # `check`: logged in, nothing to send
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.quit()
+            return {}
         refused = conn.send_message(msg)
         with contextlib.suppress(smtplib.SMTPException, OSError):
             conn.quit()  # the mail was accepted; a failed goodbye does not matter
@@ -249,6 +264,38 @@ def _deliver(
     finally:
         timer.cancel()
         conn.close()
+
+
+def _app_login(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:
+    """AUTH with the token of ``smtp.oauth2``: one fresh token and one more try after a
+    refusal. Every failure holds the mail (`TemporarySendError`), and names the app."""
+    from ackwatch import oauth2  # lazy: a shell module; the providers load on first use
+
+    app, where = smtp.oauth2, f"{smtp.host}:{smtp.port}"
+    assert app is not None and smtp.username is not None
+    mechanism = smtpauth.oauth2_mechanism(conn)
+    if mechanism is None:
+        raise TemporarySendError(
+            f"{where} offers neither AUTH OAUTHBEARER nor XOAUTH2, which oauth2 application "
+            f"{app.name} needs (offered: {' '.join(smtpauth.mechanisms(conn)) or 'none'})",
+            failure="auth_unusable")
+    for attempt in (1, 2):
+        try:
+            token = oauth2.TOKENS.token(app, smtp.username, fresh=attempt == 2)
+        except oauth2.TokenRefused as exc:
+            raise TemporarySendError(f"{where}: {exc}", failure="secret_unavailable") from None
+        except oauth2.TokenError as exc:
+            raise TemporarySendError(f"{where}: {exc}") from None
+        try:
+            smtpauth.oauth2_login(conn, smtp.username, token, mechanism)
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            if attempt == 2:
+                text = clean_text(_text(exc.smtp_error), 300).replace(token, "***")
+                raise TemporarySendError(
+                    f"{where}: {mechanism} as {smtp.username} refused with a fresh token of "
+                    f"oauth2 application {app.name} ({app.provider}): {exc.smtp_code} {text}",
+                    code=exc.smtp_code, failure="auth_refused") from None
 
 
 def _starttls(conn: smtplib.SMTP, smtp: SmtpConfig) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import smtplib
 
-__all__ = ["CredentialsUnusable", "login", "mechanisms"]
+__all__ = ["CredentialsUnusable", "login", "mechanisms", "oauth2_login", "oauth2_mechanism"]
 
 
 class CredentialsUnusable(Exception):
@@ -55,4 +55,30 @@ def login(conn: smtplib.SMTP, username: str, password: str, *, source: str) -> N
     if code == 334:  # a server that wants the response on a line of its own
         code, answer = conn.docmd(token)
     if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, answer)
+
+
+def oauth2_mechanism(conn: smtplib.SMTP) -> str | None:
+    """OAUTHBEARER (RFC 7628) where offered, else XOAUTH2; None for neither."""
+    offered = mechanisms(conn)
+    return next((m for m in ("OAUTHBEARER", "XOAUTH2") if m in offered), None)
+
+
+def oauth2_login(conn: smtplib.SMTP, username: str, token: str, mechanism: str) -> None:
+    """AUTH XOAUTH2 or OAUTHBEARER with an access token, the initial response on the AUTH
+    line. A refusal may come as a 334 challenge carrying the error (JSON): the exchange is
+    ended as each mechanism says (an empty line; ``%x01`` for OAUTHBEARER), and the
+    server's final answer raised as `SMTPAuthenticationError`."""
+    if mechanism == "OAUTHBEARER":
+        identity = username.replace("=", "=3D").replace(",", "=2C")
+        raw = f"n,a={identity},\x01auth=Bearer {token}\x01\x01"
+        end = base64.b64encode(b"\x01").decode("ascii")
+    else:
+        raw = f"user={username}\x01auth=Bearer {token}\x01\x01"
+        end = ""
+    response = base64.b64encode(raw.encode("utf-8")).decode("ascii")
+    code, answer = conn.docmd("AUTH", f"{mechanism} {response}")
+    if code == 334:
+        code, answer = conn.docmd(end)
+    if code not in (235, 503):
         raise smtplib.SMTPAuthenticationError(code, answer)
