@@ -42,6 +42,9 @@ from ackwatch.config.model import (
     SmtpConfig,
     SyncConfig,
     Trust,
+    TrustedProxy,
+    WebConfig,
+    WebUser,
 )
 from ackwatch.config.problems import EX_CONFIG, ConfigError, Problem
 from ackwatch.config.times import format_duration, parse_duration
@@ -73,6 +76,9 @@ __all__ = [
     "SmtpConfig",
     "SyncConfig",
     "Trust",
+    "TrustedProxy",
+    "WebConfig",
+    "WebUser",
     "format_duration",
     "is_loopback",
     "load_config",
