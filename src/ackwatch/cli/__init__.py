@@ -24,6 +24,7 @@ from ackwatch.cli import (
     backfill,
     check_config,
     deadline,
+    hash_password,
     migrate_state,
     promise,
     report,
@@ -43,7 +44,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     module.NAME: Command(module.HELP, module.add_arguments, module.run)
-    for module in (check_config, deadline, run, status, report, promise, backfill, migrate_state)
+    for module in (check_config, deadline, run, status, report, promise, backfill, migrate_state,
+                   hash_password)
 }
 
 
