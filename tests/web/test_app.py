@@ -93,7 +93,7 @@ def test_the_page_lists_the_waiting_mail_by_account_with_its_urgency(served):
     page = text(body)
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     assert "3 client emails waiting" in page
-    assert re.search(r'class="item overdue"[^>]*>.*?Website lead', page)
+    assert re.search(r'class="item overdue"[^>]*>.*?Website lead.*?Overdue by:', page)
     assert re.search(r'class="item soon"[^>]*>.*?Invoice 11/2026', page)
     assert re.search(r'class="item ok"[^>]*>.*?Banner sizes', page)
     assert "Done already" not in page  # answered: not on the board

@@ -1,12 +1,12 @@
 // ackwatch board: keeps the page live without a reload.
-// Short polling: every second GET /live with the version shown (If-None-Match); the
+// Short polling: every half second GET /live with the version shown (If-None-Match); the
 // server answers 304 while nothing changed, else the new board (HTML it rendered and
 // escaped). A failed poll (the daemon restarting) keeps the page and says it is stale.
 // Every second the countdowns tick and items turn amber (nudge due) or red (overdue).
 "use strict";
 
 (function () {
-  const POLL_MS = 1000;
+  const POLL_MS = 500;
   let offset = 0; // server clock minus this clock, in ms
   let lastLive = Date.now();
   let stale = false;
