@@ -81,3 +81,17 @@ def test_the_proxy_header_counts_only_from_the_proxy_address():
     assert isinstance(forged, Refusal) and forged.status == "403 Forbidden"
     nameless = access.check(env("10.0.0.1"))
     assert isinstance(nameless, Refusal) and nameless.status == "403 Forbidden"
+
+
+def test_password_checks_wait_for_each_other_and_give_up_busy(hashed, monkeypatch):
+    from ackwatch.web import access as module
+
+    monkeypatch.setattr(module, "CHECK_WAIT_SECONDS", 0.01)
+    access = Access(WebConfig(users=(WebUser("kasia", hashed),)))
+    access._checking.acquire()  # another request is checking a password
+    try:
+        busy = access.check(env(authorization=basic("kasia", PASSWORD)))
+    finally:
+        access._checking.release()
+    assert isinstance(busy, Refusal) and busy.status == "503 Service Unavailable"
+    assert access.check(env(authorization=basic("kasia", PASSWORD))) == Viewer("kasia")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import datetime as dt
 import http.client
 import io
@@ -234,6 +235,25 @@ def test_a_trusted_proxy_names_the_user_and_others_are_refused(tmp_path):
         assert status == 200 and b"Banner sizes" in body  # not listed: every account
         status, _, _ = served.request("/")
         assert status == 403
+
+
+def test_users_added_by_a_reload_apply_to_the_next_request(tmp_path, password_hash):
+    state = write_state(tmp_path, NOW)
+    current = {"config": state.config}
+    store = SqliteStore.open(state.config.state_dir)
+    board = WebBoard(store, lambda: current["config"], lambda: dt.datetime.now(dt.UTC))
+    served = Served(state, board, board.serve("127.0.0.1:0"))
+    try:
+        assert served.request("/")[0] == 200
+        from ackwatch.config import WebUser
+
+        current["config"] = state.config.replace(web=dataclasses.replace(
+            state.config.web, users=(WebUser("kasia", password_hash),)))
+        assert served.request("/")[0] == 401
+        assert served.request("/", headers=basic("kasia", PASSWORD))[0] == 200
+    finally:
+        board.close()
+        store.close()
 
 
 def test_without_authentication_only_a_loopback_host_is_answered(served):

@@ -34,6 +34,11 @@ from ackwatch.config import WebConfig, WebUser, is_loopback
 log = structlog.get_logger(__name__)
 
 REMEMBER_SECONDS = 300.0
+# At most this many password checks at once (each takes one core for tens of
+# milliseconds to half a second): guessing cannot take every worker of the server from
+# the people already signed in, whose remembered logins need no check.
+CONCURRENT_CHECKS = 1
+CHECK_WAIT_SECONDS = 2.0
 REMEMBER_MAX = 256  # remembered logins; the table is emptied when full
 MAX_AUTHORIZATION = 512  # characters of an Authorization header worth decoding
 _NAME_RE = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
@@ -80,6 +85,7 @@ class Access:
         self._remembered: dict[bytes, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._hasher: Any = None
+        self._checking = threading.BoundedSemaphore(CONCURRENT_CHECKS)
 
     def check(self, environ: dict[str, Any]) -> Viewer | Refusal:
         if not self.web.authenticated:
@@ -129,7 +135,13 @@ class Access:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return refused
         user = self._with_password.get(name) if sep else None
-        if not self._verify(user, password):
+        if not self._checking.acquire(timeout=CHECK_WAIT_SECONDS):
+            return Refusal("503 Service Unavailable", "Busy checking passwords; retry.")
+        try:
+            verified = self._verify(user, password)
+        finally:
+            self._checking.release()
+        if not verified:
             log.warning("web_login_refused", user=name if user is not None else None)
             return refused
         assert user is not None

@@ -98,6 +98,9 @@ class BoardApp:
         if sum(1 for key in environ if key.startswith("HTTP_")) > MAX_HEADERS:
             return self._text(start_response, method, "431 Request Header Fields Too Large",
                               "Too many headers.")
+        web = self._config().web
+        if web != self.access.web:  # a reload (SIGHUP) changed who may see what
+            self.access = Access(web)
         who = self.access.check(environ)
         if isinstance(who, Refusal):
             extra = ([("WWW-Authenticate", 'Basic realm="ackwatch board", charset="UTF-8"')]
