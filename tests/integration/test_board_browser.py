@@ -138,6 +138,45 @@ def test_the_board_follows_the_mailbox_live(dovecot, tmp_path, sink, ackwatch, b
     print(f"mail on the board {live_after:.2f} s after the APPEND")
 
 
+CONTRASTS = """
+function lum(rgb) {
+  const c = rgb.match(/[0-9.]+/g).slice(0, 3).map(v => v / 255).map(
+    v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function background(el) {
+  for (; el; el = el.parentElement) {
+    const bg = getComputedStyle(el).backgroundColor;
+    if (bg !== 'rgba(0, 0, 0, 0)') return bg;
+  }
+  return 'rgb(255, 255, 255)';
+}
+return Array.from(document.querySelectorAll('main *, header *, footer *'))
+  .filter(el => Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim()))
+  .map(el => {
+    const a = lum(getComputedStyle(el).color), b = lum(background(el));
+    return [el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+"""
+
+
+def test_every_text_on_the_board_has_readable_contrast(tmp_path, browser):
+    state = write_state(tmp_path, dt.datetime.now(dt.UTC))
+    store = SqliteStore.open(state.config.state_dir)
+    board = WebBoard(store, lambda: state.config, lambda: dt.datetime.now(dt.UTC))
+    port = board.serve("127.0.0.1:0")
+    try:
+        driver = browser(*DESKTOP)
+        driver.get(f"http://127.0.0.1:{port}/")
+        contrasts = driver.execute_script(CONTRASTS)
+        assert len(contrasts) > 40
+        low = [(text, round(ratio, 2)) for text, ratio in contrasts if ratio < 4.5]
+        assert low == []  # WCAG AA for normal text
+    finally:
+        board.close()
+        store.close()
+
+
 def test_the_keyboard_reaches_every_section_and_the_download_form(tmp_path, browser):
     state = write_state(tmp_path, dt.datetime.now(dt.UTC))
     store = SqliteStore.open(state.config.state_dir)
