@@ -185,6 +185,7 @@ def test_the_report_downloads_in_each_format_through_the_reports_renderers(serve
     "format=csv&format=json&since=2026-01-01&until=2026-01-08",
     "format=csv&since=2026-01-01",
     "format=csv&since=%FF&until=2026-01-08",
+    "format=csv&since=2026-01-01&until=2026-06-01",  # a CSV: 93 days at most
 ])
 def test_report_parameters_are_validated(served, query):
     status, _, body = served.request(f"/report?{query}")
@@ -197,6 +198,10 @@ def test_a_user_limited_to_some_accounts_downloads_only_their_mail(with_users):
     _, _, body = with_users.request(f"/report?format=json&{query}",
                                     headers=basic("piotr", PASSWORD))
     assert json.loads(body)["totals"]["client_emails"] == 2
+    _, _, body = with_users.request(f"/report?format=csv&{query}",
+                                    headers=basic("piotr", PASSWORD))
+    assert {row["client"] for row in csv.DictReader(io.StringIO(body.decode()))} == {
+        "Globex", "gmail.com"}
 
 
 # --------------------------------------------------------------------------- access

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.resources
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -79,6 +80,7 @@ class BoardApp:
             loader=PackageLoader("ackwatch.web", "templates"),
             autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
+        self._downloading = threading.Lock()  # one download at a time: `downloads`
         self._static = _static_files()
         self._static_etags = {
             p: '"' + hashlib.sha256(b).hexdigest()[:16] + '"' for p, b in self._static.items()
@@ -176,11 +178,17 @@ class BoardApp:
         except (downloads.BadRequest, ValueError) as exc:
             reason = str(exc) if isinstance(exc, downloads.BadRequest) else "bad query"
             return self._text(start_response, method, "400 Bad Request", f"Refused: {reason}.")
-        store = self._open_reader()
+        if not self._downloading.acquire(blocking=False):
+            return self._text(start_response, method, "503 Service Unavailable",
+                              "Another report is being prepared; retry in a moment.")
         try:
-            body = downloads.render(request, store, self._config(), viewer, self._now())
+            store = self._open_reader()
+            try:
+                body = downloads.render(request, store, self._config(), viewer, self._now())
+            finally:
+                store.close()
         finally:
-            store.close()
+            self._downloading.release()
         log.info("web_report_downloaded", user=viewer.name, format=request.format)
         return self._send(
             start_response, method, "200 OK", body,

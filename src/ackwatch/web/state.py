@@ -54,18 +54,26 @@ def _open_promises(store: Store, now: dt.datetime) -> tuple[PromiseRecord, ...]:
     )
 
 
-def _account_mail(store: Store, config: Config, now: dt.datetime) -> tuple[Message, ...]:
+def _account_mail(store: Store, config: Config, now: dt.datetime,
+                  parsed: dict[str, list[Message]]) -> tuple[Message, ...]:
     """What the accounts (and their backups and managers) sent within the out-of-office
-    look-back: `item_rules.away_reason` reads it."""
+    look-back: `item_rules.away_reason` reads it. ``parsed`` keeps the mail parsed by the
+    last read (by key): each read parses only what is new, as the evaluator does."""
     addresses = {a.email for a in config.accounts}
     for a in config.accounts:
         addresses.update(x.lower() for x in (a.backup, a.manager) if x)
     since = now - config.notify.out_of_office_lookback
     keys = store.keys_from(addresses, since) if addresses else set()
-    return tuple(store.load_messages(since, keys=keys)) if keys else ()
+    for gone in [k for k in parsed if k not in keys]:
+        del parsed[gone]
+    missing = keys - parsed.keys()
+    for m in store.load_messages(since, keys=missing) if missing else ():
+        parsed.setdefault(m.key, []).append(m)
+    return tuple(m for k in sorted(keys) for m in parsed.get(k, ()))
 
 
-def read_state(store: Store, config: Config, now: dt.datetime) -> State:
+def read_state(store: Store, config: Config, now: dt.datetime,
+               parsed: dict[str, list[Message]] | None = None) -> State:
     start = week_start(now, config.timezone)
     until = now + dt.timedelta(seconds=1)
     return State(
@@ -75,7 +83,7 @@ def read_state(store: Store, config: Config, now: dt.datetime) -> State:
         health=tuple(store.health()),
         week_start=start,
         week=tuple(store.report_rows(start, until, ReportItem)),
-        account_mail=_account_mail(store, config, now),
+        account_mail=_account_mail(store, config, now, {} if parsed is None else parsed),
     )
 
 
@@ -94,6 +102,7 @@ class StateCache:
         self._generation = 0
         self._read_generation = -1
         self._state: State | None = None
+        self._parsed: dict[str, list[Message]] = {}  # accounts' recent mail: `read_state`
         self._lock = threading.Lock()
 
     def changed(self) -> None:
@@ -116,7 +125,7 @@ class StateCache:
                 generation = self._generation
                 store = self._open_reader()
                 try:
-                    state = read_state(store, self._config(), now)
+                    state = read_state(store, self._config(), now, self._parsed)
                 finally:
                     store.close()
                 self._state, self._read_generation = state, generation
