@@ -7,7 +7,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "ackwatch"
-SHELL_PACKAGES = ("ackwatch.mail", "ackwatch.store", "ackwatch.daemon", "ackwatch.reporting")
+SHELL_PACKAGES = ("ackwatch.mail", "ackwatch.store", "ackwatch.daemon", "ackwatch.reporting",
+                  "ackwatch.web")
 SHELL_MODULES = ("ackwatch.cli", "ackwatch.credentials", "ackwatch.logs", "ackwatch.private",
                  "ackwatch.demo", "ackwatch.oauth2")
 

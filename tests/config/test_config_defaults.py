@@ -177,7 +177,8 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "clients: [{name: Acme, match: [acme.example]}]\n"
         "mailboxes: [{name: a, host: imap.example, username: a, password_env: A}]\n"
         "smtp: {host: smtp.example, from: a@agency.example}\n"
-        "database: {url: 'postgresql://ackwatch@db.example/ackwatch'}\n",
+        "database: {url: 'postgresql://ackwatch@db.example/ackwatch'}\n"
+        "web: {trusted_proxy: {address: 127.0.0.1}}\n",
         encoding="utf-8",
     )
     config = load_config(file, environ={})
@@ -203,6 +204,10 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "digest.when": (config.digest.weekday, config.digest.time),
         "dismiss_keyword": config.dismiss_keyword,
         "thread_subject_window": config.thread_subject_window,
+        "web.listen": config.web.listen,
+        "web.target": config.web.target,
+        "web.trusted_proxy.user_header": (
+            config.web.trusted_proxy and config.web.trusted_proxy.user_header),
     }
     for section in ("sync", "notify", "log", "metrics", "promise"):
         for name, value in vars(getattr(config, section)).items():

@@ -23,6 +23,7 @@ from tests.servers.fixtures import (  # noqa: F401 - fixtures
 )
 from tests.servers.imapserver import ImapTestServer
 from tests.servers.pymapserver import PymapServer
+from tests.support.browser import browser  # noqa: F401 - fixture
 from tests.support.daemon import ackwatch, dovecot, sink  # noqa: F401 - fixtures
 
 from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig

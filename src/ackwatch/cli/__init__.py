@@ -25,6 +25,7 @@ from ackwatch.cli import (
     check_config,
     check_mailboxes,
     deadline,
+    hash_password,
     migrate_state,
     promise,
     report,
@@ -45,7 +46,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     module.NAME: Command(module.HELP, module.add_arguments, module.run)
     for module in (check_config, check_mailboxes, deadline, run, status, report, promise,
-                   backfill, migrate_state)
+                   backfill, migrate_state, hash_password)
 }
 
 

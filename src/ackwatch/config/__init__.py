@@ -43,6 +43,9 @@ from ackwatch.config.model import (
     SmtpConfig,
     SyncConfig,
     Trust,
+    TrustedProxy,
+    WebConfig,
+    WebUser,
 )
 from ackwatch.config.problems import EX_CONFIG, ConfigError, Problem
 from ackwatch.config.times import format_duration, parse_duration
@@ -75,6 +78,9 @@ __all__ = [
     "SmtpConfig",
     "SyncConfig",
     "Trust",
+    "TrustedProxy",
+    "WebConfig",
+    "WebUser",
     "format_duration",
     "is_loopback",
     "load_config",

@@ -292,6 +292,38 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class WebUser:
+    """One person who may open the board: a name, an argon2 hash of their password
+    (``ackwatch hash-password``; None for a user the reverse proxy names), and the
+    accounts whose mail they see (None: every account)."""
+
+    name: str
+    password_hash: str | None = None
+    accounts: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class TrustedProxy:
+    """A reverse proxy that authenticates and names the user in a header; requests from
+    ``address`` (an IP address or network) are believed, from anywhere else refused."""
+
+    address: str
+    user_header: str = "X-Forwarded-User"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str | None = None  # "127.0.0.1:8025"
+    trusted_proxy: TrustedProxy | None = None
+    users: tuple[WebUser, ...] = ()
+    target: float = 0.9  # the service-level target the board names clients below
+
+    @property
+    def authenticated(self) -> bool:
+        return self.trusted_proxy is not None or bool(self.users)
+
+
+@dataclass(frozen=True)
 class PromiseConfig:
     enabled: bool = True
     remind_before: dt.timedelta = dt.timedelta(hours=2)
@@ -322,6 +354,7 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     promise: PromiseConfig = field(default_factory=PromiseConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     dismiss_keyword: str = "$Ackwatch-Done"
     thread_subject_window: dt.timedelta = dt.timedelta(days=30)
     oauth2_apps: Mapping[str, OAuth2App] = field(default_factory=lambda: MappingProxyType({}))

@@ -35,6 +35,8 @@ from ackwatch.config.model import (
     SmtpConfig,
     SyncConfig,
     Trust,
+    TrustedProxy,
+    WebConfig,
     default_of,
 )
 from ackwatch.config.times import DAYS, format_duration
@@ -58,6 +60,7 @@ TOP_KEYS = (
     "digest",
     "metrics",
     "promise",
+    "web",
     "dismiss_keyword",
     "thread_subject_window",
     "oauth2_apps",
@@ -124,6 +127,9 @@ def _defaults() -> dict[str, object]:
     defaults["digest.enabled"] = default_of(DigestConfig, "enabled")
     weekday, time = default_of(DigestConfig, "weekday"), default_of(DigestConfig, "time")
     defaults["digest.when"] = (weekday, time)
+    defaults["web.listen"] = default_of(WebConfig, "listen")
+    defaults["web.target"] = default_of(WebConfig, "target")
+    defaults["web.trusted_proxy.user_header"] = default_of(TrustedProxy, "user_header")
     defaults["dismiss_keyword"] = default_of(Config, "dismiss_keyword")
     defaults["thread_subject_window"] = default_of(Config, "thread_subject_window")
     return defaults

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ackwatch.config import connections, oauth2apps
+from ackwatch.config import connections, oauth2apps, web
 from ackwatch.config.convert import (
     c_address,
     c_authserv_id,
@@ -457,6 +457,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     )
     digest = _digest(ctx, raw.get("digest"))
     metrics = _section(ctx, raw, "metrics", MetricsConfig, {"listen": c_listen})
+    board = web.web(ctx, raw, account_emails)
     promise = _section(
         ctx,
         raw,
@@ -504,6 +505,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         digest=digest,
         metrics=metrics,
         promise=promise,
+        web=board,
         dismiss_keyword=keyword,
         thread_subject_window=subject_window,
         oauth2_apps=MappingProxyType(dict(apps)),

@@ -1,4 +1,4 @@
-"""Serve a WSGI app (the metrics endpoint; the web board later) without risk to the daemon.
+"""Serve a WSGI app (the metrics endpoint, the web board) without risk to the daemon.
 
 prometheus-client's own server starts a thread per connection and never times one out:
 200 idle connections made the core loop fail to start threads (a due nudge held back),
@@ -37,6 +37,9 @@ class Limits:
     idle_timeout: int = 10  # seconds without a byte before a connection is closed
     cleanup_interval: int = 2  # seconds between checks for idle connections
     backlog: int = 16
+    # waitress' own defaults; the board asks for far less (`web.server`).
+    max_request_header_size: int = 262_144  # bytes of request line and headers
+    max_request_body_size: int = 1_073_741_824
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -78,6 +81,8 @@ class HttpServer:
                 channel_timeout=limits.idle_timeout,
                 cleanup_interval=limits.cleanup_interval,
                 backlog=limits.backlog,
+                max_request_header_size=limits.max_request_header_size,
+                max_request_body_size=limits.max_request_body_size,
                 asyncore_use_poll=True,  # select() fails beyond descriptor 1023
                 ident="ackwatch",
             )

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -41,6 +42,9 @@ from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
 from ackwatch.store import ItemRecord, Store, StoreError
+
+if TYPE_CHECKING:
+    from ackwatch.web.server import WebBoard
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +89,7 @@ class Daemon:
         self._systemd = Systemd.from_env()
         self._last_watchdog = 0.0
         self.metrics = Metrics()
+        self.board: WebBoard | None = None  # `web.listen`: started by `run`
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
             progress=self._feed_watchdog, evaluated=self._evaluated,
@@ -125,6 +130,8 @@ class Daemon:
             except OSError as exc:  # a taken port must not stop the nudges
                 log.error("metrics_listen_failed", listen=self.config.metrics.listen,
                           error=exc.strerror or str(exc))
+        if self.config.web.listen:
+            self._serve_board(self.config.web.listen)
         self._systemd.notify("READY=1", wait=NOTIFY_WAIT_SECONDS)
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
         try:
@@ -149,6 +156,20 @@ class Daemon:
             self.watchers.stop()
             keeper.join(1.0)
             self.metrics.close()
+            if self.board is not None:
+                self.board.close()
+
+    def _serve_board(self, listen: str) -> None:
+        from ackwatch.web.server import WebBoard
+
+        board = WebBoard(self.store, lambda: self.config, self.now)
+        try:
+            port = board.serve(listen)
+        except OSError as exc:  # a taken port must not stop the nudges
+            log.error("web_listen_failed", listen=listen, error=exc.strerror or str(exc))
+            return
+        self.board = board
+        log.info("web_listening", listen=listen, port=port)
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time.
@@ -175,6 +196,8 @@ class Daemon:
             pending = self.store.pending_items()
         outbox_due = self.process_outbox(pending)
         self.publish_metrics(pending)
+        if self.board is not None:
+            self.board.changed()
         self._systemd.notify(f"STATUS={self.status_line(next_due, pending)}")
         candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None

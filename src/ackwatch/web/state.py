@@ -1,0 +1,133 @@
+"""What the board shows, read from the state in one go (`read_state`) and kept until the
+daemon says the state changed (`StateCache`).
+
+The board never writes: it reads through the store's read-only reader (`Store.open_reader`,
+a connection of its own, opened and closed per read), on the web server's threads, never on
+the core loop. The core loop calls `StateCache.changed` after each step; a poll of the page
+then finds the cache stale and reads again, once for all viewers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from ackwatch.config import Config
+from ackwatch.core.message import Message
+from ackwatch.daemon.parsedmail import messages_of
+from ackwatch.reporting.figures import ReportItem
+from ackwatch.reporting.period import local_midnight
+from ackwatch.store import HealthRecord, ItemRecord, PromiseRecord, Store
+
+BROKEN_PROMISE_HORIZON = dt.timedelta(days=30)  # a broken promise stays listed this long
+MAX_AGE = dt.timedelta(seconds=60)  # read again at least this often: deadlines pass
+
+
+@dataclass(frozen=True)
+class State:
+    """One read of everything the board shows, as of ``read_at``."""
+
+    read_at: dt.datetime
+    pending: tuple[ItemRecord, ...]
+    promises: tuple[PromiseRecord, ...]  # open, and broken with no word to the client yet
+    health: tuple[HealthRecord, ...]
+    week_start: dt.datetime
+    week: tuple[ReportItem, ...]  # client mail received since Monday 00:00 (report rows)
+    account_mail: tuple[Message, ...]  # what accounts sent lately: who is away
+
+
+def week_start(now: dt.datetime, timezone: str) -> dt.datetime:
+    """Monday 00:00 of ``now``'s week in ``timezone``."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return local_midnight(today - dt.timedelta(days=today.weekday()), timezone)
+
+
+def _open_promises(store: Store, now: dt.datetime) -> tuple[PromiseRecord, ...]:
+    records = store.promises(states=("open", "broken"))
+    return tuple(
+        p for p in records
+        if p.follow_key is None
+        and (p.state == "open" or p.promised >= now - BROKEN_PROMISE_HORIZON)
+    )
+
+
+def _account_mail(store: Store, config: Config, now: dt.datetime,
+                  parsed: dict[str, list[Message]]) -> tuple[Message, ...]:
+    """What the accounts (and their backups and managers) sent within the out-of-office
+    look-back: `item_rules.away_reason` reads it. ``parsed`` keeps the mail parsed by the
+    last read (by key): each read parses only what is new, as the evaluator does."""
+    addresses = {a.email for a in config.accounts}
+    for a in config.accounts:
+        addresses.update(x.lower() for x in (a.backup, a.manager) if x)
+    since = now - config.notify.out_of_office_lookback
+    keys = store.keys_from(addresses, since) if addresses else set()
+    for gone in [k for k in parsed if k not in keys]:
+        del parsed[gone]
+    missing = keys - parsed.keys()
+    for m in messages_of(store.load_copies(since, keys=missing)) if missing else ():
+        parsed.setdefault(m.key, []).append(m)
+    return tuple(m for k in sorted(keys) for m in parsed.get(k, ()))
+
+
+def read_state(store: Store, config: Config, now: dt.datetime,
+               parsed: dict[str, list[Message]] | None = None) -> State:
+    start = week_start(now, config.timezone)
+    until = now + dt.timedelta(seconds=1)
+    return State(
+        read_at=now,
+        pending=tuple(store.pending_items()),
+        promises=_open_promises(store, now),
+        health=tuple(store.health()),
+        week_start=start,
+        week=tuple(store.report_rows(start, until, ReportItem)),
+        account_mail=_account_mail(store, config, now, {} if parsed is None else parsed),
+    )
+
+
+class StateCache:
+    """The last `State`, read again when the daemon says the state changed or when it is
+    a minute old. ``version`` names what the board shows: it changes with every read that
+    may show something new, and with every start of the daemon (a page open across a
+    restart sees a new version and redraws)."""
+
+    def __init__(self, open_reader: Callable[[], Store], config: Callable[[], Config],
+                 now: Callable[[], dt.datetime]) -> None:
+        self._open_reader = open_reader
+        self._config = config
+        self._now = now
+        self._boot = secrets.token_hex(4)
+        self._generation = 0
+        self._read_generation = -1
+        self._state: State | None = None
+        self._parsed: dict[str, list[Message]] = {}  # accounts' recent mail: `read_state`
+        self._lock = threading.Lock()
+
+    def changed(self) -> None:
+        """The state may have changed (called by the core loop; cheap, never blocks)."""
+        self._generation += 1
+
+    @property
+    def version(self) -> str:
+        state = self._state
+        stamp = int(state.read_at.timestamp()) if state else 0
+        return f"{self._boot}-{self._read_generation}-{stamp}"
+
+    def get(self) -> State:
+        """The current `State` (reads the store when stale; one reader at a time)."""
+        with self._lock:
+            now = self._now()
+            state = self._state
+            if (state is None or self._read_generation != self._generation
+                    or now - state.read_at >= MAX_AGE):
+                generation = self._generation
+                store = self._open_reader()
+                try:
+                    state = read_state(store, self._config(), now, self._parsed)
+                finally:
+                    store.close()
+                self._state, self._read_generation = state, generation
+            return state
