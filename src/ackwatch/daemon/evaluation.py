@@ -59,6 +59,13 @@ class Evaluator:
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
+        self._changed: set[str] | None = None  # see take_changes; None: everything
+
+    def take_changes(self) -> set[str] | None:
+        """The keys whose items the evaluations since the last call may have changed
+        (None: any item, as at the start); the next call starts afresh."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     @property
     def config(self) -> Config:
@@ -99,10 +106,14 @@ class Evaluator:
             scope = self._scope()
             if scope:
                 self._evaluate(since, now, scope)
+                if self._changed is not None:
+                    self._changed |= scope
         elif history_since is None and self.store.get_meta("threaded_with") == threading:
             self._evaluate_by_threads(since, now, done)
+            self._changed = None
         else:
             self._evaluate_anew(since, now, done)
+            self._changed = None
         self.dirty = False
         self.evaluations += 1
 

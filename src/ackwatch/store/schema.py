@@ -243,6 +243,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN trace_headers INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: what the daemon asks at every step, answered from indexes rather than by reading
+    # every pending item: the actions due by an instant, the next one after it, the
+    # oldest pending item; and the outbox's last hour for the hourly cap.
+    """
+    CREATE INDEX items_nudge_due ON items (state, nudge_done, nudge_at);
+    CREATE INDEX items_escalation_due ON items (state, escalation_done, escalate_at);
+    CREATE INDEX items_state_received ON items (state, received);
+    CREATE INDEX outbox_created ON outbox (created_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
