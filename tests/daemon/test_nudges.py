@@ -1,19 +1,84 @@
-"""What the daemon plans (`daemon/nudges.py`)."""
+"""What the daemon queues and skips, and what it says about a skip (`daemon/nudges.py`).
+
+Driven through `Daemon.apply_event` with the watchers' own event values (no network) and
+a settable clock; mail that would be sent is kept in a list.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
+
+from structlog.testing import capture_logs
 
 from ackwatch.core import dispatch as scheduler
 from ackwatch.core import item_rules as sla
 from ackwatch.core.item_rules import Deadlines, Item
 from ackwatch.daemon import nudges
+from ackwatch.daemon.service import Daemon
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
-from configfactory import ANNA, PIOTR, make_config
+from configfactory import ANNA, KASIA, OFFICE, PIOTR, make_config
 
 WARSAW = dt.timezone(dt.timedelta(hours=1))  # November: CET
 MONDAY_0900 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=WARSAW)
+
+
+def client_mails(first_uid: int, count: int, received: dt.datetime) -> FolderSyncEvent:
+    """``count`` client mails from different unknown senders to the office mailbox
+    (owner Kasia, who has no manager), as an Outlook client writes them."""
+    mails = tuple(
+        FetchedMessage(uid, received, frozenset(), (
+            f"Message-ID: <req{uid}@client{uid}.example>\r\n"
+            f"From: \"Client {uid}\" <buyer@client{uid}.example>\r\n"
+            f"To: Office <{OFFICE}>\r\nSubject: Order {uid}: delivery date?\r\n"
+            "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n"
+            "Thread-Index: AdrBHqV1Yk3oAAAAAA==\r\n\r\n").encode())
+        for uid in range(first_uid, first_uid + count)
+    )
+    return FolderSyncEvent("office", FolderSync(
+        "INBOX", "inbox", FolderCursor(1, first_uid + count - 1), new_messages=mails))
+
+
+def skipped_warnings(logs: list[dict]) -> list[dict]:
+    return [e for e in logs if e["event"] == "action_skipped" and e["log_level"] == "warning"]
+
+
+def test_one_action_skipped_per_account_without_a_manager_however_many_items(tmp_path):
+    config = make_config(state_dir=tmp_path)
+    store = Store.open(tmp_path)
+    clock = [MONDAY_0900]
+    sent: list[object] = []
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    try:
+        d.apply_event(client_mails(1, 30, MONDAY_0900))
+        clock[0] = MONDAY_0900 + dt.timedelta(hours=3)  # past the nudges and escalations
+        with capture_logs() as logs:
+            d.step()
+            d.apply_event(client_mails(31, 20, clock[0]))
+            clock[0] += dt.timedelta(hours=3)
+            d.step()
+        (warning,) = skipped_warnings(logs)
+        assert warning["kind"] == "escalation" and warning["account"] == KASIA
+        assert warning["reason"] == "no manager configured" and warning["items"] == 30
+        skipped = store._conn.execute(
+            "SELECT COUNT(*) FROM items WHERE escalation_done = 'skipped'").fetchone()[0]
+        assert skipped == 50  # every item is still marked; only the warning is once
+        assert sent  # Kasia's own nudges still went out
+
+        # A new config (SIGHUP) tells each cause still there again, once.
+        d.config = dataclasses.replace(config)
+        d.apply_event(client_mails(51, 5, clock[0]))
+        clock[0] += dt.timedelta(hours=3)
+        with capture_logs() as logs:
+            d.step()
+        (warning,) = skipped_warnings(logs)
+        assert warning["account"] == KASIA and warning["items"] == 5
+    finally:
+        store.close()
 
 
 def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp_path):

@@ -33,6 +33,7 @@ from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import notice_mail
+from ackwatch.daemon.nudges import SkipLog
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store
@@ -85,6 +86,7 @@ class PromiseKeeper:
         self._next_check: dt.datetime | None = None
         self._due: list[promises.Due] = []
         self._thread_of: dict[str, str] = {}
+        self._skip_log = SkipLog()
 
     @property
     def config(self) -> Config:
@@ -310,11 +312,18 @@ class PromiseKeeper:
             self.update(now)
             p = self._plan(now)
         store = self.host.store
+        account_of = {d.promise_id: d.account for d in self._due}
         for kind in NOTICE_KINDS:
             ids = [s.promise_id for s in p.skips if s.kind == kind]
             if ids:
                 store.mark_promises(kind, ids, "skipped")
-                log.warning("action_skipped", kind=kind, reason=p.skips[0].reason)
+            by_cause: dict[tuple[str, str | None], int] = {}
+            for s in p.skips:
+                if s.kind == kind:
+                    cause = (s.reason, account_of.get(s.promise_id))
+                    by_cause[cause] = by_cause.get(cause, 0) + 1
+            for (reason, account), n in by_cause.items():
+                self._skip_log.report(self.config, kind, reason, account, n, unit="promises")
         for action in p.actions:
             store.enqueue_promises(
                 kind=action.kind,

@@ -87,11 +87,47 @@ def mailboxes_concerned(
     return names
 
 
-def skip(store: Store, skips: Iterable[scheduler.Skip]) -> None:
-    """Record the actions the plan gave up on."""
+class SkipLog:
+    """The `action_skipped` warnings: once per cause (kind, reason, account) and config,
+    with the number of items (or promises) it held up then. It is for ops to act on
+    (configure a manager); a line per item would repeat it for every client mail. Later
+    skips of the same cause are debug lines; a new config (SIGHUP) tells each again."""
+
+    def __init__(self) -> None:
+        self._config: Config | None = None
+        self._logged: set[tuple[str, str, str | None]] = set()
+
+    def report(
+        self, config: Config, kind: str, reason: str, account: str | None, count: int,
+        *, unit: str = "items",
+    ) -> None:
+        if config is not self._config:
+            self._config = config
+            self._logged.clear()
+        cause = (kind, reason, account)
+        first = cause not in self._logged
+        self._logged.add(cause)
+        (log.warning if first else log.debug)(
+            "action_skipped", kind=kind, reason=reason, account=account, **{unit: count}
+        )
+
+
+def skip(
+    store: Store,
+    config: Config,
+    skips: Iterable[scheduler.Skip],
+    items: dict[str, ItemRecord],
+    skip_log: SkipLog,
+) -> None:
+    """Record the actions the plan gave up on (one write per cause), and say so
+    (`SkipLog`)."""
+    by_cause: dict[tuple[str, str, str | None], list[str]] = {}
     for s in skips:
-        store.mark_items_done(s.kind, [s.key], "skipped")
-        log.warning("action_skipped", kind=s.kind, reason=s.reason)
+        rec = items.get(s.key)
+        by_cause.setdefault((s.kind, s.reason, rec.account if rec else None), []).append(s.key)
+    for (kind, reason, account), keys in by_cause.items():
+        store.mark_items_done(kind, keys, "skipped")
+        skip_log.report(config, kind, reason, account, len(keys))
 
 
 def enqueue(

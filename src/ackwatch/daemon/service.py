@@ -83,6 +83,7 @@ class Daemon:
         self._book = PendingBook()
         self._sent_counts: dict[str, int] | None = None
         self._sent_seen = 0
+        self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
             progress=self._feed_watchdog, evaluated=self._evaluated,
@@ -277,7 +278,7 @@ class Daemon:
         skips just recorded are no longer due."""
         now = self.now()
         due = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
-        nudges.skip(self.store, due.plan.skips)
+        nudges.skip(self.store, self.config, due.plan.skips, due.items, self._skip_log)
         if not due.plan.actions:
             return due.plan.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
