@@ -37,7 +37,8 @@ class Evaluator:
     ``dirty``: mail was stored or changed since the last evaluation. ``evaluations``:
     how many `reevaluate` calls ended (items read before the last one may be stale).
     ``progress`` is called between batches of a long evaluation (the watchdog);
-    ``evaluated`` after each evaluation, with the items it found acknowledged."""
+    ``evaluated`` after each evaluation, with the items it found acknowledged and the
+    keys it evaluated (whole threads; None: everything)."""
 
     def __init__(
         self,
@@ -46,7 +47,7 @@ class Evaluator:
         now: Callable[[], dt.datetime],
         *,
         progress: Callable[[], None],
-        evaluated: Callable[[Sequence[sla.Item]], None],
+        evaluated: Callable[[Sequence[sla.Item], set[str] | None], None],
     ) -> None:
         self.store = store
         self._config = config
@@ -146,7 +147,7 @@ class Evaluator:
             del recent
         log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         acked_keys = set(acked)
-        self._evaluated([i for i in items if i.key in acked_keys] if acked else [])
+        self._evaluated([i for i in items if i.key in acked_keys] if acked else [], scope)
         if new or acked:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
 

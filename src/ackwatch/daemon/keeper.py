@@ -87,6 +87,11 @@ class PromiseKeeper:
         self._due: list[promises.Due] = []
         self._thread_of: dict[str, str] = {}
         self._skip_log = SkipLog()
+        # Each tracked promise's follow-ups, found again only when its thread changed
+        # (`mark_dirty`): loading and threading every tracked promise's mail at every
+        # update made each new mail cost in proportion to the promises of a month.
+        self._later: dict[int, list[promises.Later]] = {}
+        self._changed: set[str] = set()
 
     @property
     def config(self) -> Config:
@@ -109,8 +114,14 @@ class PromiseKeeper:
             self._reader.stop()
             self._reader = None
 
-    def mark_dirty(self) -> None:
+    def mark_dirty(self, keys: Iterable[str] | None = None) -> None:
+        """Mail was evaluated: ``keys`` (whole threads; None: any) may have changed, and
+        with them the follow-ups of the promises made in those threads."""
         self._dirty = True
+        if keys is None:
+            self._later.clear()
+        else:
+            self._changed.update(keys)
 
     @staticmethod
     def handles(event: object) -> bool:
@@ -223,7 +234,7 @@ class PromiseKeeper:
         tracked = store.promises_to_track(now - TRACK_HORIZON)
         assessed: list[tuple[promises.Recorded, promises.Assessment]] = []
         if tracked:
-            later_of = _later_messages(store, self.config, tracked)
+            later_of = self._follow_ups(store, tracked)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -294,6 +305,21 @@ class PromiseKeeper:
             self.apply(result)
         self.update(now, inline_reads=False)  # settle what the reads changed (no new reads)
         self._dirty = True  # a follow-up found meanwhile is read on the next run
+
+    def _follow_ups(
+        self, store: Store, tracked: Sequence[PromiseRecord]
+    ) -> dict[int, list[promises.Later]]:
+        """`_later_messages` of ``tracked``, found again only for the promises new to the
+        cache or made in a thread evaluated since (whole threads: a promise's source key
+        is among the changed keys whenever its thread is)."""
+        changed, self._changed = self._changed, set()
+        stale = [p for p in tracked if p.id not in self._later or p.source_key in changed]
+        if stale:
+            self._later.update(_later_messages(store, self.config, stale))
+        ids = {p.id for p in tracked}
+        for gone in [i for i in self._later if i not in ids]:
+            del self._later[gone]
+        return {p.id: self._later[p.id] for p in tracked}
 
     # ------------------------------------------------------------------ notices
 

@@ -254,8 +254,8 @@ class Daemon:
         self.reevaluate()
         return True
 
-    def _evaluated(self, acknowledged: Sequence[sla.Item]) -> None:
-        self.promises.mark_dirty()
+    def _evaluated(self, acknowledged: Sequence[sla.Item], keys: set[str] | None) -> None:
+        self.promises.mark_dirty(keys)
         if acknowledged:
             observe_acks(self.metrics, acknowledged, self.config)
 
