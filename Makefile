@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench soak clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ demo: install
 
 bench: install
 	$(PY) bench/run.py
+
+soak: install  # SOAK_ARGS="--minutes 60 --sighup-every 120 --kill9-at 900": bench/README.md
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

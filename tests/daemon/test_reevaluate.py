@@ -212,14 +212,27 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
 # ----------------------------------------------------------------- one step
 
 
-def test_a_quiet_step_reads_the_pending_items_once(daemon, monkeypatch):
-    daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring")))
+def test_a_step_reads_the_items_of_the_new_mail_only_never_all_that_wait(daemon, monkeypatch):
+    """Work per step follows what changed: after one new mail the step reads the pending
+    items of that mail's thread (for the metrics' counts), none of those waiting; a quiet
+    step reads none. Planning asks only for what is due (nothing here)."""
+    daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring"),
+                             mail(2, 2, subject="Brief for the autumn fair")))
     daemon.step()
-    reads: list[int] = []
-    real = daemon.store.pending_items
-    monkeypatch.setattr(daemon.store, "pending_items", lambda: reads.append(1) or real())
+    reads: list[set[str] | None] = []
+    due: list[object] = []
+    real, real_due = daemon.store.pending_items, daemon.store.items_due
+    monkeypatch.setattr(daemon.store, "pending_items", lambda keys=None: reads.append(
+        None if keys is None else set(keys)) or real(keys))
+    monkeypatch.setattr(daemon.store, "items_due",
+                        lambda until: due.extend(real_due(until)) or real_due(until))
+    daemon.apply_event(event("INBOX", "inbox", mail(3, 3, subject="New logo files")))
     daemon.step()
-    assert len(reads) == 1
+    assert reads == [{"<m3@x.example>"}]
+    assert due == []
+    reads.clear()
+    daemon.step()
+    assert reads == []
 
 
 def test_a_queued_nudge_whose_item_the_recheck_finds_answered_is_cancelled(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 
 import structlog
@@ -54,18 +54,20 @@ class Delivery:
         # Set when the SMTP server refused TLS or our credentials: no mail is tried
         # before this instant (see `process_outbox`).
         self._held_until: dt.datetime | None = None
+        self.sent = 0  # mails accepted so far (the metrics read the counts again after one)
 
     @property
     def config(self) -> Config:
         return self._config()
 
-    def process_outbox(self, pending: Sequence[ItemRecord]) -> dt.datetime | None:
+    def process_outbox(self) -> dt.datetime | None:
         """Send queued mail; retry temporary failures with backoff. Next retry time.
 
-        ``pending``: the pending items, read after the last evaluation (a nudge whose
-        items are all answered is cancelled, one with some answered is shrunk to the
-        rest). Sending writes only the items' nudge and escalation marks, which this does
-        not read, so one read serves the whole pass.
+        The items of the mail due are read once, as stored now (a nudge whose items are
+        all answered is cancelled, one with some answered is shrunk to the rest); only
+        those, so that a pass costs what is due, not what waits. Sending writes only the
+        items' nudge and escalation marks, which this does not read, so one read serves
+        the whole pass.
 
         A TLS or credentials failure is the server's (or ops'), not the mail's: the rest
         of the pass is held back with it until the same retry time, so that ten queued
@@ -86,7 +88,8 @@ class Delivery:
             o for o in self.store.outbox_pending()
             if o.id not in due_ids and o.next_attempt_at > now + self._max_backoff(o.attempts)
         ]
-        items = {r.key: r for r in pending} if due else {}
+        keys = {k for o in due for k in (*o.nudge_keys, *o.escalation_keys)}
+        items = {r.key: r for r in self.store.pending_items(keys)} if keys else {}
         for tried, record in enumerate(due, 1):
             self._deliver(record, now, items)
             if self._held_until is not None:
@@ -159,6 +162,7 @@ class Delivery:
                             error=str(exc), retry_in=int(delay.total_seconds()))
             return
         self.store.outbox_sent(record.id, self._now())
+        self.sent += 1
 
     def _backoff(self, attempts: int) -> dt.timedelta:
         """Delay before the next try after `attempts` failed ones (before jitter)."""

@@ -39,7 +39,8 @@ class Evaluator:
     ``dirty``: mail was stored or changed since the last evaluation. ``evaluations``:
     how many `reevaluate` calls ended (items read before the last one may be stale).
     ``progress`` is called between batches of a long evaluation (the watchdog);
-    ``evaluated`` after each evaluation, with the items it found acknowledged."""
+    ``evaluated`` after each evaluation, with the items it found acknowledged and the
+    keys it evaluated (whole threads; None: everything)."""
 
     def __init__(
         self,
@@ -48,7 +49,7 @@ class Evaluator:
         now: Callable[[], dt.datetime],
         *,
         progress: Callable[[], None],
-        evaluated: Callable[[Sequence[sla.Item]], None],
+        evaluated: Callable[[Sequence[sla.Item], set[str] | None], None],
     ) -> None:
         self.store = store
         self._config = config
@@ -62,6 +63,13 @@ class Evaluator:
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
+        self._changed: set[str] | None = None  # see take_changes; None: everything
+
+    def take_changes(self) -> set[str] | None:
+        """The keys whose items the evaluations since the last call may have changed
+        (None: any item, as at the start); the next call starts afresh."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     @property
     def config(self) -> Config:
@@ -105,10 +113,14 @@ class Evaluator:
             scope = self._scope()
             if scope:
                 self._evaluate(since, now, scope)
+                if self._changed is not None:
+                    self._changed |= scope
         elif history_since is None and self.store.get_meta("threaded_with") == threading:
             self._evaluate_by_threads(since, now, done)
+            self._changed = None
         else:
             self._evaluate_anew(since, now, done)
+            self._changed = None
         self.dirty = False
         self.evaluations += 1
 
@@ -143,7 +155,7 @@ class Evaluator:
             del recent
         log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         acked_keys = set(acked)
-        self._evaluated([i for i in items if i.key in acked_keys] if acked else [])
+        self._evaluated([i for i in items if i.key in acked_keys] if acked else [], scope)
         if new or acked:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
 

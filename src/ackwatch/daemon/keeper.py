@@ -34,6 +34,7 @@ from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
+from ackwatch.daemon.nudges import SkipLog
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
@@ -89,6 +90,12 @@ class PromiseKeeper:
         self._due: list[promises.Due] = []
         self._asks = DateAsks(host, _later_by_source, READ_HORIZON)
         self._thread_of: dict[str, str] = {}
+        self._skip_log = SkipLog()
+        # Each tracked promise's follow-ups, found again only when its thread changed
+        # (`mark_dirty`): loading and threading every tracked promise's mail at every
+        # update made each new mail cost in proportion to the promises of a month.
+        self._later: dict[int, list[promises.Later]] = {}
+        self._changed: set[str] = set()
 
     @property
     def config(self) -> Config:
@@ -111,8 +118,14 @@ class PromiseKeeper:
             self._reader.stop()
             self._reader = None
 
-    def mark_dirty(self) -> None:
+    def mark_dirty(self, keys: Iterable[str] | None = None) -> None:
+        """Mail was evaluated: ``keys`` (whole threads; None: any) may have changed, and
+        with them the follow-ups of the promises made in those threads."""
         self._dirty = True
+        if keys is None:
+            self._later.clear()
+        else:
+            self._changed.update(keys)
 
     @staticmethod
     def handles(event: object) -> TypeGuard[BodyRead]:
@@ -226,7 +239,7 @@ class PromiseKeeper:
         tracked = store.promises_to_track(now - TRACK_HORIZON)
         assessed: list[tuple[promises.Recorded, promises.Assessment]] = []
         if tracked:
-            later_of = _later_messages(store, self.config, tracked)
+            later_of = self._follow_ups(store, tracked)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -300,6 +313,21 @@ class PromiseKeeper:
         self.update(now, inline_reads=False)  # settle what the reads changed (no new reads)
         self._dirty = True  # a follow-up found meanwhile is read on the next run
 
+    def _follow_ups(
+        self, store: Store, tracked: Sequence[PromiseRecord]
+    ) -> dict[int, list[promises.Later]]:
+        """`_later_messages` of ``tracked``, found again only for the promises new to the
+        cache or made in a thread evaluated since (whole threads: a promise's source key
+        is among the changed keys whenever its thread is)."""
+        changed, self._changed = self._changed, set()
+        stale = [p for p in tracked if p.id not in self._later or p.source_key in changed]
+        if stale:
+            self._later.update(_later_messages(store, self.config, stale))
+        ids = {p.id for p in tracked}
+        for gone in [i for i in self._later if i not in ids]:
+            del self._later[gone]
+        return {p.id: self._later[p.id] for p in tracked}
+
     # ------------------------------------------------------------------ notices
 
     def run_due(self) -> dt.datetime | None:
@@ -317,11 +345,18 @@ class PromiseKeeper:
             self.update(now)
             p = self._plan(now)
         store = self.host.store
+        account_of = {d.promise_id: d.account for d in self._due}
         for kind in NOTICE_KINDS:
             ids = [s.promise_id for s in p.skips if s.kind == kind]
             if ids:
                 store.mark_promises(kind, ids, "skipped")
-                log.warning("action_skipped", kind=kind, reason=p.skips[0].reason)
+            by_cause: dict[tuple[str, str | None], int] = {}
+            for s in p.skips:
+                if s.kind == kind:
+                    cause = (s.reason, account_of.get(s.promise_id))
+                    by_cause[cause] = by_cause.get(cause, 0) + 1
+            for (reason, account), n in by_cause.items():
+                self._skip_log.report(self.config, kind, reason, account, n, unit="promises")
         for action in p.actions:
             store.enqueue_promises(
                 kind=action.kind,

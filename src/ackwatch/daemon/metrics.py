@@ -19,9 +19,8 @@ so no client of the endpoint can starve the daemon.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
     from ackwatch.daemon.httpserve import HttpServer
-    from ackwatch.store import ItemRecord, Store
+    from ackwatch.store import Store
 
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
@@ -46,21 +45,20 @@ class Snapshot:
     last_sync: Mapping[str, float] = field(default_factory=dict)  # mailbox -> unix time
 
 
-def snapshot_of(store: Store, pending_items: Iterable[ItemRecord], now: dt.datetime) -> Snapshot:
-    """What the metrics show now: the pending and overdue items per account, the mail
-    sent, and each mailbox's health."""
-    pending: dict[str, int] = {}
-    overdue: dict[str, int] = {}
-    for r in pending_items:
-        account = r.account or "-"
-        pending[account] = pending.get(account, 0) + 1
-        if r.deadline <= now:
-            overdue[account] = overdue.get(account, 0) + 1
+def snapshot_of(
+    store: Store,
+    pending: Mapping[str, int],
+    overdue: Mapping[str, int],
+    sent: Mapping[str, int],
+) -> Snapshot:
+    """What the metrics show now: the pending and overdue items per account (kept by
+    `pendingbook.PendingBook`), the mail sent by kind (``sent``: `Store.sent_counts`,
+    read again only after a send), and each mailbox's health."""
     health = store.health()
     return Snapshot(
-        pending=pending,
-        overdue=overdue,
-        sent=store.sent_counts(),
+        pending=dict(pending),
+        overdue=dict(overdue),
+        sent=dict(sent),
         mailbox_up={h.mailbox: h.state == "up" for h in health},
         last_sync={h.mailbox: h.last_sync.timestamp() for h in health if h.last_sync},
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 
@@ -20,16 +22,34 @@ log = structlog.get_logger(__name__)
 MessagesOfAccounts = Callable[[Iterable[str], dt.datetime], list[Message]]
 
 
+@dataclass(frozen=True)
+class Due:
+    """What `plan` found: the plan, and the items it was made from by key."""
+
+    plan: scheduler.Plan
+    items: dict[str, ItemRecord]
+
+
 def plan(
     store: Store,
     config: Config,
     now: dt.datetime,
-    records: Sequence[ItemRecord],
     messages_of_accounts: MessagesOfAccounts,
-) -> scheduler.Plan:
-    """What is due at ``now`` for ``records`` (the pending items, as stored now: their
-    nudge and escalation marks say what was done), and to whom (an account away is
-    replaced as `sla.recipient_for` says, from what ``messages_of_accounts`` gives)."""
+) -> Due:
+    """What is due at ``now``, and to whom (an account away is replaced as
+    `sla.recipient_for` says, from what ``messages_of_accounts`` gives).
+
+    Only the items with an action due within the batch window are read (`Store.items_due`:
+    their nudge and escalation marks say what was done): a mail only ever batches items
+    due by then, so the plan is the one all pending items would give, and the next due
+    time beyond the window comes from the index (`Store.next_action_after`). The cost of
+    a step follows what is due, not what waits. An action that can never be sent (no
+    account, no manager) is skipped when it comes due."""
+    horizon = now + config.notify.batch_window
+    records = store.items_due(horizon)
+    later = store.next_action_after(horizon)
+    if not records:
+        return Due(scheduler.Plan((), (), later), {})
     views = [
         scheduler.Pending(
             r.key, r.account, r.nudge_at, r.escalate_at,
@@ -40,11 +60,14 @@ def plan(
     accounts = {r.account for r in records if r.account}
     messages = messages_of_accounts(accounts, now)
     recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
-    return scheduler.plan(
+    p = scheduler.plan(
         views, config=config, now=now,
         recipient_of=lambda acc: recipients.get(acc, acc),
         sent_last_hour=store.reached_since(now - hourlycap.HOUR),
     )
+    if later is not None and (p.next_due is None or later < p.next_due):
+        p = dataclasses.replace(p, next_due=later)
+    return Due(p, {r.key: r for r in records})
 
 
 def mailboxes_concerned(
@@ -102,11 +125,47 @@ def _mailboxes_of(config: Config, rec: ItemRecord) -> set[str]:
     }
 
 
-def skip(store: Store, skips: Iterable[scheduler.Skip]) -> None:
-    """Record the actions the plan gave up on."""
+class SkipLog:
+    """The `action_skipped` warnings: once per cause (kind, reason, account) and config,
+    with the number of items (or promises) it held up then. It is for ops to act on
+    (configure a manager); a line per item would repeat it for every client mail. Later
+    skips of the same cause are debug lines; a new config (SIGHUP) tells each again."""
+
+    def __init__(self) -> None:
+        self._config: Config | None = None
+        self._logged: set[tuple[str, str, str | None]] = set()
+
+    def report(
+        self, config: Config, kind: str, reason: str, account: str | None, count: int,
+        *, unit: str = "items",
+    ) -> None:
+        if config is not self._config:
+            self._config = config
+            self._logged.clear()
+        cause = (kind, reason, account)
+        first = cause not in self._logged
+        self._logged.add(cause)
+        (log.warning if first else log.debug)(
+            "action_skipped", kind=kind, reason=reason, account=account, **{unit: count}
+        )
+
+
+def skip(
+    store: Store,
+    config: Config,
+    skips: Iterable[scheduler.Skip],
+    items: dict[str, ItemRecord],
+    skip_log: SkipLog,
+) -> None:
+    """Record the actions the plan gave up on (one write per cause), and say so
+    (`SkipLog`)."""
+    by_cause: dict[tuple[str, str, str | None], list[str]] = {}
     for s in skips:
-        store.mark_items_done(s.kind, [s.key], "skipped")
-        log.warning("action_skipped", kind=s.kind, reason=s.reason)
+        rec = items.get(s.key)
+        by_cause.setdefault((s.kind, s.reason, rec.account if rec else None), []).append(s.key)
+    for (kind, reason, account), keys in by_cause.items():
+        store.mark_items_done(kind, keys, "skipped")
+        skip_log.report(config, kind, reason, account, len(keys))
 
 
 def enqueue(

@@ -34,6 +34,7 @@ from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
 from ackwatch.daemon.metrics import Metrics, snapshot_of
+from ackwatch.daemon.pendingbook import PendingBook
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
 from ackwatch.daemon.watchers import Recheck, Watchers, store_folder_sync
@@ -41,7 +42,7 @@ from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import ItemRecord, Store, StoreError
+from ackwatch.store import Store, StoreError
 
 if TYPE_CHECKING:
     from ackwatch.web.server import WebBoard
@@ -90,6 +91,10 @@ class Daemon:
         self._last_watchdog = 0.0
         self.metrics = Metrics()
         self.board: WebBoard | None = None  # `web.listen`: started by `run`
+        self._book = PendingBook()
+        self._sent_counts: dict[str, int] | None = None
+        self._sent_seen = 0
+        self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
             progress=self._feed_watchdog, evaluated=self._evaluated,
@@ -174,31 +179,25 @@ class Daemon:
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time.
 
-        The pending items are read once, after the evaluation, and passed to what reads
-        them: planning, delivery, the metrics and the status line. Only an evaluation
-        changes which items are pending, so they are read again after one (the re-checks
-        before queueing, of `run_due` and of the promise keeper, can bring a reply): the
-        pre-send check and the shrinking of a queued mail (`Delivery`) must see an item
-        answered meanwhile as answered. The other writes of a step (skips, queueing,
-        sending) change the items' nudge and escalation marks, which only planning reads,
-        and planning is over by then.
+        A step costs what changed and what is due, not what waits: the evaluation reads
+        the threads of the new mail; planning reads the items with an action due (an
+        index range, `nudges.plan`); delivery the items of the mail it sends; the counts
+        of the metrics and the status line are kept by the keys each evaluation touched
+        (`PendingBook`). No step reads every pending item, but the first and one after an
+        evaluation of everything (a config change).
         """
         if self._reload.is_set():
             self._reload.clear()
             self._apply_reload()
         self.refresh_if_changed()
-        pending = self.store.pending_items()
-        evaluations = self.evaluation.evaluations
-        next_due = self.run_due(pending)
+        next_due = self.run_due()
         promise_due = self.promises.run_due()
         digest_due = self.run_digests()
-        if self.evaluation.evaluations != evaluations:  # a re-check brought mail
-            pending = self.store.pending_items()
-        outbox_due = self.process_outbox(pending)
-        self.publish_metrics(pending)
+        outbox_due = self.process_outbox()
+        self.publish_metrics()
         if self.board is not None:
             self.board.changed()
-        self._systemd.notify(f"STATUS={self.status_line(next_due, pending)}")
+        self._systemd.notify(f"STATUS={self.status_line(next_due)}")
         candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
@@ -289,8 +288,8 @@ class Daemon:
         self.reevaluate()
         return True
 
-    def _evaluated(self, acknowledged: Sequence[sla.Item]) -> None:
-        self.promises.mark_dirty()
+    def _evaluated(self, acknowledged: Sequence[sla.Item], keys: set[str] | None) -> None:
+        self.promises.mark_dirty(keys)
         if acknowledged:
             observe_acks(self.metrics, acknowledged, self.config)
 
@@ -305,66 +304,70 @@ class Daemon:
         """Re-check the mailboxes' sent folders now (`Watchers.recheck`); true if any did."""
         return self.watchers.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
 
-    def run_due(self, pending: Sequence[ItemRecord] | None = None) -> dt.datetime | None:
-        """Queue the nudges and escalations due for ``pending`` (the pending items as
-        stored now; None: read them); next due time.
+    def run_due(self) -> dt.datetime | None:
+        """Queue the nudges and escalations due now (`nudges.plan`); next due time.
 
         When the re-check of the sent folders brings mail, the items are evaluated again
-        and read again before planning anew: an item answered a minute ago is no longer
-        pending, and the skips just recorded are no longer due. Items whose mailboxes the
-        re-check could not reach wait for them up to ``notify.recheck_grace``
-        (`dispatch.hold_unchecked`); the step after the mailbox is back (its health event
-        wakes the loop) or after the grace re-checks them again."""
+        and planned anew: an item answered a minute ago is no longer pending, and the
+        skips just recorded are no longer due. Items whose mailboxes the re-check could
+        not reach wait for them up to ``notify.recheck_grace`` (`dispatch.hold_unchecked`);
+        the step after the mailbox is back (its health event wakes the loop) or after the
+        grace re-checks them again."""
         now = self.now()
-        if pending is None:
-            pending = self.store.pending_items()
-        p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
-        nudges.skip(self.store, p.skips)
-        if not p.actions:
+        due = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
+        nudges.skip(self.store, self.config, due.plan.skips, due.items, self._skip_log)
+        if not due.plan.actions:
             self._held = {}
-            return p.next_due
+            return due.plan.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
-        by_key = {r.key: r for r in pending}
-        checked = self.recheck(nudges.mailboxes_concerned(self.config, p.actions, by_key))
+        checked = self.recheck(
+            nudges.mailboxes_concerned(self.config, due.plan.actions, due.items)
+        )
         # Apply whatever the re-check brought, even a partial one (a slow server).
         if self.refresh_if_changed():
             now = self.now()
-            pending = self.store.pending_items()
-            by_key = {r.key: r for r in pending}
-            p = nudges.plan(self.store, self.config, now, pending, self.messages_of_accounts)
-        hold = nudges.hold_unchecked(self.config, p.actions, by_key, checked.failed,
+            due = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
+        hold = nudges.hold_unchecked(self.config, due.plan.actions, due.items, checked.failed,
                                      self._held, now)  # fmt: skip
         self._held = dict(hold.held)
         nudges.enqueue(self.store, self.config, hold.actions, now)
-        return min((t for t in (p.next_due, hold.next_due) if t is not None), default=None)
+        return min((t for t in (due.plan.next_due, hold.next_due) if t is not None), default=None)
 
     def run_digests(self) -> dt.datetime | None:
         """Queue each manager's weekly digest once it is due; next digest time."""
         return digests.queue_due(self.store, self.config, self.now())
 
-    def process_outbox(self, pending: Sequence[ItemRecord] | None = None) -> dt.datetime | None:
-        """Send queued mail (`Delivery.process_outbox`; ``pending``: the pending items as
-        stored now, None: read them); next retry time."""
-        if pending is None:
-            pending = self.store.pending_items()
-        return self.delivery.process_outbox(pending)
+    def process_outbox(self) -> dt.datetime | None:
+        """Send queued mail (`Delivery.process_outbox`); next retry time."""
+        return self.delivery.process_outbox()
 
     # ------------------------------------------------------------------ status
 
-    def publish_metrics(self, pending_items: Sequence[ItemRecord] | None = None) -> None:
-        """Publish the metrics (``pending_items``: as stored now; None: read them)."""
-        if pending_items is None:
-            pending_items = self.store.pending_items()
-        self.metrics.publish(snapshot_of(self.store, pending_items, self.now()))
+    def _pending_counts(self) -> PendingBook:
+        """The pending items' counts, brought up to date with the evaluations since the
+        last call (every pending item read only at the first and after a full one)."""
+        changed = self.evaluation.take_changes()
+        if changed is None:
+            self._book.reset(self.store.pending_items())
+        elif changed:
+            self._book.replace(changed, self.store.pending_items(changed))
+        return self._book
 
-    def status_line(
-        self, next_due: dt.datetime | None, pending_items: Sequence[ItemRecord] | None = None
-    ) -> str:
-        """systemd's STATUS= line (``pending_items``: as stored now; None: read them)."""
+    def publish_metrics(self) -> None:
+        """Publish the metrics (the sent counts read again only after a send)."""
+        book = self._pending_counts()
+        if self._sent_seen != self.delivery.sent or self._sent_counts is None:
+            self._sent_seen = self.delivery.sent
+            self._sent_counts = self.store.sent_counts()
+        now = self.now()
+        self.metrics.publish(
+            snapshot_of(self.store, book.pending, book.overdue(now), self._sent_counts)
+        )
+
+    def status_line(self, next_due: dt.datetime | None) -> str:
+        """systemd's STATUS= line."""
         health = self.store.health()
         up = sum(1 for h in health if h.state == "up")
-        if pending_items is None:
-            pending_items = self.store.pending_items()
-        pending = len(pending_items)
+        pending = len(self._pending_counts())
         nxt = next_due.astimezone(dt.UTC).strftime("%H:%M:%SZ") if next_due else "none"
         return f"mailboxes up {up}/{len(self.config.mailboxes)}, pending {pending}, next action {nxt}"

@@ -142,8 +142,19 @@ class Store(Protocol):
         dirty marks and ``meta`` together; returns (new keys, newly acknowledged keys)."""
         ...
 
-    def pending_items(self) -> list[ItemRecord]:
-        """The items waiting for an acknowledgement, in received order, as stored now."""
+    def pending_items(self, keys: Iterable[str] | None = None) -> list[ItemRecord]:
+        """The items waiting for an acknowledgement, in received order, as stored now
+        (``keys``: only those of these keys)."""
+        ...
+
+    def items_due(self, until: dt.datetime) -> list[ItemRecord]:
+        """The pending items with a nudge or escalation not done yet due at or before
+        ``until``, in received order."""
+        ...
+
+    def next_action_after(self, after: dt.datetime) -> dt.datetime | None:
+        """When the next nudge or escalation not done yet of a pending item is due,
+        after ``after``."""
         ...
 
     def items(

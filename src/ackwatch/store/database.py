@@ -121,7 +121,7 @@ class Database:
 
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
-    ) -> Iterator[sqlite3.Row]:
+    ) -> Iterator[Any]:
         return chunked(self.conn, query, args, values)
 
     def get_meta(self, name: str) -> str | None:

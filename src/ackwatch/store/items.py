@@ -91,10 +91,41 @@ class Items:
             set_meta(c, meta or {})
         return new, acked
 
-    def pending_items(self) -> list[ItemRecord]:
-        """``items(state="pending")``: read at each call (the daemon reads them once a
-        step and passes them on, see `Daemon.step`)."""
-        return self.items(state="pending")
+    def pending_items(self, keys: Iterable[str] | None = None) -> list[ItemRecord]:
+        """``items(state="pending")``, read at each call; ``keys``: only those of these
+        keys (the daemon reads the items it acts on, never all of them a step)."""
+        if keys is None:
+            return self.items(state="pending")
+        query = f"SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending' AND key IN ({{}})"
+        found = item_records(self._db.rows_in(query, (), sorted(set(keys))))
+        return sorted(found, key=lambda r: (r.received, r.key))
+
+    def items_due(self, until: dt.datetime) -> list[ItemRecord]:
+        """The pending items with a nudge or an escalation not done yet and due at or
+        before ``until``, in received order (two index ranges, whatever else waits)."""
+        query = (
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending'"
+            " AND nudge_done IS NULL AND nudge_at <= ?"
+            f" UNION SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending'"
+            " AND escalation_done IS NULL AND escalate_at <= ?"
+        )
+        raw = self._db.conn.cursor()
+        raw.row_factory = None
+        found = item_records(raw.execute(query, (iso(until), iso(until))))
+        return sorted(found, key=lambda r: (r.received, r.key))
+
+    def next_action_after(self, after: dt.datetime) -> dt.datetime | None:
+        """The earliest nudge or escalation not done yet of a pending item due after
+        ``after`` (None: none)."""
+        row = self._db.conn.execute(
+            "SELECT (SELECT MIN(nudge_at) FROM items WHERE state = 'pending'"
+            " AND nudge_done IS NULL AND nudge_at > ?),"
+            " (SELECT MIN(escalate_at) FROM items WHERE state = 'pending'"
+            " AND escalation_done IS NULL AND escalate_at > ?)",
+            (iso(after), iso(after)),
+        ).fetchone()
+        times = [from_iso(t) for t in row if t]
+        return min(times) if times else None
 
     def items(
         self,

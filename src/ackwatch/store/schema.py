@@ -239,6 +239,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX date_asks_outbox ON date_asks (outbox);
     """,
+    # 8: what the daemon asks at every step, answered from indexes rather than by reading
+    # every pending item: the actions due by an instant, the next one after it, the
+    # oldest pending item; and the outbox's last hour for the hourly cap.
+    """
+    CREATE INDEX items_nudge_due ON items (state, nudge_done, nudge_at);
+    CREATE INDEX items_escalation_due ON items (state, escalation_done, escalate_at);
+    CREATE INDEX items_state_received ON items (state, received);
+    CREATE INDEX outbox_created ON outbox (created_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -74,6 +74,8 @@ class SqliteStore:
         items = Items(db)
         self.sync_items = items.sync_items
         self.pending_items = items.pending_items
+        self.items_due = items.items_due
+        self.next_action_after = items.next_action_after
         self.items = items.items
         self.report_rows = items.report_rows
         self.oldest_pending_received = items.oldest_pending_received

@@ -219,6 +219,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX date_asks_outbox ON date_asks (outbox);
     """,
+    # 8: the step's questions answered from indexes
+    """
+    CREATE INDEX items_nudge_due ON items (state, nudge_done, nudge_at);
+    CREATE INDEX items_escalation_due ON items (state, escalation_done, escalate_at);
+    CREATE INDEX items_state_received ON items (state, received);
+    CREATE INDEX outbox_created ON outbox (created_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,126 @@
+"""What the daemon queues and skips, and what it says about a skip (`daemon/nudges.py`).
+
+Driven through `Daemon.apply_event` with the watchers' own event values (no network) and
+a settable clock; mail that would be sent is kept in a list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+
+from structlog.testing import capture_logs
+
+from ackwatch.core import dispatch as scheduler
+from ackwatch.core import item_rules as sla
+from ackwatch.core.item_rules import Deadlines, Item
+from ackwatch.daemon import nudges
+from ackwatch.daemon.service import Daemon
+from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+from ackwatch.mail.uidfetch import FetchedMessage
+from ackwatch.store.sqlite import SqliteStore as Store
+from configfactory import ANNA, KASIA, OFFICE, PIOTR, make_config
+
+WARSAW = dt.timezone(dt.timedelta(hours=1))  # November: CET
+MONDAY_0900 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=WARSAW)
+
+
+def client_mails(first_uid: int, count: int, received: dt.datetime) -> FolderSyncEvent:
+    """``count`` client mails from different unknown senders to the office mailbox
+    (owner Kasia, who has no manager), as an Outlook client writes them."""
+    mails = tuple(
+        FetchedMessage(uid, received, frozenset(), (
+            f"Message-ID: <req{uid}@client{uid}.example>\r\n"
+            f"From: \"Client {uid}\" <buyer@client{uid}.example>\r\n"
+            f"To: Office <{OFFICE}>\r\nSubject: Order {uid}: delivery date?\r\n"
+            "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n"
+            "Thread-Index: AdrBHqV1Yk3oAAAAAA==\r\n\r\n").encode())
+        for uid in range(first_uid, first_uid + count)
+    )
+    return FolderSyncEvent("office", FolderSync(
+        "INBOX", "inbox", FolderCursor(1, first_uid + count - 1), new_messages=mails))
+
+
+def skipped_warnings(logs: list[dict]) -> list[dict]:
+    return [e for e in logs if e["event"] == "action_skipped" and e["log_level"] == "warning"]
+
+
+def test_one_action_skipped_per_account_without_a_manager_however_many_items(tmp_path):
+    config = make_config(state_dir=tmp_path)
+    store = Store.open(tmp_path)
+    clock = [MONDAY_0900]
+    sent: list[object] = []
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    try:
+        d.apply_event(client_mails(1, 30, MONDAY_0900))
+        clock[0] = MONDAY_0900 + dt.timedelta(hours=3)  # past the nudges and escalations
+        with capture_logs() as logs:
+            d.step()
+            d.apply_event(client_mails(31, 20, clock[0]))
+            clock[0] += dt.timedelta(hours=3)
+            d.step()
+        (warning,) = skipped_warnings(logs)
+        assert warning["kind"] == "escalation" and warning["account"] == KASIA
+        assert warning["reason"] == "no manager configured" and warning["items"] == 30
+        skipped = store._conn.execute(
+            "SELECT COUNT(*) FROM items WHERE escalation_done = 'skipped'").fetchone()[0]
+        assert skipped == 50  # every item is still marked; only the warning is once
+        assert sent  # Kasia's own nudges still went out
+
+        # A new config (SIGHUP) tells each cause still there again, once.
+        d.config = dataclasses.replace(config)
+        d.apply_event(client_mails(51, 5, clock[0]))
+        clock[0] += dt.timedelta(hours=3)
+        with capture_logs() as logs:
+            d.step()
+        (warning,) = skipped_warnings(logs)
+        assert warning["account"] == KASIA and warning["items"] == 5
+    finally:
+        store.close()
+
+
+def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp_path):
+    """`nudges.plan` reads only the items with an action due within the batch window,
+    and the next due time beyond it from the index: the same mails, to the same people,
+    and the same next due time as a plan over every pending item (accounts with a
+    manager: a skip is planned when it comes due, see the test above)."""
+    config = make_config(state_dir=tmp_path)
+    rng = random.Random(10)
+    now = MONDAY_0900
+    for trial in range(25):
+        store = Store.open(tmp_path / str(trial))
+        items = []
+        for n in range(rng.randrange(0, 60)):
+            account = rng.choice([ANNA, PIOTR])
+            nudge_at = now + dt.timedelta(minutes=rng.randrange(-180, 180))
+            escalate_at = (nudge_at + dt.timedelta(minutes=rng.randrange(0, 120))
+                           if rng.random() < 0.8 else None)
+            items.append(Item(
+                key=f"<k{n}@client.example>", thread=f"t{n}", message_id=f"<k{n}@client.example>",
+                client_address="jan@client.example", client=None, subject=f"Order {n}",
+                received=nudge_at - dt.timedelta(hours=2), mailboxes=("anna",), account=account,
+                deadlines=Deadlines("default", "calendar", nudge_at + dt.timedelta(minutes=30),
+                                    nudge_at, escalate_at)))
+        store.sync_items(items, now=now, initial_keys=set())
+        for kind in ("nudge", "escalation"):
+            done = [i.key for i in items if rng.random() < 0.3]
+            if done:
+                store.mark_items_done(kind, done, rng.choice(["sent", "suppressed"]))
+        store.enqueue(kind="nudge", recipient=ANNA, cc=(), account=ANNA, nudge_keys=(),
+                      escalation_keys=(), message_id="<n@agency.example>",
+                      now=now - dt.timedelta(minutes=rng.randrange(0, 90)))
+        try:
+            due = nudges.plan(store, config, now, lambda accounts, at: [])
+            everything = scheduler.plan(
+                [scheduler.Pending(r.key, r.account, r.nudge_at, r.escalate_at,
+                                   r.nudge_done is not None, r.escalation_done is not None)
+                 for r in store.pending_items()],
+                config=config, now=now,
+                recipient_of=lambda acc: sla.recipient_for(acc, config, now, []),
+                sent_last_hour=store.reached_since(now - dt.timedelta(hours=1)),
+            )
+            assert due.plan == everything
+        finally:
+            store.close()
