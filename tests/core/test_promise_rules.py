@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from ackwatch.config import CalendarConfig, OpenRange
 from ackwatch.core.promise_rules import (
@@ -15,6 +16,7 @@ from ackwatch.core.promise_rules import (
     notices_due,
     plan,
     reminder_at,
+    still_owed,
 )
 
 UTC = dt.UTC
@@ -226,3 +228,29 @@ def test_report_figures_by_account_and_client():
     assert data["by_account"][0] == {"account": "anna@a", "made": 2, "kept": 1, "moved": 0,
                                      "broken": 1, "open": 0}  # fmt: skip
     assert {c["client"]: c["made"] for c in data["by_client"]} == {"Acme": 3, "Beta": 1}
+
+
+# --------------------------------------------------------------------------- listed
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    state: str
+    promised: dt.datetime
+    follow_key: str | None = None
+
+
+def test_still_owed_lists_open_and_recently_broken_promises_nothing_followed():
+    now = PROMISED + dt.timedelta(days=40)
+    promises = [
+        Listed("open, long overdue", "open", PROMISED),
+        Listed("broken 30 days ago", "broken", now - dt.timedelta(days=30)),
+        Listed("broken 31 days ago", "broken", now - dt.timedelta(days=31)),
+        Listed("broken, followed late", "broken", now - dt.timedelta(days=1), "<late@agency>"),
+        Listed("open, followed", "open", now + dt.timedelta(days=1), "<late@agency>"),
+        Listed("kept", "kept", now - dt.timedelta(days=1)),
+    ]
+    assert [p.name for p in still_owed(promises, now)] == [
+        "open, long overdue", "broken 30 days ago",
+    ]

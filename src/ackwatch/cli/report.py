@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_USAGE, err, load, open_state
 from ackwatch.config import Config
-from ackwatch.core.printable import clean, json_text
+from ackwatch.core.printable import clean
 
 if TYPE_CHECKING:
     from ackwatch.store import Store
@@ -103,7 +103,8 @@ def _ack_date_rows(
 def run(args: argparse.Namespace) -> int:
     from ackwatch.core import promise_rules as promises
     from ackwatch.gcpause import gc_paused
-    from ackwatch.reporting import dates, exports, figures, html, table
+    from ackwatch.reporting import dates, figures
+    from ackwatch.reporting.render import render_report
 
     config = load(args)
     now = dt.datetime.now(dt.UTC)
@@ -133,19 +134,9 @@ def run(args: argparse.Namespace) -> int:
             return EX_CANTCREAT
         finally:
             store.close()
-        kept = promises.figures(promise_rows)
         dated = dates.date_figures(date_rows, result)
-        if args.format == "json":
-            data = exports.to_json_data(result, dated)
-            data["promises"] = promises.figures_json(kept)
-            text = json_text(data) + "\n"
-        elif args.format == "csv":
-            text = exports.render_csv(result, dated)
-        elif args.format == "html":
-            text = html.render_html(result, target=args.target, dates=dated)
-        else:
-            text = table.render_table(result, target=args.target, dates=dated)
-            text += "\n" + promises.figures_table(kept)
+        text = render_report(result, args.format, target=args.target, dates=dated,
+                             promises=promises.figures(promise_rows))
     if args.output and args.output != "-":
         from ackwatch.private import RefusedPath, write_private
 

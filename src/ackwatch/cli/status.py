@@ -141,22 +141,15 @@ def run(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-OPEN_PROMISE_HORIZON = dt.timedelta(days=30)  # broken promises listed this long after
-
-
 def _open_promises(store: Store, now: dt.datetime) -> list[PromiseRecord]:
-    """Promises still waiting for the client to hear back: open ones, and broken ones
-    (the date passed) that no message followed, for 30 days. [] on a pre-promise state
-    database."""
+    """`promise_rules.still_owed`; [] on a pre-promise state database."""
+    from ackwatch.core.promise_rules import still_owed
+
     try:
         records = store.promises(states=("open", "broken"))
     except store.errors:
         return []
-    return [
-        p
-        for p in records
-        if p.follow_key is None and (p.state == "open" or p.promised >= now - OPEN_PROMISE_HORIZON)
-    ]
+    return still_owed(records, now)
 
 
 def _promise_json(p: PromiseRecord, now: dt.datetime) -> dict[str, object]:

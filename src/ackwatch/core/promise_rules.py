@@ -39,7 +39,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from ackwatch.config import CalendarConfig, Config, OpenRange
 from ackwatch.core.business_clock import business_calendar
@@ -254,6 +254,36 @@ def reminder_at(
     except (ValueError, OverflowError):  # a calendar that is never open
         at = promised - remind_before
     return at if at > made_at else None
+
+
+# --------------------------------------------------------------------------- listed
+
+OWED_BROKEN_FOR = dt.timedelta(days=30)  # a broken promise stays listed this long
+
+
+class Tracked(Protocol):
+    """A recorded promise as far as `still_owed` reads it (`store.PromiseRecord`)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def follow_key(self) -> str | None: ...
+    @property
+    def promised(self) -> dt.datetime: ...
+
+
+T = TypeVar("T", bound=Tracked)
+
+
+def still_owed(promises: Iterable[T], now: dt.datetime) -> list[T]:
+    """The promises the client is still waiting to hear back on, in their order: those
+    nothing followed that are open, or broken (the date passed) within
+    `OWED_BROKEN_FOR`. What ``ackwatch status`` and the board list."""
+    return [
+        p for p in promises
+        if p.follow_key is None
+        and (p.state == "open" or (p.state == "broken" and p.promised >= now - OWED_BROKEN_FOR))
+    ]
 
 
 # --------------------------------------------------------------------------- report

@@ -6,14 +6,14 @@ opens the state an ackwatch is configured with. Nothing else of the package is f
 outside it, and importing it loads no database module.
 
 Behind the interface, one implementation per database: SQLite (`sqlite.SqliteStore`, the
-default) and PostgreSQL (`postgres`, which composes the same table groups on a
-connection of its own). SQLite is split by table group: `schema` (numbered migrations), `database` (the connection and its
-transactions), `messages` (copies and cursors), `links` (links, senders, threads, dirty
-marks), `items`, `outbox`, `promises`, `health`; `forms` is how values are stored. The
-groups are objects that each hold the one `database.Database`, composed by
-`SqliteStore`: what they share (the connection, the write count) is handed to them, not
-inherited. The store stores: parsing the mail is the core's (`core.message`), keeping
-parses the evaluation's (`daemon.parsedmail`).
+default) and PostgreSQL (`postgres.store.PostgresStore`). Both are `tables.TableStore`, the
+table groups composed on one database (`tables.SqlDatabase`: SQLite's `database.Database`
+or `postgres.database.PgDatabase`). The groups: `schema` (numbered migrations), `database`
+(the connection and its transactions), `messages` (copies and cursors), `links` (links,
+senders, threads, dirty marks), `items`, `outbox`, `promises`, `asks`, `health`; `forms` is
+how values are stored. Each group holds the one database: what they share (the connection,
+the write count) is handed to them, not inherited. The store stores: parsing the mail is
+the core's (`core.message`), keeping parses the evaluation's (`daemon.parsedmail`).
 """
 
 from __future__ import annotations

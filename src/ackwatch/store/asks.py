@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from ackwatch.store.database import Database
 from ackwatch.store.forms import iso
 from ackwatch.store.items import ITEM_COLUMNS, item_records
 from ackwatch.store.records import ItemRecord
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 
 class Asks:
     """The date figures of acknowledged items and the date_asks table."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def ack_date_rows(

@@ -4,16 +4,19 @@ records its time in the same transaction, `messages.Messages.apply_folder_sync`)
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-from ackwatch.store.database import Database
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import HealthRecord
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 
 class Health:
     """The health table."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def set_health(

@@ -8,13 +8,16 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from ackwatch.core.item_rules import Item
-from ackwatch.store.database import Database, in_period, set_meta
+from ackwatch.store.database import in_period, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.records import ItemRecord
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 T = TypeVar("T")
 
@@ -22,7 +25,7 @@ T = TypeVar("T")
 class Items:
     """The items table (and each item's follow-ups, `item_members`)."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def sync_items(

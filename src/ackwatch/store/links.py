@@ -9,11 +9,15 @@ import datetime as dt
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ackwatch.core.threads import component_batches, is_noise_link
-from ackwatch.store.database import Database, set_meta
+from ackwatch.store.database import set_meta
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import CopyToStore, StoredCopy
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 _first = operator.itemgetter(0)
 
@@ -21,7 +25,7 @@ _first = operator.itemgetter(0)
 class Links:
     """The evaluation's scope: which stored keys new mail can touch, and in what batches."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def links_pending(self) -> bool:

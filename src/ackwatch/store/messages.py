@@ -11,19 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ackwatch.core.message import ANSWERED, has_flag
-from ackwatch.store.database import Database, chunked
+from ackwatch.store.database import chunked
 from ackwatch.store.forms import flags_json, from_iso, iso
 from ackwatch.store.links import mark_dirty_keys, write_links
 from ackwatch.store.records import CopyToStore, StoredCopy, StoredCursor
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 
 class Messages:
     """The folders and messages tables."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def cursors(self, mailbox: str) -> dict[str, StoredCursor]:

@@ -12,16 +12,19 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from ackwatch.store.database import Database
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import OutboxRecord
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 
 class Outbox:
     """The outbox table, and the queued marks of the items and promises it carries."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def enqueue(

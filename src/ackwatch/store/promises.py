@@ -7,17 +7,20 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ackwatch.store.database import Database, in_period
+from ackwatch.store.database import in_period
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import NewPromise, PromiseRecord
+
+if TYPE_CHECKING:
+    from ackwatch.store.tables import SqlDatabase
 
 
 class Promises:
     """The promises and promise_reads tables."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: SqlDatabase):
         self._db = db
 
     def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from ackwatch.store.records import StoreError
 
 if TYPE_CHECKING:
     from ackwatch.store.database import Database
+    from ackwatch.store.tables import SqlDatabase
 
 # A stored time (`forms.iso`: ISO 8601 in UTC with microseconds,
 # "2026-11-16T09:50:00.123456+00:00") as integer microseconds since the epoch, in SQL: exact
@@ -269,7 +270,7 @@ def migrate(db: Database) -> None:
             c.execute(f"PRAGMA user_version = {number + 1}")
 
 
-def has_us_columns(db: Database) -> bool:
+def has_us_columns(db: SqlDatabase) -> bool:
     """Whether `items` has schema 5's microsecond columns (a read-only open of an
     older state is not migrated)."""
     return db.user_version() >= 5

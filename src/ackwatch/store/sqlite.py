@@ -1,27 +1,16 @@
-"""`SqliteStore`: the `api.Store` on one SQLite file in the state directory.
-
-It holds one `database.Database` (the connection and its write transactions) and one
-object per table group, each given that database: `messages.Messages`, `links.Links`,
-`items.Items`, `outbox.Outbox`, `promises.Promises`, `health.Health`. Its operations are theirs, bound
-here one by one: the list below is the whole of what the store does.
-"""
+"""`SqliteStore`: the `api.Store` on one SQLite file in the state directory: the table
+groups (`tables.TableStore`) on one `database.Database`."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from ackwatch.store.asks import Asks
 from ackwatch.store.database import Database
-from ackwatch.store.health import Health
-from ackwatch.store.items import Items
-from ackwatch.store.links import Links
-from ackwatch.store.messages import Messages
-from ackwatch.store.outbox import Outbox
-from ackwatch.store.promises import Promises
+from ackwatch.store.tables import TableStore
 
 
-class SqliteStore:
+class SqliteStore(TableStore):
     """The state in SQLite: a writer (the daemon's core thread) or a read-only view."""
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
@@ -32,91 +21,6 @@ class SqliteStore:
         it to exist (`records.StoreError` otherwise)."""
         return cls(Database.open(state_dir, readonly=readonly))
 
-    def __init__(self, db: Database):
-        self.path = db.path
-        self.readonly = db.readonly
-        # The connection and its transactions, for the tests and the bench that look at
-        # the SQLite state itself.
-        self._db = db
-        self._conn = db.conn
-        self._write = db.write
-
-        self.close = db.close
-        self.integrity_check = db.integrity_check
-        self.get_meta = db.get_meta
-        self.set_meta = db.set_meta
-        self.set_meta_many = db.set_meta_many
-
-        messages = Messages(db)
-        self.cursors = messages.cursors
-        self.apply_folder_sync = messages.apply_folder_sync
-        self.load_copies = messages.load_copies
-        self.iter_copies = messages.iter_copies
-        self.header_variants = messages.header_variants
-        self.initial_keys = messages.initial_keys
-        self.pending_uids = messages.pending_uids
-        self.message_copies = messages.message_copies
-        self.message_count = messages.message_count
-
-        links = Links(db)
-        self.links_pending = links.links_pending
-        self.build_links = links.build_links
-        self.copies_since = links.copies_since
-        self.linked_batches = links.linked_batches
-        self.end_linked_batches = links.end_linked_batches
-        self.threads_since = links.threads_since
-        self.thread_members = links.thread_members
-        self.dirty_keys = links.dirty_keys
-        self.keys_linked = links.keys_linked
-        self.thread_keys = links.thread_keys
-        self.keys_from = links.keys_from
-
-        items = Items(db)
-        self.sync_items = items.sync_items
-        self.pending_items = items.pending_items
-        self.items_due = items.items_due
-        self.next_action_after = items.next_action_after
-        self.items = items.items
-        self.report_rows = items.report_rows
-        self.oldest_pending_received = items.oldest_pending_received
-        self.pending_accounts = items.pending_accounts
-        self.mark_items_done = items.mark_items_done
-
-        outbox = Outbox(db)
-        self.enqueue = outbox.enqueue
-        self.enqueue_once = outbox.enqueue_once
-        self.enqueue_promises = outbox.enqueue_promises
-        self.sent_counts = outbox.sent_counts
-        self.outbox_due = outbox.outbox_due
-        self.outbox_pending = outbox.outbox_pending
-        self.reached_since = outbox.reached_since
-        self.outbox_update_items = outbox.outbox_update_items
-        self.outbox_sent = outbox.outbox_sent
-        self.outbox_retry = outbox.outbox_retry
-        self.outbox_close = outbox.outbox_close
-
-        promises = Promises(db)
-        self.promise_read_candidates = promises.promise_read_candidates
-        self.promise_reads = promises.promise_reads
-        self.record_promise_read = promises.record_promise_read
-        self.promises = promises.promises
-        self.promises_to_track = promises.promises_to_track
-        self.update_promises = promises.update_promises
-        self.mark_promises = promises.mark_promises
-        self.promises_of_outbox = promises.promises_of_outbox
-        self.promise_rows = promises.promise_rows
-
-        asks = Asks(db)
-        self.ack_date_rows = asks.ack_date_rows
-        self.date_ask_candidates = asks.date_ask_candidates
-        self.enqueue_date_asks = asks.enqueue_date_asks
-        self.mark_date_asks = asks.mark_date_asks
-        self.date_asks_of_outbox = asks.date_asks_of_outbox
-
-        health = Health(db)
-        self.set_health = health.set_health
-        self.health = health.health
-
     def open_reader(self) -> SqliteStore:
         """A read-only store on the same file, with a connection of its own."""
-        return SqliteStore.open(self.path.parent, readonly=True)
+        return SqliteStore.open(Path(self.path).parent, readonly=True)

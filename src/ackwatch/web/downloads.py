@@ -1,5 +1,5 @@
-"""The report for a chosen period, as the board offers it for download: the renderers of
-``ackwatch report`` (`reporting.html`, `reporting.exports`), over the accounts the viewer
+"""The report for a chosen period, as the board offers it for download: rendered as
+``ackwatch report`` renders it (`reporting.render`), over the accounts the viewer
 may see, with the promise figures in the JSON as the CLI adds them.
 
 The daemon's memory is shared with the nudges (the unit caps it), so a download costs what
@@ -20,9 +20,9 @@ from typing import Any
 
 from ackwatch.config import Config
 from ackwatch.core import promise_rules
-from ackwatch.core.printable import json_text
-from ackwatch.reporting import exports, figures, html
+from ackwatch.reporting import figures
 from ackwatch.reporting.period import local_midnight
+from ackwatch.reporting.render import render_report
 from ackwatch.store import Store
 from ackwatch.web.access import Viewer
 
@@ -88,20 +88,19 @@ def render(request: Request, store: Store, config: Config, viewer: Viewer,
         items = [i for i in store.report_rows(since, until, figures.ReportItem)
                  if viewer.sees(i.account)]
         report = figures.compute(items, config, since=since, until=until, now=now)
-        return exports.render_csv(report).encode("utf-8")
+        return render_report(report, "csv").encode("utf-8")
     rows = store.report_rows(since, until, stored=True)
     report = figures.compute_stored(_visible(rows, viewer), config, since=since, until=until,
                                     now=now)
-    if request.format == "html":
-        return html.render_html(report, target=config.web.target).encode("utf-8")
-    try:
-        promised = store.promise_rows(since, until)
-    except store.errors:  # a state from before promises
-        promised = []
-    data = exports.to_json_data(report)
-    data["promises"] = promise_rules.figures_json(
-        promise_rules.figures(r for r in promised if viewer.sees(r[0])))
-    return (json_text(data) + "\n").encode("utf-8")
+    kept = None
+    if request.format == "json":
+        try:
+            promised = store.promise_rows(since, until)
+        except store.errors:  # a state from before promises
+            promised = []
+        kept = promise_rules.figures(r for r in promised if viewer.sees(r[0]))
+    return render_report(report, request.format, target=config.web.target,
+                         promises=kept).encode("utf-8")
 
 
 def _visible(rows: Iterable[tuple[Any, ...]], viewer: Viewer) -> Iterator[tuple[Any, ...]]:

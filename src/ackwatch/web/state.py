@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 from ackwatch.config import Config
 from ackwatch.core.message import Message
+from ackwatch.core.promise_rules import still_owed
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.reporting.figures import ReportItem
 from ackwatch.reporting.period import local_midnight
 from ackwatch.store import HealthRecord, ItemRecord, PromiseRecord, Store
 
-BROKEN_PROMISE_HORIZON = dt.timedelta(days=30)  # a broken promise stays listed this long
 MAX_AGE = dt.timedelta(seconds=60)  # read again at least this often: deadlines pass
 
 
@@ -47,12 +47,7 @@ def week_start(now: dt.datetime, timezone: str) -> dt.datetime:
 
 
 def _open_promises(store: Store, now: dt.datetime) -> tuple[PromiseRecord, ...]:
-    records = store.promises(states=("open", "broken"))
-    return tuple(
-        p for p in records
-        if p.follow_key is None
-        and (p.state == "open" or p.promised >= now - BROKEN_PROMISE_HORIZON)
-    )
+    return tuple(still_owed(store.promises(states=("open", "broken")), now))
 
 
 def _account_mail(store: Store, config: Config, now: dt.datetime,

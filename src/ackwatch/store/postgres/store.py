@@ -1,4 +1,5 @@
-"""`PostgresStore`: the `api.Store` on a PostgreSQL database."""
+"""`PostgresStore`: the `api.Store` on a PostgreSQL database: the table groups
+(`tables.TableStore`) on one `PgDatabase`."""
 
 from __future__ import annotations
 
@@ -6,22 +7,25 @@ import psycopg
 
 from ackwatch.config.model import DatabaseConfig
 from ackwatch.store.postgres.database import PgDatabase
-from ackwatch.store.sqlite import SqliteStore
+from ackwatch.store.tables import TableStore
 
 
-class PostgresStore(SqliteStore):
-    """The state in PostgreSQL: the same table groups, composed as `SqliteStore` composes
-    them (they speak SQL both databases accept), on a `PgDatabase`."""
+class PostgresStore(TableStore):
+    """The state in PostgreSQL, on a `PgDatabase`."""
 
     errors: tuple[type[Exception], ...] = (psycopg.Error,)
+
+    def __init__(self, db: PgDatabase):
+        super().__init__(db)
+        self._pg = db
 
     @classmethod
     def connect(
         cls, config: DatabaseConfig, password: str | None, *, readonly: bool = False
     ) -> PostgresStore:
         """The state on the configured server: migrated for a writer."""
-        return cls(PgDatabase.open(config, password, readonly=readonly))  # type: ignore[arg-type]
+        return cls(PgDatabase.open(config, password, readonly=readonly))
 
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
-        return PostgresStore(self._db.reader())  # type: ignore[attr-defined]
+        return PostgresStore(self._pg.reader())
