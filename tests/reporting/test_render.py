@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.reporting.test_report import CONFIG, NOW, SINCE, UNTIL, WEEK
+from tests.support.known_week import CONFIG, NOW, SINCE, UNTIL, WEEK
 
 from ackwatch.core import promise_rules
 from ackwatch.reporting import exports, html, table
