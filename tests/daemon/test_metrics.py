@@ -42,6 +42,34 @@ def test_time_to_ack_is_a_histogram_by_clock():
     assert s['ackwatch_time_to_ack_seconds_count{clock="calendar"}'] == 1
 
 
+def test_oldest_waiting_mail_and_earliest_deadline_are_timestamps_per_account():
+    m = Metrics()
+    m.publish(Snapshot(
+        pending={"anna@agency.example": 2},
+        oldest_received={"anna@agency.example": 1_795_000_000.0},
+        earliest_deadline={"anna@agency.example": 1_795_014_400.0},
+        poll_interval=60.0,
+    ))
+    s = scrape(m)
+    assert s['ackwatch_oldest_pending_received_timestamp{account="anna@agency.example"}'] == (
+        1_795_000_000.0)
+    assert s['ackwatch_earliest_deadline_timestamp{account="anna@agency.example"}'] == (
+        1_795_014_400.0)
+    assert s["ackwatch_poll_interval_seconds"] == 60.0
+
+
+def test_send_failures_are_counted_by_outcome_and_exposed_from_zero():
+    m = Metrics()
+    assert scrape(m)['ackwatch_send_failures_total{outcome="retried"}'] == 0
+    assert scrape(m)['ackwatch_send_failures_total{outcome="failed"}'] == 0
+    m.count_send_failure("retried")
+    m.count_send_failure("retried")
+    m.count_send_failure("failed")
+    s = scrape(m)
+    assert s['ackwatch_send_failures_total{outcome="retried"}'] == 2
+    assert s['ackwatch_send_failures_total{outcome="failed"}'] == 1
+
+
 def test_a_new_snapshot_replaces_the_old_one():
     m = Metrics()
     m.publish(Snapshot(pending={"a@x": 2}))

@@ -14,9 +14,12 @@ T0 = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 ACCOUNTS = ["anna@agency.example", "piotr@agency.example", None]
 
 
-def record(key: str, account: str | None, deadline: dt.datetime) -> ItemRecord:
+def record(
+    key: str, account: str | None, deadline: dt.datetime, received: dt.datetime | None = None
+) -> ItemRecord:
     fields = {f.name: None for f in dataclasses.fields(ItemRecord)}
-    fields.update(key=key, account=account, deadline=deadline, mailboxes=())
+    received = received or deadline - dt.timedelta(hours=4)
+    fields.update(key=key, account=account, deadline=deadline, received=received, mailboxes=())
     return ItemRecord(**fields)  # type: ignore[arg-type]
 
 
@@ -54,3 +57,33 @@ def test_counts_kept_by_deltas_equal_a_recount_of_every_pending_item():
                 pending, overdue, len(stored))
         book.reset(stored.values())
         assert (book.pending, dict(book.overdue(now))) == recount(stored, now)
+
+
+def oldest(items: dict[str, ItemRecord]) -> tuple[dict, dict]:
+    received: dict[str, dt.datetime] = {}
+    deadline: dict[str, dt.datetime] = {}
+    for r in items.values():
+        a = r.account or "-"
+        received[a] = min(received.get(a, r.received), r.received)
+        deadline[a] = min(deadline.get(a, r.deadline), r.deadline)
+    return received, deadline
+
+
+def test_oldest_waiting_mail_and_earliest_deadline_per_account_equal_a_recount():
+    rng = random.Random(22)
+    for _ in range(50):
+        stored: dict[str, ItemRecord] = {}
+        book = PendingBook()
+        book.reset([])
+        for step in range(60):
+            touched = {f"k{rng.randrange(30)}" for _ in range(rng.randrange(1, 5))}
+            for key in touched:
+                if rng.random() < 0.4:
+                    stored.pop(key, None)
+                else:  # a new item, or one evaluated again (a new deadline, account)
+                    received = T0 + dt.timedelta(minutes=step * 10 - rng.randrange(0, 600))
+                    deadline = received + dt.timedelta(minutes=rng.randrange(30, 600))
+                    stored[key] = record(key, rng.choice(ACCOUNTS), deadline, received)
+            book.replace(touched, [stored[k] for k in touched if k in stored])
+            assert (dict(book.oldest_received()), dict(book.earliest_deadline())) == oldest(
+                stored)

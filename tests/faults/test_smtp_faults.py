@@ -132,6 +132,8 @@ def test_starttls_missing_then_present_delivers_the_nudge_once(dovecot, tmp_path
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
                                          timeout=5).read().decode()
         assert 'ackwatch_smtp_tls_failures_total{reason="starttls_not_offered"}' in scraped
+        assert 'ackwatch_send_failures_total{outcome="retried"}' in scraped
+        assert 'ackwatch_send_failures_total{outcome="retried"} 0.0' not in scraped
     finally:
         stripped.stop()
     with SmtpSink(port=stripped.port, starttls=cert) as secure:  # the real server is back

@@ -132,3 +132,22 @@ def test_metrics_endpoint_reports_the_pending_count(tmp_path, sink):
     text = body.decode()
     assert f'ackwatch_items_pending{{account="{ANNA}"}} 2.0' in text
     assert f'ackwatch_items_overdue{{account="{ANNA}"}} 1.0' in text
+
+
+def test_metrics_show_the_oldest_waiting_mail_and_earliest_deadline_per_account(
+    tmp_path, sink
+):
+    clock = Clock(MONDAY_0900)
+    d = daemon(tmp_path, sink, clock, digest=DigestConfig(enabled=False))
+    oldest = MONDAY_0900 - dt.timedelta(hours=3)
+    d.store.sync_items([item("x", oldest, None),
+                        item("y", MONDAY_0900 - dt.timedelta(minutes=10), None)],
+                       now=clock.t, initial_keys={"x", "y"})
+    d.publish_metrics()
+    scraped = dict(line.rsplit(" ", 1) for line in d.metrics.render().decode().splitlines()
+                   if line.startswith("ackwatch_"))
+    received = f'ackwatch_oldest_pending_received_timestamp{{account="{ANNA}"}}'
+    deadline = f'ackwatch_earliest_deadline_timestamp{{account="{ANNA}"}}'
+    assert float(scraped[received]) == oldest.timestamp()
+    assert float(scraped[deadline]) == (oldest + dt.timedelta(hours=2)).timestamp()
+    assert float(scraped["ackwatch_poll_interval_seconds"]) == 60.0

@@ -110,6 +110,7 @@ class Delivery:
             try:
                 message = digests.render(self.store, self.config, record, now)
             except Exception as exc:
+                self._metrics.count_send_failure("failed")
                 self.store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
                 log.error("mail_render_failed", kind="digest", to=record.recipient,
                           error=type(exc).__name__)
@@ -136,6 +137,7 @@ class Delivery:
         try:
             message = compose.render_outbox(self.config, record, lines, now)
         except Exception as exc:  # a broken template override: fail this mail, loudly
+            self._metrics.count_send_failure("failed")
             self.store.outbox_close(record.id, "failed", error=f"render: {type(exc).__name__}")
             log.error("mail_render_failed", kind=record.kind, to=record.recipient,
                       error=type(exc).__name__, detail=str(exc)[:200])
@@ -147,12 +149,14 @@ class Delivery:
         try:
             self._send(message, self.config)
         except smtp.PermanentSendError as exc:
+            self._metrics.count_send_failure("failed")
             self.store.outbox_close(record.id, "failed", error=str(exc))
             log.error("mail_failed", kind=record.kind, to=record.recipient, error=str(exc))
             return
         except Exception as exc:  # temporary: SMTP down, 4xx, timeouts, TLS, credentials
             if isinstance(exc, smtp.SendError) and exc.tls_failure:
                 self._metrics.count_tls_failure(str(exc.failure))
+            self._metrics.count_send_failure("retried")
             delay = self._backoff(record.attempts) * random.uniform(0.8, 1.2)
             self.store.outbox_retry(record.id, error=str(exc), next_attempt_at=now + delay)
             if isinstance(exc, smtp.SendError) and exc.failure is not None:

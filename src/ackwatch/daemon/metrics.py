@@ -5,13 +5,24 @@ latest one, so serving metrics never touches the state database or blocks the co
 
     ackwatch_items_pending{account}            open items
     ackwatch_items_overdue{account}            open items past their deadline
+    ackwatch_oldest_pending_received_timestamp{account}
+                                               unix time the longest-waiting open item
+                                               arrived (its age: time() - this)
+    ackwatch_earliest_deadline_timestamp{account}
+                                               unix time of the earliest open deadline
+                                               (overdue for how long: time() - this)
     ackwatch_nudges_sent_total{kind}           mails accepted by the SMTP server (from the outbox)
     ackwatch_mailbox_up{mailbox}               1 when the mailbox is connected and syncing
     ackwatch_last_sync_timestamp{mailbox}      unix time of the last completed sync
+    ackwatch_poll_interval_seconds             `sync.poll_interval`, so that alert rules
+                                               can say "three poll intervals"
     ackwatch_time_to_ack_seconds{clock}        histogram; business seconds for business policies
     ackwatch_smtp_tls_failures_total{reason}   SMTP connections that could not be made safe
                                                (STARTTLS missing or refused, handshake,
                                                certificate); the mail waits and is retried
+    ackwatch_send_failures_total{outcome}      sends that failed: ``retried`` (temporary:
+                                               the mail waits) or ``failed`` (refused for
+                                               good, or could not be rendered)
 
 Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
 so no client of the endpoint can starve the daemon.
@@ -19,6 +30,7 @@ so no client of the endpoint can starve the daemon.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +43,7 @@ if TYPE_CHECKING:
     from ackwatch.daemon.httpserve import HttpServer
     from ackwatch.store import Store
 
+SEND_FAILURE_OUTCOMES = ("retried", "failed")
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
 )
@@ -43,6 +56,9 @@ class Snapshot:
     sent: Mapping[str, int] = field(default_factory=dict)  # kind -> count
     mailbox_up: Mapping[str, bool] = field(default_factory=dict)
     last_sync: Mapping[str, float] = field(default_factory=dict)  # mailbox -> unix time
+    oldest_received: Mapping[str, float] = field(default_factory=dict)  # account -> unix time
+    earliest_deadline: Mapping[str, float] = field(default_factory=dict)  # account -> unix time
+    poll_interval: float | None = None  # seconds
 
 
 def snapshot_of(
@@ -50,15 +66,23 @@ def snapshot_of(
     pending: Mapping[str, int],
     overdue: Mapping[str, int],
     sent: Mapping[str, int],
+    *,
+    oldest_received: Mapping[str, dt.datetime] | None = None,
+    earliest_deadline: Mapping[str, dt.datetime] | None = None,
+    poll_interval: dt.timedelta | None = None,
 ) -> Snapshot:
-    """What the metrics show now: the pending and overdue items per account (kept by
-    `pendingbook.PendingBook`), the mail sent by kind (``sent``: `Store.sent_counts`,
-    read again only after a send), and each mailbox's health."""
+    """What the metrics show now: the pending and overdue items per account and their
+    oldest receipt and earliest deadline (kept by `pendingbook.PendingBook`), the mail
+    sent by kind (``sent``: `Store.sent_counts`, read again only after a send), and each
+    mailbox's health."""
     health = store.health()
     return Snapshot(
         pending=dict(pending),
         overdue=dict(overdue),
         sent=dict(sent),
+        oldest_received={a: t.timestamp() for a, t in (oldest_received or {}).items()},
+        earliest_deadline={a: t.timestamp() for a, t in (earliest_deadline or {}).items()},
+        poll_interval=poll_interval.total_seconds() if poll_interval else None,
         mailbox_up={h.mailbox: h.state == "up" for h in health},
         last_sync={h.mailbox: h.last_sync.timestamp() for h in health if h.last_sync},
     )
@@ -69,6 +93,8 @@ class _SnapshotCollector:
         self.snapshot = Snapshot()
         # Counted by the core thread as they happen (not in the state database).
         self.tls_failures: dict[str, int] = {}
+        # Both outcomes from the start, so that `increase()` sees the first failure.
+        self.send_failures: dict[str, int] = dict.fromkeys(SEND_FAILURE_OUTCOMES, 0)
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -84,6 +110,12 @@ class _SnapshotCollector:
              "account", s.overdue),
             (counter, "ackwatch_nudges_sent", "Mails accepted by the SMTP server",
              "kind", s.sent),
+            (gauge, "ackwatch_oldest_pending_received_timestamp",
+             "Unix time the longest-waiting open client email arrived",
+             "account", s.oldest_received),
+            (gauge, "ackwatch_earliest_deadline_timestamp",
+             "Unix time of the earliest deadline among the open client emails",
+             "account", s.earliest_deadline),
             (gauge, "ackwatch_mailbox_up", "1 when the mailbox is connected and syncing",
              "mailbox", up),
             (gauge, "ackwatch_last_sync_timestamp", "Unix time of the last completed sync",
@@ -91,11 +123,19 @@ class _SnapshotCollector:
             (counter, "ackwatch_smtp_tls_failures",
              "SMTP connections that could not be made safe (the mail is retried)",
              "reason", dict(self.tls_failures)),
+            (counter, "ackwatch_send_failures",
+             "Sends that failed: retried (temporary) or failed (for good)",
+             "outcome", dict(self.send_failures)),
         ):
             family = kind(name, documentation, labels=[label])
             for key, value in sorted(values.items()):
                 family.add_metric([key], value)
             yield family
+        if s.poll_interval is not None:
+            yield GaugeMetricFamily(
+                "ackwatch_poll_interval_seconds", "The configured sync.poll_interval",
+                value=s.poll_interval,
+            )
 
 
 class Metrics:
@@ -153,6 +193,12 @@ class Metrics:
         with self._lock:
             failures = self._collector.tls_failures
             failures[reason] = failures.get(reason, 0) + 1
+
+    def count_send_failure(self, outcome: str) -> None:
+        """One send that failed: ``retried`` or ``failed`` (`SEND_FAILURE_OUTCOMES`)."""
+        with self._lock:
+            failures = self._collector.send_failures
+            failures[outcome] = failures.get(outcome, 0) + 1
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

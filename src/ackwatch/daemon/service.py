@@ -361,7 +361,12 @@ class Daemon:
             self._sent_counts = self.store.sent_counts()
         now = self.now()
         self.metrics.publish(
-            snapshot_of(self.store, book.pending, book.overdue(now), self._sent_counts)
+            snapshot_of(
+                self.store, book.pending, book.overdue(now), self._sent_counts,
+                oldest_received=book.oldest_received(),
+                earliest_deadline=book.earliest_deadline(),
+                poll_interval=self.config.sync.poll_interval,
+            )
         )
 
     def status_line(self, next_due: dt.datetime | None) -> str:
