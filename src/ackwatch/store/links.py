@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ackwatch.core.threads import component_batches, is_noise_link
-from ackwatch.store.database import Database, set_meta
+from ackwatch.store.database import Database, mark_pending_copies, set_meta
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import CopyToStore, StoredCopy
 
@@ -124,6 +124,7 @@ class Links:
         with self._db.write() as c:
             c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
                       " AND key NOT IN (SELECT key FROM window_keys)")
+            mark_pending_copies(c)
             c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM window_keys)")
             c.execute("DELETE FROM dirty")
             set_meta(c, meta)
