@@ -9,7 +9,9 @@ first step: long-waiting items whose nudges and escalations are already past
 (suppressed, as after a history import). Then each measured step is what 3 mails a
 second make of the daemon's life: one new client mail applied as a watcher's sync event,
 then `Daemon.step()` (evaluation of its thread, planning, outbox, metrics, status). The
-figure is the median CPU time of a step (`time.process_time`: this process, no waiting);
+figure is the median CPU time of a step (`time.process_time`: this process, no waiting),
+and beside it that of `Store.pending_uids` for one folder (what a watcher asks before
+each sync of a changed folder);
 a run under callgrind (`valgrind --tool=callgrind ... --steps 10`) gives instruction
 counts that do not depend on the machine's load.
 """
@@ -65,6 +67,7 @@ def client_head(n: int, mb: str, tag: str) -> bytes:
 
 def measure(waiting: int, steps: int, profile: bool) -> dict:
     from ackwatch.config import load_config
+    from ackwatch.daemon.parsedmail import copies_to_store, parse_fetched
     from ackwatch.daemon.service import Daemon
     from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
     from ackwatch.mail.uidfetch import FetchedMessage
@@ -86,7 +89,9 @@ def measure(waiting: int, steps: int, profile: bool) -> dict:
         for mb, batch in per.items():
             store.apply_folder_sync(
                 mailbox=mb, folder="INBOX", role="inbox", uidvalidity=1, last_uid=uids[mb],
-                highestmodseq=None, new_messages=batch, flag_updates=(), reset=False,
+                highestmodseq=None, flag_updates=(), reset=False,
+                new_messages=copies_to_store(
+                    store, [(m, parse_fetched(m, mb, "INBOX", "inbox")) for m in batch]),
                 initial=True, dismiss_keyword="$Ackwatch-Done", now=now)
         daemon = Daemon(config, store, now=lambda: dt.datetime.now(dt.UTC),
                         send=lambda msg, cfg: None)
@@ -94,6 +99,12 @@ def measure(waiting: int, steps: int, profile: bool) -> dict:
         daemon.step()  # the first evaluation, and the skips it plans
         first = time.process_time() - t
         pending = len(store.pending_items())
+        uid_cpu: list[float] = []
+        for _ in range(3):
+            for mb in MAILBOXES:  # what a sync of a changed folder asks first
+                t = time.process_time()
+                store.pending_uids(mb, "INBOX")
+                uid_cpu.append(time.process_time() - t)
         cpu: list[float] = []
         profiler = None
         if profile:
@@ -123,7 +134,8 @@ def measure(waiting: int, steps: int, profile: bool) -> dict:
         return {"waiting": waiting, "pending": pending, "steps": steps,
                 "first_step_s": round(first, 3),
                 "step_ms_median": round(statistics.median(cpu) * 1000, 2),
-                "step_ms_p90": round(sorted(cpu)[int(0.9 * (len(cpu) - 1))] * 1000, 2)}
+                "step_ms_p90": round(sorted(cpu)[int(0.9 * (len(cpu) - 1))] * 1000, 2),
+                "pending_uids_ms_median": round(statistics.median(uid_cpu) * 1000, 3)}
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from ackwatch.private import tighten
 from ackwatch.store import schema
 from ackwatch.store.forms import iso
 from ackwatch.store.records import StoreError
+from ackwatch.store.schema import PENDING_KEYS_SQL
 
 DB_NAME = "ackwatch.sqlite3"
 _SIDE_FILES = ("-wal", "-shm")  # SQLite's WAL files beside the database, as private as it
@@ -144,6 +145,32 @@ def set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
         " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
         values.items(),
     )
+
+
+# A stored copy is of a pending item's mail: the item's first message or a follow-up
+# folded into it (`messages.pending`, what `Store.pending_uids` reads per folder). Each
+# test starts from the copy's key (nested EXISTS: a join would let the planner start from
+# every pending item).
+_OF_PENDING_ITEM = (
+    "(EXISTS (SELECT 1 FROM items i WHERE i.key = messages.key AND i.state = 'pending')"
+    " OR EXISTS (SELECT 1 FROM item_members im WHERE im.member_key = messages.key"
+    " AND EXISTS (SELECT 1 FROM items i WHERE i.key = im.item_key AND i.state = 'pending')))"
+)
+
+
+def mark_pending_copies(c: sqlite3.Connection, keys: Iterable[str] | None = None) -> None:
+    """Set `messages.pending` again on the copies of ``keys`` (every copy when None),
+    within the caller's transaction, after items' states or members were written.
+
+    The marker lets a folder's pending UIDs be read from a partial index, at a cost that
+    follows that folder's pending copies rather than every pending item."""
+    if keys is None:
+        c.execute(f"UPDATE messages SET pending = 0 WHERE pending = 1 AND NOT {_OF_PENDING_ITEM}")
+        c.execute(f"UPDATE messages SET pending = 1 WHERE pending = 0 AND key IN ({PENDING_KEYS_SQL})")
+        return
+    for _ in chunked(c, "UPDATE messages SET pending = CASE WHEN " + _OF_PENDING_ITEM
+                     + " THEN 1 ELSE 0 END WHERE key IN ({})", (), sorted(set(keys))):
+        pass
 
 
 def chunked(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from ackwatch.core.item_rules import Item
-from ackwatch.store.database import in_period, set_meta
+from ackwatch.store.database import in_period, mark_pending_copies, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.records import ItemRecord
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
@@ -57,6 +57,7 @@ class Items:
             else self._db.rows_in(query + " WHERE key IN ({})", (), scope)
         )
         existing = {r["key"]: r for r in rows}
+        members_before = self._members_of(scope)
         thread_rows = sorted(threads.items()) if threads is not None else []  # key order
         with self._db.write() as c:
             if scope is None:
@@ -91,8 +92,19 @@ class Items:
             for key, old in existing.items():
                 if key not in seen and old["state"] == "pending":
                     c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
+            if scope is None:
+                mark_pending_copies(c)
+            else:  # the scope's items and every follow-up they had or have
+                mark_pending_copies(c, {*scope, *members_before, *self._members_of(scope)})
             set_meta(c, meta or {})
         return new, acked
+
+    def _members_of(self, items: Collection[str] | None) -> set[str]:
+        """The follow-up keys of ``items`` (none asked when None)."""
+        if items is None:
+            return set()
+        return {r[0] for r in self._db.rows_in(
+            "SELECT member_key FROM item_members WHERE item_key IN ({})", (), sorted(items))}
 
     def pending_items(self, keys: Iterable[str] | None = None) -> list[ItemRecord]:
         """``items(state="pending")``, read at each call; ``keys``: only those of these

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ackwatch.core.threads import component_batches, is_noise_link
-from ackwatch.store.database import set_meta
+from ackwatch.store.database import mark_pending_copies, set_meta
 from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import CopyToStore, StoredCopy
 
@@ -128,6 +128,7 @@ class Links:
         with self._db.write() as c:
             c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
                       " AND key NOT IN (SELECT key FROM window_keys)")
+            mark_pending_copies(c)
             c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM window_keys)")
             c.execute("DELETE FROM dirty")
             set_meta(c, meta)

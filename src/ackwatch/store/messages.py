@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ackwatch.core.message import ANSWERED, has_flag
-from ackwatch.store.database import chunked
+from ackwatch.store.database import chunked, mark_pending_copies
 from ackwatch.store.forms import flags_json, from_iso, iso
 from ackwatch.store.links import mark_dirty_keys, write_links
 from ackwatch.store.records import CopyToStore, StoredCopy, StoredCursor
@@ -112,6 +112,7 @@ class Messages:
                 rows,
             )
             write_links(c, stored)
+            mark_pending_copies(c, {n.key for n, _ in stored})  # a new copy of a pending item
             if mark_dirty:
                 mark_dirty_keys(c, (n.key for n, _ in stored))
             for uid, flags in flag_updates:
@@ -214,12 +215,10 @@ class Messages:
 
     def pending_uids(self, mailbox: str, folder: str) -> set[int]:
         """UIDs in one folder whose flags still matter: copies of the mail of pending items
-        (their first message and the follow-ups folded into them)."""
+        (their first message and the follow-ups folded into them), from the copies'
+        pending marker (`mark_pending_copies`) through its partial index."""
         rows = self._db.conn.execute(
-            "SELECT m.uid FROM messages m WHERE m.mailbox = ? AND m.folder = ? AND m.key IN ("
-            " SELECT key FROM items WHERE state = 'pending'"
-            " UNION SELECT im.member_key FROM item_members im"
-            " JOIN items i ON i.key = im.item_key WHERE i.state = 'pending')",
+            "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND pending = 1",
             (mailbox, folder),
         ).fetchall()
         return {r[0] for r in rows}

@@ -60,6 +60,13 @@ _ITEMS_V1_COLUMNS = """
         nudge_outbox INTEGER,
         escalation_outbox INTEGER"""
 
+# The keys of pending items' mail: each item's first message and its follow-ups.
+PENDING_KEYS_SQL = (
+    "SELECT key FROM items WHERE state = 'pending'"
+    " UNION SELECT im.member_key FROM item_members im"
+    " JOIN items i ON i.key = im.item_key WHERE i.state = 'pending'"
+)
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
     """
@@ -248,6 +255,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX items_escalation_due ON items (state, escalation_done, escalate_at);
     CREATE INDEX items_state_received ON items (state, received);
     CREATE INDEX outbox_created ON outbox (created_at);
+    """,
+    # 9: which stored copies are of pending items' mail (`messages.pending`, kept by the
+    # writers of items and copies), so that a folder sync reads its pending UIDs from a
+    # partial index instead of building the set of every pending item's keys.
+    """
+    ALTER TABLE messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET pending = 1 WHERE key IN (""" + PENDING_KEYS_SQL + """);
+    CREATE INDEX messages_pending ON messages (mailbox, folder, uid) WHERE pending = 1;
     """,
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ackwatch.store.records import StoreError
+from ackwatch.store.schema import PENDING_KEYS_SQL
 from ackwatch.store.schema import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -225,6 +226,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX items_escalation_due ON items (state, escalation_done, escalate_at);
     CREATE INDEX items_state_received ON items (state, received);
     CREATE INDEX outbox_created ON outbox (created_at);
+    """,
+    # 9: which stored copies are of pending items' mail (`messages.pending`, kept by the
+    # writers of items and copies), so that a folder sync reads its pending UIDs from a
+    # partial index instead of building the set of every pending item's keys.
+    """
+    ALTER TABLE messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET pending = 1 WHERE key IN (""" + PENDING_KEYS_SQL + """);
+    CREATE INDEX messages_pending ON messages (mailbox, folder, uid) WHERE pending = 1;
     """,
 )
 
