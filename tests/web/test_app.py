@@ -22,6 +22,9 @@ from ackwatch.store.sqlite import SqliteStore
 from ackwatch.web.access import hash_password
 from ackwatch.web.server import WebBoard
 
+# The state's items are written relative to NOW and the board reads the clock as NOW: a
+# full run reaches these tests minutes after this module is imported, and an item due
+# "soon" would be overdue by then.
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CSP_DIRECTIVES = {
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
@@ -47,7 +50,7 @@ class Served:
 def serve(tmp_path: Path, web: str = "{listen: '127.0.0.1:8025'}") -> Iterator[Served]:
     state = write_state(tmp_path, NOW, web)
     store = SqliteStore.open(state.config.state_dir)
-    board = WebBoard(store, lambda: state.config, lambda: dt.datetime.now(dt.UTC))
+    board = WebBoard(store, lambda: state.config, lambda: NOW)
     port = board.serve("127.0.0.1:0")
     try:
         yield Served(state, board, port)
@@ -246,7 +249,7 @@ def test_users_added_by_a_reload_apply_to_the_next_request(tmp_path, password_ha
     state = write_state(tmp_path, NOW)
     current = {"config": state.config}
     store = SqliteStore.open(state.config.state_dir)
-    board = WebBoard(store, lambda: current["config"], lambda: dt.datetime.now(dt.UTC))
+    board = WebBoard(store, lambda: current["config"], lambda: NOW)
     served = Served(state, board, board.serve("127.0.0.1:0"))
     try:
         assert served.request("/")[0] == 200
