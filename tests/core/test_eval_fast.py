@@ -1,6 +1,6 @@
 """The fast paths of the evaluation core give exactly what the plain code gives.
 
-Memos (subjects, per-config address answers, casefolded flags), the single-copy `_merge`,
+Memos (subjects, per-config address answers, casefolded flags), the merge of copies,
 the frozen-set thread nodes and the paused garbage collector are checked against the
 straightforward implementations they replaced (kept here as oracles).
 """
@@ -317,7 +317,8 @@ def test_has_flag_matches_the_casefold_scan(flags, flag):
 
 
 def _merge_oracle(copies: Sequence[Message], config) -> sla._Merged:
-    """`sla._merge` before the single-copy fast path."""
+    """The merge rule written plainly: the first copy in `_copy_order` with the earliest
+    receipt, the united flags and the earliest (clamped) flag times."""
 
     def flag_time(flag: str, attr: str) -> dt.datetime | None:
         times = []
@@ -351,7 +352,7 @@ _copy_spec = st.tuples(
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_copy_spec, min_size=1, max_size=3))
-def test_merge_matches_the_plain_one(specs):
+def test_merge_follows_the_plain_rule(specs):
     base = mail(message_id="<m@acme.example>", received=T0)
     copies = [
         dataclasses.replace(

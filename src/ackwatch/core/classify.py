@@ -123,6 +123,7 @@ def _memo_of(config: Config) -> _ConfigMemo:
     return memo
 
 
+# Kept: without it a first sync costs +0.6 % instructions with no clients configured, +53 % with 60.
 def per_config(compute: Callable[[str, Config], T]) -> Callable[[str, Config], T]:
     """Memoize a pure function of (a string, config) per config and string: an address
     here, a policy name in `sla`."""

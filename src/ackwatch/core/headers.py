@@ -225,6 +225,7 @@ _PLAIN_FIELD_OR_LINE = re.compile(
 _NOT_A_FIELD = ("", "")
 
 
+# Kept for target 1: without this pass a first sync costs +5.4 % instructions (+0.07 ratio).
 def _plain_header_fields(data: bytes) -> list[tuple[str, str]] | None:
     """(name as sent, unfolded text) pairs of an everyday header block; None for others.
 

@@ -282,8 +282,6 @@ class _Merged:
 
 
 def _merge(copies: Sequence[Message], config: Config, lookup: _Lookup | None = None) -> _Merged:
-    if len(copies) == 1:
-        return _merge_one(copies[0], config)
     ordered = sorted(copies, key=_copy_order)
     rep = _representative(ordered, config)
     received = min(c.received for c in copies)
@@ -315,16 +313,6 @@ def _representative(ordered: Sequence[Message], config: Config) -> Message:
     ):
         return rep
     return next((c for c in ordered if cls_mod.is_vouched(c, config)), rep)
-
-
-def _merge_one(m: Message, config: Config) -> _Merged:
-    """`_merge` of a single copy (the common case): the copy itself unless its recorded
-    flag times differ from what `_flag_time` makes of them."""
-    answered_at = _seen_time(m, ANSWERED, m.answered_at)
-    dismissed_at = _seen_time(m, config.dismiss_keyword, m.dismissed_at)
-    if (answered_at, dismissed_at) != (m.answered_at, m.dismissed_at):
-        m = dataclasses.replace(m, answered_at=answered_at, dismissed_at=dismissed_at)
-    return _Merged(m, (m.mailbox,))
 
 
 # Event priorities at one instant (see the module docstring).

@@ -16,13 +16,6 @@ import re
 MAX_REFERENCES = 100  # the most recent ids of References are kept
 
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
-# The everyday Message-ID / In-Reply-To / References: only blank-separated "<local@domain>"
-# of printable ASCII (no space, "<" or ">"); the groups of _PLAIN_ID split at the last "@",
-# like rpartition. _LOWER_ID_LIST: the same with no capital in any domain.
-_PLAIN_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?A-~]+>)+[ \t]*")
-_LOWER_ID_LIST = re.compile(r"(?:[ \t]*<[!-;=?-~]+@[!-;=?\[-~]+>)+[ \t]*")
-_PLAIN_ID = re.compile(r"<([!-;=?-~]+)@([!-;=?A-~]+)>")
-_BRACKETED = re.compile(r"<[^<>]*>")
 _BARE_ID = re.compile(r"[^\s<>,;\"()]+@[^\s<>,;\"()]+")
 _ID_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")  # controls, space and DEL: never in an id
 _WS = re.compile(r"\s+")
@@ -48,28 +41,6 @@ def normalize_message_id(value: str) -> str | None:
     return f"<{local}@{domain.lower()}>"
 
 
-def _plain_message_ids(value: str) -> list[str] | None:
-    """`extract_message_ids` (without limit) for the everyday shape; None for others.
-
-    The ids of a `_PLAIN_ID_LIST` value have no whitespace, brackets or control characters
-    and both parts non-empty, so `normalize_message_id` would only lower-case the domain
-    (and refuse an id over 998 characters: those take the general path). When no domain
-    has a capital, the ids are the bracketed tokens as they stand.
-    """
-    if _LOWER_ID_LIST.fullmatch(value) is not None:
-        ids = _BRACKETED.findall(value)
-        if len(value) > 1000 and any(len(i) > 1000 for i in ids):
-            return None
-    elif _PLAIN_ID_LIST.fullmatch(value) is not None:
-        parts = _PLAIN_ID.findall(value)
-        if len(value) > 998 and any(len(local) + len(domain) >= 998 for local, domain in parts):
-            return None
-        ids = [f"<{local}@{domain.lower()}>" for local, domain in parts]
-    else:
-        return None
-    return ids if len(ids) == 1 else list(dict.fromkeys(ids))
-
-
 def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tuple[str, ...]:
     """Every message id found in a References / In-Reply-To value, normalized.
 
@@ -77,15 +48,6 @@ def extract_message_ids(value: str, *, limit: int | None = MAX_REFERENCES) -> tu
     Only when no bracketed token exists are bare ``local@domain`` tokens accepted. Order is
     kept, duplicates are dropped, and with `limit` only the last (most recent) ids remain.
     """
-    ids = _plain_message_ids(value)
-    if ids is None:
-        ids = _general_message_ids(value)
-    if limit is not None and len(ids) > limit:
-        ids = ids[-limit:]
-    return tuple(ids)
-
-
-def _general_message_ids(value: str) -> list[str]:
     tokens = _ANGLE_ID.findall(value)
     if not tokens:
         tokens = _BARE_ID.findall(value)
@@ -96,7 +58,9 @@ def _general_message_ids(value: str) -> list[str]:
         if mid is not None and mid not in seen:
             seen.add(mid)
             ids.append(mid)
-    return ids
+    if limit is not None and len(ids) > limit:
+        ids = ids[-limit:]
+    return tuple(ids)
 
 
 def thread_index_root(value: str | None) -> str | None:
@@ -144,9 +108,7 @@ def thread_ids(
     """
     if not value:
         return ()
-    ids = _plain_message_ids(value)
-    if ids is None:
-        ids = _general_message_ids(value)
+    ids = list(extract_message_ids(value, limit=None))
     if not ids:
         defects.add("junk-reference")  # text, "<>", bare words: nothing usable
         return ()

@@ -179,6 +179,7 @@ MIN_SUBJECT_CHARS = 3  # letters or digits needed before a subject may link mail
 # `link_values` sees every stored mail): what is derived from them is memoized, bounded,
 # and forgotten after each `assign_threads` (a full memo is ~20 MB: a steady daemon must
 # not keep it between evaluations; the store's `link_values` calls fill it again).
+# Kept for target 1: without these memos a first sync costs +2.2 % instructions (+0.03 ratio).
 _SUBJECT_MEMO = 65536
 
 
