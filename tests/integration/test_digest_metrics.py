@@ -125,7 +125,7 @@ def test_metrics_endpoint_reports_the_pending_count(tmp_path, sink):
         d.store.sync_items([item("x", MONDAY_0900 - dt.timedelta(hours=3), None),
                             item("y", MONDAY_0900 - dt.timedelta(minutes=10), None)],
                            now=clock.t, initial_keys={"x", "y"})
-        d.publish_metrics()
+        d.publisher.publish_metrics()
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     finally:
         d.metrics.close()
@@ -143,7 +143,7 @@ def test_metrics_show_the_oldest_waiting_mail_and_earliest_deadline_per_account(
     d.store.sync_items([item("x", oldest, None),
                         item("y", MONDAY_0900 - dt.timedelta(minutes=10), None)],
                        now=clock.t, initial_keys={"x", "y"})
-    d.publish_metrics()
+    d.publisher.publish_metrics()
     scraped = dict(line.rsplit(" ", 1) for line in d.metrics.render().decode().splitlines()
                    if line.startswith("ackwatch_"))
     received = f'ackwatch_oldest_pending_received_timestamp{{account="{ANNA}"}}'

@@ -69,7 +69,7 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path, sin
         store_step(d.store, [], now=clock.t, mailbox="anna")  # a completed sync
         d.store.set_health("office", "down", since=clock.t, last_error="connection refused")
         observe_acks(d.metrics, [acknowledged("early", dt.timedelta(minutes=20))], d.config)
-        d.publish_metrics()
+        d.publisher.publish_metrics()
         with PrometheusServer(tmp_path / "prometheus", f"127.0.0.1:{port}") as prometheus:
             wait_for(lambda: prometheus.query('count_over_time(up{job="ackwatch"}[1m]) >= 2'),
                      30, "two scrapes of the daemon")
@@ -78,7 +78,7 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path, sin
             d.process_outbox()
             assert sink.messages
             observe_acks(d.metrics, [acknowledged("late", dt.timedelta(hours=3))], d.config)
-            d.publish_metrics()
+            d.publisher.publish_metrics()
 
             def without_data() -> list[tuple[str, str]]:
                 return [(title, expr) for title, expr in dashboard_queries()

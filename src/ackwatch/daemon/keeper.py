@@ -135,65 +135,9 @@ class PromiseKeeper:
 
     def apply(self, event: BodyRead) -> None:
         """Record a read (and the promise it found), from the core thread."""
-        req = event.request
-        self._inflight.discard(req.key)
+        self._inflight.discard(event.request.key)
         self._dirty = True
-        now = self.host.now()
-        store = self.host.store
-        if event.outcome == "retry":
-            attempts = req.attempts + 1
-            if attempts >= MAX_READ_ATTEMPTS:
-                store.record_promise_read(
-                    req.key, state="failed", now=now, attempts=attempts, error=event.error
-                )
-                log.warning("promise_read_failed", attempts=attempts, error=event.error)
-                return
-            delay = min(READ_RETRY_CAP, READ_RETRY_START * (2 ** (attempts - 1)))
-            store.record_promise_read(
-                req.key,
-                state="retry",
-                now=now,
-                attempts=attempts,
-                next_attempt_at=now + delay,
-                error=event.error,
-            )
-            return
-        new: NewPromise | None = None
-        if event.promise is not None:
-            p = event.promise
-            remind_at = promises.reminder_at(
-                req.sent, p.promised, self.config.promise.remind_before, req.calendar
-            )
-            new = NewPromise(
-                source_key=req.key,
-                thread=req.thread,
-                item_key=req.item_key,
-                account=req.account,
-                client=req.client,
-                client_address=req.client_address,
-                subject=req.subject,
-                made_at=req.sent,
-                promised=p.promised,
-                remind_at=remind_at,
-                sentence=p.sentence,
-            )
-        pid = store.record_promise_read(
-            req.key,
-            state="promise" if new else "none",
-            now=now,
-            attempts=req.attempts + 1,
-            promise=new,
-            text_read=event.text_read,
-        )
-        if pid is not None and new is not None:
-            log.info(
-                "promise_recorded",
-                id=pid,
-                account=new.account,
-                client=new.client,
-                promised=new.promised.isoformat(),
-                remind_at=new.remind_at.isoformat() if new.remind_at else None,
-            )
+        record_read(self.host.store, self.config, event, self.host.now())
 
     # ------------------------------------------------------------------ decisions
 
@@ -408,6 +352,66 @@ class PromiseKeeper:
             enabled = self.enabled and bool(self.config.promise.ask_for_date)
             return ask_mail(self.host.store, self.config, record, now, enabled=enabled)
         return notice_mail(self.host.store, self.config, record, now, enabled=self.enabled)
+
+
+def record_read(store: Store, config: Config, event: BodyRead, now: dt.datetime) -> None:
+    """Store what a body read found: a retry later (a few, spaced out), a failure, or the
+    reply's promise (or none) with its reminder time."""
+    req = event.request
+    if event.outcome == "retry":
+        attempts = req.attempts + 1
+        if attempts >= MAX_READ_ATTEMPTS:
+            store.record_promise_read(
+                req.key, state="failed", now=now, attempts=attempts, error=event.error
+            )
+            log.warning("promise_read_failed", attempts=attempts, error=event.error)
+            return
+        delay = min(READ_RETRY_CAP, READ_RETRY_START * (2 ** (attempts - 1)))
+        store.record_promise_read(
+            req.key,
+            state="retry",
+            now=now,
+            attempts=attempts,
+            next_attempt_at=now + delay,
+            error=event.error,
+        )
+        return
+    new: NewPromise | None = None
+    if event.promise is not None:
+        p = event.promise
+        remind_at = promises.reminder_at(
+            req.sent, p.promised, config.promise.remind_before, req.calendar
+        )
+        new = NewPromise(
+            source_key=req.key,
+            thread=req.thread,
+            item_key=req.item_key,
+            account=req.account,
+            client=req.client,
+            client_address=req.client_address,
+            subject=req.subject,
+            made_at=req.sent,
+            promised=p.promised,
+            remind_at=remind_at,
+            sentence=p.sentence,
+        )
+    pid = store.record_promise_read(
+        req.key,
+        state="promise" if new else "none",
+        now=now,
+        attempts=req.attempts + 1,
+        promise=new,
+        text_read=event.text_read,
+    )
+    if pid is not None and new is not None:
+        log.info(
+            "promise_recorded",
+            id=pid,
+            account=new.account,
+            client=new.client,
+            promised=new.promised.isoformat(),
+            remind_at=new.remind_at.isoformat() if new.remind_at else None,
+        )
 
 
 def _reads_for(store: Store, config: Config, sent_by: _SentBy) -> ReadRequestFor:

@@ -33,8 +33,8 @@ from ackwatch.daemon import digests, nudges
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
-from ackwatch.daemon.metrics import Metrics, snapshot_of
-from ackwatch.daemon.pendingbook import PendingBook
+from ackwatch.daemon.metrics import Metrics
+from ackwatch.daemon.publishing import Publisher
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
 from ackwatch.daemon.watchers import Recheck, Watchers, store_folder_sync
@@ -91,9 +91,6 @@ class Daemon:
         self._last_watchdog = 0.0
         self.metrics = Metrics()
         self.board: WebBoard | None = None  # `web.listen`: started by `run`
-        self._book = PendingBook()
-        self._sent_counts: dict[str, int] | None = None
-        self._sent_seen = 0
         self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
@@ -108,6 +105,8 @@ class Daemon:
             send=lambda msg, cfg: self._send(msg, cfg),  # `_send` may be swapped in tests
             metrics=self.metrics, promise_mail=self.promises.prepare,
         )  # fmt: skip
+        self.publisher = Publisher(store, lambda: self.config, now, self.evaluation,
+                                   self.delivery, self.metrics)  # fmt: skip
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,10 +193,10 @@ class Daemon:
         promise_due = self.promises.run_due()
         digest_due = self.run_digests()
         outbox_due = self.process_outbox()
-        self.publish_metrics()
+        self.publisher.publish_metrics()
         if self.board is not None:
             self.board.changed()
-        self._systemd.notify(f"STATUS={self.status_line(next_due)}")
+        self._systemd.notify(f"STATUS={self.publisher.status_line(next_due)}")
         candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
@@ -341,38 +340,3 @@ class Daemon:
         """Send queued mail (`Delivery.process_outbox`); next retry time."""
         return self.delivery.process_outbox()
 
-    # ------------------------------------------------------------------ status
-
-    def _pending_counts(self) -> PendingBook:
-        """The pending items' counts, brought up to date with the evaluations since the
-        last call (every pending item read only at the first and after a full one)."""
-        changed = self.evaluation.take_changes()
-        if changed is None:
-            self._book.reset(self.store.pending_items())
-        elif changed:
-            self._book.replace(changed, self.store.pending_items(changed))
-        return self._book
-
-    def publish_metrics(self) -> None:
-        """Publish the metrics (the sent counts read again only after a send)."""
-        book = self._pending_counts()
-        if self._sent_seen != self.delivery.sent or self._sent_counts is None:
-            self._sent_seen = self.delivery.sent
-            self._sent_counts = self.store.sent_counts()
-        now = self.now()
-        self.metrics.publish(
-            snapshot_of(
-                self.store, book.pending, book.overdue(now), self._sent_counts,
-                oldest_received=book.oldest_received(),
-                earliest_deadline=book.earliest_deadline(),
-                poll_interval=self.config.sync.poll_interval,
-            )
-        )
-
-    def status_line(self, next_due: dt.datetime | None) -> str:
-        """systemd's STATUS= line."""
-        health = self.store.health()
-        up = sum(1 for h in health if h.state == "up")
-        pending = len(self._pending_counts())
-        nxt = next_due.astimezone(dt.UTC).strftime("%H:%M:%SZ") if next_due else "none"
-        return f"mailboxes up {up}/{len(self.config.mailboxes)}, pending {pending}, next action {nxt}"
