@@ -293,18 +293,8 @@ def permission_warnings(config: Config) -> list[str]:
             "accounts and where the secrets are: chmod o-r (0640)"
         )
     seen: set[str] = set()
-    for where, ref in _secret_refs(config):
-        if ref.kind != "file" or ref.value in seen:
-            continue
-        seen.add(ref.value)
-        mode = _mode(Path(ref.value))
-        if mode is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            warnings.append(
-                f"{where}.password_file: {ref.value} is readable by group/others "
-                f"(mode {mode:04o}): chmod 600 it, or under systemd use `credential:` with "
-                "LoadCredential= so only root needs to read it"
-            )
-    for where, ref in app_secret_refs(config):
+    secret_files = [(f"{where}.password_file", ref) for where, ref in _secret_refs(config)]
+    for where, ref in [*secret_files, *app_secret_refs(config)]:
         if ref.kind != "file" or ref.value in seen:
             continue
         seen.add(ref.value)
@@ -312,7 +302,8 @@ def permission_warnings(config: Config) -> list[str]:
         if mode is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
             warnings.append(
                 f"{where}: {ref.value} is readable by group/others (mode {mode:04o}): "
-                "chmod 600 it, or under systemd use a credential with LoadCredential="
+                "chmod 600 it, or under systemd use a credential with LoadCredential= so "
+                "only root needs to read it"
             )
     return warnings
 

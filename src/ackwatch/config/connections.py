@@ -24,6 +24,7 @@ from ackwatch.config.convert import (
     c_path,
     c_str,
     is_loopback,
+    one_secret,
 )
 from ackwatch.config.model import (
     IMAP_PORTS,
@@ -34,7 +35,6 @@ from ackwatch.config.model import (
     DatabaseConfig,
     Folders,
     MailboxConfig,
-    SecretRef,
     SmtpConfig,
     default_of,
 )
@@ -70,20 +70,8 @@ _SECRET_CONVS: dict[str, Conv] = {
 
 def _secret(ctx: Ctx, m: Mapping, path: str, kinds: tuple[str, ...], required: bool) -> Any:
     """The one secret reference of a connection: None when none is given (and allowed)."""
-    given = [k for k in kinds if m.get(k) is not None]
-    if len(given) > 1:
-        ctx.error(path, f"give only one of {', '.join(kinds)}; found {' and '.join(given)}")
-        return INVALID
-    if not given:
-        if required:
-            ctx.error(path, f"no password: give one of {', '.join(kinds)}")
-            return INVALID
-        return None
-    key = given[0]
-    value = _SECRET_CONVS[key](ctx, m[key], join_path(path, key))
-    if value is INVALID:
-        return INVALID
-    return SecretRef(SECRET_KEYS[key], str(value))
+    return one_secret(ctx, m, path, {k: (SECRET_KEYS[k], _SECRET_CONVS[k]) for k in kinds},
+                      required=required, missing="no password")
 
 
 def _connection(

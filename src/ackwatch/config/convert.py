@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ackwatch.config.problems import INVALID, Bad, Conv, Ctx, scalar, show, suggest, valid
+from ackwatch.config.model import SecretKind, SecretRef
+from ackwatch.config.problems import (
+    INVALID,
+    Bad,
+    Conv,
+    Ctx,
+    join_path,
+    scalar,
+    show,
+    suggest,
+    valid,
+)
 
 
 @scalar
@@ -340,3 +351,29 @@ def c_database_url(value: object) -> DatabaseUrl:
         raise Bad(f"the URL names no {' and no '.join(missing)} "
                   "(expected postgresql://user@host:port/dbname)")
     return DatabaseUrl(text, parts.hostname or "", port, unquote(parts.username or ""), dbname)
+
+
+def one_secret(
+    ctx: Ctx,
+    m: Mapping,
+    path: str,
+    kinds: Mapping[str, tuple[SecretKind, Conv]],
+    *,
+    required: bool,
+    missing: str = "missing",
+) -> Any:
+    """The one secret reference among the keys ``kinds`` names (each with its kind and
+    converter): None when none is given and none is required; two given are an error."""
+    given = [k for k in kinds if m.get(k) is not None]
+    if len(given) > 1:
+        ctx.error(path, f"give only one of {', '.join(kinds)}; found {' and '.join(given)}")
+        return INVALID
+    if not given:
+        if required:
+            ctx.error(path, f"{missing}: give one of {', '.join(kinds)}")
+            return INVALID
+        return None
+    key = given[0]
+    kind, conv = kinds[key]
+    value = conv(ctx, m[key], join_path(path, key))
+    return INVALID if value is INVALID else SecretRef(kind, str(value))

@@ -16,8 +16,9 @@ from ackwatch.config.convert import (
     c_path,
     c_str,
     is_loopback,
+    one_secret,
 )
-from ackwatch.config.model import OAUTH2_PROVIDERS, OAuth2App, SecretRef
+from ackwatch.config.model import OAUTH2_PROVIDERS, OAuth2App, SecretKind
 from ackwatch.config.problems import (
     INVALID,
     REQUIRED,
@@ -33,17 +34,17 @@ from ackwatch.config.problems import (
 )
 from ackwatch.config.schema import OAUTH2_APP_KEYS, OAUTH2_PROVIDER_KEYS
 
-# Where each secret of an app may come from: config key -> (field, SecretRef kind, conv).
-_CLIENT_SECRET: Mapping[str, tuple[str, Conv]] = {
+# Where each secret of an app may come from: config key -> (SecretRef kind, conv).
+_CLIENT_SECRET: Mapping[str, tuple[SecretKind, Conv]] = {
     "client_secret_file": ("file", c_path),
     "client_secret_env": ("env", c_env_name),
     "credential": ("credential", c_credential_name),
 }
-_PRIVATE_KEY: Mapping[str, tuple[str, Conv]] = {
+_PRIVATE_KEY: Mapping[str, tuple[SecretKind, Conv]] = {
     "private_key_file": ("file", c_path),
     "private_key_credential": ("credential", c_credential_name),
 }
-_SERVICE_ACCOUNT: Mapping[str, tuple[str, Conv]] = {
+_SERVICE_ACCOUNT: Mapping[str, tuple[SecretKind, Conv]] = {
     "service_account_file": ("file", c_path),
     "credential": ("credential", c_credential_name),
 }
@@ -90,8 +91,8 @@ def _microsoft365(ctx: Ctx, name: str, m: Mapping, path: str, token_url: Any) ->
     tenant = get_key(ctx, m, path, "tenant", c_str, REQUIRED)
     client_id = get_key(ctx, m, path, "client_id", c_str, REQUIRED)
     certificate = get_key(ctx, m, path, "certificate_file", c_path)
-    secret = _one_secret(ctx, m, path, _CLIENT_SECRET, required=False)
-    key = _one_secret(ctx, m, path, _PRIVATE_KEY, required=False)
+    secret = one_secret(ctx, m, path, _CLIENT_SECRET, required=False)
+    key = one_secret(ctx, m, path, _PRIVATE_KEY, required=False)
     if certificate is not None and secret is not None and valid(secret):
         ctx.error(path, "give a client secret or a certificate, not both")
         secret = INVALID
@@ -116,28 +117,10 @@ def _microsoft365(ctx: Ctx, name: str, m: Mapping, path: str, token_url: Any) ->
 
 
 def _google(ctx: Ctx, name: str, m: Mapping, path: str, token_url: Any) -> Any:
-    account = _one_secret(ctx, m, path, _SERVICE_ACCOUNT, required=True)
+    account = one_secret(ctx, m, path, _SERVICE_ACCOUNT, required=True)
     if not valid(account, token_url):
         return INVALID
     return OAuth2App(name=name, provider="google", service_account=account, token_url=token_url)
-
-
-def _one_secret(
-    ctx: Ctx, m: Mapping, path: str, kinds: Mapping[str, tuple[str, Conv]], *, required: bool
-) -> Any:
-    given = [k for k in kinds if m.get(k) is not None]
-    if len(given) > 1:
-        ctx.error(path, f"give only one of {', '.join(kinds)}; found {' and '.join(given)}")
-        return INVALID
-    if not given:
-        if required:
-            ctx.error(path, f"missing: give one of {', '.join(kinds)}")
-            return INVALID
-        return None
-    key = given[0]
-    kind, conv = kinds[key]
-    value = conv(ctx, m[key], join_path(path, key))
-    return INVALID if value is INVALID else SecretRef(kind, str(value))  # type: ignore[arg-type]
 
 
 def _c_token_url(ctx: Ctx, value: object, path: str) -> Any:
