@@ -37,6 +37,9 @@ def readonly_uri(path: Path) -> str:
     return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
 
 
+_NOT_WRITABLE = "the state directory is not writable: read-only file system or permissions"
+
+
 class Database:
     """One open state database: its connection, where it is, and its write transactions."""
 
@@ -68,6 +71,12 @@ class Database:
                 if not path.exists():
                     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
                     os.close(fd)
+                # Said here, before SQLite: with the WAL's side files left by a process that
+                # did not close every connection, SQLite opens a read-only file system and
+                # fails only at the first write.
+                if not all(os.access(p, os.W_OK) for p in (state_dir, path)):
+                    raise StoreError(f"{path}: cannot open the state database for writing"
+                                     f" ({_NOT_WRITABLE})")
                 # Modes set by hand or by a restore are tightened too, not only new files.
                 tighten((state_dir, path, *(path.with_name(path.name + s) for s in _SIDE_FILES)))
                 # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `write`).
@@ -87,7 +96,7 @@ class Database:
         except sqlite3.Error as exc:
             hint = ""
             if not readonly and not all(os.access(p, os.W_OK) for p in (state_dir, path)):
-                hint = " (the state directory is not writable: read-only file system or permissions)"
+                hint = f" ({_NOT_WRITABLE})"
             raise StoreError(f"{path}: cannot open the state database: {exc}{hint}") from exc
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the state database: {exc.strerror}") from exc
