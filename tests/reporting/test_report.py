@@ -369,7 +369,8 @@ def test_format_minutes():
 
 def test_json_shape_and_values(week):
     data = json.loads(render_json(week))
-    assert list(data) == ["period", "totals", "by_account", "by_client", "breaches"]
+    assert list(data) == ["period", "totals", "by_account", "by_client", "target",
+                          "clients_below_target", "breaches"]
     assert data["period"] == {"since": "2026-11-09T00:00:00+01:00",
                               "until": "2026-11-16T00:00:00+01:00"}
     assert list(data["totals"]) == list(FIGURE_FIELDS)
@@ -378,6 +379,8 @@ def test_json_shape_and_values(week):
         "median_minutes": 90.0, "p90_minutes": 396.0, "open": 1, "overdue": 1,
     }
     assert [list(a) for a in data["by_account"]] == [["account", *FIGURE_FIELDS]] * 2
+    assert [list(c) for c in data["by_client"]] == [
+        ["client", *FIGURE_FIELDS, "below_target"]] * 4
     assert [a["account"] for a in data["by_account"]] == [ANNA, PIOTR]
     assert [c["client"] for c in data["by_client"]] == [
         "Sklep Kwiatowy", "Globex", "Acme", "gmail.com"]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 NAME = "report"
 HELP = "service level over a period: totals, per account and client, breaches"
 
-REPORT_FORMATS = ("table", "json", "csv", "html")
+REPORT_FORMATS = ("table", "json", "csv", "csv-summary", "html")  # = reporting.render.FORMATS
 
 
 def _report_target(text: str) -> float:
@@ -49,12 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Monday 00:00 of this week (with only --since: now)",
     )
     parser.add_argument("--format", choices=REPORT_FORMATS, default="table",
-                        help="table (default), json, csv (one row per email) or html")
+                        help="table (default), json, csv (one row per email), csv-summary "
+                        "(one row per account and client, with promises) or html")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write to FILE (a new 0600 file: it holds client subjects) "
                         "instead of standard output; only a regular file is replaced")
     parser.add_argument("--target", type=_report_target, default=0.9, metavar="SHARE",
-                        help="the service-level target shown in table and html (default 0.9)")
+                        help="the service-level target: clients below it are listed, however few "
+                        "their emails (default 0.9)")
 
 
 def _report_period(

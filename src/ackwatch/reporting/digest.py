@@ -11,8 +11,10 @@ Decisions (the spec is silent):
   installation sends its first digest at the first digest instant after it started.
 - At most once per manager and week: the week is recorded in the state's meta table in
   the same transaction that queues the mail, so restarts do not repeat it.
-- The mail is English for now; the HTML part is the report page (inline CSS and SVG);
-  mail programs that drop SVG still show the tables and the plain-text part.
+- The mail is in the recipient's language, chosen as for every queued mail
+  (`digest_mail.language_for`); its HTML part is built for mail programs (tables and
+  inline CSS, no SVG, no ``<style>``), not the report page. Per client it shows demand
+  beside the service level and names every client below `TARGET`, however small.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from email.utils import formatdate
 from zoneinfo import ZoneInfo
 
 from ackwatch.config import Config
-from ackwatch.reporting.dates import DateReport, date_figures, share_text
+from ackwatch.reporting.dates import DateReport, date_figures
+from ackwatch.reporting.digest_mail import compose_digest
 from ackwatch.reporting.figures import Report, ReportItem, compute
-from ackwatch.reporting.html import render_html
-from ackwatch.reporting.table import render_table
 
 CATCH_UP = dt.timedelta(days=3)
 TARGET = 0.9
@@ -83,16 +84,6 @@ def period(config: Config, manager: str, at: dt.datetime, weeks_back: int = 1
     )
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.0f}%"
-
-
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
-
-
 def render(
     config: Config,
     manager: str,
@@ -103,48 +94,27 @@ def render(
     message_id: str,
     dates: DateReport | None = None,
     dates_before: DateReport | None = None,
+    team: Sequence[str] | None = None,
 ) -> EmailMessage:
-    t, b = this_week.totals, week_before.totals
-    dated, dated_before = dates or DateReport(), dates_before or DateReport()
-    name = manager.split("@")[0]
-    acc = config.account(manager)
-    if acc is not None:
-        name = acc.name
-    since_local = this_week.since.astimezone(ZoneInfo(this_week.timezone))
-    subject = (
-        f"Weekly service level: {_pct(t.service_level)} "
-        f"(week before: {_pct(b.service_level)}) – week of {since_local:%d %b %Y}"
+    """The digest mail to ``manager`` (any recipient: the words are theirs) about ``team``
+    (default: the accounts ``manager`` manages), plain text and HTML (`digest_mail`)."""
+    parts = compose_digest(
+        config, manager, this_week, week_before,
+        team=managers(config).get(manager, ()) if team is None else team,
+        target=TARGET, dates=dates or DateReport(), dates_before=dates_before or DateReport(),
+        timezone=manager_timezone(config, manager),
     )
-    lines = [
-        f"Hello {name},",
-        "",
-        f"Your team's client emails, week of {since_local:%a %d %b %Y}:",
-        "",
-        f"  service level     {_pct(t.service_level):>8}   (week before {_pct(b.service_level)})",
-        f"  client emails     {t.client_emails:>8}   (week before {b.client_emails})",
-        f"  median to ack     {_minutes(t.median_minutes):>8}   "
-        f"(week before {_minutes(b.median_minutes)})",
-        f"  90% acked within  {_minutes(t.p90_minutes):>8}   "
-        f"(week before {_minutes(b.p90_minutes)})",
-        f"  still overdue     {t.overdue:>8}",
-        f"  said by when      {share_text(dated.totals):>8}   "
-        f"(week before {share_text(dated_before.totals)})",
-        "",
-        render_table(this_week, target=TARGET, dates=dated),
-        "",
-        "Sent weekly by ackwatch.",
-    ]
     msg = EmailMessage()
     msg["From"] = smtp_from
     msg["To"] = manager
-    msg["Subject"] = subject
+    msg["Subject"] = parts.subject
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Ackwatch"] = "digest"
-    msg.set_content("\n".join(lines), cte="quoted-printable")
-    msg.add_alternative(render_html(this_week, target=TARGET, dates=dated), subtype="html",
-                        cte="quoted-printable")
+    msg.set_content(parts.text, cte="quoted-printable")
+    msg.add_alternative(parts.html, subtype="html", cte="quoted-printable")
+    msg["Content-Language"] = parts.language  # after: the parts take Content-* headers
     return msg
 
 

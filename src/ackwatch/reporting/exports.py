@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
+from ackwatch.core import promise_rules
 from ackwatch.core.printable import json_text
 from ackwatch.reporting.dates import DateReport, figures_dict
-from ackwatch.reporting.figures import Figures, Report
-from ackwatch.reporting.formatting import iso
+from ackwatch.reporting.figures import (
+    Figures,
+    Report,
+    below_target,
+    client_demand,
+    client_group,
+)
+from ackwatch.reporting.formatting import DEFAULT_TARGET, iso
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -34,10 +42,13 @@ def _figures_dict(f: Figures) -> dict[str, object]:
 # =========================================================================== json
 
 
-def to_json_data(report: Report, dates: DateReport | None = None) -> dict[str, object]:
+def to_json_data(
+    report: Report, dates: DateReport | None = None, *, target: float = DEFAULT_TARGET
+) -> dict[str, object]:
     """The JSON document as Python data (see `render_json`). With ``dates``, each figure
     set also says how many acknowledgements named a date (`dates.figures_dict`)."""
     tz = ZoneInfo(report.timezone)
+    demand = client_demand(report, target)
 
     def with_dates(base: dict[str, object], f: object) -> dict[str, object]:
         return base if dates is None else {**base, **figures_dict(f)}  # type: ignore[arg-type]
@@ -53,10 +64,13 @@ def to_json_data(report: Report, dates: DateReport | None = None) -> dict[str, o
             for g in report.by_account
         ],
         "by_client": [
-            with_dates({"client": g.name, **_figures_dict(g.figures)},
+            with_dates({"client": g.name, **_figures_dict(g.figures),
+                        "below_target": d.below_target},
                        dates.client(g.name) if dates else None)
-            for g in report.by_client
+            for g, d in zip(report.by_client, demand, strict=True)
         ],
+        "target": target,
+        "clients_below_target": [c.client for c in below_target(demand)],
         "breaches": [
             {
                 "client": b.client,
@@ -71,12 +85,16 @@ def to_json_data(report: Report, dates: DateReport | None = None) -> dict[str, o
     }
 
 
-def render_json(report: Report, dates: DateReport | None = None) -> str:
-    """One object: ``period`` {since, until}, ``totals``, ``by_account``, ``by_client``,
-    ``breaches``. Times ISO 8601 with the config timezone's offset; service level 0..1
-    rounded to 4 places, minutes to 2; with ``dates``: ``acks_with_date``,
-    ``acks_without_date``, ``acks_not_read`` and ``date_share`` (0..1) in each group."""
-    return json_text(to_json_data(report, dates)) + "\n"
+def render_json(
+    report: Report, dates: DateReport | None = None, *, target: float = DEFAULT_TARGET
+) -> str:
+    """One object: ``period`` {since, until}, ``totals``, ``by_account``, ``by_client``
+    (each with ``below_target``), ``target``, ``clients_below_target`` (names, worst
+    first, however few their emails), ``breaches``. Times ISO 8601 with the config
+    timezone's offset; service level 0..1 rounded to 4 places, minutes to 2; with
+    ``dates``: ``acks_with_date``, ``acks_without_date``, ``acks_not_read`` and
+    ``date_share`` (0..1) in each group."""
+    return json_text(to_json_data(report, dates, target=target)) + "\n"
 
 
 # =========================================================================== csv
@@ -129,4 +147,75 @@ def render_csv(report: Report, dates: DateReport | None = None) -> str:
     return out.getvalue()
 
 
-__all__ = ["CSV_COLUMNS", "render_csv", "render_json", "to_json_data"]
+# =========================================================================== csv summary
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "group", "name", "client_emails", "acknowledged", "within_window", "service_level",
+    "median_minutes", "p90_minutes", "open", "overdue", "below_target",
+    *(f"promises_{k}" for k in promise_rules.COUNT_FIELDS),
+)
+
+
+def _promise_groups(
+    groups: Sequence[tuple[str | None, promise_rules.Counts]], *, by_client: bool
+) -> dict[str | None, promise_rules.Counts]:
+    """Promise counts by the report's group names: a client without a configured name is
+    stored by its address, the report groups it by the address's domain."""
+    out: dict[str | None, promise_rules.Counts] = {}
+    for name, c in groups:
+        key = client_group(None, name) if by_client and name and "@" in name else name
+        old = out.get(key)
+        out[key] = c if old is None else promise_rules.Counts(
+            *(getattr(old, k) + getattr(c, k) for k in promise_rules.COUNT_FIELDS))
+    return out
+
+
+def render_csv_summary(
+    report: Report,
+    *,
+    target: float = DEFAULT_TARGET,
+    promises: promise_rules.Figures | None = None,
+) -> str:
+    """One row for the total, then one per account and one per client (``group`` total,
+    account or client): demand (``client_emails``) beside the service level (0..1),
+    ``below_target`` yes / no / empty (nothing counted yet), and the promises made in the
+    period by outcome (empty without ``promises``). A group with promises but no email
+    received in the period gets a row of its own with empty figures."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    accounts = _promise_groups(promises.by_account, by_client=False) if promises else {}
+    clients = _promise_groups(promises.by_client, by_client=True) if promises else {}
+
+    def row(group: str, name: str | None, f: Figures | None,
+            kept: promise_rules.Counts | None) -> None:
+        figures: list[object] = [""] * 9
+        if f is not None:
+            level = f.service_level
+            figures = [*_figures_dict(f).values(),
+                       "" if level is None else ("yes" if level < target else "no")]
+        counts: list[object] = ([""] * len(promise_rules.COUNT_FIELDS) if promises is None
+                                else [getattr(kept or promise_rules.Counts(), k)
+                                      for k in promise_rules.COUNT_FIELDS])
+        writer.writerow([group, _cell(name), *figures, *counts])
+
+    row("total", "", report.totals, promises.totals if promises else None)
+    for g in report.by_account:
+        row("account", g.name, g.figures, accounts.pop(g.name, None))
+    for name, c in accounts.items():
+        row("account", name, None, c)
+    for g in report.by_client:
+        row("client", g.name, g.figures, clients.pop(g.name, None))
+    for name, c in clients.items():
+        row("client", name, None, c)
+    return out.getvalue()
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "render_csv",
+    "render_csv_summary",
+    "render_json",
+    "to_json_data",
+]

@@ -159,6 +159,43 @@ class Report:
     items: tuple[ItemResult, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ClientDemand:
+    """One client's demand (client emails received) beside its service level."""
+
+    client: str
+    emails: int  # demand: client emails received in the period
+    within_window: int
+    counted: int  # acknowledged + overdue: what the service level is over
+    service_level: float | None  # None while nothing counts (all still open)
+    below_target: bool  # a known level under the target, however few the mails
+
+
+def client_demand(report: Report, target: float) -> tuple[ClientDemand, ...]:
+    """Per client, busiest first (``report.by_client``'s order): demand and service level
+    side by side. The one source of "demand per client" for the report, the digest and
+    the board."""
+    out = []
+    for g in report.by_client:
+        f = g.figures
+        level = f.service_level
+        out.append(ClientDemand(
+            client=g.name or "(unknown)", emails=f.client_emails,
+            within_window=f.within_window, counted=f.acknowledged + f.overdue,
+            service_level=level, below_target=level is not None and level < target,
+        ))
+    return tuple(out)
+
+
+def below_target(demand: Iterable[ClientDemand]) -> tuple[ClientDemand, ...]:
+    """The clients under the target, worst level first (then busiest, then by name): a
+    client with two mails and one late is listed as surely as one with two hundred."""
+    return tuple(sorted(
+        (c for c in demand if c.below_target),
+        key=lambda c: (c.service_level or 0.0, -c.emails, c.client),
+    ))
+
+
 # =========================================================================== figures
 
 
@@ -436,12 +473,15 @@ __all__ = [
     "HISTOGRAM_EDGES",
     "HISTOGRAM_LABELS",
     "Breach",
+    "ClientDemand",
     "Figures",
     "Group",
     "HistogramBin",
     "ItemResult",
     "Report",
     "ReportItem",
+    "below_target",
+    "client_demand",
     "client_group",
     "compute",
     "compute_stored",

@@ -11,9 +11,16 @@ import math
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from ackwatch.core import promise_rules
 from ackwatch.core.printable import clean
 from ackwatch.reporting.dates import DateFigures, DateReport, share_text
-from ackwatch.reporting.figures import Group, HistogramBin, Report
+from ackwatch.reporting.figures import (
+    Group,
+    HistogramBin,
+    Report,
+    below_target,
+    client_demand,
+)
 from ackwatch.reporting.formatting import (
     DEFAULT_TARGET,
     format_level,
@@ -62,6 +69,7 @@ td.s{unicode-bidi:isolate;overflow-wrap:anywhere}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;
 vertical-align:-1px}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:28px}
+.below{background:var(--bad-bg);color:var(--bad);border-radius:8px;padding:8px 12px;margin:10px 0}
 @media print{body{background:#fff}section,.kpi{break-inside:avoid}}
 """
 
@@ -261,6 +269,47 @@ def _figures_table(
     )
 
 
+def _below_html(report: Report, target: float) -> str:
+    """The clients under the target, however few their emails (never cut by a limit)."""
+    below = below_target(client_demand(report, target))
+    if not below:
+        return f'<p class="note">No client below the target ({target * 100:g}%).</p>'
+    names = " · ".join(
+        f"<strong>{_e(c.client)}</strong> {format_level(c.service_level)} "
+        f"({c.within_window} of {c.counted} in time, {c.emails} "
+        f"{'email' if c.emails == 1 else 'emails'})"
+        for c in below
+    )
+    return (f'<p class="below" id="below-target">Below the target ({target * 100:g}%), '
+            f"however few their emails: {names}</p>")
+
+
+def _promises_html(promises: promise_rules.Figures, limit: int) -> str:
+    """Promises made in the period by outcome, per account and per client."""
+    t = promises.totals
+    if t.made == 0:
+        return '<p class="note">No promise made in this period.</p>'
+
+    def rows(heading: str, groups: Sequence[tuple[str | None, promise_rules.Counts]]) -> str:
+        body = "".join(
+            f'<tr><td class="s">{_e(name or "(no account)")}</td>'
+            + "".join(f'<td class="num">{getattr(c, k)}</td>'
+                      for k in promise_rules.COUNT_FIELDS)
+            + "</tr>"
+            for name, c in groups[:limit]
+        )
+        head = "".join(f'<th class="num">{k.capitalize()}</th>'
+                       for k in promise_rules.COUNT_FIELDS)
+        return (f"<table><thead><tr><th>{_e(heading)}</th>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
+
+    return (
+        f'<p id="promise-totals">{t.made} made: {t.kept} kept, {t.moved} moved, '
+        f"{t.broken} broken, {t.open} open.</p>"
+        f"{rows('Account', promises.by_account)}{rows('Client', promises.by_client)}"
+    )
+
+
 def render_html(
     report: Report,
     *,
@@ -268,10 +317,13 @@ def render_html(
     max_groups: int = 25,
     max_breaches: int = 500,
     dates: DateReport | None = None,
+    promises: promise_rules.Figures | None = None,
 ) -> str:
     """One self-contained page: inline CSS and SVG, no script, no network (a CSP forbids
     both). Every client-supplied string is HTML-escaped. With ``dates``: how many
-    acknowledgements said by when, in total and per group."""
+    acknowledgements said by when, in total and per group; with ``promises``: the
+    promises made in the period by outcome. The clients below ``target`` are named
+    under the client table, however few their emails."""
     tz = ZoneInfo(report.timezone)
     t = report.totals
     counted = t.acknowledged + t.overdue
@@ -333,6 +385,10 @@ def render_html(
         f'style="background:{_BAD}"></span>further below</span></div>'
     )
     period = period_text(report, tz)
+    promises_html = "" if promises is None else (
+        '<section id="promises"><h2>Promises</h2>'
+        f"{_promises_html(promises, max_groups)}</section>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -360,8 +416,9 @@ def render_html(
 {_bars_svg(clients, target, "Service level by client", "No client email in this period.")}
 {legend}
 {_figures_table(report.by_client, "Client", target, max_groups,
-               dates.client if dates else None)}</section>
-<section><h2>Time to acknowledge</h2>
+               dates.client if dates else None)}
+{_below_html(report, target)}</section>
+{promises_html}<section><h2>Time to acknowledge</h2>
 {_histogram_svg(report.histogram)}
 <div class="legend"><span><span class="sw" style="background:{_GOOD}"></span>within the window</span>
 <span><span class="sw" style="background:{_BAD}"></span>late</span>

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from ackwatch.reporting.dates import DateFigures, DateReport, share_text
-from ackwatch.reporting.figures import Figures, Report
+from ackwatch.reporting.figures import Figures, Report, below_target, client_demand
 from ackwatch.reporting.formatting import (
     DEFAULT_TARGET,
     fit,
@@ -71,6 +71,21 @@ def _date_rows(report: Report, dates: DateReport) -> list[str]:
     return lines
 
 
+def _below_rows(report: Report, target: float) -> list[str]:
+    """The clients under the target, however few their emails, worst first."""
+    below = below_target(client_demand(report, target))
+    if not below:
+        return [f"No client below the target ({target * 100:g}%)."]
+    lines = [f"Clients below the target ({target * 100:g}%), however few their emails:"]
+    lines += [
+        f"  {fit(c.client, _NAME_W)} {c.emails:>7} {'email ' if c.emails == 1 else 'emails'} "
+        f"{format_level(c.service_level):>6} "
+        f"({c.within_window} of {c.counted} in time)"
+        for c in below
+    ]
+    return lines
+
+
 def render_table(
     report: Report,
     *,
@@ -80,7 +95,8 @@ def render_table(
 ) -> str:
     """Aligned text for an 80-column terminal: totals, per account, per client, (with
     ``dates``) how many acknowledgements said by when, then up to ``max_breaches``
-    breaches. A "!" after a service level marks it below ``target``."""
+    breaches. A "!" after a service level marks it below ``target``; the clients below it
+    are listed again after the client rows, however few their emails."""
     tz = ZoneInfo(report.timezone)
     t = report.totals
     lines = [
@@ -108,7 +124,7 @@ def render_table(
     lines += [_figure_row(short[g.name], g.figures, target) for g in report.by_account]
     lines += ["", _figure_header("CLIENT")]
     lines += [_figure_row(g.name or "(unknown)", g.figures, target) for g in report.by_client]
-    lines.append("")
+    lines += ["", *_below_rows(report, target), ""]
     if dates is not None:
         lines += [*_date_rows(report, dates), ""]
     if not report.breaches:

@@ -225,19 +225,17 @@ def _period(title: str, items: Iterable[figures.ReportItem], config: Config,
     report = figures.compute(list(items), config, since=since,
                              until=now + dt.timedelta(seconds=1), now=now, rows=False)
     t = report.totals
+    demand = figures.client_demand(report, target)
     clients = tuple(
-        ClientDemand(
-            client=g.name or "-", emails=g.figures.client_emails,
-            level=format_level(g.figures.service_level),
-            below=g.figures.service_level is not None and g.figures.service_level < target,
-        )
-        for g in report.by_client
+        ClientDemand(client=c.client, emails=c.emails, level=format_level(c.service_level),
+                     below=c.below_target)
+        for c in demand
     )
     return Period(
         title=title, emails=t.client_emails, level=format_level(t.service_level),
         median=format_minutes(t.median_minutes), p90=format_minutes(t.p90_minutes),
         overdue=t.overdue, clients=clients,
-        below=tuple(c.client for c in clients if c.below),
+        below=tuple(c.client for c in figures.below_target(demand)),
     )
 
 

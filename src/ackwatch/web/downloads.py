@@ -1,6 +1,6 @@
 """The report for a chosen period, as the board offers it for download: rendered as
 ``ackwatch report`` renders it (`reporting.render`), over the accounts the viewer
-may see, with the promise figures in the JSON as the CLI adds them.
+may see, with the promise figures in the JSON and the HTML page as the CLI adds them.
 
 The daemon's memory is shared with the nudges (the unit caps it), so a download costs what
 the CLI's streaming path costs: HTML and JSON are computed from the store's raw rows in
@@ -92,13 +92,11 @@ def render(request: Request, store: Store, config: Config, viewer: Viewer,
     rows = store.report_rows(since, until, stored=True)
     report = figures.compute_stored(_visible(rows, viewer), config, since=since, until=until,
                                     now=now)
-    kept = None
-    if request.format == "json":
-        try:
-            promised = store.promise_rows(since, until)
-        except store.errors:  # a state from before promises
-            promised = []
-        kept = promise_rules.figures(r for r in promised if viewer.sees(r[0]))
+    try:
+        promised = store.promise_rows(since, until)
+    except store.errors:  # a state from before promises
+        promised = []
+    kept = promise_rules.figures(r for r in promised if viewer.sees(r[0]))
     return render_report(report, request.format, target=config.web.target,
                          promises=kept).encode("utf-8")
 
