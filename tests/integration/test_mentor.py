@@ -26,7 +26,7 @@ from tests.support.inprocess import MONDAY_0900, Clock, daemon
 from tests.support.waiting import wait_for
 
 from ackwatch.config import DigestConfig, NotifyConfig
-from ackwatch.core.item_rules import Deadlines, Item
+from ackwatch.core.item_rules import Ack, Deadlines, Item
 from configfactory import make_account
 
 pytestmark = pytest.mark.integration
@@ -128,3 +128,57 @@ def test_a_mentor_over_the_hourly_cap_is_left_out_and_the_nudge_still_goes(tmp_p
         assert len(reaching(sink, ANNA)) == 2 and len(reaching(sink, MENTOR)) == 2
         (told,) = [e for e in logs if e["event"] == "copy_left_out"]
         assert (told["cc"], told["mails"], told["reason"]) == (MENTOR, 1, "hourly cap")
+
+
+# --------------------------------------------------------------------------- the digest
+
+
+def handled(key: str, account: str, received: dt.datetime, minutes: int) -> Item:
+    """A client mail of last week, acknowledged after ``minutes`` (2h window)."""
+    deadline = received + dt.timedelta(hours=2)
+    return Item(key=key, thread=key, message_id=f"<{key}@acme.example>",
+                client_address="jan@acme.example", client="Acme", subject="Quote " + key,
+                received=received, mailboxes=("anna",), account=account,
+                deadlines=Deadlines("retainer", "calendar", deadline, deadline, None),
+                ack=Ack("r-" + key, received + dt.timedelta(minutes=minutes), "reply", account))
+
+
+def digests_to(sink: SmtpSink, address: str) -> list:
+    return [m.message for m in sink.messages
+            if m.message["X-Ackwatch"] == "digest" and m.rcpt_tos == (address,)]
+
+
+def test_a_mentor_gets_the_juniors_figures_weekly_and_a_managing_mentor_one_digest(tmp_path):
+    # Mentor mentors Anna; Kasia manages both and mentors Piotr too: one digest for her.
+    accounts = (
+        make_account(ANNA, "Anna Nowak", manager=KASIA, mentor=MENTOR),
+        make_account(PIOTR, "Piotr Wiśniewski", manager=KASIA, mentor=KASIA),
+        make_account(KASIA, "Kasia Lewandowska"),
+    )
+    clock = Clock(T - dt.timedelta(days=8))  # installed the Sunday before last
+    with SmtpSink() as sink:
+        d = daemon(tmp_path, sink, clock, accounts=accounts)
+        d.step()
+        last_week = T - dt.timedelta(days=7)
+        d.store.sync_items([
+            handled("a1", ANNA, last_week + dt.timedelta(hours=1), 20),
+            handled("a2", ANNA, last_week + dt.timedelta(hours=2), 300),  # late
+            handled("p1", PIOTR, last_week + dt.timedelta(hours=3), 10),
+        ], now=clock.t, initial_keys=set())
+        clock.t = T + dt.timedelta(minutes=1)
+        d.step()
+        d.step()
+
+        (mentors,) = digests_to(sink, MENTOR)
+        (kasias,) = digests_to(sink, KASIA)
+        assert "Weekly service level: 50%" in mentors["Subject"]  # Anna's two mails
+        assert "Weekly service level: 67%" in kasias["Subject"]  # the three of her team
+        # Once a week each, across a restart.
+        d.store.close()
+        d2 = daemon(tmp_path, sink, clock, accounts=accounts)
+        d2.step()
+        assert len(digests_to(sink, MENTOR)) == len(digests_to(sink, KASIA)) == 1
+        clock.t = T + dt.timedelta(days=7, minutes=1)
+        d2.step()
+        assert len(digests_to(sink, MENTOR)) == len(digests_to(sink, KASIA)) == 2
+        d2.store.close()

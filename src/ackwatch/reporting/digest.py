@@ -3,7 +3,8 @@
 When: once a week at ``digest.when`` (default Monday 09:00) in the manager's calendar
 (their own when the manager is an account, else the first calendar, else the config's
 timezone). The digest covers the past full week (Monday to Monday, in that timezone) for
-the accounts whose ``manager`` is that person, with the week before for comparison.
+the accounts whose ``manager`` or ``mentor`` is that person (`digest_recipients`), with
+the week before for comparison.
 
 Decisions (the spec is silent):
 - After a downtime the digest is sent on return if it is at most `CATCH_UP` late;
@@ -25,21 +26,13 @@ from zoneinfo import ZoneInfo
 
 from ackwatch.config import Config
 from ackwatch.reporting.dates import DateReport, date_figures, share_text
+from ackwatch.reporting.digest_recipients import recipients
 from ackwatch.reporting.figures import Report, ReportItem, compute
 from ackwatch.reporting.html import render_html
 from ackwatch.reporting.table import render_table
 
 CATCH_UP = dt.timedelta(days=3)
 TARGET = 0.9
-
-
-def managers(config: Config) -> dict[str, tuple[str, ...]]:
-    """Manager address -> the accounts they manage (config order)."""
-    teams: dict[str, list[str]] = {}
-    for acc in config.accounts:
-        if acc.manager:
-            teams.setdefault(acc.manager, []).append(acc.email)
-    return {m: tuple(accounts) for m, accounts in teams.items()}
 
 
 def manager_timezone(config: Config, manager: str) -> str:
@@ -66,7 +59,7 @@ def week_key(config: Config, manager: str, due: dt.datetime) -> str:
 def next_due(config: Config, now: dt.datetime) -> dt.datetime | None:
     if not config.digest.enabled:
         return None
-    upcoming = [due_instant(config, m, now) + dt.timedelta(days=7) for m in managers(config)]
+    upcoming = [due_instant(config, m, now) + dt.timedelta(days=7) for m in recipients(config)]
     return min(upcoming, default=None)
 
 
