@@ -636,6 +636,14 @@ def test_closed_days_accept_yaml_dates_and_strings(load):
         ),
         ((("accounts[0].manager", "kasia"),), 'accounts[0].manager: not an email address: "kasia"'),
         (
+            (("accounts[0].mentor", "anna@agency.example"),),
+            "accounts[0].mentor: an account cannot be its own mentor",
+        ),
+        (
+            (("accounts[0].mentor", "senior at agency"),),
+            'accounts[0].mentor: not an email address: "senior at agency"',
+        ),
+        (
             (("accounts[0].manager", "anna@agency.example"),),
             "accounts[0].manager: an account cannot be its own manager",
         ),
@@ -889,6 +897,16 @@ def test_the_same_client_match_twice_is_an_error(problems):
 def test_manager_need_not_be_an_account(load):
     config = load(variant(("accounts[0].manager", "boss@agency.example")))
     assert config.accounts[0].manager == "boss@agency.example"
+
+
+def test_a_mentor_is_any_address_an_account_or_not(load):
+    config = load(variant(("accounts[0].mentor", "Senior@Agency.example"),
+                          ("accounts[1].mentor", "anna@agency.example")))
+    assert [a.mentor for a in config.accounts] == ["senior@agency.example", "anna@agency.example"]
+
+
+def test_no_mentor_unless_configured(load):
+    assert load(MINIMAL).accounts[0].mentor is None
 
 
 def test_calendar_policy_may_name_a_calendar_for_its_timezone(load):

@@ -191,3 +191,59 @@ def test_the_cap_compares_addresses_case_insensitively():
     p = plan([pending("a", ANNA, T0)], config=make_config(max_per_hour=1), now=T0,
              recipient_of=same, sent_last_hour=sent)
     assert p.actions == () and p.next_due == T0 + 50 * MIN
+
+
+# --------------------------------------------------------------------------- mentor
+
+OLGA_MENTOR = "mentor@agency.example"
+KASIA = "kasia@agency.example"
+
+
+def mentor_of(account: str) -> str | None:
+    return OLGA_MENTOR if account == ANNA else None
+
+
+def test_a_nudge_copies_the_accounts_mentor():
+    p = plan([pending("a", ANNA, T0), pending("b", PIOTR, T0)], config=make_config(), now=T0,
+             recipient_of=same, sent_last_hour={}, mentor_of=mentor_of)
+    assert sorted((a.to, a.cc) for a in p.actions) == [(ANNA, (OLGA_MENTOR,)), (PIOTR, ())]
+
+
+def test_an_escalation_copies_the_account_but_never_the_mentor():
+    items = [pending("a", ANNA, T0 - 30 * MIN, escalate_at=T0, nudge_done=True)]
+    p = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={},
+             mentor_of=mentor_of)
+    assert [(a.kind, a.to, a.cc) for a in p.actions] == [("escalation", KASIA, (ANNA,))]
+
+
+def test_the_mentor_copy_follows_the_account_whose_items_they_are_when_a_backup_covers():
+    p = plan([pending("a", ANNA, T0)], config=make_config(), now=T0,
+             recipient_of=lambda acc: PIOTR, sent_last_hour={}, mentor_of=mentor_of)
+    assert [(a.to, a.cc, a.account) for a in p.actions] == [(PIOTR, (OLGA_MENTOR,), ANNA)]
+
+
+def test_a_mentor_who_receives_the_nudge_gets_no_copy_of_it_too():
+    # Anna is away and her mentor is her backup: one mail, To them, no Cc to themself.
+    p = plan([pending("a", ANNA, T0)], config=make_config(), now=T0,
+             recipient_of=lambda acc: OLGA_MENTOR, sent_last_hour={}, mentor_of=mentor_of)
+    assert [(a.to, a.cc) for a in p.actions] == [(OLGA_MENTOR, ())]
+
+
+def test_a_mentor_over_the_hourly_cap_is_left_out_and_the_nudge_still_goes():
+    full = {OLGA_MENTOR: [T0 - m * MIN for m in (5, 10)]}
+    p = plan([pending("a", ANNA, T0)], config=make_config(max_per_hour=2), now=T0,
+             recipient_of=same, sent_last_hour=full, mentor_of=mentor_of)
+    assert [(a.to, a.cc, a.cc_left_out) for a in p.actions] == [(ANNA, (), (OLGA_MENTOR,))]
+    assert p.next_due is None  # the nudge does not wait for the mentor's hour
+
+
+def test_the_mentor_copy_takes_the_mentors_room_after_their_own_mail():
+    # The mentor is an account with a nudge of their own and room for one mail: their own
+    # nudge goes, the copy of Anna's is left out.
+    config = make_config(max_per_hour=1)
+    items = [pending("a", ANNA, T0), pending("p", PIOTR, T0)]
+    p = plan(items, config=config, now=T0, recipient_of=same, sent_last_hour={},
+             mentor_of=lambda acc: PIOTR if acc == ANNA else None)
+    assert sorted((a.to, a.cc, a.cc_left_out) for a in p.actions) == [
+        (ANNA, (), (PIOTR,)), (PIOTR, (), ()),
+    ]

@@ -23,6 +23,7 @@ from ackwatch.core.item_rules import (
     away_reason,
     deadlines_for,
     evaluate,
+    mentor_copy,
     recipient_for,
     responsible_account,
 )
@@ -696,6 +697,42 @@ def test_backup_out_of_office_sends_the_nudge_to_the_manager():
                      headers={"X-Autoreply": "yes"}, mailbox="piotr", folder="Sent",
                      role="sent", received="2026-11-24T14:30:00+01:00")
     assert recipient_for(ANNA, CONFIG, waw("2026-11-24 15:00"), [anna_ooo(), piotr_ooo]) == KASIA
+
+
+# --------------------------------------------------------------------------- mentor
+
+
+OLA = "ola@agency.example"
+
+
+def _ola_mentored_by(mentor: str, *accounts) -> Config:
+    ola = make_account(OLA, "Ola Junior", manager=KASIA, mentor=mentor)
+    return make_config(accounts=(ola, *accounts))
+
+
+def test_a_juniors_mentor_is_copied_while_the_mentor_is_here():
+    config = _ola_mentored_by(ANNA, PIOTR_HERE, KASIA_ACC,
+                              make_account(ANNA, "Anna Nowak", manager=KASIA))
+    assert mentor_copy(OLA, config, waw("2026-11-23 10:00"), []) == ANNA
+
+
+def test_an_away_mentor_gets_no_copy_and_nobody_gets_it_instead():
+    config = _ola_mentored_by(ANNA, ANNA_AWAY, PIOTR_HERE, KASIA_ACC)
+    assert mentor_copy(OLA, config, waw("2026-11-23 10:00"), []) is None
+    assert mentor_copy(OLA, config, waw("2026-11-30 10:00"), []) == ANNA  # back
+
+
+def test_a_mentor_with_an_out_of_office_reply_gets_no_copy():
+    assert mentor_copy(OLA, _ola_mentored_by(ANNA), waw("2026-11-24 15:00"), [anna_ooo()]) is None
+
+
+def test_a_mentor_need_not_be_an_account():
+    senior = "senior@agency.example"
+    assert mentor_copy(OLA, _ola_mentored_by(senior), waw("2026-11-23 10:00"), []) == senior
+
+
+def test_an_account_without_a_mentor_copies_nobody():
+    assert mentor_copy(ANNA, CONFIG, waw("2026-11-23 10:00"), []) is None
 
 
 # --------------------------------------------------------------------------- explain

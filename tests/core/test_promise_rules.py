@@ -162,6 +162,23 @@ def test_reminder_goes_to_the_backup_when_the_account_is_away():
     assert p.actions[0].to == "piotr@agency.example"
 
 
+def test_a_reminder_copies_the_accounts_mentor_and_an_overdue_notice_does_not():
+    anna, mentor = "anna@agency.example", "mentor@agency.example"
+    due = [Due("promise", 1, anna, at(4)), Due("promise-overdue", 2, anna, at(4))]
+    p = plan_at(due, at(4), mentor_of=lambda a: mentor)
+    assert sorted((a.kind, a.to, a.cc) for a in p.actions) == [
+        ("promise", anna, (mentor,)), ("promise-overdue", "kasia@agency.example", (anna,)),
+    ]
+
+
+def test_a_mentor_over_the_hourly_cap_is_left_out_of_the_reminder():
+    anna, mentor = "anna@agency.example", "mentor@agency.example"
+    sent = {mentor: [at(4) - dt.timedelta(minutes=10)]}
+    p = plan_at([Due("promise", 1, anna, at(4))], at(4), mentor_of=lambda a: mentor,
+                max_per_hour=1, sent_last_hour=sent)
+    assert [(a.to, a.cc, a.cc_left_out) for a in p.actions] == [(anna, (), (mentor,))]
+
+
 def test_hourly_cap_makes_reminders_wait():
     anna = "anna@agency.example"
     sent = {anna: [at(4) - dt.timedelta(minutes=m) for m in (10, 20)]}

@@ -124,3 +124,60 @@ def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp
             assert due.plan == everything
         finally:
             store.close()
+
+
+def _sent_event(mailbox: str, sender: str, received: dt.datetime, subject: str,
+                extra: str = "") -> FolderSyncEvent:
+    raw = (f"Message-ID: <ooo-{mailbox}@agency.example>\r\nFrom: {sender}\r\n"
+           f"To: jan.kowalski@acme.example\r\nSubject: {subject}\r\n"
+           "Date: Mon, 23 Nov 2026 08:30:00 +0100\r\n" + extra + "\r\n").encode()
+    return FolderSyncEvent(mailbox, FolderSync(
+        "Sent", "sent", FolderCursor(1, 1),
+        new_messages=(FetchedMessage(1, received, frozenset(), raw),)))
+
+
+def _client_mail_to_anna(received: dt.datetime) -> FolderSyncEvent:
+    raw = ("Message-ID: <CAJ8x=brief@mail.acme.example>\r\n"
+           "From: Jan Kowalski <jan.kowalski@acme.example>\r\nTo: Anna Nowak <"
+           f"{ANNA}>\r\nSubject: Brief for the spring campaign\r\n"
+           "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\n").encode()
+    return FolderSyncEvent("anna", FolderSync(
+        "INBOX", "inbox", FolderCursor(1, 1),
+        new_messages=(FetchedMessage(1, received, frozenset(), raw),)))
+
+
+def _nudges_with_piotr_mentoring_anna(tmp_path, piotr_says: str) -> list:
+    """The nudges sent about a client mail to Anna, whose mentor Piotr sent ``piotr_says``
+    (an out-of-office auto-reply, or a plain mail) from his watched mailbox that morning."""
+    from ackwatch.config import Account
+
+    accounts = (Account(ANNA, "Anna Nowak", manager=KASIA, mentor=PIOTR),
+                Account(PIOTR, "Piotr Wiśniewski", manager=KASIA),
+                Account(KASIA, "Kasia Lewandowska"))
+    config = make_config(state_dir=tmp_path, accounts=accounts)
+    store = Store.open(tmp_path)
+    clock = [MONDAY_0900]
+    sent: list = []
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    try:
+        ooo = "Auto-Submitted: auto-replied\r\n" if piotr_says == "out-of-office" else ""
+        subject = "Automatic reply: Quote" if ooo else "Re: Quote"
+        d.apply_event(_sent_event("piotr", PIOTR, MONDAY_0900 - dt.timedelta(minutes=30),
+                                  subject, ooo))
+        d.apply_event(_client_mail_to_anna(MONDAY_0900))
+        clock[0] = MONDAY_0900 + dt.timedelta(hours=21)  # Acme: 24h window, nudge 4h before
+        d.step()
+    finally:
+        store.close()
+    return [m for m in sent if m["X-Ackwatch"] == "nudge"]
+
+
+def test_a_nudge_copies_the_accounts_mentor(tmp_path):
+    (nudge,) = _nudges_with_piotr_mentoring_anna(tmp_path, "a reply")
+    assert str(nudge["To"]).endswith(f"<{ANNA}>") and PIOTR in str(nudge["Cc"])
+
+
+def test_a_mentor_away_by_his_own_out_of_office_reply_gets_no_copy(tmp_path):
+    (nudge,) = _nudges_with_piotr_mentoring_anna(tmp_path, "out-of-office")
+    assert str(nudge["To"]).endswith(f"<{ANNA}>") and nudge["Cc"] is None

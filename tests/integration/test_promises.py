@@ -27,7 +27,9 @@ TWO_HOURS = dt.timedelta(hours=2)
 
 
 def write_config(tmp_path: Path, server: ImapTestServer, user: str, smtp, *,
-                 remind_before: str = "5s", enabled: bool = True) -> Path:  # fmt: skip
+                 remind_before: str = "5s", enabled: bool = True,
+                 mentor: str | None = None) -> Path:  # fmt: skip
+    mentored = f", mentor: {mentor}" if mentor else ""
     pw = tmp_path / "anna.pass"
     pw.write_text(server.password(user) + "\n")
     pw.chmod(0o600)
@@ -44,7 +46,7 @@ def write_config(tmp_path: Path, server: ImapTestServer, user: str, smtp, *,
         policies:
           default: {{window: 10h, clock: calendar, nudge_before: 1h}}
         accounts:
-          - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en, calendar: always}}
+          - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en, calendar: always{mentored}}}
         clients:
           - {{name: Acme, match: [acme.example], account: {ANNA}}}
         unknown_senders: track
@@ -154,6 +156,25 @@ def test_broken_promise_reminds_the_account_then_tells_the_manager(dovecot, tmp_
     assert dovecot.flags_snapshot(user) == before
     wait_for(lambda: any(s["body_count"] > 0 for s in dovecot.session_stats(user)), 5,
              "the reader's session in Dovecot's log")  # fmt: skip
+
+
+def test_a_reminder_copies_the_mentor_and_the_overdue_notice_does_not(dovecot, tmp_path, sink,
+                                                                     ackwatch):  # fmt: skip
+    mentor = "mentor@agency.example"
+    user = dovecot.add_user()
+    d = started(ackwatch, write_config(tmp_path, dovecot, user, sink, mentor=mentor))
+    promise_at(dovecot, user, "<mentored@acme.example>", due_in=10)
+
+    wait_for(lambda: mails(sink, "promise"), 15, "the reminder")
+    (reminder,) = [r for r in sink.messages if r.message["X-Ackwatch"] == "promise"]
+    assert [a.addr_spec for a in reminder.message["To"].addresses] == [ANNA]
+    assert [a.addr_spec for a in reminder.message["Cc"].addresses] == [mentor]
+    assert sorted(reminder.rcpt_tos) == sorted([ANNA, mentor])
+
+    wait_for(lambda: mails(sink, "promise-overdue"), 15, "the overdue notice")
+    (overdue,) = [r for r in sink.messages if r.message["X-Ackwatch"] == "promise-overdue"]
+    assert sorted(overdue.rcpt_tos) == sorted([KASIA, ANNA])
+    assert d.stop() == 0
 
 
 def test_delivery_before_the_date_keeps_the_promise(dovecot, tmp_path, sink, ackwatch):

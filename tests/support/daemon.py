@@ -110,8 +110,11 @@ def write_config(
     batch_window: str = "2s",
     watch_sent: str = "auto",
     name: str = "config.yaml",
+    anna_mentor: str | None = None,
+    max_per_hour: int = 6,
 ) -> Path:
     """A config watching `mailboxes` ({name: (imap user, owner address)})."""
+    mentor = f", mentor: {anna_mentor}" if anna_mentor else ""
     entries = []
     for mb_name, (user, owner) in mailboxes.items():
         pw = tmp_path / f"{mb_name}.pass"
@@ -138,7 +141,7 @@ def write_config(
         policies:
           default: {{window: {window}, clock: calendar, nudge_before: {nudge_before}{escalate}}}
         accounts:
-          - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en}}
+          - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en{mentor}}}
           - {{email: {PIOTR}, name: Piotr, manager: {KASIA}, language: en}}
         clients:
           - {{name: Acme, match: [acme.example], account: {ANNA}}}
@@ -154,6 +157,7 @@ def write_config(
           watch_sent: {watch_sent}
         notify:
           batch_window: {batch_window}
+          max_per_hour: {max_per_hour}
         digest:
           enabled: false
         mailboxes:

@@ -95,3 +95,71 @@ def test_password_checks_wait_for_each_other_and_give_up_busy(hashed, monkeypatc
         access._checking.release()
     assert isinstance(busy, Refusal) and busy.status == "503 Service Unavailable"
     assert access.check(env(authorization=basic("kasia", PASSWORD))) == Viewer("kasia")
+
+
+# --------------------------------------------------------------------------- failed-login limit
+
+ATTACKER = "203.0.113.9"
+COLLEAGUE = "198.51.100.20"
+
+
+@pytest.fixture(scope="module")
+def cheap() -> str:
+    """A hash of PASSWORD that takes no time to check: these tests check many."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+
+
+def guess(access: Access, remote: str, times: int = 10, **headers: str) -> list:
+    return [access.check(env(remote, authorization=basic("kasia", f"guess {n}"), **headers))
+            for n in range(times)]
+
+
+def test_ten_failed_sign_ins_from_an_address_are_answered_429_with_retry_after(cheap):
+    access = Access(WebConfig(users=(WebUser("kasia", cheap),)))
+    answers = guess(access, ATTACKER)
+    assert [a.status for a in answers[:9]] == ["401 Unauthorized"] * 9
+    assert answers[9].status == "429 Too Many Requests" and not answers[9].challenge
+    assert 590 <= answers[9].retry_after <= 600
+    # Even the right password is not checked from there for the rest of the window.
+    limited = access.check(env(ATTACKER, authorization=basic("kasia", PASSWORD)))
+    assert isinstance(limited, Refusal) and limited.status == "429 Too Many Requests"
+    assert "try again in 10 minutes" in limited.reason
+
+
+def test_a_successful_sign_in_does_not_reset_another_addresss_count(cheap):
+    access = Access(WebConfig(users=(WebUser("kasia", cheap),)))
+    guess(access, ATTACKER, times=9)
+    assert access.check(env(COLLEAGUE, authorization=basic("kasia", PASSWORD))) == Viewer("kasia")
+    assert guess(access, ATTACKER, times=1)[0].status == "429 Too Many Requests"
+
+
+def test_a_sign_in_remembered_before_the_limit_still_gets_in(cheap):
+    # A colleague behind the same office address signed in earlier: the page keeps working.
+    access = Access(WebConfig(users=(WebUser("kasia", cheap),)))
+    assert access.check(env(ATTACKER, authorization=basic("kasia", PASSWORD))) == Viewer("kasia")
+    guess(access, ATTACKER)
+    assert access.check(env(ATTACKER, authorization=basic("kasia", PASSWORD))) == Viewer("kasia")
+
+
+def test_behind_the_trusted_proxy_the_forwarded_client_address_is_counted(cheap):
+    web = WebConfig(trusted_proxy=TrustedProxy("10.0.0.1/32", "X-Auth-User"),
+                    users=(WebUser("kasia", cheap),))
+    access = Access(web)
+    forwarded = f"192.0.2.200, {ATTACKER}"  # the proxy appended the address it saw
+    assert guess(access, "10.0.0.1", x_forwarded_for=forwarded)[-1].status.startswith("429")
+    # Another client of the same proxy is not limited by the attacker's failures.
+    colleague = access.check(env("10.0.0.1", x_forwarded_for=COLLEAGUE,
+                                 authorization=basic("kasia", PASSWORD)))
+    assert colleague == Viewer("kasia")
+
+
+def test_a_forwarded_address_from_anyone_but_the_trusted_proxy_is_not_believed(cheap):
+    web = WebConfig(trusted_proxy=TrustedProxy("10.0.0.1/32", "X-Auth-User"),
+                    users=(WebUser("kasia", cheap),))
+    access = Access(web)
+    for n in range(10):  # a new made-up address each time: the real one is counted
+        last = access.check(env(ATTACKER, x_forwarded_for=f"192.0.2.{n}",
+                                authorization=basic("kasia", "guess")))
+    assert last.status == "429 Too Many Requests"

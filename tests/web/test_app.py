@@ -245,6 +245,27 @@ def test_a_trusted_proxy_names_the_user_and_others_are_refused(tmp_path):
         assert status == 403
 
 
+def test_ten_failed_sign_ins_from_one_client_get_429_and_others_still_sign_in(tmp_path):
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+    web = ("{listen: '127.0.0.1:8025', trusted_proxy: {address: 127.0.0.1}, "
+           f"users: [{{name: kasia, password_hash: '{cheap}'}}]}}")
+    for served in serve(tmp_path, web):
+        attacker = {"X-Forwarded-For": "203.0.113.9"}  # as the reverse proxy passes it
+        answers = [served.request("/", headers={**attacker, **basic("kasia", f"guess {n}")})
+                   for n in range(10)]
+        assert [status for status, _, _ in answers] == [401] * 9 + [429]
+        status, headers, body = answers[-1]
+        assert 590 <= int(headers["Retry-After"]) <= 600
+        assert "WWW-Authenticate" not in headers and b"Too many failed sign-ins" in body
+        status, _, _ = served.request("/", headers={**attacker, **basic("kasia", PASSWORD)})
+        assert status == 429
+        colleague = {"X-Forwarded-For": "198.51.100.20", **basic("kasia", PASSWORD)}
+        status, _, body = served.request("/", headers=colleague)
+        assert status == 200 and b"signed in as kasia" in body
+
+
 def test_users_added_by_a_reload_apply_to_the_next_request(tmp_path, password_hash):
     state = write_state(tmp_path, NOW)
     current = {"config": state.config}

@@ -142,6 +142,9 @@ class Account:
     name: str
     manager: str | None = None
     backup: str | None = None
+    # Copied (Cc) on the account's nudges and promise reminders; gets its figures in a
+    # weekly digest. Any address but the account's own.
+    mentor: str | None = None
     language: str = "en"
     calendar: str | None = None  # for display times; default: the first calendar
     away: tuple[Absence, ...] = ()

@@ -66,7 +66,9 @@ TOP_KEYS = (
     "oauth2_apps",
 )
 POLICY_KEYS = ("window", "clock", "calendar", "nudge_before", "escalate_after")
-ACCOUNT_KEYS = ("email", "name", "manager", "backup", "language", "calendar", "away")
+ACCOUNT_KEYS = (
+    "email", "name", "manager", "backup", "mentor", "language", "calendar", "away",
+)
 CONNECTION_KEYS = ("host", "port", "security", "username", "ca_file", "timeout")
 MAILBOX_KEYS = (
     "name",

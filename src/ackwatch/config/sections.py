@@ -199,6 +199,7 @@ def _accounts(ctx: Ctx, value: object, calendars: Mapping | None) -> tuple[Any, 
             "name": get_key(ctx, m, path, "name", c_str, REQUIRED),
             "manager": get_key(ctx, m, path, "manager", c_address),
             "backup": get_key(ctx, m, path, "backup", c_address),
+            "mentor": get_key(ctx, m, path, "mentor", c_address),
             "language": get_key(
                 ctx, m, path, "language", c_language, default_of(Account, "language")
             ),
@@ -221,6 +222,8 @@ def _accounts(ctx: Ctx, value: object, calendars: Mapping | None) -> tuple[Any, 
         email, manager, backup, calendar = f["email"], f["manager"], f["backup"], f["calendar"]
         if isinstance(manager, str) and manager == email:
             ctx.error(join_path(path, "manager"), "an account cannot be its own manager")
+        if isinstance(f["mentor"], str) and f["mentor"] == email:
+            ctx.error(join_path(path, "mentor"), "an account cannot be its own mentor")
         if isinstance(backup, str):
             if backup == email:
                 ctx.error(join_path(path, "backup"), "an account cannot be its own backup")

@@ -90,6 +90,7 @@ class Action:
     account: str | None
     item_keys: tuple[str, ...]
     due: dt.datetime
+    cc_left_out: tuple[str, ...] = ()  # `dispatch.fit_to_cap`'s; a note copies nobody
 
 
 def plan(

@@ -7,8 +7,9 @@ what it returns, and sleeps until ``Plan.next_due`` (or the next watcher event).
 Rules (DESIGN.md):
 
 - A nudge is due at the item's ``nudge_at``, to the responsible account, or to its backup
-  when the account is away (``recipient_of``). An escalation is due at ``escalate_at``, to
-  the account's manager with the account in Cc. Each item is nudged at most once and
+  when the account is away (``recipient_of``), with the account's mentor in Cc
+  (``mentor_of``: none while the mentor is away). An escalation is due at ``escalate_at``,
+  to the account's manager with the account in Cc (never the mentor). Each item is nudged at most once and
   escalated at most once (the caller marks items when it queues their mail).
 - Batching: when one item of a recipient is due, every other item of that recipient due
   within ``notify.batch_window`` goes in the same mail. Escalations are grouped per
@@ -17,7 +18,8 @@ Rules (DESIGN.md):
   (`hourlycap`). When the due mails to someone would exceed the room left, they are
   merged into one summary mail; with no room at all they wait until the oldest mail of
   the hour is an hour old. An escalation copies the account only while the account has
-  room; the manager gets it either way.
+  room; the manager gets it either way. A mentor's copy likewise: over the mentor's cap
+  the nudge goes to the account without it (`Action.cc_left_out` says who was left out).
 
 The batching and the cap are one routine for every mail that goes out about items or
 promises (`batches_due`, then `fit_to_cap`; `promise_rules.plan` uses them too), so
@@ -65,6 +67,7 @@ class Action:
     nudge_keys: tuple[str, ...]
     escalation_keys: tuple[str, ...]
     due: dt.datetime  # the earliest due time among its items
+    cc_left_out: tuple[str, ...] = ()  # copies the hourly cap left out (`fit_to_cap`)
 
     @property
     def item_keys(self) -> tuple[str, ...]:
@@ -94,11 +97,12 @@ def plan(
     now: dt.datetime,
     recipient_of: Callable[[str], str],
     sent_last_hour: Mapping[str, Sequence[dt.datetime]],
+    mentor_of: Callable[[str], str | None] = lambda account: None,
 ) -> Plan:
     """Decide the mails due at ``now``.
 
     ``recipient_of(account)`` gives who receives that account's nudges right now (the
-    account or its backup). ``sent_last_hour[address]`` lists when mails reaching that
+    account or its backup); ``mentor_of(account)`` who is copied on them (or None). ``sent_last_hour[address]`` lists when mails reaching that
     address (To or Cc) were queued during the last hour (for the cap).
     """
     window = config.notify.batch_window
@@ -113,7 +117,9 @@ def plan(
             if p.account is None:
                 skips.append(Skip("nudge", p.key, "no responsible account"))
             else:
-                groups[("nudge", recipient_of(p.account), (), p.account)].append(
+                mentor = mentor_of(p.account)
+                copy = (mentor,) if mentor else ()
+                groups[("nudge", recipient_of(p.account), copy, p.account)].append(
                     (p.nudge_at, p.key)
                 )
         if not p.escalation_done and p.escalate_at is not None:
@@ -186,6 +192,8 @@ class Mail(Protocol):
     def account(self) -> str | None: ...
     @property
     def due(self) -> dt.datetime: ...
+    @property
+    def cc_left_out(self) -> tuple[str, ...]: ...
 
 
 _M = TypeVar("_M", bound=Mail)
@@ -226,7 +234,8 @@ def fit_to_cap(
     than that are merged (``merge(to, mails)``, in due order); no room at all, or a
     merge still larger than the room, and what does not go waits until the oldest mail
     of the hour rolls out (appended to ``future``). Then each Cc is kept only while the
-    copied person has room. Consumes room in ``cap``.
+    copied person has room; the others go into the mail's ``cc_left_out``. Consumes room
+    in ``cap``.
     """
     actions: list[_M] = []
     for to, mails in sorted(per_recipient.items()):
@@ -243,7 +252,13 @@ def fit_to_cap(
             cap.take(to)
         actions.extend(chosen)
     # Then the copies: a Cc counts for the copied person too, within the room left.
-    return [dataclasses.replace(a, cc=cap.admit_cc(a.cc)) if a.cc else a for a in actions]
+    return [_admit_copies(a, cap) if a.cc else a for a in actions]
+
+
+def _admit_copies(mail: _M, cap: HourlyCap) -> _M:
+    kept = cap.admit_cc(mail.cc)
+    left_out = tuple(c for c in mail.cc if c not in kept)
+    return dataclasses.replace(mail, cc=kept, cc_left_out=left_out)
 
 
 # --------------------------------------------------------------------------- unchecked mailboxes

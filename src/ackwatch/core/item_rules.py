@@ -537,3 +537,17 @@ def recipient_for(account: str, config: Config, at: dt.datetime, messages: Itera
         if away_reason(candidate, config, at, msgs) is None:
             return candidate
     return candidates[0] if candidates else address
+
+
+def mentor_copy(account: str, config: Config, at: dt.datetime, messages: Iterable[Message]
+                ) -> str | None:
+    """Who is copied on ``account``'s nudges and promise reminders at ``at``: its
+    ``mentor``, unless the mentor is away (`away_reason`). A copy is for reading along,
+    not for acting: an away mentor's copy is not handed to anyone else (their backup
+    mentors nobody), and skipping it spares an out-of-office inbox."""
+    acc = config.account(account)
+    if acc is None or acc.mentor is None:
+        return None
+    if away_reason(acc.mentor, config, at, messages) is not None:
+        return None
+    return acc.mentor

@@ -20,7 +20,8 @@ Rules (the choices DESIGN.md leaves open are marked *):
   follow-up opens a new promise).
 - Until then it is **open**. Reminder: at ``promised - remind_before`` on the business
   clock of the account's calendar, to the account (its backup when away, as for
-  nudges). *When that instant is not after the moment the promise was made (promised
+  nudges), with the account's mentor in Cc (as for nudges: not while away, and only
+  within the mentor's hourly cap). *When that instant is not after the moment the promise was made (promised
   "within the hour" with a 2h lead), there is no reminder: the account just said it.
   *A reminder not sent before the promised instant (downtime) is skipped.
 - Overdue notice: at the promised instant, to the account's manager with the account
@@ -107,6 +108,7 @@ class Action:
     account: str | None  # whose promises (None for a merged mail spanning several)
     promise_ids: tuple[int, ...]
     due: dt.datetime
+    cc_left_out: tuple[str, ...] = ()  # copies the hourly cap left out (`fit_to_cap`)
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,11 @@ def plan(
     batch_window: dt.timedelta,
     max_per_hour: int,
     sent_last_hour: Mapping[str, Sequence[dt.datetime]],
+    mentor_of: Callable[[str], str | None] = lambda account: None,
 ) -> Plan:
-    """The mails due at ``now``: reminders per (recipient, account), overdue notices per
-    (manager, account) with the account in Cc. When one notice of a group is due, the
+    """The mails due at ``now``: reminders per (recipient, account) with the account's
+    mentor (``mentor_of``) in Cc, overdue notices per (manager, account) with the account
+    in Cc. When one notice of a group is due, the
     others due within ``batch_window`` go in the same mail, and the hourly cap applies
     as to nudges (`dispatch.fit_to_cap`: over the room left, one mail per kind)."""
     skips: list[Skip] = []
@@ -183,7 +187,10 @@ def plan(
                 skips.append(Skip(d.kind, d.promise_id, "no responsible account"))
             continue
         if d.kind == "promise":
-            groups[(d.kind, recipient_of(d.account), (), d.account)].append((d.at, d.promise_id))
+            to = recipient_of(d.account)
+            mentor = mentor_of(d.account)
+            copy = (mentor,) if mentor and mentor.lower() != to.lower() else ()
+            groups[(d.kind, to, copy, d.account)].append((d.at, d.promise_id))
         else:
             manager = manager_of(d.account)
             if not manager:

@@ -16,17 +16,20 @@ log = structlog.get_logger(__name__)
 
 
 def queue_due(store: Store, config: Config, now: dt.datetime) -> dt.datetime | None:
-    """Queue each manager's weekly digest once it is due; next digest time."""
+    """Queue each recipient's weekly digest (managers and mentors:
+    `digest_recipients`) once it is due; next digest time."""
     if not config.digest.enabled or config.smtp is None:
         return None
-    from ackwatch.reporting import digest  # with the report module: only when digests are on
+    # With the report module: only when digests are on.
+    from ackwatch.reporting import digest
+    from ackwatch.reporting.digest_recipients import recipients
 
     first = store.get_meta("first_started")
     if first is None:
         store.set_meta("first_started", now.isoformat())
         first = now.isoformat()
     started = dt.datetime.fromisoformat(first)
-    for manager in digest.managers(config):
+    for manager in recipients(config):
         due = digest.due_instant(config, manager, now)
         # Not when it is days late, nor for a week before this installation existed.
         if now - due > digest.CATCH_UP or started >= due:
@@ -44,11 +47,13 @@ def queue_due(store: Store, config: Config, now: dt.datetime) -> dt.datetime | N
 
 
 def render(store: Store, config: Config, record: OutboxRecord, now: dt.datetime) -> EmailMessage:
-    """The mail of a queued digest: this week and the week before, for its manager's team."""
+    """The mail of a queued digest: this week and the week before, for the accounts its
+    recipient manages or mentors."""
     from ackwatch.reporting import digest
+    from ackwatch.reporting.digest_recipients import recipients
 
     manager = record.recipient
-    team = digest.managers(config).get(manager, ())
+    team = recipients(config).get(manager, ())
     this_since, this_until = digest.period(config, manager, record.created_at, 1)
     before_since, _ = digest.period(config, manager, record.created_at, 2)
     rows = store.report_rows(before_since, this_until)
@@ -62,4 +67,4 @@ def render(store: Store, config: Config, record: OutboxRecord, now: dt.datetime)
     assert config.smtp is not None
     return digest.render(config, manager, this_week, week_before,
                          smtp_from=config.smtp.from_address, message_id=record.message_id,
-                         dates=dated, dates_before=dated_before)
+                         dates=dated, dates_before=dated_before, team=team)

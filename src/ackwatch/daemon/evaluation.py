@@ -239,14 +239,16 @@ class Evaluator:
         log.info("evaluated_by_threads", threads=len(threads), batches=len(batches))
 
     def _away_addresses(self, accounts: Iterable[str]) -> set[str]:
-        """``accounts`` with their backups and managers: whose absence `recipient_for`
-        may look at."""
+        """``accounts`` with their backups, managers and mentors: whose absence
+        `recipient_for` and `mentor_copy` may look at."""
         addresses: set[str] = set()
         for address in accounts:
             acc = self.config.account(address)
             addresses.add(address.lower())
             if acc is not None:
-                addresses.update(a.lower() for a in (acc.backup, acc.manager) if a)
+                addresses.update(
+                    a.lower() for a in (acc.backup, acc.manager, acc.mentor) if a
+                )
         return addresses
 
     def _keep_mail_of_accounts(self, recent: Sequence[Message]) -> None:
@@ -254,7 +256,7 @@ class Evaluator:
         ``recent``, every copy it loaded received within the out-of-office look-back. The
         first start would otherwise parse the accounts' sent mail a second time at the
         first `_plan`. Only what that `_plan` asks for is kept: mail sent by the accounts
-        of the pending items, their backups and their managers."""
+        of the pending items, their backups, managers and mentors."""
         senders = self._away_addresses(self.store.pending_accounts())
         cache = self._mail_of_accounts
         kept: dict[str, list[Message]] = {}
@@ -265,7 +267,7 @@ class Evaluator:
 
     def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
         """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
-        backups and managers) is away at ``now``: what they sent within the out-of-office
+        backups, managers and mentors) is away at ``now``: what they sent within the out-of-office
         look-back."""
         addresses = self._away_addresses(accounts)
         if not addresses:

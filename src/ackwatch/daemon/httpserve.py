@@ -40,6 +40,9 @@ class Limits:
     # waitress' own defaults; the board asks for far less (`web.server`).
     max_request_header_size: int = 262_144  # bytes of request line and headers
     max_request_body_size: int = 1_073_741_824
+    # waitress drops X-Forwarded-For and its kind unless told which proxy to believe;
+    # an app that decides that itself (the board: `web.access`) gets them.
+    pass_forwarded_headers: bool = False
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -83,6 +86,7 @@ class HttpServer:
                 backlog=limits.backlog,
                 max_request_header_size=limits.max_request_header_size,
                 max_request_body_size=limits.max_request_body_size,
+                clear_untrusted_proxy_headers=not limits.pass_forwarded_headers,
                 asyncore_use_poll=True,  # select() fails beyond descriptor 1023
                 ident="ackwatch",
             )

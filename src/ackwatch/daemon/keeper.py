@@ -34,7 +34,7 @@ from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
-from ackwatch.daemon.nudges import SkipLog
+from ackwatch.daemon.nudges import SkipLog, log_copies_left_out
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
@@ -75,7 +75,8 @@ class KeeperHost(Protocol):
         """Apply the events waiting, re-evaluate if they changed the mail; True if so."""
 
     def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
-        """What ``accounts``, their backups and managers sent lately (who is away)."""
+        """What ``accounts``, their backups, managers and mentors sent lately (who is
+        away)."""
 
 
 class PromiseKeeper:
@@ -314,6 +315,7 @@ class PromiseKeeper:
             log.info(
                 "action_queued", kind=action.kind, to=action.to, promises=len(action.promise_ids)
             )
+        log_copies_left_out(p.actions)
         ask_next = self._asks.queue(now)
         if ask_next is not None and ask_next <= now:
             self._dirty = True  # some were queued: the rest is decided again
@@ -329,6 +331,7 @@ class PromiseKeeper:
         accounts = {d.account for d in self._due if d.account}
         messages = self.host.messages_of_accounts(accounts, now)
         recipients = {a: sla.recipient_for(a, config, now, messages) for a in accounts}
+        mentors = {a: sla.mentor_copy(a, config, now, messages) for a in accounts}
 
         def manager_of(account: str) -> str | None:
             acc = config.account(account)
@@ -340,6 +343,7 @@ class PromiseKeeper:
             now=now,
             recipient_of=lambda a: recipients.get(a, a),
             manager_of=manager_of,
+            mentor_of=lambda a: mentors.get(a),
             batch_window=config.notify.batch_window,
             max_per_hour=config.notify.max_per_hour,
             sent_last_hour=sent,

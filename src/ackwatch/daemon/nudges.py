@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -60,10 +61,12 @@ def plan(
     accounts = {r.account for r in records if r.account}
     messages = messages_of_accounts(accounts, now)
     recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
+    mentors = {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts}
     p = scheduler.plan(
         views, config=config, now=now,
         recipient_of=lambda acc: recipients.get(acc, acc),
         sent_last_hour=store.reached_since(now - hourlycap.HOUR),
+        mentor_of=lambda acc: mentors.get(acc),
     )
     if later is not None and (p.next_due is None or later < p.next_due):
         p = dataclasses.replace(p, next_due=later)
@@ -172,6 +175,7 @@ def enqueue(
     store: Store, config: Config, actions: Iterable[scheduler.Action], now: dt.datetime
 ) -> None:
     """Record each action in the outbox (its items marked in the same transaction)."""
+    actions = list(actions)
     for action in actions:
         store.enqueue(
             kind=action.kind,
@@ -184,3 +188,21 @@ def enqueue(
             now=now,
         )
         log.info("action_queued", kind=action.kind, to=action.to, items=len(action.item_keys))
+    log_copies_left_out(actions)
+
+
+class _Copied(Protocol):
+    @property
+    def cc_left_out(self) -> tuple[str, ...]: ...
+
+
+def log_copies_left_out(mails: Iterable[_Copied]) -> None:
+    """One ``copy_left_out`` line per person whose copies (Cc) the hourly cap left out of
+    the mails just queued, with how many: the mails went without them (`dispatch.fit_to_cap`).
+    Each mail is queued once, so each copy left out is told once."""
+    counts: dict[str, int] = {}
+    for mail in mails:
+        for address in mail.cc_left_out:
+            counts[address] = counts.get(address, 0) + 1
+    for address, count in sorted(counts.items()):
+        log.info("copy_left_out", cc=address, mails=count, reason="hourly cap")

@@ -3,7 +3,8 @@
 When: once a week at ``digest.when`` (default Monday 09:00) in the manager's calendar
 (their own when the manager is an account, else the first calendar, else the config's
 timezone). The digest covers the past full week (Monday to Monday, in that timezone) for
-the accounts whose ``manager`` is that person, with the week before for comparison.
+the accounts whose ``manager`` or ``mentor`` is that person (`digest_recipients`), with
+the week before for comparison.
 
 Decisions (the spec is silent):
 - After a downtime the digest is sent on return if it is at most `CATCH_UP` late;
@@ -28,19 +29,11 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config
 from ackwatch.reporting.dates import DateReport, date_figures
 from ackwatch.reporting.digest_mail import compose_digest
+from ackwatch.reporting.digest_recipients import recipients
 from ackwatch.reporting.figures import Report, ReportItem, compute
 
 CATCH_UP = dt.timedelta(days=3)
 TARGET = 0.9
-
-
-def managers(config: Config) -> dict[str, tuple[str, ...]]:
-    """Manager address -> the accounts they manage (config order)."""
-    teams: dict[str, list[str]] = {}
-    for acc in config.accounts:
-        if acc.manager:
-            teams.setdefault(acc.manager, []).append(acc.email)
-    return {m: tuple(accounts) for m, accounts in teams.items()}
 
 
 def manager_timezone(config: Config, manager: str) -> str:
@@ -67,7 +60,7 @@ def week_key(config: Config, manager: str, due: dt.datetime) -> str:
 def next_due(config: Config, now: dt.datetime) -> dt.datetime | None:
     if not config.digest.enabled:
         return None
-    upcoming = [due_instant(config, m, now) + dt.timedelta(days=7) for m in managers(config)]
+    upcoming = [due_instant(config, m, now) + dt.timedelta(days=7) for m in recipients(config)]
     return min(upcoming, default=None)
 
 
@@ -100,7 +93,7 @@ def render(
     (default: the accounts ``manager`` manages), plain text and HTML (`digest_mail`)."""
     parts = compose_digest(
         config, manager, this_week, week_before,
-        team=managers(config).get(manager, ()) if team is None else team,
+        team=recipients(config).get(manager, ()) if team is None else team,
         target=TARGET, dates=dates or DateReport(), dates_before=dates_before or DateReport(),
         timezone=manager_timezone(config, manager),
     )

@@ -8,7 +8,11 @@
 - ``web.users``: HTTP Basic, checked against argon2 hashes. A hash check costs tens of
   milliseconds by design, and the page polls every second, so a successful check is
   remembered for a few minutes under an HMAC of the credentials with a key of this
-  process (the password itself is never kept).
+  process (the password itself is never kept). Failed checks are limited per client
+  address (`loginlimit`: 10 in 10 minutes, then 429). The client address is the
+  connection's; for a request from the trusted proxy, the last address of its
+  ``X-Forwarded-For`` (the one the proxy added), since every proxied request comes from
+  the proxy's own address. From anywhere else that header is not believed.
 
 ``web.users[].accounts`` limits what the user sees; a proxy user not listed sees all.
 """
@@ -20,6 +24,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import math
 import re
 import secrets
 import threading
@@ -30,6 +35,7 @@ from typing import Any
 import structlog
 
 from ackwatch.config import WebConfig, WebUser, is_loopback
+from ackwatch.web.loginlimit import LoginLimit
 
 log = structlog.get_logger(__name__)
 
@@ -58,9 +64,10 @@ class Viewer:
 
 @dataclass(frozen=True)
 class Refusal:
-    status: str  # "401 Unauthorized", "403 Forbidden", "421 Misdirected Request"
+    status: str  # "401 Unauthorized", "403 Forbidden", "421 Misdirected Request", "429 ..."
     reason: str  # shown to the client: says what to do, names no secret
     challenge: bool = False  # send WWW-Authenticate (HTTP Basic)
+    retry_after: int | None = None  # seconds, for a Retry-After header
 
 
 def _host_name(host_header: str) -> str:
@@ -72,8 +79,12 @@ def _host_name(host_header: str) -> str:
 
 
 class Access:
-    def __init__(self, web: WebConfig) -> None:
+    """``login_limit`` is kept by the caller across config reloads (a reload must not give
+    a guesser fresh counts)."""
+
+    def __init__(self, web: WebConfig, login_limit: LoginLimit | None = None) -> None:
         self.web = web
+        self.login_limit = login_limit if login_limit is not None else LoginLimit()
         proxy = web.trusted_proxy
         self._proxy_net = ipaddress.ip_network(proxy.address) if proxy else None
         self._proxy_key = (
@@ -93,7 +104,10 @@ class Access:
                 return Viewer(None)
             return Refusal("421 Misdirected Request",
                            "This board answers only to a loopback address (127.0.0.1).")
-        if self._from_proxy(environ.get("REMOTE_ADDR", "")):
+        remote = environ.get("REMOTE_ADDR", "")
+        client = remote
+        if self._from_proxy(remote):
+            client = _forwarded_client(environ.get("HTTP_X_FORWARDED_FOR", "")) or remote
             assert self._proxy_key is not None
             name = environ.get(self._proxy_key, "").strip()
             if _NAME_RE.fullmatch(name):
@@ -102,7 +116,7 @@ class Access:
                 return Refusal("403 Forbidden", "The proxy named no user.")
         elif not self._with_password:
             return Refusal("403 Forbidden", "Open the board through the agency's proxy.")
-        return self._basic(environ.get("HTTP_AUTHORIZATION", ""))
+        return self._basic(environ.get("HTTP_AUTHORIZATION", ""), client)
 
     def _from_proxy(self, remote: str) -> bool:
         if self._proxy_net is None:
@@ -116,7 +130,7 @@ class Access:
         user = self._users.get(name)
         return Viewer(name, user.accounts if user is not None else None)
 
-    def _basic(self, header: str) -> Viewer | Refusal:
+    def _basic(self, header: str, client: str) -> Viewer | Refusal:
         refused = Refusal("401 Unauthorized", "Sign in to see the board.", challenge=True)
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "basic" or not token or len(token) > MAX_AUTHORIZATION:
@@ -128,6 +142,9 @@ class Access:
             known = self._remembered.get(digest)
         if known is not None and known[1] > now:
             return self._viewer(known[0])
+        wait = self.login_limit.retry_after(client)
+        if wait is not None:
+            return _limited(wait)
         try:
             name, sep, password = (
                 base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")
@@ -143,7 +160,8 @@ class Access:
             self._checking.release()
         if not verified:
             log.warning("web_login_refused", user=name if user is not None else None)
-            return refused
+            wait = self.login_limit.failed(client)
+            return refused if wait is None else _limited(wait)
         assert user is not None
         with self._lock:
             if len(self._remembered) >= REMEMBER_MAX:
@@ -164,6 +182,25 @@ class Access:
         except (Argon2Error, InvalidHashError):
             ok = False
         return ok and user is not None
+
+
+def _limited(seconds: int) -> Refusal:
+    minutes = max(1, math.ceil(seconds / 60))
+    return Refusal("429 Too Many Requests",
+                   f"Too many failed sign-ins from your address: try again in {minutes} "
+                   f"minute{'s' if minutes > 1 else ''}.", retry_after=seconds)
+
+
+def _forwarded_client(header: str) -> str | None:
+    """The last address of an ``X-Forwarded-For`` (the one the trusted proxy appended),
+    or None when it names no IP address."""
+    last = header.rpartition(",")[2].strip()
+    if len(last) > 64:
+        return None
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return None
 
 
 # argon2id of a random password nobody knows, with the default parameters.

@@ -32,6 +32,7 @@ from ackwatch.store import Store
 from ackwatch.web import board as board_view
 from ackwatch.web import downloads
 from ackwatch.web.access import Access, Refusal, Viewer
+from ackwatch.web.loginlimit import LoginLimit
 from ackwatch.web.state import StateCache
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,8 @@ class BoardApp:
         self._open_reader = open_reader
         self._config = config
         self._now = now
-        self.access = Access(config().web)
+        self._login_limit = LoginLimit()  # kept across reloads: `Access`
+        self.access = Access(config().web, self._login_limit)
         self._templates = Environment(
             loader=PackageLoader("ackwatch.web", "templates"),
             autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -102,11 +104,13 @@ class BoardApp:
                               "Too many headers.")
         web = self._config().web
         if web != self.access.web:  # a reload (SIGHUP) changed who may see what
-            self.access = Access(web)
+            self.access = Access(web, self._login_limit)
         who = self.access.check(environ)
         if isinstance(who, Refusal):
             extra = ([("WWW-Authenticate", 'Basic realm="ackwatch board", charset="UTF-8"')]
                      if who.challenge else [])
+            if who.retry_after is not None:
+                extra.append(("Retry-After", str(who.retry_after)))
             return self._text(start_response, method, who.status, who.reason, extra=extra)
         if path == "/favicon.ico":  # browsers ask; there is none
             return self._send(start_response, method, "204 No Content", b"")

@@ -26,6 +26,7 @@ LIMITS = Limits(
     backlog=32,
     max_request_header_size=16_384,
     max_request_body_size=1_024,
+    pass_forwarded_headers=True,  # believed only from `web.trusted_proxy` (`access`)
 )
 
 
