@@ -183,9 +183,12 @@ class Daemon:
         return database.give_up_after if database is not None else dt.timedelta(0)
 
     def _after_outage(self) -> None:
-        """The step that met the lost database stored nothing; what it had stored
-        before (a sync step committed but not yet evaluated) is evaluated again."""
-        self.evaluation.dirty = True
+        """The step that met the lost database stored nothing, but the step's earlier
+        work may have been cut between its commits, and a commit whose answer was lost
+        may have been stored: evaluate again, and recount every item and promise once
+        (the counts otherwise follow what each evaluation reported)."""
+        self.evaluation.changed_everything()
+        self.promises.mark_dirty(None)
 
     def _serve_board(self, listen: str) -> None:
         from ackwatch.web.server import WebBoard
