@@ -24,8 +24,10 @@ lint: install
 demo: install
 	$(PY) -m ackwatch.demo
 
-bench: install
-	$(PY) bench/run.py
+bench: install  # BENCH_ARGS="--targets 1,4": both backends, each its own results file
+	$(PY) bench/run.py $(BENCH_ARGS); sqlite=$$?; \
+	$(PY) bench/run.py --database postgresql $(BENCH_ARGS); postgresql=$$?; \
+	exit $$((sqlite || postgresql))
 
 soak: install  # SOAK_ARGS="--minutes 60 --sighup-every 120 --kill9-at 900": bench/README.md
 	$(PY) bench/soak.py $(SOAK_ARGS)

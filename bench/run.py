@@ -2,7 +2,9 @@
 
 Starts a private Dovecot (tests/servers/dovecot.py) on bench/data/dovecot, fills its
 Maildirs with bench/generate.py, runs the selected targets and writes bench/results.json.
-Method and results: bench/README.md. Never part of `make test`.
+With ``--database postgresql`` the state is in a private PostgreSQL (`backend`), and the
+results go to bench/results_postgresql.json. Method and results: bench/README.md. Never
+part of `make test`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import generate  # noqa: E402
+from backend import BACKENDS, Backend  # noqa: E402
 from tests.servers.dovecot import DovecotServer  # noqa: E402
 from tests.servers.imapserver import HOST, default_password, free_port  # noqa: E402
 
@@ -40,6 +43,7 @@ DATA = ROOT / "bench" / "data"
 PY = sys.executable
 NOW = dt.datetime.now(dt.UTC)
 REGEN_AFTER = dt.timedelta(hours=6)  # the backfill window moves with the clock
+BACKEND = Backend("sqlite")  # `main` sets the one of --database
 
 
 def log(*a: object) -> None:
@@ -157,7 +161,7 @@ def write_config(
           enabled: false
         sync:
           poll_interval: {poll}
-        """) + smtp + "mailboxes:\n" + "".join(mbs))
+        """) + smtp + BACKEND.config_yaml(state) + "mailboxes:\n" + "".join(mbs))
     cfg.chmod(0o600)
     return cfg, state
 
@@ -183,10 +187,8 @@ def bare_sync(server: BenchDovecot, user: str) -> float:
     return time.perf_counter() - t
 
 
-def ro(state: Path) -> sqlite3.Connection:
-    from ackwatch.store.database import readonly_uri
-
-    return sqlite3.connect(readonly_uri(state / "ackwatch.sqlite3"), uri=True, timeout=30)
+def ro(state: Path):  # sqlite3.Connection, or `backend._Look`
+    return BACKEND.ro(state)
 
 
 def result(target: str, measured: str, ok: bool | None, limit: str, **raw: object) -> dict:
@@ -374,7 +376,7 @@ def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 600) -> float:
                 folders = c.execute("SELECT COUNT(*) FROM folders").fetchone()[0]
             if up >= n and folders >= 2 * n:
                 return time.monotonic() - t
-        except sqlite3.Error:
+        except BACKEND.errors:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"only some of {n} mailboxes came up")
@@ -583,13 +585,14 @@ def synth_messages(state: Path, users: list[str], total: int) -> None:
     stores them (parsed, then `Store.apply_folder_sync`: links, dirty marks), IMAP aside."""
     from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
     from ackwatch.store import NewMessage
-    from ackwatch.store.sqlite import SqliteStore as Store
 
-    store = Store.open(state)
-    # Bench-only: a large page cache and no fsync, so that storing a year takes minutes
-    # (the daemon keeps SQLite's defaults; the measured processes open the state anew).
-    store._conn.execute("PRAGMA cache_size = -2000000")
-    store._conn.execute("PRAGMA synchronous = OFF")
+    store = BACKEND.open_store(state)
+    if BACKEND.name == "sqlite":
+        # Bench-only: a large page cache and no fsync, so that storing a year takes
+        # minutes (the daemon keeps SQLite's defaults; the measured processes open the
+        # state anew).
+        store._conn.execute("PRAGMA cache_size = -2000000")
+        store._conn.execute("PRAGMA synchronous = OFF")
     per = total // len(users)
     for u in users:
         batches: dict[str, list[NewMessage]] = {"INBOX": [], "Sent": []}
@@ -633,10 +636,10 @@ def mem_child(cfg: str, mode: str) -> None:
     from ackwatch.daemon.service import Daemon as Core
     from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
     from ackwatch.mail.uidfetch import FetchedMessage
-    from ackwatch.store.sqlite import SqliteStore as Store
+    from ackwatch.store import open_store
 
     config = load_config(cfg)
-    store = Store.open(config.state_dir)
+    store = open_store(config.state_dir, database=config.database)
     forget = {"first": ("evaluated_with", "threaded_with"), "config": ("evaluated_with",)}
     with store._write() as c:
         c.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in forget.get(mode, ())])
@@ -673,10 +676,10 @@ def mem_child(cfg: str, mode: str) -> None:
                         folder, role, FolderCursor(1, uid), new_messages=tuple(fetched))))
         core.step()
     elapsed = time.perf_counter() - t
-    with store._conn as c:
-        n = c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-        items = c.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        pending_n = c.execute("SELECT COUNT(*) FROM items WHERE state = 'pending'").fetchone()[0]
+    c = store._conn
+    n = c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    items = c.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    pending_n = c.execute("SELECT COUNT(*) FROM items WHERE state = 'pending'").fetchone()[0]
     print(json.dumps({"peak_rss_mb": _vm_hwm_mb(),
                       "base_rss_mb": base, "seconds": elapsed, "messages": n,
                       "items": items, "pending_after": pending_n}))
@@ -711,11 +714,13 @@ def target_memory(users: list[str], total: int, reuse: bool) -> dict:
 
 
 def synth_items(state: Path, n: int, *, pending: int, span_days: float) -> None:
-    from ackwatch.store.sqlite import SqliteStore as Store
-
-    Store.open(state).close()
-    conn = sqlite3.connect(state / "ackwatch.sqlite3")
-    conn.execute("PRAGMA synchronous=OFF")
+    store = BACKEND.open_store(state)
+    if BACKEND.name == "sqlite":
+        store.close()
+        conn = sqlite3.connect(state / "ackwatch.sqlite3")
+        conn.execute("PRAGMA synchronous=OFF")
+    else:
+        conn = _PgBulk(store)
     rng = random.Random(7)
     accounts = [f"acc{i:02d}@agency.example" for i in range(20)]
     iso = lambda t: t.isoformat(timespec="microseconds")  # noqa: E731
@@ -745,7 +750,25 @@ def synth_items(state: Path, n: int, *, pending: int, span_days: float) -> None:
     conn.close()
 
 
-def _insert_items(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+class _PgBulk:
+    """The store's PostgreSQL connection, used as `synth_items` uses an sqlite3 one: the
+    rows of each ``executemany`` in one transaction."""
+
+    def __init__(self, store) -> None:  # a PostgresStore
+        self._store = store
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        with self._store._write() as c:
+            c.executemany(sql, rows)
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def _insert_items(conn, rows: list[tuple]) -> None:  # conn: sqlite3 or _PgBulk
     conn.executemany(
         "INSERT INTO items (key, thread, message_id, client_address, client, subject, received,"
         " mailboxes, account, policy, clock, deadline, nudge_at, escalate_at, state, ack_key,"
@@ -806,7 +829,12 @@ def main() -> int:
                     help="target 6: measure on the state of the last run (no new synthesis)")
     ap.add_argument("--report-items", type=int, default=1_000_000)
     ap.add_argument("--regenerate", action="store_true", help="rewrite every Maildir")
-    ap.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--database", choices=BACKENDS, default="sqlite",
+                    help="where the state is: sqlite (default) or postgresql (a private "
+                         "server, as the tests start; results to results_postgresql.json)")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="default bench/results.json (results_postgresql.json with "
+                         "--database postgresql)")
     ap.add_argument("--mem-child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.mem_child:
@@ -814,6 +842,22 @@ def main() -> int:
         mem_child(cfg, mode)
         return 0
     targets = {int(t) for t in a.targets.split(",") if t.strip()}
+    if a.database == "postgresql" and a.mem_reuse:
+        ap.error("--mem-reuse needs --database sqlite (each run starts a new PostgreSQL)")
+    if a.output is None:
+        suffix = "" if a.database == "sqlite" else f"_{a.database}"
+        a.output = ROOT / "bench" / f"results{suffix}.json"
+    global BACKEND
+    BACKEND = Backend(a.database)
+    BACKEND.start()
+    try:
+        return run_targets(a, targets)
+    finally:
+        BACKEND.stop()
+
+
+def run_targets(a: argparse.Namespace, targets: set[int]) -> int:
+    """Run ``targets`` with the arguments ``a``; write and print the results."""
     compile_bytecode()
     DATA.mkdir(parents=True, exist_ok=True)
     idle_users = [f"idle{i:03d}" for i in range(a.idle_mailboxes)]
@@ -821,7 +865,7 @@ def main() -> int:
     t1_users = [w.strip() for w in a.t1_workloads.split(",") if w.strip()]
     unknown = set(t1_users) - T1_WORKLOADS.keys()
     if unknown:
-        ap.error(f"unknown --t1-workloads: {', '.join(sorted(unknown))}")
+        raise SystemExit(f"unknown --t1-workloads: {', '.join(sorted(unknown))}")
     users = [*T1_WORKLOADS, "g10k", "g100k", "g1m", "detect", *idle_users,
              *(f"punct{i:02d}" for i in range(50))]
     results: list[dict] = []
@@ -879,6 +923,7 @@ def main() -> int:
         "when": NOW.isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "dovecot": "2.3"},
+        "database": a.database,
         "args": {k: v for k, v in vars(a).items() if k not in ("output", "mem_child")},
         "seconds": round(time.monotonic() - started, 1),
         "results": results,

@@ -200,6 +200,7 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "smtp.port": {smtp.security: smtp.port},
         "smtp.timeout": smtp.timeout,
         "database.sslmode": config.database.sslmode,
+        "database.give_up_after": config.database.give_up_after,
         "digest.enabled": config.digest.enabled,
         "digest.when": (config.digest.weekday, config.digest.time),
         "dismiss_keyword": config.dismiss_keyword,

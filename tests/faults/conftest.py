@@ -21,6 +21,7 @@ import pytest
 from tests.servers.fixtures import (  # noqa: F401 - fixtures
     dovecot_server,
     postgres_server,
+    restartable_postgres,
     tls_dovecot,
 )
 from tests.servers.notifysocket import notify_socket_path

@@ -59,6 +59,19 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.cleanup()
 
 
+@pytest.fixture(scope="module")
+def restartable_postgres(postgres_server: PostgresServer) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test module's own, for tests that restart or stop it
+    (the session's keeps serving the others; each test leaves it running). Asks for `postgres_server` so that it is
+    skipped, or fails in CI, the same way. Crash-safe: ``-m immediate`` loses no commit."""
+    server = PostgresServer(crash_safe=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     """Microsoft's and Google's token endpoints on loopback (tests/servers/tokenserver.py);

@@ -42,7 +42,11 @@ def postgres_required() -> bool:
 class PostgresServer:
     """One PostgreSQL server on loopback, started and stopped by the tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, crash_safe: bool = False) -> None:
+        """``crash_safe``: a commit is written before it is acknowledged (as in
+        production), so that ``pg_ctl restart -m immediate`` keeps every commit; else
+        commits are acknowledged first (faster, for tests that never kill the server)."""
+        self.crash_safe = crash_safe
         bindir = postgres_bindir()
         assert bindir is not None
         self.bindir = bindir
@@ -71,10 +75,30 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=scram-sha-256",
                   f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8")
         pwfile.unlink()
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host}"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                   " -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l",
+                  str(self.root / "log"), "-w", "-t", "60", "start")
+
+    def _options(self) -> str:
+        # fsync=off is safe even for an immediate restart: the operating system keeps
+        # what the server wrote; only a commit acknowledged before it was written is not.
+        commit = "on" if self.crash_safe else "off"
+        return (f"-p {self.port} -k {self.root} -c listen_addresses={self.host}"
+                f" -c fsync=off -c synchronous_commit={commit} -c full_page_writes=off"
+                " -c max_connections=200")
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart -m mode``: ``fast`` ends every session cleanly (what a
+        package upgrade or a planned failover does), ``immediate`` kills the server
+        without a shutdown (a crash: recovery from the WAL at the next start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l",
+                  str(self.root / "log"), "-m", mode, "-w", "-t", "60", "restart")
+
+    def stop_for_now(self, mode: str = "fast") -> None:
+        """Stop the server, to be started again by `start_again` (an outage)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def start_again(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l",
                   str(self.root / "log"), "-w", "-t", "60", "start")
 
     def connect_admin(self, dbname: str = "postgres"):  # type: ignore[no-untyped-def]

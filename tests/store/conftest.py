@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers.fixtures import postgres_server  # noqa: F401 - fixture
+from tests.servers.fixtures import postgres_server, restartable_postgres  # noqa: F401 - fixtures
 from tests.servers.postgres import PostgresServer, database_config
 
 from ackwatch.store import Store, open_store

@@ -57,7 +57,7 @@ from ackwatch.config.schema import (
     MAILBOX_KEYS,
     SMTP_SECRET_KEYS,
 )
-from ackwatch.config.times import c_seconds
+from ackwatch.config.times import c_duration, c_seconds
 
 _LITERAL_PASSWORD = "a literal password is not allowed in the config file; use one of {}"
 _SECRET_CONVS: dict[str, Conv] = {
@@ -261,6 +261,8 @@ def database(ctx: Ctx, value: object) -> Any:
         default_of(DatabaseConfig, "sslmode"),
     )
     sslrootcert = get_key(ctx, m, path, "sslrootcert", c_path)
+    give_up_after = get_key(ctx, m, path, "give_up_after", c_duration,
+                            default_of(DatabaseConfig, "give_up_after"))
     if sslmode == "disable" and isinstance(url, DatabaseUrl) and not is_loopback(url.host):
         ctx.error(
             join_path(path, "sslmode"),
@@ -268,9 +270,9 @@ def database(ctx: Ctx, value: object) -> Any:
             f"127.0.0.1, ::1), not {url.host}; use verify-full or verify-ca",
         )
         sslmode = INVALID
-    if not valid(url, secret, sslmode, sslrootcert) or "password" in m:
+    if not valid(url, secret, sslmode, sslrootcert, give_up_after) or "password" in m:
         return INVALID
     return DatabaseConfig(
         url=url.url, host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-        password=secret, sslmode=sslmode, sslrootcert=sslrootcert,
+        password=secret, sslmode=sslmode, sslrootcert=sslrootcert, give_up_after=give_up_after,
     )

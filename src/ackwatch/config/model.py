@@ -240,6 +240,9 @@ class DatabaseConfig:
     password: SecretRef | None = None
     sslmode: SslMode = "verify-full"
     sslrootcert: Path | None = None
+    # How long `ackwatch run` waits out a database it lost (restart, failover) before it
+    # exits non-zero for systemd to restart it (`ackwatch.daemon.outage`).
+    give_up_after: dt.timedelta = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ MAILBOX_KEYS = (
     "owner",
 )
 SMTP_SECRET_KEYS = ("password_file", "password_env", "credential")
-DATABASE_KEYS = ("url", *SMTP_SECRET_KEYS, "sslmode", "sslrootcert")
+DATABASE_KEYS = ("url", *SMTP_SECRET_KEYS, "sslmode", "sslrootcert", "give_up_after")
 # An application of oauth2_apps: every key, and the ones each provider takes.
 OAUTH2_PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "microsoft365": ("provider", "tenant", "client_id", "client_secret_file",
@@ -122,6 +122,7 @@ def _defaults() -> dict[str, object]:
         "smtp.port": SMTP_PORTS,
         "smtp.timeout": default_of(SmtpConfig, "timeout"),
         "database.sslmode": default_of(DatabaseConfig, "sslmode"),
+        "database.give_up_after": default_of(DatabaseConfig, "give_up_after"),
     }
     for section, cls in FIELD_SECTIONS.items():
         for f in dataclasses.fields(cls):

@@ -3,7 +3,9 @@
 Every mail is recorded in the outbox (with the items or promises it is about) before it
 is sent. A temporary failure is retried with exponential backoff and jitter; a permanent
 one (5xx) fails the mail. A nudge whose items were all acknowledged meanwhile is
-cancelled rather than sent.
+cancelled rather than sent. A mail the SMTP server accepted while the state database
+could not be reached (`StoreUnavailable`) is remembered as sent and recorded so once the
+database is back, before anything else: it is never sent twice by the same process.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Delivery:
         # before this instant (see `process_outbox`).
         self._held_until: dt.datetime | None = None
         self.sent = 0  # mails accepted so far (the metrics read the counts again after one)
+        # Accepted by SMTP, not yet recorded as sent (the database was lost meanwhile):
+        # outbox id -> when it was accepted.
+        self._unrecorded: dict[int, dt.datetime] = {}
 
     @property
     def config(self) -> Config:
@@ -74,6 +79,7 @@ class Delivery:
         mails cost one refused login per round, not ten (mail servers lock out an account
         after a few refused logins in a row).
         """
+        self._record_sent()
         now = self._now()
         held = self._held_until
         if held is not None:
@@ -165,8 +171,16 @@ class Delivery:
                 log.warning("mail_deferred", kind=record.kind, to=record.recipient,
                             error=str(exc), retry_in=int(delay.total_seconds()))
             return
-        self.store.outbox_sent(record.id, self._now())
         self.sent += 1
+        self._unrecorded[record.id] = self._now()
+        self._record_sent()
+
+    def _record_sent(self) -> None:
+        """Record the mails SMTP accepted as sent (`StoreUnavailable`: they stay to be
+        recorded by the next pass, and no pass sends them again before that)."""
+        for outbox_id, sent_at in list(self._unrecorded.items()):
+            self.store.outbox_sent(outbox_id, sent_at)
+            del self._unrecorded[outbox_id]
 
     def _backoff(self, attempts: int) -> dt.timedelta:
         """Delay before the next try after `attempts` failed ones (before jitter)."""

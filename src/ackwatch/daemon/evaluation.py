@@ -65,6 +65,13 @@ class Evaluator:
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
         self._changed: set[str] | None = None  # see take_changes; None: everything
 
+    def changed_everything(self) -> None:
+        """Evaluate again, and count every item as possibly changed: after work that may
+        have stored more than this process knows (a commit whose answer the lost
+        database never gave)."""
+        self.dirty = True
+        self._changed = None
+
     def take_changes(self) -> set[str] | None:
         """The keys whose items the evaluations since the last call may have changed
         (None: any item, as at the start); the next call starts afresh."""

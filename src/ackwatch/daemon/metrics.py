@@ -23,6 +23,10 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_send_failures_total{outcome}      sends that failed: ``retried`` (temporary:
                                                the mail waits) or ``failed`` (refused for
                                                good, or could not be rendered)
+    ackwatch_database_up                       0 while the state database cannot be
+                                               reached (PostgreSQL restarting, failing
+                                               over) and the daemon waits for it, else 1
+    ackwatch_database_outages_total            such outages waited out since the start
 
 Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
 so no client of the endpoint can starve the daemon.
@@ -95,6 +99,8 @@ class _SnapshotCollector:
         self.tls_failures: dict[str, int] = {}
         # Both outcomes from the start, so that `increase()` sees the first failure.
         self.send_failures: dict[str, int] = dict.fromkeys(SEND_FAILURE_OUTCOMES, 0)
+        self.database_up = True
+        self.database_outages = 0
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -131,6 +137,15 @@ class _SnapshotCollector:
             for key, value in sorted(values.items()):
                 family.add_metric([key], value)
             yield family
+        yield GaugeMetricFamily(
+            "ackwatch_database_up",
+            "0 while the state database cannot be reached and the daemon waits for it",
+            value=1.0 if self.database_up else 0.0,
+        )
+        yield CounterMetricFamily(
+            "ackwatch_database_outages", "State database outages waited out",
+            value=self.database_outages,
+        )
         if s.poll_interval is not None:
             yield GaugeMetricFamily(
                 "ackwatch_poll_interval_seconds", "The configured sync.poll_interval",
@@ -199,6 +214,14 @@ class Metrics:
         with self._lock:
             failures = self._collector.send_failures
             failures[outcome] = failures.get(outcome, 0) + 1
+
+    def set_database_up(self, up: bool) -> None:
+        """The state database reached again (True) or lost for now (False: counted)."""
+        with self._lock:
+            collector = self._collector
+            if collector.database_up and not up:
+                collector.database_outages += 1
+            collector.database_up = up
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

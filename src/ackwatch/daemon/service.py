@@ -11,7 +11,8 @@ reply sent a minute ago cancels the nudge.
 
 `Daemon` composes the parts: `watchers` (the IMAP side), `evaluation` (items from mail),
 `nudges` (what is due), `keeper` (promises), `delivery` (the outbox), `digests`,
-`systemd` and `signals`. `once` runs a single pass without watchers.
+`outage` (a state database lost for now), `systemd` and `signals`. `once` runs a single
+pass without watchers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import datetime as dt
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -34,6 +36,7 @@ from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
 from ackwatch.daemon.metrics import Metrics
+from ackwatch.daemon.outage import DatabaseOutage
 from ackwatch.daemon.publishing import Publisher
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
@@ -42,7 +45,7 @@ from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import Store, StoreError
+from ackwatch.store import Store, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from ackwatch.web.server import WebBoard
@@ -84,6 +87,9 @@ class Daemon:
         # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # Events taken from the queue and not yet applied, oldest first: one that met a
+        # lost database is applied again, before any later one, once it is back.
+        self._unapplied: deque[object] = deque()
         self.watchers = Watchers(store, self.events.put)
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -107,6 +113,11 @@ class Daemon:
         )  # fmt: skip
         self.publisher = Publisher(store, lambda: self.config, now, self.evaluation,
                                    self.delivery, self.metrics)  # fmt: skip
+        self.outage = DatabaseOutage(
+            store, give_up_after=self._give_up_after, stop=self._stop,
+            heartbeat=self._feed_watchdog, up=self.metrics.set_database_up,
+            status=lambda text: self._systemd.notify(f"STATUS={text}"),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +153,10 @@ class Daemon:
             while not self._stop.is_set():
                 try:
                     next_due = self.step()
+                except StoreUnavailable as lost:  # PostgreSQL restarting: wait, do it again
+                    if self.outage.ride_out(lost):
+                        self._after_outage()
+                    next_due = None if self._stop.is_set() else self.now()
                 except StoreError:
                     raise  # disk full, read-only state dir: exit non-zero, never limp on
                 except Exception as exc:  # one bad step must not take the daemon down
@@ -162,6 +177,18 @@ class Daemon:
             self.metrics.close()
             if self.board is not None:
                 self.board.close()
+
+    def _give_up_after(self) -> dt.timedelta:
+        database = self.config.database
+        return database.give_up_after if database is not None else dt.timedelta(0)
+
+    def _after_outage(self) -> None:
+        """The step that met the lost database stored nothing, but the step's earlier
+        work may have been cut between its commits, and a commit whose answer was lost
+        may have been stored: evaluate again, and recount every item and promise once
+        (the counts otherwise follow what each evaluation reported)."""
+        self.evaluation.changed_everything()
+        self.promises.mark_dirty(None)
 
     def _serve_board(self, listen: str) -> None:
         from ackwatch.web.server import WebBoard
@@ -206,13 +233,16 @@ class Daemon:
             timeout = max(0.0, min(timeout, (next_due - self.now()).total_seconds()))
         if self._systemd.watchdog_interval:
             timeout = min(timeout, self._systemd.watchdog_interval)
+        if self._unapplied:
+            return
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
             return
-        # Apply it now rather than putting it back: re-queueing would move it behind
-        # later events of the same watcher and could apply an older cursor last.
-        self.apply_event(event)
+        # Applied by the step that follows at once, first; never put back on the queue:
+        # that would move it behind later events of the same watcher and could apply an
+        # older cursor last.
+        self._unapplied.append(event)
 
     def _feed_watchdog(self) -> None:
         interval = self._systemd.watchdog_interval
@@ -243,14 +273,25 @@ class Daemon:
         self.events.put(event)
 
     def drain_events(self) -> int:
+        """Apply the events waiting, in order. One that meets a lost database stays
+        first in line (`StoreUnavailable`: it stored nothing); one that fails otherwise
+        is dropped, as the error says."""
         handled = 0
         while True:
+            if not self._unapplied:
+                try:
+                    self._unapplied.append(self.events.get_nowait())
+                except queue.Empty:
+                    return handled
             try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                return handled
+                self.apply_event(self._unapplied[0])
+            except StoreUnavailable:
+                raise
+            except BaseException:
+                self._unapplied.popleft()
+                raise
+            self._unapplied.popleft()
             handled += 1
-            self.apply_event(event)
 
     def apply_event(self, event: object) -> None:
         now = self.now()

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
@@ -18,16 +18,21 @@ from ackwatch.config import Config, MailboxConfig, SyncConfig
 from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
 from ackwatch.mail.sync import FolderCursor, FolderSync
 from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
-from ackwatch.store import Store
+from ackwatch.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from ackwatch.core.message import FolderRole
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 RECHECK_TIMEOUT = 20.0
 WATCHER_STOP_SECONDS = 6.0  # SIGTERM to exit stays within 10 s
 RECHECK_SLICE = 2.0  # a stop is noticed within this; a slow sync still fits in it
+# How long a watcher's read of its cursors waits for a state database that cannot be
+# reached (PostgreSQL restarting): a restart fits in it; past it the watcher's session
+# fails and is retried with the watcher's own backoff.
+READER_PATIENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -162,17 +167,34 @@ def _recheck_one(
 
 def stored_cursors(store: Store, mailbox: str) -> dict[str, FolderCursor]:
     """The mailbox's stored folder cursors, read off the core thread."""
-    with _reader(store) as reader:
+    def read(reader: Store) -> dict[str, FolderCursor]:
         return {
             folder: FolderCursor(c.uidvalidity, c.last_uid, c.highestmodseq)
             for folder, c in reader.cursors(mailbox).items()
         }
 
+    return _patiently(store, read)
+
 
 def stored_pending_uids(store: Store, mailbox: str, folder: str) -> set[int]:
     """The UIDs of the folder's copies of pending items, read off the core thread."""
-    with _reader(store) as reader:
-        return reader.pending_uids(mailbox, folder)
+    return _patiently(store, lambda reader: reader.pending_uids(mailbox, folder))
+
+
+def _patiently(store: Store, read: Callable[[Store], T]) -> T:
+    """``read`` on a reader of its own, done again while the database cannot be reached,
+    for up to `READER_PATIENCE` (then `StoreUnavailable`)."""
+    deadline = time.monotonic() + READER_PATIENCE
+    delay = 0.25
+    while True:
+        try:
+            with _reader(store) as reader:
+                return read(reader)
+        except StoreUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 class _reader:

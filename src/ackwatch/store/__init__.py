@@ -34,6 +34,7 @@ from ackwatch.store.records import (
     StoredCopy,
     StoredCursor,
     StoreError,
+    StoreUnavailable,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ __all__ = [
     "StorableMessage",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "StoredCopy",
     "StoredCursor",
     "open_store",

@@ -4,7 +4,9 @@ Exactly the operations the daemon, the promise keeper, ``run --once``, ``status`
 ``report`` use. Times go in and come out timezone-aware (stored in UTC); records are the
 frozen values of `records`. An operation that writes is one transaction: all of it is
 stored, or (on any error) none of it, and its docstring says what it keeps together.
-A write that fails raises `records.StoreError`.
+A write that fails raises `records.StoreError`; any operation on a database that cannot
+be reached for now (PostgreSQL restarting) raises `records.StoreUnavailable`, having
+stored nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def reconnect(self) -> None:
+        """After `records.StoreUnavailable`: a new connection to the same database (its
+        schema checked again). Raises `StoreUnavailable` while it cannot be reached yet,
+        `StoreError` when it refuses for good. SQLite: nothing to do."""
+        ...
 
     def open_reader(self) -> Store:
         """Another, read-only view of the same state for another thread (a watcher),

@@ -105,6 +105,9 @@ class Database:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
+    def reconnect(self) -> None:
+        """Nothing to do: a file is never "unreachable for now" (`StoreUnavailable`)."""
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything done in the block is stored, or (on any

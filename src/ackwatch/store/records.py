@@ -11,6 +11,14 @@ class StoreError(Exception):
     """The state database cannot be opened or written (permissions, disk full, corrupt)."""
 
 
+class StoreUnavailable(StoreError):
+    """The state database cannot be reached for now: the connection was lost, the server
+    is shutting down or starting up (a restart, a failover, a network blip). The
+    operation stored nothing (its transaction is rolled back whole); it can be done again
+    once `Store.reconnect` succeeds. Only a database on a server raises it (PostgreSQL):
+    an SQLite file is never "unreachable for now"."""
+
+
 @dataclass(frozen=True)
 class StoredCursor:
     """Where the last sync of one folder stopped."""

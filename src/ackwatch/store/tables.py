@@ -54,6 +54,8 @@ class SqlDatabase(Protocol):
 
     def close(self) -> None: ...
 
+    def reconnect(self) -> None: ...
+
     def user_version(self) -> int: ...
 
     def integrity_check(self) -> str: ...
@@ -84,6 +86,7 @@ class TableStore:
         self._write = db.write
 
         self.close = db.close
+        self.reconnect = db.reconnect
         self.integrity_check = db.integrity_check
         self.get_meta = db.get_meta
         self.set_meta = db.set_meta

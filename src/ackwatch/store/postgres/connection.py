@@ -4,6 +4,11 @@ to a column name (`sqlite3.Row`), and plain tuples with ``row_factory = None``.
 
 The SQL the table groups write is what both databases accept; the placeholders are the
 one thing translated here (psycopg's are ``%s``, so a literal ``%`` is doubled).
+
+A lost connection (`errors.lost_connection`) is raised as `records.StoreUnavailable`,
+whatever the statement, so that the daemon rides the outage out
+(`PgDatabase.reconnect`); any other error is psycopg's own, as before. The wrapper
+outlives its psycopg connection: a reconnect puts a new one in ``raw``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import psycopg
 from psycopg.types.string import StrDumperUnknown
 
 from ackwatch.config.model import DatabaseConfig
+from ackwatch.store.postgres.errors import lost_connection
+from ackwatch.store.records import StoreUnavailable
 
 
 @functools.lru_cache(maxsize=1024)
@@ -72,19 +79,30 @@ class NulFreeStrDumper(StrDumperUnknown):
 class Cursor:
     """A psycopg cursor with `sqlite3.Cursor`'s ways (``execute`` returns it)."""
 
-    def __init__(self, raw: psycopg.Cursor[Any]):
+    def __init__(self, raw: psycopg.Cursor[Any], conn: Connection):
         self._raw = raw
+        self._conn = conn
         self.row_factory: object = "named"  # None: plain tuples
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         self._raw.row_factory = _named_rows if self.row_factory is not None else psycopg.rows.tuple_row
-        self._raw.execute(translate(sql), tuple(params))
+        try:
+            self._raw.execute(translate(sql), tuple(params))
+        except psycopg.Error as exc:
+            if (lost := self._conn.unavailable(exc)) is not None:
+                raise lost from exc
+            raise
         return self
 
     def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
         rows = [tuple(p) for p in params]
         if rows:
-            self._raw.executemany(translate(sql), rows)
+            try:
+                self._raw.executemany(translate(sql), rows)
+            except psycopg.Error as exc:
+                if (lost := self._conn.unavailable(exc)) is not None:
+                    raise lost from exc
+                raise
         return self
 
     def fetchone(self) -> Any:
@@ -104,13 +122,27 @@ class Cursor:
 
 
 class Connection:
-    """One psycopg connection (autocommit: a transaction is `database.PgDatabase.write`)."""
+    """One psycopg connection (autocommit: a transaction is `database.PgDatabase.write`).
+    ``where`` names the database in messages; ``secret`` is scrubbed from them."""
 
-    def __init__(self, raw: psycopg.Connection[Any]):
+    def __init__(self, raw: psycopg.Connection[Any], *, where: str = "",
+                 secret: str | None = None, writer: bool = False):
         self.raw = raw
+        self.where = where
+        self.writer = writer
+        self._secret = secret
 
     def cursor(self) -> Cursor:
-        return Cursor(self.raw.cursor())
+        return Cursor(self.raw.cursor(), self)
+
+    def unavailable(self, exc: psycopg.Error) -> StoreUnavailable | None:
+        """``exc`` as `StoreUnavailable` when it is an outage (None: it is not)."""
+        if not lost_connection(exc, self.raw, writer=self.writer):
+            return None
+        return StoreUnavailable(
+            f"{self.where}: lost the connection to the state database: "
+            f"{reason(exc, self._secret)}"
+        )
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         return self.cursor().execute(sql, params)
@@ -124,7 +156,16 @@ class Connection:
 
 def connect(config: DatabaseConfig, password: str | None, *, readonly: bool) -> Connection:
     """A connection to the configured server, TLS as configured (verified by default).
-    A reader's transactions are read-only on the server's side too."""
+    A reader's transactions are read-only on the server's side too; a writer's
+    connection is to a server that takes writes (a standby is refused, as during a
+    failover)."""
+    return Connection(connect_raw(config, password, readonly=readonly), where=config.url,
+                      secret=password, writer=not readonly)
+
+
+def connect_raw(config: DatabaseConfig, password: str | None, *,
+                readonly: bool) -> psycopg.Connection[Any]:
+    """The psycopg connection of `connect`."""
     options = "-c default_transaction_read_only=on" if readonly else ""
     raw = psycopg.connect(
         host=config.host,
@@ -137,7 +178,16 @@ def connect(config: DatabaseConfig, password: str | None, *, readonly: bool) -> 
         application_name="ackwatch",
         connect_timeout=10,
         options=options,
+        target_session_attrs="any" if readonly else "read-write",
         autocommit=True,
     )
     raw.adapters.register_dumper(str, NulFreeStrDumper)
-    return Connection(raw)
+    return raw
+
+
+def reason(exc: psycopg.Error, password: str | None) -> str:
+    """The server's or libpq's reason, first line, never with the password in it."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if password:
+        text = text.replace(password, "***")
+    return text

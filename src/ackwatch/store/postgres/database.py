@@ -3,6 +3,10 @@ write transaction (all or nothing), chunked ``IN`` queries and the meta table, w
 interface of `ackwatch.store.database.Database`.
 
 Where the state is, for messages, is the URL (it never holds the password).
+
+A lost connection makes any operation raise `records.StoreUnavailable` (its transaction
+stored nothing); `reconnect` then replaces the connection, for the same work to be done
+again (`ackwatch.daemon.outage`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import psycopg
 from ackwatch.config.model import DatabaseConfig
 from ackwatch.store.database import chunked, set_meta
 from ackwatch.store.postgres import schema
-from ackwatch.store.postgres.connection import Connection, connect
-from ackwatch.store.records import StoreError
+from ackwatch.store.postgres.connection import Connection, connect, connect_raw, reason
+from ackwatch.store.postgres.errors import connect_failure_is_outage
+from ackwatch.store.records import StoreError, StoreUnavailable
 
 
 class PgDatabase:
@@ -43,17 +48,34 @@ class PgDatabase:
         try:
             db = cls(connect(config, password, readonly=readonly), config, password, readonly)
         except psycopg.Error as exc:
-            raise StoreError(f"{config.url}: cannot connect to the state database: "
-                             f"{_reason(exc, password)}") from None
+            raise _cannot_connect(config, password, exc) from None
         try:
-            if not readonly:
-                schema.migrate(db)
-            elif (version := db.user_version()) > schema.SCHEMA_VERSION:
-                raise StoreError(f"{config.url}: schema {version} is newer than this ackwatch")
+            db._check_schema()
         except BaseException:
             db.close()
             raise
         return db
+
+    def _check_schema(self) -> None:
+        """A writer: migrate (refusing a newer schema); a reader: refuse a newer one."""
+        if not self.readonly:
+            schema.migrate(self)
+        elif (version := self.user_version()) > schema.SCHEMA_VERSION:
+            raise StoreError(f"{self.config.url}: schema {version} is newer than this ackwatch")
+
+    def reconnect(self) -> None:
+        """A new connection in place of a lost one, its schema checked again (a failover
+        may land on a database that a newer ackwatch migrated). `StoreUnavailable` while
+        the server cannot be reached yet; `StoreError` when it refuses us for good
+        (authentication, permissions, a newer schema)."""
+        try:
+            raw = connect_raw(self.config, self._password, readonly=self.readonly)
+        except psycopg.Error as exc:
+            raise _cannot_connect(self.config, self._password, exc) from None
+        old, self.conn.raw = self.conn.raw, raw
+        with contextlib.suppress(psycopg.Error):
+            old.close()
+        self._check_schema()
 
     def reader(self) -> PgDatabase:
         """Another connection to the same database, read-only."""
@@ -72,8 +94,9 @@ class PgDatabase:
         try:
             with self.conn.raw.transaction():
                 yield self.conn
-        except psycopg.Error as exc:
-            raise StoreError(f"{self.path}: write failed: {_reason(exc, self._password)}") from exc
+        except psycopg.Error as exc:  # at BEGIN or COMMIT (statements: `Connection`)
+            raise self.conn.unavailable(exc) or StoreError(
+                f"{self.path}: write failed: {reason(exc, self._password)}") from exc
 
     def user_version(self) -> int:
         """The schema version of the database (`schema.MIGRATIONS` applied)."""
@@ -100,9 +123,8 @@ class PgDatabase:
             set_meta(c, values)  # type: ignore[arg-type]
 
 
-def _reason(exc: psycopg.Error, password: str | None) -> str:
-    """The server's or libpq's reason, first line, never with the password in it."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if password:
-        text = text.replace(password, "***")
-    return text
+def _cannot_connect(config: DatabaseConfig, password: str | None,
+                    exc: psycopg.Error) -> StoreError:
+    """A failed connect: `StoreUnavailable` for an outage, else `StoreError`."""
+    kind = StoreUnavailable if connect_failure_is_outage(exc) else StoreError
+    return kind(f"{config.url}: cannot connect to the state database: {reason(exc, password)}")
