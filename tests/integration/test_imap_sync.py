@@ -383,6 +383,26 @@ def test_watcher_emits_new_mail_promptly_with_idle(imap_server, imap_user, mailb
     assert events.synced_uids("INBOX").count(uid) == 1
 
 
+def test_a_line_the_server_writes_in_pieces_during_idle_is_read_whole_not_as_a_cut(
+    imap_server, imap_user, make_mailbox_config, start_watcher
+):
+    """pymap may write one response line in several writes; with only its first part
+    arrived, IDLE waits for the rest of the line (a connection that is really cut is
+    `test_cut_refused_and_cut_mid_response_reconnect_and_miss_no_mail`'s)."""
+    with FaultProxy((imap_server.host, imap_server.port)) as proxy:
+        mb = dataclasses.replace(make_mailbox_config(imap_server, imap_user), port=proxy.port)
+        sync = SyncConfig(poll_interval=dt.timedelta(minutes=5), idle=True)  # only IDLE
+        w, events = start_watcher(mb, sync)
+        events.wait(health_is("up"))
+        proxy.split = 0.3  # each piece the server sends: half now, half 0.3 s later
+        uids = [append_mail(imap_server, imap_user, subject=f"in pieces {i}") for i in range(3)]
+        for uid in uids:
+            events.wait(new_mail("INBOX", uid), timeout=15)
+        assert w.health.state == "up"
+        assert [e.health.state for e in events.drain() if isinstance(e, HealthEvent)] == ["up"]
+        assert proxy.connections == 1  # never reconnected
+
+
 def test_sync_never_changes_flags(imap_server, imap_user, mailbox_config, start_watcher,
                                   monkeypatch):  # fmt: skip
     spy = WireSpy(monkeypatch)
