@@ -8,7 +8,7 @@ import imaplib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,7 +16,14 @@ from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 from tests.servers.pymapserver import PymapServer
-from tests.support.watcher_events import NOW, Events, append_mail, health_is, new_mail
+from tests.support.watcher_events import (
+    NOW,
+    StartWatcher,
+    append_mail,
+    health_is,
+    new_mail,
+    watchers,
+)
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
 from ackwatch.core.message import parse_message
@@ -31,7 +38,7 @@ from ackwatch.mail.sync import (
     sync_folder,
 )
 from ackwatch.mail.uidfetch import FetchedMessage, _raw_uid_fetch, to_message
-from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
+from ackwatch.mail.watcher import HealthEvent
 
 pytestmark = pytest.mark.integration
 
@@ -52,25 +59,9 @@ def client(mailbox_config: MailboxConfig, resolve) -> Iterator:
 
 
 @pytest.fixture
-def start_watcher(resolve) -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
-    started: list[MailboxWatcher] = []
-
-    def start(
-        mb: MailboxConfig,
-        sync: SyncConfig,
-        pending: Callable[[str], set[int]] = lambda folder: set(),
-        **kw,
-    ) -> tuple[MailboxWatcher, Events]:
-        events = Events()
-        w = MailboxWatcher(mb, sync, dict, pending, events, resolve=resolve, **kw)
-        w.start()
-        started.append(w)
-        return w, events
-
-    yield start
-    for w in started:
-        w.stop(timeout=5)
-        assert not w.is_alive(), "watcher did not stop"
+def start_watcher(resolve) -> Iterator[StartWatcher]:
+    with watchers(resolve=resolve) as start:
+        yield start
 
 
 class WireSpy:
