@@ -15,17 +15,11 @@ import urllib.request
 import pytest
 from tests.faults.daemon_config import write_config
 from tests.servers.imapserver import free_port
-from tests.support.daemon import ANNA, client_mail, started, times_mentioned
+from tests.support.daemon import ANNA, client_mail, started, times_mentioned, with_board
 from tests.support.flood import assert_nudged_on_time, count, idle_connections
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
-
-
-def with_board(cfg, port: int):
-    with cfg.open("a") as f:
-        f.write(f'web:\n  listen: "127.0.0.1:{port}"\n')
-    return cfg
 
 
 def test_a_flood_on_the_board_port_does_not_hold_back_a_due_nudge(

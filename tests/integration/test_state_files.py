@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.servers.imapserver import free_port
 from tests.support import run_once
-from tests.support.daemon import ANNA, client_mail, started, write_config
+from tests.support.daemon import ANNA, client_mail, started, with_board, write_config
 
 from ackwatch.store.database import DB_NAME
 
@@ -35,8 +35,7 @@ def daemon_state(dovecot, tmp_path, sink, ackwatch) -> Path:
     user = dovecot.add_user()
     cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, sink)
     port = free_port()
-    with cfg.open("a") as f:
-        f.write(f'web:\n  listen: "127.0.0.1:{port}"\n')
+    with_board(cfg, port)
     d = started(ackwatch, cfg)
     d.wait_event("web_listening")
     mid = "<state-files@acme.example>"

@@ -162,6 +162,13 @@ def write_config(
     return cfg
 
 
+def with_board(cfg: Path, port: int) -> Path:
+    """``cfg`` with the board on (``web.listen`` on loopback ``port``)."""
+    with cfg.open("a") as f:
+        f.write(f'web:\n  listen: "127.0.0.1:{port}"\n')
+    return cfg
+
+
 class Ackwatch:
     """One ``ackwatch run`` subprocess; its output (JSON log lines) goes to a file."""
 
