@@ -71,8 +71,9 @@ def descriptors_for_the_flood(n: int = FLOOD) -> Iterator[None]:
 
 @contextlib.contextmanager
 def idle_connections(port: int, n: int = FLOOD) -> Iterator[list[socket.socket]]:
-    """``n`` connections to ``port`` on loopback that never send a byte (the connects are
-    not waited for), held open until the block ends."""
+    """``n`` connections to ``port`` on loopback that never send a byte, held open until
+    the block ends. The connects are not waited for: beyond the server's backlog the
+    kernel answers none of them, and that must not block the test."""
     flood: list[socket.socket] = []
     try:
         for _ in range(n):
