@@ -347,11 +347,16 @@ def proc_hwm_mb(pid: int) -> float:
 
 
 class Daemon:
-    """`ackwatch run` in a subprocess."""
+    """`ackwatch run` in a subprocess, its output in ``daemon.log`` beside the config
+    (``log_mode`` "ab" keeps the output of earlier lives: `soak.SoakDaemon`)."""
 
-    def __init__(self, cfg: Path):
-        self.log = open(cfg.parent / "daemon.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([PY, "-m", "ackwatch", "run", "-c", str(cfg)],
+    def __init__(self, cfg: Path, log_mode: str = "wb"):
+        self.cfg = cfg
+        self.log = open(cfg.parent / "daemon.log", log_mode)  # noqa: SIM115
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([PY, "-m", "ackwatch", "run", "-c", str(self.cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
@@ -365,7 +370,10 @@ class Daemon:
         self.log.close()
 
 
-def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 600) -> float:
+def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 600,
+            poll: float = 0.2) -> float:
+    """Seconds until ``n`` mailboxes are up with their two folders synced (read in the
+    state every ``poll`` seconds)."""
     t = time.monotonic()
     while time.monotonic() - t < timeout:
         if daemon.proc.poll() is not None:
@@ -378,7 +386,7 @@ def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 600) -> float:
                 return time.monotonic() - t
         except BACKEND.errors:
             pass
-        time.sleep(0.2)
+        time.sleep(poll)
     raise TimeoutError(f"only some of {n} mailboxes came up")
 
 

@@ -47,7 +47,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
 import threading
@@ -60,11 +59,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import generate  # noqa: E402
-from run import BenchDovecot, log, mail_owner, pct, proc_threads, ro  # noqa: E402
+from run import (  # noqa: E402
+    BenchDovecot,
+    Daemon,
+    log,
+    mail_owner,
+    pct,
+    proc_threads,
+    ro,
+    wait_up,
+)
 from tests.servers.imapserver import HOST, default_password, free_port  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "soak"
-PY = sys.executable
 WRONG_SLACK = 2.0  # a reply appended this shortly before a nudge is a race, not a wrong nudge
 MISS_SLACK = 30.0  # a nudge due this long before the end and not accepted is a miss
 
@@ -262,19 +269,16 @@ def write_config(d: Path, users: list[str], port: int, smtp_port: int) -> Path:
     return cfg
 
 
-class Daemon:
+class SoakDaemon(Daemon):
     """`ackwatch run` as systemd would run it; restarted after a kill -9."""
 
     def __init__(self, cfg: Path) -> None:
-        self.cfg = cfg
-        self.log = open(cfg.parent / "daemon.log", "ab")  # noqa: SIM115
         self.cpu_done = 0.0  # CPU of the lives before this one
         self.lives = 0
-        self.start()
+        super().__init__(cfg, log_mode="ab")
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "ackwatch", "run", "-c", str(self.cfg)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        super().start()
         self.lives += 1
 
     def cpu(self) -> float:
@@ -297,33 +301,6 @@ class Daemon:
         return {"cpu_s": round(self.cpu(), 3), "rss_mb": round(rss / 1024, 1),
                 "fds": len(os.listdir(f"/proc/{pid}/fd")),
                 "threads": len(os.listdir(f"/proc/{pid}/task")), "life": self.lives}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def wait_up(state: Path, n: int, daemon: Daemon, timeout: float = 900) -> None:
-    t = time.monotonic()
-    while time.monotonic() - t < timeout:
-        if daemon.proc.poll() is not None:
-            raise RuntimeError("the daemon exited; see its daemon.log")
-        try:
-            with ro(state) as c:
-                up = c.execute("SELECT COUNT(*) FROM health WHERE state = 'up'").fetchone()[0]
-                folders = c.execute("SELECT COUNT(*) FROM folders").fetchone()[0]
-            if up >= n and folders >= 2 * n:
-                return
-        except sqlite3.Error:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"only some of {n} mailboxes came up")
 
 
 # =========================================================================== the run
@@ -351,13 +328,13 @@ def soak(a: argparse.Namespace, waiting: int, tag: str) -> dict:
     cfg = write_config(private, users, server.port, smtp_port)
     state = private / "state"
     truth = Truth()
-    daemon = Daemon(cfg)
+    daemon = SoakDaemon(cfg)
     samples: list[dict] = []
     faults: list[dict] = []
     stop_poll = threading.Event()
     try:
         t_up = time.monotonic()
-        wait_up(state, len(users), daemon)
+        wait_up(state, len(users), daemon, timeout=900, poll=0.5)
         log(f"{tag}: {len(users)} mailboxes up in {time.monotonic() - t_up:.1f}s"
             f" ({waiting} waiting); settling 20 s")
         time.sleep(20)

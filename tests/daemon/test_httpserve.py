@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from tests.support.flood import idle_connections
 
 from ackwatch.config import is_loopback
 from ackwatch.daemon.httpserve import HttpServer, Limits, parse_listen
@@ -27,18 +28,6 @@ def hello(environ: dict, start_response) -> list[bytes]:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def idle_clients(port: int, n: int) -> list[socket.socket]:
-    """``n`` connections that never send a byte (non-blocking connects: beyond the
-    server's backlog the kernel answers none of them, and that must not block the test)."""
-    clients = []
-    for _ in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", port))
-        clients.append(s)
-    return clients
 
 
 def get(port: int, timeout: float = 10.0) -> bytes:
@@ -63,15 +52,11 @@ def serve() -> Iterator:
 def test_idle_connections_beyond_the_limit_cost_the_server_no_descriptor(serve):
     before = open_fds()
     server = serve(Limits(connection_limit=8, idle_timeout=60))
-    clients = idle_clients(server.port, 200)
-    try:
+    with idle_connections(server.port, 200) as clients:
         time.sleep(1.0)  # let the server accept all it will
         server_fds = open_fds() - before - len(clients)
         # The listening socket, the wake-up pipe and at most `connection_limit` accepted.
         assert server_fds <= 8 + 4, server_fds
-    finally:
-        for c in clients:
-            c.close()
 
 
 def test_an_idle_connection_is_closed_after_the_idle_timeout(serve):
@@ -82,24 +67,16 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(serve):
 
 def test_the_server_answers_again_once_idle_connections_time_out(serve):
     server = serve(Limits(connection_limit=8, idle_timeout=1, cleanup_interval=1))
-    clients = idle_clients(server.port, 50)
-    try:
+    with idle_connections(server.port, 50):
         assert get(server.port, timeout=20) == b"hello\n"
-    finally:
-        for c in clients:
-            c.close()
 
 
 def test_threads_stay_fixed_under_a_flood(serve):
     before = threading.active_count()
     server = serve(Limits(threads=2, connection_limit=8, idle_timeout=60))
-    clients = idle_clients(server.port, 100)
-    try:
+    with idle_connections(server.port, 100):
         time.sleep(1.0)
         assert threading.active_count() - before <= 3  # one I/O thread, two workers
-    finally:
-        for c in clients:
-            c.close()
 
 
 def test_close_releases_the_port_and_the_threads(serve):

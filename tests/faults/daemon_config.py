@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from tests.servers.imapserver import ImapTestServer
+from tests.support.config_yaml import mailbox_yaml, password_file
 from tests.support.daemon import ANNA, KASIA, PIOTR
 
 
@@ -37,20 +38,10 @@ def write_config(
     """A daemon config for the fault tests ({name: (imap user, owner)}); every knob short."""
     entries = []
     for mb_name, (user, owner) in mailboxes.items():
-        pw = tmp_path / f"{mb_name}.pass"
-        pw.write_text(server.password(user) + "\n")
-        pw.chmod(0o600)
-        entries.append(textwrap.dedent(f"""\
-          - name: {mb_name}
-            host: {imap_host or server.host}
-            port: {imap_port or server.port}
-            security: none
-            username: {user}
-            password_file: {pw}
-            owner: {owner}
-            folders: {{inbox: {inbox}, sent: [Sent]}}
-            timeout: {imap_timeout}
-        """) + mailbox_extra)
+        pw = password_file(tmp_path, mb_name, server.password(user))
+        entries.append(mailbox_yaml(mb_name, imap_host or server.host, imap_port or server.port,
+                                    user, pw, owner, inbox=inbox, timeout=imap_timeout)
+                       + mailbox_extra)
     cfg = tmp_path / name
     cfg.write_text(textwrap.dedent(f"""\
         timezone: Europe/Warsaw

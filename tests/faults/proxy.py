@@ -9,6 +9,7 @@
         proxy.refuse()       # close the listening socket: connects get ECONNREFUSED
         proxy.accept()       # listen again on the same port
         proxy.delay = 1.5    # wait this long before forwarding each server->client chunk
+        proxy.split = 0.3    # forward each server->client chunk in two halves, 0.3 s apart
 
 Threads only (one acceptor, one pump per direction per connection), loopback only, and
 every blocking call has a short timeout so that `close()` always returns quickly.
@@ -50,6 +51,9 @@ class FaultProxy:
         self.host = host
         self.port = port
         self.delay = 0.0  # seconds before each server->client chunk is forwarded
+        # Seconds between the two halves of each server->client chunk (0: whole): a server
+        # that writes a response line in pieces, as pymap sometimes does.
+        self.split = 0.0
         self.connections = 0  # accepted so far
         self._flowing = threading.Event()
         self._flowing.set()
@@ -183,6 +187,10 @@ class FaultProxy:
             while not self._flowing.is_set() and not pair.closed.is_set():
                 time.sleep(_TICK)  # stalled while holding data: deliver it on resume
             try:
+                if from_server and self.split and len(data) > 1:
+                    dst.sendall(data[: len(data) // 2])
+                    time.sleep(self.split)
+                    data = data[len(data) // 2 :]
                 dst.sendall(data)
             except OSError:
                 break

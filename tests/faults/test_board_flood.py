@@ -8,35 +8,18 @@ logged and the daemon carries on without a board.
 
 from __future__ import annotations
 
-import os
 import socket
 import urllib.error
 import urllib.request
 
 import pytest
 from tests.faults.daemon_config import write_config
-from tests.support.daemon import ANNA, client_mail, iso, started, times_mentioned
+from tests.servers.imapserver import free_port
+from tests.support.daemon import ANNA, client_mail, started, times_mentioned, with_board
+from tests.support.flood import assert_nudged_on_time, count, idle_connections
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
-
-FLOOD = 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def count(pid: int, what: str) -> int:
-    return len(os.listdir(f"/proc/{pid}/{what}"))
-
-
-def with_board(cfg, port: int):
-    with cfg.open("a") as f:
-        f.write(f'web:\n  listen: "127.0.0.1:{port}"\n')
-    return cfg
 
 
 def test_a_flood_on_the_board_port_does_not_hold_back_a_due_nudge(
@@ -50,23 +33,10 @@ def test_a_flood_on_the_board_port_does_not_hold_back_a_due_nudge(
     d.wait_event("web_listening")
     fds_before, threads_before = count(d.pid, "fd"), count(d.pid, "task")
 
-    flood: list[socket.socket] = []
-    try:
-        for _ in range(FLOOD):  # connects that never send a byte, not waited for
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", port))
-            flood.append(s)
-        mid = "<during-the-board-flood@acme.example>"
-        dovecot.append(user, "INBOX", client_mail("During the board flood", mid))
-        item = d.wait_item(mid)
-        wait_for(lambda: times_mentioned(sink, mid), 30, "the nudge during the flood")
-        late = sink.messages.times[0] - iso(item["nudge_at"]).timestamp()
-        assert late < 10, f"the nudge went out {late:.1f}s after its time"
+    with idle_connections(port):
+        assert_nudged_on_time(d, dovecot, user, sink, "During the board flood",
+                              "<during-the-board-flood@acme.example>")
         fds_flood, threads_flood = count(d.pid, "fd"), count(d.pid, "task")
-    finally:
-        for s in flood:
-            s.close()
     assert fds_flood - fds_before <= 64 + 20  # the board's connection limit, and some slack
     assert threads_flood - threads_before <= 10
 

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
-from tests.support.daemon import ANNA, client_mail, reply_mail, started, times_mentioned
+from tests.support.daemon import (
+    ANNA,
+    Ackwatch,
+    client_mail,
+    reply_mail,
+    started,
+    times_mentioned,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
+
+ReplyInAnOutage = Callable[..., tuple[Ackwatch, FaultProxy]]
 
 
 def item_state(tmp_path: Path, message_id: str) -> tuple[str, str | None]:
@@ -30,56 +40,60 @@ def item_state(tmp_path: Path, message_id: str) -> tuple[str, str | None]:
     return row
 
 
-def test_a_reply_unseen_in_an_outage_is_not_nudged_about_when_the_mailbox_is_back_in_the_grace(
-    dovecot, tmp_path, sink, ackwatch
-):
+@pytest.fixture
+def reply_in_an_outage(dovecot, tmp_path, sink, ackwatch) -> Iterator[ReplyInAnOutage]:
+    """``(subject, message_id, window=, nudge_before=, recheck_grace=)`` -> (daemon,
+    proxy): the daemon, behind a `FaultProxy` and with that policy, has seen the client's
+    mail; then the proxy refuses it, the mailbox is down, and the reply is put into Sent
+    unseen (from the daemon's side, a reply made just before an outage)."""
     user = dovecot.add_user()
     with FaultProxy((dovecot.host, dovecot.port)) as proxy:
-        # Nudge 15 s after arrival, deadline at 60 s: a 40 s grace fits before it.
-        cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
-                           imap_port=proxy.port, window="60s", nudge_before="45s",
-                           recheck_grace="40s", batch_window="0s")
-        d = started(ackwatch, cfg)
-        mid = "<answered-in-the-outage@acme.example>"
-        dovecot.append(user, "INBOX", client_mail("Quote before the outage", mid))
-        d.wait_item(mid)
-        proxy.refuse()
-        proxy.cut()
-        d.wait_event("mailbox_down", timeout=10)
-        dovecot.append(user, "Sent", reply_mail(mid, "Quote before the outage"))
-        (held,) = d.wait_event("action_held", timeout=30)
-        assert held["mailboxes"] == ["anna"] and held["items"] == 1
-        assert times_mentioned(sink, mid) == 0
-        proxy.accept()
-        wait_for(lambda: item_state(tmp_path, mid)[0] == "acknowledged", 45,
-                 "the reply seen once the mailbox is back", step=0.2)
-        time.sleep(1.0)  # a step after the acknowledgement: nothing goes out
-        assert times_mentioned(sink, mid) == 0, d.tail()
-        assert item_state(tmp_path, mid)[1] is None
-        assert not d.events("action_unchecked")
+
+        def start(subject: str, mid: str, **policy: str) -> tuple[Ackwatch, FaultProxy]:
+            cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
+                               imap_port=proxy.port, batch_window="0s", **policy)
+            d = started(ackwatch, cfg)
+            dovecot.append(user, "INBOX", client_mail(subject, mid))
+            d.wait_item(mid)
+            proxy.refuse()
+            proxy.cut()
+            d.wait_event("mailbox_down", timeout=10)
+            dovecot.append(user, "Sent", reply_mail(mid, subject))
+            return d, proxy
+
+        yield start
+
+
+def test_a_reply_unseen_in_an_outage_is_not_nudged_about_when_the_mailbox_is_back_in_the_grace(
+    reply_in_an_outage, tmp_path, sink
+):
+    mid = "<answered-in-the-outage@acme.example>"
+    # Nudge 15 s after arrival, deadline at 60 s: a 40 s grace fits before it.
+    d, proxy = reply_in_an_outage("Quote before the outage", mid, window="60s",
+                                  nudge_before="45s", recheck_grace="40s")
+    (held,) = d.wait_event("action_held", timeout=30)
+    assert held["mailboxes"] == ["anna"] and held["items"] == 1
+    assert times_mentioned(sink, mid) == 0
+    proxy.accept()
+    wait_for(lambda: item_state(tmp_path, mid)[0] == "acknowledged", 45,
+             "the reply seen once the mailbox is back", step=0.2)
+    time.sleep(1.0)  # a step after the acknowledgement: nothing goes out
+    assert times_mentioned(sink, mid) == 0, d.tail()
+    assert item_state(tmp_path, mid)[1] is None
+    assert not d.events("action_unchecked")
     assert d.stop() == 0
 
 
 def test_a_nudge_whose_deadline_would_pass_within_the_grace_goes_out_unchecked(
-    dovecot, tmp_path, sink, ackwatch
+    reply_in_an_outage, sink
 ):
-    user = dovecot.add_user()
-    with FaultProxy((dovecot.host, dovecot.port)) as proxy:
-        # Nudge 10 s before the deadline, grace 2 min: holding it would pass the deadline.
-        cfg = write_config(tmp_path, dovecot, {"anna": (user, ANNA)}, smtp_port=sink.port,
-                           imap_port=proxy.port, window="20s", nudge_before="10s",
-                           recheck_grace="2m", batch_window="0s")
-        d = started(ackwatch, cfg)
-        mid = "<deadline-close@acme.example>"
-        dovecot.append(user, "INBOX", client_mail("Quote due soon", mid))
-        d.wait_item(mid)
-        proxy.refuse()
-        proxy.cut()
-        d.wait_event("mailbox_down", timeout=10)
-        dovecot.append(user, "Sent", reply_mail(mid, "Quote due soon"))
-        (unchecked,) = d.wait_event("action_unchecked", timeout=30)
-        assert unchecked["reason"] == "deadline" and unchecked["mailboxes"] == ["anna"]
-        wait_for(lambda: times_mentioned(sink, mid) == 1, 15, "the nudge sent", step=0.1)
-        assert not d.events("action_held")
-        proxy.accept()
+    mid = "<deadline-close@acme.example>"
+    # Nudge 10 s before the deadline, grace 2 min: holding it would pass the deadline.
+    d, proxy = reply_in_an_outage("Quote due soon", mid, window="20s", nudge_before="10s",
+                                  recheck_grace="2m")
+    (unchecked,) = d.wait_event("action_unchecked", timeout=30)
+    assert unchecked["reason"] == "deadline" and unchecked["mailboxes"] == ["anna"]
+    wait_for(lambda: times_mentioned(sink, mid) == 1, 15, "the nudge sent", step=0.1)
+    assert not d.events("action_held")
+    proxy.accept()
     assert d.stop() == 0

@@ -5,7 +5,6 @@ connections), a slow server. `notify.retry_initial: 1s` keeps the retries fast.
 from __future__ import annotations
 
 import itertools
-import socket
 import sqlite3
 import time
 import urllib.request
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
+from tests.servers.imapserver import free_port
 from tests.support.daemon import (
     ANNA,
     PIOTR,
@@ -144,12 +144,6 @@ def test_starttls_missing_then_present_delivers_the_nudge_once(dovecot, tmp_path
         assert state == "sent"
         assert d.wait_item(mid)["nudge"] == "sent"
     assert d.stop() == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_smtp_down_and_mail_answered_meanwhile_cancels_the_nudge(

@@ -10,14 +10,20 @@ Screenshots at 1280x800 and 390x844 are saved under ``test-artifacts/board/``
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
-from pathlib import Path
 
 import pytest
+from tests.servers.imapserver import free_port
 from tests.support.board_state import HOSTILE_SUBJECT, write_state
 from tests.support.browser import DESKTOP, PHONE, responses, screenshot
-from tests.support.daemon import ANNA, client_mail, reply_mail, started, write_config
+from tests.support.daemon import (
+    ANNA,
+    client_mail,
+    reply_mail,
+    started,
+    with_board,
+    write_config,
+)
 from tests.support.waiting import wait_for
 
 from ackwatch.store.sqlite import SqliteStore
@@ -27,17 +33,6 @@ from ackwatch.web.server import WebBoard
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
 LIVE_WITHIN = 2.0  # seconds from the APPEND to the item on the open page
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_board(cfg: Path, port: int) -> Path:
-    cfg.write_text(cfg.read_text() + f'web:\n  listen: "127.0.0.1:{port}"\n')
-    return cfg
 
 
 # One script call reads the whole list: the page may redraw between two WebDriver calls.

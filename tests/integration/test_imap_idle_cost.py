@@ -20,7 +20,15 @@ from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import HOST, ImapTestServer, make_message
 from tests.support.waiting import wait_for
-from tests.support.watcher_events import NOW, Events, append_mail, health_is, new_mail
+from tests.support.watcher_events import (
+    NOW,
+    Events,
+    StartWatcher,
+    append_mail,
+    health_is,
+    new_mail,
+    watchers,
+)
 
 from ackwatch.config import MailboxConfig, SyncConfig
 from ackwatch.mail.sync import FolderSyncEvent
@@ -100,24 +108,17 @@ def proxied(imap_server: ImapTestServer, imap_user: str, make_mailbox_config
 
 
 @pytest.fixture
-def watch(resolve) -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
-    started: list[MailboxWatcher] = []
+def watch(resolve) -> Iterator[StartWatcher]:
+    """``watch(mailbox, poll=POLL, pending=..., **kw)``: a watcher with IDLE, once up."""
+    with watchers(resolve=resolve) as start:
 
-    def start(mb: MailboxConfig, poll: float = POLL,
-              pending: Callable[[str], set[int]] = lambda folder: set(),
-              **kw) -> tuple[MailboxWatcher, Events]:  # fmt: skip
-        events = Events()
-        sync = SyncConfig(poll_interval=dt.timedelta(seconds=poll), idle=True)
-        w = MailboxWatcher(mb, sync, dict, pending, events, resolve=resolve, **kw)
-        w.start()
-        started.append(w)
-        events.wait(health_is("up"))
-        return w, events
+        def start_up(mb: MailboxConfig, poll: float = POLL, **kw) -> tuple[MailboxWatcher, Events]:
+            w, events = start(mb, SyncConfig(poll_interval=dt.timedelta(seconds=poll),
+                                             idle=True), **kw)
+            events.wait(health_is("up"))
+            return w, events
 
-    yield start
-    for w in started:
-        w.stop(timeout=5)
-        assert not w.is_alive(), "watcher did not stop"
+        yield start_up
 
 
 def _wait_lines(proxy: CountingProxy, mark: int, pred: Callable[[list[str]], bool],

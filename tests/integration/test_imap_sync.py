@@ -8,7 +8,7 @@ import imaplib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,7 +16,14 @@ from tests.faults.proxy import FaultProxy
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer, make_message
 from tests.servers.pymapserver import PymapServer
-from tests.support.watcher_events import NOW, Events, append_mail, health_is, new_mail
+from tests.support.watcher_events import (
+    NOW,
+    StartWatcher,
+    append_mail,
+    health_is,
+    new_mail,
+    watchers,
+)
 
 from ackwatch.config import Folders, MailboxConfig, SyncConfig
 from ackwatch.core.message import parse_message
@@ -31,7 +38,7 @@ from ackwatch.mail.sync import (
     sync_folder,
 )
 from ackwatch.mail.uidfetch import FetchedMessage, _raw_uid_fetch, to_message
-from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
+from ackwatch.mail.watcher import HealthEvent
 
 pytestmark = pytest.mark.integration
 
@@ -52,25 +59,9 @@ def client(mailbox_config: MailboxConfig, resolve) -> Iterator:
 
 
 @pytest.fixture
-def start_watcher(resolve) -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
-    started: list[MailboxWatcher] = []
-
-    def start(
-        mb: MailboxConfig,
-        sync: SyncConfig,
-        pending: Callable[[str], set[int]] = lambda folder: set(),
-        **kw,
-    ) -> tuple[MailboxWatcher, Events]:
-        events = Events()
-        w = MailboxWatcher(mb, sync, dict, pending, events, resolve=resolve, **kw)
-        w.start()
-        started.append(w)
-        return w, events
-
-    yield start
-    for w in started:
-        w.stop(timeout=5)
-        assert not w.is_alive(), "watcher did not stop"
+def start_watcher(resolve) -> Iterator[StartWatcher]:
+    with watchers(resolve=resolve) as start:
+        yield start
 
 
 class WireSpy:
@@ -381,6 +372,26 @@ def test_watcher_emits_new_mail_promptly_with_idle(imap_server, imap_user, mailb
     assert w.recheck(timeout=8)  # the sent folder is not IDLEd: recheck syncs it now
     assert sent_uid in events.synced_uids("Sent")
     assert events.synced_uids("INBOX").count(uid) == 1
+
+
+def test_a_line_the_server_writes_in_pieces_during_idle_is_read_whole_not_as_a_cut(
+    imap_server, imap_user, make_mailbox_config, start_watcher
+):
+    """pymap may write one response line in several writes; with only its first part
+    arrived, IDLE waits for the rest of the line (a connection that is really cut is
+    `test_cut_refused_and_cut_mid_response_reconnect_and_miss_no_mail`'s)."""
+    with FaultProxy((imap_server.host, imap_server.port)) as proxy:
+        mb = dataclasses.replace(make_mailbox_config(imap_server, imap_user), port=proxy.port)
+        sync = SyncConfig(poll_interval=dt.timedelta(minutes=5), idle=True)  # only IDLE
+        w, events = start_watcher(mb, sync)
+        events.wait(health_is("up"))
+        proxy.split = 0.3  # each piece the server sends: half now, half 0.3 s later
+        uids = [append_mail(imap_server, imap_user, subject=f"in pieces {i}") for i in range(3)]
+        for uid in uids:
+            events.wait(new_mail("INBOX", uid), timeout=15)
+        assert w.health.state == "up"
+        assert [e.health.state for e in events.drain() if isinstance(e, HealthEvent)] == ["up"]
+        assert proxy.connections == 1  # never reconnected
 
 
 def test_sync_never_changes_flags(imap_server, imap_user, mailbox_config, start_watcher,

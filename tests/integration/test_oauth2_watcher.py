@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.servers.dovecot import DovecotServer
 from tests.servers.tokenserver import TokenServer
-from tests.support.watcher_events import Events, append_mail, health_is, new_mail
+from tests.support.watcher_events import StartWatcher, append_mail, health_is, new_mail, watchers
 
 from ackwatch import oauth2
 from ackwatch.config import MailboxConfig, OAuth2App, SecretRef, SyncConfig
-from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
+from ackwatch.mail.watcher import HealthEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
@@ -34,21 +34,11 @@ def fresh_tokens(token_server: TokenServer) -> Iterator[None]:
 
 
 @pytest.fixture
-def watch() -> Iterator[Callable[..., tuple[MailboxWatcher, Events]]]:
-    started: list[MailboxWatcher] = []
-
-    def start(mb: MailboxConfig, **kw: float) -> tuple[MailboxWatcher, Events]:
-        events = Events()
-        sync = SyncConfig(poll_interval=dt.timedelta(seconds=30), idle=True)
-        w = MailboxWatcher(mb, sync, dict, lambda folder: set(), events, **kw)
-        w.start()
-        started.append(w)
-        return w, events
-
-    yield start
-    for w in started:
-        w.stop(timeout=5)
-        assert not w.is_alive(), "watcher did not stop"
+def watch() -> Iterator[StartWatcher]:
+    """``watch(mailbox, **kw)``: a watcher with IDLE, polling every 30 s."""
+    sync = SyncConfig(poll_interval=dt.timedelta(seconds=30), idle=True)
+    with watchers() as start:
+        yield lambda mb, **kw: start(mb, sync, **kw)
 
 
 def google_mailbox(server: DovecotServer, user: str, token_server: TokenServer,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.servers.dovecot import DovecotServer
 from tests.servers.imapserver import ImapTestServer
+from tests.support.config_yaml import mailbox_yaml, password_file
 from tests.support.daemon import client_mail
 from tests.support.run_once import ackwatch
 
@@ -79,20 +80,9 @@ def write_config(tmp_path: Path, mailboxes: dict[str, tuple[ImapTestServer, str,
     """{name: (server, user, password)}, in order."""
     entries = []
     for name, (server, user, password) in mailboxes.items():
-        pw = tmp_path / f"{name}.pass"
-        pw.write_text(password + "\n", encoding="utf-8")
-        pw.chmod(0o600)
-        entries.append(textwrap.dedent(f"""\
-          - name: {name}
-            host: {server.host}
-            port: {server.port}
-            security: none
-            username: {user}
-            password_file: {pw}
-            owner: anna@agency.example
-            folders: {{inbox: [INBOX], sent: [Sent]}}
-            timeout: 10
-        """))
+        pw = password_file(tmp_path, name, password)
+        entries.append(mailbox_yaml(name, server.host, server.port, user, pw,
+                                    "anna@agency.example"))
     cfg = tmp_path / "config.yaml"
     cfg.write_text(textwrap.dedent(f"""\
         timezone: Europe/Warsaw

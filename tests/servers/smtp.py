@@ -32,7 +32,6 @@ import base64
 import email
 import email.policy
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -46,6 +45,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from tests.servers.imapserver import free_port
 
 from ackwatch.config import SecretRef, Security, SmtpConfig
 
@@ -125,12 +125,6 @@ class _Handler:
         return "250 OK: queued"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _server_context(cert: TlsCert) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert.cert), str(cert.key))
@@ -184,7 +178,7 @@ class SmtpSink:
         for attempt in range(5):  # the free port may be taken between probe and bind
             if fixed:
                 time.sleep(0.2 * attempt)  # the old socket may linger a moment
-            self.port = fixed or _free_port()
+            self.port = fixed or free_port()
             controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
             try:
                 controller.start()

@@ -9,6 +9,7 @@ import pytest
 
 pytest.register_assert_rewrite(
     "tests.support.daemon",
+    "tests.support.flood",
     "tests.support.inprocess",
     "tests.support.random_mail",
     "tests.support.report_state",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.servers.imapserver import ImapTestServer, make_message
+from tests.support.config_yaml import mailbox_yaml, password_file
 from tests.support.waiting import wait_for
 
 if TYPE_CHECKING:  # imported in the fixture, after pytest could rewrite its asserts
@@ -117,20 +118,8 @@ def write_config(
     mentor = f", mentor: {anna_mentor}" if anna_mentor else ""
     entries = []
     for mb_name, (user, owner) in mailboxes.items():
-        pw = tmp_path / f"{mb_name}.pass"
-        pw.write_text(server.password(user) + "\n")
-        pw.chmod(0o600)
-        entries.append(textwrap.dedent(f"""\
-          - name: {mb_name}
-            host: {server.host}
-            port: {server.port}
-            security: none
-            username: {user}
-            password_file: {pw}
-            owner: {owner}
-            folders: {{inbox: [INBOX], sent: [Sent]}}
-            timeout: 10
-        """))
+        pw = password_file(tmp_path, mb_name, server.password(user))
+        entries.append(mailbox_yaml(mb_name, server.host, server.port, user, pw, owner))
     escalate = f", escalate_after: {escalate_after}" if escalate_after else ""
     cfg = tmp_path / name
     cfg.write_text(textwrap.dedent(f"""\
@@ -163,6 +152,13 @@ def write_config(
         mailboxes:
         """) + "".join(entries))
     cfg.chmod(0o600)
+    return cfg
+
+
+def with_board(cfg: Path, port: int) -> Path:
+    """``cfg`` with the board on (``web.listen`` on loopback ``port``)."""
+    with cfg.open("a") as f:
+        f.write(f'web:\n  listen: "127.0.0.1:{port}"\n')
     return cfg
 
 

@@ -10,26 +10,16 @@ import textwrap
 from pathlib import Path
 
 from tests.servers.imapserver import ImapTestServer
+from tests.support.config_yaml import mailbox_yaml, password_file
 
 
 def write_config(tmp_path: Path, server: ImapTestServer, users: dict[str, str],
                  extra: str = "") -> Path:
     mailboxes = []
     for name, user in users.items():
-        pw = tmp_path / f"{name}.pass"
-        pw.write_text(server.password(user) + "\n")
-        pw.chmod(0o600)
-        mailboxes.append(textwrap.dedent(f"""\
-          - name: {name}
-            host: {server.host}
-            port: {server.port}
-            security: none
-            username: {user}
-            password_file: {pw}
-            owner: {name}@agency.example
-            folders: {{inbox: [INBOX], sent: [Sent]}}
-            timeout: 10
-        """))
+        pw = password_file(tmp_path, name, server.password(user))
+        mailboxes.append(mailbox_yaml(name, server.host, server.port, user, pw,
+                                      f"{name}@agency.example"))
     cfg = tmp_path / "config.yaml"
     cfg.write_text(textwrap.dedent(f"""\
         timezone: Europe/Warsaw

@@ -3,15 +3,18 @@ collected and waited for (bounded)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from tests.servers.imapserver import ImapTestServer, make_message
 from tests.support.waiting import wait_for
 
+from ackwatch.config import MailboxConfig, SyncConfig
 from ackwatch.mail.sync import FolderSyncEvent
-from ackwatch.mail.watcher import HealthEvent
+from ackwatch.mail.watcher import HealthEvent, MailboxWatcher
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -79,3 +82,29 @@ def new_mail(folder: str, uid: int) -> Callable[[object], bool]:
 
 def health_is(state: str) -> Callable[[object], bool]:
     return lambda e: isinstance(e, HealthEvent) and e.health.state == state
+
+
+StartWatcher = Callable[..., tuple[MailboxWatcher, Events]]
+
+
+@contextlib.contextmanager
+def watchers(**common: Any) -> Iterator[StartWatcher]:
+    """``start(mailbox, sync, pending=..., **kw)`` starts a `MailboxWatcher` (no stored
+    cursors; ``pending``: the pending UIDs by folder; ``common`` and ``kw``: its
+    keywords, e.g. ``resolve``) and gives it with its `Events`. At the end each one is
+    stopped, and must have stopped."""
+    started: list[MailboxWatcher] = []
+
+    def start(mb: MailboxConfig, sync: SyncConfig,
+              pending: Callable[[str], set[int]] = lambda folder: set(),
+              **kw: Any) -> tuple[MailboxWatcher, Events]:  # fmt: skip
+        events = Events()
+        w = MailboxWatcher(mb, sync, dict, pending, events, **{**common, **kw})
+        w.start()
+        started.append(w)
+        return w, events
+
+    yield start
+    for w in started:
+        w.stop(timeout=5)
+        assert not w.is_alive(), "watcher did not stop"

@@ -168,27 +168,19 @@ def _buffered(client: IMAPClient) -> bool:
 
 
 def _read_responses(client: IMAPClient) -> list[Any]:
-    """The untagged responses that can be read without blocking (`idle_check`'s loop
-    without its ``poll()``, which would miss `_buffered` data)."""
-    sock = client.socket()
-    old = sock.gettimeout()
-    sock.settimeout(0.0)
+    """The untagged responses that have begun to arrive (`idle_check`'s loop without its
+    ``poll()``, which would miss `_buffered` data).
+
+    None is waited for: a response is read once its first byte is here (`_buffered`, so
+    TLS records without data and the end of the stream read as nothing). But each one
+    begun is read whole, at the socket's usual timeout: a server may write one line in
+    several pieces (pymap does), and a line read on a non-blocking socket ends where the
+    bytes that came so far end ("unterminated line"): a connection that is fine would be
+    taken for a cut one.
+    """
     out: list[Any] = []
-    try:
-        while True:
-            try:
-                line = client._imap._get_line()
-            except imap_exc.IMAPClientAbortError as exc:
-                # imaplib says "EOF" for "nothing to read" on a non-blocking socket
-                if "EOF" in str(exc):
-                    break
-                raise
-            except OSError:  # would block (incl. ssl.SSLWantReadError)
-                break
-            out.append(_parse_untagged_response(line))
-    finally:
-        with contextlib.suppress(OSError):
-            sock.settimeout(old)
+    while _buffered(client):
+        out.append(_parse_untagged_response(client._imap._get_line()))
     return out
 
 
@@ -218,6 +210,22 @@ def idle_check(
     return [], strikes + 1
 
 
+def _start_idle(client: IMAPClient) -> None:
+    """``IDLE``, as imapclient's `idle` sends it, waiting for the server's "+".
+
+    Untagged responses that come before the "+" are filed by imaplib (where
+    `take_unsolicited` and `notify.take_notified` find them), not taken for an error as
+    imapclient takes them: a server may send them at any time (RFC 3501, 5.3), and
+    NOTIFY's news about another folder can cross the command."""
+    imap = client._imap
+    tag = client._idle_tag = imap._command("IDLE")
+    while imap._get_response() is not None:
+        answer = imap.tagged_commands.get(tag)  # None until the tagged answer came
+        if answer is not None:  # refused (NO / BAD) without a "+"
+            del imap.tagged_commands[tag]
+            raise imap_exc.IMAPClientError(f"IDLE refused: {answer[0]}")
+
+
 def idle_wait(
     client: IMAPClient,
     wake: Waker,
@@ -236,15 +244,19 @@ def idle_wait(
     Blocks in one ``poll()`` on the IMAP socket and `wake`; no timer ticks. `wake` is
     cleared before each look at `interrupted`.
     """
-    client.idle()
+    _start_idle(client)
     started = time.monotonic()
     deadline = min(until, started + renew)
-    changed = other = False
+    # What came before the server's "+" (filed by imaplib) counts as if read during IDLE.
+    changed = take_unsolicited(client)
+    other = notified is not None and notify.take_notified(client)
+    if other and notified is not None:
+        notified()
     strikes = 0
     while True:  # an exception here means a dead connection: no DONE, reconnect
         wake.clear()  # then look at what it was raised for
         now = time.monotonic()
-        if interrupted() or now >= deadline:
+        if changed or other or interrupted() or now >= deadline:
             break
         responses, strikes = idle_check(client, deadline - now, strikes, wake)
         for resp in responses:
@@ -255,8 +267,6 @@ def idle_wait(
             elif notified is not None and notify.is_notification(resp):
                 notified()
                 other = True
-        if changed or other:
-            break
     with bounded(client, 10.0):
         _text, more = client.idle_done()
     if notified is not None and any(notify.is_notification(r) for r in more or ()):

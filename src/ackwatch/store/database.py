@@ -29,15 +29,38 @@ CHUNK = 500  # values per ``IN (...)``: well under SQLite's limit on parameters
 
 
 def readonly_uri(path: Path) -> str:
-    """The SQLite ``file:`` URI that opens ``path`` read-only. The path is percent-quoted:
-    in a URI "#" starts a fragment, "?" the parameters and "%" an escape, so a state
-    directory named "state#1" would otherwise open (or create) another file."""
+    """The SQLite ``file:`` URI that opens ``path`` read-only (`file_uri`)."""
+    return file_uri(path, "ro")
+
+
+def file_uri(path: Path, mode: str) -> str:
+    """The SQLite ``file:`` URI that opens the existing ``path`` in ``mode`` ("ro",
+    "rw"). The path is percent-quoted: in a URI "#" starts a fragment, "?" the parameters
+    and "%" an escape, so a state directory named "state#1" would otherwise open (or
+    create) another file."""
     from urllib.parse import quote
 
-    return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+    return f"file:{quote(str(Path(path).absolute()))}?mode={mode}"
 
 
 _NOT_WRITABLE = "the state directory is not writable: read-only file system or permissions"
+
+
+def _reader(state_dir: Path, path: Path) -> sqlite3.Connection:
+    """A connection that only reads the database at ``path``.
+
+    SQLite removes the WAL's side files when the last connection to the database closes,
+    and only a connection that may write can: a ``mode=ro`` one that closes last
+    (``ackwatch status`` while the daemon is stopped, a board read that outlives the
+    writer) leaves them behind. So where this process may write, a reader is opened
+    read-write (``mode=rw`` never creates the file) and made read-only with ``PRAGMA
+    query_only``; elsewhere (a read-only mount, another user's state) ``mode=ro``."""
+    writable = all(os.access(p, os.W_OK) for p in (state_dir, path))
+    conn = sqlite3.connect(file_uri(path, "rw" if writable else "ro"), uri=True, timeout=10,
+                           check_same_thread=False, isolation_level=None)
+    if writable:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 class Database:
@@ -58,14 +81,12 @@ class Database:
         """Open (a writer: create, tighten and migrate) the database in ``state_dir``."""
         state_dir = Path(state_dir)
         path = state_dir / DB_NAME
+        conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 if not path.exists():
                     raise StoreError(f"{path}: no state yet (has ackwatch run?)")
-                conn = sqlite3.connect(
-                    readonly_uri(path), uri=True, timeout=10, check_same_thread=False,
-                    isolation_level=None,
-                )
+                conn = _reader(state_dir, path)
             else:
                 state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if not path.exists():
@@ -92,7 +113,8 @@ class Database:
                 schema.migrate(db)
             elif (version := db.user_version()) > schema.SCHEMA_VERSION:
                 raise StoreError(f"{path}: schema {version} is newer than this ackwatch")
-            return db
+            opened, conn = db, None
+            return opened
         except sqlite3.Error as exc:
             hint = ""
             if not readonly and not all(os.access(p, os.W_OK) for p in (state_dir, path)):
@@ -100,6 +122,10 @@ class Database:
             raise StoreError(f"{path}: cannot open the state database: {exc}{hint}") from exc
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the state database: {exc.strerror}") from exc
+        finally:
+            if conn is not None:  # not opened after all: closed, or its WAL files stay
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
