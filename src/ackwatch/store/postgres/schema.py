@@ -235,6 +235,30 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE messages SET pending = 1 WHERE key IN (""" + PENDING_KEYS_SQL + """);
     CREATE INDEX messages_pending ON messages (mailbox, folder, uid) WHERE pending = 1;
     """,
+    # 10: several nodes sharing the mailboxes: nodes, mailbox leases, the leadership and
+    # its epoch, the outbox's fence, the dirty marks' sequence
+    f"""
+    CREATE TABLE nodes (
+        name {T} PRIMARY KEY,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE mailbox_leases (
+        mailbox {T} PRIMARY KEY,
+        node {T} NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX mailbox_leases_node ON mailbox_leases (node);
+    CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        node {T} NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN epoch BIGINT;
+    CREATE SEQUENCE dirty_seq;
+    ALTER TABLE dirty ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('dirty_seq');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

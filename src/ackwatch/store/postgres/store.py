@@ -26,6 +26,10 @@ class PostgresStore(TableStore):
         """The state on the configured server: migrated for a writer."""
         return cls(PgDatabase.open(config, password, readonly=readonly))
 
+    def notify_mail(self) -> None:
+        """Wake the leader: mail was stored (`daemon.cluster.MAIL_CHANNEL`)."""
+        self._pg.conn.execute("NOTIFY ackwatch_mail")
+
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
         return PostgresStore(self._pg.reader())
