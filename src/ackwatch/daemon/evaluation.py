@@ -65,6 +65,14 @@ class Evaluator:
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
         self._changed: set[str] | None = None  # see take_changes; None: everything
 
+    def begin_anew(self) -> None:
+        """Forget what this process knows of the items (another node evaluated them
+        meanwhile): evaluate the dirty marks next, count every item again, parse again."""
+        self.dirty = True
+        self._changed = None
+        self.parsed.forget()
+        self._mail_of_accounts.clear()
+
     def take_changes(self) -> set[str] | None:
         """The keys whose items the evaluations since the last call may have changed
         (None: any item, as at the start); the next call starts afresh."""

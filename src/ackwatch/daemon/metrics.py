@@ -23,6 +23,8 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_send_failures_total{outcome}      sends that failed: ``retried`` (temporary:
                                                the mail waits) or ``failed`` (refused for
                                                good, or could not be rendered)
+    ackwatch_node_leader{node}                 1 when this node leads (evaluates and sends)
+    ackwatch_mailboxes_held{node}              mailboxes this node watches (`daemon.cluster`)
 
 Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
 so no client of the endpoint can starve the daemon.
@@ -95,6 +97,7 @@ class _SnapshotCollector:
         self.tls_failures: dict[str, int] = {}
         # Both outcomes from the start, so that `increase()` sees the first failure.
         self.send_failures: dict[str, int] = dict.fromkeys(SEND_FAILURE_OUTCOMES, 0)
+        self.node: tuple[str, bool, int] | None = None  # (name, leads, mailboxes held)
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -131,6 +134,16 @@ class _SnapshotCollector:
             for key, value in sorted(values.items()):
                 family.add_metric([key], value)
             yield family
+        if self.node is not None:
+            node, leads, held = self.node
+            for name, documentation, value in (
+                ("ackwatch_node_leader", "1 when this node leads (evaluates and sends)",
+                 1.0 if leads else 0.0),
+                ("ackwatch_mailboxes_held", "Mailboxes this node watches", float(held)),
+            ):
+                family = gauge(name, documentation, labels=["node"])
+                family.add_metric([node], value)
+                yield family
         if s.poll_interval is not None:
             yield GaugeMetricFamily(
                 "ackwatch_poll_interval_seconds", "The configured sync.poll_interval",
@@ -199,6 +212,11 @@ class Metrics:
         with self._lock:
             failures = self._collector.send_failures
             failures[outcome] = failures.get(outcome, 0) + 1
+
+    def set_node(self, node: str, *, leader: bool, held: int) -> None:
+        """This node's name, whether it leads and how many mailboxes it watches."""
+        if node:
+            self._collector.node = (node, leader, held)
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

@@ -9,9 +9,11 @@ tick), so a nudge due at 14:32:10 goes out at 14:32:10. Right before queueing a 
 asks the watchers of the mailboxes concerned to re-check their sent folders, so that a
 reply sent a minute ago cancels the nudge.
 
-`Daemon` composes the parts: `watchers` (the IMAP side), `evaluation` (items from mail),
-`nudges` (what is due), `keeper` (promises), `delivery` (the outbox), `digests`,
-`systemd` and `signals`. `once` runs a single pass without watchers.
+`Daemon` composes the parts: `watchers` (the IMAP side), `cluster` (which mailboxes this
+node watches and whether it leads: every one and always with SQLite), `evaluation`
+(items from mail), `nudges` (what is due), `keeper` (promises), `delivery` (the outbox),
+`digests`, `systemd` and `signals`. `once` runs a single pass without watchers. A node
+that does not lead only stores its mailboxes' syncs and health.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ackwatch.config import Config, load_config
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.daemon import digests, nudges
+from ackwatch.daemon.cluster import Cluster, ClusterChanged, DbCluster, MailStored, SoloCluster
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
@@ -75,7 +78,10 @@ class Daemon:
         now: Now = utcnow,
         send: Callable[[EmailMessage, Config], None] | None = None,
         reload: Callable[[], Config] | None = None,
+        node: str | None = None,
     ):
+        """``node`` (``run --node``) with a PostgreSQL state: one of several nodes
+        (`cluster.DbCluster`); otherwise the only one."""
         self.config = config
         self.store = store
         self.now = now
@@ -85,6 +91,7 @@ class Daemon:
         # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.watchers = Watchers(store, self.events.put)
+        self.cluster: Cluster = _cluster(config, store, self.watchers, self.events.put, node)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = Systemd.from_env()
@@ -104,6 +111,7 @@ class Daemon:
             store, lambda: self.config, now,
             send=lambda msg, cfg: self._send(msg, cfg),  # `_send` may be swapped in tests
             metrics=self.metrics, promise_mail=self.promises.prepare,
+            fence=self.cluster.fence,
         )  # fmt: skip
         self.publisher = Publisher(store, lambda: self.config, now, self.evaluation,
                                    self.delivery, self.metrics)  # fmt: skip
@@ -125,7 +133,7 @@ class Daemon:
 
     def run(self) -> None:
         """The core loop, until `request_stop`."""
-        self.watchers.start(self.config.mailboxes, self.config.sync)
+        self.cluster.start(self.config)
         self.promises.start()  # its body reader thread (`run --once` reads inline)
         if self.config.metrics.listen:
             try:
@@ -157,7 +165,7 @@ class Daemon:
             keeper = threading.Thread(target=self.promises.stop, name="stop-keeper",
                                       daemon=True)
             keeper.start()
-            self.watchers.stop()
+            self.cluster.stop()
             keeper.join(1.0)
             self.metrics.close()
             if self.board is not None:
@@ -188,6 +196,12 @@ class Daemon:
         if self._reload.is_set():
             self._reload.clear()
             self._apply_reload()
+        if not self.cluster.is_leader():  # another node evaluates and sends
+            self.drain_events()
+            self.metrics.set_node(self.cluster.node, leader=False, held=len(self.cluster.held()))
+            self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
+            return None
+        self.metrics.set_node(self.cluster.node, leader=True, held=len(self.cluster.held()))
         self.refresh_if_changed()
         next_due = self.run_due()
         promise_due = self.promises.run_due()
@@ -227,12 +241,9 @@ class Daemon:
             log.error("config_reload_failed", error=str(exc).splitlines()[0], kept="old config")
             return
         old = {mb.name: mb for mb in self.config.mailboxes}
-        fresh = {mb.name: mb for mb in new.mailboxes}
-        gone = [n for n in old if n not in fresh or fresh[n] != old[n]]
-        added = [fresh[n] for n in fresh if n not in old or fresh[n] != old[n]]
-        self.watchers.stop([n for n in gone if n in self.watchers])
+        added = [mb for mb in new.mailboxes if old.get(mb.name) != mb]
+        self.cluster.reload(self.config, new)
         self.config = new
-        self.watchers.start(added, new.sync)
         self.evaluation.dirty = True
         log.info("config_reloaded", mailboxes=len(new.mailboxes), restarted=len(added))
 
@@ -260,8 +271,11 @@ class Daemon:
                 added = store_folder_sync(
                     self.store, self.evaluation.parsed, self.config, event.mailbox, s, now
                 )
+            if not self.cluster.is_leader():
+                self.evaluation.parsed.forget()  # kept for an evaluation made elsewhere
             if added or s.flag_updates or s.reset:
                 self.evaluation.dirty = True
+                self.cluster.mail_stored()
                 log.info(
                     "folder_synced",
                     mailbox=event.mailbox,
@@ -272,6 +286,15 @@ class Daemon:
         elif isinstance(event, HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+        elif isinstance(event, MailStored):
+            self.evaluation.dirty = True  # another node stored mail (evaluated if leading)
+        elif isinstance(event, ClusterChanged):
+            if self.cluster.is_leader():  # what was evaluated elsewhere: read it afresh
+                self.evaluation.begin_anew()
+                self.promises.mark_dirty(None)
+                self._held = {}
+            log.info("cluster_role", leader=self.cluster.is_leader(),
+                     mailboxes=len(self.cluster.held()))
         elif self.promises.handles(event):
             self.promises.apply(event)
 
@@ -340,3 +363,25 @@ class Daemon:
         """Send queued mail (`Delivery.process_outbox`); next retry time."""
         return self.delivery.process_outbox()
 
+
+
+def _cluster(config: Config, store: Store, watchers: Watchers,
+             post: Callable[[object], None], node: str | None) -> Cluster:
+    """One of several nodes with a PostgreSQL state and a node name; else the only one."""
+    database = config.database
+    if node is None or database is None:
+        return SoloCluster(node or "", watchers)
+    from ackwatch.store import open_store
+
+    def listen(heard: Callable[[], None], stop: threading.Event) -> None:
+        from ackwatch.credentials import resolve_secret
+        from ackwatch.daemon.cluster import MAIL_CHANNEL
+        from ackwatch.store.postgres.listen import listen as pg_listen
+
+        password = resolve_secret(database.password) if database.password else None
+        pg_listen(database, password, MAIL_CHANNEL, heard, stop)
+
+    return DbCluster(
+        node, watchers, fence_store=store, wake=post, listen=listen,
+        open_store=lambda: open_store(config.state_dir, database=database),
+    )

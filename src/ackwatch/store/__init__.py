@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ackwatch.store.api import Store
 from ackwatch.store.records import (
+    ClusterView,
     CopyToStore,
     HealthRecord,
     ItemRecord,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ackwatch.config.model import DatabaseConfig
 
 __all__ = [
+    "ClusterView",
     "CopyToStore",
     "HealthRecord",
     "ItemRecord",
