@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -58,6 +61,12 @@ def test_mailboxes_spread_evenly_each_watched_by_exactly_one_node(
     assert sum(1 for d in nodes.values() for _ in d.events("leader_elected")) == 1
     for d in nodes.values():
         assert all(e.get("node") in nodes for e in d.events()), "every event names its node"
+    listed = json.loads(subprocess.run(
+        [sys.executable, "-m", "ackwatch", "status", "-c", str(cfg), "--json", "--nodes"],
+        capture_output=True, text=True, timeout=30, check=True).stdout)
+    assert [n["node"] for n in listed] == ["n1", "n2", "n3"]
+    assert [n["node"] for n in listed if n["leader"]] == [view.leader]
+    assert {m: n["node"] for n in listed for m in n["mailboxes"]} == view.leases
 
 
 def test_a_killed_nodes_mailboxes_are_watched_again_within_the_lease_and_mail_nudged(
@@ -121,3 +130,27 @@ def test_a_leader_killed_as_a_nudge_goes_out_is_replaced_and_the_nudge_sent_at_m
     new_leader = cluster_view(cfg).leader
     assert new_leader not in (None, view.leader)
     assert nodes[new_leader].events("leader_elected")
+
+
+def test_mail_a_following_node_stores_reaches_the_leader_at_once(
+        dovecot, tmp_path, sink, ackwatch, postgres_server):
+    """NOTIFY, not the next round: the rounds are 4 s apart here."""
+    cfg, users = nodes_config(tmp_path, dovecot, postgres_server, mailboxes=2,
+                              smtp_port=sink.port, lease=8, renew=4)
+    nodes = start_nodes(ackwatch, cfg, ["n1", "n2"])
+    view = spread_evenly(cfg, list(nodes), 2)
+    follower = next(n for n in nodes if n != view.leader)
+    (mailbox,) = [m for m, n in view.leases.items() if n == follower]
+    nodes[follower].wait_event("mailbox_up")
+    time.sleep(0.5)  # its first sync done and stored
+    dovecot.append(users[int(mailbox.removeprefix("mb"))], "INBOX",
+                   client_mail("Hello", "<notify-1@acme.example>"),
+                   internaldate=dt.datetime.now(dt.UTC))
+    def first_new(node, event):
+        return next((e for e in nodes[node].events(event) if e.get("new") == 1), None)
+    synced = wait_for(lambda: first_new(follower, "folder_synced"), 20, "the follower's sync")
+    evaluated = wait_for(lambda: first_new(view.leader, "items_updated"), 10,
+                         "the leader's evaluation")
+    lag = (dt.datetime.fromisoformat(evaluated["timestamp"])
+           - dt.datetime.fromisoformat(synced["timestamp"])).total_seconds()
+    assert lag < 1.5, lag

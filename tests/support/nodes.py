@@ -20,7 +20,8 @@ LEASE_SECONDS = 3.0  # short, so that a takeover fits in a test
 
 
 def nodes_config(tmp_path: Path, dovecot: DovecotServer, postgres: PostgresServer, *,
-                 mailboxes: int, smtp_port: int, **kw: object) -> tuple[Path, list[str]]:
+                 mailboxes: int, smtp_port: int, lease: float = LEASE_SECONDS,
+                 renew: float = 1.0, **kw: object) -> tuple[Path, list[str]]:
     """A config with ``mailboxes`` Dovecot users (all Anna's), its state in a new
     PostgreSQL database, a 3 s lease renewed every second; the users' names."""
     users = [dovecot.add_user() for _ in range(mailboxes)]
@@ -28,8 +29,8 @@ def nodes_config(tmp_path: Path, dovecot: DovecotServer, postgres: PostgresServe
                        smtp_port=smtp_port, **kw)  # type: ignore[arg-type]
     cfg.write_text(cfg.read_text() + database_yaml(postgres) + textwrap.dedent(f"""\
         cluster:
-          lease: {LEASE_SECONDS:g}s
-          renew: 1s
+          lease: {lease:g}s
+          renew: {renew:g}s
         """))
     return cfg, users
 
