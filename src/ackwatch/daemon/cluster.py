@@ -168,9 +168,14 @@ class DbCluster:
 
     # ------------------------------------------------------------------ the core's side
 
-    def start(self, config: Config) -> None:
+    def start(self, config: Config, *, background: bool = True) -> None:
+        """The first round now; then the rounds, the deadline and the listening in
+        threads of their own (``background=False``: none, for a test that runs the
+        rounds itself)."""
         self._config = config
-        self._try_round(starting=True)
+        self.try_round(starting=True)
+        if not background:
+            return
         targets = [("cluster", self._rounds), ("cluster-deadline", self._deadline_watch)]
         if self._listen is not None:
             targets.append(("cluster-listen", self._listening))
@@ -223,12 +228,13 @@ class DbCluster:
 
     def _rounds(self) -> None:
         while not self._stop.is_set():
-            ok = self._try_round()
+            ok = self.try_round()
             assert self._config is not None
             pause = self._config.cluster.renew.total_seconds() if ok else RETRY_SECONDS
             self._stop.wait(pause)
 
-    def _try_round(self, *, starting: bool = False) -> bool:
+    def try_round(self, *, starting: bool = False) -> bool:
+        """One round (the round thread calls it; so may a test); False if it failed."""
         try:
             self._round(starting=starting)
             return True
@@ -303,25 +309,32 @@ class DbCluster:
     # ------------------------------------------------------------------ the deadline
 
     def _deadline_watch(self) -> None:
-        """Stop watching and leading when no round succeeded for a lease minus a
-        renewal: before any lease this node held can expire in the database."""
         while not self._stop.is_set():
             self._changed.clear()
             left = self._valid_until - self._monotonic()
             if left > 0:
                 self._changed.wait(min(left, 1.0))
                 continue
-            with self._lock:
-                if self._held or self._epoch is not None:
-                    log.error("cluster_lease_expiring", mailboxes=len(self._held),
-                              leader=self._epoch is not None,
-                              reason="no successful renewal")
-                    self._watchers.stop([n for n in self._held if n in self._watchers])
-                    self._held.clear()
-                    was, self._epoch = self._epoch, None
-                    if was is not None:
-                        self._wake(ClusterChanged())
+            self.enforce_deadline()
             self._changed.wait(1.0)
+
+    def enforce_deadline(self) -> bool:
+        """Stop watching and leading when no round succeeded for a lease minus a
+        renewal: before any lease this node held can expire in the database. True if
+        it did (the deadline thread calls it; so may a test)."""
+        with self._lock:
+            if self._monotonic() < self._valid_until:
+                return False
+            if not self._held and self._epoch is None:
+                return False
+            log.error("cluster_lease_expiring", mailboxes=len(self._held),
+                      leader=self._epoch is not None, reason="no successful renewal")
+            self._watchers.stop([n for n in self._held if n in self._watchers])
+            self._held.clear()
+            was, self._epoch = self._epoch, None
+        if was is not None:
+            self._wake(ClusterChanged())
+        return True
 
     # ------------------------------------------------------------------ notifications
 
