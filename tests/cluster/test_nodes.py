@@ -14,7 +14,7 @@ import time
 from collections import Counter
 
 import pytest
-from tests.support.daemon import client_mail, mails, times_mentioned
+from tests.support.daemon import client_mail, mails, reply_mail, times_mentioned
 from tests.support.nodes import (
     LEASE_SECONDS,
     cluster_view,
@@ -154,3 +154,31 @@ def test_mail_a_following_node_stores_reaches_the_leader_at_once(
     lag = (dt.datetime.fromisoformat(evaluated["timestamp"])
            - dt.datetime.fromisoformat(synced["timestamp"])).total_seconds()
     assert lag < 1.5, lag
+
+
+def test_the_leader_has_the_holder_recheck_its_sent_folder_before_a_nudge(
+        dovecot, tmp_path, sink, ackwatch, postgres_server):
+    """The sent folders are polled once a minute here: only the re-check the leader
+    asks of the holder right before the nudge can see the reply."""
+    cfg, users = nodes_config(tmp_path, dovecot, postgres_server, mailboxes=2,
+                              smtp_port=sink.port, window="12s", nudge_before="6s",
+                              batch_window="0s")
+    cfg.write_text(cfg.read_text().replace("  poll_interval: 1s\n",
+                                           "  poll_interval: 60s\n  watch_sent: poll\n"))
+    nodes = start_nodes(ackwatch, cfg, ["n1", "n2"])
+    view = spread_evenly(cfg, list(nodes), 2)
+    follower = next(n for n in nodes if n != view.leader)
+    (mailbox,) = [m for m, n in view.leases.items() if n == follower]
+    nodes[follower].wait_event("mailbox_up")
+    user = users[int(mailbox.removeprefix("mb"))]
+    mid = "<answered-1@acme.example>"
+    dovecot.append(user, "INBOX", client_mail("Answered in time", mid),
+                   internaldate=dt.datetime.now(dt.UTC))
+    nodes[view.leader].wait_event("items_updated")
+    time.sleep(2.0)
+    dovecot.append(user, "Sent", reply_mail(mid, "Answered in time"),
+                   internaldate=dt.datetime.now(dt.UTC))
+    time.sleep(7.0)  # the nudge was due 6 s after the mail
+    assert times_mentioned(sink, mid) == 0, "the reply cancelled the nudge"
+    asked = nodes[view.leader].events("recheck_asked")
+    assert asked and asked[0]["nodes"] == [follower] and asked[0]["answered"] == 1

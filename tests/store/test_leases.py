@@ -157,3 +157,17 @@ def test_an_evaluation_ends_the_marks_it_read(open_state):
     s.sync_items([], now=T0, initial_keys=set(), scope=set(read), marks=read)
     assert s.dirty_keys() == set()
     assert s.message_count() == 2
+
+
+def test_the_leader_asks_a_holder_to_recheck_and_reads_its_answer(open_state):
+    leader, holder = open_state(), open_state()
+    asked = leader.ask_recheck("n2", ["piotr", "anna"])
+    assert holder.recheck_requests("n1") == {}
+    assert holder.recheck_requests("n2") == {asked: ["anna", "piotr"]}
+    assert leader.recheck_answers([asked]) == {}  # not answered yet
+    holder.answer_recheck(asked, done=["anna"], failed=["piotr"])
+    assert holder.recheck_requests("n2") == {}
+    assert leader.recheck_answers([asked]) == {asked: (frozenset({"anna"}),
+                                                       frozenset({"piotr"}))}
+    leader.forget_rechecks([asked])
+    assert leader.recheck_answers([asked]) == {}

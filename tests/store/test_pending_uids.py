@@ -109,7 +109,7 @@ def test_the_migration_marks_the_copies_of_a_state_made_before_the_marker(tmp_pa
     conn = sqlite3.connect(tmp_path / DB_NAME)  # back to schema 8, the marker gone
     conn.execute("DROP INDEX messages_pending")
     conn.execute("ALTER TABLE messages DROP COLUMN pending")
-    for table in ("nodes", "mailbox_leases", "leadership"):  # migration 10's
+    for table in ("nodes", "mailbox_leases", "leadership", "recheck_requests"):  # 10's
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE outbox DROP COLUMN epoch")
     conn.execute("PRAGMA user_version = 8")

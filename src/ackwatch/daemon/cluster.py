@@ -28,10 +28,10 @@ several machines with the same config and database share the work (`DbCluster`):
   successful round plus the lease, minus one renewal. Past it (the database unreachable,
   the process paused) it stops its watchers and stops leading, before any lease it
   held can expire and be taken by another node, so a mailbox is never watched twice.
-- Cross-node re-check: before sending, the leader re-checks the sent folders of the
-  mailboxes it watches itself; a mailbox another node watches is not re-checked (that
-  node's watcher keeps its sent folder synced within a poll interval or at once with
-  IDLE): the leader never opens a second IMAP session on a mailbox.
+- The re-check before a send: the leader re-checks the sent folders of the mailboxes it
+  watches itself and asks the holder of each other one (a `recheck_requests` row and
+  ``NOTIFY ackwatch_recheck``); the holder re-checks with its watchers, stores what they
+  brought, and answers. The leader never opens a second IMAP session on a mailbox.
 """
 
 from __future__ import annotations
@@ -39,19 +39,20 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import structlog
 
 from ackwatch.config import Config
 from ackwatch.core.spreading import spread
-from ackwatch.daemon.watchers import Watchers
+from ackwatch.daemon.watchers import RECHECK_TIMEOUT, Recheck, Watchers
 from ackwatch.store import Store
 
 log = structlog.get_logger(__name__)
 
 MAIL_CHANNEL = "ackwatch_mail"
+RECHECK_CHANNEL = "ackwatch_recheck"  # payload: the node asked
 RETRY_SECONDS = 0.5  # a failed round is tried again this soon, until the deadline
 FORGET_NODES_AFTER = 24 * 3600.0  # a node silent this long leaves `status --nodes`
 
@@ -62,6 +63,10 @@ class MailStored:
 
 class ClusterChanged:
     """Put on the core's queue when this node began or stopped leading."""
+
+
+class RecheckAsked:
+    """Put on the core's queue when the leader asks this node to re-check mailboxes."""
 
 
 class Cluster(Protocol):
@@ -88,6 +93,17 @@ class Cluster(Protocol):
 
     def held(self) -> frozenset[str]:
         """The mailboxes this node watches."""
+
+    def recheck(self, mailboxes: Iterable[str], *, stop: threading.Event,
+                heartbeat: Callable[[], None]) -> Recheck:
+        """Re-check the sent folders of ``mailboxes`` before a send: this node's own
+        with its watchers (`Watchers.recheck`), the others' by their holders."""
+
+    def answer_rechecks(self, *, drain: Callable[[], object], stop: threading.Event,
+                        heartbeat: Callable[[], None]) -> None:
+        """Re-check what the leader asked of this node's mailboxes, ``drain`` the core's
+        queue (storing what the re-check brought), then answer: the answer means
+        "stored"."""
 
 
 class SoloCluster:
@@ -127,6 +143,14 @@ class SoloCluster:
     def held(self) -> frozenset[str]:
         return self._held
 
+    def recheck(self, mailboxes: Iterable[str], *, stop: threading.Event,
+                heartbeat: Callable[[], None]) -> Recheck:
+        return self._watchers.recheck(mailboxes, stop=stop, heartbeat=heartbeat)
+
+    def answer_rechecks(self, *, drain: Callable[[], object], stop: threading.Event,
+                        heartbeat: Callable[[], None]) -> None:
+        return None  # nobody else asks
+
 
 class DbCluster:
     """One of several nodes on a PostgreSQL state (see the module docstring).
@@ -145,7 +169,7 @@ class DbCluster:
         open_store: Callable[[], Store],
         fence_store: Store,
         wake: Callable[[object], None],
-        listen: Callable[[Callable[[], None], threading.Event], None] | None = None,
+        listen: Callable[[Callable[[str, str], None], threading.Event], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
@@ -219,10 +243,59 @@ class DbCluster:
 
     def mail_stored(self) -> None:
         if not self.is_leader():
-            self._fence_store.notify_mail()
+            self._fence_store.notify(MAIL_CHANNEL)
 
     def held(self) -> frozenset[str]:
         return frozenset(self._held)
+
+    def recheck(self, mailboxes: Iterable[str], *, stop: threading.Event,
+                heartbeat: Callable[[], None]) -> Recheck:
+        """This node's mailboxes re-checked here; each other holder asked with a request
+        row and a NOTIFY, answered once its watchers re-checked and its store has what
+        they brought. A holder that does not answer within `RECHECK_TIMEOUT` counts as
+        failed (`dispatch.hold_unchecked` then waits for it, up to the grace). A mailbox
+        nobody watches is in neither set, as a mailbox without a watcher on one node."""
+        deadline = self._monotonic() + RECHECK_TIMEOUT
+        names = set(mailboxes)
+        mine = names & self._held
+        store = self._fence_store
+        others: dict[str, set[str]] = {}
+        if names - mine:
+            leases = store.cluster_view().leases
+            for name in sorted(names - mine):
+                holder = leases.get(name)
+                if holder is not None and holder != self.node:
+                    others.setdefault(holder, set()).add(name)
+        asked = {store.ask_recheck(holder, ms): ms for holder, ms in others.items()}
+        for holder in others:
+            store.notify(RECHECK_CHANNEL, holder)
+        result = self._watchers.recheck(mine, stop=stop, heartbeat=heartbeat)
+        answers: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+        while asked.keys() - answers.keys() and not stop.is_set():
+            answers.update(store.recheck_answers(asked.keys() - answers.keys()))
+            if self._monotonic() >= deadline or not asked.keys() - answers.keys():
+                break
+            heartbeat()
+            time.sleep(0.05)
+        if asked:
+            store.forget_rechecks(asked)
+        done, failed = set(result.done), set(result.failed)
+        for request, ms in asked.items():
+            got = answers[request][0] if request in answers else frozenset()
+            done |= got & ms
+            failed |= ms - got
+        if others:
+            log.info("recheck_asked", nodes=sorted(others),
+                     answered=sum(1 for r in asked if r in answers))
+        return Recheck(frozenset(done), frozenset(failed))
+
+    def answer_rechecks(self, *, drain: Callable[[], object], stop: threading.Event,
+                        heartbeat: Callable[[], None]) -> None:
+        store = self._fence_store
+        for request, mailboxes in store.recheck_requests(self.node).items():
+            checked = self._watchers.recheck(mailboxes, stop=stop, heartbeat=heartbeat)
+            drain()
+            store.answer_recheck(request, checked.done, checked.failed)
 
     # ------------------------------------------------------------------ the rounds
 
@@ -338,11 +411,17 @@ class DbCluster:
 
     # ------------------------------------------------------------------ notifications
 
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == MAIL_CHANNEL:
+            self._wake(MailStored())
+        elif channel == RECHECK_CHANNEL and payload == self.node:
+            self._wake(RecheckAsked())
+
     def _listening(self) -> None:
         assert self._listen is not None
         while not self._stop.is_set():
             try:
-                self._listen(lambda: self._wake(MailStored()), self._stop)
+                self._listen(self._heard, self._stop)
             except Exception as exc:  # reconnect after a pause
                 log.warning("cluster_listen_failed", error=type(exc).__name__)
                 self._stop.wait(1.0)

@@ -32,7 +32,16 @@ from ackwatch.config import Config, load_config
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.daemon import digests, nudges
-from ackwatch.daemon.cluster import Cluster, ClusterChanged, DbCluster, MailStored, SoloCluster
+from ackwatch.daemon.cluster import (
+    MAIL_CHANNEL,
+    RECHECK_CHANNEL,
+    Cluster,
+    ClusterChanged,
+    DbCluster,
+    MailStored,
+    RecheckAsked,
+    SoloCluster,
+)
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
 from ackwatch.daemon.keeper import PromiseKeeper
@@ -80,8 +89,7 @@ class Daemon:
         reload: Callable[[], Config] | None = None,
         node: str | None = None,
     ):
-        """``node`` (``run --node``) with a PostgreSQL state: one of several nodes
-        (`cluster.DbCluster`); otherwise the only one."""
+        """``node`` (``run --node``) with PostgreSQL: one of several (`cluster`)."""
         self.config = config
         self.store = store
         self.now = now
@@ -106,6 +114,7 @@ class Daemon:
         # Items held back for a mailbox the pre-send re-check could not reach, and since
         # when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
         self._held: dict[str, dt.datetime] = {}
+        self._recheck_asked = False  # the leader asked this node to re-check mailboxes
         self.promises = PromiseKeeper(self)  # reads acknowledgements, reminds
         self.delivery = Delivery(
             store, lambda: self.config, now,
@@ -143,7 +152,8 @@ class Daemon:
                 log.error("metrics_listen_failed", listen=self.config.metrics.listen,
                           error=exc.strerror or str(exc))
         if self.config.web.listen:
-            self._serve_board(self.config.web.listen)
+            self.board = _serve_board(self.store, lambda: self.config, self.now,
+                                      self.config.web.listen)
         self._systemd.notify("READY=1", wait=NOTIFY_WAIT_SECONDS)
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
         try:
@@ -171,18 +181,6 @@ class Daemon:
             if self.board is not None:
                 self.board.close()
 
-    def _serve_board(self, listen: str) -> None:
-        from ackwatch.web.server import WebBoard
-
-        board = WebBoard(self.store, lambda: self.config, self.now)
-        try:
-            port = board.serve(listen)
-        except OSError as exc:  # a taken port must not stop the nudges
-            log.error("web_listen_failed", listen=listen, error=exc.strerror or str(exc))
-            return
-        self.board = board
-        log.info("web_listening", listen=listen, port=port)
-
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time.
 
@@ -196,12 +194,16 @@ class Daemon:
         if self._reload.is_set():
             self._reload.clear()
             self._apply_reload()
-        if not self.cluster.is_leader():  # another node evaluates and sends
+        leads = self.cluster.is_leader()
+        self.metrics.set_node(self.cluster.node, leader=leads, held=len(self.cluster.held()))
+        if not leads:  # another node evaluates and sends
             self.drain_events()
-            self.metrics.set_node(self.cluster.node, leader=False, held=len(self.cluster.held()))
+            if self._recheck_asked:  # what the leader asked of this node's mailboxes
+                self._recheck_asked = False
+                self.cluster.answer_rechecks(drain=self.drain_events, stop=self._stop,
+                                             heartbeat=self._feed_watchdog)
             self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
             return None
-        self.metrics.set_node(self.cluster.node, leader=True, held=len(self.cluster.held()))
         self.refresh_if_changed()
         next_due = self.run_due()
         promise_due = self.promises.run_due()
@@ -286,6 +288,8 @@ class Daemon:
         elif isinstance(event, HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+        elif isinstance(event, RecheckAsked):
+            self._recheck_asked = True  # answered by the step
         elif isinstance(event, MailStored):
             self.evaluation.dirty = True  # another node stored mail (evaluated if leading)
         elif isinstance(event, ClusterChanged):
@@ -323,8 +327,12 @@ class Daemon:
     # ------------------------------------------------------------------ actions
 
     def recheck(self, mailboxes: Iterable[str]) -> Recheck:
-        """Re-check the mailboxes' sent folders now (`Watchers.recheck`); true if any did."""
-        return self.watchers.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
+        """Re-check the mailboxes' sent folders now (`Watchers.recheck`; those another
+        node watches, by that node: `Cluster.recheck`); true if any did."""
+        checked = self.cluster.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
+        if checked.done - self.cluster.held():
+            self.evaluation.dirty = True  # stored by another node: its NOTIFY may lag
+        return checked
 
     def run_due(self) -> dt.datetime | None:
         """Queue the nudges and escalations due now (`nudges.plan`); next due time.
@@ -365,6 +373,21 @@ class Daemon:
 
 
 
+def _serve_board(store: Store, config: Callable[[], Config], now: Now,
+                 listen: str) -> WebBoard | None:
+    """The board on ``listen`` (`web.listen`); None when the port is taken."""
+    from ackwatch.web.server import WebBoard
+
+    board = WebBoard(store, config, now)
+    try:
+        port = board.serve(listen)
+    except OSError as exc:  # a taken port must not stop the nudges
+        log.error("web_listen_failed", listen=listen, error=exc.strerror or str(exc))
+        return None
+    log.info("web_listening", listen=listen, port=port)
+    return board
+
+
 def _cluster(config: Config, store: Store, watchers: Watchers,
              post: Callable[[object], None], node: str | None) -> Cluster:
     """One of several nodes with a PostgreSQL state and a node name; else the only one."""
@@ -373,13 +396,12 @@ def _cluster(config: Config, store: Store, watchers: Watchers,
         return SoloCluster(node or "", watchers)
     from ackwatch.store import open_store
 
-    def listen(heard: Callable[[], None], stop: threading.Event) -> None:
+    def listen(heard: Callable[[str, str], None], stop: threading.Event) -> None:
         from ackwatch.credentials import resolve_secret
-        from ackwatch.daemon.cluster import MAIL_CHANNEL
         from ackwatch.store.postgres.listen import listen as pg_listen
 
         password = resolve_secret(database.password) if database.password else None
-        pg_listen(database, password, MAIL_CHANNEL, heard, stop)
+        pg_listen(database, password, (MAIL_CHANNEL, RECHECK_CHANNEL), heard, stop)
 
     return DbCluster(
         node, watchers, fence_store=store, wake=post, listen=listen,

@@ -363,7 +363,20 @@ class Store(Protocol):
         it: False means do not send."""
         ...
 
-    def notify_mail(self) -> None:
-        """Tell the leader that mail was stored (PostgreSQL: ``NOTIFY``; SQLite: one
-        process, nothing to tell)."""
+    def ask_recheck(self, node: str, mailboxes: Iterable[str]) -> int:
+        """Ask ``node`` to re-check the sent folders of ``mailboxes``; the request's id."""
+        ...
+
+    def recheck_requests(self, node: str) -> dict[int, list[str]]: ...
+    def answer_recheck(
+        self, request: int, done: Iterable[str], failed: Iterable[str]
+    ) -> None: ...
+    def recheck_answers(
+        self, requests: Iterable[int]
+    ) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]: ...
+    def forget_rechecks(self, requests: Iterable[int]) -> None: ...
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Tell the other nodes (PostgreSQL: ``NOTIFY``; SQLite: one process, nothing
+        to tell). ``channel``: one of ackwatch's own names, never user input."""
         ...

@@ -1,5 +1,6 @@
 """Several nodes sharing the mailboxes (`daemon.cluster`): the nodes' heartbeats, the
-mailbox leases, the leadership with its epoch, and the fence on the outbox.
+mailbox leases, the leadership with its epoch, the fence on the outbox, and the leader's
+requests to re-check a mailbox another node watches.
 
 Every time is the database's clock (`SqlDatabase.CLOCK`, seconds since the epoch), so
 the nodes' own clocks never decide who holds what. Each claim is one conditional
@@ -11,7 +12,8 @@ ephemeral: `migrate-state` does not copy them, a node that starts writes its own
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ackwatch.store.records import ClusterView, NodeRecord
@@ -145,3 +147,45 @@ class Leases:
                 (epoch, outbox_id, node, epoch),
             )
             return cur.rowcount == 1
+
+    def ask_recheck(self, node: str, mailboxes: Iterable[str]) -> int:
+        """Ask ``node`` to re-check the sent folders of ``mailboxes`` (it watches them);
+        the request's id."""
+        with self._db.write() as c:
+            row = c.execute(
+                "INSERT INTO recheck_requests (node, mailboxes, asked_at)"
+                f" VALUES (?, ?, {self._now}) RETURNING id",
+                (node, json.dumps(sorted(set(mailboxes)))),
+            ).fetchone()
+        return int(row[0])
+
+    def recheck_requests(self, node: str) -> dict[int, list[str]]:
+        """The requests to ``node`` not answered yet: id -> mailboxes."""
+        rows = self._db.conn.execute(
+            "SELECT id, mailboxes FROM recheck_requests WHERE node = ? AND done IS NULL"
+            " ORDER BY id", (node,),
+        ).fetchall()
+        return {int(r[0]): json.loads(r[1]) for r in rows}
+
+    def answer_recheck(self, request: int, done: Iterable[str], failed: Iterable[str]) -> None:
+        with self._db.write() as c:
+            c.execute("UPDATE recheck_requests SET done = ?, failed = ? WHERE id = ?",
+                      (json.dumps(sorted(done)), json.dumps(sorted(failed)), request))
+
+    def recheck_answers(
+        self, requests: Iterable[int]
+    ) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]:
+        """The answered ones of ``requests``: id -> (re-checked, could not be)."""
+        ids = sorted(set(requests))
+        rows = self._db.rows_in(
+            "SELECT id, done, failed FROM recheck_requests WHERE done IS NOT NULL"
+            " AND id IN ({})", (), ids,
+        ) if ids else ()
+        return {int(r[0]): (frozenset(json.loads(r[1])), frozenset(json.loads(r[2])))
+                for r in rows}
+
+    def forget_rechecks(self, requests: Iterable[int]) -> None:
+        """The leader is done with these requests (answered or given up on)."""
+        with self._db.write() as c:
+            c.executemany("DELETE FROM recheck_requests WHERE id = ?",
+                          [(r,) for r in sorted(set(requests))])

@@ -267,7 +267,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 10: several nodes sharing the mailboxes (`daemon.cluster`). `nodes`: who is alive
     # (the heartbeat); `mailbox_leases`: which node watches which mailbox, until when;
     # `leadership`: the one node that evaluates and sends, its epoch bumped at every new
-    # term; `outbox.epoch`: the term that last began to send a row (the fence). Times
+    # term; `outbox.epoch`: the term that last began to send a row (the fence);
+    # `recheck_requests`: the leader asking a mailbox's holder to re-check its sent
+    # folders before a send (the mailboxes and the answer as JSON lists). Times
     # are seconds since the epoch by the database's clock (`CLOCK`), never a node's.
     # `dirty.seq`: which marking a dirty mark is, so that an evaluation deletes only the
     # marks it read (another node may mark a key again meanwhile). SQLite cannot add a
@@ -291,6 +293,15 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     ALTER TABLE outbox ADD COLUMN epoch INTEGER;
+    CREATE TABLE recheck_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        mailboxes TEXT NOT NULL,
+        asked_at REAL NOT NULL,
+        done TEXT,
+        failed TEXT
+    );
+    CREATE INDEX recheck_requests_node ON recheck_requests (node);
     CREATE TABLE dirty_v10 (
         key TEXT PRIMARY KEY,
         seq INTEGER NOT NULL DEFAULT (random())

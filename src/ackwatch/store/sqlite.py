@@ -21,7 +21,7 @@ class SqliteStore(TableStore):
         it to exist (`records.StoreError` otherwise)."""
         return cls(Database.open(state_dir, readonly=readonly))
 
-    def notify_mail(self) -> None:
+    def notify(self, channel: str, payload: str = "") -> None:
         """One process holds a SQLite state: there is no other node to tell."""
 
     def open_reader(self) -> SqliteStore:

@@ -175,3 +175,8 @@ class TableStore:
         self.leave = leases.leave
         self.forget_nodes = leases.forget_nodes
         self.outbox_fence = leases.outbox_fence
+        self.ask_recheck = leases.ask_recheck
+        self.recheck_requests = leases.recheck_requests
+        self.answer_recheck = leases.answer_recheck
+        self.recheck_answers = leases.recheck_answers
+        self.forget_rechecks = leases.forget_rechecks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
@@ -14,18 +14,20 @@ from ackwatch.store.postgres.connection import connect
 
 
 def listen(
-    config: DatabaseConfig, password: str | None, channel: str,
-    heard: Callable[[], None], stop: threading.Event,
+    config: DatabaseConfig, password: str | None, channels: Iterable[str],
+    heard: Callable[[str, str], None], stop: threading.Event,
 ) -> None:
-    """Call ``heard`` for each notification on ``channel`` until ``stop`` is set; returns
-    when it is (within a second), raises `psycopg.Error` when the connection fails (the
-    caller connects again). ``channel`` is an identifier of ours, never user input."""
+    """Call ``heard(channel, payload)`` for each notification on ``channels`` until
+    ``stop`` is set; returns when it is (within a second), raises `psycopg.Error` when
+    the connection fails (the caller connects again). The channels are identifiers of
+    ours, never user input."""
     conn = connect(config, password, readonly=False)
     try:
-        conn.raw.execute(f"LISTEN {channel}")
+        for channel in channels:
+            conn.raw.execute(f"LISTEN {channel}")
         while not stop.is_set():
-            for _ in conn.raw.notifies(timeout=1.0):
-                heard()
+            for n in conn.raw.notifies(timeout=1.0):
+                heard(n.channel, n.payload)
                 if stop.is_set():
                     break
     finally:

@@ -26,9 +26,9 @@ class PostgresStore(TableStore):
         """The state on the configured server: migrated for a writer."""
         return cls(PgDatabase.open(config, password, readonly=readonly))
 
-    def notify_mail(self) -> None:
-        """Wake the leader: mail was stored (`daemon.cluster.MAIL_CHANNEL`)."""
-        self._pg.conn.execute("NOTIFY ackwatch_mail")
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Wake the nodes that LISTEN on ``channel`` (`daemon.cluster`)."""
+        self._pg.conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
