@@ -217,13 +217,17 @@ class DbCluster:
             self._watchers.stop([n for n in self._held if n in self._watchers])
             self._held.clear()
             self._epoch = None
+        # Only on a working connection: a database that is away must not hold up the
+        # exit (its leases expire instead, and the others take over after the lease).
+        store, self._store = self._store, None
+        if store is None:
+            return
         try:
-            store = self._store or self._open_store()
             store.leave(self.node)
-            store.close()
-        except Exception as exc:  # the others take over after the lease time instead
+        except Exception as exc:
             log.warning("cluster_leave_failed", error=type(exc).__name__)
-        self._store = None
+        with contextlib.suppress(Exception):
+            store.close()
 
     def reload(self, old: Config, new: Config) -> None:
         before = {mb.name: mb for mb in old.mailboxes}
