@@ -182,3 +182,28 @@ def test_the_leader_has_the_holder_recheck_its_sent_folder_before_a_nudge(
     assert times_mentioned(sink, mid) == 0, "the reply cancelled the nudge"
     asked = nodes[view.leader].events("recheck_asked")
     assert asked and asked[0]["nodes"] == [follower] and asked[0]["answered"] == 1
+
+
+def test_a_node_joining_or_leaving_is_re_spread_without_a_mailbox_watched_twice(
+        dovecot, tmp_path, sink, ackwatch, postgres_server):
+    cfg, users = nodes_config(tmp_path, dovecot, postgres_server, mailboxes=4,
+                              smtp_port=sink.port)
+    nodes = start_nodes(ackwatch, cfg, ["n1", "n2"])
+    spread_evenly(cfg, list(nodes), 4)
+    nodes["n3"] = ackwatch(cfg, args=("--node", "n3"))
+    end = time.monotonic() + 20
+    while sorted(held_by(cluster_view(cfg)).values()) != [1, 1, 2]:
+        assert time.monotonic() < end, "n3 never got its share"
+        sessions = open_sessions(dovecot, users)
+        assert all(v <= 1 for v in sessions.values()), sessions
+        time.sleep(0.1)
+    # A node stopped cleanly hands its mailboxes over at the others' next round, well
+    # before its leases would have expired.
+    gone = next(n for n, c in held_by(cluster_view(cfg)).items() if c == 1)
+    assert nodes[gone].stop() == 0
+    stopped = time.monotonic()
+    view = spread_evenly(cfg, [n for n in nodes if n != gone], 4)
+    assert time.monotonic() - stopped < LEASE_SECONDS
+    assert gone not in view.leases.values()
+    wait_for(lambda: all(v == 1 for v in open_sessions(dovecot, users).values()), 10,
+             "one IMAP session per mailbox", step=0.2)
