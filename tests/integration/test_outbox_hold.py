@@ -1,5 +1,6 @@
 """The outbox through the real Daemon (fake clock, mail to aiosmtpd): a TLS or
-credentials failure is the server's, so the rest of the pass waits with it."""
+credentials failure is the server's, so the rest of the pass waits with it; a node that
+no longer leads begins no send."""
 
 from __future__ import annotations
 
