@@ -281,6 +281,14 @@ def _logger_name(logger: WrappedLogger, _name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+def _with_node(node: str) -> Processor:
+    def add_node(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("node", node)
+        return event_dict
+
+    return add_node
+
+
 def _foreign_stack(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     stack = event_dict.pop("stack_info", None)
     if isinstance(stack, str):
@@ -400,6 +408,7 @@ def configure_logging(
     stream: IO[str] | None = None,
     force_json: bool | None = None,
     stdlib_level: str | int = "warning",
+    node: str | None = None,
 ) -> None:
     """Set up structlog and stdlib logging; safe to call again (reload).
 
@@ -408,6 +417,8 @@ def configure_logging(
     stream: where lines go (default ``sys.stderr``, which journald collects).
     force_json: True/False to choose; None: JSON unless *stream* is a TTY.
     stdlib_level: minimum level of other libraries' records (imapclient, aiosmtpd).
+    node: this process's node name (``run --node``), a field of every event, from every
+    thread (a context variable would not reach the watcher threads).
     """
     global _installed
     stream = sys.stderr if stream is None else stream
@@ -424,6 +435,7 @@ def configure_logging(
         )
 
     shared: list[Processor] = [
+        *([_with_node(node)] if node else []),
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _logger_name,

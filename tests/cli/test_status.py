@@ -110,3 +110,28 @@ def test_status_reads_a_state_dir_whose_name_holds_uri_characters(tmp_path, caps
     assert "Quote for the sprin…" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no stray file beside it
     assert (state / DB_NAME).is_file()
+
+
+def test_one_node_on_sqlite_lists_no_nodes_and_no_mailbox_holder(hostile_state, capsys):
+    assert json.loads(status(hostile_state, capsys, "--json", "--nodes")) == []
+    assert "No node has run on this state" in status(hostile_state, capsys, "--nodes")
+    assert [m["node"] for m in json.loads(status(hostile_state, capsys, "--json",
+                                                 "--mailboxes"))] == [None]
+
+
+def test_status_nodes_names_the_leader_and_each_nodes_mailboxes(hostile_state, capsys):
+    store = Store.open(hostile_state.parent / "state")
+    try:
+        for node in ("n1", "n2"):
+            store.heartbeat(node, starting=True)
+        store.claim_leases("n2", ["anna"], 30)
+        store.take_leadership("n1", 30)
+    finally:
+        store.close()
+    nodes = json.loads(status(hostile_state, capsys, "--json", "--nodes"))
+    assert [(n["node"], n["leader"], n["live"], n["mailboxes"]) for n in nodes] == [
+        ("n1", True, True, []), ("n2", False, True, ["anna"])]
+    text = status(hostile_state, capsys, "--nodes")
+    assert "n1               leader" in text and "mailboxes: anna" in text
+    assert [m["node"] for m in json.loads(status(hostile_state, capsys, "--json",
+                                                 "--mailboxes"))] == ["n2"]

@@ -210,7 +210,7 @@ def test_a_file_that_leaves_everything_optional_out_loads_the_listed_defaults(tm
         "web.trusted_proxy.user_header": (
             config.web.trusted_proxy and config.web.trusted_proxy.user_header),
     }
-    for section in ("sync", "notify", "log", "metrics", "promise"):
+    for section in ("sync", "notify", "log", "metrics", "cluster", "promise"):
         for name, value in vars(getattr(config, section)).items():
             loaded[f"{section}.{name}"] = value
     assert set(loaded) == set(DEFAULTS)

@@ -89,3 +89,14 @@ def test_endpoint_serves_text_format_on_loopback():
     finally:
         m.close()
     assert b'ackwatch_items_pending{account="a@x"} 1.0' in body
+
+
+def test_a_node_says_whether_it_leads_and_how_many_mailboxes_it_watches():
+    m = Metrics()
+    assert b"ackwatch_node_leader" not in m.render()  # no node name: not shown
+    m.set_node("n2", leader=True, held=3)
+    text = m.render().decode()
+    assert 'ackwatch_node_leader{node="n2"} 1.0' in text
+    assert 'ackwatch_mailboxes_held{node="n2"} 3.0' in text
+    m.set_node("n2", leader=False, held=2)
+    assert 'ackwatch_node_leader{node="n2"} 0.0' in m.render().decode()

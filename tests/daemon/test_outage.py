@@ -211,8 +211,8 @@ def test_give_up_after_is_read_from_the_config(tmp_path):
     s = SqliteStore.open(tmp_path)
     try:
         daemon = Daemon(config, s, now=lambda: NOW, reload=lambda: config)
-        assert daemon._give_up_after() == dt.timedelta(seconds=42)
+        assert outage.give_up_after(daemon.config) == dt.timedelta(seconds=42)
         sqlite_only = Daemon(dataclasses.replace(config, database=None), s, now=lambda: NOW)
-        assert sqlite_only._give_up_after() == dt.timedelta(0)
+        assert outage.give_up_after(sqlite_only.config) == dt.timedelta(0)
     finally:
         s.close()

@@ -165,10 +165,12 @@ def with_board(cfg: Path, port: int) -> Path:
 class Ackwatch:
     """One ``ackwatch run`` subprocess; its output (JSON log lines) goes to a file."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()):
         self.config = config
         self.log = log
         self.env = env
+        self.args = args  # more arguments of ``run``: ``("--node", "n1")``
         self.status_config = config  # `ackwatch status` reads the config too
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -176,7 +178,7 @@ class Ackwatch:
         env = {**os.environ, **(self.env or {})}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ackwatch", "run", "-c", str(self.config)],
+                [sys.executable, "-m", "ackwatch", "run", "-c", str(self.config), *self.args],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         return self
@@ -259,8 +261,9 @@ def ackwatch(tmp_path: Path) -> Iterator[Callable[..., Ackwatch]]:
     """Start ``ackwatch run`` processes; any left running are killed at teardown."""
     started: list[Ackwatch] = []
 
-    def start(config: Path, env: dict[str, str] | None = None) -> Ackwatch:
-        d = Ackwatch(config, tmp_path / f"ackwatch-{len(started) + 1}.log", env).start()
+    def start(config: Path, env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> Ackwatch:
+        d = Ackwatch(config, tmp_path / f"ackwatch-{len(started) + 1}.log", env, args).start()
         started.append(d)
         return d
 

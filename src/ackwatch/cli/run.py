@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="sync every mailbox once, update items, send what is due, and exit",
     )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="this node's name, unique among the nodes sharing one PostgreSQL state "
+        "(default: the host name); in every log event and in the metrics",
+    )
 
 
 def _enable_stack_dumps(on_demand: int) -> None:
@@ -31,6 +37,7 @@ def _enable_stack_dumps(on_demand: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import signal
+    import socket
 
     from ackwatch.daemon.once import sync_once
     from ackwatch.daemon.service import Daemon
@@ -38,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from ackwatch.store import StoreError
 
     config = load(args)
-    configure_logging(level=config.log.level, subjects=config.log.subjects)
+    node = args.node or socket.gethostname()
+    configure_logging(level=config.log.level, subjects=config.log.subjects, node=node)
     store = open_state(config)
     if store is None:
         return EX_CANTCREAT
-    daemon = Daemon(config, store)
+    daemon = Daemon(config, store, node=None if args.once else node)
     try:
         if args.once:
             reached, failed = sync_once(daemon)

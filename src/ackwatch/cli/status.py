@@ -12,7 +12,8 @@ from ackwatch.cli.common import EX_CANTCREAT, EX_OK, load, open_state, out, plur
 from ackwatch.core.printable import clean, json_text
 
 if TYPE_CHECKING:
-    from ackwatch.store import PromiseRecord, Store
+    from ackwatch.config import Config
+    from ackwatch.store import ClusterView, PromiseRecord, Store
 
 NAME = "status"
 HELP = "show the open items and the mailboxes' health (also while running)"
@@ -31,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--promises",
         action="store_true",
         help="with --json: print the open promises (made to clients, not yet kept or moved)",
+    )
+    parser.add_argument(
+        "--nodes",
+        action="store_true",
+        help="the nodes sharing a PostgreSQL state: last heartbeat, mailboxes, which leads "
+        "(with --json: as JSON)",
     )
 
 
@@ -72,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
         items = store.items(state="pending")
         health = store.health()
         promised = _open_promises(store, now)
+        view = _cluster_view(store)
     finally:
         store.close()
     zone = ZoneInfo(config.timezone)
+    if args.nodes:
+        return _nodes(view, config, zone, as_json=args.json)
     if args.json:
         if args.promises:
             data: object = [_promise_json(p, now) for p in promised]
@@ -86,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     "since": _iso(h.since),
                     "last_error": h.last_error,
                     "last_sync": _iso(h.last_sync),
+                    "node": view.leases.get(h.mailbox),
                 }
                 for h in health
             ]
@@ -138,6 +149,53 @@ def run(args: argparse.Namespace) -> int:
             f"{_local(r.deadline, zone).strftime('%a %H:%M'):<11} {_left(r.deadline, now)}"
         )
     _print_promises(promised, zone, now)
+    return EX_OK
+
+
+def _cluster_view(store: Store) -> ClusterView:
+    """Who watches what and who leads; nobody on a state from before several nodes."""
+    from ackwatch.store import ClusterView
+
+    try:
+        return store.cluster_view()
+    except store.errors:
+        return ClusterView((), {}, {}, None, 0)
+
+
+def _nodes(view: ClusterView, config: Config, zone: ZoneInfo, *, as_json: bool) -> int:
+    """``status --nodes``: each node's last heartbeat, its mailboxes, which one leads. A
+    node is live while its heartbeat is younger than a lease (``cluster.lease``)."""
+    lease = config.cluster.lease.total_seconds()
+    rows = [
+        {
+            "node": n.name,
+            "leader": n.name == view.leader,
+            "live": n.age <= lease,
+            "started_at": _iso(n.started_at),
+            "heartbeat_at": _iso(n.heartbeat_at),
+            "heartbeat_age_seconds": round(n.age, 3),
+            "mailboxes": sorted(m for m, holder in view.leases.items() if holder == n.name),
+        }
+        for n in view.nodes
+    ]
+    if as_json:
+        out(json_text(rows))
+        return EX_OK
+    if not rows:
+        out("No node has run on this state with --node (one node: SQLite, or none running).")
+        return EX_OK
+    out(f"{plural(len(rows), 'node')}, epoch {view.epoch}:")
+    for r in rows:
+        role = "leader" if r["leader"] else "live" if r["live"] else "silent"
+        held = r["mailboxes"]
+        assert isinstance(held, list)
+        mailboxes = ", ".join(clean(m) for m in held) or "-"
+        beat = _local(dt.datetime.fromisoformat(str(r["heartbeat_at"])), zone)
+        out(f"  {_cut(str(r['node']), 16):<16} {role:<7} heartbeat {beat:%H:%M:%S}"
+            f" ({r['heartbeat_age_seconds']:.0f}s ago)  mailboxes: {mailboxes}")
+    unheld = [mb.name for mb in config.mailboxes if mb.name not in view.leases]
+    if unheld:
+        out(f"  not watched by any node: {', '.join(clean(m) for m in unheld)}")
     return EX_OK
 
 

@@ -293,6 +293,16 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several nodes on one PostgreSQL state (`daemon.cluster`): a node holds a mailbox
+    (and the leadership) for ``lease`` and renews every ``renew``; a node that cannot
+    renew stops watching and sending before its lease can expire. Unused on SQLite."""
+
+    lease: dt.timedelta = dt.timedelta(seconds=15)
+    renew: dt.timedelta = dt.timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str | None = None  # "127.0.0.1:9464"
 
@@ -359,6 +369,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     promise: PromiseConfig = field(default_factory=PromiseConfig)
     web: WebConfig = field(default_factory=WebConfig)
     dismiss_keyword: str = "$Ackwatch-Done"

@@ -22,6 +22,7 @@ from ackwatch.config.model import (
     UNKNOWN_SENDERS,
     Account,
     Client,
+    ClusterConfig,
     Config,
     DatabaseConfig,
     DigestConfig,
@@ -59,6 +60,7 @@ TOP_KEYS = (
     "log",
     "digest",
     "metrics",
+    "cluster",
     "promise",
     "web",
     "dismiss_keyword",
@@ -96,6 +98,7 @@ FIELD_SECTIONS: Mapping[str, type] = MappingProxyType(
         "notify": NotifyConfig,
         "log": LogConfig,
         "metrics": MetricsConfig,
+        "cluster": ClusterConfig,
         "promise": PromiseConfig,
     }
 )

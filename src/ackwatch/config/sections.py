@@ -40,6 +40,7 @@ from ackwatch.config.model import (
     Agency,
     CalendarConfig,
     Client,
+    ClusterConfig,
     Config,
     DigestConfig,
     IgnoreRules,
@@ -364,6 +365,18 @@ def _section(ctx: Ctx, raw: Mapping, key: str, cls: type, fields: Mapping[str, C
 
 _MISSING_FIELD: Any = object()
 
+
+def _cluster(ctx: Ctx, raw: Mapping) -> Any:
+    """``cluster``: the lease must outlast a few renewals, or a node that misses one
+    loses its mailboxes."""
+    cluster = _section(ctx, raw, "cluster", ClusterConfig,
+                       {"lease": c_positive_duration, "renew": c_positive_duration})
+    if valid(cluster) and cluster.renew * 2 > cluster.lease:
+        ctx.error("cluster.renew", f"must be at most half of cluster.lease "
+                  f"({format_duration(cluster.lease)}): a node renews several times a lease")
+        return INVALID
+    return cluster
+
 def _digest(ctx: Ctx, value: object) -> Any:
     if value is None:
         return DigestConfig()
@@ -460,6 +473,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
     )
     digest = _digest(ctx, raw.get("digest"))
     metrics = _section(ctx, raw, "metrics", MetricsConfig, {"listen": c_listen})
+    cluster = _cluster(ctx, raw)
     board = web.web(ctx, raw, account_emails)
     promise = _section(
         ctx,
@@ -507,6 +521,7 @@ def build(ctx: Ctx, raw: Mapping, file: Path, environ: Mapping[str, str]) -> Con
         log=log,
         digest=digest,
         metrics=metrics,
+        cluster=cluster,
         promise=promise,
         web=board,
         dismiss_keyword=keyword,

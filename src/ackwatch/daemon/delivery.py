@@ -46,6 +46,7 @@ class Delivery:
         send: Send,
         metrics: Metrics,
         promise_mail: PromiseMail,
+        fence: Callable[[int], bool] = lambda _outbox_id: True,
     ) -> None:
         self.store = store
         self._config = config
@@ -53,6 +54,9 @@ class Delivery:
         self._send = send
         self._metrics = metrics
         self._promise_mail = promise_mail
+        # Several nodes: may this node begin sending that row (`cluster.Cluster.fence`)?
+        self._fence = fence
+        self._fenced = False
         # Set when the SMTP server refused TLS or our credentials: no mail is tried
         # before this instant (see `process_outbox`).
         self._held_until: dt.datetime | None = None
@@ -96,8 +100,13 @@ class Delivery:
         ]
         keys = {k for o in due for k in (*o.nudge_keys, *o.escalation_keys)}
         items = {r.key: r for r in self.store.pending_items(keys)} if keys else {}
+        self._fenced = False
         for tried, record in enumerate(due, 1):
             self._deliver(record, now, items)
+            if self._fenced:
+                log.warning("outbox_fenced", reason="not the leader any more",
+                            mails_waiting=len(due) - tried + 1)
+                return None
             if self._held_until is not None:
                 log.warning("outbox_held", until=self._held_until.isoformat(),
                             mails_waiting=len(due) - tried)
@@ -151,7 +160,11 @@ class Delivery:
         self._transmit(record, message, now)
 
     def _transmit(self, record: OutboxRecord, message: EmailMessage, now: dt.datetime) -> None:
-        """Hand one mail to SMTP; mark it sent, or schedule a retry, or fail it (5xx)."""
+        """Hand one mail to SMTP; mark it sent, or schedule a retry, or fail it (5xx).
+        Not begun when the fence says this node no longer leads."""
+        if not self._fence(record.id):
+            self._fenced = True
+            return
         try:
             self._send(message, self.config)
         except smtp.PermanentSendError as exc:

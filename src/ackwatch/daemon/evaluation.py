@@ -72,6 +72,13 @@ class Evaluator:
         self.dirty = True
         self._changed = None
 
+    def begin_anew(self) -> None:
+        """Forget what this process knows of the items (another node evaluated them
+        meanwhile): evaluate the dirty marks next, count every item again, parse again."""
+        self.changed_everything()
+        self.parsed.forget()
+        self._mail_of_accounts.clear()
+
     def take_changes(self) -> set[str] | None:
         """The keys whose items the evaluations since the last call may have changed
         (None: any item, as at the start); the next call starts afresh."""
@@ -116,17 +123,20 @@ class Evaluator:
             )
         _, fingerprint, threading = self._fingerprints
         done = {"evaluated_with": fingerprint, "threaded_with": threading}
+        # Read before any mail is loaded; only these marks end with this evaluation (a
+        # key marked again meanwhile, by another node, is evaluated again next time).
+        marks = self.store.dirty_marks()
         if history_since is None and self.store.get_meta("evaluated_with") == fingerprint:
-            scope = self._scope()
+            scope = self._scope(marks)
             if scope:
-                self._evaluate(since, now, scope)
+                self._evaluate(since, now, scope, marks=marks)
                 if self._changed is not None:
                     self._changed |= scope
         elif history_since is None and self.store.get_meta("threaded_with") == threading:
-            self._evaluate_by_threads(since, now, done)
+            self._evaluate_by_threads(since, now, done, marks)
             self._changed = None
         else:
-            self._evaluate_anew(since, now, done)
+            self._evaluate_anew(since, now, done, marks)
             self._changed = None
         self.dirty = False
         self.evaluations += 1
@@ -139,10 +149,12 @@ class Evaluator:
         done: Mapping[str, str] | None = None,
         *,
         part_of_all: bool = False,
+        marks: Mapping[str, int],
     ) -> None:
         """Evaluate the stored mail of ``scope`` (whole threads; None: everything) received
-        at or after ``since``, and store the outcome (with ``done`` recorded in meta).
-        ``part_of_all``: ``scope`` is a batch of an evaluation of everything."""
+        at or after ``since``, and store the outcome (with ``done`` recorded in meta, and
+        the dirty ``marks`` ended). ``part_of_all``: ``scope`` is a batch of an evaluation
+        of everything."""
         with gc_paused():  # loads, evaluates and stores up to all the mail: see there
             messages = self.parsed.messages(self.store.load_copies(since, keys=scope))
             if scope is None:
@@ -155,7 +167,7 @@ class Evaluator:
             del messages
             new, acked = self.store.sync_items(
                 items, now=now, initial_keys=initial, scope=scope, threads=threads,
-                meta=done or {},
+                meta=done or {}, marks=marks,
             )
             if seed:
                 self._keep_mail_of_accounts(recent)
@@ -167,7 +179,8 @@ class Evaluator:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
 
     def _evaluate_anew(
-        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str]
+        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str],
+        marks: Mapping[str, int],
     ) -> None:
         """Every item evaluated again, with the threads found anew (the first start, a
         change of what threading depends on, `backfill`).
@@ -182,7 +195,7 @@ class Evaluator:
         a batch of its threads at a time (`_thread_batches`). Killed halfway, the next start does it all again
         (``done`` is recorded at the end only)."""
         if self.store.copies_since(since) <= AT_ONCE_COPIES:
-            self._evaluate(since, now, None, done)
+            self._evaluate(since, now, None, done, marks=marks)
             return
         noise = classify.agency_identities(self.config)
         batches = threaded = 0
@@ -190,10 +203,10 @@ class Evaluator:
             parts = [keys] if len(keys) <= LINKED_BATCH_KEYS else self._thread_batches(since, keys)
             threaded += len(keys) > LINKED_BATCH_KEYS
             for part in parts:
-                self._evaluate(since, now, part, part_of_all=True)
+                self._evaluate(since, now, part, part_of_all=True, marks={})
                 self._progress()
                 batches += 1
-        self.store.end_linked_batches(done)
+        self.store.end_linked_batches(done, marks)
         self.parsed.forget()  # as after a full load: what no batch returned is out of it
         log.info("evaluated_by_components", batches=batches, threaded_first=threaded)
 
@@ -226,20 +239,21 @@ class Evaluator:
         return batches
 
     def _evaluate_by_threads(
-        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str]
+        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str],
+        marks: Mapping[str, int],
     ) -> None:
         """Every item evaluated again, a batch of whole threads at a time (the threads as
         last evaluated: the config change left threading as it was). Mail not evaluated
         yet goes first, since it can join or split threads. Killed halfway, the next start
         does it all again (``done`` is recorded with the last batch only)."""
-        scope = self._scope()
+        scope = self._scope(marks)
         if scope:
-            self._evaluate(since, now, scope)
+            self._evaluate(since, now, scope, marks=marks)
         threads = self.store.threads_since(since)
         batches = [threads[i : i + THREAD_BATCH] for i in range(0, len(threads), THREAD_BATCH)]
         for n, batch in enumerate(batches, start=1):
             keys = self.store.thread_members(batch)
-            self._evaluate(since, now, keys, done if n == len(batches) else None)
+            self._evaluate(since, now, keys, done if n == len(batches) else None, marks={})
             self._progress()
         if not batches:
             self.store.set_meta_many(done)
@@ -290,11 +304,11 @@ class Evaluator:
             cache.setdefault(m.key, []).append(m)
         return [m for k in keys for m in cache.get(k, ())]
 
-    def _scope(self) -> set[str]:
+    def _scope(self, marks: Mapping[str, int]) -> set[str]:
         """The keys to evaluate after a change: whole threads (as last evaluated) of the
         changed keys and of every stored mail sharing a thread link with them
         (`threads.link_values`), which is what any new link can join or split."""
-        dirty = self.store.dirty_keys()
+        dirty = set(marks)
         if not dirty:
             return set()
         noise = classify.agency_identities(self.config)

@@ -27,6 +27,8 @@ latest one, so serving metrics never touches the state database or blocks the co
                                                reached (PostgreSQL restarting, failing
                                                over) and the daemon waits for it, else 1
     ackwatch_database_outages_total            such outages waited out since the start
+    ackwatch_node_leader{node}                 1 when this node leads (evaluates and sends)
+    ackwatch_mailboxes_held{node}              mailboxes this node watches (`daemon.cluster`)
 
 Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
 so no client of the endpoint can starve the daemon.
@@ -101,6 +103,7 @@ class _SnapshotCollector:
         self.send_failures: dict[str, int] = dict.fromkeys(SEND_FAILURE_OUTCOMES, 0)
         self.database_up = True
         self.database_outages = 0
+        self.node: tuple[str, bool, int] | None = None  # (name, leads, mailboxes held)
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -146,6 +149,16 @@ class _SnapshotCollector:
             "ackwatch_database_outages", "State database outages waited out",
             value=self.database_outages,
         )
+        if self.node is not None:
+            node, leads, held = self.node
+            for name, documentation, value in (
+                ("ackwatch_node_leader", "1 when this node leads (evaluates and sends)",
+                 1.0 if leads else 0.0),
+                ("ackwatch_mailboxes_held", "Mailboxes this node watches", float(held)),
+            ):
+                family = gauge(name, documentation, labels=["node"])
+                family.add_metric([node], value)
+                yield family
         if s.poll_interval is not None:
             yield GaugeMetricFamily(
                 "ackwatch_poll_interval_seconds", "The configured sync.poll_interval",
@@ -222,6 +235,10 @@ class Metrics:
             if collector.database_up and not up:
                 collector.database_outages += 1
             collector.database_up = up
+    def set_node(self, node: str, *, leader: bool, held: int) -> None:
+        """This node's name, whether it leads and how many mailboxes it watches."""
+        if node:
+            self._collector.node = (node, leader, held)
 
     def publish(self, snapshot: Snapshot) -> None:
         self._collector.snapshot = snapshot

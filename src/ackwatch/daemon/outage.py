@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import structlog
 
+from ackwatch.config import Config
 from ackwatch.store import Store, StoreError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -95,3 +96,9 @@ class DatabaseOutage:
         while (left := end - time.monotonic()) > 0 and not self._stop.is_set():
             self._stop.wait(min(left, WAIT_SLICE_SECONDS))
             self._heartbeat()
+
+
+def give_up_after(config: Config) -> dt.timedelta:
+    """The longest state-database outage waited out (`database.give_up_after`; SQLite:
+    none, a lost file is not waited for)."""
+    return config.database.give_up_after if config.database is not None else dt.timedelta(0)

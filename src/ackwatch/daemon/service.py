@@ -9,19 +9,19 @@ tick), so a nudge due at 14:32:10 goes out at 14:32:10. Right before queueing a 
 asks the watchers of the mailboxes concerned to re-check their sent folders, so that a
 reply sent a minute ago cancels the nudge.
 
-`Daemon` composes the parts: `watchers` (the IMAP side), `evaluation` (items from mail),
-`nudges` (what is due), `keeper` (promises), `delivery` (the outbox), `digests`,
-`outage` (a state database lost for now), `systemd` and `signals`. `once` runs a single
-pass without watchers.
+`Daemon` composes the parts: `watchers` (the IMAP side), `cluster` (which mailboxes this
+node watches and whether it leads: every one and always with SQLite), `evaluation`
+(items from mail), `nudges` (what is due), `keeper` (promises), `delivery` (the outbox),
+`digests`, `outage` (a state database lost for now), `systemd` and `signals`. `once`
+runs a single pass without watchers. A node that does not lead only stores its
+mailboxes' syncs and health.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -32,11 +32,22 @@ from ackwatch.config import Config, load_config
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.daemon import digests, nudges
+from ackwatch.daemon.cluster import (
+    MAIL_CHANNEL,
+    RECHECK_CHANNEL,
+    Cluster,
+    ClusterChanged,
+    DbCluster,
+    MailStored,
+    RecheckAsked,
+    SoloCluster,
+)
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator, observe_acks
+from ackwatch.daemon.eventqueue import EventQueue
 from ackwatch.daemon.keeper import PromiseKeeper
 from ackwatch.daemon.metrics import Metrics
-from ackwatch.daemon.outage import DatabaseOutage
+from ackwatch.daemon.outage import DatabaseOutage, give_up_after
 from ackwatch.daemon.publishing import Publisher
 from ackwatch.daemon.signals import Wake, wake_on_signals
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
@@ -78,19 +89,17 @@ class Daemon:
         now: Now = utcnow,
         send: Callable[[EmailMessage, Config], None] | None = None,
         reload: Callable[[], Config] | None = None,
+        node: str | None = None,
     ):
+        """``node`` (``run --node``) with PostgreSQL: one of several (`cluster`)."""
         self.config = config
         self.store = store
         self.now = now
         self._send = send or _send_smtp
         self._reload_config = reload or (lambda: load_config(self.config.path))
-        # SimpleQueue: `put` is reentrant, so the signal handlers (which run on the core
-        # thread, possibly inside a `get` of this very queue) cannot deadlock on it.
-        self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        # Events taken from the queue and not yet applied, oldest first: one that met a
-        # lost database is applied again, before any later one, once it is back.
-        self._unapplied: deque[object] = deque()
+        self.events = EventQueue()
         self.watchers = Watchers(store, self.events.put)
+        self.cluster: Cluster = _cluster(config, store, self.watchers, self.events.put, node)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = Systemd.from_env()
@@ -105,16 +114,18 @@ class Daemon:
         # Items held back for a mailbox the pre-send re-check could not reach, and since
         # when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
         self._held: dict[str, dt.datetime] = {}
+        self._recheck_asked = False  # the leader asked this node to re-check mailboxes
         self.promises = PromiseKeeper(self)  # reads acknowledgements, reminds
         self.delivery = Delivery(
             store, lambda: self.config, now,
             send=lambda msg, cfg: self._send(msg, cfg),  # `_send` may be swapped in tests
             metrics=self.metrics, promise_mail=self.promises.prepare,
+            fence=self.cluster.fence,
         )  # fmt: skip
         self.publisher = Publisher(store, lambda: self.config, now, self.evaluation,
                                    self.delivery, self.metrics)  # fmt: skip
         self.outage = DatabaseOutage(
-            store, give_up_after=self._give_up_after, stop=self._stop,
+            store, give_up_after=lambda: give_up_after(self.config), stop=self._stop,
             heartbeat=self._feed_watchdog, up=self.metrics.set_database_up,
             status=lambda text: self._systemd.notify(f"STATUS={text}"),
         )  # fmt: skip
@@ -136,7 +147,7 @@ class Daemon:
 
     def run(self) -> None:
         """The core loop, until `request_stop`."""
-        self.watchers.start(self.config.mailboxes, self.config.sync)
+        self.cluster.start(self.config)
         self.promises.start()  # its body reader thread (`run --once` reads inline)
         if self.config.metrics.listen:
             try:
@@ -146,7 +157,8 @@ class Daemon:
                 log.error("metrics_listen_failed", listen=self.config.metrics.listen,
                           error=exc.strerror or str(exc))
         if self.config.web.listen:
-            self._serve_board(self.config.web.listen)
+            self.board = _serve_board(self.store, lambda: self.config, self.now,
+                                      self.config.web.listen)
         self._systemd.notify("READY=1", wait=NOTIFY_WAIT_SECONDS)
         log.info("daemon_started", mailboxes=len(self.config.mailboxes))
         try:
@@ -172,15 +184,11 @@ class Daemon:
             keeper = threading.Thread(target=self.promises.stop, name="stop-keeper",
                                       daemon=True)
             keeper.start()
-            self.watchers.stop()
+            self.cluster.stop()
             keeper.join(1.0)
             self.metrics.close()
             if self.board is not None:
                 self.board.close()
-
-    def _give_up_after(self) -> dt.timedelta:
-        database = self.config.database
-        return database.give_up_after if database is not None else dt.timedelta(0)
 
     def _after_outage(self) -> None:
         """The step that met the lost database stored nothing, but the step's earlier
@@ -189,18 +197,6 @@ class Daemon:
         (the counts otherwise follow what each evaluation reported)."""
         self.evaluation.changed_everything()
         self.promises.mark_dirty(None)
-
-    def _serve_board(self, listen: str) -> None:
-        from ackwatch.web.server import WebBoard
-
-        board = WebBoard(self.store, lambda: self.config, self.now)
-        try:
-            port = board.serve(listen)
-        except OSError as exc:  # a taken port must not stop the nudges
-            log.error("web_listen_failed", listen=listen, error=exc.strerror or str(exc))
-            return
-        self.board = board
-        log.info("web_listening", listen=listen, port=port)
 
     def step(self) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time.
@@ -215,6 +211,16 @@ class Daemon:
         if self._reload.is_set():
             self._reload.clear()
             self._apply_reload()
+        leads = self.cluster.is_leader()
+        self.metrics.set_node(self.cluster.node, leader=leads, held=len(self.cluster.held()))
+        if not leads:  # another node evaluates and sends
+            self.drain_events()
+            if self._recheck_asked:  # what the leader asked of this node's mailboxes
+                self._recheck_asked = False
+                self.cluster.answer_rechecks(drain=self.drain_events, stop=self._stop,
+                                             heartbeat=self._feed_watchdog)
+            self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
+            return None
         self.refresh_if_changed()
         next_due = self.run_due()
         promise_due = self.promises.run_due()
@@ -233,16 +239,7 @@ class Daemon:
             timeout = max(0.0, min(timeout, (next_due - self.now()).total_seconds()))
         if self._systemd.watchdog_interval:
             timeout = min(timeout, self._systemd.watchdog_interval)
-        if self._unapplied:
-            return
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        # Applied by the step that follows at once, first; never put back on the queue:
-        # that would move it behind later events of the same watcher and could apply an
-        # older cursor last.
-        self._unapplied.append(event)
+        self.events.wait(timeout)  # the step that follows at once applies it first
 
     def _feed_watchdog(self) -> None:
         interval = self._systemd.watchdog_interval
@@ -257,12 +254,9 @@ class Daemon:
             log.error("config_reload_failed", error=str(exc).splitlines()[0], kept="old config")
             return
         old = {mb.name: mb for mb in self.config.mailboxes}
-        fresh = {mb.name: mb for mb in new.mailboxes}
-        gone = [n for n in old if n not in fresh or fresh[n] != old[n]]
-        added = [fresh[n] for n in fresh if n not in old or fresh[n] != old[n]]
-        self.watchers.stop([n for n in gone if n in self.watchers])
+        added = [mb for mb in new.mailboxes if old.get(mb.name) != mb]
+        self.cluster.reload(self.config, new)
         self.config = new
-        self.watchers.start(added, new.sync)
         self.evaluation.dirty = True
         log.info("config_reloaded", mailboxes=len(new.mailboxes), restarted=len(added))
 
@@ -273,25 +267,8 @@ class Daemon:
         self.events.put(event)
 
     def drain_events(self) -> int:
-        """Apply the events waiting, in order. One that meets a lost database stays
-        first in line (`StoreUnavailable`: it stored nothing); one that fails otherwise
-        is dropped, as the error says."""
-        handled = 0
-        while True:
-            if not self._unapplied:
-                try:
-                    self._unapplied.append(self.events.get_nowait())
-                except queue.Empty:
-                    return handled
-            try:
-                self.apply_event(self._unapplied[0])
-            except StoreUnavailable:
-                raise
-            except BaseException:
-                self._unapplied.popleft()
-                raise
-            self._unapplied.popleft()
-            handled += 1
+        """Apply the events waiting, in order (`EventQueue.drain`); how many."""
+        return self.events.drain(self.apply_event)
 
     def apply_event(self, event: object) -> None:
         now = self.now()
@@ -301,8 +278,11 @@ class Daemon:
                 added = store_folder_sync(
                     self.store, self.evaluation.parsed, self.config, event.mailbox, s, now
                 )
+            if not self.cluster.is_leader():
+                self.evaluation.parsed.forget()  # kept for an evaluation made elsewhere
             if added or s.flag_updates or s.reset:
                 self.evaluation.dirty = True
+                self.cluster.mail_stored()
                 log.info(
                     "folder_synced",
                     mailbox=event.mailbox,
@@ -313,6 +293,17 @@ class Daemon:
         elif isinstance(event, HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+        elif isinstance(event, RecheckAsked):
+            self._recheck_asked = True  # answered by the step
+        elif isinstance(event, MailStored):
+            self.evaluation.dirty = True  # another node stored mail (evaluated if leading)
+        elif isinstance(event, ClusterChanged):
+            if self.cluster.is_leader():  # what was evaluated elsewhere: read it afresh
+                self.evaluation.begin_anew()
+                self.promises.mark_dirty(None)
+                self._held = {}
+            log.info("cluster_role", leader=self.cluster.is_leader(),
+                     mailboxes=len(self.cluster.held()))
         elif self.promises.handles(event):
             self.promises.apply(event)
 
@@ -341,8 +332,12 @@ class Daemon:
     # ------------------------------------------------------------------ actions
 
     def recheck(self, mailboxes: Iterable[str]) -> Recheck:
-        """Re-check the mailboxes' sent folders now (`Watchers.recheck`); true if any did."""
-        return self.watchers.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
+        """Re-check the mailboxes' sent folders now (`Watchers.recheck`; those another
+        node watches, by that node: `Cluster.recheck`); true if any did."""
+        checked = self.cluster.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
+        if checked.done - self.cluster.held():
+            self.evaluation.dirty = True  # stored by another node: its NOTIFY may lag
+        return checked
 
     def run_due(self) -> dt.datetime | None:
         """Queue the nudges and escalations due now (`nudges.plan`); next due time.
@@ -381,3 +376,38 @@ class Daemon:
         """Send queued mail (`Delivery.process_outbox`); next retry time."""
         return self.delivery.process_outbox()
 
+
+def _serve_board(store: Store, config: Callable[[], Config], now: Now,
+                 listen: str) -> WebBoard | None:
+    """The board on ``listen`` (`web.listen`); None when the port is taken."""
+    from ackwatch.web.server import WebBoard
+
+    board = WebBoard(store, config, now)
+    try:
+        port = board.serve(listen)
+    except OSError as exc:  # a taken port must not stop the nudges
+        log.error("web_listen_failed", listen=listen, error=exc.strerror or str(exc))
+        return None
+    log.info("web_listening", listen=listen, port=port)
+    return board
+
+
+def _cluster(config: Config, store: Store, watchers: Watchers,
+             post: Callable[[object], None], node: str | None) -> Cluster:
+    """One of several nodes with a PostgreSQL state and a node name; else the only one."""
+    database = config.database
+    if node is None or database is None:
+        return SoloCluster(node or "", watchers)
+    from ackwatch.store import open_store
+
+    def listen(heard: Callable[[str, str], None], stop: threading.Event) -> None:
+        from ackwatch.credentials import resolve_secret
+        from ackwatch.store.postgres.listen import listen as pg_listen
+
+        password = resolve_secret(database.password) if database.password else None
+        pg_listen(database, password, (MAIL_CHANNEL, RECHECK_CHANNEL), heard, stop)
+
+    return DbCluster(
+        node, watchers, fence_store=store, wake=post, listen=listen,
+        open_store=lambda: open_store(config.state_dir, database=database),
+    )

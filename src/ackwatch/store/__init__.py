@@ -10,7 +10,8 @@ default) and PostgreSQL (`postgres.store.PostgresStore`). Both are `tables.Table
 table groups composed on one database (`tables.SqlDatabase`: SQLite's `database.Database`
 or `postgres.database.PgDatabase`). The groups: `schema` (numbered migrations), `database`
 (the connection and its transactions), `messages` (copies and cursors), `links` (links,
-senders, threads, dirty marks), `items`, `outbox`, `promises`, `asks`, `health`; `forms` is
+senders, threads, dirty marks), `items`, `outbox`, `promises`, `asks`, `health`, `leases`
+(several nodes: heartbeats, mailbox leases, the leader's epoch); `forms` is
 how values are stored. Each group holds the one database: what they share (the connection,
 the write count) is handed to them, not inherited. The store stores: parsing the mail is
 the core's (`core.message`), keeping parses the evaluation's (`daemon.parsedmail`).
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ackwatch.store.api import Store
 from ackwatch.store.records import (
+    ClusterView,
     CopyToStore,
     HealthRecord,
     ItemRecord,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ackwatch.config.model import DatabaseConfig
 
 __all__ = [
+    "ClusterView",
     "CopyToStore",
     "HealthRecord",
     "ItemRecord",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ackwatch.store.records import (
+    ClusterView,
     CopyToStore,
     HealthRecord,
     ItemRecord,
@@ -122,14 +123,21 @@ class Store(Protocol):
     def linked_batches(
         self, since: dt.datetime, noise: frozenset[str], max_keys: int
     ) -> Iterator[set[str]]: ...
-    def end_linked_batches(self, meta: Mapping[str, str]) -> None:
+    def end_linked_batches(
+        self, meta: Mapping[str, str], marks: Mapping[str, int] | None = None
+    ) -> None:
         """After the last batch: drop the pending items of mail out of the window, the
-        threads and dirty marks of such mail, and record ``meta``, together."""
+        threads and dirty marks of such mail (``marks``: only those read), and record
+        ``meta``, together."""
         ...
 
     def threads_since(self, since: dt.datetime) -> list[str]: ...
     def thread_members(self, threads: Iterable[str]) -> set[str]: ...
     def dirty_keys(self) -> set[str]: ...
+    def dirty_marks(self) -> dict[str, int]:
+        """The dirty marks, key -> seq: an evaluation ends only the marks it read."""
+        ...
+
     def keys_linked(self, links: Iterable[str]) -> set[str]: ...
     def thread_keys(self, keys: Iterable[str]) -> set[str]: ...
     def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]: ...
@@ -145,9 +153,11 @@ class Store(Protocol):
         scope: Collection[str] | None = None,
         threads: Mapping[str, str] | None = None,
         meta: Mapping[str, str] | None = None,
+        marks: Mapping[str, int] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Make the stored items match an evaluation, with its threads, the end of its
-        dirty marks and ``meta`` together; returns (new keys, newly acknowledged keys)."""
+        dirty marks (``marks``: the ones it read, only those) and ``meta`` together;
+        returns (new keys, newly acknowledged keys)."""
         ...
 
     def pending_items(self, keys: Iterable[str] | None = None) -> list[ItemRecord]:
@@ -336,3 +346,45 @@ class Store(Protocol):
         self, mailbox: str, state: str, *, since: dt.datetime, last_error: str | None
     ) -> None: ...
     def health(self) -> list[HealthRecord]: ...
+
+    # ---------------------------------------------------------------- nodes (`leases`)
+
+    def heartbeat(self, node: str, *, starting: bool = False) -> None: ...
+    def cluster_view(self) -> ClusterView:
+        """The nodes, the live mailbox leases and the live leadership, by the database's
+        clock."""
+        ...
+
+    def claim_leases(self, node: str, mailboxes: Iterable[str], seconds: float) -> set[str]:
+        """Take or renew the free, expired or own leases of ``mailboxes``; the ones held."""
+        ...
+
+    def release_leases(self, node: str, mailboxes: Iterable[str] | None = None) -> None: ...
+    def take_leadership(self, node: str, seconds: float) -> int | None:
+        """Lead or go on leading: the term's epoch; None while another node leads."""
+        ...
+
+    def leave(self, node: str) -> None: ...
+    def forget_nodes(self, older_than: float) -> None: ...
+    def outbox_fence(self, outbox_id: int, node: str, epoch: int) -> bool:
+        """Mark a pending outbox row as being sent in term ``epoch`` if ``node`` leads in
+        it: False means do not send."""
+        ...
+
+    def ask_recheck(self, node: str, mailboxes: Iterable[str]) -> int:
+        """Ask ``node`` to re-check the sent folders of ``mailboxes``; the request's id."""
+        ...
+
+    def recheck_requests(self, node: str) -> dict[int, list[str]]: ...
+    def answer_recheck(
+        self, request: int, done: Iterable[str], failed: Iterable[str]
+    ) -> None: ...
+    def recheck_answers(
+        self, requests: Iterable[int]
+    ) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]: ...
+    def forget_rechecks(self, requests: Iterable[int]) -> None: ...
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Tell the other nodes (PostgreSQL: ``NOTIFY``; SQLite: one process, nothing
+        to tell). ``channel``: one of ackwatch's own names, never user input."""
+        ...

@@ -70,6 +70,8 @@ class Database:
     JSON_ARRAY = "json_array({})"
     # A column numbering the rows inserted without it 1, 2, ... (`links.linked_batches`).
     COUNTER_KEY = "INTEGER PRIMARY KEY"
+    # The database's clock, in seconds since the epoch (the leases' and the leader's).
+    CLOCK = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
         self.conn = conn

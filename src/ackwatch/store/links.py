@@ -120,17 +120,23 @@ class Links:
             yield {r[0] for r in self._db.rows_in(
                 "SELECT key FROM window_keys WHERE id IN ({})", (), (i + 1 for i in batch))}
 
-    def end_linked_batches(self, meta: Mapping[str, str]) -> None:
+    def end_linked_batches(
+        self, meta: Mapping[str, str], marks: Mapping[str, int] | None = None
+    ) -> None:
         """After every batch of `linked_batches` was evaluated (`sync_items` with each batch
         as its scope): what `sync_items` without a scope does for the rest. Pending items of
         mail no longer stored (or out of the window) are dropped; the threads and dirty
-        marks of such mail go; ``meta`` is recorded."""
+        marks of such mail go (``marks``: only those, as `sync_items`); ``meta`` is
+        recorded."""
         with self._db.write() as c:
             c.execute("UPDATE items SET state = 'dropped' WHERE state = 'pending'"
                       " AND key NOT IN (SELECT key FROM window_keys)")
             mark_pending_copies(c)
             c.execute("DELETE FROM threads WHERE key NOT IN (SELECT key FROM window_keys)")
-            c.execute("DELETE FROM dirty")
+            if marks is None:
+                c.execute("DELETE FROM dirty")
+            else:
+                delete_marks(c, marks)
             set_meta(c, meta)
         self._db.conn.execute("DROP TABLE window_keys")
 
@@ -151,6 +157,12 @@ class Links:
     def dirty_keys(self) -> set[str]:
         """Keys stored, re-flagged or removed since their last evaluation."""
         return {r[0] for r in self._db.conn.execute("SELECT key FROM dirty")}
+
+    def dirty_marks(self) -> dict[str, int]:
+        """The dirty marks as read now: key -> which marking it is (``seq``). An
+        evaluation hands back the marks it read, and only those are deleted: a key that
+        another node marks again meanwhile keeps its new mark."""
+        return {r[0]: int(r[1]) for r in self._db.conn.execute("SELECT key, seq FROM dirty")}
 
     def keys_linked(self, links: Iterable[str]) -> set[str]:
         """Keys of the stored mail that has any of ``links`` (`threads.link_values`).
@@ -207,7 +219,17 @@ def write_links(c: sqlite3.Connection, stored: Sequence[tuple[CopyToStore, str]]
     )
 
 
+# A key marked again gets a new ``seq`` (the column's default: random on SQLite, a
+# sequence on PostgreSQL), so that an evaluation that read the older mark keeps this one.
+MARK_AGAIN = " ON CONFLICT(key) DO UPDATE SET seq = excluded.seq"
+
+
 def mark_dirty_keys(c: sqlite3.Connection, keys: Iterable[str]) -> None:
     c.executemany(
-        "INSERT INTO dirty (key) VALUES (?) ON CONFLICT DO NOTHING", ((k,) for k in sorted(set(keys)))
+        "INSERT INTO dirty (key) VALUES (?)" + MARK_AGAIN, ((k,) for k in sorted(set(keys)))
     )
+
+
+def delete_marks(c: sqlite3.Connection, marks: Mapping[str, int]) -> None:
+    """Delete the dirty marks read (key and seq both): not a mark made since."""
+    c.executemany("DELETE FROM dirty WHERE key = ? AND seq = ?", sorted(marks.items()))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ackwatch.core.message import ANSWERED, has_flag
 from ackwatch.store.database import chunked, mark_pending_copies
 from ackwatch.store.forms import flags_json, from_iso, iso
-from ackwatch.store.links import mark_dirty_keys, write_links
+from ackwatch.store.links import MARK_AGAIN, mark_dirty_keys, write_links
 from ackwatch.store.records import CopyToStore, StoredCopy, StoredCursor
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ class Messages:
             if reset:
                 c.execute(
                     "INSERT INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uidvalidity != ?"
-                    " ON CONFLICT DO NOTHING",
+                    " WHERE mailbox = ? AND folder = ? AND uidvalidity != ?" + MARK_AGAIN,
                     (mailbox, folder, uidvalidity),
                 )
                 c.execute(
@@ -130,7 +129,7 @@ class Messages:
                 )
                 c.execute(
                     "INSERT INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ? ON CONFLICT DO NOTHING",
+                    " WHERE mailbox = ? AND folder = ? AND uid = ?" + MARK_AGAIN,
                     (mailbox, folder, uid),
                 )
             c.execute(

@@ -179,3 +179,31 @@ class PromiseRecord(NewPromise):
     overdue_outbox: int | None
     first_seen: dt.datetime
 
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node that shares the mailboxes: when it started and last said it was alive,
+    and how long ago that was by the database's clock (``age``, seconds)."""
+
+    name: str
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    age: float
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """One read of who is alive, who watches what and who leads, by the database's
+    clock: ``leases`` (mailbox -> node) and ``leader`` hold only what has not expired;
+    ``expires_in``: seconds left of each lease; ``epoch``: the leader's term (0: none)."""
+
+    nodes: tuple[NodeRecord, ...]
+    leases: dict[str, str]
+    expires_in: dict[str, float]
+    leader: str | None
+    epoch: int
+
+    def live_nodes(self, max_age: float) -> list[str]:
+        """The nodes whose last heartbeat is at most ``max_age`` seconds old."""
+        return [n.name for n in self.nodes if n.age <= max_age]

@@ -264,6 +264,52 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE messages SET pending = 1 WHERE key IN (""" + PENDING_KEYS_SQL + """);
     CREATE INDEX messages_pending ON messages (mailbox, folder, uid) WHERE pending = 1;
     """,
+    # 10: several nodes sharing the mailboxes (`daemon.cluster`). `nodes`: who is alive
+    # (the heartbeat); `mailbox_leases`: which node watches which mailbox, until when;
+    # `leadership`: the one node that evaluates and sends, its epoch bumped at every new
+    # term; `outbox.epoch`: the term that last began to send a row (the fence);
+    # `recheck_requests`: the leader asking a mailbox's holder to re-check its sent
+    # folders before a send (the mailboxes and the answer as JSON lists). Times
+    # are seconds since the epoch by the database's clock (`CLOCK`), never a node's.
+    # `dirty.seq`: which marking a dirty mark is, so that an evaluation deletes only the
+    # marks it read (another node may mark a key again meanwhile). SQLite cannot add a
+    # column with a non-constant default: `dirty` is rebuilt.
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    CREATE TABLE mailbox_leases (
+        mailbox TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX mailbox_leases_node ON mailbox_leases (node);
+    CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        node TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN epoch INTEGER;
+    CREATE TABLE recheck_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        mailboxes TEXT NOT NULL,
+        asked_at REAL NOT NULL,
+        done TEXT,
+        failed TEXT
+    );
+    CREATE INDEX recheck_requests_node ON recheck_requests (node);
+    CREATE TABLE dirty_v10 (
+        key TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL DEFAULT (random())
+    ) WITHOUT ROWID;
+    INSERT INTO dirty_v10 (key) SELECT key FROM dirty;
+    DROP TABLE dirty;
+    ALTER TABLE dirty_v10 RENAME TO dirty;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

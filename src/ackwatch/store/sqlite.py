@@ -21,6 +21,9 @@ class SqliteStore(TableStore):
         it to exist (`records.StoreError` otherwise)."""
         return cls(Database.open(state_dir, readonly=readonly))
 
+    def notify(self, channel: str, payload: str = "") -> None:
+        """One process holds a SQLite state: there is no other node to tell."""
+
     def open_reader(self) -> SqliteStore:
         """A read-only store on the same file, with a connection of its own."""
         return SqliteStore.open(Path(self.path).parent, readonly=True)

@@ -2,7 +2,8 @@
 
 It holds one database (the connection and its write transactions) and one object per
 table group, each given that database: `messages.Messages`, `links.Links`, `items.Items`,
-`outbox.Outbox`, `promises.Promises`, `asks.Asks`, `health.Health`. Its operations are
+`outbox.Outbox`, `promises.Promises`, `asks.Asks`, `health.Health`, `leases.Leases`.
+Its operations are
 theirs, bound here one by one: the list below is the whole of what the store does. The
 table groups write SQL that SQLite and PostgreSQL both accept, so `sqlite.SqliteStore`
 and `postgres.store.PostgresStore` differ only in how they open their database.
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from ackwatch.store.asks import Asks
 from ackwatch.store.health import Health
 from ackwatch.store.items import Items
+from ackwatch.store.leases import Leases
 from ackwatch.store.links import Links
 from ackwatch.store.messages import Messages
 from ackwatch.store.outbox import Outbox
@@ -40,6 +42,10 @@ class SqlDatabase(Protocol):
     @property
     def COUNTER_KEY(self) -> str:
         """A column type numbering the rows inserted without it 1, 2, ..."""
+
+    @property
+    def CLOCK(self) -> str:
+        """SQL giving the database's clock in seconds since the epoch."""
 
     @property
     def conn(self) -> Any: ...
@@ -112,6 +118,7 @@ class TableStore:
         self.threads_since = links.threads_since
         self.thread_members = links.thread_members
         self.dirty_keys = links.dirty_keys
+        self.dirty_marks = links.dirty_marks
         self.keys_linked = links.keys_linked
         self.thread_keys = links.thread_keys
         self.keys_from = links.keys_from
@@ -161,3 +168,18 @@ class TableStore:
         health = Health(db)
         self.set_health = health.set_health
         self.health = health.health
+
+        leases = Leases(db)
+        self.heartbeat = leases.heartbeat
+        self.cluster_view = leases.cluster_view
+        self.claim_leases = leases.claim_leases
+        self.release_leases = leases.release_leases
+        self.take_leadership = leases.take_leadership
+        self.leave = leases.leave
+        self.forget_nodes = leases.forget_nodes
+        self.outbox_fence = leases.outbox_fence
+        self.ask_recheck = leases.ask_recheck
+        self.recheck_requests = leases.recheck_requests
+        self.answer_recheck = leases.answer_recheck
+        self.recheck_answers = leases.recheck_answers
+        self.forget_rechecks = leases.forget_rechecks

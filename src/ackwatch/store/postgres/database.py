@@ -32,6 +32,8 @@ class PgDatabase:
     JSON_ARRAY = "json_build_array({})::text"
     # A column numbering the rows inserted without it 1, 2, ... (`links.linked_batches`).
     COUNTER_KEY = "INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    # The database's clock, in seconds since the epoch (the leases' and the leader's).
+    CLOCK = "extract(epoch FROM clock_timestamp())::double precision"
 
     def __init__(self, conn: Connection, config: DatabaseConfig, password: str | None,
                  readonly: bool):

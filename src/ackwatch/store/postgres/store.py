@@ -26,6 +26,10 @@ class PostgresStore(TableStore):
         """The state on the configured server: migrated for a writer."""
         return cls(PgDatabase.open(config, password, readonly=readonly))
 
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Wake the nodes that LISTEN on ``channel`` (`daemon.cluster`)."""
+        self._pg.conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
         return PostgresStore(self._pg.reader())

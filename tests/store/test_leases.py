@@ -1,0 +1,173 @@
+"""Several nodes on one state: mailbox leases, one leader with an epoch, fenced sends, and
+dirty marks that an evaluation ends only as it read them. On SQLite and PostgreSQL, each
+"node" a store with a connection of its own.
+
+A lease taken for a negative time has expired already: the tests expire leases that way
+instead of waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tests.support.storing import T0, new, store_step
+
+from ackwatch.core.item_rules import Deadlines, Item
+
+LEASE = 30.0
+EXPIRED = -1.0
+
+
+def test_two_nodes_never_both_win_a_mailbox(open_state):
+    a, b = open_state(), open_state()
+    assert a.claim_leases("a", ["anna", "piotr"], LEASE) == {"anna", "piotr"}
+    assert b.claim_leases("b", ["anna", "piotr", "ola"], LEASE) == {"ola"}
+    assert a.cluster_view().leases == {"anna": "a", "piotr": "a", "ola": "b"}
+
+
+def test_a_holder_renews_its_own_lease(open_state):
+    a = open_state()
+    a.claim_leases("a", ["anna"], 1.0)
+    assert a.claim_leases("a", ["anna"], LEASE) == {"anna"}
+    assert a.cluster_view().expires_in["anna"] > 10
+
+
+def test_an_expired_lease_goes_to_the_next_claimer(open_state):
+    a, b = open_state(), open_state()
+    a.claim_leases("a", ["anna"], EXPIRED)  # "a" stopped renewing
+    assert a.cluster_view().leases == {}  # an expired lease holds nothing
+    assert b.claim_leases("b", ["anna"], LEASE) == {"anna"}
+    assert a.claim_leases("a", ["anna"], LEASE) == set()  # "a" back: it lost it
+
+
+def test_a_released_lease_is_free_at_once(open_state):
+    a, b = open_state(), open_state()
+    a.claim_leases("a", ["anna", "piotr"], LEASE)
+    a.release_leases("a", ["anna"])
+    b.release_leases("b", ["piotr"])  # not its own: nothing happens
+    assert b.claim_leases("b", ["anna", "piotr"], LEASE) == {"anna"}
+
+
+def test_one_leader_at_a_time_and_a_new_epoch_for_each_term(open_state):
+    a, b = open_state(), open_state()
+    assert a.take_leadership("a", LEASE) == 1
+    assert b.take_leadership("b", LEASE) is None
+    assert a.take_leadership("a", LEASE) == 1  # a renewal keeps the term
+    a.take_leadership("a", EXPIRED)  # "a" paused past its term
+    assert b.take_leadership("b", LEASE) == 2
+    assert a.take_leadership("a", LEASE) is None
+    view = a.cluster_view()
+    assert (view.leader, view.epoch) == ("b", 2)
+
+
+def test_a_leader_renewing_after_its_term_expired_starts_a_new_one(open_state):
+    a = open_state()
+    a.take_leadership("a", EXPIRED)
+    assert a.take_leadership("a", LEASE) == 2
+
+
+def _queued(store) -> int:
+    store.sync_items([_item("k")], now=T0, initial_keys=set())
+    return store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+                         nudge_keys=["k"], escalation_keys=[], message_id="<n1@ackwatch>",
+                         now=T0)
+
+
+def test_only_the_current_leader_may_begin_a_send(open_state):
+    a, b = open_state(), open_state()
+    oid = _queued(a)
+    epoch = a.take_leadership("a", LEASE)
+    assert a.outbox_fence(oid, "a", epoch)
+    assert not b.outbox_fence(oid, "b", epoch)  # not the leader
+    assert not a.outbox_fence(oid, "a", epoch + 1)  # not its term
+
+
+def test_a_leader_whose_term_expired_can_never_send(open_state):
+    a, b = open_state(), open_state()
+    oid = _queued(a)
+    old = a.take_leadership("a", EXPIRED)
+    assert not a.outbox_fence(oid, "a", old)  # expired, even before anyone took over
+    new_epoch = b.take_leadership("b", LEASE)
+    assert not a.outbox_fence(oid, "a", old)
+    assert b.outbox_fence(oid, "b", new_epoch)
+
+
+def test_the_next_leader_resends_the_row_a_dead_leader_began(open_state):
+    a, b = open_state(), open_state()
+    oid = _queued(a)
+    epoch = a.take_leadership("a", LEASE)
+    assert a.outbox_fence(oid, "a", epoch)
+    # "a" dies in the SMTP conversation: the row stays pending, marked with its term.
+    a.take_leadership("a", EXPIRED)
+    new_epoch = b.take_leadership("b", LEASE)
+    due = b.outbox_due(T0)
+    assert [(o.id, o.message_id) for o in due] == [(oid, "<n1@ackwatch>")]  # same Message-ID
+    assert b.outbox_fence(oid, "b", new_epoch)
+    b.outbox_sent(oid, T0)
+    assert not b.outbox_fence(oid, "b", new_epoch)  # sent: never begun again
+
+
+def test_a_leaving_node_frees_its_leases_and_its_leadership(open_state):
+    a, b = open_state(), open_state()
+    a.heartbeat("a", starting=True)
+    a.claim_leases("a", ["anna"], LEASE)
+    a.take_leadership("a", LEASE)
+    a.leave("a")
+    view = b.cluster_view()
+    assert (view.leases, view.leader, view.nodes) == ({}, None, ())
+    assert b.take_leadership("b", LEASE) == 2
+
+
+def test_heartbeats_tell_the_live_nodes(open_state):
+    a, b = open_state(), open_state()
+    a.heartbeat("a", starting=True)
+    b.heartbeat("b", starting=True)
+    view = a.cluster_view()
+    assert [n.name for n in view.nodes] == ["a", "b"]
+    assert view.live_nodes(max_age=LEASE) == ["a", "b"]
+    assert view.live_nodes(max_age=-1) == []
+    a.forget_nodes(older_than=-1)
+    assert a.cluster_view().nodes == ()
+
+
+def _item(key: str) -> Item:
+    return Item(
+        key=key, thread=key, message_id=key, client_address="c@client.example", client="Acme",
+        subject="Quote", received=T0, mailboxes=("anna",), account="anna@agency.example",
+        deadlines=Deadlines("default", "calendar", T0, T0, None), ack=None,
+    )
+
+
+def test_a_key_marked_again_during_an_evaluation_keeps_its_mark(open_state):
+    leader, other = open_state(), open_state()
+    store_step(leader, [new(1)], now=T0)
+    read = leader.dirty_marks()  # the leader's evaluation reads the marks
+    (key,) = read
+    # Meanwhile another node stores a copy of the same mail in another mailbox.
+    store_step(other, [new(7, 1)], mailbox="piotr", now=T0)
+    leader.sync_items([dataclasses.replace(_item(key))], now=T0, initial_keys=set(),
+                      scope={key}, marks=read)
+    assert leader.dirty_keys() == {key}  # evaluated again next time
+
+
+def test_an_evaluation_ends_the_marks_it_read(open_state):
+    s = open_state()
+    store_step(s, [new(1), new(2)], now=T0)
+    read = s.dirty_marks()
+    s.sync_items([], now=T0, initial_keys=set(), scope=set(read), marks=read)
+    assert s.dirty_keys() == set()
+    assert s.message_count() == 2
+
+
+def test_the_leader_asks_a_holder_to_recheck_and_reads_its_answer(open_state):
+    leader, holder = open_state(), open_state()
+    asked = leader.ask_recheck("n2", ["piotr", "anna"])
+    assert holder.recheck_requests("n1") == {}
+    assert holder.recheck_requests("n2") == {asked: ["anna", "piotr"]}
+    assert leader.recheck_answers([asked]) == {}  # not answered yet
+    holder.answer_recheck(asked, done=["anna"], failed=["piotr"])
+    assert holder.recheck_requests("n2") == {}
+    assert leader.recheck_answers([asked]) == {asked: (frozenset({"anna"}),
+                                                       frozenset({"piotr"}))}
+    leader.forget_rechecks([asked])
+    assert leader.recheck_answers([asked]) == {}
