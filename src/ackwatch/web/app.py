@@ -5,7 +5,8 @@ browser bounded before use.
     GET /live             the board alone, for the script: 304 while the version it
                           shows (If-None-Match) is current
     GET /static/board.js  the one script; /static/board.css the one style sheet
-    GET /report?format=html|csv|json&since=YYYY-MM-DD&until=YYYY-MM-DD   a download
+    GET /report?format=html|csv|csv-summary|json&since=YYYY-MM-DD&until=YYYY-MM-DD
+                          a download
 
 Only GET and HEAD; any other path is 404, a query string anywhere but /report is 400.
 Every response carries a strict Content-Security-Policy (scripts, styles, fetches only
