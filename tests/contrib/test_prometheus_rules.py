@@ -48,4 +48,5 @@ def test_the_required_alerts_are_there():
     assert {
         "AckwatchNotScraped", "AckwatchAbsent", "AckwatchMailboxDown",
         "AckwatchMailboxNotSyncing", "AckwatchClientMailOverdue", "AckwatchNudgesFailing",
+        "AckwatchStateDatabaseUnreachable",
     } <= alert_names()

@@ -5,6 +5,7 @@ level with every client below the target named, however few its mails."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from importlib import resources
@@ -51,6 +52,38 @@ def test_the_digest_is_in_the_managers_language(language):
         assert words[key] in text
         assert words[key].replace("'", "&#x27;") in page
     assert words["greeting"].replace("$name", "Kasia Lewandowska") in text
+
+
+MENTOR = "mentor@agency.example"
+
+
+def mentored_by(config, mentor: str, *accounts: str, language: str | None = None):
+    """``config`` with ``mentor`` as the mentor of ``accounts`` (speaking ``language``)."""
+    return dataclasses.replace(config, accounts=tuple(
+        dataclasses.replace(a, mentor=mentor, language=language or a.language)
+        if a.email in accounts else a for a in config.accounts))
+
+
+def intro_of(language: str, key: str) -> str:
+    """The words of ``[digest] key`` before the week is named."""
+    return strings(language)["digest"][key].split("$week")[0]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_mentor_who_manages_none_of_the_accounts_is_told_about_the_people_they_mentor(
+        language):
+    msg = render(mentored_by(config_with(language), MENTOR, ANNA, language=language), MENTOR)
+    text, page = parts(msg)
+    assert msg["Content-Language"] == language
+    mentor, team = intro_of(language, "intro_mentor"), intro_of(language, "intro")
+    assert mentor in text and mentor.replace("'", "&#x27;") in page
+    assert team not in text and team.replace("'", "&#x27;") not in page
+
+
+def test_a_manager_who_also_mentors_is_told_about_the_team():
+    config = mentored_by(config_with("en"), KASIA, ANNA)  # Kasia manages Anna and Piotr
+    text, _ = parts(render(config, KASIA))
+    assert intro_of("en", "intro") in text and intro_of("en", "intro_mentor") not in text
 
 
 def test_week_and_durations_are_in_the_language_too():

@@ -16,8 +16,9 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from tests.support.board_state import HOSTILE_SUBJECT, PIOTR, BoardState, write_state
+from tests.support.board_state import ANNA, HOSTILE_SUBJECT, PIOTR, BoardState, write_state
 
+from ackwatch.reporting import exports
 from ackwatch.store.sqlite import SqliteStore
 from ackwatch.web.access import hash_password
 from ackwatch.web.server import WebBoard
@@ -179,6 +180,30 @@ def test_the_report_downloads_in_each_format_through_the_reports_renderers(serve
     assert status == 200 and body.upper().startswith(b"<!DOCTYPE HTML>")
 
 
+def test_the_csv_summary_downloads_as_a_csv_file_with_a_row_per_account_and_client(served):
+    today = dt.datetime.now(dt.UTC).date()
+    since, until = today - dt.timedelta(days=2), today + dt.timedelta(days=2)
+    status, headers, body = served.request(
+        f"/report?format=csv-summary&since={since}&until={until}")
+    assert status == 200 and headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert headers["Content-Disposition"] == (
+        f'attachment; filename="ackwatch-summary-{since}-{until}.csv"')
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert tuple(rows[0]) == exports.SUMMARY_COLUMNS
+    by = {(r["group"], r["name"]): r for r in rows}
+    assert set(by) == {("total", ""), ("account", ANNA), ("account", PIOTR),
+                       ("client", "Acme"), ("client", "Globex"), ("client", "gmail.com")}
+    assert by[("total", "")]["client_emails"] == "4"
+    assert (by[("client", "gmail.com")]["overdue"],
+            by[("client", "gmail.com")]["below_target"]) == ("1", "yes")
+    assert by[("client", "Acme")]["promises_made"] == "0"  # promise columns filled in
+
+
+def test_the_page_offers_the_csv_summary_for_download(served):
+    _, _, body = served.request("/")
+    assert b'<option value="csv-summary">' in body
+
+
 @pytest.mark.parametrize("query", [
     "format=pdf&since=2026-01-01&until=2026-01-08",
     "format=csv&since=2026-01-08&until=2026-01-01",
@@ -205,6 +230,10 @@ def test_a_user_limited_to_some_accounts_downloads_only_their_mail(with_users):
                                     headers=basic("piotr", PASSWORD))
     assert {row["client"] for row in csv.DictReader(io.StringIO(body.decode()))} == {
         "Globex", "gmail.com"}
+    _, _, body = with_users.request(f"/report?format=csv-summary&{query}",
+                                    headers=basic("piotr", PASSWORD))
+    assert {(r["group"], r["name"]) for r in csv.DictReader(io.StringIO(body.decode()))} == {
+        ("total", ""), ("account", PIOTR), ("client", "Globex"), ("client", "gmail.com")}
 
 
 # --------------------------------------------------------------------------- access

@@ -25,6 +25,7 @@ from ackwatch.config import Config
 from ackwatch.core.printable import clean
 from ackwatch.mail.templates import Templates, fill, plural, resolve_language
 from ackwatch.reporting.dates import DateFigures, DateReport, share_text
+from ackwatch.reporting.digest_recipients import mentors_only
 from ackwatch.reporting.figures import (
     ClientDemand,
     Figures,
@@ -134,7 +135,9 @@ def compose_digest(
     timezone: str,
 ) -> DigestParts:
     """Subject, plain text and HTML of one recipient's digest; the week's first day named
-    in ``timezone`` (the recipient's, whose Monday the week starts on)."""
+    in ``timezone`` (the recipient's, whose Monday the week starts on). A mentor who
+    manages none of ``team`` is told about "the people you mentor" (``intro_mentor``)
+    rather than "your team"."""
     language = language_for(config, recipient, team)
     w = _Words(config, language, ZoneInfo(timezone))
     acc = config.account(recipient)
@@ -145,11 +148,12 @@ def compose_digest(
                 week=week)
     demand = client_demand(this_week, target)
     view = _View(config, w, this_week, week_before, demand, target, dates, dates_before)
+    intro = w("intro_mentor" if mentors_only(config, recipient, team) else "intro", week=week)
     return DigestParts(
         language=language,
         subject=clean(subject),
-        text=view.text(w("greeting", name=name), w("intro", week=week)),
-        html=view.html(subject, w("greeting", name=name), w("intro", week=week)),
+        text=view.text(w("greeting", name=name), intro),
+        html=view.html(subject, w("greeting", name=name), intro),
     )
 
 

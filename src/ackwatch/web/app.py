@@ -5,14 +5,16 @@ browser bounded before use.
     GET /live             the board alone, for the script: 304 while the version it
                           shows (If-None-Match) is current
     GET /static/board.js  the one script; /static/board.css the one style sheet
-    GET /report?format=html|csv|json&since=YYYY-MM-DD&until=YYYY-MM-DD   a download
+    GET /report?format=html|csv|csv-summary|json&since=YYYY-MM-DD&until=YYYY-MM-DD
+                          a download
 
 Only GET and HEAD; any other path is 404, a query string anywhere but /report is 400.
 Every response carries a strict Content-Security-Policy (scripts, styles, fetches only
 from this origin, nothing inline, no frames, forms only to this origin) and is never
 cached. Client data never appears in a URL: the only parameters are the report's format
 and dates. waitress bounds what reaches here (header and body sizes, connection count,
-idle time: `server`); templates escape every value (Jinja2 autoescape).
+idle time: `server`); templates escape every value (Jinja2 autoescape). While the state
+database is unreachable every route that reads it answers 503 with Retry-After (`outage`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from urllib.parse import parse_qs
 import structlog
 
 from ackwatch.config import Config
-from ackwatch.store import Store
+from ackwatch.store import Store, StoreUnavailable
 from ackwatch.web import board as board_view
 from ackwatch.web import downloads
 from ackwatch.web.access import Access, Refusal, Viewer
 from ackwatch.web.loginlimit import LoginLimit
-from ackwatch.web.state import StateCache
+from ackwatch.web.outage import RETRY_AFTER, DatabaseOutage
+from ackwatch.web.state import State, StateCache
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +86,7 @@ class BoardApp:
             autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
         self._downloading = threading.Lock()  # one download at a time: `downloads`
+        self.outage = DatabaseOutage(now)
         self._static = _static_files()
         self._static_etags = {
             p: '"' + hashlib.sha256(b).hexdigest()[:16] + '"' for p, b in self._static.items()
@@ -118,23 +122,34 @@ class BoardApp:
             return self._static_file(environ, start_response, method, path)
         if path != "/report" and query:
             return self._text(start_response, method, "400 Bad Request", "No parameters here.")
+        if path not in ("/", "/live", "/report"):
+            return self._text(start_response, method, "404 Not Found", "Not here.")
+        if self.outage.wait():
+            return self._unreachable(start_response, method)
         try:
             if path == "/report":
                 return self._report(start_response, method, query, who)
             if path == "/":
                 return self._page(start_response, method, who)
-            if path == "/live":
-                return self._live(environ, start_response, method, who)
+            return self._live(environ, start_response, method, who)
+        except StoreUnavailable as exc:  # logged once per outage; the page says it is stale
+            self.outage.failed(exc)
+            return self._unreachable(start_response, method)
         except Exception as exc:  # the state cannot be read now: the page says it is stale
             log.error("web_state_unreadable", error=type(exc).__name__)
             return self._text(start_response, method, "503 Service Unavailable",
                               "The state cannot be read right now; retrying.")
-        return self._text(start_response, method, "404 Not Found", "Not here.")
 
     # ------------------------------------------------------------------ routes
 
-    def _board(self, viewer: Viewer) -> tuple[board_view.Board, str]:
+    def _state(self) -> State:
+        """The state (`StateCache.get`: read again when stale, so an outage's end)."""
         state = self.cache.get()
+        self.outage.succeeded()
+        return state
+
+    def _board(self, viewer: Viewer) -> tuple[board_view.Board, str]:
+        state = self._state()
         version = self.cache.version
         return board_view.build(state, self._config(), self._now(), viewer), version
 
@@ -152,7 +167,7 @@ class BoardApp:
 
     def _live(self, environ: dict[str, Any], start_response: StartResponse, method: str,
               viewer: Viewer) -> Iterable[bytes]:
-        self.cache.get()  # reads again when stale, so that the version is current
+        self._state()  # reads again when stale, so that the version is current
         version = self.cache.version
         etag = f'"{version}"'
         if environ.get("HTTP_IF_NONE_MATCH", "").strip() == etag:
@@ -193,6 +208,7 @@ class BoardApp:
                 store.close()
         finally:
             self._downloading.release()
+        self.outage.succeeded()
         log.info("web_report_downloaded", user=viewer.name, format=request.format)
         return self._send(
             start_response, method, "200 OK", body,
@@ -201,6 +217,11 @@ class BoardApp:
         )
 
     # ------------------------------------------------------------------ responses
+
+    def _unreachable(self, start_response: StartResponse, method: str) -> Iterable[bytes]:
+        return self._text(start_response, method, "503 Service Unavailable",
+                          "State database unreachable; retrying.",
+                          extra=[("Retry-After", str(int(RETRY_AFTER.total_seconds())))])
 
     def _text(self, start_response: StartResponse, method: str, status: str, text: str,
               extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:

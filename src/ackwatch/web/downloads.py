@@ -1,11 +1,13 @@
 """The report for a chosen period, as the board offers it for download: rendered as
 ``ackwatch report`` renders it (`reporting.render`), over the accounts the viewer
-may see, with the promise figures in the JSON and the HTML page as the CLI adds them.
+may see, with the promise figures in the JSON, the HTML page and the CSV summary as the
+CLI adds them.
 
 The daemon's memory is shared with the nudges (the unit caps it), so a download costs what
 the CLI's streaming path costs: HTML and JSON are computed from the store's raw rows in
-one pass, no object per item (`figures.compute_stored`), for up to 400 days; the CSV lists
-every item and is limited to 93 days (longer: ``ackwatch report --format csv``). The app
+one pass, no object per item (`figures.compute_stored`), for up to 400 days, and so is the
+CSV summary (``csv-summary``: a row per total, account and client); the CSV lists every
+item and is limited to 93 days (longer: ``ackwatch report --format csv``). The app
 prepares one download at a time.
 """
 
@@ -30,7 +32,9 @@ FORMATS: Mapping[str, str] = {
     "html": "text/html; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
     "json": "application/json",
+    "csv-summary": "text/csv; charset=utf-8",
 }
+FORMAT_NAMES = "html, csv, csv-summary or json"
 MAX_DAYS = 400  # a period longer than this is refused (a year and a bit)
 MAX_CSV_DAYS = 93  # a row per item: a quarter at most from the daemon's memory
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -48,6 +52,10 @@ class Request:
 
     @property
     def filename(self) -> str:
+        """``ackwatch-report-<since>-<until>.<format>``; the CSV summary is
+        ``ackwatch-summary-<since>-<until>.csv`` (a spreadsheet opens it by its suffix)."""
+        if self.format == "csv-summary":
+            return f"ackwatch-summary-{self.since}-{self.until}.csv"
         return f"ackwatch-report-{self.since}-{self.until}.{self.format}"
 
 
@@ -63,7 +71,7 @@ def parse(query: Mapping[str, list[str]]) -> Request:
             raise BadRequest(f"give {key} once")
         values[key] = given[0]
     if values["format"] not in FORMATS:
-        raise BadRequest("format is html, csv or json")
+        raise BadRequest(f"format is {FORMAT_NAMES}")
     try:
         if not (_DATE_RE.fullmatch(values["since"]) and _DATE_RE.fullmatch(values["until"])):
             raise ValueError
