@@ -209,6 +209,32 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
     assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)
 
 
+def test_the_mail_of_one_account_is_parsed_once_whoever_asks_in_between(daemon, monkeypatch):
+    """The nudge planner and the promise keeper ask for different accounts at every
+    step: neither makes the other's account mail be loaded and parsed again."""
+    daemon.apply_event(event("Sent", "sent",
+                             mail(1, 1, subject="Re: Quote", sender="anna@agency.example",
+                                  to="jan.kowalski@acme.example"),
+                             mail(2, 2, subject="Re: Brief", sender="kasia@agency.example",
+                                  to="jan.kowalski@acme.example")))
+    daemon.reevaluate()
+    assert daemon.evaluation._mail_of_accounts == {}  # no pending item: nothing seeded
+    loads: list[set[str]] = []
+    real_load = daemon.store.load_copies
+    monkeypatch.setattr(daemon.store, "load_copies",
+                        lambda *a, **kw: loads.append(set(kw["keys"])) or real_load(*a, **kw))
+    asked = []
+    for account in ("kasia", "anna", "kasia", "anna"):  # anna's look includes her manager
+        got = daemon.messages_of_accounts({f"{account}@agency.example"}, NOW)
+        asked.append(sorted(m.key for m in got))
+    assert asked == [["<m2@x.example>"], ["<m1@x.example>", "<m2@x.example>"]] * 2
+    assert loads == [{"<m2@x.example>"}, {"<m1@x.example>"}]  # each mail loaded once
+    # Mail older than the out-of-office look-back leaves the cache.
+    later = NOW + daemon.config.notify.out_of_office_lookback + dt.timedelta(hours=1)
+    assert daemon.messages_of_accounts({"kasia@agency.example"}, later) == []
+    assert daemon.evaluation._mail_of_accounts == {}
+
+
 # ----------------------------------------------------------------- one step
 
 

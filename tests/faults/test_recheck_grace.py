@@ -8,11 +8,13 @@ due (from its side, exactly a reply made just before an outage).
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 from tests.faults.daemon_config import write_config
 from tests.faults.proxy import FaultProxy
 from tests.support.daemon import (
@@ -24,6 +26,12 @@ from tests.support.daemon import (
     times_mentioned,
 )
 from tests.support.waiting import wait_for
+
+from ackwatch.config import Folders, MailboxConfig, SecretRef, SyncConfig
+from ackwatch.daemon.watchers import Watchers
+from ackwatch.mail.sync import FolderSyncEvent
+from ackwatch.mail.watcher import HealthEvent
+from ackwatch.store.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.dovecot]
 
@@ -97,3 +105,66 @@ def test_a_nudge_whose_deadline_would_pass_within_the_grace_goes_out_unchecked(
     assert not d.events("action_held")
     proxy.accept()
     assert d.stop() == 0
+
+
+def test_a_recheck_tries_a_mailbox_in_backoff_at_once_and_at_most_once_per_bound(
+    dovecot, tmp_path
+):
+    """The watcher's backoff (10 minutes here; up to 5 in the daemon) can be longer than
+    the grace: a re-check asks for an attempt now, which finds a server that is back, and
+    a server still down gets no more than one attempt per bound (2 s here, 30 s in the
+    daemon) however often the re-check asks."""
+    user = dovecot.add_user()
+    events: list[object] = []
+    store = SqliteStore.open(tmp_path)
+    stop = threading.Event()
+
+    def recheck() -> bool:
+        return bool(watchers.recheck(["anna"], stop=stop, heartbeat=lambda: None))
+
+    def retries() -> int:
+        return [e["event"] for e in logs].count("mailbox_retry")
+
+    def state() -> str | None:
+        health = [e.health.state for e in list(events) if isinstance(e, HealthEvent)]
+        return health[-1] if health else None
+
+    with FaultProxy((dovecot.host, dovecot.port)) as proxy, capture_logs() as logs:
+        mailbox = MailboxConfig(
+            name="anna", host=proxy.host, port=proxy.port, security="none", username=user,
+            password=SecretRef("env", "UNUSED"), oauth2_token=None,
+            folders=Folders(inbox=("INBOX",), sent=("Sent",)), timeout=3.0,
+        )  # fmt: skip
+        watchers = Watchers(store, events.append, options={
+            "resolve": lambda _ref: dovecot.passwords[user],
+            "backoff_initial": 600.0, "backoff_max": 600.0, "recheck_retry": 2.0,
+        })  # fmt: skip
+        watchers.start([mailbox], SyncConfig())
+        try:
+            wait_for(lambda: state() == "up", 15, "the mailbox up")
+            proxy.refuse()
+            proxy.cut()
+            wait_for(lambda: state() == "backoff", 15, "the mailbox down")
+            mid = "<answered-in-the-outage@acme.example>"
+            dovecot.append(user, "Sent", reply_mail(mid, "Quote before the outage"))
+
+            def refused_once_asked() -> bool:
+                assert not recheck()  # the server refuses
+                return retries() >= 1
+
+            # Asked again and again: one attempt as soon as the bound since the session's
+            # start allows, then none until the bound since that one has passed.
+            wait_for(refused_once_asked, 10, "an attempt for a re-check", step=0.1)
+            assert not recheck()
+            assert retries() == 1
+
+            proxy.accept()
+            wait_for(recheck, 20, "the re-check reaching the mailbox back", step=0.1)
+            assert state() == "up"
+            assert retries() == 2
+            synced = [e.sync for e in list(events)
+                      if isinstance(e, FolderSyncEvent) and e.sync.folder == "Sent"]
+            assert any(mid.encode() in m.header_bytes for s in synced for m in s.new_messages)
+        finally:
+            watchers.stop()
+            store.close()

@@ -554,3 +554,23 @@ def test_render_outbox_uses_recipient_language_calendar_and_recorded_message_id(
     )
     assert roundtrip(nudge_msg)["Subject"] == "Potwierdź teraz: 1 mail od klienta (termin 15:00)"
     assert roundtrip(nudge_msg)["To"] == "Anna Nowak <anna@agency.example>"
+
+
+def test_the_template_files_of_a_config_are_read_once_until_a_new_config(tmp_path: Path) -> None:
+    base = make_config()
+    config = dataclasses.replace(
+        base, notify=dataclasses.replace(base.notify, templates_dir=tmp_path))
+    (tmp_path / "layout.txt").write_text("FIRST $kind\n$items\n", encoding="utf-8")
+    item = _Item("k1", "<c1@acme.example>", "ceo@mail.example", "Acme", "Wycena",
+                 NOW - 90 * MIN, NOW + 28 * MIN, ("anna",), "anna@agency.example")
+    record = _Record("nudge", "anna@agency.example", (), "anna@agency.example", (),
+                     make_message_id("agency.example"))
+
+    def text_of(cfg: object) -> str:
+        return parts(render_outbox(cfg, record, [item], NOW))[0]  # type: ignore[arg-type]
+
+    assert text_of(config).startswith("FIRST nudge")
+    (tmp_path / "layout.txt").write_text("SECOND $kind\n$items\n", encoding="utf-8")
+    assert text_of(config).startswith("FIRST nudge")  # the same config: read before
+    reloaded = dataclasses.replace(config)  # what a SIGHUP's load gives: a new config
+    assert text_of(reloaded).startswith("SECOND nudge")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
@@ -60,6 +61,7 @@ class Evaluator:
         self.evaluations = 0
         self.parsed = ParsedMail()  # the parses of the copies this process stored
         self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
+        self._account_mail_ages: list[tuple[dt.datetime, str]] = []  # (newest, key), a heap
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
@@ -284,7 +286,22 @@ class Evaluator:
         for m in recent:
             if m.sender.address in senders and m.key not in cache:
                 kept.setdefault(m.key, []).append(m)
-        cache.update(kept)
+        self._keep_account_mail(kept)
+
+    def _keep_account_mail(self, mail: Mapping[str, list[Message]]) -> None:
+        self._mail_of_accounts.update(mail)
+        for key, copies in mail.items():
+            newest = max(m.received for m in copies)
+            heapq.heappush(self._account_mail_ages, (newest, key))
+
+    def _forget_account_mail_before(self, since: dt.datetime) -> None:
+        """Drop the cached mail whose every copy is older than ``since`` (the look-back)."""
+        ages, cache = self._account_mail_ages, self._mail_of_accounts
+        while ages and ages[0][0] < since:
+            _, key = heapq.heappop(ages)
+            copies = cache.get(key)
+            if copies is not None and max(m.received for m in copies) < since:
+                del cache[key]
 
     def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
         """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
@@ -295,13 +312,18 @@ class Evaluator:
             return []
         since = now - self.config.notify.out_of_office_lookback
         keys = self.store.keys_from(addresses, since)
-        cache = self._mail_of_accounts  # parsed once: `_plan` asks at every step
-        for key in [k for k in cache if k not in keys]:
-            del cache[key]
+        # Parsed once, whoever asks: the nudge planner and the promise keeper ask for the
+        # accounts they have due, at every step. The cache is pruned by age only: pruning
+        # it to the accounts of one call made each call re-parse the others' mail (an
+        # account's three days of sent mail at every nudge; bench/README.md, issue 24).
+        self._forget_account_mail_before(since)
+        cache = self._mail_of_accounts
         missing = keys - cache.keys()
         loaded = self.store.load_copies(since, keys=missing) if missing else ()
+        fresh: dict[str, list[Message]] = {}
         for m in self.parsed.messages(loaded):
-            cache.setdefault(m.key, []).append(m)
+            fresh.setdefault(m.key, []).append(m)
+        self._keep_account_mail(fresh)
         return [m for k in keys for m in cache.get(k, ())]
 
     def _scope(self, marks: Mapping[str, int]) -> set[str]:

@@ -8,9 +8,9 @@ import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -54,9 +54,13 @@ class Watchers:
     connections of their own. The mailbox's health is its first watcher's: a sent-folder
     watcher that is down logs it, and makes the pre-send re-check of the mailbox fail."""
 
-    def __init__(self, store: Store, emit: Callable[[object], None]) -> None:
+    def __init__(
+        self, store: Store, emit: Callable[[object], None], *,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self._store = store
         self._emit = emit
+        self._options = dict(options or {})  # more `MailboxWatcher` arguments (tests)
         self._running: dict[str, tuple[MailboxWatcher, ...]] = {}
 
     def __contains__(self, name: object) -> bool:
@@ -75,6 +79,7 @@ class Watchers:
                     get_pending_uids=functools.partial(stored_pending_uids, self._store, mb.name),
                     emit=self._emit if only != "sent" else self._emit_folders,
                     only=only,
+                    **self._options,
                 )
                 for only in parts
             )
@@ -145,7 +150,8 @@ def _recheck_one(
     # A watcher that has not finished its first connection (the daemon just started,
     # or a reload restarted it) has not seen the replies made while it was not
     # watching: wait for that first sync (bounded) instead of sending blind. A mailbox
-    # that is down (backoff, auth_failed) is not waited for.
+    # in backoff is tried once now (at most once per `watcher.RECHECK_RETRY_SECONDS`)
+    # and waited for while that attempt lasts; one refusing the login is not.
     try:
         while (
             watcher.health.state == "connecting"
@@ -158,7 +164,8 @@ def _recheck_one(
             left = deadline - time.monotonic()
             if watcher.recheck(timeout=min(RECHECK_SLICE, max(left, 0.1))):
                 return True
-            if left <= RECHECK_SLICE or watcher.health.state != "up" or stop.is_set():
+            trying = watcher.health.state == "up" or watcher.retrying
+            if left <= RECHECK_SLICE or not trying or stop.is_set():
                 return False
     except Exception as exc:  # a failing mailbox never blocks the nudge
         log.warning("recheck_failed", mailbox=name, error=type(exc).__name__)

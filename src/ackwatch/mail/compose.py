@@ -17,6 +17,7 @@ import datetime as dt
 import html
 import re
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -31,6 +32,7 @@ import structlog
 from ackwatch.mail.templates import (
     RENDERABLE_KINDS,
     Formatter,
+    TemplateCache,
     Templates,
     fill,
     plural,
@@ -57,6 +59,7 @@ __all__ = [
     "render",
     "render_outbox",
     "render_queued",
+    "templates_of",
 ]
 
 NoticeKind = Literal[
@@ -267,20 +270,26 @@ def render(
     templates_dir: Path | None = None,
     message_id_domain: str | None = None,
     message_id: str | None = None,
+    cache: TemplateCache | None = None,
 ) -> EmailMessage:
     """The mail for ``notice``: multipart/alternative (plain text + HTML).
 
     ``smtp_from`` is the full From header (``SmtpConfig.from_address``).
     ``message_id_domain`` defaults to the domain of ``smtp_from``. Pass ``message_id``
     (from `make_message_id`) to keep the id the outbox recorded when re-rendering.
+    ``cache`` (of ``templates_dir``): the files as read before, instead of reading them.
     """
     if notice.kind not in RENDERABLE_KINDS:
         raise NotImplementedError(f"rendering {notice.kind!r} mails is not implemented")
     if not notice.lines:
         raise ValueError("a notice needs at least one line")
 
-    language = resolve_language(notice.language, templates_dir)
-    templates = Templates(templates_dir, language)
+    if cache is not None:
+        language = cache.language(notice.language)
+        templates = cache.templates(language)
+    else:
+        language = resolve_language(notice.language, templates_dir)
+        templates = Templates(templates_dir, language)
     strings = templates.strings()
     tz = _zone(notice.timezone)
     fmt = Formatter(strings, tz, notice.now)
@@ -473,7 +482,23 @@ def render_queued(
         smtp_from=config.smtp.from_address,
         templates_dir=config.notify.templates_dir,
         message_id=record.message_id,
+        cache=templates_of(config),
     )
+
+
+_templates_of_config: tuple[weakref.ref[Config], TemplateCache] | None = None
+
+
+def templates_of(config: Config) -> TemplateCache:
+    """The template files of ``config``, read once per loaded config (a SIGHUP's new
+    config reads them again: an edited override applies from then on)."""
+    global _templates_of_config
+    last = _templates_of_config
+    if last is not None and last[0]() is config:
+        return last[1]
+    cache = TemplateCache(config.notify.templates_dir)
+    _templates_of_config = (weakref.ref(config), cache)
+    return cache
 
 
 def _line_values(

@@ -13,6 +13,7 @@ import re
 import string
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -45,13 +46,24 @@ def resolve_language(language: str | None, templates_dir: Path | None = None) ->
 
 class Templates:
     """Template files for one language. A file is looked up in the override directory
-    first, then in the package, each time as ``<lang>/<name>`` before ``<name>``."""
+    first, then in the package, each time as ``<lang>/<name>`` before ``<name>``.
+    With ``memo`` (`TemplateCache`) each file and the merged strings are read once."""
 
-    def __init__(self, templates_dir: Path | None, language: str):
+    def __init__(self, templates_dir: Path | None, language: str, *, memo: _Memo | None = None):
         self.roots = _template_roots(templates_dir)
         self.language = language
+        self._memo = memo
 
     def find(self, *names: str) -> str:
+        if self._memo is None:
+            return self._find(names)
+        key = (self.language, names)
+        text = self._memo.files.get(key)
+        if text is None:
+            text = self._memo.files[key] = self._find(names)
+        return text
+
+    def _find(self, names: tuple[str, ...]) -> str:
         for name in names:
             for root in self.roots:
                 for path in (root / self.language / name, root / name):
@@ -61,7 +73,16 @@ class Templates:
 
     def strings(self) -> dict[str, Any]:
         """English package strings, overlaid by the language's package strings, overlaid by
-        the override directory's (same language) — so an override needs only changed keys."""
+        the override directory's (same language) — so an override needs only changed keys.
+        With a memo the same dict is returned to every caller: read it, never change it."""
+        if self._memo is None:
+            return self._strings()
+        merged = self._memo.strings.get(self.language)
+        if merged is None:
+            merged = self._memo.strings[self.language] = self._strings()
+        return merged
+
+    def _strings(self) -> dict[str, Any]:
         layers: list[Traversable | Path] = [_PACKAGE_TEMPLATES / "en" / "strings.toml"]
         layers += [root / self.language / "strings.toml" for root in reversed(self.roots)]
         merged: dict[str, Any] = {}
@@ -79,6 +100,36 @@ class Templates:
                     merged.get(kind, {}).pop("subject_single", None)
             _deep_merge(merged, layer)
         return merged
+
+
+@dataclass
+class _Memo:
+    files: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+    strings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    languages: dict[str | None, str] = field(default_factory=dict)
+
+
+class TemplateCache:
+    """The templates of one ``notify.templates_dir``, each file read and each strings
+    file parsed once (the daemon keeps one per loaded config: an edited override
+    applies from the next SIGHUP). Reading and parsing them for every mail was about a
+    third of composing one (bench/README.md, issue 24)."""
+
+    def __init__(self, templates_dir: Path | None) -> None:
+        self.templates_dir = templates_dir
+        self._memo = _Memo()
+
+    def language(self, requested: str | None) -> str:
+        """`resolve_language`, remembered."""
+        found = self._memo.languages.get(requested)
+        if found is None:
+            found = self._memo.languages[requested] = resolve_language(
+                requested, self.templates_dir
+            )
+        return found
+
+    def templates(self, language: str) -> Templates:
+        return Templates(self.templates_dir, language, memo=self._memo)
 
 
 def _deep_merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
@@ -180,6 +231,7 @@ class Formatter:
 __all__ = [
     "RENDERABLE_KINDS",
     "Formatter",
+    "TemplateCache",
     "Templates",
     "fill",
     "plural",

@@ -34,7 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -55,6 +55,7 @@ from ackwatch.mail.connection import (
 )
 from ackwatch.mail.folders import watched_folders
 from ackwatch.mail.idle import Waker, idle_wait, take_unsolicited
+from ackwatch.mail.rechecks import EarlyRetry, Recheck, Rechecks, finish
 from ackwatch.mail.sync import (
     FolderCursor,
     FolderSyncEvent,
@@ -73,6 +74,7 @@ log = structlog.get_logger(__name__)
 
 IDLE_RENEW_SECONDS = imapguard.IDLE_RENEW_SECONDS  # well before RFC 2177's 29 minutes
 IDLE_SAFETY_POLLS = 30  # re-check the IDLE folder with one EXAMINE every this many polls
+RECHECK_RETRY_SECONDS = 30.0  # a re-check tries a mailbox in backoff at most this often
 
 HealthState = Literal["up", "connecting", "backoff", "auth_failed", "stopped"]
 
@@ -103,56 +105,6 @@ def backoff_delay(n: int, initial: float, cap: float) -> float:
     `cap`, with "equal jitter" (never 0, never above `cap`)."""
     base = min(cap, initial * (2 ** min(n - 1, 20)))
     return base * random.uniform(0.5, 1.0)
-
-
-@dataclass
-class _Recheck:
-    done: threading.Event = field(default_factory=threading.Event)
-    ok: bool = False
-
-
-def _finish(reqs: Iterable[_Recheck], ok: bool) -> None:
-    for r in reqs:
-        r.ok = ok
-        r.done.set()
-
-
-class _Rechecks:
-    """Recheck requests waiting for the watcher thread: any thread asks, the watcher takes
-    them (waking its wait through `wake`) and answers each."""
-
-    def __init__(self, wake: Waker) -> None:
-        self._wake = wake
-        self._lock = threading.Lock()
-        self._waiting: list[_Recheck] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._waiting)
-
-    def ask(self, timeout: float) -> bool:
-        """Queue a request and wait up to `timeout` for its answer; False on a timeout."""
-        req = _Recheck()
-        with self._lock:
-            self._waiting.append(req)
-        self._wake.set()
-        if not req.done.wait(timeout):
-            with self._lock:
-                if req in self._waiting:
-                    self._waiting.remove(req)
-            return False
-        return req.ok
-
-    def take(self) -> list[_Recheck]:
-        # Clear first: a request that arrives after the take raises the flag again.
-        self._wake.clear()
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        return reqs
-
-    def fail_all(self) -> None:
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        _finish(reqs, ok=False)
 
 
 def _last(
@@ -293,6 +245,7 @@ class MailboxWatcher(threading.Thread):
         idle_renew: float = IDLE_RENEW_SECONDS,
         idle_safety_polls: int = IDLE_SAFETY_POLLS,
         only: FolderRole | None = None,
+        recheck_retry: float = RECHECK_RETRY_SECONDS,
     ) -> None:
         super().__init__(name=f"imap-{mb.name}" + (f"-{only}" if only else ""), daemon=True)
         self.mb = mb
@@ -312,7 +265,8 @@ class MailboxWatcher(threading.Thread):
         self.idle_safety_polls = max(1, int(idle_safety_polls))
         self._stop_event = threading.Event()
         self._wake = Waker()
-        self._rechecks = _Rechecks(self._wake)
+        self._rechecks = Rechecks(self._wake)
+        self._early = EarlyRetry(recheck_retry)  # a re-check cuts a backoff short
         self._cursors: dict[str, FolderCursor] = {}
         self._client: IMAPClient | None = None
         self.folders: tuple[tuple[str, FolderRole], ...] = ()  # (folder, role) watched
@@ -332,6 +286,7 @@ class MailboxWatcher(threading.Thread):
         """Leave IDLE, log out and end the thread (bounded by `timeout`)."""
         self._stop_event.set()
         self._wake.set()
+        self._early.wake()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
             if self.is_alive():  # stuck in a socket call: cut the connection
@@ -342,10 +297,29 @@ class MailboxWatcher(threading.Thread):
 
     def recheck(self, timeout: float = 30.0) -> bool:
         """Sync the sent folders and inbox flags now; True once their events were emitted
-        (False: not connected, or the sync did not finish in time)."""
-        if self._stop_event.is_set() or not self.is_alive() or self.health.state != "up":
+        (False: not connected, or the sync did not finish in time).
+
+        A mailbox in backoff is tried at once (`rechecks.EarlyRetry`: at most once per
+        ``recheck_retry`` seconds of its last attempt); True if that attempt connects
+        and syncs in time. One whose login was refused waits for its own backoff (a
+        server may lock an account out after a few refused logins)."""
+        if self._stop_event.is_set() or not self.is_alive():
+            return False
+        state = self.health.state
+        if state == "backoff":
+            early = self._early.ask()
+            if early is None:
+                return False
+            if early == "started":
+                self._log.info("mailbox_retry", reason="pre-send re-check")
+        elif state != "up":
             return False
         return self._rechecks.ask(timeout)
+
+    @property
+    def retrying(self) -> bool:
+        """An attempt a re-check asked of this mailbox in backoff is under way."""
+        return self._early.under_way
 
     @property
     def cursors(self) -> dict[str, FolderCursor]:
@@ -393,10 +367,12 @@ class MailboxWatcher(threading.Thread):
             self._wake.close()
 
     def _back_off(self, state: HealthState, error: str, seconds: float) -> None:
-        """A failed session: record `state`, fail the waiting rechecks, wait `seconds`."""
+        """A failed session: record `state`, fail the waiting rechecks, wait `seconds`
+        (less when a re-check asks for an attempt now, `recheck`)."""
         self._set_health(state, error)
+        self._early.ended()
         self._rechecks.fail_all()
-        self._stop_event.wait(seconds)
+        self._early.wait(seconds)
 
     def _drop_client(self, logout_first: bool = False) -> None:
         client, self._client = self._client, None
@@ -412,6 +388,7 @@ class MailboxWatcher(threading.Thread):
     def _session(self) -> None:
         # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
         self._selected = self._verified = None
+        self._early.attempting()
         limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
         self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
         enable_condstore(client)
@@ -429,6 +406,7 @@ class MailboxWatcher(threading.Thread):
             self._notify.start(client, [f for f, _ in self.folders if f != inbox[0]], self._log)
         self._sync_all(self.folders, only_changed=False)
         self._set_health("up", None, synced=True)
+        self._early.ended()
 
         poll = max(0.05, self.sync_config.poll_interval.total_seconds())
         next_poll = time.monotonic() + poll
@@ -513,15 +491,15 @@ class MailboxWatcher(threading.Thread):
             self._verified = folder
         return changed
 
-    def _do_recheck(self, reqs: list[_Recheck], synced: Sequence[str] = ()) -> None:
+    def _do_recheck(self, reqs: list[Recheck], synced: Sequence[str] = ()) -> None:
         try:
             folders = [f for f in self._polled_folders() if f[0] not in synced]
             self._sync_all(folders, only_changed=True)
             self._set_health("up", None, synced=True)
         except BaseException:
-            _finish(reqs, ok=False)
+            finish(reqs, ok=False)
             raise
-        _finish(reqs, ok=True)
+        finish(reqs, ok=True)
 
     def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
         """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
