@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load, open_state
+from ackwatch.config import EX_CONFIG
 
 NAME = "run"
 HELP = "watch the mailboxes and send nudges and escalations (the daemon)"
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             daemon.run()
         finally:
             undo_wake()
+        if daemon.cluster.name_taken:  # another live process runs under this --node
+            err(f"ackwatch: {daemon.cluster.name_taken}")
+            return EX_CONFIG
         return EX_OK
     except StoreError as exc:
         err(f"ackwatch: {exc}")
