@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load, open_state
+from ackwatch.cli.common import (
+    EX_CANTCREAT,
+    EX_OK,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    err,
+    load,
+    nodes_running,
+    open_state,
+)
 from ackwatch.config import EX_CONFIG
 
 NAME = "run"
@@ -51,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     store = open_state(config)
     if store is None:
         return EX_CANTCREAT
-    daemon = Daemon(config, store, node=None if args.once else node)
     try:
+        if args.once and nodes_running(config, store, "run --once"):
+            return EX_TEMPFAIL
+        daemon = Daemon(config, store, node=None if args.once else node)
         if args.once:
             reached, failed = sync_once(daemon)
             daemon.step()
