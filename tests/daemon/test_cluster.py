@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from ackwatch.config import ClusterConfig
-from ackwatch.daemon.cluster import ClusterChanged, DbCluster
+from ackwatch.daemon.cluster import ClusterChanged, DbCluster, NodeNameTaken
 from ackwatch.store.sqlite import SqliteStore
 from configfactory import make_config, make_mailbox
 
@@ -146,3 +146,34 @@ def test_a_node_back_after_its_leases_expired_takes_only_what_is_free(make_node)
     assert n1.try_round()
     assert w1.running == set()  # lost to n2: stopped, never watched twice
     assert not n1.is_leader()
+
+
+def test_a_second_live_process_under_the_same_name_is_refused_and_the_first_keeps_going(
+        make_node):
+    clock = Clock()
+    first, _, w1, _ = make_node("n1", clock)
+    first.start(CONFIG, background=False)
+    twin, _, w2, woken = make_node("n1", clock)  # a copied unit: the same --node
+    twin.start(CONFIG, background=False)
+    assert twin.name_taken is None and w2.running == set()  # the holder may be dead: wait
+    assert first.try_round()  # ... but it renews
+    assert not twin.try_round()
+    assert twin.name_taken is not None and "'n1'" in twin.name_taken
+    assert isinstance(woken[-1], NodeNameTaken)
+    assert w2.running == set() and not twin.is_leader()
+    twin.stop()  # gives up nothing of the first one's
+    assert first.try_round()
+    assert first.is_leader() and len(w1.running) == 4 and first.name_taken is None
+
+
+def test_a_node_whose_name_was_taken_while_it_was_away_stops_watching_and_leading(
+        make_node):
+    clock = Clock()
+    node, store, watchers, woken = make_node("n1", clock)
+    node.start(CONFIG, background=False)
+    # Away past its deadline, and meanwhile a second process took the name "n1".
+    assert store.heartbeat("n1", instance="a-copy", starting=True, stale_after=-1) is None
+    assert not node.try_round()
+    assert node.name_taken is not None
+    assert watchers.running == set() and not node.is_leader()
+    assert isinstance(woken[-1], NodeNameTaken)

@@ -22,6 +22,7 @@ def write_config(
     imap_host: str | None = None,
     window: str = "12s",
     nudge_before: str = "6s",
+    escalate_after: str | None = None,
     poll_interval: str = "1s",
     batch_window: str = "1s",
     retry_initial: str = "1s",
@@ -36,6 +37,7 @@ def write_config(
     name: str = "config.yaml",
 ) -> Path:
     """A daemon config for the fault tests ({name: (imap user, owner)}); every knob short."""
+    escalate = f", escalate_after: {escalate_after}" if escalate_after else ""
     entries = []
     for mb_name, (user, owner) in mailboxes.items():
         pw = password_file(tmp_path, mb_name, server.password(user))
@@ -49,7 +51,7 @@ def write_config(
         agency:
           domains: [agency.example]
         policies:
-          default: {{window: {window}, clock: calendar, nudge_before: {nudge_before}}}
+          default: {{window: {window}, clock: calendar, nudge_before: {nudge_before}{escalate}}}
         accounts:
           - {{email: {ANNA}, name: Anna Nowak, manager: {KASIA}, language: en}}
           - {{email: {PIOTR}, name: Piotr, manager: {KASIA}, language: en}}

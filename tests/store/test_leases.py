@@ -130,6 +130,42 @@ def test_heartbeats_tell_the_live_nodes(open_state):
     assert a.cluster_view().nodes == ()
 
 
+def test_a_node_name_is_held_by_one_process_while_it_renews(open_state):
+    a, b = open_state(), open_state()
+    assert a.heartbeat("n1", instance="first", starting=True, stale_after=LEASE) is None
+    holder = b.heartbeat("n1", instance="second", starting=True, stale_after=LEASE)
+    assert holder is not None and holder.instance == "first"
+    assert a.heartbeat("n1", instance="first") is None  # the holder renews
+    again = b.heartbeat("n1", instance="second", starting=True, stale_after=LEASE)
+    assert again is not None and again.heartbeat_at >= holder.heartbeat_at
+    assert [n.name for n in a.cluster_view().nodes] == ["n1"]
+
+
+def test_a_process_takes_over_a_silent_holders_name_and_begins_a_new_term(open_state):
+    a, b = open_state(), open_state()
+    a.heartbeat("n1", instance="first", starting=True)
+    a.claim_leases("n1", ["anna"], LEASE)
+    assert a.take_leadership("n1", LEASE) == 1
+    # "first" was killed: its heartbeat is older than stale_after (here: any age).
+    assert b.heartbeat("n1", instance="second", starting=True, stale_after=EXPIRED) is None
+    assert b.take_leadership("n1", LEASE) == 2  # what "first" began is fenced
+    assert b.claim_leases("n1", ["anna"], LEASE) == {"anna"}
+    holder = a.heartbeat("n1", instance="first")  # "first" back: the name is not its own
+    assert holder is not None and holder.instance == "second"
+
+
+def test_a_process_that_lost_its_name_leaves_the_new_holders_leases_alone(open_state):
+    a, b = open_state(), open_state()
+    a.heartbeat("n1", instance="first", starting=True)
+    b.heartbeat("n1", instance="second", starting=True, stale_after=EXPIRED)
+    b.claim_leases("n1", ["anna"], LEASE)
+    b.take_leadership("n1", LEASE)
+    a.leave("n1", instance="first")
+    view = b.cluster_view()
+    assert (view.leases, view.leader, [n.name for n in view.nodes]) == (
+        {"anna": "n1"}, "n1", ["n1"])
+
+
 def _item(key: str) -> Item:
     return Item(
         key=key, thread=key, message_id=key, client_address="c@client.example", client="Acme",

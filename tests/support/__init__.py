@@ -8,6 +8,7 @@ module). Asserts in these modules are rewritten by pytest like those of test mod
 import pytest
 
 pytest.register_assert_rewrite(
+    "tests.support.crash",
     "tests.support.daemon",
     "tests.support.flood",
     "tests.support.inprocess",

@@ -8,10 +8,12 @@ import datetime as dt
 from ackwatch.cli.common import (
     EX_CANTCREAT,
     EX_OK,
+    EX_TEMPFAIL,
     EX_UNAVAILABLE,
     EX_USAGE,
     err,
     load,
+    nodes_running,
     open_state,
     out,
     plural,
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if store is None:
         return EX_CANTCREAT
     try:
+        if nodes_running(config, store, "backfill"):
+            return EX_TEMPFAIL
         reached, failed, added = backfill(Daemon(config, store), since)
     except StoreError as exc:
         err(f"ackwatch: {exc}")

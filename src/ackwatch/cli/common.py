@@ -20,6 +20,7 @@ EX_OK = 0
 EX_USAGE = 2
 EX_UNAVAILABLE = 69  # no mailbox could be reached (run --once, backfill)
 EX_CANTCREAT = 73  # the state database cannot be opened or written
+EX_TEMPFAIL = 75  # run --once, backfill: nodes are running on this state now
 
 
 def out(text: str = "", file: TextIO | None = None) -> None:
@@ -44,6 +45,26 @@ def open_state(config: Config, *, readonly: bool = False) -> Store | None:
     except StoreError as exc:
         err(f"ackwatch: {exc}")
         return None
+
+
+def nodes_running(config: Config, store: Store, command: str) -> bool:
+    """True once stderr says that nodes run on this PostgreSQL state (a heartbeat
+    younger than ``cluster.lease``, a mailbox lease or the lead): a one-off ``command``
+    that watches or writes beside them would hold no lease (the command then exits
+    EX_TEMPFAIL). Always False with SQLite: one process at a time there."""
+    if config.database is None:
+        return False
+    view = store.cluster_view()
+    live = {*view.live_nodes(max_age=config.cluster.lease.total_seconds()),
+            *view.leases.values(), *([view.leader] if view.leader else [])}
+    if not live:
+        return False
+    err(f"ackwatch {command}: {plural(len(live), 'node')} running on this state "
+        f"({', '.join(sorted(live))}; {plural(len(view.leases), 'mailbox lease')} held"
+        f"{', one leads' if view.leader else ''}). It would watch and write beside them "
+        "without a lease; stop them first (`ackwatch status --nodes` lists them), or "
+        "leave the work to them.")
+    return True
 
 
 def plural(n: int, word: str, plural: str | None = None) -> str:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ackwatch.cli.common import EX_CANTCREAT, EX_OK, EX_UNAVAILABLE, err, load, open_state
+from ackwatch.cli.common import (
+    EX_CANTCREAT,
+    EX_OK,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    err,
+    load,
+    nodes_running,
+    open_state,
+)
+from ackwatch.config import EX_CONFIG
 
 NAME = "run"
 HELP = "watch the mailboxes and send nudges and escalations (the daemon)"
@@ -50,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     store = open_state(config)
     if store is None:
         return EX_CANTCREAT
-    daemon = Daemon(config, store, node=None if args.once else node)
     try:
+        if args.once and nodes_running(config, store, "run --once"):
+            return EX_TEMPFAIL
+        daemon = Daemon(config, store, node=None if args.once else node)
         if args.once:
             reached, failed = sync_once(daemon)
             daemon.step()
@@ -72,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             daemon.run()
         finally:
             undo_wake()
+        if daemon.cluster.name_taken:  # another live process runs under this --node
+            err(f"ackwatch: {daemon.cluster.name_taken}")
+            return EX_CONFIG
         return EX_OK
     except StoreError as exc:
         err(f"ackwatch: {exc}")

@@ -28,6 +28,14 @@ several machines with the same config and database share the work (`DbCluster`):
   successful round plus the lease, minus one renewal. Past it (the database unreachable,
   the process paused) it stops its watchers and stops leading, before any lease it
   held can expire and be taken by another node, so a mailbox is never watched twice.
+- A node's name is held by one process at a time: each process draws a random
+  ``instance`` id at start and writes it with its heartbeat. A process that finds its
+  name held by another one waits until that holder's heartbeat is older than a lease
+  minus a renewal (a process killed a moment ago: by then, alive or not, it watches and
+  leads nothing) and takes the name over; if the holder renews meanwhile, two live
+  processes share the name (a copied unit, two machines with the same host name): it
+  refuses to run (`NodeNameTaken`, ``node_name_taken`` in the log, exit 78). A process
+  whose name another one took while it was away (paused, cut off) stops the same way.
 - The re-check before a send: the leader re-checks the sent folders of the mailboxes it
   watches itself and asks the holder of each other one (a `recheck_requests` row and
   ``NOTIFY ackwatch_recheck``); the holder re-checks with its watchers, stores what they
@@ -37,6 +45,7 @@ several machines with the same config and database share the work (`DbCluster`):
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -47,7 +56,7 @@ import structlog
 from ackwatch.config import Config
 from ackwatch.core.spreading import spread
 from ackwatch.daemon.watchers import RECHECK_TIMEOUT, Recheck, Watchers
-from ackwatch.store import Store
+from ackwatch.store import NameHolder, Store
 
 log = structlog.get_logger(__name__)
 
@@ -69,10 +78,28 @@ class RecheckAsked:
     """Put on the core's queue when the leader asks this node to re-check mailboxes."""
 
 
+class NodeNameTaken:
+    """Put on the core's queue when another live process holds this node's name: the
+    daemon stops and exits 78 (`Cluster.name_taken` says why)."""
+
+
+class _NameBusy(Exception):
+    """This process's name is held by a process that may be dead: wait and see."""
+
+
+class _NameClash(Exception):
+    """Another live process (``holder``, its instance) holds this process's name."""
+
+    def __init__(self, holder: str, why: str) -> None:
+        super().__init__(why)
+        self.holder = holder
+
+
 class Cluster(Protocol):
     """What the core loop asks of the node it runs on."""
 
     node: str
+    name_taken: str | None  # set when this process must stop: another one has its name
 
     def start(self, config: Config) -> None:
         """Begin watching this node's mailboxes (and leading, if it is the one)."""
@@ -109,6 +136,8 @@ class Cluster(Protocol):
 class SoloCluster:
     """One node (SQLite, or PostgreSQL without ``--node``): every mailbox, always the
     leader, no fence beyond the outbox's own."""
+
+    name_taken: str | None = None
 
     def __init__(self, node: str, watchers: Watchers) -> None:
         self.node = node
@@ -152,6 +181,40 @@ class SoloCluster:
         return None  # nobody else asks
 
 
+class NodeName:
+    """This process's hold on its node's name (see the module docstring): its random
+    ``instance`` id, written with every heartbeat."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.instance = secrets.token_hex(8)
+        self.held = False
+        self._seen: NameHolder | None = None  # the holder found while not holding it
+
+    def heartbeat(self, store: Store, *, stale_after: float) -> None:
+        """The heartbeat, as the process that holds the name: taken at the first one,
+        over a holder silent for ``stale_after`` seconds (a lease minus a renewal: past
+        its own deadline). `_NameBusy` while a holder may still be alive; `_NameClash`
+        once it is seen to be (it renewed), or when another process took the name while
+        this one could not renew."""
+        holder = store.heartbeat(self.node, instance=self.instance, starting=not self.held,
+                                 stale_after=None if self.held else stale_after)
+        if holder is None:
+            self.held, self._seen = True, None
+            return
+        if self.held:
+            raise _NameClash(holder.instance, f"another process took the name {self.node!r} "
+                             "while this one could not renew it")
+        seen, self._seen = self._seen, holder
+        if seen is not None and (seen.instance != holder.instance
+                                 or holder.heartbeat_at > seen.heartbeat_at):
+            raise _NameClash(holder.instance, f"another live process runs as node {self.node!r}")
+        if seen is None:
+            log.warning("node_name_busy", instance=self.instance, holder=holder.instance,
+                        waiting=round(stale_after, 1))
+        raise _NameBusy
+
+
 class DbCluster:
     """One of several nodes on a PostgreSQL state (see the module docstring).
 
@@ -173,6 +236,7 @@ class DbCluster:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
+        self.name_taken: str | None = None
         self._watchers = watchers
         self._open_store = open_store
         self._fence_store = fence_store
@@ -189,6 +253,7 @@ class DbCluster:
         self._changed = threading.Event()  # the deadline moved or a stop was asked
         self._threads: list[threading.Thread] = []
         self._restart: set[str] = set()  # mailboxes whose config changed (reload)
+        self._name = NodeName(node)
 
     # ------------------------------------------------------------------ the core's side
 
@@ -197,7 +262,7 @@ class DbCluster:
         threads of their own (``background=False``: none, for a test that runs the
         rounds itself)."""
         self._config = config
-        self.try_round(starting=True)
+        self.try_round()
         if not background:
             return
         targets = [("cluster", self._rounds), ("cluster-deadline", self._deadline_watch)]
@@ -223,7 +288,7 @@ class DbCluster:
         if store is None:
             return
         try:
-            store.leave(self.node)
+            store.leave(self.node, instance=self._name.instance)
         except Exception as exc:
             log.warning("cluster_leave_failed", error=type(exc).__name__)
         with contextlib.suppress(Exception):
@@ -310,11 +375,16 @@ class DbCluster:
             pause = self._config.cluster.renew.total_seconds() if ok else RETRY_SECONDS
             self._stop.wait(pause)
 
-    def try_round(self, *, starting: bool = False) -> bool:
+    def try_round(self) -> bool:
         """One round (the round thread calls it; so may a test); False if it failed."""
         try:
-            self._round(starting=starting)
+            self._round()
             return True
+        except _NameBusy:
+            return False
+        except _NameClash as clash:
+            self._give_up_name(clash)
+            return False
         except Exception as exc:  # the database away: retried until the deadline
             log.warning("cluster_round_failed", error=type(exc).__name__,
                         detail=str(exc).splitlines()[0][:200] if str(exc) else "")
@@ -324,7 +394,7 @@ class DbCluster:
                 self._store = None
             return False
 
-    def _round(self, *, starting: bool = False) -> None:
+    def _round(self) -> None:
         config = self._config
         assert config is not None
         lease = config.cluster.lease.total_seconds()
@@ -332,7 +402,7 @@ class DbCluster:
         if self._store is None:
             self._store = self._open_store()
         store = self._store
-        store.heartbeat(self.node, starting=starting)
+        self._name.heartbeat(store, stale_after=lease - config.cluster.renew.total_seconds())
         view = store.cluster_view()
         names = [mb.name for mb in config.mailboxes]
         live = {*view.live_nodes(max_age=lease), self.node}
@@ -373,6 +443,21 @@ class DbCluster:
             self._wake(MailStored())  # look at the dirty marks (a lost NOTIFY)
         if view.nodes and any(n.age > FORGET_NODES_AFTER for n in view.nodes):
             store.forget_nodes(FORGET_NODES_AFTER)
+
+    def _give_up_name(self, clash: _NameClash) -> None:
+        """Stop watching and leading for good, and have the daemon exit (78)."""
+        with self._lock:
+            self._watchers.stop([n for n in self._held if n in self._watchers])
+            self._held.clear()
+            self._epoch = None
+            self._valid_until = 0.0
+            self.name_taken = (f"{clash}: node names must be unique; give this one "
+                               "another --node NAME")
+        self._stop.set()
+        self._changed.set()
+        log.error("node_name_taken", instance=self._name.instance, holder=clash.holder,
+                  reason=str(clash))
+        self._wake(NodeNameTaken())
 
     def _stop_watching(self, names: set[str], store: Store) -> None:
         if not names:

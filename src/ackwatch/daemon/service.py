@@ -39,6 +39,7 @@ from ackwatch.daemon.cluster import (
     ClusterChanged,
     DbCluster,
     MailStored,
+    NodeNameTaken,
     RecheckAsked,
     SoloCluster,
 )
@@ -234,6 +235,8 @@ class Daemon:
         return min(candidates) if candidates else None
 
     def _wait(self, next_due: dt.datetime | None) -> None:
+        if self._stop.is_set():  # asked by the step itself: its `Wake` is applied already
+            return
         timeout = MAX_SLEEP
         if next_due is not None:
             timeout = max(0.0, min(timeout, (next_due - self.now()).total_seconds()))
@@ -293,6 +296,8 @@ class Daemon:
         elif isinstance(event, HealthEvent):
             h = event.health
             self.store.set_health(event.mailbox, h.state, since=h.since, last_error=h.last_error)
+        elif isinstance(event, NodeNameTaken):
+            self.request_stop()  # `run` exits 78 with `cluster.name_taken`
         elif isinstance(event, RecheckAsked):
             self._recheck_asked = True  # answered by the step
         elif isinstance(event, MailStored):

@@ -21,6 +21,7 @@ from ackwatch.store.records import (
     CopyToStore,
     HealthRecord,
     ItemRecord,
+    NameHolder,
     NewPromise,
     OutboxRecord,
     PromiseRecord,
@@ -349,7 +350,12 @@ class Store(Protocol):
 
     # ---------------------------------------------------------------- nodes (`leases`)
 
-    def heartbeat(self, node: str, *, starting: bool = False) -> None: ...
+    def heartbeat(self, node: str, *, instance: str = "", starting: bool = False,
+                  stale_after: float | None = None) -> NameHolder | None:
+        """Say that ``node`` (the process ``instance``) is alive; the name's holder, and
+        nothing written, when another process holds it (see `leases.Leases.heartbeat`)."""
+        ...
+
     def cluster_view(self) -> ClusterView:
         """The nodes, the live mailbox leases and the live leadership, by the database's
         clock."""
@@ -364,7 +370,7 @@ class Store(Protocol):
         """Lead or go on leading: the term's epoch; None while another node leads."""
         ...
 
-    def leave(self, node: str) -> None: ...
+    def leave(self, node: str, *, instance: str = "") -> None: ...
     def forget_nodes(self, older_than: float) -> None: ...
     def outbox_fence(self, outbox_id: int, node: str, epoch: int) -> bool:
         """Mark a pending outbox row as being sent in term ``epoch`` if ``node`` leads in

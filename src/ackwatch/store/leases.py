@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ackwatch.store.records import ClusterView, NodeRecord
+from ackwatch.store.records import ClusterView, NameHolder, NodeRecord
 
 if TYPE_CHECKING:
     from ackwatch.store.tables import SqlDatabase
@@ -33,16 +33,34 @@ class Leases:
         self._db = db
         self._now = db.CLOCK
 
-    def heartbeat(self, node: str, *, starting: bool = False) -> None:
-        """Say that ``node`` is alive (``starting``: and that it has just started)."""
+    def heartbeat(self, node: str, *, instance: str = "", starting: bool = False,
+                  stale_after: float | None = None) -> NameHolder | None:
+        """Say that ``node``, run by the process ``instance``, is alive (``starting``:
+        and that it has just started). The name is ``instance``'s if it was already, if
+        nobody had it, or (``stale_after``) if its holder has not said it was alive for
+        that many seconds; else nothing is written and the holder is returned. A process
+        that takes a name ends that name's term as leader: its own term, if it leads,
+        begins with a new epoch."""
         now = self._now
         with self._db.write() as c:
-            c.execute(
-                f"INSERT INTO nodes (name, started_at, heartbeat_at) VALUES (?, {now}, {now})"
-                " ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"
-                + (", started_at = excluded.started_at" if starting else ""),
-                (node,),
-            )
+            row = c.execute(
+                "INSERT INTO nodes (name, instance, started_at, heartbeat_at)"
+                f" VALUES (?, ?, {now}, {now})"
+                " ON CONFLICT(name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
+                " instance = excluded.instance"
+                + (", started_at = excluded.started_at" if starting else "")
+                + " WHERE nodes.instance = excluded.instance"
+                + (f" OR nodes.heartbeat_at <= {now} - ?" if stale_after is not None else "")
+                + " RETURNING name",
+                (node, instance) + ((float(stale_after),) if stale_after is not None else ()),
+            ).fetchone()
+            if row is None:
+                held = c.execute("SELECT instance, heartbeat_at FROM nodes WHERE name = ?",
+                                 (node,)).fetchone()
+                return NameHolder(str(held[0]), float(held[1]))
+            if starting:
+                c.execute("UPDATE leadership SET expires_at = 0 WHERE node = ?", (node,))
+        return None
 
     def cluster_view(self) -> ClusterView:
         """The nodes, the live leases and the live leadership, in one read."""
@@ -120,10 +138,14 @@ class Leases:
             ).fetchone()
         return None if row is None else int(row[0])
 
-    def leave(self, node: str) -> None:
+    def leave(self, node: str, *, instance: str = "") -> None:
         """``node`` stops: its leases, its leadership and its row go, so that the others
-        take over at their next round instead of after the lease time."""
+        take over at their next round instead of after the lease time. Nothing happens
+        when another process (``instance``) holds the name now."""
         with self._db.write() as c:
+            held = c.execute("SELECT instance FROM nodes WHERE name = ?", (node,)).fetchone()
+            if held is not None and held[0] != instance:
+                return
             c.execute("DELETE FROM mailbox_leases WHERE node = ?", (node,))
             c.execute("UPDATE leadership SET expires_at = 0 WHERE node = ?", (node,))
             c.execute("DELETE FROM nodes WHERE name = ?", (node,))

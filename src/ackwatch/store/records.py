@@ -193,6 +193,15 @@ class NodeRecord:
 
 
 @dataclass(frozen=True)
+class NameHolder:
+    """The process that holds a node's name (`Store.heartbeat`): its random ``instance``
+    and its last heartbeat, seconds since the epoch by the database's clock."""
+
+    instance: str
+    heartbeat_at: float
+
+
+@dataclass(frozen=True)
 class ClusterView:
     """One read of who is alive, who watches what and who leads, by the database's
     clock: ``leases`` (mailbox -> node) and ``leader`` hold only what has not expired;

@@ -310,6 +310,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE dirty;
     ALTER TABLE dirty_v10 RENAME TO dirty;
     """,
+    # 11: which process holds a node's name (`nodes.instance`, random at each start), so
+    # that a second process started under the same name is refused instead of believing
+    # it holds the first one's leases. '' for rows written before.
+    """
+    ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

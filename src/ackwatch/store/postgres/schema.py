@@ -268,6 +268,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE SEQUENCE dirty_seq;
     ALTER TABLE dirty ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('dirty_seq');
     """,
+    # 11: which process holds a node's name (random at each start)
+    f"""
+    ALTER TABLE nodes ADD COLUMN instance {T} NOT NULL DEFAULT '';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
