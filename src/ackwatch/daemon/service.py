@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -104,13 +103,12 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = Systemd.from_env()
-        self._last_watchdog = 0.0
         self.metrics = Metrics()
         self.board: WebBoard | None = None  # `web.listen`: started by `run`
         self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
-            progress=self._feed_watchdog, evaluated=self._evaluated,
+            progress=self._systemd.feed_watchdog, evaluated=self._evaluated,
         )  # fmt: skip
         # Items held back for a mailbox the pre-send re-check could not reach, and since
         # when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
@@ -127,7 +125,7 @@ class Daemon:
                                    self.delivery, self.metrics)  # fmt: skip
         self.outage = DatabaseOutage(
             store, give_up_after=lambda: give_up_after(self.config), stop=self._stop,
-            heartbeat=self._feed_watchdog, up=self.metrics.set_database_up,
+            heartbeat=self._systemd.feed_watchdog, up=self.metrics.set_database_up,
             status=lambda text: self._systemd.notify(f"STATUS={text}"),
         )  # fmt: skip
 
@@ -175,7 +173,7 @@ class Daemon:
                 except Exception as exc:  # one bad step must not take the daemon down
                     log.exception("step_failed", error=type(exc).__name__)
                     next_due = self.now() + dt.timedelta(seconds=STEP_RETRY_SECONDS)
-                self._feed_watchdog()
+                self._systemd.feed_watchdog()
                 self._wait(next_due)
         finally:
             log.info("daemon_stopping")
@@ -219,7 +217,7 @@ class Daemon:
             if self._recheck_asked:  # what the leader asked of this node's mailboxes
                 self._recheck_asked = False
                 self.cluster.answer_rechecks(drain=self.drain_events, stop=self._stop,
-                                             heartbeat=self._feed_watchdog)
+                                             heartbeat=self._systemd.feed_watchdog)
             self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
             return None
         self.refresh_if_changed()
@@ -243,12 +241,6 @@ class Daemon:
         if self._systemd.watchdog_interval:
             timeout = min(timeout, self._systemd.watchdog_interval)
         self.events.wait(timeout)  # the step that follows at once applies it first
-
-    def _feed_watchdog(self) -> None:
-        interval = self._systemd.watchdog_interval
-        if interval and time.monotonic() - self._last_watchdog >= interval * 0.9:
-            self._systemd.notify("WATCHDOG=1")
-            self._last_watchdog = time.monotonic()
 
     def _apply_reload(self) -> None:
         try:
@@ -339,7 +331,8 @@ class Daemon:
     def recheck(self, mailboxes: Iterable[str]) -> Recheck:
         """Re-check the mailboxes' sent folders now (`Watchers.recheck`; those another
         node watches, by that node: `Cluster.recheck`); true if any did."""
-        checked = self.cluster.recheck(mailboxes, stop=self._stop, heartbeat=self._feed_watchdog)
+        checked = self.cluster.recheck(mailboxes, stop=self._stop,
+                                       heartbeat=self._systemd.feed_watchdog)
         if checked.done - self.cluster.held():
             self.evaluation.dirty = True  # stored by another node: its NOTIFY may lag
         return checked
