@@ -17,7 +17,10 @@ several machines with the same config and database share the work (`DbCluster`):
   Every node stores its own mailboxes' syncs and health. A send is fenced: the statement
   that marks an outbox row as being sent checks, by the database's clock, that this node
   still leads in the term it holds (`Store.outbox_fence`); a node that lost the lead can
-  never begin one. A leader that dies after the SMTP server accepted a mail and before
+  never begin one. Queueing is fenced the same way: each step the leader runs queues
+  mail only in the term it began in (`Store.fence_queueing`), so a leader paused
+  between its check and the write queues nothing the next leader queues too. A leader
+  that dies after the SMTP server accepted a mail and before
   marking it sent leaves the row pending: the next leader sends it again, with the same
   Message-ID (the one duplicate a crash may cost, as with one node).
 - A node that stored mail sends ``NOTIFY ackwatch_mail``; every node LISTENs on a
@@ -47,7 +50,7 @@ import structlog
 from ackwatch.config import Config
 from ackwatch.core.spreading import spread
 from ackwatch.daemon.watchers import RECHECK_TIMEOUT, Recheck, Watchers
-from ackwatch.store import Store
+from ackwatch.store import Store, Term
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +90,10 @@ class Cluster(Protocol):
 
     def fence(self, outbox_id: int) -> bool:
         """May this node begin sending that outbox row now?"""
+
+    def term(self) -> Term | None:
+        """The term this node's queueing is fenced by (`Store.fence_queueing`); None:
+        unfenced (the only node)."""
 
     def mail_stored(self) -> None:
         """This node stored mail: tell the leader."""
@@ -136,6 +143,9 @@ class SoloCluster:
 
     def fence(self, outbox_id: int) -> bool:
         return True
+
+    def term(self) -> Term | None:
+        return None
 
     def mail_stored(self) -> None:
         return None
@@ -244,6 +254,11 @@ class DbCluster:
         if epoch is None or not self.is_leader():
             return False
         return self._fence_store.outbox_fence(outbox_id, self.node, epoch)
+
+    def term(self) -> Term | None:
+        """The term it leads in now; epoch 0 (refused by every fence) when it does not."""
+        epoch = self._epoch
+        return Term(self.node, epoch if epoch is not None and self.is_leader() else 0)
 
     def mail_stored(self) -> None:
         if not self.is_leader():

@@ -56,7 +56,7 @@ from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import Store, StoreError, StoreUnavailable
+from ackwatch.store import NotLeading, Store, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from ackwatch.web.server import WebBoard
@@ -169,6 +169,9 @@ class Daemon:
                     if self.outage.ride_out(lost):
                         self._after_outage()
                     next_due = None if self._stop.is_set() else self.now()
+                except NotLeading as fenced:  # lost the lead within the step: queued nothing
+                    log.warning("queueing_fenced", reason=str(fenced))
+                    next_due = None
                 except StoreError:
                     raise  # disk full, read-only state dir: exit non-zero, never limp on
                 except Exception as exc:  # one bad step must not take the daemon down
@@ -221,6 +224,8 @@ class Daemon:
                                              heartbeat=self._feed_watchdog)
             self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
             return None
+        # Everything this step queues is queued in the term it began in, or not at all.
+        self.store.fence_queueing(self.cluster.term())
         self.refresh_if_changed()
         next_due = self.run_due()
         promise_due = self.promises.run_due()

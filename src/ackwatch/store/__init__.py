@@ -30,6 +30,7 @@ from ackwatch.store.records import (
     ItemRecord,
     NewMessage,
     NewPromise,
+    NotLeading,
     OutboxRecord,
     PromiseRecord,
     StorableMessage,
@@ -37,6 +38,7 @@ from ackwatch.store.records import (
     StoredCursor,
     StoreError,
     StoreUnavailable,
+    Term,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ __all__ = [
     "ItemRecord",
     "NewMessage",
     "NewPromise",
+    "NotLeading",
     "OutboxRecord",
     "PromiseRecord",
     "StorableMessage",
@@ -57,6 +60,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredCopy",
     "StoredCursor",
+    "Term",
     "open_store",
 ]
 

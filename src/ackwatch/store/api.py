@@ -26,6 +26,7 @@ from ackwatch.store.records import (
     PromiseRecord,
     StoredCopy,
     StoredCursor,
+    Term,
 )
 
 if TYPE_CHECKING:
@@ -210,6 +211,14 @@ class Store(Protocol):
     def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None: ...
 
     # ---------------------------------------------------------------- outbox
+
+    def fence_queueing(self, term: Term | None) -> None:
+        """From now on every write that queues mail (`enqueue`, `enqueue_once`,
+        `enqueue_promises`, `enqueue_date_asks`) checks in its own transaction that
+        ``term.node`` still leads in ``term.epoch`` by the database's clock, and raises
+        `records.NotLeading`, having stored nothing, when it does not. None (one node,
+        the default): no check. The daemon sets it at each step it leads."""
+        ...
 
     def enqueue(
         self,
