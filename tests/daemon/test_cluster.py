@@ -35,7 +35,7 @@ class RecordingWatchers:
             self.running.add(mb.name)
             self.log.append(("start", mb.name))
 
-    def stop(self, names=None) -> None:
+    def stop(self, names=None, *, grace=2.0) -> None:
         for name in list(self.running if names is None else names):
             self.running.discard(name)
             self.log.append(("stop", name))

@@ -421,7 +421,9 @@ class DbCluster:
                 return False
             log.error("cluster_lease_expiring", mailboxes=len(self._held),
                       leader=self._epoch is not None, reason="no successful renewal")
-            self._watchers.stop([n for n in self._held if n in self._watchers])
+            # Cut at once, no time to log out: a watcher stuck on the lost database
+            # (reading its cursors) must not keep its IMAP session past the lease.
+            self._watchers.stop([n for n in self._held if n in self._watchers], grace=0.0)
             self._held.clear()
             was, self._epoch = self._epoch, None
         if was is not None:
