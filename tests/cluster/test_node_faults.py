@@ -7,6 +7,7 @@ renewed every second."""
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import threading
 import time
 from collections import Counter
@@ -148,3 +149,51 @@ def test_a_node_cut_off_from_the_database_stops_the_others_take_over_it_rejoins(
         assert sampler.most == {u: 1 for u in users}, "a mailbox watched twice"
         assert cut.alive() and other.alive(), cut.tail()
         assert_sent_once_each(sink, cfg, [before, during])
+
+
+def hung_node(ackwatch, dovecot, tmp_path, sink, postgres, proxy):
+    """A node alone, watching two mailboxes, its database connections through ``proxy``."""
+    cfg, users = nodes_config(tmp_path, dovecot, postgres, mailboxes=2, smtp_port=sink.port)
+    node = ackwatch(through(proxy, cfg, postgres, "cut.yaml"), args=("--node", "n1"))
+    wait_spread(cfg, ["n1"], 2)
+    node.wait_event("mailbox_up", count=2)
+    return node, users
+
+
+def test_sigterm_while_the_database_hangs_exits_within_10_seconds(
+        dovecot, tmp_path, sink, ackwatch, postgres_server):
+    """The cluster's round thread and the watchers' cursor reads are stuck on the
+    blackholed database (the core is idle): the stop is bounded as a whole, within
+    systemd's stop budget (README: 10 s); the leases are left to expire."""
+    with FaultProxy((postgres_server.host, postgres_server.port)) as proxy:
+        node, users = hung_node(ackwatch, dovecot, tmp_path, sink, postgres_server, proxy)
+        proxy.stall()
+        for n, user in enumerate(users):  # the watchers read their cursors: stuck too
+            dovecot.append(user, "INBOX", client_mail(f"Hang {n}", f"<hang-{n}@acme.example>"),
+                           internaldate=dt.datetime.now(dt.UTC))
+        node.wait_event("cluster_lease_expiring", timeout=LEASE_SECONDS + 2)
+        t0 = time.monotonic()
+        status = node.stop(timeout=30)
+        took = time.monotonic() - t0
+    assert took <= 10.0, (took, node.tail())
+    assert status == 0, node.tail()
+    (bounded,) = node.events("cluster_stop_bounded")
+    assert "cluster" in bounded["stuck"] and bounded["leases"] == "left to expire"
+
+
+def test_sigterm_with_the_core_stuck_on_the_hung_database_still_exits_within_10_seconds(
+        dovecot, tmp_path, sink, ackwatch, postgres_server):
+    """The core thread itself waits on a statement the database never answers: past
+    the stop budget the process ends anyway, saying so (exit 1, ``stop_overdue``)."""
+    with FaultProxy((postgres_server.host, postgres_server.port)) as proxy:
+        node, _ = hung_node(ackwatch, dovecot, tmp_path, sink, postgres_server, proxy)
+        proxy.stall()
+        node.signal(signal.SIGHUP)  # the leader evaluates anew: a read on the hung database
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        status = node.stop(timeout=30)
+        took = time.monotonic() - t0
+    assert took <= 10.0, (took, node.tail())
+    assert status == 1, node.tail()
+    (overdue,) = node.events("stop_overdue")
+    assert overdue["seconds"] == 9.0

@@ -58,6 +58,12 @@ MAIL_CHANNEL = "ackwatch_mail"
 RECHECK_CHANNEL = "ackwatch_recheck"  # payload: the node asked
 RETRY_SECONDS = 0.5  # a failed round is tried again this soon, until the deadline
 FORGET_NODES_AFTER = 24 * 3600.0  # a node silent this long leaves `status --nodes`
+# The cluster's part of a stop (SIGTERM to exit within 10 s: README): its threads
+# joined, then the lock waited for, this long each; the watchers' stop (about 3 s at
+# most: `Watchers.stop` with a 1 s grace); giving up the leases.
+JOIN_SECONDS = 1.0
+LEAVE_SECONDS = 1.0
+STOP_SECONDS = 2 * JOIN_SECONDS + 3.0 + LEAVE_SECONDS
 
 
 class MailStored:
@@ -219,19 +225,40 @@ class DbCluster:
             self._threads.append(t)
 
     def stop(self) -> None:
+        """Stop within about `STOP_SECONDS` whatever the database does: the threads
+        joined for a moment (one stuck on the database is left behind: they are daemon
+        threads), the watchers given a second to log out, and the leases given up on a
+        thread of its own, for a second, and only on a connection the round thread is
+        not stuck on. On a hung database the leases expire instead, and the others take
+        over after the lease."""
         self._stop.set()
         self._changed.set()
+        end = time.monotonic() + JOIN_SECONDS
         for t in self._threads:
-            t.join(5.0)
-        with self._lock:
-            self._watchers.stop([n for n in self._held if n in self._watchers])
-            self._held.clear()
-            self._epoch = None
-        # Only on a working connection: a database that is away must not hold up the
-        # exit (its leases expire instead, and the others take over after the lease).
+            t.join(max(0.0, end - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if self._lock.acquire(timeout=JOIN_SECONDS):  # the deadline may be cutting them
+            try:
+                self._watchers.stop([n for n in self._held if n in self._watchers], grace=1.0)
+                self._held.clear()
+                self._epoch = None
+            finally:
+                self._lock.release()
+        else:
+            stuck.append("cluster-lock")
         store, self._store = self._store, None
-        if store is None:
-            return
+        left = store is not None and "cluster" not in stuck
+        if left:
+            leaving = threading.Thread(target=self._leave, args=(store,), name="cluster-leave",
+                                       daemon=True)
+            leaving.start()
+            leaving.join(LEAVE_SECONDS)
+            left = not leaving.is_alive()
+        if stuck or not left:
+            log.warning("cluster_stop_bounded", stuck=stuck,
+                        leases="released" if left else "left to expire")
+
+    def _leave(self, store: Store) -> None:
         try:
             store.leave(self.node)
         except Exception as exc:
