@@ -412,7 +412,16 @@ def _cluster(config: Config, store: Store, watchers: Watchers,
         password = resolve_secret(database.password) if database.password else None
         pg_listen(database, password, (MAIL_CHANNEL, RECHECK_CHANNEL), heard, stop)
 
-    return DbCluster(
-        node, watchers, fence_store=store, wake=post, listen=listen,
-        open_store=lambda: open_store(config.state_dir, database=database),
-    )
+    def open_round_store() -> Store:
+        # A round cut off mid-transaction must not hold the leases' and the leadership's
+        # row locks from the other nodes past half a renewal (theirs then still fits).
+        round_store = open_store(config.state_dir, database=database)
+        try:
+            round_store.end_idle_transactions_after(config.cluster.renew.total_seconds() / 2)
+        except BaseException:
+            round_store.close()
+            raise
+        return round_store
+
+    return DbCluster(node, watchers, fence_store=store, wake=post, listen=listen,
+                     open_store=open_round_store)

@@ -393,6 +393,12 @@ class Store(Protocol):
     ) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]: ...
     def forget_rechecks(self, requests: Iterable[int]) -> None: ...
 
+    def end_idle_transactions_after(self, seconds: float) -> None:
+        """Have the database end this connection when it sits in an open transaction
+        longer than ``seconds``, its locks released (PostgreSQL; SQLite: one process,
+        nothing to do). For the cluster's rounds, whose locks the other nodes wait on."""
+        ...
+
     def notify(self, channel: str, payload: str = "") -> None:
         """Tell the other nodes (PostgreSQL: ``NOTIFY``; SQLite: one process, nothing
         to tell). ``channel``: one of ackwatch's own names, never user input."""
