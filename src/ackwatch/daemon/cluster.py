@@ -225,12 +225,9 @@ class DbCluster:
             self._threads.append(t)
 
     def stop(self) -> None:
-        """Stop within about `STOP_SECONDS` whatever the database does: the threads
-        joined for a moment (one stuck on the database is left behind: they are daemon
-        threads), the watchers given a second to log out, and the leases given up on a
-        thread of its own, for a second, and only on a connection the round thread is
-        not stuck on. On a hung database the leases expire instead, and the others take
-        over after the lease."""
+        """Stop within about `STOP_SECONDS` whatever the database does: a thread stuck
+        on it is left behind (daemon threads), and the leases are given up only on a
+        connection the round thread is not stuck on, for a second; else they expire."""
         self._stop.set()
         self._changed.set()
         end = time.monotonic() + JOIN_SECONDS
@@ -249,22 +246,14 @@ class DbCluster:
         store, self._store = self._store, None
         left = store is not None and "cluster" not in stuck
         if left:
-            leaving = threading.Thread(target=self._leave, args=(store,), name="cluster-leave",
-                                       daemon=True)
+            leaving = threading.Thread(target=_leave, args=(store, self.node),
+                                       name="cluster-leave", daemon=True)
             leaving.start()
             leaving.join(LEAVE_SECONDS)
             left = not leaving.is_alive()
         if stuck or not left:
             log.warning("cluster_stop_bounded", stuck=stuck,
                         leases="released" if left else "left to expire")
-
-    def _leave(self, store: Store) -> None:
-        try:
-            store.leave(self.node)
-        except Exception as exc:
-            log.warning("cluster_leave_failed", error=type(exc).__name__)
-        with contextlib.suppress(Exception):
-            store.close()
 
     def reload(self, old: Config, new: Config) -> None:
         before = {mb.name: mb for mb in old.mailboxes}
@@ -473,3 +462,13 @@ class DbCluster:
             except Exception as exc:  # reconnect after a pause
                 log.warning("cluster_listen_failed", error=type(exc).__name__)
                 self._stop.wait(1.0)
+
+
+def _leave(store: Store, node: str) -> None:
+    """Give up ``node``'s leases and lead (`Store.leave`), and close the store."""
+    try:
+        store.leave(node)
+    except Exception as exc:
+        log.warning("cluster_leave_failed", error=type(exc).__name__)
+    with contextlib.suppress(Exception):
+        store.close()
