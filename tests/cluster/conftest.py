@@ -3,5 +3,9 @@
 
 from __future__ import annotations
 
-from tests.servers.fixtures import dovecot_server, postgres_server  # noqa: F401 - fixtures
+from tests.servers.fixtures import (  # noqa: F401 - fixtures
+    dovecot_server,
+    postgres_server,
+    restartable_postgres,
+)
 from tests.support.daemon import ackwatch, dovecot, sink  # noqa: F401 - fixtures

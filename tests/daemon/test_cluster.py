@@ -10,8 +10,9 @@ import pytest
 
 from ackwatch.config import ClusterConfig
 from ackwatch.daemon.cluster import ClusterChanged, DbCluster, NodeNameTaken
+from ackwatch.store import NotLeading
 from ackwatch.store.sqlite import SqliteStore
-from configfactory import make_config, make_mailbox
+from configfactory import OFFICE, make_config, make_mailbox
 
 CONFIG = make_config(
     mailboxes=tuple(make_mailbox(n) for n in ("mb0", "mb1", "mb2", "mb3")),
@@ -34,7 +35,7 @@ class RecordingWatchers:
             self.running.add(mb.name)
             self.log.append(("start", mb.name))
 
-    def stop(self, names=None) -> None:
+    def stop(self, names=None, *, grace=2.0) -> None:
         for name in list(self.running if names is None else names):
             self.running.discard(name)
             self.log.append(("stop", name))
@@ -177,3 +178,70 @@ def test_a_node_whose_name_was_taken_while_it_was_away_stops_watching_and_leadin
     assert node.name_taken is not None
     assert watchers.running == set() and not node.is_leader()
     assert isinstance(woken[-1], NodeNameTaken)
+
+
+# ---------------------------------------------------------------- the queueing is fenced
+
+
+def _client_mail(received: dt.datetime):
+    from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
+    from ackwatch.mail.uidfetch import FetchedMessage
+
+    raw = ("Message-ID: <order-7@client7.example>\r\n"
+           "From: \"Client 7\" <buyer@client7.example>\r\n"
+           f"To: Office <{OFFICE}>\r\nSubject: Order 7: delivery date?\r\n"
+           "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\nWhen?\r\n").encode()
+    return FolderSyncEvent("office", FolderSync(
+        "INBOX", "inbox", FolderCursor(1, 1),
+        new_messages=(FetchedMessage(1, received, frozenset(), raw),)))
+
+
+def test_a_leader_paused_before_queueing_queues_nothing_the_next_leader_queues(
+        tmp_path, monkeypatch):
+    """n1 leads, plans a nudge, and is paused right before queueing it (here: in its
+    pre-send re-check) while its term runs out and n2 takes over and queues the nudge.
+    n1 resumes: its write is refused, so the nudge is queued once, one Message-ID."""
+    from ackwatch.daemon import service
+    from ackwatch.daemon.watchers import Recheck
+
+    monday = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    clock = [monday]
+    config = make_config(state_dir=tmp_path, cluster=ClusterConfig(
+        lease=dt.timedelta(seconds=60), renew=dt.timedelta(seconds=20)))
+    stores: list[SqliteStore] = []
+
+    def node(name: str) -> service.Daemon:
+        store = SqliteStore.open(tmp_path / "state")
+        stores.append(store)
+        monkeypatch.setattr(service, "_cluster", lambda config, store, watchers, post, node:
+                            DbCluster(node, RecordingWatchers([]), open_store=lambda: store,
+                                      fence_store=store, wake=post))
+        d = service.Daemon(config, store, node=name, now=lambda: clock[0],
+                           reload=lambda: config, send=lambda msg, cfg: None)
+        d.recheck = lambda mailboxes: Recheck(frozenset(mailboxes), frozenset())
+        d.cluster.start(config, background=False)  # type: ignore[call-arg]
+        return d
+
+    try:
+        n1, n2 = node("n1"), node("n2")
+        assert n1.cluster.is_leader() and not n2.cluster.is_leader()
+        n1.apply_event(_client_mail(monday))
+        n1.step()
+        clock[0] = monday + dt.timedelta(hours=3)  # its nudge is due
+
+        def paused_recheck(mailboxes):
+            with stores[0]._write() as c:  # n1's term ran out while it was paused
+                c.execute("UPDATE leadership SET expires_at = 0")
+            assert n2.cluster.try_round() and n2.cluster.is_leader()  # type: ignore[attr-defined]
+            n2.step()  # the new leader queues (and sends) the nudge
+            return Recheck(frozenset(mailboxes), frozenset())
+
+        n1.recheck = paused_recheck
+        with pytest.raises(NotLeading):  # the core loop logs it and waits (`Daemon.run`)
+            n1.step()
+        rows = stores[0]._conn.execute("SELECT kind, message_id FROM outbox").fetchall()
+        assert [r[0] for r in rows] == ["nudge"]  # n2's, alone
+        assert n1.cluster.try_round() and not n1.cluster.is_leader()  # type: ignore[attr-defined]
+    finally:
+        for s in stores:
+            s.close()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from tests.support.storing import T0, new, store_step
 
 from ackwatch.core.item_rules import Deadlines, Item
+from ackwatch.store import NotLeading, Term
 
 LEASE = 30.0
 EXPIRED = -1.0
@@ -105,6 +107,63 @@ def test_the_next_leader_resends_the_row_a_dead_leader_began(open_state):
     assert b.outbox_fence(oid, "b", new_epoch)
     b.outbox_sent(oid, T0)
     assert not b.outbox_fence(oid, "b", new_epoch)  # sent: never begun again
+
+
+# Each write that queues mail, as a leader's step calls it ("k" an item stored before).
+QUEUEING = {
+    "nudge": lambda s, mid: s.enqueue(
+        kind="nudge", recipient="anna@agency.example", cc=(), account=None,
+        nudge_keys=["k"], escalation_keys=[], message_id=mid, now=T0),
+    "digest": lambda s, mid: s.enqueue_once(
+        once_key=f"digest:{mid}", kind="digest", recipient="kasia@agency.example",
+        message_id=mid, now=T0),
+    "promise": lambda s, mid: s.enqueue_promises(
+        kind="promise", recipient="anna@agency.example", cc=(), account=None,
+        promise_ids=[], message_id=mid, now=T0),
+    "ask-date": lambda s, mid: s.enqueue_date_asks(
+        recipient="anna@agency.example", account=None, item_keys=["k"], message_id=mid,
+        now=T0),
+}
+
+
+def _outbox_ids(store) -> list[str]:
+    return [r[0] for r in store._conn.execute("SELECT message_id FROM outbox ORDER BY id")]
+
+
+@pytest.mark.parametrize("kind", sorted(QUEUEING))
+def test_a_node_that_lost_the_lead_queues_nothing(open_state, kind):
+    """A leader paused between its check and the write, while another took over: the
+    write is refused whole, so the item is queued once, by the leader of the day."""
+    a, b = open_state(), open_state()
+    a.sync_items([_item("k")], now=T0, initial_keys=set())
+    old = a.take_leadership("a", EXPIRED)  # "a" paused past its term ...
+    new_epoch = b.take_leadership("b", LEASE)  # ... and "b" took over
+    a.fence_queueing(Term("a", old))
+    with pytest.raises(NotLeading):
+        QUEUEING[kind](a, "<from-a@ackwatch>")
+    assert _outbox_ids(b) == []
+    assert [i.nudge_done for i in b.items()] == [None]  # not marked queued either
+    b.fence_queueing(Term("b", new_epoch))
+    assert QUEUEING[kind](b, "<from-b@ackwatch>") is not None
+    assert _outbox_ids(a) == ["<from-b@ackwatch>"]
+
+
+def test_a_leader_queues_in_its_term_and_not_after_it_expired(open_state):
+    a = open_state()
+    a.sync_items([_item("k")], now=T0, initial_keys=set())
+    epoch = a.take_leadership("a", LEASE)
+    a.fence_queueing(Term("a", epoch))
+    QUEUEING["nudge"](a, "<n1@ackwatch>")
+    a.fence_queueing(Term("a", 0))  # epoch 0: no term at all
+    with pytest.raises(NotLeading):
+        QUEUEING["digest"](a, "<d1@ackwatch>")
+    a.fence_queueing(Term("a", epoch))
+    a.take_leadership("a", EXPIRED)  # expired, even before anyone took over
+    with pytest.raises(NotLeading):
+        QUEUEING["digest"](a, "<d2@ackwatch>")
+    a.fence_queueing(None)  # one node: nothing to check
+    QUEUEING["digest"](a, "<d3@ackwatch>")
+    assert _outbox_ids(a) == ["<n1@ackwatch>", "<d3@ackwatch>"]
 
 
 def test_a_leaving_node_frees_its_leases_and_its_leadership(open_state):

@@ -4,6 +4,7 @@ operations themselves are the contract suite's (every test asking for ``store``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import threading
@@ -113,3 +114,37 @@ def test_text_with_a_nul_character_is_stored_not_refused(database, tmp_path):
     s.sync_items([item], now=T0, initial_keys=set())
     assert [r.subject for r in s.items()] == ["Quote\ufffd now"]
     s.close()
+
+
+def test_a_round_cut_off_mid_transaction_does_not_hold_the_leases_from_the_others(
+        database, tmp_path):
+    """Node "a" is cut off between its lease statement and its COMMIT (the server sees
+    its session idle in a transaction, its row lock held). Its lease ran out: "b" takes
+    it over once the server ends "a"'s session, not when the network gives up on it."""
+    a = open_store(tmp_path, database=database)
+    b = open_store(tmp_path, database=database)
+    a.end_idle_transactions_after(0.2)
+    a.claim_leases("a", ["anna"], -1.0)  # expired already
+    locked, back = threading.Event(), threading.Event()
+
+    def cut_off_mid_transaction() -> None:
+        with contextlib.suppress(Exception), a._write() as c:
+            c.execute("UPDATE mailbox_leases SET node = node WHERE mailbox = 'anna'")
+            locked.set()
+            back.wait(30)  # nothing more comes from "a" until the test ends
+
+    holder = threading.Thread(target=cut_off_mid_transaction, daemon=True)
+    holder.start()
+    assert locked.wait(10)
+    won: list[set[str]] = []
+    claimer = threading.Thread(target=lambda: won.append(b.claim_leases("b", ["anna"], 30.0)),
+                               daemon=True)
+    claimer.start()
+    claimer.join(15)
+    back.set()
+    holder.join(5)
+    try:
+        assert won == [{"anna"}], "b waited on a's row lock"
+    finally:
+        a.close()
+        b.close()

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ackwatch.daemon.once import sync_once
     from ackwatch.daemon.service import Daemon
+    from ackwatch.daemon.signals import StopDeadline, wake_on_signals
     from ackwatch.logs import configure_logging
     from ackwatch.store import StoreError
 
@@ -75,11 +76,17 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return EX_UNAVAILABLE
             return EX_OK
-        signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+        deadline = StopDeadline()  # a stop stuck on a hung database ends anyway
+
+        def stop(*_: object) -> None:
+            daemon.request_stop()
+            deadline.arm()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
         _enable_stack_dumps(signal.SIGUSR1)
-        undo_wake = daemon.wake_on_signals()
+        undo_wake = wake_on_signals(daemon.events.put)  # after the handlers, main thread
         try:
             daemon.run()
         finally:

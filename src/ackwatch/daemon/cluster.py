@@ -17,7 +17,10 @@ several machines with the same config and database share the work (`DbCluster`):
   Every node stores its own mailboxes' syncs and health. A send is fenced: the statement
   that marks an outbox row as being sent checks, by the database's clock, that this node
   still leads in the term it holds (`Store.outbox_fence`); a node that lost the lead can
-  never begin one. A leader that dies after the SMTP server accepted a mail and before
+  never begin one. Queueing is fenced the same way: each step the leader runs queues
+  mail only in the term it began in (`Store.fence_queueing`), so a leader paused
+  between its check and the write queues nothing the next leader queues too. A leader
+  that dies after the SMTP server accepted a mail and before
   marking it sent leaves the row pending: the next leader sends it again, with the same
   Message-ID (the one duplicate a crash may cost, as with one node).
 - A node that stored mail sends ``NOTIFY ackwatch_mail``; every node LISTENs on a
@@ -55,15 +58,21 @@ import structlog
 
 from ackwatch.config import Config
 from ackwatch.core.spreading import spread
-from ackwatch.daemon.watchers import RECHECK_TIMEOUT, Recheck, Watchers
-from ackwatch.store import NameHolder, Store
+from ackwatch.daemon.noderecheck import RECHECK_CHANNEL, answer_rechecks, recheck_across_nodes
+from ackwatch.daemon.watchers import Recheck, Watchers
+from ackwatch.store import NameHolder, Store, Term
 
 log = structlog.get_logger(__name__)
 
 MAIL_CHANNEL = "ackwatch_mail"
-RECHECK_CHANNEL = "ackwatch_recheck"  # payload: the node asked
 RETRY_SECONDS = 0.5  # a failed round is tried again this soon, until the deadline
 FORGET_NODES_AFTER = 24 * 3600.0  # a node silent this long leaves `status --nodes`
+# The cluster's part of a stop (SIGTERM to exit within 10 s: README): its threads
+# joined, then the lock waited for, this long each; the watchers' stop (about 3 s at
+# most: `Watchers.stop` with a 1 s grace); giving up the leases.
+JOIN_SECONDS = 1.0
+LEAVE_SECONDS = 1.0
+STOP_SECONDS = 2 * JOIN_SECONDS + 3.0 + LEAVE_SECONDS
 
 
 class MailStored:
@@ -115,6 +124,10 @@ class Cluster(Protocol):
     def fence(self, outbox_id: int) -> bool:
         """May this node begin sending that outbox row now?"""
 
+    def term(self) -> Term | None:
+        """The term this node's queueing is fenced by (`Store.fence_queueing`); None:
+        unfenced (the only node)."""
+
     def mail_stored(self) -> None:
         """This node stored mail: tell the leader."""
 
@@ -165,6 +178,9 @@ class SoloCluster:
 
     def fence(self, outbox_id: int) -> bool:
         return True
+
+    def term(self) -> Term | None:
+        return None
 
     def mail_stored(self) -> None:
         return None
@@ -274,25 +290,35 @@ class DbCluster:
             self._threads.append(t)
 
     def stop(self) -> None:
+        """Stop within about `STOP_SECONDS` whatever the database does: a thread stuck
+        on it is left behind (daemon threads), and the leases are given up only on a
+        connection the round thread is not stuck on, for a second; else they expire."""
         self._stop.set()
         self._changed.set()
+        end = time.monotonic() + JOIN_SECONDS
         for t in self._threads:
-            t.join(5.0)
-        with self._lock:
-            self._watchers.stop([n for n in self._held if n in self._watchers])
-            self._held.clear()
-            self._epoch = None
-        # Only on a working connection: a database that is away must not hold up the
-        # exit (its leases expire instead, and the others take over after the lease).
+            t.join(max(0.0, end - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if self._lock.acquire(timeout=JOIN_SECONDS):  # the deadline may be cutting them
+            try:
+                self._watchers.stop([n for n in self._held if n in self._watchers], grace=1.0)
+                self._held.clear()
+                self._epoch = None
+            finally:
+                self._lock.release()
+        else:
+            stuck.append("cluster-lock")
         store, self._store = self._store, None
-        if store is None:
-            return
-        try:
-            store.leave(self.node, instance=self._name.instance)
-        except Exception as exc:
-            log.warning("cluster_leave_failed", error=type(exc).__name__)
-        with contextlib.suppress(Exception):
-            store.close()
+        left = store is not None and "cluster" not in stuck
+        if left:
+            leaving = threading.Thread(target=_leave, args=(store, self.node, self._name.instance),
+                                       name="cluster-leave", daemon=True)
+            leaving.start()
+            leaving.join(LEAVE_SECONDS)
+            left = not leaving.is_alive()
+        if stuck or not left:
+            log.warning("cluster_stop_bounded", stuck=stuck,
+                        leases="released" if left else "left to expire")
 
     def reload(self, old: Config, new: Config) -> None:
         before = {mb.name: mb for mb in old.mailboxes}
@@ -310,6 +336,11 @@ class DbCluster:
             return False
         return self._fence_store.outbox_fence(outbox_id, self.node, epoch)
 
+    def term(self) -> Term | None:
+        """The term it leads in now; epoch 0 (refused by every fence) when it does not."""
+        epoch = self._epoch
+        return Term(self.node, epoch if epoch is not None and self.is_leader() else 0)
+
     def mail_stored(self) -> None:
         if not self.is_leader():
             self._fence_store.notify(MAIL_CHANNEL)
@@ -319,52 +350,17 @@ class DbCluster:
 
     def recheck(self, mailboxes: Iterable[str], *, stop: threading.Event,
                 heartbeat: Callable[[], None]) -> Recheck:
-        """This node's mailboxes re-checked here; each other holder asked with a request
-        row and a NOTIFY, answered once its watchers re-checked and its store has what
-        they brought. A holder that does not answer within `RECHECK_TIMEOUT` counts as
-        failed (`dispatch.hold_unchecked` then waits for it, up to the grace). A mailbox
-        nobody watches is in neither set, as a mailbox without a watcher on one node."""
-        deadline = self._monotonic() + RECHECK_TIMEOUT
-        names = set(mailboxes)
-        mine = names & self._held
-        store = self._fence_store
-        others: dict[str, set[str]] = {}
-        if names - mine:
-            leases = store.cluster_view().leases
-            for name in sorted(names - mine):
-                holder = leases.get(name)
-                if holder is not None and holder != self.node:
-                    others.setdefault(holder, set()).add(name)
-        asked = {store.ask_recheck(holder, ms): ms for holder, ms in others.items()}
-        for holder in others:
-            store.notify(RECHECK_CHANNEL, holder)
-        result = self._watchers.recheck(mine, stop=stop, heartbeat=heartbeat)
-        answers: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
-        while asked.keys() - answers.keys() and not stop.is_set():
-            answers.update(store.recheck_answers(asked.keys() - answers.keys()))
-            if self._monotonic() >= deadline or not asked.keys() - answers.keys():
-                break
-            heartbeat()
-            time.sleep(0.05)
-        if asked:
-            store.forget_rechecks(asked)
-        done, failed = set(result.done), set(result.failed)
-        for request, ms in asked.items():
-            got = answers[request][0] if request in answers else frozenset()
-            done |= got & ms
-            failed |= ms - got
-        if others:
-            log.info("recheck_asked", nodes=sorted(others),
-                     answered=sum(1 for r in asked if r in answers))
-        return Recheck(frozenset(done), frozenset(failed))
+        """This node's mailboxes re-checked here, the others by their holders
+        (`noderecheck.recheck_across_nodes`)."""
+        return recheck_across_nodes(
+            self._fence_store, self._watchers, self.node, set(mailboxes), frozenset(self._held),
+            stop=stop, heartbeat=heartbeat, monotonic=self._monotonic,
+        )  # fmt: skip
 
     def answer_rechecks(self, *, drain: Callable[[], object], stop: threading.Event,
                         heartbeat: Callable[[], None]) -> None:
-        store = self._fence_store
-        for request, mailboxes in store.recheck_requests(self.node).items():
-            checked = self._watchers.recheck(mailboxes, stop=stop, heartbeat=heartbeat)
-            drain()
-            store.answer_recheck(request, checked.done, checked.failed)
+        answer_rechecks(self._fence_store, self._watchers, self.node, drain=drain, stop=stop,
+                        heartbeat=heartbeat)  # fmt: skip
 
     # ------------------------------------------------------------------ the rounds
 
@@ -491,7 +487,9 @@ class DbCluster:
                 return False
             log.error("cluster_lease_expiring", mailboxes=len(self._held),
                       leader=self._epoch is not None, reason="no successful renewal")
-            self._watchers.stop([n for n in self._held if n in self._watchers])
+            # Cut at once, no time to log out: a watcher stuck on the lost database
+            # (reading its cursors) must not keep its IMAP session past the lease.
+            self._watchers.stop([n for n in self._held if n in self._watchers], grace=0.0)
             self._held.clear()
             was, self._epoch = self._epoch, None
         if was is not None:
@@ -514,3 +512,14 @@ class DbCluster:
             except Exception as exc:  # reconnect after a pause
                 log.warning("cluster_listen_failed", error=type(exc).__name__)
                 self._stop.wait(1.0)
+
+
+def _leave(store: Store, node: str, instance: str) -> None:
+    """Give up ``node``'s leases and lead (`Store.leave`: unless another process
+    ``instance`` holds the name now), and close the store."""
+    try:
+        store.leave(node, instance=instance)
+    except Exception as exc:
+        log.warning("cluster_leave_failed", error=type(exc).__name__)
+    with contextlib.suppress(Exception):
+        store.close()

@@ -49,14 +49,14 @@ from ackwatch.daemon.keeper import PromiseKeeper
 from ackwatch.daemon.metrics import Metrics
 from ackwatch.daemon.outage import DatabaseOutage, give_up_after
 from ackwatch.daemon.publishing import Publisher
-from ackwatch.daemon.signals import Wake, wake_on_signals
+from ackwatch.daemon.signals import Wake
 from ackwatch.daemon.systemd import NOTIFY_WAIT_SECONDS, Systemd
 from ackwatch.daemon.watchers import Recheck, Watchers, store_folder_sync
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import Store, StoreError, StoreUnavailable
+from ackwatch.store import NotLeading, Store, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from ackwatch.web.server import WebBoard
@@ -139,11 +139,6 @@ class Daemon:
         self._reload.set()
         self.events.put(Wake())
 
-    def wake_on_signals(self) -> Callable[[], None]:
-        """Make every signal wake the core loop at once (see `signals`); returns the undo.
-        Call from the main thread, after installing the handlers."""
-        return wake_on_signals(self.events.put)
-
     def run(self) -> None:
         """The core loop, until `request_stop`."""
         self.cluster.start(self.config)
@@ -168,6 +163,9 @@ class Daemon:
                     if self.outage.ride_out(lost):
                         self._after_outage()
                     next_due = None if self._stop.is_set() else self.now()
+                except NotLeading as fenced:  # lost the lead within the step: queued nothing
+                    log.warning("queueing_fenced", reason=str(fenced))
+                    next_due = None
                 except StoreError:
                     raise  # disk full, read-only state dir: exit non-zero, never limp on
                 except Exception as exc:  # one bad step must not take the daemon down
@@ -220,6 +218,8 @@ class Daemon:
                                              heartbeat=self._systemd.feed_watchdog)
             self._systemd.notify(f"STATUS=following, mailboxes held {len(self.cluster.held())}")
             return None
+        # Everything this step queues is queued in the term it began in, or not at all.
+        self.store.fence_queueing(self.cluster.term())
         self.refresh_if_changed()
         next_due = self.run_due()
         promise_due = self.promises.run_due()
@@ -405,7 +405,16 @@ def _cluster(config: Config, store: Store, watchers: Watchers,
         password = resolve_secret(database.password) if database.password else None
         pg_listen(database, password, (MAIL_CHANNEL, RECHECK_CHANNEL), heard, stop)
 
-    return DbCluster(
-        node, watchers, fence_store=store, wake=post, listen=listen,
-        open_store=lambda: open_store(config.state_dir, database=database),
-    )
+    def open_round_store() -> Store:
+        # A round cut off mid-transaction must not hold the leases' and the leadership's
+        # row locks from the other nodes past half a renewal (theirs then still fits).
+        round_store = open_store(config.state_dir, database=database)
+        try:
+            round_store.end_idle_transactions_after(config.cluster.renew.total_seconds() / 2)
+        except BaseException:
+            round_store.close()
+            raise
+        return round_store
+
+    return DbCluster(node, watchers, fence_store=store, wake=post, listen=listen,
+                     open_store=open_round_store)

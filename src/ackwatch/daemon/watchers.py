@@ -91,12 +91,15 @@ class Watchers:
         if not isinstance(event, HealthEvent):
             self._emit(event)
 
-    def stop(self, names: Iterable[str] | None = None) -> None:
+    def stop(self, names: Iterable[str] | None = None, *, grace: float = 2.0) -> None:
+        """Stop the watchers of ``names`` (None: all). Each has ``grace`` seconds to log
+        out before its connection is cut (0: cut at once, when another node may be
+        about to take the mailbox over)."""
         names = list(self._running) if names is None else list(names)
         # All at once and briefly: a watcher stuck on a stalled server has its connection
         # cut by stop(); SIGTERM must end the process well within systemd's stop timeout.
         stoppers = [
-            threading.Thread(target=watcher.stop, kwargs={"timeout": 2.0},
+            threading.Thread(target=watcher.stop, kwargs={"timeout": grace},
                              name=f"stop-{watcher.name}", daemon=True)
             for name in names for watcher in self._running[name]
         ]

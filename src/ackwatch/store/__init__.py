@@ -31,6 +31,7 @@ from ackwatch.store.records import (
     NameHolder,
     NewMessage,
     NewPromise,
+    NotLeading,
     OutboxRecord,
     PromiseRecord,
     StorableMessage,
@@ -38,6 +39,7 @@ from ackwatch.store.records import (
     StoredCursor,
     StoreError,
     StoreUnavailable,
+    Term,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ __all__ = [
     "NameHolder",
     "NewMessage",
     "NewPromise",
+    "NotLeading",
     "OutboxRecord",
     "PromiseRecord",
     "StorableMessage",
@@ -59,6 +62,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredCopy",
     "StoredCursor",
+    "Term",
     "open_store",
 ]
 

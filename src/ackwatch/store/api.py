@@ -27,6 +27,7 @@ from ackwatch.store.records import (
     PromiseRecord,
     StoredCopy,
     StoredCursor,
+    Term,
 )
 
 if TYPE_CHECKING:
@@ -212,6 +213,14 @@ class Store(Protocol):
 
     # ---------------------------------------------------------------- outbox
 
+    def fence_queueing(self, term: Term | None) -> None:
+        """From now on every write that queues mail (`enqueue`, `enqueue_once`,
+        `enqueue_promises`, `enqueue_date_asks`) checks in its own transaction that
+        ``term.node`` still leads in ``term.epoch`` by the database's clock, and raises
+        `records.NotLeading`, having stored nothing, when it does not. None (one node,
+        the default): no check. The daemon sets it at each step it leads."""
+        ...
+
     def enqueue(
         self,
         *,
@@ -389,6 +398,12 @@ class Store(Protocol):
         self, requests: Iterable[int]
     ) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]: ...
     def forget_rechecks(self, requests: Iterable[int]) -> None: ...
+
+    def end_idle_transactions_after(self, seconds: float) -> None:
+        """Have the database end this connection when it sits in an open transaction
+        longer than ``seconds``, its locks released (PostgreSQL; SQLite: one process,
+        nothing to do). For the cluster's rounds, whose locks the other nodes wait on."""
+        ...
 
     def notify(self, channel: str, payload: str = "") -> None:
         """Tell the other nodes (PostgreSQL: ``NOTIFY``; SQLite: one process, nothing

@@ -13,14 +13,16 @@ from ackwatch.store.items import ITEM_COLUMNS, item_records
 from ackwatch.store.records import ItemRecord
 
 if TYPE_CHECKING:
+    from ackwatch.store.leases import QueueFence
     from ackwatch.store.tables import SqlDatabase
 
 
 class Asks:
     """The date figures of acknowledged items and the date_asks table."""
 
-    def __init__(self, db: SqlDatabase):
+    def __init__(self, db: SqlDatabase, fence: QueueFence):
         self._db = db
+        self._fence = fence  # every note queued here is fenced by the leader's term
 
     def ack_date_rows(
         self,
@@ -83,6 +85,7 @@ class Asks:
         with a note decided before is left out: at most one per item)."""
         now_s = iso(now)
         with self._db.write() as c:
+            self._fence.check(c)
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"

@@ -14,12 +14,44 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ackwatch.store.records import ClusterView, NameHolder, NodeRecord
+from ackwatch.store.records import ClusterView, NameHolder, NodeRecord, NotLeading, Term
 
 if TYPE_CHECKING:
     from ackwatch.store.tables import SqlDatabase
+
+
+class QueueFence:
+    """The term every write that queues mail is fenced by (`Store.fence_queueing`),
+    handed to the table groups that queue mail (`outbox.Outbox`, `asks.Asks`).
+
+    The send is fenced by `Leases.outbox_fence`; this fences the queueing: a leader
+    paused between its leadership check and the write would otherwise queue an item
+    the next leader queues too, two mails with two Message-IDs."""
+
+    def __init__(self, db: SqlDatabase):
+        self._db = db
+        self._term: Term | None = None
+
+    def fence_queueing(self, term: Term | None) -> None:
+        self._term = term
+
+    def check(self, c: Any) -> None:
+        """Within the caller's write transaction: `NotLeading` (the transaction then
+        stores nothing) unless the term's node still leads in it by the database's
+        clock. No term: one node, nothing to check."""
+        term = self._term
+        if term is None:
+            return
+        row = c.execute(
+            "SELECT 1 FROM leadership WHERE id = 1 AND node = ? AND epoch = ?"
+            f" AND expires_at > {self._db.CLOCK}",
+            (term.node, term.epoch),
+        ).fetchone()
+        if row is None:
+            raise NotLeading(f"node {term.node} no longer leads in epoch {term.epoch}:"
+                             " nothing queued")
 
 
 def _utc(seconds: float) -> dt.datetime:

@@ -18,14 +18,16 @@ from ackwatch.store.forms import from_iso, iso
 from ackwatch.store.records import OutboxRecord
 
 if TYPE_CHECKING:
+    from ackwatch.store.leases import QueueFence
     from ackwatch.store.tables import SqlDatabase
 
 
 class Outbox:
     """The outbox table, and the queued marks of the items and promises it carries."""
 
-    def __init__(self, db: SqlDatabase):
+    def __init__(self, db: SqlDatabase, fence: QueueFence):
         self._db = db
+        self._fence = fence  # every mail queued here is fenced by the leader's term
 
     def enqueue(
         self,
@@ -43,6 +45,7 @@ class Outbox:
         now_s = iso(now)
         keys = {"nudge": list(nudge_keys), "escalation": list(escalation_keys)}
         with self._db.write() as c:
+            self._fence.check(c)
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"
@@ -72,6 +75,7 @@ class Outbox:
         """
         now_s = iso(now)
         with self._db.write() as c:
+            self._fence.check(c)
             if c.execute("SELECT 1 FROM meta WHERE name = ?", (once_key,)).fetchone():
                 return None
             c.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (once_key, now_s))
@@ -184,6 +188,7 @@ class Outbox:
         column = {"promise": "reminder", "promise-overdue": "overdue"}[kind]
         now_s = iso(now)
         with self._db.write() as c:
+            self._fence.check(c)
             cur = c.execute(
                 "INSERT INTO outbox (kind, recipient, cc, account, item_keys, message_id,"
                 " created_at, state, attempts, next_attempt_at)"

@@ -19,6 +19,21 @@ class StoreUnavailable(StoreError):
     an SQLite file is never "unreachable for now"."""
 
 
+class NotLeading(Exception):
+    """A write that queues mail was refused: the node no longer leads in the term it
+    queued for (`Store.fence_queueing`). Nothing was stored; the node that leads now
+    decides again. Not a `StoreError`: the database is fine, the node only lost the lead."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """A leader's term: ``node`` leading in ``epoch`` (`Store.take_leadership`). Epoch 0
+    is no term at all: every write fenced by it is refused."""
+
+    node: str
+    epoch: int
+
+
 @dataclass(frozen=True)
 class StoredCursor:
     """Where the last sync of one folder stopped."""

@@ -24,6 +24,9 @@ class SqliteStore(TableStore):
     def notify(self, channel: str, payload: str = "") -> None:
         """One process holds a SQLite state: there is no other node to tell."""
 
+    def end_idle_transactions_after(self, seconds: float) -> None:
+        """One process holds a SQLite state: no other node waits on its locks."""
+
     def open_reader(self) -> SqliteStore:
         """A read-only store on the same file, with a connection of its own."""
         return SqliteStore.open(Path(self.path).parent, readonly=True)

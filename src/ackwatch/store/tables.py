@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ackwatch.store.asks import Asks
 from ackwatch.store.health import Health
 from ackwatch.store.items import Items
-from ackwatch.store.leases import Leases
+from ackwatch.store.leases import Leases, QueueFence
 from ackwatch.store.links import Links
 from ackwatch.store.messages import Messages
 from ackwatch.store.outbox import Outbox
@@ -98,6 +98,10 @@ class TableStore:
         self.set_meta = db.set_meta
         self.set_meta_many = db.set_meta_many
 
+        # The term every write that queues mail checks (the outbox's and the notes').
+        fence = QueueFence(db)
+        self.fence_queueing = fence.fence_queueing
+
         messages = Messages(db)
         self.cursors = messages.cursors
         self.apply_folder_sync = messages.apply_folder_sync
@@ -134,7 +138,7 @@ class TableStore:
         self.pending_accounts = items.pending_accounts
         self.mark_items_done = items.mark_items_done
 
-        outbox = Outbox(db)
+        outbox = Outbox(db, fence)
         self.enqueue = outbox.enqueue
         self.enqueue_once = outbox.enqueue_once
         self.enqueue_promises = outbox.enqueue_promises
@@ -158,7 +162,7 @@ class TableStore:
         self.promises_of_outbox = promises.promises_of_outbox
         self.promise_rows = promises.promise_rows
 
-        asks = Asks(db)
+        asks = Asks(db, fence)
         self.ack_date_rows = asks.ack_date_rows
         self.date_ask_candidates = asks.date_ask_candidates
         self.enqueue_date_asks = asks.enqueue_date_asks

@@ -30,6 +30,15 @@ class PostgresStore(TableStore):
         """Wake the nodes that LISTEN on ``channel`` (`daemon.cluster`)."""
         self._pg.conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
+    def end_idle_transactions_after(self, seconds: float) -> None:
+        """Have the server end this connection's session when it sits in an open
+        transaction for longer than ``seconds`` (the cluster's rounds: a node cut off
+        between a statement and its COMMIT would otherwise keep its row locks on the
+        leases and the leadership, and stall every other node's round, for as long as
+        the network keeps the dead connection open)."""
+        ms = max(1, round(seconds * 1000))
+        self._pg.conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
+
     def open_reader(self) -> PostgresStore:
         """A read-only store on the same database, with a connection of its own."""
         return PostgresStore(self._pg.reader())
