@@ -182,6 +182,41 @@ class State:
         self.db.close()
 
 
+class HeartbeatGaps:
+    """The longest time between two heartbeats of each node while it runs (a thread on
+    a read-only connection of its own, looking every 0.25 s): a round begins with its
+    heartbeat, so a gap is a renewal plus the round before it. A gap over lease - renew
+    (10 s) means a node stopped watching for want of a round (`cluster_lease_expiring`)."""
+
+    def __init__(self, backend: Backend, state: Path) -> None:
+        self._db = backend.ro(state)
+        self._errors = backend.errors
+        self._stop = threading.Event()
+        self._seen: dict[str, tuple[float, float]] = {}  # node -> (heartbeat_at, seen at)
+        self.gaps: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                rows = self._db.execute("SELECT name, heartbeat_at FROM nodes").fetchall()
+            except self._errors:
+                continue
+            for name, beat in rows:
+                last = self._seen.get(name)
+                if last is not None and beat != last[0]:
+                    self.gaps[name] = max(self.gaps.get(name, 0.0), float(beat) - last[0])
+                if last is None or beat != last[0]:
+                    self._seen[name] = (float(beat), time.monotonic())
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join(5)
+        self._db.close()
+        return {n: round(g, 2) for n, g in sorted(self.gaps.items())}
+
+
 def spread_and_up(st: State, names: list[str], mailboxes: int):  # ClusterView | None
     """The view once every mailbox is leased, the nodes hold M/N each (+-1), a node leads
     and every mailbox is up with its two folders synced."""
@@ -255,6 +290,7 @@ def burst(st: State, app: Appender, nodes: dict[str, Node], leader: str, users: 
     time.sleep(5.0)
     idle_rate = {name: (node.cpu() - idle[name]) / 5.0 for name, node in nodes.items()}
     cpu0 = {name: node.cpu() for name, node in nodes.items()}
+    gaps = HeartbeatGaps(st.backend, st.state)
     began = time.monotonic()
     appended_at: list[float] = []
 
@@ -273,6 +309,7 @@ def burst(st: State, app: Appender, nodes: dict[str, Node], leader: str, users: 
              step=0.25, nodes=list(nodes.values()))
     to_items = time.monotonic() - began
     spent = {name: node.cpu() - cpu0[name] for name, node in nodes.items()}
+    longest = gaps.stop()
     net = {name: spent[name] - idle_rate[name] * to_items for name in nodes}
     followers = [name for name in nodes if name != leader]
     per_1000 = net[leader] / n * 1000
@@ -281,6 +318,7 @@ def burst(st: State, app: Appender, nodes: dict[str, Node], leader: str, users: 
             "cpu_s_by_node": spent, "idle_cpu_rate_by_node": idle_rate,
             "net_cpu_s_by_node": net, "leader_cpu_s_per_1000": per_1000,
             "followers_cpu_s_per_1000": sum(net[f] for f in followers) / n * 1000,
+            "longest_heartbeat_gap_s_by_node": longest,
             "leader_bound_mails_per_s": 1000 / per_1000 if per_1000 > 0 else None}
 
 
@@ -289,7 +327,9 @@ def throughput_rows(m: dict, mailboxes: int) -> list[dict]:
     return [
         h.result(f"8f burst: {m['mails']} new mails over {mailboxes} mailboxes to items",
                  f"{m['mails_per_s']:.0f} mails/s ({m['seconds_to_items']:.1f}s; the APPENDs "
-                 f"took {m['seconds_appending']:.1f}s)", None, "measured (no target)", **m),
+                 f"took {m['seconds_appending']:.1f}s; longest heartbeat gap "
+                 f"{max(m['longest_heartbeat_gap_s_by_node'].values(), default=0):.1f}s)",
+                 None, "measured (no target)", **m),
         h.result("8e leader CPU per 1,000 new mails",
                  f"{m['leader_cpu_s_per_1000']:.2f} s (the followers together "
                  f"{m['followers_cpu_s_per_1000']:.2f} s)", None, "measured (no target)",
