@@ -24,10 +24,13 @@ lint: install
 demo: install
 	$(PY) -m ackwatch.demo
 
-bench: install  # BENCH_ARGS="--targets 1,4": both backends, each its own results file
+# BENCH_ARGS="--targets 1,4": both backends, each its own results file; then target 8
+# (several nodes, bench/nodes.py) with NODES_ARGS="--mailboxes 40" (NODES_ARGS=skip: none)
+bench: install
 	$(PY) bench/run.py $(BENCH_ARGS); sqlite=$$?; \
 	$(PY) bench/run.py --database postgresql $(BENCH_ARGS); postgresql=$$?; \
-	exit $$((sqlite || postgresql))
+	nodes=0; if [ "$(NODES_ARGS)" != skip ]; then $(PY) bench/nodes.py $(NODES_ARGS); nodes=$$?; fi; \
+	exit $$((sqlite || postgresql || nodes))
 
 soak: install  # SOAK_ARGS="--minutes 60 --sighup-every 120 --kill9-at 900": bench/README.md
 	$(PY) bench/soak.py $(SOAK_ARGS)

@@ -11,6 +11,7 @@ import pytest
 from ackwatch.config import ClusterConfig
 from ackwatch.daemon.cluster import ClusterChanged, DbCluster, NodeNameTaken
 from ackwatch.store import NotLeading
+from ackwatch.store.database import Database
 from ackwatch.store.sqlite import SqliteStore
 from configfactory import OFFICE, make_config, make_mailbox
 
@@ -18,6 +19,8 @@ CONFIG = make_config(
     mailboxes=tuple(make_mailbox(n) for n in ("mb0", "mb1", "mb2", "mb3")),
     cluster=ClusterConfig(lease=dt.timedelta(seconds=3), renew=dt.timedelta(seconds=1)),
 )
+
+SQLITE_CLOCK = Database.CLOCK  # the database's clock, in SQL
 
 
 class RecordingWatchers:
@@ -245,3 +248,36 @@ def test_a_leader_paused_before_queueing_queues_nothing_the_next_leader_queues(
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_node_rounds_again_just_after_a_silent_peers_heartbeat_is_a_lease_old(make_node):
+    """Not up to a renewal later: the dead node's mailboxes are taken at lease time."""
+    clock = Clock()
+    n1, s1, _, _ = make_node("n1", clock)
+    n1.start(CONFIG, background=False)
+    n2, _, _, _ = make_node("n2", clock)
+    n2.start(CONFIG, background=False)
+    assert n1.try_round()
+    assert n1.next_round() == 1.0  # a renewal: n2 is alive
+    now = SQLITE_CLOCK
+    with s1._store._write() as c:  # n2 went silent 2.5 s ago: stale 0.5 s from now
+        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 2.5 WHERE name = 'n2'")
+    assert n1.try_round()
+    assert 0.6 <= n1.next_round() <= 0.75  # its heartbeat's end + WAKE_MARGIN
+
+
+def test_a_node_rounds_again_as_soon_as_a_lease_of_its_share_runs_out(make_node):
+    clock = Clock()
+    n1, s1, w1, _ = make_node("n1", clock)
+    n1.start(CONFIG, background=False)
+    n2, _, _, _ = make_node("n2", clock)
+    n2.start(CONFIG, background=False)
+    assert n1.try_round() and n2.try_round()
+    now = SQLITE_CLOCK
+    with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
+        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 10 WHERE name = 'n2'")
+        c.execute(f"UPDATE mailbox_leases SET expires_at = {now} + 0.3 WHERE node = 'n2'")
+        c.execute(f"UPDATE leadership SET expires_at = {now} + 0.3")
+    assert n1.try_round()
+    assert len(w1.running) == 2  # n2's two are in n1's share, not claimable yet
+    assert 0.2 <= n1.next_round() <= 0.55
