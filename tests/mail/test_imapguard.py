@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import time
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -87,3 +89,18 @@ def test_the_guarded_reads_are_imaplibs_documented_overrides():
         assert name in vars(imapguard._GuardedIMAP4)
     assert issubclass(imapguard.CommandDeadline, imaplib.IMAP4.abort)
     assert issubclass(imapguard.ResponseTooLarge, imaplib.IMAP4.abort)
+
+
+def test_cancelled_deadlines_do_not_pile_up_in_the_reaper():
+    """Every command arms a deadline minutes ahead and its answer cancels it: with a few
+    commands a second the cancelled ones must not stay until their time comes."""
+    from ackwatch.mail.imapguard import COMPACT_AFTER, _Reaper
+
+    reaper = _Reaper()
+    guard: Any = object()  # an hour ahead: never comes up in the test
+    far = time.monotonic() + 3600
+    live = reaper.arm(guard, far)
+    for n in range(5000):
+        reaper.cancel(reaper.arm(guard, far + n))
+    assert len(reaper._heap) <= 2 * COMPACT_AFTER + 2
+    assert live in reaper._heap

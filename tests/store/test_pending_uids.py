@@ -112,6 +112,9 @@ def test_the_migration_marks_the_copies_of_a_state_made_before_the_marker(tmp_pa
     for table in ("nodes", "mailbox_leases", "leadership", "recheck_requests"):  # 10's
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE outbox DROP COLUMN epoch")
+    for index in ("promises_reminder_due", "promises_state_promised", "promises_follow",
+                  "promise_reads_state"):  # 12's
+        conn.execute(f"DROP INDEX {index}")
     conn.execute("PRAGMA user_version = 8")
     conn.commit()
     conn.close()

@@ -90,13 +90,13 @@ class PromiseKeeper:
         self._next_check: dt.datetime | None = None
         self._due: list[promises.Due] = []
         self._asks = DateAsks(host, _later_by_source, READ_HORIZON)
-        self._thread_of: dict[str, str] = {}
         self._skip_log = SkipLog()
-        # Each tracked promise's follow-ups, found again only when its thread changed
-        # (`mark_dirty`): loading and threading every tracked promise's mail at every
-        # update made each new mail cost in proportion to the promises of a month.
-        self._later: dict[int, list[promises.Later]] = {}
+        # What can have changed since the last update (see `update`): everything (the
+        # first update, a full evaluation), else the keys of the threads evaluated and
+        # the messages whose reads were recorded.
+        self._full = True
         self._changed: set[str] = set()
+        self._read: set[str] = set()
 
     @property
     def config(self) -> Config:
@@ -124,7 +124,7 @@ class PromiseKeeper:
         with them the follow-ups of the promises made in those threads."""
         self._dirty = True
         if keys is None:
-            self._later.clear()
+            self._full = True
         else:
             self._changed.update(keys)
 
@@ -138,22 +138,38 @@ class PromiseKeeper:
         """Record a read (and the promise it found), from the core thread."""
         self._inflight.discard(event.request.key)
         self._dirty = True
+        self._read.add(event.request.key)
         record_read(self.host.store, self.config, event, self.host.now())
 
     # ------------------------------------------------------------------ decisions
 
     def update(self, now: dt.datetime, *, inline_reads: bool | None = None) -> None:
-        """Re-assess promises, record their states, and start the reads that are due."""
+        """Re-assess promises, record their states, and start the reads that are due.
+
+        An update reads what can have changed since the last one, not everything
+        tracked: the acknowledgements and promises of the threads evaluated since, of
+        the messages read since, the reads to try again, the open promises whose instant
+        has come, and those waiting for their follow-up's read (`Store.promises_touched`);
+        the notices due come from an index range (`Store.promise_notices`). The first
+        update, and one after a full evaluation, read every tracked promise. A promise's
+        state depends on its thread's mail, its follow-up's read and the clock only, so
+        the states stored are those a full re-assessment would give."""
         if not self.enabled:
             return
         store = self.host.store
         self._dirty = False
+        full, self._full = self._full, False
+        changed, self._changed = self._changed, set()
+        read, self._read = self._read, set()
         sent_by = _SentBy(store)
         wanted: dict[str, ReadRequest] = {}
         retry_times: list[dt.datetime] = []
 
         # 1. Acknowledgements not read yet.
-        for row in store.promise_read_candidates(now - READ_HORIZON):
+        candidates = store.promise_read_candidates(
+            now - READ_HORIZON, None if full else changed
+        )
+        for row in candidates:
             key = str(row["ack_key"])
             next_at = row["next_attempt_at"]
             if key in self._inflight or key in wanted:
@@ -181,10 +197,17 @@ class PromiseKeeper:
                 wanted[key] = req
 
         # 2. Promises: their follow-ups, states and notices.
-        tracked = store.promises_to_track(now - TRACK_HORIZON)
-        assessed: list[tuple[promises.Recorded, promises.Assessment]] = []
+        since = now - TRACK_HORIZON
+        if full:
+            tracked = store.promises_to_track(since)
+        else:
+            # A new promise's source is the message just read; a follow-up read may
+            # turn "kept" into "moved".
+            tracked = store.promises_touched(
+                since, sources=changed | read, follows=read, breaking_by=now
+            )
         if tracked:
-            later_of = self._follow_ups(store, tracked)
+            later_of = _later_messages(store, self.config, tracked)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -204,7 +227,6 @@ class PromiseKeeper:
                         log.info(
                             "promise_" + a.state, id=rec.id, account=rec.account, client=rec.client
                         )
-                assessed.append((view, a))
                 follow = a.follow_key
                 if (a.read_needed and follow and follow not in self._inflight
                         and follow not in wanted):
@@ -232,7 +254,11 @@ class PromiseKeeper:
                         wanted[follow] = req
             if changes:
                 store.update_promises(changes)
-        due, skips, next_break = promises.notices_due(assessed, now)
+        horizon = now + self.config.notify.batch_window
+        due, skips, _ = promises.notices_due(
+            [(_recorded(r), _as_stored(r)) for r in store.promise_notices(horizon, since)], now
+        )
+        next_remind, next_break = store.next_promise_times(horizon)
         for kind in NOTICE_KINDS:
             ids = [s.promise_id for s in skips if s.kind == kind]
             if ids:
@@ -240,7 +266,8 @@ class PromiseKeeper:
         self._due = due
         ask_times = self._asks.decide(now, wanted, self._inflight, _reads_for(store, self.config, sent_by))
         self._next_check = min(
-            [t for t in (next_break, *retry_times, *ask_times) if t is not None], default=None
+            [t for t in (next_break, next_remind, *retry_times, *ask_times) if t is not None],
+            default=None,
         )
 
         # 3. Start the reads.
@@ -257,21 +284,6 @@ class PromiseKeeper:
             self.apply(result)
         self.update(now, inline_reads=False)  # settle what the reads changed (no new reads)
         self._dirty = True  # a follow-up found meanwhile is read on the next run
-
-    def _follow_ups(
-        self, store: Store, tracked: Sequence[PromiseRecord]
-    ) -> dict[int, list[promises.Later]]:
-        """`_later_messages` of ``tracked``, found again only for the promises new to the
-        cache or made in a thread evaluated since (whole threads: a promise's source key
-        is among the changed keys whenever its thread is)."""
-        changed, self._changed = self._changed, set()
-        stale = [p for p in tracked if p.id not in self._later or p.source_key in changed]
-        if stale:
-            self._later.update(_later_messages(store, self.config, stale))
-        ids = {p.id for p in tracked}
-        for gone in [i for i in self._later if i not in ids]:
-            del self._later[gone]
-        return {p.id: self._later[p.id] for p in tracked}
 
     # ------------------------------------------------------------------ notices
 
@@ -325,8 +337,13 @@ class PromiseKeeper:
         return min(times) if times else None
 
     def _plan(self, now: dt.datetime) -> promises.Plan:
+        """The notices due now (`promises.plan`). `update` keeps in ``_due`` those due by
+        the batch window; before the first of them, nothing is planned (who is away,
+        the last hour's mail are read only then)."""
         if not self._due:
             return promises.Plan((), (), None)
+        if all(d.at > now for d in self._due):
+            return promises.Plan((), (), min(d.at for d in self._due))
         config = self.config
         accounts = {d.account for d in self._due if d.account}
         messages = self.host.messages_of_accounts(accounts, now)
@@ -434,7 +451,7 @@ def _mailboxes_concerned(host: KeeperHost, actions: Sequence[promises.Action]) -
     """The mailboxes whose sent folders can settle these notices' promises."""
     ids = {i for a in actions for i in a.promise_ids}
     names: set[str] = set()
-    for rec in host.store.promises_to_track(host.now() - TRACK_HORIZON):
+    for rec in host.store.promises_touched(host.now() - TRACK_HORIZON, ids=ids):
         if rec.id in ids:
             names.update(c[0] for c in host.store.message_copies(rec.source_key))
             names.update(
@@ -521,6 +538,12 @@ def _read_state(state: tuple[str, int, dt.datetime | None] | None) -> bool | Non
     if state is None or state[0] == "retry":
         return None
     return state[0] == "promise"
+
+
+def _as_stored(rec: PromiseRecord) -> promises.Assessment:
+    """The assessment a promise's stored state records (`update` keeps it current)."""
+    state: promises.State = rec.state  # type: ignore[assignment]
+    return promises.Assessment(state, rec.follow_key, rec.settled_at, read_needed=False)
 
 
 def _recorded(rec: PromiseRecord) -> promises.Recorded:

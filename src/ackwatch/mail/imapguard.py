@@ -65,6 +65,7 @@ BYTES_SLACK = 16 * 1024 * 1024
 BYTES_PER_BATCH_MESSAGE = 32 * 1024  # header fields average 1-3 kB; room for odd ones
 COMMAND_SECONDS = 300.0
 IDLE_RENEW_SECONDS = 10 * 60  # `watcher.IDLE_RENEW_SECONDS` is this one
+COMPACT_AFTER = 64  # cancelled deadlines the reaper keeps before it may rebuild its heap
 
 _PARTIAL = re.compile(rb"\]<\d+\.(\d+)>")
 _NAME = re.compile(rb"[A-Za-z]+")
@@ -291,11 +292,17 @@ class Guard:
 
 
 class _Reaper:
-    """One daemon thread for every connection's deadline: a heap of (when, n, guard)."""
+    """One daemon thread for every connection's deadline: a heap of (when, n, guard).
+
+    A cancelled deadline stays in the heap until it comes up, unless cancelled ones
+    are most of it: then the heap is rebuilt without them. Every command arms one (five
+    minutes ahead, an IDLE fifteen), so with a few commands a second the cancelled ones
+    would otherwise hold tens of thousands of entries (issue 24's soak)."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
         self._heap: list[list[Any]] = []
+        self._cancelled = 0  # about how many entries of the heap are cancelled
         self._count = itertools.count()
         self._thread: threading.Thread | None = None
 
@@ -311,9 +318,16 @@ class _Reaper:
                 self._cv.notify()
         return entry
 
-    @staticmethod
-    def cancel(entry: list[Any]) -> None:
-        entry[2] = None  # left in the heap, dropped when it comes up
+    def cancel(self, entry: list[Any]) -> None:
+        with self._cv:
+            if entry[2] is None:
+                return
+            entry[2] = None  # left in the heap, dropped when it comes up
+            self._cancelled += 1
+            if self._cancelled > COMPACT_AFTER and 2 * self._cancelled > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def _run(self) -> None:
         while True:
@@ -322,6 +336,7 @@ class _Reaper:
                     heap = self._heap
                     while heap and heap[0][2] is None:
                         heapq.heappop(heap)
+                        self._cancelled = max(0, self._cancelled - 1)
                     now = time.monotonic()
                     if heap and heap[0][0] <= now:
                         entry = heapq.heappop(heap)

@@ -279,7 +279,9 @@ class Store(Protocol):
 
     # ---------------------------------------------------------------- promises
 
-    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, Any]]: ...
+    def promise_read_candidates(
+        self, since: dt.datetime, items: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]: ...
     def promise_reads(
         self, keys: Iterable[str]
     ) -> dict[str, tuple[str, int, dt.datetime | None]]: ...
@@ -306,6 +308,19 @@ class Store(Protocol):
         made_until: dt.datetime | None = None,
     ) -> list[PromiseRecord]: ...
     def promises_to_track(self, made_since: dt.datetime) -> list[PromiseRecord]: ...
+    def promises_touched(
+        self,
+        made_since: dt.datetime,
+        *,
+        sources: Iterable[str] = (),
+        follows: Iterable[str] = (),
+        ids: Iterable[int] = (),
+        breaking_by: dt.datetime | None = None,
+    ) -> list[PromiseRecord]: ...
+    def promise_notices(self, by: dt.datetime, made_since: dt.datetime) -> list[PromiseRecord]: ...
+    def next_promise_times(
+        self, after: dt.datetime
+    ) -> tuple[dt.datetime | None, dt.datetime | None]: ...
     def update_promises(
         self, changes: Iterable[tuple[int, str, str | None, dt.datetime | None]]
     ) -> None: ...

@@ -23,25 +23,65 @@ class Promises:
     def __init__(self, db: SqlDatabase):
         self._db = db
 
-    def promise_read_candidates(self, since: dt.datetime) -> list[dict[str, Any]]:
+    def promise_read_candidates(
+        self, since: dt.datetime, items: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Items acknowledged by a reply whose acknowledging message was first stored at or
         after ``since`` by a live sync (not a history import), not read yet or due for
         another try. Dicts with the item's key, thread, client, client_address, subject,
-        account, ack_key, ack_by and the read's attempts / next_attempt_at (or None)."""
-        rows = self._db.conn.execute(
+        account, ack_key, ack_by and the read's attempts / next_attempt_at (or None).
+
+        ``items``: only those of these item keys, and those with a read to try again:
+        what can have changed since a full look, each found from its key's index."""
+        select = (
             "SELECT i.key, i.thread, i.client, i.client_address, i.subject, i.account,"
             " i.ack_key, i.ack_by, r.attempts, r.next_attempt_at"
-            " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
-            " WHERE i.state = 'acknowledged' AND i.ack_kind = 'reply'"
-            " AND i.ack_key IS NOT NULL AND (r.key IS NULL OR r.state = 'retry')"
-            " AND EXISTS (SELECT 1 FROM messages m WHERE m.key = i.ack_key AND m.initial = 0"
+        )
+        live = (
+            "EXISTS (SELECT 1 FROM messages m WHERE m.key = i.ack_key AND m.initial = 0"
             " AND m.first_seen >= ?)"
-            " ORDER BY i.ack_at, i.key",
-            (iso(since),),
-        ).fetchall()
+        )
+        conn = self._db.conn
+        if items is None:
+            rows = conn.execute(
+                select + " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
+                " WHERE i.state = 'acknowledged' AND i.ack_kind = 'reply'"
+                " AND i.ack_key IS NOT NULL AND (r.key IS NULL OR r.state = 'retry')"
+                " AND " + live + " ORDER BY i.ack_at, i.key",
+                (iso(since),),
+            ).fetchall()
+        else:
+            # The items by key alone, the other conditions tested here: with them in the
+            # query the planner starts from every acknowledged item (no statistics).
+            retry = [r[0] for r in conn.execute(
+                "SELECT key FROM promise_reads WHERE state = 'retry'"
+            )]
+            keys = set(items)
+            keys.update(r[0] for r in self._db.rows_in(
+                "SELECT key FROM items WHERE ack_key IN ({})", (), retry
+            ))
+            found = self._db.rows_in(
+                select + ", i.ack_at, i.state AS item_state, i.ack_kind, r.state AS read_state,"
+                " " + live + " AS live"
+                " FROM items i LEFT JOIN promise_reads r ON r.key = i.ack_key"
+                " WHERE i.key IN ({})",
+                (iso(since),),
+                keys,
+            )
+            rows = sorted(
+                (
+                    r for r in found
+                    if r["item_state"] == "acknowledged" and r["ack_kind"] == "reply"
+                    and r["ack_key"] is not None and r["read_state"] in (None, "retry")
+                    and r["live"]
+                ),
+                key=lambda r: (r["ack_at"] or "", r["key"]),
+            )
+        fields = ("key", "thread", "client", "client_address", "subject", "account",
+                  "ack_key", "ack_by", "attempts", "next_attempt_at")  # fmt: skip
         out = []
         for r in rows:
-            d = dict(r)
+            d = {f: r[f] for f in fields}
             d["next_attempt_at"] = from_iso(d["next_attempt_at"])
             out.append(d)
         return out
@@ -132,6 +172,74 @@ class Promises:
         )
         return [_promise_record(r) for r in rows]
 
+    def promises_touched(
+        self,
+        made_since: dt.datetime,
+        *,
+        sources: Iterable[str] = (),
+        follows: Iterable[str] = (),
+        ids: Iterable[int] = (),
+        breaking_by: dt.datetime | None = None,
+    ) -> list[PromiseRecord]:
+        """The promises to track (as `promises_to_track`) among: those made by a message
+        of ``sources``, those followed up by a message of ``follows`` or by one whose
+        read is to be tried again, those of ``ids``, and the open ones whose promised
+        instant is at or before ``breaking_by``. Each found from an index: what a
+        keeper's update re-assesses when only these can have changed."""
+        conn = self._db.conn
+        since = iso(made_since)
+        retry = [r[0] for r in conn.execute(
+            "SELECT key FROM promise_reads WHERE state = 'retry'"
+        )]
+        rows: dict[int, sqlite3.Row] = {}
+        for column, values in (
+            ("source_key", set(sources)),
+            ("follow_key", {*follows, *retry}),
+            ("id", set(ids)),
+        ):
+            # By the one column (its index); whether it is tracked is tested here.
+            for r in self._db.rows_in(f"SELECT * FROM promises WHERE {column} IN ({{}})",
+                                      (), values):  # fmt: skip
+                if r["state"] == "open" or r["made_at"] >= since:
+                    rows[r["id"]] = r
+        if breaking_by is not None:
+            for r in conn.execute(
+                "SELECT * FROM promises WHERE state = 'open' AND promised <= ?",
+                (iso(breaking_by),),
+            ):
+                rows[r["id"]] = r
+        return [_promise_record(r) for r in sorted(rows.values(), key=_order)]
+
+    def promise_notices(self, by: dt.datetime, made_since: dt.datetime) -> list[PromiseRecord]:
+        """The tracked promises with a notice to send or skip by ``by``: open ones whose
+        reminder (not done) is at or before ``by``; broken ones with a reminder not done
+        (to skip) or an overdue notice not done and no follow-up."""
+        rows = self._db.conn.execute(
+            "SELECT * FROM promises WHERE state = 'open' AND reminder_done IS NULL"
+            " AND remind_at <= ?"
+            " UNION SELECT * FROM promises WHERE state = 'broken' AND made_at >= ?"
+            " AND ((reminder_done IS NULL AND remind_at IS NOT NULL)"
+            " OR (overdue_done IS NULL AND follow_key IS NULL))",
+            (iso(by), iso(made_since)),
+        ).fetchall()
+        return [_promise_record(r) for r in sorted(rows, key=_order)]
+
+    def next_promise_times(
+        self, after: dt.datetime
+    ) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(the first reminder not done of an open promise after ``after``, the first
+        promised instant of an open promise): when the keeper must look again."""
+        conn = self._db.conn
+        remind = conn.execute(
+            "SELECT MIN(remind_at) FROM promises WHERE state = 'open'"
+            " AND reminder_done IS NULL AND remind_at > ?",
+            (iso(after),),
+        ).fetchone()[0]
+        breaks = conn.execute(
+            "SELECT MIN(promised) FROM promises WHERE state = 'open'"
+        ).fetchone()[0]
+        return from_iso(remind), from_iso(breaks)
+
     def update_promises(
         self, changes: Iterable[tuple[int, str, str | None, dt.datetime | None]]
     ) -> None:
@@ -171,6 +279,11 @@ class Promises:
         )
         return [(a, c, s) for a, c, s in rows]
 
+
+
+def _order(r: sqlite3.Row) -> tuple[str, int]:
+    """The order of `promises_to_track`: by promised instant, then id."""
+    return (r["promised"], r["id"])
 
 
 def _promise_record(r: sqlite3.Row) -> PromiseRecord:

@@ -157,6 +157,9 @@ class TableStore:
         self.record_promise_read = promises.record_promise_read
         self.promises = promises.promises
         self.promises_to_track = promises.promises_to_track
+        self.promises_touched = promises.promises_touched
+        self.promise_notices = promises.promise_notices
+        self.next_promise_times = promises.next_promise_times
         self.update_promises = promises.update_promises
         self.mark_promises = promises.mark_promises
         self.promises_of_outbox = promises.promises_of_outbox

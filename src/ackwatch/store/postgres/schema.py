@@ -272,6 +272,16 @@ MIGRATIONS: tuple[str, ...] = (
     f"""
     ALTER TABLE nodes ADD COLUMN instance {T} NOT NULL DEFAULT '';
     """,
+    # 12: what the promise keeper asks at every update, answered from indexes rather
+    # than by reading every tracked promise: the reminders due by an instant, the open
+    # promises whose instant passed, the promises a message follows up, the reads to
+    # try again.
+    """
+    CREATE INDEX promises_reminder_due ON promises (state, reminder_done, remind_at);
+    CREATE INDEX promises_state_promised ON promises (state, promised);
+    CREATE INDEX promises_follow ON promises (follow_key);
+    CREATE INDEX promise_reads_state ON promise_reads (state);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
