@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -40,49 +39,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import generate  # noqa: E402
+import soak  # noqa: E402
 from run import BenchDovecot, mail_owner  # noqa: E402
-from tests.servers.imapserver import HOST, default_password, free_port  # noqa: E402
+from tests.servers.imapserver import HOST, free_port  # noqa: E402
 
 MAILBOXES = [f"nc{i:02d}" for i in range(20)]
 PARSES = [0]
 
 
 def write_config(d: Path, port: int, smtp_port: int) -> Path:
-    accounts = "".join(
-        f"  - {{email: {u}@agency.example, name: {u}, manager: boss@agency.example}}\n"
-        for u in MAILBOXES) + "  - {email: boss@agency.example, name: Boss}\n"
-    mailboxes = ""
-    for u in MAILBOXES:
-        pw = d / f"{u}.pass"
-        pw.write_text(default_password(u) + "\n")
-        pw.chmod(0o600)
-        mailboxes += (f"  - {{name: {u}, host: {HOST}, port: {port}, security: none,"
-                      f" username: {u}, password_file: {pw}, owner: {u}@agency.example,"
-                      f" folders: {{inbox: [INBOX], sent: [Sent]}}, timeout: 30}}\n")
-    cfg = d / "config.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
-        timezone: Europe/Warsaw
-        state_dir: {d / "state"}
-        agency:
-          domains: [agency.example]
-        policies:
-          default: {{window: 1h, clock: calendar, nudge_before: 58m, escalate_after: 1h}}
-        notify:
-          batch_window: 10s
-          max_per_hour: 100000
-        unknown_senders: track
-        digest:
-          enabled: false
-        smtp:
-          host: {HOST}
-          port: {smtp_port}
-          security: none
-          from: "ackwatch <ackwatch@agency.example>"
-          timeout: 10
-        accounts:
-        """) + accounts + "mailboxes:\n" + mailboxes)
-    cfg.chmod(0o600)
-    return cfg
+    """The soak's config with a policy whose nudge is due 2 minutes after a mail."""
+    return soak.write_config(
+        d, MAILBOXES, port, smtp_port, max_per_hour=100000,
+        policy="{window: 1h, clock: calendar, nudge_before: 58m, escalate_after: 1h}",
+    )
 
 
 def client_mail(n: int, user: str) -> bytes:

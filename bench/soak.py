@@ -231,7 +231,12 @@ def poll_detection(state: Path, truth: Truth, stop: threading.Event) -> None:
 # =========================================================================== daemon
 
 
-def write_config(d: Path, users: list[str], port: int, smtp_port: int) -> Path:
+def write_config(d: Path, users: list[str], port: int, smtp_port: int, *,
+                 policy: str = "{window: 4m, clock: calendar, nudge_before: 2m, escalate_after: 0m}",
+                 max_per_hour: int = 1000) -> Path:
+    """The daemon's config: one account and mailbox per user on Dovecot, a manager,
+    SMTP to the sink; ``policy``: the default policy (this soak's 4-minute window makes
+    nudges and escalations due within the run)."""
     accounts = "".join(
         f"  - {{email: {u}@agency.example, name: {u}, manager: boss@agency.example}}\n"
         for u in users) + "  - {email: boss@agency.example, name: Boss}\n"
@@ -250,10 +255,10 @@ def write_config(d: Path, users: list[str], port: int, smtp_port: int) -> Path:
         agency:
           domains: [agency.example]
         policies:
-          default: {{window: 4m, clock: calendar, nudge_before: 2m, escalate_after: 0m}}
+          default: {policy}
         notify:
           batch_window: 10s
-          max_per_hour: 1000
+          max_per_hour: {max_per_hour}
         unknown_senders: track
         digest:
           enabled: false

@@ -40,35 +40,9 @@ def test_a_new_mail_finds_the_follow_ups_of_its_own_threads_promises_only(tmp_pa
     """Every tracked promise's follow-ups were found again (its thread's mail loaded and
     threaded) after each new mail; now only those of the promises made in the threads
     the mail touched."""
-    config = make_config(state_dir=tmp_path)
-    store = Store.open(tmp_path)
-    d = Daemon(config, store, now=lambda: NOW, reload=lambda: config)
+    d, store, ids = _two_promises(tmp_path, [NOW], read_state="done")
     try:
         client = "jan.kowalski@acme.example"
-        d.apply_event(event("INBOX", "inbox",
-                            mail(1, "<q1@acme.example>", sender=client, to=ANNA,
-                                 subject="Quote for the spring campaign"),
-                            mail(2, "<q2@acme.example>", sender=client, to=ANNA,
-                                 subject="Banner sizes for the launch")))
-        d.apply_event(event("Sent", "sent",
-                            mail(3, "<r1@agency.example>", sender=ANNA, to=client,
-                                 subject="RE: Quote for the spring campaign",
-                                 in_reply_to="<q1@acme.example>"),
-                            mail(4, "<r2@agency.example>", sender=ANNA, to=client,
-                                 subject="RE: Banner sizes for the launch",
-                                 in_reply_to="<q2@acme.example>")))
-        d.reevaluate()
-        threads = dict(store._conn.execute("SELECT key, thread FROM threads").fetchall())
-        ids = {}
-        for reply, item in (("<r1@agency.example>", "<q1@acme.example>"),
-                            ("<r2@agency.example>", "<q2@acme.example>")):
-            ids[reply] = store.record_promise_read(reply, state="done", now=NOW, promise=NewPromise(
-                source_key=reply, thread=threads[reply], item_key=item, account=ANNA,
-                client="Acme", client_address=client, subject="Quote", made_at=NOW,
-                promised=NOW + dt.timedelta(days=4), remind_at=NOW + dt.timedelta(days=3),
-                sentence="I will send it by Friday."))
-        d.step()  # the first update finds every promise's follow-ups
-
         asked: list[set[int]] = []
         real = keeper._later_messages
         monkeypatch.setattr(keeper, "_later_messages", lambda store, config, tracked: (
@@ -89,9 +63,11 @@ def test_a_new_mail_finds_the_follow_ups_of_its_own_threads_promises_only(tmp_pa
         store.close()
 
 
-def _two_promises(tmp_path, clock: list[dt.datetime]) -> tuple[Daemon, Store, dict[str, int]]:
+def _two_promises(tmp_path, clock: list[dt.datetime], *, read_state: str = "promise"
+                  ) -> tuple[Daemon, Store, dict[str, int]]:
     """A daemon whose state holds two items answered with a promise each (four days
-    away, reminder a day before), after its first step."""
+    away, reminder a day before; the reads recorded in ``read_state``), after its first
+    step, which finds every promise's follow-ups."""
     config = make_config(state_dir=tmp_path)
     store = Store.open(tmp_path)
     d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config)
@@ -113,7 +89,7 @@ def _two_promises(tmp_path, clock: list[dt.datetime]) -> tuple[Daemon, Store, di
     ids = {}
     for reply, item in (("<r1@agency.example>", "<q1@acme.example>"),
                         ("<r2@agency.example>", "<q2@acme.example>")):
-        pid = store.record_promise_read(reply, state="promise", now=NOW, promise=NewPromise(
+        pid = store.record_promise_read(reply, state=read_state, now=NOW, promise=NewPromise(
             source_key=reply, thread=threads[reply], item_key=item, account=ANNA,
             client="Acme", client_address=client, subject="Quote", made_at=NOW,
             promised=NOW + dt.timedelta(days=4), remind_at=NOW + dt.timedelta(days=3),
