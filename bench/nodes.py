@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -53,16 +52,13 @@ APPENDERS = 8  # connections that APPEND the burst
 DETECT_POLL = 0.01
 
 
-class Node:
-    """``ackwatch run --node NAME`` in a subprocess, its output in daemon-NAME.log."""
+class Node(h.Daemon):
+    """``ackwatch run --node NAME`` in a subprocess, its output in daemon-NAME.log
+    (appended to: a node restarted after a kill keeps its earlier life's lines)."""
 
     def __init__(self, cfg: Path, name: str) -> None:
         self.name = name
-        # Appended to: a node restarted after a kill keeps its earlier life's lines.
-        self._log = open(cfg.parent / f"daemon-{name}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [h.PY, "-m", "ackwatch", "run", "-c", str(cfg), "--node", name],
-            stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__(cfg, "ab", log_name=f"daemon-{name}.log", args=("--node", name))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -78,17 +74,7 @@ class Node:
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.log.close()
 
 
 class Appender:

@@ -347,17 +347,21 @@ def proc_hwm_mb(pid: int) -> float:
 
 
 class Daemon:
-    """`ackwatch run` in a subprocess, its output in ``daemon.log`` beside the config
-    (``log_mode`` "ab" keeps the output of earlier lives: `soak.SoakDaemon`)."""
+    """`ackwatch run` in a subprocess, its output in ``log_name`` beside the config
+    (``log_mode`` "ab" keeps the output of earlier lives: `soak.SoakDaemon`,
+    `nodes.Node`); ``args``: more of `run`'s options."""
 
-    def __init__(self, cfg: Path, log_mode: str = "wb"):
+    def __init__(self, cfg: Path, log_mode: str = "wb", *, log_name: str = "daemon.log",
+                 args: tuple[str, ...] = ()):
         self.cfg = cfg
-        self.log = open(cfg.parent / "daemon.log", log_mode)  # noqa: SIM115
+        self.args = args
+        self.log = open(cfg.parent / log_name, log_mode)  # noqa: SIM115
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "ackwatch", "run", "-c", str(self.cfg)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "ackwatch", "run", "-c", str(self.cfg), *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
