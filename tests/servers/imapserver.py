@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 HOST = "127.0.0.1"
 DEFAULT_USERS = ("anna", "piotr", "office")
@@ -253,8 +254,7 @@ class ImapTestServer(ABC):
                         saved.append((d[b"BODY[]"], flags, d[b"INTERNALDATE"]))
                 # Leave the folder before deleting it (pymap refuses CLOSE after EXAMINE).
                 c.select_folder("INBOX", readonly=True)
-            c.delete_folder(folder)
-            c.create_folder(folder)
+            _delete_and_create(c, folder)
             for raw, flags, when in saved:
                 c.append(folder, raw, flags=flags, msg_time=when)
             new = int(c.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
@@ -266,6 +266,22 @@ class ImapTestServer(ABC):
     def log_text(self) -> str:
         """The server's log so far ("" when it keeps none)."""
         return ""
+
+
+def _delete_and_create(c: IMAPClient, folder: str, attempts: int = 5) -> None:
+    """DELETE then CREATE ``folder``. Dovecot may still see the deleted Maildir folder
+    for a moment while another session (the watcher under test) has it open, and answer
+    the CREATE with ALREADYEXISTS: delete and create again, a few times."""
+    for attempt in range(attempts):
+        with contextlib.suppress(IMAPClientError) if attempt else contextlib.nullcontext():
+            c.delete_folder(folder)
+        try:
+            c.create_folder(folder)
+            return
+        except IMAPClientError as exc:
+            if "ALREADYEXISTS" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 def make_message(
