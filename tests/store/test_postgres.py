@@ -83,6 +83,19 @@ def test_a_reader_cannot_write_even_through_the_connection(database, tmp_path):
     writer.close()
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_connection_notices_a_silent_server_through_tcp_keepalives(database, readonly):
+    from ackwatch.store.postgres.connection import TCP_OPTIONS, connect_raw
+
+    raw = connect_raw(database, PASSWORD, readonly=readonly)
+    try:
+        parameters = raw.info.get_parameters()
+    finally:
+        raw.close()
+    assert {k: parameters.get(k) for k in TCP_OPTIONS} == {
+        k: str(v) for k, v in TCP_OPTIONS.items()}
+
+
 def test_a_wrong_password_is_a_clear_error_that_never_shows_a_password(database, tmp_path):
     secret = tmp_path / "wrong.pass"
     secret.write_text("not-" + PASSWORD)
