@@ -386,3 +386,29 @@ def test_each_round_is_observed_for_the_metrics(tmp_path):
     finally:
         store.close()
     assert seen == [0.25]
+
+
+def test_a_round_meant_to_follow_an_expiry_is_timed_from_the_view_it_read(make_node):
+    """The expiry is in the view's time: a slow heartbeat before the view must not
+    bring the next round before the lease it waits for has run out."""
+    clock = Clock()
+    n1, s1, _, _ = make_node("n1", clock)
+    n1.start(CONFIG, background=False)
+    n2, _, _, _ = make_node("n2", clock)
+    n2.start(CONFIG, background=False)
+    assert n1.try_round() and n2.try_round()
+    now = SQLITE_CLOCK
+    with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
+        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 10 WHERE name = 'n2'")
+        c.execute(f"UPDATE mailbox_leases SET expires_at = {now} + 0.3 WHERE node = 'n2'")
+    heartbeat = s1.heartbeat
+
+    def slow_heartbeat(*args, **kwargs):
+        clock.t += 0.6
+        return heartbeat(*args, **kwargs)
+
+    s1.heartbeat = slow_heartbeat
+    pause = n1.round_and_pause()
+    # The view, read 0.6 s into the round, says 0.3 s: the next round 0.5 s after the
+    # view (+ WAKE_MARGIN); counted from the round's start it would be due already.
+    assert 0.2 <= pause <= 0.4

@@ -479,12 +479,14 @@ class DbCluster:
         self._wake(NodeNameTaken())
 
     def _stop_watching(self, names: set[str], store: Store) -> bool:
-        """Stop the watchers of ``names``, then release their leases; False: none."""
+        """Stop the watchers of ``names`` (the round's phase "stop"), then release
+        their leases; False: none."""
         if not names:
             return False
         with self._lock:
             self._watchers.stop([n for n in names if n in self._watchers])
             self._held -= names
+        self._pace.phase("stop")
         store.release_leases(self.node, names)
         log.info("mailboxes_released", mailboxes=sorted(names), held=len(self._held))
         return True
