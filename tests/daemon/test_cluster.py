@@ -4,9 +4,11 @@ with recording watchers and a clock the test moves."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
+from structlog.testing import capture_logs
 
 from ackwatch.config import ClusterConfig
 from ackwatch.daemon.cluster import ClusterChanged, DbCluster, NodeNameTaken
@@ -216,7 +218,7 @@ def test_a_leader_paused_before_queueing_queues_nothing_the_next_leader_queues(
     def node(name: str) -> service.Daemon:
         store = SqliteStore.open(tmp_path / "state")
         stores.append(store)
-        monkeypatch.setattr(service, "_cluster", lambda config, store, watchers, post, node:
+        monkeypatch.setattr(service, "_cluster", lambda config, store, watchers, post, node, metrics:
                             DbCluster(node, RecordingWatchers([]), open_store=lambda: store,
                                       fence_store=store, wake=post))
         d = service.Daemon(config, store, node=name, now=lambda: clock[0],
@@ -281,3 +283,132 @@ def test_a_node_rounds_again_as_soon_as_a_lease_of_its_share_runs_out(make_node)
     assert n1.try_round()
     assert len(w1.running) == 2  # n2's two are in n1's share, not claimable yet
     assert 0.2 <= n1.next_round() <= 0.55
+
+
+def _slowed(store, clock: Clock, seconds: list[float]) -> None:
+    """Each claim takes the next of ``seconds`` on ``clock`` (a busy node's round)."""
+    claim = store.claim_leases
+
+    def slow_claim(node, mailboxes, lease):
+        clock.t += seconds.pop(0) if seconds else 0.0
+        return claim(node, mailboxes, lease)
+
+    store.claim_leases = slow_claim
+
+
+def _wait(clock: Clock, seconds: float) -> None:
+    """The round thread waits ``seconds`` (after a round that moved the clock itself)."""
+    clock.t += seconds
+
+
+def test_rounds_come_a_renewal_after_the_last_one_began_not_after_it_ended(make_node):
+    clock = Clock()
+    node, store, _, _ = make_node("n1", clock)
+    node.start(CONFIG, background=False)
+    _slowed(store, clock, [0.3])
+    assert node.round_and_pause() == pytest.approx(0.7)  # renew 1 s - the round's 0.3 s
+
+
+def test_a_slow_round_followed_by_a_normal_one_keeps_the_leases(make_node):
+    """Lease 3 s, renew 1 s: the deadline is a round's start + 2 s. A round of 1.5 s
+    ends within it; were the next one a renewal after that end (2.5 s after the slow
+    round began), the node would give its mailboxes up before it came."""
+    clock = Clock()
+    node, store, watchers, _ = make_node("n1", clock)
+    node.start(CONFIG, background=False)
+    _slowed(store, clock, [0.0, 1.5, 0.0, 0.0])
+    for _ in range(4):
+        _wait(clock, node.round_and_pause())
+        assert not node.enforce_deadline()
+    assert watchers.running == {"mb0", "mb1", "mb2", "mb3"} and node.is_leader()
+
+
+def test_a_round_that_overran_its_renewal_is_followed_at_once(make_node):
+    clock = Clock()
+    node, store, watchers, _ = make_node("n1", clock)
+    node.start(CONFIG, background=False)
+    _slowed(store, clock, [1.2, 1.2, 1.2])  # each longer than the renewal (1 s)
+    for _ in range(3):
+        assert node.round_and_pause() == 0.0
+        assert not node.enforce_deadline()
+    assert len(watchers.running) == 4 and node.is_leader()
+    store.cut = True  # a round that failed is tried again half a second later
+    assert node.round_and_pause() == 0.5
+
+
+def test_a_slow_round_is_logged_at_most_once_a_minute_with_the_others_counted(make_node):
+    clock = Clock()
+    node, store, _, _ = make_node("n1", clock)
+    node.start(CONFIG, background=False)
+    _slowed(store, clock, [0.6, 0.6, 0.4, 0.6, 0.6])  # over half the renewal, but 0.4
+    with capture_logs() as logs:
+        for _ in range(3):
+            _wait(clock, node.round_and_pause())
+        clock.t += 60.0
+        for _ in range(2):
+            _wait(clock, node.round_and_pause())
+    slow = [e for e in logs if e["event"] == "cluster_round_slow"]
+    assert [(e["seconds"], e["others"], e["log_level"]) for e in slow] == [
+        (0.6, 0, "warning"), (0.6, 1, "warning")]
+    assert slow[0]["renew"] == 1.0 and slow[0]["phases"]["claim"] == 0.6
+    assert list(slow[0]["phases"]) == ["heartbeat", "view", "claim", "lead"]
+
+
+def test_a_rounds_statements_do_not_grow_with_the_mailboxes_it_holds(make_node):
+    """One claim statement for all the leases, not one per mailbox: a busy node's round
+    waits for few round trips (with 100 mailboxes: 9 statements instead of 112)."""
+    node, store, _, _ = make_node("n1", Clock())
+    node.start(CONFIG, background=False)  # alone: it holds them all
+    many = dataclasses.replace(
+        CONFIG, mailboxes=tuple(make_mailbox(f"m{i:03d}") for i in range(100)))
+    counts = []
+    for config in (CONFIG, many):
+        node.reload(CONFIG, config)
+        assert node.try_round() and len(node.held()) == len(config.mailboxes)
+        statements: list[str] = []
+        store._store._conn.set_trace_callback(statements.append)
+        assert node.try_round()
+        store._store._conn.set_trace_callback(None)
+        counts.append(len(statements))
+    assert counts[0] == counts[1] <= 9
+
+
+def test_each_round_is_observed_for_the_metrics(tmp_path):
+    clock, seen = Clock(), []
+    store = SqliteStore.open(tmp_path / "state")
+    try:
+        node = DbCluster("n1", RecordingWatchers([]), open_store=lambda: store,
+                         fence_store=store, wake=lambda e: None, monotonic=clock,
+                         observe_round=seen.append)
+        node.start(CONFIG, background=False)
+        _slowed(store, clock, [0.25])
+        node.round_and_pause()
+    finally:
+        store.close()
+    assert seen == [0.25]
+
+
+def test_a_round_meant_to_follow_an_expiry_is_timed_from_the_view_it_read(make_node):
+    """The expiry is in the view's time: a slow heartbeat before the view must not
+    bring the next round before the lease it waits for has run out."""
+    clock = Clock()
+    n1, s1, _, _ = make_node("n1", clock)
+    n1.start(CONFIG, background=False)
+    n2, _, _, _ = make_node("n2", clock)
+    n2.start(CONFIG, background=False)
+    assert n1.try_round() and n2.try_round()
+    now = SQLITE_CLOCK
+    with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
+        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 10 WHERE name = 'n2'")
+        c.execute(f"UPDATE mailbox_leases SET expires_at = {now} + 0.3 WHERE node = 'n2'")
+    heartbeat = s1.heartbeat
+
+    def slow_heartbeat(*args, **kwargs):
+        clock.t += 0.6
+        return heartbeat(*args, **kwargs)
+
+    s1.heartbeat = slow_heartbeat
+    pause = n1.round_and_pause()
+    # The view, read 0.6 s into the round, says 0.3 s: the next round 0.5 s after the
+    # view (+ WAKE_MARGIN); counted from the round's start it would be due already.
+    assert 0.2 <= pause <= 0.4

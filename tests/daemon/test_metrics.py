@@ -100,3 +100,12 @@ def test_a_node_says_whether_it_leads_and_how_many_mailboxes_it_watches():
     assert 'ackwatch_mailboxes_held{node="n2"} 3.0' in text
     m.set_node("n2", leader=False, held=2)
     assert 'ackwatch_node_leader{node="n2"} 0.0' in m.render().decode()
+
+
+def test_each_cluster_round_is_observed_with_its_node():
+    m = Metrics()
+    m.observe_round("n2", 0.03)
+    m.observe_round("n2", 3.0)  # over half of the default 5 s renewal
+    text = m.render().decode()
+    assert 'ackwatch_cluster_round_seconds_count{node="n2"} 2.0' in text
+    assert 'ackwatch_cluster_round_seconds_bucket{le="2.5",node="n2"} 1.0' in text

@@ -9,6 +9,7 @@ instead of waiting.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 from tests.support.storing import T0, new, store_step
@@ -48,6 +49,55 @@ def test_a_released_lease_is_free_at_once(open_state):
     a.release_leases("a", ["anna"])
     b.release_leases("b", ["piotr"])  # not its own: nothing happens
     assert b.claim_leases("b", ["anna", "piotr"], LEASE) == {"anna"}
+
+
+def test_one_claim_takes_the_free_and_expired_renews_its_own_and_leaves_the_others(
+        open_state):
+    a, b, c = open_state(), open_state(), open_state()
+    a.claim_leases("a", ["anna"], 1.0)  # its own, about to run out
+    b.claim_leases("b", ["piotr"], LEASE)  # another node's, live
+    c.claim_leases("c", ["ola"], EXPIRED)  # another node's, expired
+    assert a.claim_leases("a", ["anna", "piotr", "ola", "zofia"], LEASE) == {
+        "anna", "ola", "zofia"}
+    view = b.cluster_view()
+    assert view.leases == {"anna": "a", "piotr": "b", "ola": "a", "zofia": "a"}
+    assert view.expires_in["anna"] > 10  # renewed
+    assert 0 < view.expires_in["piotr"] <= LEASE  # left alone
+
+
+# Mailbox names across two chunk boundaries of the one-statement claim (`CHUNK` 500).
+MANY = [f"mb{i:04d}" for i in range(1001)]
+BOUNDARY = {"mb0499", "mb0500", "mb0999", "mb1000"}  # the last and first of a chunk
+
+
+def test_a_claim_over_many_chunks_keeps_the_rules_at_each_chunk_boundary(open_state):
+    a, b, c = open_state(), open_state(), open_state()
+    b.claim_leases("b", BOUNDARY, LEASE)
+    c.claim_leases("c", {"mb0001", "mb0501", "mb1000"}, EXPIRED)  # mb1000: b's, live
+    assert a.claim_leases("a", reversed(MANY), LEASE) == set(MANY) - BOUNDARY
+    assert a.claim_leases("a", MANY, LEASE) == set(MANY) - BOUNDARY  # renewed
+    a.release_leases("a", MANY)  # b's are not a's to release
+    assert b.cluster_view().leases == dict.fromkeys(sorted(BOUNDARY), "b")
+
+
+def test_two_nodes_claiming_the_same_mailboxes_at_once_never_both_win_one(open_state):
+    a, b = open_state(), open_state()
+    won: dict[str, set[str]] = {}
+    ready = threading.Barrier(2)
+
+    def claim(store, node: str) -> None:
+        ready.wait()
+        won[node] = store.claim_leases(node, MANY, LEASE)
+
+    threads = [threading.Thread(target=claim, args=(s, n)) for s, n in ((a, "a"), (b, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not won["a"] & won["b"]
+    assert won["a"] | won["b"] == set(MANY)
+    leases = a.cluster_view().leases
+    assert {m for m, n in leases.items() if n == "a"} == won["a"]
 
 
 def test_one_leader_at_a_time_and_a_new_epoch_for_each_term(open_state):

@@ -8,8 +8,9 @@ several machines with the same config and database share the work (`DbCluster`):
   of its mailboxes (`mailbox_leases`, valid for ``cluster.lease``). The live nodes are
   those with a heartbeat younger than a lease. Each node computes the same spread of the
   mailboxes over the live nodes (`core.spreading.spread`: at most ceil(M/N) each, the
-  current holders kept), claims the free or expired leases of its share (one
-  conditional upsert each: two nodes never both win one), releases what is beyond its
+  current holders kept), claims the free or expired leases of its share and renews
+  its own (one conditional upsert for all of them: two nodes never both win one, and
+  a busy node's round is a few round trips), releases what is beyond its
   share (its watcher stopped first, the lease deleted after) and starts a watcher for
   each lease won. A node joining or leaving is re-spread at the next round.
 - One node leads (`leadership`, the same kind of lease, with an epoch bumped at each new
@@ -31,6 +32,8 @@ several machines with the same config and database share the work (`DbCluster`):
   successful round plus the lease, minus one renewal. Past it (the database unreachable,
   the process paused) it stops its watchers and stops leading, before any lease it
   held can expire and be taken by another node, so a mailbox is never watched twice.
+  Rounds start a renewal after the previous one started (`roundpace`), so a node that
+  is only busy has a whole renewal for each round; a slow one is logged.
 - A node's name is held by one process at a time: each process draws a random
   ``instance`` id at start and writes it with its heartbeat. A process that finds its
   name held by another one waits until that holder's heartbeat is older than a lease
@@ -48,6 +51,7 @@ several machines with the same config and database share the work (`DbCluster`):
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import threading
 import time
@@ -59,14 +63,13 @@ import structlog
 from ackwatch.config import Config
 from ackwatch.core.spreading import spread
 from ackwatch.daemon.noderecheck import RECHECK_CHANNEL, answer_rechecks, recheck_across_nodes
+from ackwatch.daemon.roundpace import RoundPace, next_round_in
 from ackwatch.daemon.watchers import Recheck, Watchers
-from ackwatch.store import ClusterView, NameHolder, Store, Term
+from ackwatch.store import NameHolder, Store, Term
 
 log = structlog.get_logger(__name__)
 
 MAIL_CHANNEL = "ackwatch_mail"
-RETRY_SECONDS = 0.5  # a failed round is tried again this soon, until the deadline
-WAKE_MARGIN = 0.2  # a round meant to follow an expiry comes this long after it
 FORGET_NODES_AFTER = 24 * 3600.0  # a node silent this long leaves `status --nodes`
 # The cluster's part of a stop (SIGTERM to exit within 10 s: README): its threads
 # joined, then the lock waited for, this long each; the watchers' stop (about 3 s at
@@ -251,6 +254,7 @@ class DbCluster:
         wake: Callable[[object], None],
         listen: Callable[[Callable[[str, str], None], threading.Event], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        observe_round: Callable[[float], None] | None = None,
     ) -> None:
         self.node = node
         self.name_taken: str | None = None
@@ -271,7 +275,7 @@ class DbCluster:
         self._threads: list[threading.Thread] = []
         self._restart: set[str] = set()  # mailboxes whose config changed (reload)
         self._name = NodeName(node)
-        self._next_round: float | None = None  # seconds, from the last round's view
+        self._pace = RoundPace(monotonic, observe_round)
 
     # ------------------------------------------------------------------ the core's side
 
@@ -285,7 +289,8 @@ class DbCluster:
             return
         targets = [("cluster", self._rounds), ("cluster-deadline", self._deadline_watch)]
         if self._listen is not None:
-            targets.append(("cluster-listen", self._listening))
+            targets.append(("cluster-listen", functools.partial(
+                _keep_listening, self._listen, self._heard, self._stop)))
         for name, target in targets:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -368,14 +373,19 @@ class DbCluster:
 
     def _rounds(self) -> None:
         while not self._stop.is_set():
-            ok = self.try_round()
-            assert self._config is not None
-            renew = self._config.cluster.renew.total_seconds()
-            pause = min(renew, self._next_round or renew) if ok else RETRY_SECONDS
-            self._stop.wait(pause)
+            self._stop.wait(self.round_and_pause())
+
+    def round_and_pause(self) -> float:
+        """One round, timed (`roundpace.RoundPace`); the seconds to wait before the
+        next: until a renewal after this one began (none if it overran), sooner to
+        follow an expiry (`next_round_in`), half a second after a round that failed."""
+        self.try_round()
+        assert self._config is not None
+        return self._pace.end(renew=self._config.cluster.renew.total_seconds())
 
     def try_round(self) -> bool:
         """One round (the round thread calls it; so may a test); False if it failed."""
+        self._pace.begin()
         try:
             self._round()
             return True
@@ -397,27 +407,34 @@ class DbCluster:
         config = self._config
         assert config is not None
         lease = config.cluster.lease.total_seconds()
-        began = self._monotonic()
+        renew = config.cluster.renew.total_seconds()
+        began = self._pace.began
+        phase = self._pace.phase
         if self._store is None:
             self._store = self._open_store()
+            phase("connect")
         store = self._store
-        self._name.heartbeat(store, stale_after=lease - config.cluster.renew.total_seconds())
+        self._name.heartbeat(store, stale_after=lease - renew)
+        phase("heartbeat")
         view = store.cluster_view()
+        viewed = phase("view")
         names = [mb.name for mb in config.mailboxes]
         live = {*view.live_nodes(max_age=lease), self.node}
         share = spread(names, live, view.leases).get(self.node, frozenset())
         with self._lock:
             restart, self._restart = self._restart, set()
         # Stop first, release after: a mailbox is never watched by two nodes.
-        self._stop_watching((self._held - share) | (restart & self._held), store)
+        if self._stop_watching((self._held - share) | (restart & self._held), store):
+            phase("release")
         claimed = store.claim_leases(self.node, share, lease)
+        phase("claim")
         epoch = store.take_leadership(self.node, lease)
-        self._next_round = next_round_in(view, self.node, live, lease=lease,
-                                         renew=config.cluster.renew.total_seconds(),
-                                         wanted=share - claimed)
-        valid_until = began + lease - config.cluster.renew.total_seconds()
+        phase("lead")
+        valid_until = began + lease - renew
         if self._monotonic() >= valid_until:  # the round itself took too long
             raise TimeoutError("cluster round slower than the lease allows")
+        self._pace.schedule(viewed, renew=renew, sooner=next_round_in(
+            view, self.node, live, lease=lease, renew=renew, wanted=share - claimed))
         with self._lock:
             if self._stop.is_set():
                 return
@@ -461,18 +478,23 @@ class DbCluster:
                   reason=str(clash))
         self._wake(NodeNameTaken())
 
-    def _stop_watching(self, names: set[str], store: Store) -> None:
+    def _stop_watching(self, names: set[str], store: Store) -> bool:
+        """Stop the watchers of ``names`` (the round's phase "stop"), then release
+        their leases; False: none."""
         if not names:
-            return
+            return False
         with self._lock:
             self._watchers.stop([n for n in names if n in self._watchers])
             self._held -= names
+        self._pace.phase("stop")
         store.release_leases(self.node, names)
         log.info("mailboxes_released", mailboxes=sorted(names), held=len(self._held))
+        return True
 
     def next_round(self) -> float | None:
-        """Seconds from the last round to the next (`next_round_in`)."""
-        return self._next_round
+        """Seconds from the start of the last round to the next; None after a round
+        that failed."""
+        return self._pace.next_round()
 
     # ------------------------------------------------------------------ the deadline
 
@@ -514,14 +536,17 @@ class DbCluster:
         elif channel == RECHECK_CHANNEL and payload == self.node:
             self._wake(RecheckAsked())
 
-    def _listening(self) -> None:
-        assert self._listen is not None
-        while not self._stop.is_set():
-            try:
-                self._listen(self._heard, self._stop)
-            except Exception as exc:  # reconnect after a pause
-                log.warning("cluster_listen_failed", error=type(exc).__name__)
-                self._stop.wait(1.0)
+
+
+def _keep_listening(listen: Callable[[Callable[[str, str], None], threading.Event], None],
+                    heard: Callable[[str, str], None], stop: threading.Event) -> None:
+    """``LISTEN`` until ``stop``, connecting again a second after a failure."""
+    while not stop.is_set():
+        try:
+            listen(heard, stop)
+        except Exception as exc:
+            log.warning("cluster_listen_failed", error=type(exc).__name__)
+            stop.wait(1.0)
 
 
 def _leave(store: Store, node: str, instance: str) -> None:
@@ -533,21 +558,3 @@ def _leave(store: Store, node: str, instance: str) -> None:
         log.warning("cluster_leave_failed", error=type(exc).__name__)
     with contextlib.suppress(Exception):
         store.close()
-
-
-def next_round_in(view: ClusterView, node: str, live: Iterable[str], *, lease: float,
-                  renew: float, wanted: Iterable[str]) -> float:
-    """Seconds from a round to the next: a renewal, or just after the first of these
-    runs out, if it comes sooner: another node's heartbeat, a lease of this node's share
-    that it could not claim yet, and the term of a leader that is no longer live.
-
-    So a dead node's mailboxes and lead are taken by the first round after its
-    heartbeat is a lease old, not up to a renewal later: with the default 15 s lease
-    renewed every 5 s, a takeover took up to lease + renew and the round's own time
-    (bench target 8c: 20.1 s of a 20 s limit)."""
-    ends = [lease - n.age for n in view.nodes if n.name != node]
-    ends += [view.expires_in[m] for m in wanted if m in view.expires_in]
-    if view.leader is not None and view.leader not in set(live):
-        ends.append(0.0)  # its term ends with its last round (no expiry in the view)
-    soon = [e for e in ends if 0.0 <= e < renew]
-    return min(renew, min(soon) + WAKE_MARGIN) if soon else renew

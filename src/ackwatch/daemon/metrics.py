@@ -29,6 +29,10 @@ latest one, so serving metrics never touches the state database or blocks the co
     ackwatch_database_outages_total            such outages waited out since the start
     ackwatch_node_leader{node}                 1 when this node leads (evaluates and sends)
     ackwatch_mailboxes_held{node}              mailboxes this node watches (`daemon.cluster`)
+    ackwatch_cluster_round_seconds{node}       histogram of this node's cluster rounds
+                                               (heartbeat, leases, lead); one longer than
+                                               half of `cluster.renew` is a node close
+                                               to giving its mailboxes up
 
 Served by `httpserve.HttpServer` (waitress: bounded connections, threads and idle time),
 so no client of the endpoint can starve the daemon.
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
     from ackwatch.store import Store
 
 SEND_FAILURE_OUTCOMES = ("retried", "failed")
+ROUND_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # 2.5 s: half of renew's 5 s
 TIME_TO_ACK_BUCKETS = (
     300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400,
 )
@@ -175,11 +180,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self._collector = _SnapshotCollector()
-        self._made: tuple[CollectorRegistry, Histogram] | None = None
+        self._made: tuple[CollectorRegistry, Histogram, Histogram] | None = None
         self._server: HttpServer | None = None
         self._lock = threading.Lock()
 
-    def _registry(self) -> tuple[CollectorRegistry, Histogram]:
+    def _registry(self) -> tuple[CollectorRegistry, Histogram, Histogram]:
         with self._lock:
             if self._made is None:
                 from prometheus_client import CollectorRegistry, Histogram
@@ -193,7 +198,14 @@ class Metrics:
                     buckets=TIME_TO_ACK_BUCKETS,
                     registry=registry,
                 )
-                self._made = (registry, time_to_ack)
+                rounds = Histogram(
+                    "ackwatch_cluster_round_seconds",
+                    "Seconds a cluster round (heartbeat, leases, leadership) took",
+                    labelnames=["node"],
+                    buckets=ROUND_BUCKETS,
+                    registry=registry,
+                )
+                self._made = (registry, time_to_ack, rounds)
             return self._made
 
     @property
@@ -245,6 +257,10 @@ class Metrics:
 
     def observe_ack(self, clock: str, seconds: float) -> None:
         self._registry()[1].labels(clock=clock).observe(max(0.0, seconds))
+
+    def observe_round(self, node: str, seconds: float) -> None:
+        """One cluster round of ``node`` took ``seconds`` (`roundpace.RoundPace`)."""
+        self._registry()[2].labels(node=node).observe(max(0.0, seconds))
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

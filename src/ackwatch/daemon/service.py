@@ -20,6 +20,7 @@ mailboxes' syncs and health.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
@@ -99,11 +100,12 @@ class Daemon:
         self._reload_config = reload or (lambda: load_config(self.config.path))
         self.events = EventQueue()
         self.watchers = Watchers(store, self.events.put)
-        self.cluster: Cluster = _cluster(config, store, self.watchers, self.events.put, node)
+        self.metrics = Metrics()
+        self.cluster: Cluster = _cluster(config, store, self.watchers, self.events.put, node,
+                                         self.metrics)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._systemd = Systemd.from_env()
-        self.metrics = Metrics()
         self.board: WebBoard | None = None  # `web.listen`: started by `run`
         self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
@@ -391,7 +393,7 @@ def _serve_board(store: Store, config: Callable[[], Config], now: Now,
 
 
 def _cluster(config: Config, store: Store, watchers: Watchers,
-             post: Callable[[object], None], node: str | None) -> Cluster:
+             post: Callable[[object], None], node: str | None, metrics: Metrics) -> Cluster:
     """One of several nodes with a PostgreSQL state and a node name; else the only one."""
     database = config.database
     if node is None or database is None:
@@ -417,4 +419,5 @@ def _cluster(config: Config, store: Store, watchers: Watchers,
         return round_store
 
     return DbCluster(node, watchers, fence_store=store, wake=post, listen=listen,
-                     open_store=open_round_store)
+                     open_store=open_round_store,
+                     observe_round=functools.partial(metrics.observe_round, node))

@@ -1,5 +1,6 @@
 """The SQLite connection every table group shares: opening the file privately, the one
-kind of write transaction (all or nothing), chunked ``IN`` queries and the meta table.
+kind of write transaction (all or nothing; `write_one` for a lone statement), chunked
+``IN`` queries and the meta table.
 
 One SQLite file (WAL) in ``state_dir``, 0600 in a 0700 directory: created so, and an
 existing looser directory or file is tightened at each writable open (`private`). The
@@ -152,6 +153,17 @@ class Database:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self.path}: write failed: {exc}") from exc
             raise
+
+    def write_one(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """One statement as a transaction of its own; the rows it returns (RETURNING).
+        One round trip where `write` takes three, and the rows it locks are free again
+        when the statement ends: never held while this process waits to send COMMIT."""
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: write failed: {exc}") from exc
 
     def user_version(self) -> int:
         """The schema version of the file (`schema.MIGRATIONS` applied)."""

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ackwatch.store.database import CHUNK, chunked
 from ackwatch.store.records import ClusterView, NameHolder, NodeRecord, NotLeading, Term
 
 if TYPE_CHECKING:
@@ -122,53 +123,63 @@ class Leases:
     def claim_leases(self, node: str, mailboxes: Iterable[str], seconds: float) -> set[str]:
         """Take or renew, for ``seconds``, the leases of ``mailboxes`` that are free,
         expired or ``node``'s own; returns the ones ``node`` now holds. A lease another
-        node holds and has not let expire is left alone."""
+        node holds and has not let expire is left alone.
+
+        One conditional upsert per `CHUNK` mailboxes, each a transaction of its own
+        (`write_one`): a round that renews a node's hundred leases is one round trip,
+        not a hundred (each one a wait for the interpreter on a busy node), and holds
+        no lease's row lock past its statement. Each lease stands alone, so a claim cut
+        off between two chunks leaves valid leases (renewed at the next round, or left
+        to expire)."""
+        names = sorted(set(mailboxes))
         held: set[str] = set()
-        with self._db.write() as c:
-            for mailbox in sorted(set(mailboxes)):
-                row = c.execute(
-                    "INSERT INTO mailbox_leases (mailbox, node, expires_at)"
-                    f" VALUES (?, ?, {self._now} + ?)"
-                    " ON CONFLICT(mailbox) DO UPDATE SET node = excluded.node,"
-                    " expires_at = excluded.expires_at"
-                    " WHERE mailbox_leases.node = excluded.node"
-                    f" OR mailbox_leases.expires_at <= {self._now}"
-                    " RETURNING mailbox",
-                    (mailbox, node, float(seconds)),
-                ).fetchone()
-                if row is not None:
-                    held.add(row[0])
+        for start in range(0, len(names), CHUNK):
+            chunk = names[start:start + CHUNK]
+            rows = self._db.write_one(
+                "INSERT INTO mailbox_leases (mailbox, node, expires_at) VALUES "
+                + ", ".join([f"(?, ?, {self._now} + ?)"] * len(chunk))
+                + " ON CONFLICT(mailbox) DO UPDATE SET node = excluded.node,"
+                " expires_at = excluded.expires_at"
+                " WHERE mailbox_leases.node = excluded.node"
+                f" OR mailbox_leases.expires_at <= {self._now}"
+                " RETURNING mailbox",
+                [v for m in chunk for v in (m, node, float(seconds))],
+            )
+            held.update(r[0] for r in rows)
         return held
 
     def release_leases(self, node: str, mailboxes: Iterable[str] | None = None) -> None:
-        """Give up ``node``'s leases of ``mailboxes`` (None: all of them). Its watchers
-        of them must have stopped first."""
+        """Give up ``node``'s leases of ``mailboxes`` (None: all of them), one
+        ``DELETE`` per `CHUNK` mailboxes. Its watchers of them must have stopped first."""
         with self._db.write() as c:
             if mailboxes is None:
                 c.execute("DELETE FROM mailbox_leases WHERE node = ?", (node,))
-            else:
-                c.executemany("DELETE FROM mailbox_leases WHERE node = ? AND mailbox = ?",
-                              [(node, m) for m in sorted(set(mailboxes))])
+                return
+            for _ in chunked(c, "DELETE FROM mailbox_leases WHERE node = ? AND mailbox IN ({})",
+                             (node,), sorted(set(mailboxes))):
+                pass
 
     def take_leadership(self, node: str, seconds: float) -> int | None:
         """Lead (or go on leading) for ``seconds``: the term's epoch, or None when another
         node leads and its term has not expired. A node that takes over, or renews a term
-        that had expired, gets a new epoch: whatever it did in an older one is fenced."""
+        that had expired, gets a new epoch: whatever it did in an older one is fenced.
+        One statement, a transaction of its own (`write_one`): every node's round
+        touches this one row, and a busy node must not hold its lock while it waits to
+        send COMMIT."""
         now = self._now
-        with self._db.write() as c:
-            row = c.execute(
-                "INSERT INTO leadership (id, node, epoch, expires_at)"
-                f" VALUES (1, ?, 1, {now} + ?)"
-                " ON CONFLICT(id) DO UPDATE SET node = excluded.node,"
-                " expires_at = excluded.expires_at,"
-                " epoch = CASE WHEN leadership.node = excluded.node"
-                f" AND leadership.expires_at > {now}"
-                " THEN leadership.epoch ELSE leadership.epoch + 1 END"
-                f" WHERE leadership.node = excluded.node OR leadership.expires_at <= {now}"
-                " RETURNING epoch",
-                (node, float(seconds)),
-            ).fetchone()
-        return None if row is None else int(row[0])
+        rows = self._db.write_one(
+            "INSERT INTO leadership (id, node, epoch, expires_at)"
+            f" VALUES (1, ?, 1, {now} + ?)"
+            " ON CONFLICT(id) DO UPDATE SET node = excluded.node,"
+            " expires_at = excluded.expires_at,"
+            " epoch = CASE WHEN leadership.node = excluded.node"
+            f" AND leadership.expires_at > {now}"
+            " THEN leadership.epoch ELSE leadership.epoch + 1 END"
+            f" WHERE leadership.node = excluded.node OR leadership.expires_at <= {now}"
+            " RETURNING epoch",
+            (node, float(seconds)),
+        )
+        return int(rows[0][0]) if rows else None
 
     def leave(self, node: str, *, instance: str = "") -> None:
         """``node`` stops: its leases, its leadership and its row go, so that the others

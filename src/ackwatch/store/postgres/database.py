@@ -1,6 +1,6 @@
 """The PostgreSQL database every table group shares: the connection, the one kind of
-write transaction (all or nothing), chunked ``IN`` queries and the meta table, with the
-interface of `ackwatch.store.database.Database`.
+write transaction (all or nothing; `write_one` for a lone statement), chunked ``IN``
+queries and the meta table, with the interface of `ackwatch.store.database.Database`.
 
 Where the state is, for messages, is the URL (it never holds the password).
 
@@ -97,6 +97,19 @@ class PgDatabase:
             with self.conn.raw.transaction():
                 yield self.conn
         except psycopg.Error as exc:  # at BEGIN or COMMIT (statements: `Connection`)
+            raise self.conn.unavailable(exc) or StoreError(
+                f"{self.path}: write failed: {reason(exc, self._password)}") from exc
+
+    def write_one(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """One statement as a transaction of its own (the connection is in autocommit);
+        the rows it returns (RETURNING). One round trip where `write` takes three, and
+        the rows it locks are free again when the statement ends: never held while this
+        process waits for the interpreter to send COMMIT."""
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except psycopg.Error as exc:
             raise self.conn.unavailable(exc) or StoreError(
                 f"{self.path}: write failed: {reason(exc, self._password)}") from exc
 
