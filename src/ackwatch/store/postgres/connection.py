@@ -169,7 +169,7 @@ def connect(config: DatabaseConfig, password: str | None, *, readonly: bool) -> 
 #: 30 s does too. The node's lease deadline (`daemon.cluster`) stops it watching and
 #: sending sooner still; this bounds how long a stuck statement keeps it from
 #: reconnecting when the network comes back.
-TCP_OPTIONS = {
+TCP_OPTIONS: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
