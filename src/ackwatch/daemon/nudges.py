@@ -58,16 +58,20 @@ def plan(
         )
         for r in records
     ]
-    accounts = {r.account for r in records if r.account}
-    messages = messages_of_accounts(accounts, now)
-    recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
-    mentors = {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts}
-    p = scheduler.plan(
-        views, config=config, now=now,
-        recipient_of=lambda acc: recipients.get(acc, acc),
-        sent_last_hour=store.reached_since(now - hourlycap.HOUR),
-        mentor_of=lambda acc: mentors.get(acc),
-    )
+    # Until an action's time comes, who is away and the last hour's mail are not read:
+    # a step per client mail would read them for every action within the batch window.
+    p = scheduler.plan_before_due(views, config=config, now=now)
+    if p is None:
+        accounts = {r.account for r in records if r.account}
+        messages = messages_of_accounts(accounts, now)
+        recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
+        mentors = {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts}
+        p = scheduler.plan(
+            views, config=config, now=now,
+            recipient_of=lambda acc: recipients.get(acc, acc),
+            sent_last_hour=store.reached_since(now - hourlycap.HOUR),
+            mentor_of=lambda acc: mentors.get(acc),
+        )
     if later is not None and (p.next_due is None or later < p.next_due):
         p = dataclasses.replace(p, next_due=later)
     return Due(p, {r.key: r for r in records})
