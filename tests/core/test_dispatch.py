@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from ackwatch.config import Account, Agency, CalendarConfig, Config, NotifyConfig, OpenRange, Policy
-from ackwatch.core.dispatch import Pending, plan, plan_before_due
+from ackwatch.core.dispatch import Pending, plan
 
 T0 = dt.datetime(2026, 11, 23, 13, 32, 10, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)
@@ -61,26 +61,6 @@ def test_nudge_is_due_at_its_second_not_the_next_minute():
     assert before.next_due == T0
     at = plan(items, config=make_config(), now=T0, recipient_of=same, sent_last_hour={})
     assert [a.nudge_keys for a in at.actions] == [("a",)]
-
-
-def test_before_any_action_is_due_the_plan_does_not_depend_on_who_would_receive_it():
-    items = [
-        pending("a", ANNA, T0, escalate_at=T0 + 5 * MIN),
-        pending("b", PIOTR, T0 + 20 * dt.timedelta(seconds=1)),
-        pending("c", "solo@agency.example", T0 - MIN, escalate_at=T0 + MIN, nudge_done=True),
-        pending("d", ANNA, T0 - MIN, escalate_at=T0 - MIN, nudge_done=True,
-                escalation_done=True),
-    ]
-    config = make_config()
-    capped = {ANNA: [T0 - MIN] * 6, PIOTR: [T0 - MIN] * 6}
-    before = T0 - dt.timedelta(seconds=1)
-    quick = plan_before_due(items, config=config, now=before)
-    assert quick == plan(items, config=config, now=before,
-                         recipient_of=lambda acc: PIOTR, sent_last_hour=capped,
-                         mentor_of=lambda acc: "kasia@agency.example")
-    assert quick is not None and quick.actions == () and quick.next_due == T0
-    assert [(s.kind, s.key) for s in quick.skips] == [("escalation", "c")]
-    assert plan_before_due(items, config=config, now=T0) is None  # "a" is due: plan it all
 
 
 def test_nudges_due_within_the_batch_window_go_out_as_one_mail():

@@ -144,20 +144,6 @@ def plan(
     return Plan(tuple(actions), tuple(skips), next_due)
 
 
-def plan_before_due(pending: Sequence[Pending], *, config: Config, now: dt.datetime) -> Plan | None:
-    """`plan` at ``now`` when none of ``pending``'s nudges and escalations is due yet (None
-    when one is): its skips and next due time. Who receives a mail (an account away, a
-    mentor) and the hourly cap only shape the mails due now, so a caller planning at every
-    change need not work them out until an action's time comes."""
-    for p in pending:
-        if not p.nudge_done and p.nudge_at <= now:
-            return None
-        if not p.escalation_done and p.escalate_at is not None and p.escalate_at <= now:
-            return None
-    return plan(pending, config=config, now=now, recipient_of=lambda account: account,
-                sent_last_hour={})
-
-
 def _action(
     kind: str,
     to: str,
