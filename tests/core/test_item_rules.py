@@ -842,3 +842,31 @@ def test_calendar_clock_deadlines_are_the_wall_clocks_own_arithmetic(
     assert got.deadline == deadline and got.deadline.utcoffset() == deadline.astimezone(tz).utcoffset()
     assert got.nudge_at == nudge and got.escalate_at == escalate
     assert got.deadline.tzinfo == tz and got.nudge_at.tzinfo == tz
+
+
+def _anna_mail(kind: str, at: dt.datetime) -> Message:
+    """Anna's own mail in her Sent folder: an out-of-office notice or a human message."""
+    headers = {"Auto-Submitted": "auto-replied"} if kind == "ooo" else {}
+    subject = "Automatic reply: Banner sizes" if kind == "ooo" else "Banner sizes"
+    return mail(from_=TO_ANNA, to=("marta.zielinska@globex.example",), subject=subject,
+                headers=headers, folder="Sent", role="sent", received=at.isoformat())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ooo", "human"]), st.integers(0, 8)),
+                max_size=6), st.randoms())
+def test_away_is_the_newest_out_of_office_with_no_human_mail_after_it(sent, rnd):
+    """Whatever the order the mail comes in: away when the newest out-of-office within
+    the look-back has no human message of the account after it (one at the same instant
+    does not end it)."""
+    at = waw("2026-11-25 12:00")
+    start = at - dt.timedelta(days=4)  # every 12 hours from here: some beyond the look-back
+    dated = [(kind, start + dt.timedelta(hours=12 * n)) for kind, n in sent]
+    since = at - CONFIG.notify.out_of_office_lookback
+    ooo = [t for kind, t in dated if kind == "ooo" and since <= t <= at]
+    last = max(ooo, default=None)
+    away = last is not None and not any(
+        kind == "human" and last < t <= at for kind, t in dated)
+    messages = [_anna_mail(kind, t) for kind, t in dated]
+    rnd.shuffle(messages)
+    assert away_reason(ANNA, CONFIG, at, messages) == ("out-of-office" if away else None)

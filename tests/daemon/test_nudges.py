@@ -126,6 +126,34 @@ def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp
             store.close()
 
 
+def test_who_is_away_and_the_hourly_cap_are_read_only_once_an_action_is_due(tmp_path):
+    config = make_config(state_dir=tmp_path)
+    store = Store.open(tmp_path)
+    nudge_at = MONDAY_0900 + dt.timedelta(hours=2)
+    item = Item(
+        key="<k1@client.example>", thread="t1", message_id="<k1@client.example>",
+        client_address="jan@client.example", client=None, subject="Order 1",
+        received=MONDAY_0900, mailboxes=("anna",), account=ANNA,
+        deadlines=Deadlines("default", "calendar", nudge_at + dt.timedelta(hours=1),
+                            nudge_at, None))
+    asked: list[set[str]] = []
+
+    def messages_of_accounts(accounts, at):  # type: ignore[no-untyped-def]
+        asked.append(set(accounts))
+        return []
+
+    try:
+        store.sync_items([item], now=MONDAY_0900, initial_keys=set())
+        within_window = nudge_at - config.notify.batch_window / 2
+        early = nudges.plan(store, config, within_window, messages_of_accounts)
+        assert (early.plan.actions, early.plan.next_due, asked) == ((), nudge_at, [])
+        due = nudges.plan(store, config, nudge_at, messages_of_accounts)
+        assert [a.nudge_keys for a in due.plan.actions] == [(item.key,)]
+        assert asked == [{ANNA}]
+    finally:
+        store.close()
+
+
 def _sent_event(mailbox: str, sender: str, received: dt.datetime, subject: str,
                 extra: str = "") -> FolderSyncEvent:
     raw = (f"Message-ID: <ooo-{mailbox}@agency.example>\r\nFrom: {sender}\r\n"

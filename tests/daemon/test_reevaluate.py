@@ -241,7 +241,7 @@ def test_the_mail_of_one_account_is_parsed_once_whoever_asks_in_between(daemon, 
 def test_a_step_reads_the_items_of_the_new_mail_only_never_all_that_wait(daemon, monkeypatch):
     """Work per step follows what changed: after one new mail the step reads the pending
     items of that mail's thread (for the metrics' counts), none of those waiting; a quiet
-    step reads none. Planning asks only for what is due (nothing here)."""
+    step reads none. Planning reads no item before an action is due (none here)."""
     daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring"),
                              mail(2, 2, subject="Brief for the autumn fair")))
     daemon.step()
@@ -251,7 +251,7 @@ def test_a_step_reads_the_items_of_the_new_mail_only_never_all_that_wait(daemon,
     monkeypatch.setattr(daemon.store, "pending_items", lambda keys=None: reads.append(
         None if keys is None else set(keys)) or real(keys))
     monkeypatch.setattr(daemon.store, "items_due",
-                        lambda until: due.extend(real_due(until)) or real_due(until))
+                        lambda until: due.append(until) or real_due(until))
     daemon.apply_event(event("INBOX", "inbox", mail(3, 3, subject="New logo files")))
     daemon.step()
     assert reads == [{"<m3@x.example>"}]

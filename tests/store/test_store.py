@@ -230,6 +230,23 @@ def test_pending_accounts_are_those_of_the_pending_items(store):
     assert store.pending_accounts() == expected
 
 
+def test_the_next_action_is_the_earliest_nudge_or_escalation_not_done_of_a_pending_item(store):
+    answered = Ack("r", T0, "reply", "anna@agency.example")
+    store.sync_items([
+        item("a", nudge_at=T0 - H, escalate_at=T0 + 3 * H), item("b", nudge_at=T0 + 2 * H),
+        item("c", nudge_at=T0 - 2 * H, escalate_at=T0 - 2 * H, ack=answered),
+    ], now=T0, initial_keys=set())
+    assert store.next_action_after(None) == T0 - H  # overdue: due at once
+    assert store.next_action_after(T0) == T0 + 2 * H
+    store.mark_items_done("nudge", ["a"], "sent")
+    assert store.next_action_after(None) == T0 + 2 * H
+    store.mark_items_done("nudge", ["b"], "sent")
+    store.mark_items_done("escalation", ["b"], "sent")
+    assert store.next_action_after(None) == T0 + 3 * H
+    store.mark_items_done("escalation", ["a"], "sent")
+    assert store.next_action_after(None) is None
+
+
 def test_outbox_marks_items_queued_then_sent(store):
     store.sync_items([item("a"), item("b")], now=T0, initial_keys=set())
     oid = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,

@@ -76,8 +76,8 @@ _MEMO_SIZE = 65536  # answers kept per config and function (then that memo start
 
 
 class _ConfigMemo:
-    """What is built once per config: the agency addresses, the form senders, and the
-    answers of `per_config` functions.
+    """What is built once per config: the agency addresses and identities, the form
+    senders, and the answers of `per_config` functions.
 
     Classifying tens of thousands of mails asks the same questions about a few hundred
     addresses (agency side? which client? ignored?), each a scan over the config.
@@ -85,6 +85,7 @@ class _ConfigMemo:
 
     def __init__(self, config: Config) -> None:
         self.agency_addresses = _build_agency_addresses(config)
+        self.agency_identities = _build_agency_identities(config)
         self.form_senders = frozenset(f.strip().lower() for f in config.agency.form_senders)
         trust = config.agency.trust
         self.authserv_ids = frozenset(trust.authserv_ids)
@@ -195,7 +196,12 @@ def agency_identities(config: Config) -> frozenset[str]:
     """Everything agency-side, for `threads.assign_threads(agency_addresses=...)`.
 
     Entries with ``@`` are addresses; entries without are domains (subdomains included).
+    Built once per config: each evaluation asks twice (0.1 ms each with 20 mailboxes).
     """
+    return _memo(config).agency_identities
+
+
+def _build_agency_identities(config: Config) -> frozenset[str]:
     items: set[str] = {d.strip().lower().lstrip("@") for d in config.agency.domains}
     items |= {a.lower() for a in config.agency.addresses}
     items |= {a.lower() for a in config.agency.form_senders}

@@ -487,6 +487,10 @@ def away_reason(
       before ``at`` (inclusive) and no human message from that address (vouched for
       likewise) was received after it (up to ``at``): once they write again they are back.
     Messages received after ``at`` are not looked at.
+
+    The account's messages are classified newest first, and only until the answer is
+    known: usually the newest is a human one and settles it (an account's three days of
+    sent mail are not classified again at every nudge).
     """
     address = account.lower()
     acc = config.account(address)
@@ -495,26 +499,25 @@ def away_reason(
         if any(a.start <= day <= a.until for a in acc.away):
             return "absence"
     since = at - config.notify.out_of_office_lookback
-    last_ooo: dt.datetime | None = None
-    human: list[dt.datetime] = []
-    for m in messages:
-        if m.sender.address != address or m.received > at:
-            continue
+    own = sorted(
+        (m for m in messages if m.sender.address == address and since <= m.received <= at),
+        key=lambda m: m.received,
+        reverse=True,
+    )
+    human_at: dt.datetime | None = None  # the newest human message (all seen are newer)
+    for m in own:
+        if human_at is not None and m.received < human_at:
+            return None  # an out-of-office from here on is followed by human mail
         c = cls_mod.classify(m, config)
         if c.out_of_office:
-            if m.received >= since and (last_ooo is None or m.received > last_ooo):
-                last_ooo = m.received
-        elif (
+            return "out-of-office"  # the newest within the look-back; no human mail after
+        if (
             c.kind != "own"
             and c.reason != "unverified-agency-sender"  # anyone can write that From
             and cls_mod.auto_generated_reason(m) is None
         ):
-            human.append(m.received)
-    if last_ooo is None:
-        return None
-    if any(t > last_ooo for t in human):
-        return None
-    return "out-of-office"
+            human_at = m.received
+    return None
 
 
 def recipient_for(account: str, config: Config, at: dt.datetime, messages: Iterable[Message]) -> str:

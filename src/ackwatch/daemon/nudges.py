@@ -40,17 +40,22 @@ def plan(
     """What is due at ``now``, and to whom (an account away is replaced as
     `sla.recipient_for` says, from what ``messages_of_accounts`` gives).
 
-    Only the items with an action due within the batch window are read (`Store.items_due`:
-    their nudge and escalation marks say what was done): a mail only ever batches items
-    due by then, so the plan is the one all pending items would give, and the next due
-    time beyond the window comes from the index (`Store.next_action_after`). The cost of
-    a step follows what is due, not what waits. An action that can never be sent (no
+    Until the earliest nudge or escalation not done yet comes due (one index lookup,
+    `Store.next_action_after`), nothing else is read: a step runs at every watcher event,
+    and one with an action only within the batch window would otherwise read those
+    items, who of their accounts is away and the last hour's mail, for a plan that sends
+    nothing. Once one is due, only the items with an action due within the batch window
+    are read (`Store.items_due`: their nudge and escalation marks say what was done): a
+    mail only ever batches items due by then, so the plan is the one all pending items
+    would give, and the next due time beyond the window comes from the index. The cost
+    of a step follows what is due, not what waits. An action that can never be sent (no
     account, no manager) is skipped when it comes due."""
+    first = store.next_action_after(None)
+    if first is None or first > now:
+        return Due(scheduler.Plan((), (), first), {})
     horizon = now + config.notify.batch_window
     records = store.items_due(horizon)
     later = store.next_action_after(horizon)
-    if not records:
-        return Due(scheduler.Plan((), (), later), {})
     views = [
         scheduler.Pending(
             r.key, r.account, r.nudge_at, r.escalate_at,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ackwatch.config import Config
 from ackwatch.daemon.delivery import Delivery
 from ackwatch.daemon.evaluation import Evaluator
-from ackwatch.daemon.metrics import Metrics, snapshot_of
+from ackwatch.daemon.metrics import Metrics, Snapshot, snapshot_of
 from ackwatch.daemon.pendingbook import PendingBook
 from ackwatch.store import Store
 
@@ -38,6 +38,7 @@ class Publisher:
         self._book = PendingBook()
         self._sent_counts: dict[str, int] | None = None
         self._sent_seen = 0
+        self._published = Snapshot()
 
     def pending_counts(self) -> PendingBook:
         """The pending items' counts, brought up to date with the evaluations since the
@@ -55,19 +56,18 @@ class Publisher:
             self._sent_seen = self._delivery.sent
             self._sent_counts = self._store.sent_counts()
         config = self._config()
-        self._metrics.publish(
-            snapshot_of(
-                self._store, book.pending, book.overdue(self._now()), self._sent_counts,
-                oldest_received=book.oldest_received(),
-                earliest_deadline=book.earliest_deadline(),
-                poll_interval=config.sync.poll_interval,
-            )
+        self._published = snapshot_of(
+            self._store, book.pending, book.overdue(self._now()), self._sent_counts,
+            oldest_received=book.oldest_received(),
+            earliest_deadline=book.earliest_deadline(),
+            poll_interval=config.sync.poll_interval,
         )
+        self._metrics.publish(self._published)
 
     def status_line(self, next_due: dt.datetime | None) -> str:
-        """systemd's STATUS= line."""
-        health = self._store.health()
-        up = sum(1 for h in health if h.state == "up")
+        """systemd's STATUS= line; the mailboxes up as the metrics just published them
+        (`publish_metrics` runs first in each step: the health is read once)."""
+        up = sum(self._published.mailbox_up.values())
         pending = len(self.pending_counts())
         nxt = next_due.astimezone(dt.UTC).strftime("%H:%M:%SZ") if next_due else "none"
         return (f"mailboxes up {up}/{len(self._config().mailboxes)}, pending {pending},"

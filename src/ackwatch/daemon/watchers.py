@@ -52,13 +52,14 @@ class Watchers:
     idle`` (the second IDLEs the sent folders on a connection of its own). Their events
     go to ``emit`` (the core's queue); they read their cursors from ``store`` on
     connections of their own. The mailbox's health is its first watcher's: a sent-folder
-    watcher that is down logs it, and makes the pre-send re-check of the mailbox fail."""
+    watcher that is down logs it, and makes the pre-send re-check of the mailbox fail.
+    Their reads share one read-only connection (`SharedReader`)."""
 
     def __init__(
         self, store: Store, emit: Callable[[object], None], *,
         options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._store = store
+        self._reader = SharedReader(store)
         self._emit = emit
         self._options = dict(options or {})  # more `MailboxWatcher` arguments (tests)
         self._running: dict[str, tuple[MailboxWatcher, ...]] = {}
@@ -75,8 +76,8 @@ class Watchers:
                 MailboxWatcher(
                     mb,
                     sync,
-                    get_cursors=functools.partial(stored_cursors, self._store, mb.name),
-                    get_pending_uids=functools.partial(stored_pending_uids, self._store, mb.name),
+                    get_cursors=functools.partial(stored_cursors, self._reader, mb.name),
+                    get_pending_uids=functools.partial(stored_pending_uids, self._reader, mb.name),
                     emit=self._emit if only != "sent" else self._emit_folders,
                     only=only,
                     **self._options,
@@ -110,6 +111,8 @@ class Watchers:
             t.join(max(0.0, deadline - time.monotonic()))
         for name in names:
             self._running.pop(name)
+        if not self._running:
+            self._reader.close()
 
     def recheck(
         self, mailboxes: Iterable[str], *, stop: threading.Event, heartbeat: Callable[[], None]
@@ -175,7 +178,7 @@ def _recheck_one(
         return False
 
 
-def stored_cursors(store: Store, mailbox: str) -> dict[str, FolderCursor]:
+def stored_cursors(shared: SharedReader, mailbox: str) -> dict[str, FolderCursor]:
     """The mailbox's stored folder cursors, read off the core thread."""
     def read(reader: Store) -> dict[str, FolderCursor]:
         return {
@@ -183,23 +186,22 @@ def stored_cursors(store: Store, mailbox: str) -> dict[str, FolderCursor]:
             for folder, c in reader.cursors(mailbox).items()
         }
 
-    return _patiently(store, read)
+    return _patiently(shared, read)
 
 
-def stored_pending_uids(store: Store, mailbox: str, folder: str) -> set[int]:
+def stored_pending_uids(shared: SharedReader, mailbox: str, folder: str) -> set[int]:
     """The UIDs of the folder's copies of pending items, read off the core thread."""
-    return _patiently(store, lambda reader: reader.pending_uids(mailbox, folder))
+    return _patiently(shared, lambda reader: reader.pending_uids(mailbox, folder))
 
 
-def _patiently(store: Store, read: Callable[[Store], T]) -> T:
-    """``read`` on a reader of its own, done again while the database cannot be reached,
+def _patiently(shared: SharedReader, read: Callable[[Store], T]) -> T:
+    """``read`` on the watchers' reader, done again while the database cannot be reached,
     for up to `READER_PATIENCE` (then `StoreUnavailable`)."""
     deadline = time.monotonic() + READER_PATIENCE
     delay = 0.25
     while True:
         try:
-            with _reader(store) as reader:
-                return read(reader)
+            return shared.read(read)
         except StoreUnavailable:
             if time.monotonic() + delay > deadline:
                 raise
@@ -207,20 +209,37 @@ def _patiently(store: Store, read: Callable[[Store], T]) -> T:
         delay = min(delay * 2, 5.0)
 
 
-class _reader:
-    """A short-lived read-only connection for watcher threads (the writer is the core)."""
+class SharedReader:
+    """One read-only connection to the state for the watcher threads (the writer is the
+    core), opened at the first read and kept. Their reads are short (a mailbox's
+    cursors, a folder's pending UIDs), about one per sync: opening a connection for each
+    cost more than the read (SQLite: 0.55 ms against 0.02 ms; PostgreSQL: a connection
+    and a login). Reads take turns; a read that fails drops the connection, and the
+    next one opens another (a PostgreSQL restart)."""
 
     def __init__(self, store: Store):
         self._store = store
+        self._lock = threading.Lock()
         self._reader: Store | None = None
 
-    def __enter__(self) -> Store:
-        self._reader = self._store.open_reader()
-        return self._reader
+    def read(self, read: Callable[[Store], T]) -> T:
+        with self._lock:
+            if self._reader is None:
+                self._reader = self._store.open_reader()
+            try:
+                return read(self._reader)
+            except BaseException:
+                self._drop()
+                raise
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
         if self._reader is not None:
             self._reader.close()
+            self._reader = None
 
 
 def store_folder_sync(

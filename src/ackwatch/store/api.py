@@ -172,9 +172,9 @@ class Store(Protocol):
         ``until``, in received order."""
         ...
 
-    def next_action_after(self, after: dt.datetime) -> dt.datetime | None:
+    def next_action_after(self, after: dt.datetime | None) -> dt.datetime | None:
         """When the next nudge or escalation not done yet of a pending item is due,
-        after ``after``."""
+        after ``after`` (None: the earliest of all, due or not)."""
         ...
 
     def items(

@@ -136,15 +136,20 @@ class Items:
         found = item_records(raw.execute(query, (iso(until), iso(until))))
         return sorted(found, key=lambda r: (r.received, r.key))
 
-    def next_action_after(self, after: dt.datetime) -> dt.datetime | None:
+    def next_action_after(self, after: dt.datetime | None) -> dt.datetime | None:
         """The earliest nudge or escalation not done yet of a pending item due after
-        ``after`` (None: none)."""
+        ``after`` (None: the earliest of all, due or not); None: none."""
+        if after is None:
+            nudges, escalations, args = "", "", ()
+        else:
+            nudges, escalations, args = " AND nudge_at > ?", " AND escalate_at > ?", (
+                iso(after), iso(after))
         row = self._db.conn.execute(
             "SELECT (SELECT MIN(nudge_at) FROM items WHERE state = 'pending'"
-            " AND nudge_done IS NULL AND nudge_at > ?),"
+            f" AND nudge_done IS NULL{nudges}),"
             " (SELECT MIN(escalate_at) FROM items WHERE state = 'pending'"
-            " AND escalation_done IS NULL AND escalate_at > ?)",
-            (iso(after), iso(after)),
+            f" AND escalation_done IS NULL{escalations})",
+            args,
         ).fetchone()
         times = [from_iso(t) for t in row if t]
         return min(times) if times else None
