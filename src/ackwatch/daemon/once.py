@@ -23,7 +23,12 @@ from imapclient import IMAPClient
 
 from ackwatch.config import MailboxConfig
 from ackwatch.core.message import FolderRole
-from ackwatch.daemon.watchers import store_folder_sync, stored_cursors, stored_pending_uids
+from ackwatch.daemon.watchers import (
+    SharedReader,
+    store_folder_sync,
+    stored_cursors,
+    stored_pending_uids,
+)
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import connection, imapguard
 from ackwatch.mail.folders import watched_folders
@@ -149,15 +154,35 @@ def _read_mailbox(
     the inbox is parsed. When the second connection cannot be opened, the other folders
     are read on the first one after the inbox.
     """
+    shared = SharedReader(daemon.store)  # the cursors and pending UIDs, read off the core
+    try:
+        yield from _read_folders(daemon, shared, mb, client, folders, now, since=since,
+                                 history=history)
+    finally:
+        shared.close()
+
+
+def _read_folders(
+    daemon: Daemon,
+    shared: SharedReader,
+    mb: MailboxConfig,
+    client: IMAPClient,
+    folders: list[tuple[str, FolderRole]],
+    now: dt.datetime,
+    *,
+    since: dt.date | None,
+    history: bool,
+) -> Iterator[FolderSync]:
+    """`_read_mailbox`'s work, its reads of the state on ``shared``."""
     config = daemon.config
-    cursors = {} if history else stored_cursors(daemon.store, mb.name)
+    cursors = {} if history else stored_cursors(shared, mb.name)
     since = since if since is not None else (now - config.sync.backfill).date()
 
     def read(c: IMAPClient, folder: str, role: FolderRole) -> FolderSync:
         def prepare(batch: Sequence[FetchedMessage]) -> None:
             daemon.evaluation.parsed.prepare(mb.name, folder, role, batch)
 
-        pending = () if history else stored_pending_uids(daemon.store, mb.name, folder)
+        pending = () if history else stored_pending_uids(shared, mb.name, folder)
         with gc_paused():  # fetches and parses the folder's new mail: see there
             return sync_folder(
                 c, folder, role, cursors.get(folder), since=since, pending_uids=pending,

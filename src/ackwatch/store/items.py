@@ -139,8 +139,9 @@ class Items:
     def next_action_after(self, after: dt.datetime | None) -> dt.datetime | None:
         """The earliest nudge or escalation not done yet of a pending item due after
         ``after`` (None: the earliest of all, due or not); None: none."""
+        args: tuple[str, ...] = ()
         if after is None:
-            nudges, escalations, args = "", "", ()
+            nudges, escalations = "", ""
         else:
             nudges, escalations, args = " AND nudge_at > ?", " AND escalate_at > ?", (
                 iso(after), iso(after))
