@@ -404,7 +404,7 @@ class MailboxWatcher(threading.Thread):
         self._notify.on = False
         if use_idle and self.only is None and self.sync_config.watch_sent == "auto":
             self._notify.start(client, [f for f, _ in self.folders if f != inbox[0]], self._log)
-        self._sync_all(self.folders, only_changed=False)
+        self._sync_all(self.folders, only_changed=False, why="connect")
         self._set_health("up", None, synced=True)
         self._early.ended()
 
@@ -421,7 +421,7 @@ class MailboxWatcher(threading.Thread):
                 if reqs:
                     self._do_recheck(reqs)
                 if time.monotonic() >= next_poll:
-                    self._sync_all(self.folders, only_changed=True)
+                    self._sync_all(self.folders, only_changed=True, why="poll")
                     self._set_health("up", None, synced=True)
                     next_poll = time.monotonic() + poll
         logout(client)
@@ -451,17 +451,21 @@ class MailboxWatcher(threading.Thread):
                 self._notify.heard()  # news of the folder selected before (a reply in its sync)
             dirty = self._examine_changed(client, folder, has_pending=False)
         news = self._notify.take(client)
+        if news:
+            self._log.debug("imap_news", heard="before idle")
         if not dirty and not news:
             dirty = idle_wait(client, self._wake, until=next_poll, renew=self.idle_renew,
                               interrupted=self._interrupted, host=self.mb.host,
                               notified=self._notify.heard if self._notify.on else None)
             news = self._notify.take(client)
+            if news or dirty:
+                self._log.debug("imap_news", heard="idle", news=news, dirty=dirty)
         if self._stop_event.is_set():
             return next_poll
         if dirty or news:
-            self._sync_all([idle] if dirty else [], only_changed=False)
+            self._sync_all([idle] if dirty else [], only_changed=False, why="idle")
             self._sync_all([f for f in self.folders if f[0] != folder] if news else [],
-                           only_changed=True)
+                           only_changed=True, why="news")
             self._set_health("up", None, synced=True)
         reqs = self._rechecks.take()
         if reqs:
@@ -471,7 +475,7 @@ class MailboxWatcher(threading.Thread):
             folders = [f for f in self._polled_folders() if f[0] != folder]
             if self._polls % self.idle_safety_polls == 0:
                 folders.append(idle)  # the slow safety re-check (one EXAMINE)
-            self._sync_all(folders, only_changed=True)
+            self._sync_all(folders, only_changed=True, why="poll")
             self._set_health("up", None, synced=True)
             next_poll = time.monotonic() + poll
         return next_poll
@@ -494,14 +498,16 @@ class MailboxWatcher(threading.Thread):
     def _do_recheck(self, reqs: list[Recheck], synced: Sequence[str] = ()) -> None:
         try:
             folders = [f for f in self._polled_folders() if f[0] not in synced]
-            self._sync_all(folders, only_changed=True)
+            self._sync_all(folders, only_changed=True, why="recheck")
             self._set_health("up", None, synced=True)
         except BaseException:
             finish(reqs, ok=False)
             raise
         finish(reqs, ok=True)
 
-    def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
+    def _sync_all(
+        self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool, why: str
+    ) -> None:
         """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
 
         That check is STATUS, except for the selected folder and the IDLE folder: EXAMINE
@@ -524,6 +530,7 @@ class MailboxWatcher(threading.Thread):
                     else:
                         changed = folder_changed(client, folder, cursor, has_pending=pending)
                     if not changed:
+                        self._log.debug("folder_unchanged", folder=folder, why=why)
                         continue
                 self._selected = self._verified = None
                 result = sync_folder(
@@ -538,6 +545,9 @@ class MailboxWatcher(threading.Thread):
                 self._unavailable.failed(folder, exc)
                 continue
             self._unavailable.ok(folder)
+            self._log.debug("folder_read", folder=folder, why=why,
+                            uids=[m.uid for m in result.new_messages][:20],
+                            flags=len(result.flag_updates), last_uid=result.cursor.last_uid)
             # Emit first: if the consumer fails, the cursor stays and the step is redone.
             self._emit(FolderSyncEvent(self.mb.name, result))
             self._cursors[folder] = result.cursor
