@@ -447,8 +447,6 @@ class MailboxWatcher(threading.Thread):
         if self._verified == folder:
             dirty = take_unsolicited(client)
         else:
-            if self._selected not in (None, folder) and take_unsolicited(client):
-                self._notify.heard()  # news of the folder selected before (a reply in its sync)
             dirty = self._examine_changed(client, folder, has_pending=False)
         news = self._notify.take(client)
         if news:
@@ -487,6 +485,7 @@ class MailboxWatcher(threading.Thread):
         self, client: IMAPClient, folder: str, *, has_pending: bool | Callable[[], bool]
     ) -> bool:
         """`examine_changed`; the folder is selected now, and verified if unchanged."""
+        self._keep_news(client)
         self._selected = self._verified = None
         changed = examine_changed(client, folder, self._cursors.get(folder),
                                   has_pending=has_pending)  # fmt: skip
@@ -494,6 +493,20 @@ class MailboxWatcher(threading.Thread):
         if not changed:
             self._verified = folder
         return changed
+
+    def _keep_news(self, client: IMAPClient) -> None:
+        """Note the news imaplib filed with the answers to earlier commands, before a
+        command that would lose it: an EXAMINE drops everything filed, a STATUS takes
+        every filed ``STATUS``. NOTIFY's ``STATUS`` about another folder is news, and so
+        is an EXISTS / EXPUNGE / FETCH about the selected folder when that is not the IDLE
+        folder (NOTIFY reports the selected folder that way): `Notified.take` then has
+        the other folders checked."""
+        if not self._notify.on:
+            return
+        if notify.take_notified(client):
+            self._notify.heard()
+        if self._selected not in (None, self._idle_folder) and take_unsolicited(client):
+            self._notify.heard()
 
     def _do_recheck(self, reqs: list[Recheck], synced: Sequence[str] = ()) -> None:
         try:
@@ -528,10 +541,12 @@ class MailboxWatcher(threading.Thread):
                     if folder in (self._selected, self._idle_folder):
                         changed = self._examine_changed(client, folder, has_pending=pending)
                     else:
+                        self._keep_news(client)
                         changed = folder_changed(client, folder, cursor, has_pending=pending)
                     if not changed:
                         self._log.debug("folder_unchanged", folder=folder, why=why)
                         continue
+                self._keep_news(client)
                 self._selected = self._verified = None
                 result = sync_folder(
                     client, folder, role, cursor, since=since, pending_uids=pending.uids(),
