@@ -238,7 +238,8 @@ def poll_detection(state: Path, truth: Truth, stop: threading.Event) -> None:
 
 def write_config(d: Path, users: list[str], port: int, smtp_port: int, *,
                  policy: str = "{window: 4m, clock: calendar, nudge_before: 2m, escalate_after: 0m}",
-                 max_per_hour: int = 1000, log_level: str = "info") -> Path:
+                 max_per_hour: int = 1000, log_level: str = "info",
+                 watch_sent: str = "auto") -> Path:
     """The daemon's config: one account and mailbox per user on Dovecot, a manager,
     SMTP to the sink; ``policy``: the default policy (this soak's 4-minute window makes
     nudges and escalations due within the run)."""
@@ -263,6 +264,8 @@ def write_config(d: Path, users: list[str], port: int, smtp_port: int, *,
           domains: [agency.example]
         policies:
           default: {policy}
+        sync:
+          watch_sent: {watch_sent}
         notify:
           batch_window: 10s
           max_per_hour: {max_per_hour}
@@ -337,7 +340,8 @@ def soak(a: argparse.Namespace, waiting: int, tag: str) -> dict:
     smtp_port = free_port()
     ctl = Controller(sink, hostname=HOST, port=smtp_port)
     ctl.start()
-    cfg = write_config(private, users, server.port, smtp_port, log_level=a.log_level)
+    cfg = write_config(private, users, server.port, smtp_port, log_level=a.log_level,
+                       watch_sent=a.watch_sent)
     state = private / "state"
     truth = Truth()
     daemon = SoakDaemon(cfg)
@@ -520,6 +524,8 @@ def main() -> int:
                     help="seconds after the start of mail (lands while a mail is sent)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--watch-sent", default="auto", choices=("auto", "idle", "poll"),
+                    help="the daemon's sync.watch_sent")
     ap.add_argument("--log-level", default="info",
                     help="the daemon's log.level (debug: the watchers' reads, per folder)")
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "soak_results.json")
