@@ -28,7 +28,9 @@ start: the first sync finds them as history, so they wait (suppressed) all along
 ``--compare-waiting N`` runs twice, with none and with N waiting, and reports the CPU
 ratio (issue 24's target: <= 1.5, and under 5 % of a core).
 
-Results: ``bench/data/soak/<run>/results.json`` (summary and samples) and
+Results: ``bench/data/soak/<run>/results.json`` (summary, samples, and each reply's
+mailbox, UID, APPEND and detection times: with ``--log-level debug`` the daemon's
+log there says when each watcher heard news and read which UIDs) and
 ``bench/soak_results.json`` (the last run); the table is in bench/README.md. Never part
 of `make test`.
 """
@@ -149,6 +151,7 @@ class Truth:
     replied: dict[str, float] = field(default_factory=dict)  # key -> reply appended at
     unanswered: set[str] = field(default_factory=set)
     detected: dict[str, float] = field(default_factory=dict)  # key -> seen acknowledged
+    reply_uid: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (user, UID)
     append_failures: int = 0
 
 
@@ -164,16 +167,16 @@ class Generator(threading.Thread):
         self.replies: list[tuple[float, int, str, str]] = []  # (due, n, mailbox, key)
         self.lock = threading.Lock()
 
-    def _append(self, user: str, folder: str, raw: bytes) -> bool:
+    def _append(self, user: str, folder: str, raw: bytes) -> int | None:
+        """APPEND; the new message's UID (None: Dovecot refused it for a minute)."""
         for _ in range(60):  # Dovecot restarting: retry for up to a minute
             try:
-                self.server.append(user, folder, raw, flags=("\\Seen",) if folder == "Sent"
-                                   else ())
-                return True
+                return self.server.append(user, folder, raw,
+                                          flags=("\\Seen",) if folder == "Sent" else ())
             except Exception:  # refused while Dovecot restarts
                 self.truth.append_failures += 1
                 time.sleep(1)
-        return False
+        return None
 
     def run(self) -> None:
         n = 0
@@ -183,13 +186,15 @@ class Generator(threading.Thread):
             while self.replies and self.replies[0][0] <= now:
                 _, k, user, key = heapq.heappop(self.replies)
                 raw = reply_mail(k, user, key, dt.datetime.now(dt.UTC), self.run_id)
-                if self._append(user, "Sent", raw):
+                uid = self._append(user, "Sent", raw)
+                if uid is not None:
                     self.truth.replied[key] = time.time()
+                    self.truth.reply_uid[key] = (user, uid)
             if now >= next_at:
                 n += 1
                 user = self.users[self.rng.randrange(len(self.users))]
                 key, raw = client_mail(n, user, dt.datetime.now(dt.UTC), self.run_id)
-                if self._append(user, "INBOX", raw):
+                if self._append(user, "INBOX", raw) is not None:
                     self.truth.received[key] = time.time()
                     if self.rng.random() < self.answered:
                         heapq.heappush(self.replies,
@@ -233,7 +238,8 @@ def poll_detection(state: Path, truth: Truth, stop: threading.Event) -> None:
 
 def write_config(d: Path, users: list[str], port: int, smtp_port: int, *,
                  policy: str = "{window: 4m, clock: calendar, nudge_before: 2m, escalate_after: 0m}",
-                 max_per_hour: int = 1000) -> Path:
+                 max_per_hour: int = 1000, log_level: str = "info",
+                 watch_sent: str = "auto") -> Path:
     """The daemon's config: one account and mailbox per user on Dovecot, a manager,
     SMTP to the sink; ``policy``: the default policy (this soak's 4-minute window makes
     nudges and escalations due within the run)."""
@@ -252,10 +258,14 @@ def write_config(d: Path, users: list[str], port: int, smtp_port: int, *,
     cfg.write_text(textwrap.dedent(f"""\
         timezone: Europe/Warsaw
         state_dir: {d / "state"}
+        log:
+          level: {log_level}
         agency:
           domains: [agency.example]
         policies:
           default: {policy}
+        sync:
+          watch_sent: {watch_sent}
         notify:
           batch_window: 10s
           max_per_hour: {max_per_hour}
@@ -330,7 +340,8 @@ def soak(a: argparse.Namespace, waiting: int, tag: str) -> dict:
     smtp_port = free_port()
     ctl = Controller(sink, hostname=HOST, port=smtp_port)
     ctl.start()
-    cfg = write_config(private, users, server.port, smtp_port)
+    cfg = write_config(private, users, server.port, smtp_port, log_level=a.log_level,
+                       watch_sent=a.watch_sent)
     state = private / "state"
     truth = Truth()
     daemon = SoakDaemon(cfg)
@@ -472,7 +483,10 @@ def analyse(a, tag, state, truth, sink, samples, faults, waiting_keys, t0, t_end
                     max((s["threads"] for s in samples), default=None)],
         "faults": faults,
     }
-    out = {"summary": summary, "samples": samples}
+    replies = [{"key": k, "mailbox": truth.reply_uid[k][0], "uid": truth.reply_uid[k][1],
+                "appended": t, "detected": truth.detected.get(k)}
+               for k, t in truth.replied.items() if k in truth.reply_uid]
+    out = {"summary": summary, "samples": samples, "replies": replies}
     (DATA / tag / "results.json").write_text(json.dumps(out, indent=1) + "\n")
     log(f"{tag}: {json.dumps(summary)}")
     return out
@@ -510,6 +524,10 @@ def main() -> int:
                     help="seconds after the start of mail (lands while a mail is sent)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--watch-sent", default="auto", choices=("auto", "idle", "poll"),
+                    help="the daemon's sync.watch_sent")
+    ap.add_argument("--log-level", default="info",
+                    help="the daemon's log.level (debug: the watchers' reads, per folder)")
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "soak_results.json")
     a = ap.parse_args()
     runs = []

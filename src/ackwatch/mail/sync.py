@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ackwatch.mail.connection import decode, describe
+from ackwatch.mail.idle import take_unsolicited
 from ackwatch.mail.uidfetch import (
     FetchedMessage,
     fetch_items,
@@ -88,6 +89,7 @@ class FolderSyncEvent:
 def _select_info(client: IMAPClient, folder: str) -> tuple[int, int | None, int | None]:
     """EXAMINE `folder`; (UIDVALIDITY, UIDNEXT or None, HIGHESTMODSEQ or None)."""
     info = client.select_folder(folder, readonly=True)
+    take_unsolicited(client)  # the EXAMINE's own EXISTS / RECENT: no news, the FETCH follows
     uidvalidity = int(info[b"UIDVALIDITY"])
     uidnext = info.get(b"UIDNEXT")
     modseq = info.get(b"HIGHESTMODSEQ") if client.has_capability("CONDSTORE") else None

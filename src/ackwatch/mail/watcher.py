@@ -404,7 +404,7 @@ class MailboxWatcher(threading.Thread):
         self._notify.on = False
         if use_idle and self.only is None and self.sync_config.watch_sent == "auto":
             self._notify.start(client, [f for f, _ in self.folders if f != inbox[0]], self._log)
-        self._sync_all(self.folders, only_changed=False)
+        self._sync_all(self.folders, only_changed=False, why="connect")
         self._set_health("up", None, synced=True)
         self._early.ended()
 
@@ -421,7 +421,7 @@ class MailboxWatcher(threading.Thread):
                 if reqs:
                     self._do_recheck(reqs)
                 if time.monotonic() >= next_poll:
-                    self._sync_all(self.folders, only_changed=True)
+                    self._sync_all(self.folders, only_changed=True, why="poll")
                     self._set_health("up", None, synced=True)
                     next_poll = time.monotonic() + poll
         logout(client)
@@ -447,21 +447,23 @@ class MailboxWatcher(threading.Thread):
         if self._verified == folder:
             dirty = take_unsolicited(client)
         else:
-            if self._selected not in (None, folder) and take_unsolicited(client):
-                self._notify.heard()  # news of the folder selected before (a reply in its sync)
             dirty = self._examine_changed(client, folder, has_pending=False)
         news = self._notify.take(client)
+        if news:
+            self._log.debug("imap_news", heard="before idle")
         if not dirty and not news:
             dirty = idle_wait(client, self._wake, until=next_poll, renew=self.idle_renew,
                               interrupted=self._interrupted, host=self.mb.host,
                               notified=self._notify.heard if self._notify.on else None)
             news = self._notify.take(client)
+            if news or dirty:
+                self._log.debug("imap_news", heard="idle", news=news, dirty=dirty)
         if self._stop_event.is_set():
             return next_poll
         if dirty or news:
-            self._sync_all([idle] if dirty else [], only_changed=False)
+            self._sync_all([idle] if dirty else [], only_changed=False, why="idle")
             self._sync_all([f for f in self.folders if f[0] != folder] if news else [],
-                           only_changed=True)
+                           only_changed=True, why="news")
             self._set_health("up", None, synced=True)
         reqs = self._rechecks.take()
         if reqs:
@@ -471,7 +473,7 @@ class MailboxWatcher(threading.Thread):
             folders = [f for f in self._polled_folders() if f[0] != folder]
             if self._polls % self.idle_safety_polls == 0:
                 folders.append(idle)  # the slow safety re-check (one EXAMINE)
-            self._sync_all(folders, only_changed=True)
+            self._sync_all(folders, only_changed=True, why="poll")
             self._set_health("up", None, synced=True)
             next_poll = time.monotonic() + poll
         return next_poll
@@ -483,6 +485,7 @@ class MailboxWatcher(threading.Thread):
         self, client: IMAPClient, folder: str, *, has_pending: bool | Callable[[], bool]
     ) -> bool:
         """`examine_changed`; the folder is selected now, and verified if unchanged."""
+        self._keep_news(client)
         self._selected = self._verified = None
         changed = examine_changed(client, folder, self._cursors.get(folder),
                                   has_pending=has_pending)  # fmt: skip
@@ -491,17 +494,33 @@ class MailboxWatcher(threading.Thread):
             self._verified = folder
         return changed
 
+    def _keep_news(self, client: IMAPClient) -> None:
+        """Note the news imaplib filed with the answers to earlier commands, before a
+        command that would lose it: an EXAMINE drops everything filed, a STATUS takes
+        every filed ``STATUS``. NOTIFY's ``STATUS`` about another folder is news, and so
+        is an EXISTS / EXPUNGE / FETCH about the selected folder when that is not the IDLE
+        folder (NOTIFY reports the selected folder that way): `Notified.take` then has
+        the other folders checked."""
+        if not self._notify.on:
+            return
+        if notify.take_notified(client):
+            self._notify.heard()
+        if self._selected not in (None, self._idle_folder) and take_unsolicited(client):
+            self._notify.heard()
+
     def _do_recheck(self, reqs: list[Recheck], synced: Sequence[str] = ()) -> None:
         try:
             folders = [f for f in self._polled_folders() if f[0] not in synced]
-            self._sync_all(folders, only_changed=True)
+            self._sync_all(folders, only_changed=True, why="recheck")
             self._set_health("up", None, synced=True)
         except BaseException:
             finish(reqs, ok=False)
             raise
         finish(reqs, ok=True)
 
-    def _sync_all(self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool) -> None:
+    def _sync_all(
+        self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool, why: str
+    ) -> None:
         """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
 
         That check is STATUS, except for the selected folder and the IDLE folder: EXAMINE
@@ -522,9 +541,12 @@ class MailboxWatcher(threading.Thread):
                     if folder in (self._selected, self._idle_folder):
                         changed = self._examine_changed(client, folder, has_pending=pending)
                     else:
+                        self._keep_news(client)
                         changed = folder_changed(client, folder, cursor, has_pending=pending)
                     if not changed:
+                        self._log.debug("folder_unchanged", folder=folder, why=why)
                         continue
+                self._keep_news(client)
                 self._selected = self._verified = None
                 result = sync_folder(
                     client, folder, role, cursor, since=since, pending_uids=pending.uids(),
@@ -538,6 +560,9 @@ class MailboxWatcher(threading.Thread):
                 self._unavailable.failed(folder, exc)
                 continue
             self._unavailable.ok(folder)
+            self._log.debug("folder_read", folder=folder, why=why,
+                            uids=[m.uid for m in result.new_messages][:20],
+                            flags=len(result.flag_updates), last_uid=result.cursor.last_uid)
             # Emit first: if the consumer fails, the cursor stays and the step is redone.
             self._emit(FolderSyncEvent(self.mb.name, result))
             self._cursors[folder] = result.cursor
