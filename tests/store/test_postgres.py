@@ -96,6 +96,19 @@ def test_a_connection_notices_a_silent_server_through_tcp_keepalives(database, r
         k: str(v) for k, v in TCP_OPTIONS.items()}
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_connection_never_compiles_its_statements_just_in_time(database, readonly):
+    # A first sync's statements, planned before the tables have statistics, cost
+    # PostgreSQL's JIT half a second each to compile (bench/README.md, target 1).
+    from ackwatch.store.postgres.connection import connect_raw
+
+    raw = connect_raw(database, PASSWORD, readonly=readonly)
+    try:
+        assert raw.execute("SHOW jit").fetchone() == ("off",)
+    finally:
+        raw.close()
+
+
 def test_a_wrong_password_is_a_clear_error_that_never_shows_a_password(database, tmp_path):
     secret = tmp_path / "wrong.pass"
     secret.write_text("not-" + PASSWORD)
