@@ -21,6 +21,7 @@ import psycopg
 from psycopg.types.string import StrDumperUnknown
 
 from ackwatch.config.model import DatabaseConfig
+from ackwatch.store.postgres.batch import row_insert
 from ackwatch.store.postgres.errors import lost_connection
 from ackwatch.store.records import StoreUnavailable
 
@@ -83,8 +84,10 @@ class Cursor:
         self._raw = raw
         self._conn = conn
         self.row_factory: object = "named"  # None: plain tuples
+        self._written: int | None = None  # the rows an `executemany` wrote, all told
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        self._written = None
         self._raw.row_factory = _named_rows if self.row_factory is not None else psycopg.rows.tuple_row
         try:
             self._raw.execute(translate(sql), tuple(params))
@@ -95,10 +98,21 @@ class Cursor:
         return self
 
     def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
+        """``sql`` once for each row of ``params``: a single-row ``INSERT`` as multi-row
+        statements (`batch`), anything else through psycopg's pipeline."""
         rows = [tuple(p) for p in params]
+        self._written = 0
         if rows:
+            insert = row_insert(sql)
             try:
-                self._raw.executemany(translate(sql), rows)
+                if insert is None:
+                    self._raw.executemany(translate(sql), rows)
+                    self._written = self._raw.rowcount
+                else:
+                    raw = psycopg.RawCursor(self._raw.connection)
+                    for statement, values in insert.statements(rows):
+                        raw.execute(statement, values)
+                        self._written += raw.rowcount
             except psycopg.Error as exc:
                 if (lost := self._conn.unavailable(exc)) is not None:
                     raise lost from exc
@@ -118,7 +132,7 @@ class Cursor:
 
     @property
     def rowcount(self) -> int:
-        return self._raw.rowcount
+        return self._raw.rowcount if self._written is None else self._written
 
 
 class Connection:
