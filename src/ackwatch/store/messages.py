@@ -111,7 +111,14 @@ class Messages:
                 rows,
             )
             write_links(c, stored)
-            mark_pending_copies(c, {n.key for n, _ in stored})  # a new copy of a pending item
+            # A new copy of a pending item's mail is marked as the item's other copies
+            # are. While nothing is pending (a first sync, not yet evaluated) every
+            # marker is 0 and stays 0: no UPDATE (on PostgreSQL each of its chunks
+            # scans the table, whose new rows have no statistics yet).
+            if stored and c.execute(
+                "SELECT 1 FROM items WHERE state = 'pending' LIMIT 1"
+            ).fetchone() is not None:
+                mark_pending_copies(c, {n.key for n, _ in stored})
             if mark_dirty:
                 mark_dirty_keys(c, (n.key for n, _ in stored))
             for uid, flags in flag_updates:
