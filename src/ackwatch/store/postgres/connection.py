@@ -74,7 +74,11 @@ class NulFreeStrDumper(StrDumperUnknown):
     stores it. Each becomes U+FFFD, in a query's values as in the rows written."""
 
     def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
-        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+        # The base class's checks done here, once: every text a first sync writes
+        # (500k values on target 1b) passes through this.
+        if "\x00" in obj:
+            obj = obj.replace("\x00", "\ufffd")
+        return obj.encode(self._encoding)
 
 
 class Cursor:
