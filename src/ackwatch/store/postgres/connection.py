@@ -81,6 +81,14 @@ class NulFreeStrDumper(StrDumperUnknown):
         return obj.encode(self._encoding)
 
 
+def nul_free(row: Iterable[object]) -> tuple[object, ...]:
+    """``row`` with each NUL of a text made U+FFFD, as `NulFreeStrDumper` makes it: done
+    on the values at once where many rows are written, about 10x quicker than the
+    dumper's Python called for each text."""
+    return tuple([v.replace("\x00", "\ufffd") if type(v) is str and "\x00" in v else v
+                  for v in row])
+
+
 class Cursor:
     """A psycopg cursor with `sqlite3.Cursor`'s ways (``execute`` returns it)."""
 
@@ -104,19 +112,24 @@ class Cursor:
     def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
         """``sql`` once for each row of ``params``: a single-row ``INSERT`` as multi-row
         statements (`batch`), anything else through psycopg's pipeline."""
-        rows = [tuple(p) for p in params]
         self._written = 0
+        insert = row_insert(sql)
+        rows = [tuple(p) for p in params] if insert is None else [nul_free(p) for p in params]
         if rows:
-            insert = row_insert(sql)
             try:
                 if insert is None:
                     self._raw.executemany(translate(sql), rows)
                     self._written = self._raw.rowcount
-                else:
-                    raw = psycopg.RawCursor(self._raw.connection)
-                    for statement, values in insert.statements(rows):
-                        raw.execute(statement, values)
-                        self._written += raw.rowcount
+                else:  # pipelined: the server runs a statement while the next is made
+                    conn = self._raw.connection
+                    sent = []
+                    with conn.pipeline():
+                        for statement, values in insert.statements(rows):
+                            sent.append(cursor := psycopg.RawCursor(conn))
+                            # psycopg's own dumper (in C): the text is NUL-free already
+                            cursor.adapters.register_dumper(str, StrDumperUnknown)
+                            cursor.execute(statement, values)
+                    self._written = sum(c.rowcount for c in sent)
             except psycopg.Error as exc:
                 if (lost := self._conn.unavailable(exc)) is not None:
                     raise lost from exc
