@@ -24,11 +24,11 @@ def database(postgres_server):
     return database_config(postgres_server, postgres_server.new_database())
 
 
-def test_placeholders_become_psycopgs_and_quoted_text_is_left_alone():
+def test_placeholders_become_numbered_and_quoted_text_is_left_alone():
     from ackwatch.store.postgres.connection import translate
 
-    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%'") == (
-        "SELECT a FROM t WHERE b = %s AND c LIKE 'x?%%'"
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%' AND d IN (?, ?)") == (
+        "SELECT a FROM t WHERE b = $1 AND c LIKE 'x?%' AND d IN ($2, $3)"
     )
 
 

@@ -3,7 +3,9 @@ and ``executemany`` with ``?`` placeholders, cursors whose rows answer to an ind
 to a column name (`sqlite3.Row`), and plain tuples with ``row_factory = None``.
 
 The SQL the table groups write is what both databases accept; the placeholders are the
-one thing translated here (psycopg's are ``%s``, so a literal ``%`` is doubled).
+one thing translated here, to PostgreSQL's own numbered ones (``$1``) for psycopg's
+`RawCursor`: a ``%s`` query is parsed again in Python at every execution unless it is
+short (under 4 kB and 50 parameters), and the chunked ``IN (...)`` queries have 500.
 
 A lost connection (`errors.lost_connection`) is raised as `records.StoreUnavailable`,
 whatever the statement, so that the daemon rides the outage out
@@ -28,10 +30,11 @@ from ackwatch.store.records import StoreUnavailable
 
 @functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """``sql`` with psycopg's placeholders: ``?`` outside quotes becomes ``%s``, and
-    every ``%`` is doubled (``LIKE 'a%'`` stays a literal)."""
+    """``sql`` with PostgreSQL's placeholders: each ``?`` outside quotes becomes ``$1``,
+    ``$2``, ... in order."""
     out: list[str] = []
     quote: str | None = None
+    number = 0
     for ch in sql:
         if quote is not None:
             if ch == quote:
@@ -39,9 +42,10 @@ def translate(sql: str) -> str:
         elif ch in ("'", '"'):
             quote = ch
         elif ch == "?":
-            out.append("%s")
+            number += 1
+            out.append(f"${number}")
             continue
-        out.append("%%" if ch == "%" else ch)
+        out.append(ch)
     return "".join(out)
 
 
@@ -92,7 +96,7 @@ def nul_free(row: Iterable[object]) -> tuple[object, ...]:
 class Cursor:
     """A psycopg cursor with `sqlite3.Cursor`'s ways (``execute`` returns it)."""
 
-    def __init__(self, raw: psycopg.Cursor[Any], conn: Connection):
+    def __init__(self, raw: psycopg.RawCursor[Any], conn: Connection):
         self._raw = raw
         self._conn = conn
         self.row_factory: object = "named"  # None: plain tuples
@@ -164,7 +168,7 @@ class Connection:
         self._secret = secret
 
     def cursor(self) -> Cursor:
-        return Cursor(self.raw.cursor(), self)
+        return Cursor(psycopg.RawCursor(self.raw), self)
 
     def unavailable(self, exc: psycopg.Error) -> StoreUnavailable | None:
         """``exc`` as `StoreUnavailable` when it is an outage (None: it is not)."""
