@@ -121,24 +121,24 @@ class Messages:
                 mark_pending_copies(c, {n.key for n, _ in stored})
             if mark_dirty:
                 mark_dirty_keys(c, (n.key for n, _ in stored))
-            for uid, flags in flag_updates:
-                c.execute(
-                    "UPDATE messages SET flags = ?,"
-                    " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
-                    " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ?",
-                    (
-                        flags_json(frozenset(flags)),
-                        has_flag(flags, ANSWERED), now_s,
-                        has_flag(flags, dismiss_keyword), now_s,
-                        mailbox, folder, uid,
-                    ),
-                )
-                c.execute(
-                    "INSERT INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ?" + MARK_AGAIN,
-                    (mailbox, folder, uid),
-                )
+            reflagged = list(flag_updates)
+            c.executemany(
+                "UPDATE messages SET flags = ?,"
+                " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
+                " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
+                " WHERE mailbox = ? AND folder = ? AND uid = ?",
+                [(
+                    flags_json(frozenset(flags)),
+                    has_flag(flags, ANSWERED), now_s,
+                    has_flag(flags, dismiss_keyword), now_s,
+                    mailbox, folder, uid,
+                ) for uid, flags in reflagged],
+            )
+            c.executemany(
+                "INSERT INTO dirty (key) SELECT key FROM messages"
+                " WHERE mailbox = ? AND folder = ? AND uid = ?" + MARK_AGAIN,
+                [(mailbox, folder, uid) for uid, _ in reflagged],
+            )
             c.execute(
                 "INSERT INTO folders (mailbox, folder, role, uidvalidity, last_uid, highestmodseq,"
                 " synced_at) VALUES (?,?,?,?,?,?,?)"
