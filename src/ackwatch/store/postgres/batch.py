@@ -82,7 +82,7 @@ class RowInsert:
             yield self._statement(chunk)
 
     def _statement(self, chunk: Sequence[Sequence[object]]) -> tuple[str, list[object]]:
-        return self.sql(len(chunk)), [v for row in chunk for v in row]
+        return self.sql(len(chunk)), list(itertools.chain.from_iterable(chunk))
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 - the instances live on, cached themselves
     def sql(self, rows: int) -> str:
