@@ -78,8 +78,8 @@ class NulFreeStrDumper(StrDumperUnknown):
     stores it. Each becomes U+FFFD, in a query's values as in the rows written."""
 
     def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
-        # The base class's checks done here, once: every text a first sync writes
-        # (500k values on target 1b) passes through this.
+        # The base class's NUL check done here, once: every text value of a statement
+        # passes through this (the batched INSERTs' are made NUL-free by `nul_free`).
         if "\x00" in obj:
             obj = obj.replace("\x00", "\ufffd")
         return obj.encode(self._encoding)
@@ -87,8 +87,8 @@ class NulFreeStrDumper(StrDumperUnknown):
 
 def nul_free(row: Iterable[object]) -> tuple[object, ...]:
     """``row`` with each NUL of a text made U+FFFD, as `NulFreeStrDumper` makes it: done
-    on the values at once where many rows are written, about 10x quicker than the
-    dumper's Python called for each text."""
+    on the values at once where many rows are written: 0.07 us a value, where the
+    dumper's Python, called for each text, adds 0.53 us to psycopg's C dumper."""
     return tuple([v.replace("\x00", "\ufffd") if type(v) is str and "\x00" in v else v
                   for v in row])
 
