@@ -24,11 +24,11 @@ def database(postgres_server):
     return database_config(postgres_server, postgres_server.new_database())
 
 
-def test_placeholders_become_psycopgs_and_quoted_text_is_left_alone():
+def test_placeholders_become_numbered_and_quoted_text_is_left_alone():
     from ackwatch.store.postgres.connection import translate
 
-    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%'") == (
-        "SELECT a FROM t WHERE b = %s AND c LIKE 'x?%%'"
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%' AND d IN (?, ?)") == (
+        "SELECT a FROM t WHERE b = $1 AND c LIKE 'x?%' AND d IN ($2, $3)"
     )
 
 
@@ -94,6 +94,19 @@ def test_a_connection_notices_a_silent_server_through_tcp_keepalives(database, r
         raw.close()
     assert {k: parameters.get(k) for k in TCP_OPTIONS} == {
         k: str(v) for k, v in TCP_OPTIONS.items()}
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_connection_never_compiles_its_statements_just_in_time(database, readonly):
+    # A first sync's statements, planned before the tables have statistics, cost
+    # PostgreSQL's JIT half a second each to compile (bench/README.md, target 1).
+    from ackwatch.store.postgres.connection import connect_raw
+
+    raw = connect_raw(database, PASSWORD, readonly=readonly)
+    try:
+        assert raw.execute("SHOW jit").fetchone() == ("off",)
+    finally:
+        raw.close()
 
 
 def test_a_wrong_password_is_a_clear_error_that_never_shows_a_password(database, tmp_path):

@@ -79,13 +79,13 @@ class Items:
             seen, inserts, updates, members, new, acked = _item_rows(
                 items, existing, initial_keys, now, now_s
             )
-            for key, follow_ups in members:
-                c.execute("DELETE FROM item_members WHERE item_key = ?", (key,))
-                c.executemany(
-                    "INSERT INTO item_members (item_key, member_key) VALUES (?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    [(key, k) for k in follow_ups],
-                )
+            c.executemany("DELETE FROM item_members WHERE item_key = ?",
+                          [(key,) for key, _ in members])
+            c.executemany(
+                "INSERT INTO item_members (item_key, member_key) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(key, k) for key, follow_ups in members for k in follow_ups],
+            )
             c.executemany(
                 _INSERT_ITEMS + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts
             )
@@ -96,9 +96,10 @@ class Items:
                 " ack_kind=?, ack_by=?, follow_ups=? WHERE key=?",
                 updates,
             )
-            for key, old in existing.items():
-                if key not in seen and old["state"] == "pending":
-                    c.execute("UPDATE items SET state = 'dropped' WHERE key = ?", (key,))
+            c.executemany("UPDATE items SET state = 'dropped' WHERE key = ?", [
+                (key,) for key, old in existing.items()
+                if key not in seen and old["state"] == "pending"
+            ])
             if scope is None:
                 mark_pending_copies(c)
             else:  # the scope's items and every follow-up they had or have

@@ -111,27 +111,34 @@ class Messages:
                 rows,
             )
             write_links(c, stored)
-            mark_pending_copies(c, {n.key for n, _ in stored})  # a new copy of a pending item
+            # A new copy of a pending item's mail is marked as the item's other copies
+            # are. While nothing is pending (a first sync, not yet evaluated) every
+            # marker is 0 and stays 0: no UPDATE (on PostgreSQL each of its chunks
+            # scans the table, whose new rows have no statistics yet).
+            if stored and c.execute(
+                "SELECT 1 FROM items WHERE state = 'pending' LIMIT 1"
+            ).fetchone() is not None:
+                mark_pending_copies(c, {n.key for n, _ in stored})
             if mark_dirty:
                 mark_dirty_keys(c, (n.key for n, _ in stored))
-            for uid, flags in flag_updates:
-                c.execute(
-                    "UPDATE messages SET flags = ?,"
-                    " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
-                    " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ?",
-                    (
-                        flags_json(frozenset(flags)),
-                        has_flag(flags, ANSWERED), now_s,
-                        has_flag(flags, dismiss_keyword), now_s,
-                        mailbox, folder, uid,
-                    ),
-                )
-                c.execute(
-                    "INSERT INTO dirty (key) SELECT key FROM messages"
-                    " WHERE mailbox = ? AND folder = ? AND uid = ?" + MARK_AGAIN,
-                    (mailbox, folder, uid),
-                )
+            reflagged = list(flag_updates)
+            c.executemany(
+                "UPDATE messages SET flags = ?,"
+                " answered_at = CASE WHEN ? THEN COALESCE(answered_at, ?) ELSE NULL END,"
+                " dismissed_at = CASE WHEN ? THEN COALESCE(dismissed_at, ?) ELSE NULL END"
+                " WHERE mailbox = ? AND folder = ? AND uid = ?",
+                [(
+                    flags_json(frozenset(flags)),
+                    has_flag(flags, ANSWERED), now_s,
+                    has_flag(flags, dismiss_keyword), now_s,
+                    mailbox, folder, uid,
+                ) for uid, flags in reflagged],
+            )
+            c.executemany(
+                "INSERT INTO dirty (key) SELECT key FROM messages"
+                " WHERE mailbox = ? AND folder = ? AND uid = ?" + MARK_AGAIN,
+                [(mailbox, folder, uid) for uid, _ in reflagged],
+            )
             c.execute(
                 "INSERT INTO folders (mailbox, folder, role, uidvalidity, last_uid, highestmodseq,"
                 " synced_at) VALUES (?,?,?,?,?,?,?)"
