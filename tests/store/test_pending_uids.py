@@ -106,9 +106,8 @@ def test_the_migration_marks_the_copies_of_a_state_made_before_the_marker(tmp_pa
     store_step(s, [new(1), new(2), new(3)], now=T0)
     s.sync_items([item(1, (2,), False), item(3, (), True)], now=T0, initial_keys=set())
     s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)  # back to schema 8, the marker gone
-    conn.execute("DROP INDEX messages_pending")
-    conn.execute("ALTER TABLE messages DROP COLUMN pending")
+    conn = sqlite3.connect(tmp_path / DB_NAME)  # back to schema 8, the markers gone
+    conn.execute("DROP TABLE pending_copies")  # 13's (9's column it replaced)
     for table in ("nodes", "mailbox_leases", "leadership", "recheck_requests"):  # 10's
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE outbox DROP COLUMN epoch")
@@ -136,3 +135,15 @@ def test_a_follow_up_no_longer_folded_in_stops_being_pending_outside_the_scope(s
     store.sync_items([item(1, (2,), False)], now=T0, initial_keys=set())
     store.sync_items([item(1, (), False)], now=T0, initial_keys=set(), scope={key(1)})
     assert store.pending_uids("anna", "INBOX") == {1}
+
+
+def test_a_copy_forgotten_at_a_uidvalidity_change_is_no_longer_pending(store):
+    """The folder rescanned under a new UIDVALIDITY: its old copies and their markers go;
+    the same mail under its new UIDs is pending again."""
+    store_step(store, [new(1), new(2)], now=T0)
+    store.sync_items([item(1, (), False)], now=T0, initial_keys=set())
+    assert store.pending_uids("anna", "INBOX") == {1}
+    store_step(store, [new(7, 2)], now=T0, uidvalidity=2, reset=True)
+    assert store.pending_uids("anna", "INBOX") == set()
+    store_step(store, [new(8, 1)], now=T0, uidvalidity=2)
+    assert store.pending_uids("anna", "INBOX") == {8}

@@ -127,6 +127,22 @@ def test_a_password_that_cannot_be_read_is_a_store_error(database, tmp_path):
         open_store(tmp_path, database=missing)
 
 
+def test_batches_over_mail_just_stored_are_planned_with_its_statistics(database, tmp_path):
+    """A first sync's copies have no statistics until autovacuum's first pass: without
+    them a chunked ``key IN (...)`` of the batches is planned as a scan of the table."""
+    from tests.support.storing import new, store_step
+
+    s = open_store(tmp_path, database=database)
+    store_step(s, [new(uid) for uid in range(1, 30)], now=T0)
+    analyzed = ("SELECT relname FROM pg_stat_user_tables WHERE analyze_count > 0"
+                " AND relname IN ('messages', 'links')")
+    assert s._conn.execute(analyzed).fetchall() == []
+    batches = list(s.linked_batches(T0 - dt.timedelta(days=400), frozenset(), 10))
+    assert sum(len(b) for b in batches) == 29
+    assert sorted(r[0] for r in s._conn.execute(analyzed)) == ["links", "messages"]
+    s.close()
+
+
 def test_text_with_a_nul_character_is_stored_not_refused(database, tmp_path):
     """PostgreSQL's text cannot hold NUL (SQLite's can): a hostile subject still stores."""
     from ackwatch.core.item_rules import Deadlines, Item

@@ -172,6 +172,11 @@ class Database:
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """Nothing: without statistics SQLite's planner takes an index wherever one
+        serves, which is what the state's queries want; ``ANALYZE`` could only change
+        plans that are right."""
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]:
@@ -200,29 +205,49 @@ def set_meta(c: sqlite3.Connection, values: Mapping[str, str]) -> None:
 
 
 # A stored copy is of a pending item's mail: the item's first message or a follow-up
-# folded into it (`messages.pending`, what `Store.pending_uids` reads per folder). Each
+# folded into it (`pending_copies`, what `Store.pending_uids` reads per folder). Each
 # test starts from the copy's key (nested EXISTS: a join would let the planner start from
-# every pending item).
+# every pending item); ``{0}`` is the table whose ``key`` is tested.
 _OF_PENDING_ITEM = (
-    "(EXISTS (SELECT 1 FROM items i WHERE i.key = messages.key AND i.state = 'pending')"
-    " OR EXISTS (SELECT 1 FROM item_members im WHERE im.member_key = messages.key"
+    "(EXISTS (SELECT 1 FROM items i WHERE i.key = {0}.key AND i.state = 'pending')"
+    " OR EXISTS (SELECT 1 FROM item_members im WHERE im.member_key = {0}.key"
     " AND EXISTS (SELECT 1 FROM items i WHERE i.key = im.item_key AND i.state = 'pending')))"
 )
+_ADD_PENDING = ("INSERT INTO pending_copies (mailbox, folder, uid, key)"
+                " SELECT mailbox, folder, uid, key FROM messages WHERE ")
 
 
 def mark_pending_copies(c: sqlite3.Connection, keys: Iterable[str] | None = None) -> None:
-    """Set `messages.pending` again on the copies of ``keys`` (every copy when None),
-    within the caller's transaction, after items' states or members were written.
+    """Bring `pending_copies` up to date for the copies of ``keys`` (every copy when
+    None), within the caller's transaction, after items' states or members were written.
 
-    The marker lets a folder's pending UIDs be read from a partial index, at a cost that
-    follows that folder's pending copies rather than every pending item."""
+    The table lets a folder's pending UIDs be read by its primary key, at a cost that
+    follows that folder's pending copies rather than every pending item. A marker is a
+    row of its own, inserted and deleted: a first evaluation marks 13k copies by
+    writing 13k short rows, where a flag on `messages` rewrote each copy with its
+    header bytes and indexes (on PostgreSQL, no update of a column in an index's
+    condition is in place). Only what changed is written."""
     if keys is None:
-        c.execute(f"UPDATE messages SET pending = 0 WHERE pending = 1 AND NOT {_OF_PENDING_ITEM}")
-        c.execute(f"UPDATE messages SET pending = 1 WHERE pending = 0 AND key IN ({PENDING_KEYS_SQL})")
+        c.execute("DELETE FROM pending_copies WHERE NOT "
+                  + _OF_PENDING_ITEM.format("pending_copies"))
+        c.execute(_ADD_PENDING + f"key IN ({PENDING_KEYS_SQL}) ON CONFLICT DO NOTHING")
         return
-    for _ in chunked(c, "UPDATE messages SET pending = CASE WHEN " + _OF_PENDING_ITEM
-                     + " THEN 1 ELSE 0 END WHERE key IN ({})", (), sorted(set(keys))):
-        pass
+    chunk: list[str] = []
+    for key in sorted(set(keys)):
+        chunk.append(key)
+        if len(chunk) == CHUNK:
+            _mark_pending_chunk(c, chunk)
+            chunk = []
+    if chunk:
+        _mark_pending_chunk(c, chunk)
+
+
+def _mark_pending_chunk(c: sqlite3.Connection, keys: Sequence[str]) -> None:
+    marks = ",".join("?" * len(keys))
+    c.execute(f"DELETE FROM pending_copies WHERE key IN ({marks}) AND NOT "
+              + _OF_PENDING_ITEM.format("pending_copies"), keys)
+    c.execute(_ADD_PENDING + f"key IN ({marks}) AND " + _OF_PENDING_ITEM.format("messages")
+              + " ON CONFLICT DO NOTHING", keys)
 
 
 def chunked(

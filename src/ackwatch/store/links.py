@@ -95,6 +95,9 @@ class Links:
                   " SELECT key FROM messages WHERE received >= ? GROUP BY key ORDER BY key",
                   (iso(since),))
         n = c.execute("SELECT COALESCE(MAX(id), 0) FROM window_keys").fetchone()[0]
+        # The batches' reads are chunked `IN` queries on what a first sync (or a
+        # backfill) has just stored, and on the keys numbered here.
+        self._db.refresh_statistics(("messages", "links", "window_keys"))
 
         def edges() -> Iterator[tuple[int, int]]:
             rows = c.cursor()

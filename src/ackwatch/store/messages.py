@@ -79,6 +79,12 @@ class Messages:
                     (mailbox, folder, uidvalidity),
                 )
                 c.execute(
+                    "DELETE FROM pending_copies WHERE mailbox = ? AND folder = ? AND uid IN"
+                    " (SELECT uid FROM messages WHERE mailbox = ? AND folder = ?"
+                    " AND uidvalidity != ?)",
+                    (mailbox, folder, mailbox, folder, uidvalidity),
+                )
+                c.execute(
                     "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uidvalidity != ?",
                     (mailbox, folder, uidvalidity),
                 )
@@ -222,9 +228,9 @@ class Messages:
     def pending_uids(self, mailbox: str, folder: str) -> set[int]:
         """UIDs in one folder whose flags still matter: copies of the mail of pending items
         (their first message and the follow-ups folded into them), from the copies'
-        pending marker (`mark_pending_copies`) through its partial index."""
+        pending markers (`mark_pending_copies`), by their primary key."""
         rows = self._db.conn.execute(
-            "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND pending = 1",
+            "SELECT uid FROM pending_copies WHERE mailbox = ? AND folder = ?",
             (mailbox, folder),
         ).fetchall()
         return {r[0] for r in rows}

@@ -326,6 +326,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX promises_follow ON promises (follow_key);
     CREATE INDEX promise_reads_state ON promise_reads (state);
     """,
+    # 13: the pending markers as rows of their own (`pending_copies`: a copy of a
+    # pending item's mail, keyed as the copy is, with its message key for marking by
+    # key) in place of `messages.pending`: marking 13k copies at a first evaluation
+    # writes 13k short rows instead of rewriting each copy with its header bytes and
+    # indexes; a folder's pending UIDs are a range of the primary key.
+    """
+    CREATE TABLE pending_copies (
+        mailbox TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (mailbox, folder, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX pending_copies_key ON pending_copies (key);
+    INSERT INTO pending_copies (mailbox, folder, uid, key)
+        SELECT mailbox, folder, uid, key FROM messages WHERE pending = 1;
+    DROP INDEX messages_pending;
+    ALTER TABLE messages DROP COLUMN pending;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -68,6 +68,9 @@ class SqlDatabase(Protocol):
 
     def integrity_check(self) -> str: ...
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """Let the query planner see what ``tables`` hold now (after a bulk fill)."""
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]: ...

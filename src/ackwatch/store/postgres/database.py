@@ -120,6 +120,14 @@ class PgDatabase:
     def integrity_check(self) -> str:
         return "ok"  # PostgreSQL checks its pages itself (data checksums, amcheck)
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """``ANALYZE`` of ``tables``. Tables a first sync has just filled have no
+        statistics until autovacuum's first pass (a minute later; never for a temporary
+        table): the planner then takes a chunked ``key IN (500 keys)`` for most of the
+        table and scans it (34 ms a chunk of 100k stored copies, 5.7 ms by the index
+        once analyzed)."""
+        self.conn.execute("ANALYZE " + ", ".join(tables))
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]:
