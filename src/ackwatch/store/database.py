@@ -165,6 +165,17 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: write failed: {exc}") from exc
 
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` as plain tuples, as SQLite steps through them (it never
+        holds a whole result); the statement is finished when the generator ends or is
+        closed."""
+        rows = self.conn.cursor()
+        rows.row_factory = None
+        try:
+            yield from rows.execute(sql, params)
+        finally:
+            rows.close()
+
     def user_version(self) -> int:
         """The schema version of the file (`schema.MIGRATIONS` applied)."""
         return self.conn.execute("PRAGMA user_version").fetchone()[0]

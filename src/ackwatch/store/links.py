@@ -100,24 +100,24 @@ class Links:
         self._db.refresh_statistics(("messages", "links", "window_keys"))
 
         def edges() -> Iterator[tuple[int, int]]:
-            rows = c.cursor()
-            rows.row_factory = None  # millions of rows: plain tuples
+            # Millions of rows each: streamed, never held whole (on the connection that
+            # made window_keys, a temporary table no other connection sees).
             # Keys that share a link value (the links table is in link order).
-            rows.execute("SELECT l.link, w.id - 1 FROM links l"
-                         " JOIN window_keys w ON w.key = l.key ORDER BY l.link")
             link, first, skip = None, 0, False
-            for value, key_id in rows:
+            for value, key_id in self._db.stream(
+                "SELECT l.link, w.id - 1 FROM links l"
+                " JOIN window_keys w ON w.key = l.key ORDER BY l.link"
+            ):
                 if value != link:
                     link, first = value, key_id
                     skip = is_noise_link(value, noise)
                 elif not skip:
                     yield first, key_id
             # A key and the stored mail it refers to ("id:<key>"; its own id is not stored).
-            rows.execute("SELECT w.id - 1, r.id - 1 FROM links l"
-                         " JOIN window_keys w ON w.key = l.key"
-                         " JOIN window_keys r ON r.key = substr(l.link, 4)"
-                         " WHERE l.link >= 'id:' AND l.link < 'id;'")
-            yield from rows
+            yield from self._db.stream("SELECT w.id - 1, r.id - 1 FROM links l"
+                                       " JOIN window_keys w ON w.key = l.key"
+                                       " JOIN window_keys r ON r.key = substr(l.link, 4)"
+                                       " WHERE l.link >= 'id:' AND l.link < 'id;'")
 
         for batch in component_batches(n, edges(), max_keys):
             yield {r[0] for r in self._db.rows_in(

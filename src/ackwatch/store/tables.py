@@ -75,6 +75,12 @@ class SqlDatabase(Protocol):
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]: ...
 
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` as plain tuples, read a part at a time rather than held
+        whole (a query over millions of rows). The read ends when the iterator is
+        exhausted or closed; no write may run on the database until then (on PostgreSQL
+        it would join the read's transaction: refused)."""
+
     def get_meta(self, name: str) -> str | None: ...
 
     def set_meta(self, name: str, value: str) -> None: ...

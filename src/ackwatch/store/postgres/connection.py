@@ -16,6 +16,7 @@ outlives its psycopg connection: a reconnect puts a new one in ``raw``.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -166,6 +167,7 @@ class Connection:
         self.where = where
         self.writer = writer
         self._secret = secret
+        self.streams = 0  # `stream`s open now: a write would join their transaction
 
     def cursor(self) -> Cursor:
         return Cursor(psycopg.RawCursor(self.raw), self)
@@ -185,8 +187,36 @@ class Connection:
     def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
         return self.cursor().executemany(sql, params)
 
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` as plain tuples, fetched `STREAM_ROWS` at a time from a
+        server-side cursor: a client-side one holds the whole result in libpq's memory
+        before the first row is read. The cursor lives in a transaction of its own
+        (the connection is in autocommit), which ends, and the cursor with it, when the
+        rows run out or the generator is closed."""
+        name = f"ackwatch_stream_{next(_stream_names)}"  # unique: streams may nest
+        self.streams += 1
+        try:
+            with self.raw.transaction(), psycopg.RawServerCursor(
+                self.raw, name, row_factory=psycopg.rows.tuple_row
+            ) as rows:
+                rows.itersize = STREAM_ROWS
+                rows.execute(translate(sql), tuple(params))
+                yield from rows
+        except psycopg.Error as exc:
+            if (lost := self.unavailable(exc)) is not None:
+                raise lost from exc
+            raise
+        finally:
+            self.streams -= 1
+
     def close(self) -> None:
         self.raw.close()
+
+
+#: Rows a streamed read fetches at a time: a few hundred kB of small rows in memory, and
+#: the round trips are a small part of the reading (one every 5,000 rows).
+STREAM_ROWS = 5000
+_stream_names = itertools.count(1)
 
 
 def connect(config: DatabaseConfig, password: str | None, *, readonly: bool) -> Connection:

@@ -91,8 +91,7 @@ class PgDatabase:
     def write(self) -> Iterator[Connection]:
         """One write transaction: everything done in the block is stored, or (on any
         error, an interruption included) nothing is."""
-        if self.readonly:
-            raise StoreError("the state database was opened read-only")
+        self._check_writable()
         try:
             with self.conn.raw.transaction():
                 yield self.conn
@@ -105,13 +104,25 @@ class PgDatabase:
         the rows it returns (RETURNING). One round trip where `write` takes three, and
         the rows it locks are free again when the statement ends: never held while this
         process waits for the interpreter to send COMMIT."""
-        if self.readonly:
-            raise StoreError("the state database was opened read-only")
+        self._check_writable()
         try:
             return self.conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             raise self.conn.unavailable(exc) or StoreError(
                 f"{self.path}: write failed: {reason(exc, self._password)}") from exc
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        if self.conn.streams:
+            # It would be a savepoint in the stream's transaction, stored only when the
+            # stream ends: never a write that seems stored and is not yet.
+            raise StoreError("a write while a streamed read is open on the connection")
+
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` as plain tuples, a few thousand at a time
+        (`Connection.stream`); no write until it ends or is closed."""
+        return self.conn.stream(sql, params)
 
     def user_version(self) -> int:
         """The schema version of the database (`schema.MIGRATIONS` applied)."""
