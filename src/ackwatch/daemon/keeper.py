@@ -34,7 +34,7 @@ from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
-from ackwatch.daemon.nudges import SkipLog, log_copies_left_out
+from ackwatch.daemon.nudges import SkipLog, cap_people, log_copies_left_out
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
@@ -354,7 +354,12 @@ class PromiseKeeper:
             acc = config.account(account)
             return acc.manager if acc is not None else None
 
-        sent = self.host.store.reached_since(now - hourlycap.HOUR)  # To or Cc
+        people = cap_people(
+            config, recipients=recipients, mentors=mentors,
+            nudged={d.account for d in self._due if d.account and d.kind == "promise"},
+            escalated={d.account for d in self._due if d.account and d.kind != "promise"},
+        )
+        sent = self.host.store.reached_since(now - hourlycap.HOUR, people)  # To or Cc
         return promises.plan(
             self._due,
             now=now,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ackwatch.store.forms import from_iso, iso
@@ -56,6 +56,7 @@ class Outbox:
                 ),
             )
             outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient, *cc], now_s)
             for column, column_keys in keys.items():
                 for key in column_keys:
                     c.execute(
@@ -85,7 +86,9 @@ class Outbox:
                 " VALUES (?, ?, '[]', NULL, '{}', ?, ?, 'pending', 0, ?) RETURNING id",
                 (kind, recipient, message_id, now_s, now_s),
             )
-            return int(cur.fetchall()[0][0])
+            outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient], now_s)
+            return outbox_id
 
     def sent_counts(self) -> dict[str, int]:
         """Mails accepted by the SMTP server, by kind (for metrics)."""
@@ -109,19 +112,27 @@ class Outbox:
         return [_outbox_record(r) for r in rows]
 
 
-    def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]:
-        """When mail queued or sent since an instant reached each address, To or Cc
-        (lower-cased), oldest first: the hourly cap counts every mail a person gets."""
-        rows = self._db.conn.execute(
-            "SELECT recipient, cc, created_at FROM outbox WHERE created_at >= ?"
-            " AND state IN ('pending', 'sent') ORDER BY created_at",
-            (iso(since),),
+    def reached_since(
+        self, since: dt.datetime, addresses: Iterable[str]
+    ) -> dict[str, list[dt.datetime]]:
+        """When mail queued or sent since an instant reached each of ``addresses``, To or
+        Cc (lower-cased), oldest first: the hourly cap counts every mail a person gets.
+
+        Read from `outbox_reach` by address: a plan asks about the few people it may
+        write to, not about everyone the outbox wrote to within the hour."""
+        wanted = {a.lower() for a in addresses}
+        rows = self._db.rows_in(
+            "SELECT r.address, r.created_at FROM outbox_reach r"
+            " JOIN outbox o ON o.id = r.outbox"
+            " WHERE r.created_at >= ? AND o.state IN ('pending', 'sent')"
+            " AND r.address IN ({})",
+            (iso(since),), sorted(wanted),
         )
         reached: dict[str, list[dt.datetime]] = {}
-        for recipient, cc, created_at in rows:
-            at = from_iso(created_at)
-            for address in dict.fromkeys(a.lower() for a in [recipient, *json.loads(cc)]):
-                reached.setdefault(address, []).append(at)
+        for address, created_at in rows:
+            reached.setdefault(address, []).append(from_iso(created_at))
+        for times in reached.values():
+            times.sort()
         return reached
 
     def outbox_update_items(
@@ -196,6 +207,7 @@ class Outbox:
                 (kind, recipient, json.dumps(list(cc)), account, message_id, now_s, now_s),
             )
             outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient, *cc], now_s)
             for pid in promise_ids:
                 c.execute(
                     f"UPDATE promises SET {column}_done = 'queued', {column}_outbox = ?"
@@ -204,6 +216,18 @@ class Outbox:
                 )
         return outbox_id
 
+
+
+def record_reach(
+    c: sqlite3.Connection, outbox_id: int, addresses: Iterable[str], created_at: str
+) -> None:
+    """Record whom a mail just put in the outbox reaches (`Outbox.reached_since`): each
+    address once, lower-cased, within the caller's transaction."""
+    for address in dict.fromkeys(a.lower() for a in addresses):
+        c.execute(
+            "INSERT INTO outbox_reach (address, created_at, outbox) VALUES (?, ?, ?)",
+            (address, created_at, outbox_id),
+        )
 
 
 def _settle_members(c: sqlite3.Connection, outbox_id: int, state: str) -> None:

@@ -326,6 +326,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX promises_follow ON promises (follow_key);
     CREATE INDEX promise_reads_state ON promise_reads (state);
     """,
+    # 13: whom each outbox mail reaches (To and every Cc, lower-cased, once a mail), so
+    # that the hourly cap reads the last hour of the few people a plan concerns from an
+    # index instead of parsing every mail of the hour; filled from the outbox here, then
+    # by every insert into it.
+    """
+    CREATE TABLE outbox_reach (
+        address TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        outbox INTEGER NOT NULL,
+        PRIMARY KEY (address, created_at, outbox)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO outbox_reach (address, created_at, outbox)
+        SELECT lower(recipient), created_at, id FROM outbox
+        UNION SELECT lower(j.value), o.created_at, o.id FROM outbox o, json_each(o.cc) j;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ackwatch.store.postgres.database import PgDatabase
 
 # Every table of the state, in an order that needs no other first.
-TABLES = ("meta", "folders", "messages", "items", "item_members", "outbox", "promises",
-          "promise_reads", "date_asks", "health", "links", "threads", "dirty", "senders")
+TABLES = ("meta", "folders", "messages", "items", "item_members", "outbox", "outbox_reach",
+          "promises", "promise_reads", "date_asks", "health", "links", "threads", "dirty",
+          "senders")
 # The tables whose SQLite rowid PostgreSQL keeps as a column of that name.
 ROWID_TABLES = ("messages", "items")
 # Identity columns whose sequence must continue after the copied ids.

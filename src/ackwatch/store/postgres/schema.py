@@ -282,6 +282,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX promises_follow ON promises (follow_key);
     CREATE INDEX promise_reads_state ON promise_reads (state);
     """,
+    # 13: whom each outbox mail reaches, for the hourly cap
+    f"""
+    CREATE TABLE outbox_reach (
+        address {T} NOT NULL,
+        created_at {T} NOT NULL,
+        outbox BIGINT NOT NULL,
+        PRIMARY KEY (address, created_at, outbox)
+    );
+    INSERT INTO outbox_reach (address, created_at, outbox)
+        SELECT lower(recipient), created_at, id FROM outbox
+        UNION SELECT lower(j.value), o.created_at, o.id
+            FROM outbox o, json_array_elements_text(o.cc::json) AS j(value)
+        ON CONFLICT DO NOTHING;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
