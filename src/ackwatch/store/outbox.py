@@ -91,11 +91,10 @@ class Outbox:
             return outbox_id
 
     def sent_counts(self) -> dict[str, int]:
-        """Mails accepted by the SMTP server, by kind (for metrics)."""
-        rows = self._db.conn.execute(
-            "SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind"
-        )
-        return {kind: n for kind, n in rows}
+        """Mails accepted by the SMTP server, by kind (for metrics): kept in `sent_counts`
+        by every change of an outbox row's state (`_set_state`)."""
+        rows = self._db.conn.execute("SELECT kind, sent FROM sent_counts WHERE sent > 0")
+        return {kind: int(n) for kind, n in rows}
 
 
     def outbox_due(self, now: dt.datetime) -> list[OutboxRecord]:
@@ -154,9 +153,9 @@ class Outbox:
 
     def outbox_sent(self, outbox_id: int, now: dt.datetime) -> None:
         with self._db.write() as c:
+            _set_state(c, outbox_id, "sent")
             c.execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1"
-                " WHERE id = ?",
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
                 (iso(now), outbox_id),
             )
             _settle_members(c, outbox_id, "sent")
@@ -176,9 +175,10 @@ class Outbox:
         an item's nudge state and its outbox row always agree (`status` never shows a
         nudge as queued whose mail failed)."""
         with self._db.write() as c:
+            _set_state(c, outbox_id, state)
             c.execute(
-                "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error) WHERE id = ?",
-                (state, error, outbox_id),
+                "UPDATE outbox SET last_error = COALESCE(?, last_error) WHERE id = ?",
+                (error, outbox_id),
             )
             _settle_members(c, outbox_id, state)
 
@@ -227,6 +227,23 @@ def record_reach(
         c.execute(
             "INSERT INTO outbox_reach (address, created_at, outbox) VALUES (?, ?, ?)",
             (address, created_at, outbox_id),
+        )
+
+
+def _set_state(c: sqlite3.Connection, outbox_id: int, state: str) -> None:
+    """Give an outbox row its new state, and count it in (or out of) `sent_counts` when
+    it becomes (or stops being) sent, within the caller's transaction."""
+    row = c.execute("SELECT kind, state FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+    if row is None:
+        return
+    kind, before = row[0], row[1]
+    c.execute("UPDATE outbox SET state = ? WHERE id = ?", (state, outbox_id))
+    change = (state == "sent") - (before == "sent")
+    if change:
+        c.execute(
+            "INSERT INTO sent_counts (kind, sent) VALUES (?, ?)"
+            " ON CONFLICT (kind) DO UPDATE SET sent = sent_counts.sent + excluded.sent",
+            (kind, change),
         )
 
 

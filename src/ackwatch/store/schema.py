@@ -341,6 +341,16 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT lower(recipient), created_at, id FROM outbox
         UNION SELECT lower(j.value), o.created_at, o.id FROM outbox o, json_each(o.cc) j;
     """,
+    # 14: the mails sent by kind (the metrics read them after every send), kept by the
+    # writers of the outbox's state instead of counted over the whole outbox.
+    """
+    CREATE TABLE sent_counts (
+        kind TEXT PRIMARY KEY,
+        sent INTEGER NOT NULL
+    );
+    INSERT INTO sent_counts (kind, sent)
+        SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

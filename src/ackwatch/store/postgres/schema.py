@@ -296,6 +296,15 @@ MIGRATIONS: tuple[str, ...] = (
             FROM outbox o, json_array_elements_text(o.cc::json) AS j(value)
         ON CONFLICT DO NOTHING;
     """,
+    # 14: the mails sent by kind, kept by the writers of the outbox's state
+    f"""
+    CREATE TABLE sent_counts (
+        kind {T} PRIMARY KEY,
+        sent BIGINT NOT NULL
+    );
+    INSERT INTO sent_counts (kind, sent)
+        SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
