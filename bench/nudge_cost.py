@@ -2,18 +2,20 @@
 
     .venv/bin/python bench/nudge_cost.py --actions 40            # one nudge at a time
     .venv/bin/python bench/nudge_cost.py --burst 20 --actions 60 # 20 nudges due per step
+    .venv/bin/python bench/nudge_cost.py --outbox 3000           # an hour of outbox
     .venv/bin/py-spy record -r 500 -o nudge.txt -f raw -- .venv/bin/python bench/nudge_cost.py
 
 Each account has ``--sent`` mails of its own from the last two days in its Sent folder
-(what the out-of-office check reads). The daemon runs in this process (`Daemon.run` in a thread: its core loop and its
-watchers, 20 mailboxes on Dovecot, plain loopback SMTP to an aiosmtpd sink in a process
-of its own). Each round APPENDs client mail to ``--burst`` mailboxes' INBOX and waits
-until the daemon has dealt with it, once with a received time (INTERNALDATE) three
-minutes ago, so that each mail's nudge is due at once (the policy nudges two minutes
-after arrival), and once with the received time now (stored and evaluated, nothing
-due). The figure is the daemon's CPU (this process, less the harness's own thread) per
-round, and their difference per nudge sent: what planning, the pre-send re-check of
-the sent folders, composing and SMTP cost a nudge.
+(what the out-of-office check reads), and the state ``--outbox`` mails sent over the
+last hour (what the hourly cap reads). The daemon runs in this process (`Daemon.run` in
+a thread: its core loop and its watchers, 20 mailboxes on Dovecot, plain loopback SMTP
+to an aiosmtpd sink in a process of its own). Each round APPENDs client mail to
+``--burst`` mailboxes' INBOX and waits until the daemon has dealt with it, once with a
+received time (INTERNALDATE) three minutes ago, so that each mail's nudge is due at once
+(the policy nudges two minutes after arrival), and once with the received time now
+(stored and evaluated, nothing due). The figure is the daemon's CPU (this process, less
+the harness's own thread) per round, and their difference per nudge sent: what planning,
+the pre-send re-check of the sent folders, composing and SMTP cost a nudge.
 """
 
 from __future__ import annotations
@@ -150,12 +152,31 @@ def rounds(server: BenchDovecot, state: Path, n: int, burst: int, due: bool,
     return cpu
 
 
+def preload_outbox(store, count: int) -> None:  # type: ignore[no-untyped-def]
+    """``count`` mails sent over the last hour, as the soak sends them: 60 % nudges to
+    the accounts, 40 % escalations to their manager with the account in Cc (what the
+    hourly cap reads at every plan with an action due)."""
+    now = dt.datetime.now(dt.UTC)
+    for i in range(count):
+        account = f"{MAILBOXES[i % len(MAILBOXES)]}@agency.example"
+        at = now - dt.timedelta(hours=1) + dt.timedelta(seconds=3590 * (i + 1) / count)
+        nudge = i % 5 < 3
+        oid = store.enqueue(
+            kind="nudge" if nudge else "escalation",
+            recipient=account if nudge else "boss@agency.example",
+            cc=() if nudge else (account,), account=account, nudge_keys=(),
+            escalation_keys=(), message_id=f"<pre{i}@agency.example>", now=at)
+        store.outbox_sent(oid, at)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--actions", type=int, default=40, help="nudges sent in all")
     ap.add_argument("--burst", type=int, default=1, help="client mails (nudges) per round")
     ap.add_argument("--sent", type=int, default=100,
                     help="mails each account sent in the last two days (history)")
+    ap.add_argument("--outbox", type=int, default=0,
+                    help="mails sent over the last hour before the start (the hourly cap's)")
     ap.add_argument("--label", default="")
     a = ap.parse_args()
 
@@ -191,6 +212,7 @@ def main() -> int:
         configure_logging(level="info", stream=logfile, force_json=True)
         logging.getLogger().setLevel(logging.WARNING)
         store = SqliteStore.open(config.state_dir)
+        preload_outbox(store, a.outbox)
         daemon = Daemon(config, store)
         thread = threading.Thread(target=daemon.run, name="core", daemon=True)
         thread.start()
@@ -209,6 +231,7 @@ def main() -> int:
         per_round_due = statistics.median(nudged)
         result = {
             "label": a.label, "burst": a.burst, "rounds": n, "sent_history": a.sent,
+            "outbox_last_hour": a.outbox,
             "round_ms_not_due": round(per_round_quiet * 1000, 1),
             "round_ms_due": round(per_round_due * 1000, 1),
             "nudge_ms": round((per_round_due - per_round_quiet) * 1000 / a.burst, 1),

@@ -45,8 +45,8 @@ def test_a_new_mail_finds_the_follow_ups_of_its_own_threads_promises_only(tmp_pa
         client = "jan.kowalski@acme.example"
         asked: list[set[int]] = []
         real = keeper._later_messages
-        monkeypatch.setattr(keeper, "_later_messages", lambda store, config, tracked: (
-            asked.append({p.id for p in tracked}) or real(store, config, tracked)))
+        monkeypatch.setattr(keeper, "_later_messages", lambda store, config, tracked, **kw: (
+            asked.append({p.id for p in tracked}) or real(store, config, tracked, **kw)))
         d.apply_event(event("INBOX", "inbox",
                             mail(5, "<q3@acme.example>", sender=client, to=ANNA,
                                  subject="RE: Quote for the spring campaign",
@@ -114,8 +114,8 @@ def test_an_update_reassesses_the_promises_its_new_mail_touched_never_all_tracke
         real_notices = store.promise_notices
         monkeypatch.setattr(store, "promises_to_track", lambda since: all_read.append(since))
         real = keeper._later_messages
-        monkeypatch.setattr(keeper, "_later_messages", lambda store, config, tracked: (
-            assessed.append({p.id for p in tracked}) or real(store, config, tracked)))
+        monkeypatch.setattr(keeper, "_later_messages", lambda store, config, tracked, **kw: (
+            assessed.append({p.id for p in tracked}) or real(store, config, tracked, **kw)))
         monkeypatch.setattr(store, "promise_notices", lambda by, since: (
             notices.extend(real_notices(by, since)) or real_notices(by, since)))
         d.apply_event(event("INBOX", "inbox",

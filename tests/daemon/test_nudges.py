@@ -85,7 +85,9 @@ def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp
     """`nudges.plan` reads only the items with an action due within the batch window,
     and the next due time beyond it from the index: the same mails, to the same people,
     and the same next due time as a plan over every pending item (accounts with a
-    manager: a skip is planned when it comes due, see the test above)."""
+    manager: a skip is planned when it comes due, see the test above). The hourly cap,
+    read for the people the plan concerns only, holds back what it would with everyone's
+    last hour."""
     config = make_config(state_dir=tmp_path)
     rng = random.Random(10)
     now = MONDAY_0900
@@ -105,21 +107,31 @@ def test_planning_from_the_items_due_equals_planning_from_every_pending_item(tmp
                                     nudge_at, escalate_at)))
         store.sync_items(items, now=now, initial_keys=set())
         for kind in ("nudge", "escalation"):
-            done = [i.key for i in items if rng.random() < 0.3]
+            share = 1.0 if kind == "nudge" and trial % 4 == 0 else 0.3  # escalations alone
+            done = [i.key for i in items if rng.random() < share]
             if done:
                 store.mark_items_done(kind, done, rng.choice(["sent", "suppressed"]))
-        store.enqueue(kind="nudge", recipient=ANNA, cc=(), account=ANNA, nudge_keys=(),
-                      escalation_keys=(), message_id="<n@agency.example>",
-                      now=now - dt.timedelta(minutes=rng.randrange(0, 90)))
+        people = [ANNA, PIOTR, KASIA, OFFICE, "Anna@Agency.example", "x@elsewhere.example"]
+        for m in range(rng.randrange(1, 8)):  # the last 90 minutes' mail, To and Cc
+            store.enqueue(kind="nudge", recipient=rng.choice(people),
+                          cc=tuple(rng.sample(people, rng.randrange(0, 3))), account=ANNA,
+                          nudge_keys=(), escalation_keys=(), message_id=f"<n{m}@agency.example>",
+                          now=now - dt.timedelta(minutes=rng.randrange(0, 90)))
+        accounts = tuple(dataclasses.replace(a, mentor=OFFICE) if a.email == PIOTR else a
+                         for a in config.accounts)  # copied on Piotr's nudges
+        capped = dataclasses.replace(config, accounts=accounts, notify=dataclasses.replace(
+            config.notify, max_per_hour=rng.randrange(1, 6)))
+        everyone = {p.lower() for p in people}
         try:
-            due = nudges.plan(store, config, now, lambda accounts, at: [])
+            due = nudges.plan(store, capped, now, lambda accounts, at: [])
             everything = scheduler.plan(
                 [scheduler.Pending(r.key, r.account, r.nudge_at, r.escalate_at,
                                    r.nudge_done is not None, r.escalation_done is not None)
                  for r in store.pending_items()],
-                config=config, now=now,
-                recipient_of=lambda acc: sla.recipient_for(acc, config, now, []),
-                sent_last_hour=store.reached_since(now - dt.timedelta(hours=1)),
+                config=capped, now=now,
+                recipient_of=lambda acc, c=capped: sla.recipient_for(acc, c, now, []),
+                mentor_of=lambda acc, c=capped: sla.mentor_copy(acc, c, now, []),
+                sent_last_hour=store.reached_since(now - dt.timedelta(hours=1), everyone),
             )
             assert due.plan == everything
         finally:

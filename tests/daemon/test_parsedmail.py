@@ -12,6 +12,7 @@ from tests.support.storing import (
     store_step,
 )
 
+from ackwatch.daemon import parsedmail
 from ackwatch.daemon.parsedmail import (
     MAX_HEADER_VARIANTS,
     ParsedMail,
@@ -30,6 +31,44 @@ def test_a_stored_copy_is_parsed_once_and_kept_until_its_first_load(store):
     everything = loaded(store, parsed=parsed)
     assert parsed.kept() == 0
     assert [m.uid for m in everything] == [1, 2] and everything[0] == m1
+
+
+def test_a_copy_loaded_again_soon_is_not_parsed_again(store, monkeypatch):
+    """The promise keeper and the next evaluation of a thread read the copies the last
+    one just loaded: the last `RECENT_PARSES` loaded are kept for them."""
+    monkeypatch.setattr(parsedmail, "RECENT_PARSES", 2)
+    parses: list[int] = []
+    real = parsedmail.parse_stored
+    monkeypatch.setattr(parsedmail, "parse_stored", lambda c: parses.append(c.uid) or real(c))
+    parsed = ParsedMail()
+    store_step(store, [new(1), new(2), new(3)], parsed=parsed, now=T0)
+    first = loaded(store, parsed=parsed)
+    assert parses == [] and parsed.kept() == 0
+    again = loaded(store, keys=["<m2@client.example>", "<m3@client.example>"], parsed=parsed)
+    assert parses == [] and again == first[1:]
+    assert loaded(store, keys=["<m1@client.example>"], parsed=parsed) == first[:1]
+    assert parses == [1]  # the least recently loaded went first
+    assert loaded(store, keys=["<m3@client.example>"], parsed=parsed) == first[2:]
+    assert parses == [1]
+
+
+def test_a_recent_parse_gets_the_flags_stored_since(store):
+    parsed = ParsedMail()
+    store_step(store, [new(1), new(2)], parsed=parsed, now=T0)
+    loaded(store, parsed=parsed)
+    store_step(store, [], parsed=parsed, last_uid=2, now=T0 + dt.timedelta(hours=1),
+               flag_updates=[(2, frozenset({"$Ackwatch-Done"}))])
+    again = loaded(store, parsed=parsed)
+    assert again == messages_of(store.load_copies())
+    assert again[1].dismissed_at == T0 + dt.timedelta(hours=1)
+
+
+def test_a_recent_parse_is_not_given_for_a_new_mail_under_the_same_uid(store):
+    parsed = ParsedMail()
+    store_step(store, [new(1, n=1)], parsed=parsed, now=T0)
+    loaded(store, parsed=parsed)
+    store_step(store, [new(1, n=2)], uidvalidity=2, reset=True, now=T0)  # stored elsewhere
+    assert [m.key for m in loaded(store, parsed=parsed)] == ["<m2@client.example>"]
 
 
 def test_a_kept_parse_is_not_given_for_a_new_mail_under_the_same_uid(store):

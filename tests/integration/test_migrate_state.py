@@ -127,6 +127,9 @@ def test_the_report_over_the_migrated_history_is_the_report_before(tmp_path, tar
         assert postgres.promises() == sqlite.promises()
         assert postgres.items() == sqlite.items()
         assert postgres.health() == sqlite.health()
+        reached = sqlite.reached_since(at(18, 11), [ANNA, PIOTR])
+        assert reached == {ANNA: [at(18, 12)] * 2, PIOTR: [at(18, 12)]}
+        assert postgres.reached_since(at(18, 11), [ANNA, PIOTR]) == reached
         assert postgres.load_copies() == sqlite.load_copies()
         for table in TABLES:
             count = f"SELECT COUNT(*) FROM {table}"

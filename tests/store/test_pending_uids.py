@@ -114,6 +114,8 @@ def test_the_migration_marks_the_copies_of_a_state_made_before_the_marker(tmp_pa
     for index in ("promises_reminder_due", "promises_state_promised", "promises_follow",
                   "promise_reads_state"):  # 12's
         conn.execute(f"DROP INDEX {index}")
+    conn.execute("DROP TABLE outbox_reach")  # 14's
+    conn.execute("DROP TABLE sent_counts")  # 15's
     conn.execute("PRAGMA user_version = 8")
     conn.commit()
     conn.close()

@@ -288,12 +288,39 @@ def test_the_hourly_cap_counts_mail_that_reaches_a_person_to_or_cc(store):
     failed = store.enqueue(kind="nudge", recipient="anna@agency.example", cc=(), account=None,
                            nudge_keys=[], escalation_keys=[], message_id="<3@y>", now=T0)
     store.outbox_close(failed, "failed")  # never reached her
-    reached = store.reached_since(T0)
+    people = ("anna@agency.example", "KASIA@agency.example")
+    reached = store.reached_since(T0, people)
     assert reached["anna@agency.example"] == [T0, T0 + H / 2]
     assert reached["kasia@agency.example"] == [T0 + H / 2]
-    assert store.reached_since(T0 + H / 4) == {
+    assert store.reached_since(T0 + H / 4, people) == {
         "kasia@agency.example": [T0 + H / 2], "anna@agency.example": [T0 + H / 2]
     }
+
+
+def test_the_hourly_cap_reads_only_the_people_asked_about(store):
+    store.enqueue(kind="escalation", recipient="kasia@agency.example",
+                  cc=("anna@agency.example",), account="anna@agency.example",
+                  nudge_keys=[], escalation_keys=[], message_id="<1@y>", now=T0)
+    store.enqueue_once(once_key="digest:1", kind="digest", recipient="Piotr@agency.example",
+                       message_id="<2@y>", now=T0)
+    store.enqueue_promises(kind="promise", recipient="piotr@agency.example",
+                           cc=("mentor@agency.example",), account="piotr@agency.example",
+                           promise_ids=[], message_id="<3@y>", now=T0 + H / 4)
+    store.enqueue_date_asks(recipient="anna@agency.example", account="anna@agency.example",
+                            item_keys=[], message_id="<4@y>", now=T0 + H / 2)
+    assert store.reached_since(T0, ["piotr@agency.example", "mentor@agency.example"]) == {
+        "piotr@agency.example": [T0, T0 + H / 4], "mentor@agency.example": [T0 + H / 4]
+    }
+    assert store.reached_since(T0, ["anna@agency.example"]) == {
+        "anna@agency.example": [T0, T0 + H / 2]
+    }
+    assert store.reached_since(T0, []) == {}
+
+
+def test_a_mail_to_and_cc_the_same_person_counts_once_for_them(store):
+    store.enqueue(kind="nudge", recipient="anna@agency.example", cc=("ANNA@agency.example",),
+                  account=None, nudge_keys=[], escalation_keys=[], message_id="<1@y>", now=T0)
+    assert store.reached_since(T0, ["anna@agency.example"]) == {"anna@agency.example": [T0]}
 
 
 def test_outbox_retry_waits_for_its_time(store):

@@ -116,7 +116,9 @@ class DateAsks:
             recipient_of=lambda a: recipients.get(a, a),
             batch_window=config.notify.batch_window,
             max_per_hour=config.notify.max_per_hour,
-            sent_last_hour=self.host.store.reached_since(now - hourlycap.HOUR),
+            sent_last_hour=self.host.store.reached_since(
+                now - hourlycap.HOUR, set(recipients.values())
+            ),
         )
         for action in actions:
             self.host.store.enqueue_date_asks(

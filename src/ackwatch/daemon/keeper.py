@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
@@ -34,11 +35,11 @@ from ackwatch.core.threads import assign_threads
 from ackwatch.daemon.asking import DateAsks, ReadRequestFor
 from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
-from ackwatch.daemon.nudges import SkipLog, log_copies_left_out
+from ackwatch.daemon.nudges import SkipLog, cap_people, log_copies_left_out
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
-from ackwatch.store import NewPromise, PromiseRecord, Store
+from ackwatch.store import NewPromise, PromiseRecord, Store, StoredCopy
 
 if TYPE_CHECKING:
     from ackwatch.daemon.watchers import Recheck
@@ -49,6 +50,7 @@ log = structlog.get_logger(__name__)
 READ_HORIZON = dt.timedelta(days=2)  # acknowledgements first seen longer ago are not read
 TRACK_HORIZON = dt.timedelta(days=30)  # settled promises are re-assessed this long
 MAX_READ_ATTEMPTS = 6
+Parse = Callable[[Iterable[StoredCopy]], list[Message]]  # stored copies -> their parses
 READ_RETRY_START = dt.timedelta(seconds=30)
 READ_RETRY_CAP = dt.timedelta(minutes=30)
 NOTICE_KINDS = promises.NOTICE_KINDS
@@ -78,6 +80,10 @@ class KeeperHost(Protocol):
         """What ``accounts``, their backups, managers and mentors sent lately (who is
         away)."""
 
+    def parse_copies(self, copies: Iterable[StoredCopy]) -> list[Message]:
+        """The parses of stored copies, sharing the evaluation's (`ParsedMail`): the
+        keeper reads the threads the step just evaluated."""
+
 
 class PromiseKeeper:
     """The daemon's promise keeper: called from the core thread only (single writer)."""
@@ -89,7 +95,9 @@ class PromiseKeeper:
         self._dirty = True
         self._next_check: dt.datetime | None = None
         self._due: list[promises.Due] = []
-        self._asks = DateAsks(host, _later_by_source, READ_HORIZON)
+        self._asks = DateAsks(
+            host, functools.partial(_later_by_source, parse=host.parse_copies), READ_HORIZON
+        )
         self._skip_log = SkipLog()
         # What can have changed since the last update (see `update`): everything (the
         # first update, a full evaluation), else the keys of the threads evaluated and
@@ -161,7 +169,7 @@ class PromiseKeeper:
         full, self._full = self._full, False
         changed, self._changed = self._changed, set()
         read, self._read = self._read, set()
-        sent_by = _SentBy(store)
+        sent_by = _SentBy(store, self.host.parse_copies)
         wanted: dict[str, ReadRequest] = {}
         retry_times: list[dt.datetime] = []
 
@@ -207,7 +215,7 @@ class PromiseKeeper:
                 since, sources=changed | read, follows=read, breaking_by=now
             )
         if tracked:
-            later_of = _later_messages(store, self.config, tracked)
+            later_of = _later_messages(store, self.config, tracked, parse=self.host.parse_copies)
             reads = store.promise_reads(m.key for ms in later_of.values() for m in ms)
             changes = []
             for rec in tracked:
@@ -354,7 +362,12 @@ class PromiseKeeper:
             acc = config.account(account)
             return acc.manager if acc is not None else None
 
-        sent = self.host.store.reached_since(now - hourlycap.HOUR)  # To or Cc
+        people = cap_people(
+            config, recipients=recipients, mentors=mentors,
+            nudged={d.account for d in self._due if d.account and d.kind == "promise"},
+            escalated={d.account for d in self._due if d.account and d.kind != "promise"},
+        )
+        sent = self.host.store.reached_since(now - hourlycap.HOUR, people)  # To or Cc
         return promises.plan(
             self._due,
             now=now,
@@ -498,19 +511,19 @@ def _read_request(
 
 
 def _later_messages(
-    store: Store, config: Config, tracked: Sequence[PromiseRecord]
+    store: Store, config: Config, tracked: Sequence[PromiseRecord], *, parse: Parse = messages_of
 ) -> dict[int, list[promises.Later]]:
     """Per promise: the agency messages of its thread that reach the client."""
-    by_source = _later_by_source(store, config, {p.source_key for p in tracked})
+    by_source = _later_by_source(store, config, {p.source_key for p in tracked}, parse=parse)
     return {p.id: by_source.get(p.source_key, []) for p in tracked}
 
 
 def _later_by_source(
-    store: Store, config: Config, sources: set[str]
+    store: Store, config: Config, sources: set[str], *, parse: Parse = messages_of
 ) -> dict[str, list[promises.Later]]:
     """Per message of ``sources``: the agency messages of its thread that reach the
     client (itself included)."""
-    messages = messages_of(store.load_copies(keys=store.thread_keys(sources) | sources))
+    messages = parse(store.load_copies(keys=store.thread_keys(sources) | sources))
     with gc_paused():
         threads = assign_threads(
             messages,
@@ -562,13 +575,14 @@ def _recorded(rec: PromiseRecord) -> promises.Recorded:
 class _SentBy:
     """Key -> (first received, sender) of stored mail, read from the store on demand."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, parse: Parse = messages_of):
         self._store = store
+        self._parse = parse
         self._known: dict[str, tuple[dt.datetime, str] | None] = {}
 
     def get(self, key: str) -> tuple[dt.datetime, str] | None:
         if key not in self._known:
-            copies = messages_of(self._store.load_copies(keys=[key]))
+            copies = self._parse(self._store.load_copies(keys=[key]))
             first = min(copies, key=lambda m: m.received, default=None)
             self._known[key] = None if first is None else (first.received, first.sender.address)
         return self._known[key]

@@ -64,18 +64,51 @@ def plan(
         for r in records
     ]
     accounts = {r.account for r in records if r.account}
+    # Whose mails can go out now: the hourly cap reads only their people's last hour.
+    nudged = {r.account for r in records
+              if r.account and r.nudge_done is None and r.nudge_at <= horizon}
+    escalated = {r.account for r in records if r.account and r.escalation_done is None
+                 and r.escalate_at is not None and r.escalate_at <= horizon}
     messages = messages_of_accounts(accounts, now)
     recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
     mentors = {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts}
     p = scheduler.plan(
         views, config=config, now=now,
         recipient_of=lambda acc: recipients.get(acc, acc),
-        sent_last_hour=store.reached_since(now - hourlycap.HOUR),
+        sent_last_hour=store.reached_since(now - hourlycap.HOUR, cap_people(
+            config, nudged=nudged, escalated=escalated, recipients=recipients, mentors=mentors,
+        )),
         mentor_of=lambda acc: mentors.get(acc),
     )
     if later is not None and (p.next_due is None or later < p.next_due):
         p = dataclasses.replace(p, next_due=later)
     return Due(p, {r.key: r for r in records})
+
+
+def cap_people(
+    config: Config,
+    *,
+    nudged: Iterable[str],
+    escalated: Iterable[str],
+    recipients: Mapping[str, str],
+    mentors: Mapping[str, str | None],
+) -> set[str]:
+    """Everyone a plan's mails can reach, whose last hour the hourly cap must know: for
+    the accounts ``nudged``, who receives their nudges now (``recipients``: the account
+    or its backup while it is away) and their mentor (copied); for the accounts
+    ``escalated``, their manager and the account itself (copied). A superset is harmless;
+    a person left out would be capped as if nothing had reached them this hour."""
+    people: set[str] = set()
+    for account in nudged:
+        people.add(recipients.get(account, account))
+        if mentor := mentors.get(account):
+            people.add(mentor)
+    for account in escalated:
+        people.add(account)
+        acc = config.account(account)
+        if acc is not None and acc.manager:
+            people.add(acc.manager)
+    return people
 
 
 def mailboxes_concerned(

@@ -14,6 +14,7 @@ under holds; its flags and flag times are the stored ones, set on the way out.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
 import structlog
@@ -26,6 +27,10 @@ log = structlog.get_logger(__name__)
 
 # Other header variants of one key parsed to link a new copy with (see `copies_to_store`).
 MAX_HEADER_VARIANTS = 20
+# Parses kept after their first load (`ParsedMail.each_message`): a step's later reads
+# of the same threads (the promise keeper's, the next evaluation of a thread that got a
+# reply) find them. About 1 kB each; several minutes of mail at 3 client mails a second.
+RECENT_PARSES = 1024
 
 
 def parse_fetched(m: StorableMessage, mailbox: str, folder: str, role: str) -> Message:
@@ -108,6 +113,8 @@ class ParsedMail:
         self._kept: dict[tuple[str, str, int], tuple[int, Message]] = {}
         # `prepare`d parses by (mailbox, folder) -> uid -> (the fetched copy, role, parse).
         self._prepared: dict[tuple[str, str], dict[int, tuple[StorableMessage, str, Message]]] = {}
+        # The last `RECENT_PARSES` parses loaded, least recently loaded first; as `_kept`.
+        self._recent: OrderedDict[tuple[str, str, int], tuple[int, Message]] = OrderedDict()
 
     def prepare(
         self, mailbox: str, folder: str, role: str, fetched: Iterable[StorableMessage]
@@ -151,29 +158,28 @@ class ParsedMail:
                     log_defects(p)
 
     def messages(self, copies: Iterable[StoredCopy]) -> list[Message]:
-        """The parses of ``copies``: kept ones (given the stored flags and flag times),
-        the others parsed now. A kept parse is dropped once returned."""
+        """The parses of ``copies``: kept or recent ones (given the stored flags and flag
+        times), the others parsed now. A kept parse moves to the recent ones once
+        returned; the recent ones are the last `RECENT_PARSES` returned."""
         return list(self.each_message(copies))
 
     def each_message(self, copies: Iterable[StoredCopy]) -> Iterator[Message]:
         """`messages`, one at a time (for a caller that keeps less of each mail than the
         mail itself)."""
-        kept = self._kept
+        kept, recent = self._kept, self._recent
         for c in copies:
-            hit = kept.pop((c.mailbox, c.folder, c.uid), None) if kept else None
-            if hit is not None and hit[0] == c.uidvalidity:
-                m = hit[1]
-                if m.role == c.role and m.received == c.received:
-                    if (m.flags, m.answered_at, m.dismissed_at, m.gm_thrid) != (
-                        c.flags, c.answered_at, c.dismissed_at, c.gm_thrid
-                    ):
-                        m = dataclasses.replace(
-                            m, flags=c.flags, answered_at=c.answered_at,
-                            dismissed_at=c.dismissed_at, gm_thrid=c.gm_thrid,
-                        )  # fmt: skip
-                    yield m
-                    continue
-            yield parse_stored(c)
+            where = (c.mailbox, c.folder, c.uid)
+            hit = kept.pop(where, None) if kept else None
+            if hit is None:
+                hit = recent.get(where)
+            m = _as_stored(hit[1], c) if hit is not None and hit[0] == c.uidvalidity else None
+            if m is None:
+                m = parse_stored(c)
+            recent[where] = (c.uidvalidity, m)
+            recent.move_to_end(where)
+            if len(recent) > RECENT_PARSES:
+                recent.popitem(last=False)
+            yield m
 
     def forget(self) -> None:
         """Drop every kept parse (after a full load: what it did not return is out of the
@@ -183,6 +189,21 @@ class ParsedMail:
     def kept(self) -> int:
         """How many parses are kept (for the tests)."""
         return len(self._kept)
+
+
+def _as_stored(m: Message, c: StoredCopy) -> Message | None:
+    """A parse kept of ``c``'s bytes with ``c``'s stored flags and flag times, or None
+    when it is not of that copy (another role or received time: stored anew)."""
+    if m.role != c.role or m.received != c.received:
+        return None
+    if (m.flags, m.answered_at, m.dismissed_at, m.gm_thrid) != (
+        c.flags, c.answered_at, c.dismissed_at, c.gm_thrid
+    ):
+        return dataclasses.replace(
+            m, flags=c.flags, answered_at=c.answered_at,
+            dismissed_at=c.dismissed_at, gm_thrid=c.gm_thrid,
+        )  # fmt: skip
+    return m
 
 
 def messages_of(copies: Iterable[StoredCopy]) -> list[Message]:

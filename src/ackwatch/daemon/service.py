@@ -57,7 +57,7 @@ from ackwatch.gcpause import gc_paused
 from ackwatch.mail import smtp
 from ackwatch.mail.sync import FolderSyncEvent
 from ackwatch.mail.watcher import HealthEvent
-from ackwatch.store import NotLeading, Store, StoreError, StoreUnavailable
+from ackwatch.store import NotLeading, Store, StoredCopy, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from ackwatch.web.server import WebBoard
@@ -327,6 +327,10 @@ class Daemon:
         """What ``accounts``, their backups and managers sent within the out-of-office
         look-back (`Evaluator.messages_of_accounts`)."""
         return self.evaluation.messages_of_accounts(accounts, now)
+
+    def parse_copies(self, copies: Iterable[StoredCopy]) -> list[Message]:
+        """Stored copies parsed through the evaluation's kept and recent parses."""
+        return self.evaluation.parsed.messages(copies)
 
     # ------------------------------------------------------------------ actions
 

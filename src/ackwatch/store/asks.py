@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ackwatch.store.forms import iso
 from ackwatch.store.items import ITEM_COLUMNS, item_records
+from ackwatch.store.outbox import record_reach
 from ackwatch.store.records import ItemRecord
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class Asks:
                 (recipient, account, message_id, now_s, now_s),
             )
             outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient], now_s)
             for key in item_keys:
                 c.execute(
                     "INSERT INTO date_asks (item_key, state, outbox, decided_at)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ackwatch.store.forms import from_iso, iso
@@ -56,6 +56,7 @@ class Outbox:
                 ),
             )
             outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient, *cc], now_s)
             for column, column_keys in keys.items():
                 for key in column_keys:
                     c.execute(
@@ -85,14 +86,15 @@ class Outbox:
                 " VALUES (?, ?, '[]', NULL, '{}', ?, ?, 'pending', 0, ?) RETURNING id",
                 (kind, recipient, message_id, now_s, now_s),
             )
-            return int(cur.fetchall()[0][0])
+            outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient], now_s)
+            return outbox_id
 
     def sent_counts(self) -> dict[str, int]:
-        """Mails accepted by the SMTP server, by kind (for metrics)."""
-        rows = self._db.conn.execute(
-            "SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind"
-        )
-        return {kind: n for kind, n in rows}
+        """Mails accepted by the SMTP server, by kind (for metrics): kept in `sent_counts`
+        by every change of an outbox row's state (`_set_state`)."""
+        rows = self._db.conn.execute("SELECT kind, sent FROM sent_counts WHERE sent > 0")
+        return {kind: int(n) for kind, n in rows}
 
 
     def outbox_due(self, now: dt.datetime) -> list[OutboxRecord]:
@@ -109,19 +111,27 @@ class Outbox:
         return [_outbox_record(r) for r in rows]
 
 
-    def reached_since(self, since: dt.datetime) -> dict[str, list[dt.datetime]]:
-        """When mail queued or sent since an instant reached each address, To or Cc
-        (lower-cased), oldest first: the hourly cap counts every mail a person gets."""
-        rows = self._db.conn.execute(
-            "SELECT recipient, cc, created_at FROM outbox WHERE created_at >= ?"
-            " AND state IN ('pending', 'sent') ORDER BY created_at",
-            (iso(since),),
+    def reached_since(
+        self, since: dt.datetime, addresses: Iterable[str]
+    ) -> dict[str, list[dt.datetime]]:
+        """When mail queued or sent since an instant reached each of ``addresses``, To or
+        Cc (lower-cased), oldest first: the hourly cap counts every mail a person gets.
+
+        Read from `outbox_reach` by address: a plan asks about the few people it may
+        write to, not about everyone the outbox wrote to within the hour."""
+        wanted = {a.lower() for a in addresses}
+        rows = self._db.rows_in(
+            "SELECT r.address, r.created_at FROM outbox_reach r"
+            " JOIN outbox o ON o.id = r.outbox"
+            " WHERE r.created_at >= ? AND o.state IN ('pending', 'sent')"
+            " AND r.address IN ({})",
+            (iso(since),), sorted(wanted),
         )
         reached: dict[str, list[dt.datetime]] = {}
-        for recipient, cc, created_at in rows:
-            at = from_iso(created_at)
-            for address in dict.fromkeys(a.lower() for a in [recipient, *json.loads(cc)]):
-                reached.setdefault(address, []).append(at)
+        for address, created_at in rows:
+            reached.setdefault(address, []).append(from_iso(created_at))
+        for times in reached.values():
+            times.sort()
         return reached
 
     def outbox_update_items(
@@ -143,9 +153,9 @@ class Outbox:
 
     def outbox_sent(self, outbox_id: int, now: dt.datetime) -> None:
         with self._db.write() as c:
+            _set_state(c, outbox_id, "sent")
             c.execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1"
-                " WHERE id = ?",
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
                 (iso(now), outbox_id),
             )
             _settle_members(c, outbox_id, "sent")
@@ -165,9 +175,10 @@ class Outbox:
         an item's nudge state and its outbox row always agree (`status` never shows a
         nudge as queued whose mail failed)."""
         with self._db.write() as c:
+            _set_state(c, outbox_id, state)
             c.execute(
-                "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error) WHERE id = ?",
-                (state, error, outbox_id),
+                "UPDATE outbox SET last_error = COALESCE(?, last_error) WHERE id = ?",
+                (error, outbox_id),
             )
             _settle_members(c, outbox_id, state)
 
@@ -196,6 +207,7 @@ class Outbox:
                 (kind, recipient, json.dumps(list(cc)), account, message_id, now_s, now_s),
             )
             outbox_id = int(cur.fetchall()[0][0])
+            record_reach(c, outbox_id, [recipient, *cc], now_s)
             for pid in promise_ids:
                 c.execute(
                     f"UPDATE promises SET {column}_done = 'queued', {column}_outbox = ?"
@@ -204,6 +216,35 @@ class Outbox:
                 )
         return outbox_id
 
+
+
+def record_reach(
+    c: sqlite3.Connection, outbox_id: int, addresses: Iterable[str], created_at: str
+) -> None:
+    """Record whom a mail just put in the outbox reaches (`Outbox.reached_since`): each
+    address once, lower-cased, within the caller's transaction."""
+    for address in dict.fromkeys(a.lower() for a in addresses):
+        c.execute(
+            "INSERT INTO outbox_reach (address, created_at, outbox) VALUES (?, ?, ?)",
+            (address, created_at, outbox_id),
+        )
+
+
+def _set_state(c: sqlite3.Connection, outbox_id: int, state: str) -> None:
+    """Give an outbox row its new state, and count it in (or out of) `sent_counts` when
+    it becomes (or stops being) sent, within the caller's transaction."""
+    row = c.execute("SELECT kind, state FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+    if row is None:
+        return
+    kind, before = row[0], row[1]
+    c.execute("UPDATE outbox SET state = ? WHERE id = ?", (state, outbox_id))
+    change = (state == "sent") - (before == "sent")
+    if change:
+        c.execute(
+            "INSERT INTO sent_counts (kind, sent) VALUES (?, ?)"
+            " ON CONFLICT (kind) DO UPDATE SET sent = sent_counts.sent + excluded.sent",
+            (kind, change),
+        )
 
 
 def _settle_members(c: sqlite3.Connection, outbox_id: int, state: str) -> None:

@@ -345,6 +345,31 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX messages_pending;
     ALTER TABLE messages DROP COLUMN pending;
     """,
+    # 14: whom each outbox mail reaches (To and every Cc, lower-cased, once a mail), so
+    # that the hourly cap reads the last hour of the few people a plan concerns from an
+    # index instead of parsing every mail of the hour; filled from the outbox here, then
+    # by every insert into it.
+    """
+    CREATE TABLE outbox_reach (
+        address TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        outbox INTEGER NOT NULL,
+        PRIMARY KEY (address, created_at, outbox)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO outbox_reach (address, created_at, outbox)
+        SELECT lower(recipient), created_at, id FROM outbox
+        UNION SELECT lower(j.value), o.created_at, o.id FROM outbox o, json_each(o.cc) j;
+    """,
+    # 15: the mails sent by kind (the metrics read them after every send), kept by the
+    # writers of the outbox's state instead of counted over the whole outbox.
+    """
+    CREATE TABLE sent_counts (
+        kind TEXT PRIMARY KEY,
+        sent INTEGER NOT NULL
+    );
+    INSERT INTO sent_counts (kind, sent)
+        SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

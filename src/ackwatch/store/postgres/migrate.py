@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 # Every table of the state, in an order that needs no other first.
 TABLES = ("meta", "folders", "messages", "pending_copies", "items", "item_members", "outbox",
-          "promises", "promise_reads", "date_asks", "health", "links", "threads", "dirty",
-          "senders")
+          "outbox_reach", "sent_counts", "promises", "promise_reads", "date_asks", "health",
+          "links", "threads", "dirty", "senders")
 # The tables whose SQLite rowid PostgreSQL keeps as a column of that name.
 ROWID_TABLES = ("messages", "items")
 # Identity columns whose sequence must continue after the copied ids.

@@ -301,6 +301,29 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX messages_pending;
     ALTER TABLE messages DROP COLUMN pending;
     """,
+    # 14: whom each outbox mail reaches, for the hourly cap
+    f"""
+    CREATE TABLE outbox_reach (
+        address {T} NOT NULL,
+        created_at {T} NOT NULL,
+        outbox BIGINT NOT NULL,
+        PRIMARY KEY (address, created_at, outbox)
+    );
+    INSERT INTO outbox_reach (address, created_at, outbox)
+        SELECT lower(recipient), created_at, id FROM outbox
+        UNION SELECT lower(j.value), o.created_at, o.id
+            FROM outbox o, json_array_elements_text(o.cc::json) AS j(value)
+        ON CONFLICT DO NOTHING;
+    """,
+    # 15: the mails sent by kind, kept by the writers of the outbox's state
+    f"""
+    CREATE TABLE sent_counts (
+        kind {T} PRIMARY KEY,
+        sent BIGINT NOT NULL
+    );
+    INSERT INTO sent_counts (kind, sent)
+        SELECT kind, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY kind;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
