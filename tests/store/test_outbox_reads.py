@@ -40,7 +40,7 @@ def test_the_migration_fills_whom_the_mail_already_queued_reached(open_state, ba
     store.outbox_close(cancelled, "cancelled")
     people = ["kasia@agency.example", "anna@agency.example", "mentor@agency.example"]
     before = store.reached_since(T0, people)
-    _back_to_schema(14, store, backend)
+    _back_to_schema(13, store, backend)
     store.close()
 
     store = open_state()
