@@ -9,6 +9,7 @@ bounded queue of `ReaderEvent` values.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import functools
 import queue
@@ -100,11 +101,12 @@ def sync_once(daemon: Daemon) -> tuple[list[str], list[str]]:
     def write(mb: MailboxConfig, result: FolderSync, now: dt.datetime) -> None:
         daemon.apply_event(FolderSyncEvent(mb.name, result))
 
-    return _each_mailbox(
-        daemon, functools.partial(_read_mailbox, daemon, since=None, history=False), write,
-        failed_event="mailbox_sync_failed", record_health=True,
-        mailbox_seconds=config.sync.mailbox_deadline.total_seconds(),
-    )  # fmt: skip
+    with contextlib.closing(SharedReader(daemon.store)) as shared:
+        return _each_mailbox(
+            daemon, functools.partial(_read_mailbox, daemon, shared, since=None, history=False),
+            write, failed_event="mailbox_sync_failed", record_health=True,
+            mailbox_seconds=config.sync.mailbox_deadline.total_seconds(),
+        )  # fmt: skip
 
 
 def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]:
@@ -122,10 +124,11 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
         added += store_folder_sync(daemon.store, daemon.evaluation.parsed, daemon.config,
                                    mb.name, result, now, history=True)
 
-    reached, failed = _each_mailbox(
-        daemon, functools.partial(_read_mailbox, daemon, since=since, history=True), store,
-        failed_event="mailbox_backfill_failed", record_health=False,
-    )  # fmt: skip
+    with contextlib.closing(SharedReader(daemon.store)) as unread:  # history reads none
+        reached, failed = _each_mailbox(
+            daemon, functools.partial(_read_mailbox, daemon, unread, since=since, history=True),
+            store, failed_event="mailbox_backfill_failed", record_health=False,
+        )  # fmt: skip
     daemon.reevaluate(history_since=dt.datetime.combine(since, dt.time(0), tzinfo=dt.UTC))
     log.info("backfill_done", mailboxes=len(reached), new=added)
     return reached, failed, added
@@ -133,6 +136,7 @@ def backfill(daemon: Daemon, since: dt.date) -> tuple[list[str], list[str], int]
 
 def _read_mailbox(
     daemon: Daemon,
+    shared: SharedReader,
     mb: MailboxConfig,
     client: IMAPClient,
     folders: list[tuple[str, FolderRole]],
@@ -146,7 +150,8 @@ def _read_mailbox(
 
     ``since``: the first sync's date (None: ``sync.backfill`` before ``now``).
     ``history`` (the backfill): every folder is read from ``since`` as on a first sync,
-    whatever its cursor, and no flags of pending mail are asked for.
+    whatever its cursor, and no flags of pending mail are asked for. ``shared``: where
+    the cursors and pending UIDs are read, off the writer's thread.
 
     The first watched folder (the inbox) is read on the connection `_each_mailbox`
     opened, the others at the same time on a second one (the two connections a mailbox
@@ -154,26 +159,6 @@ def _read_mailbox(
     the inbox is parsed. When the second connection cannot be opened, the other folders
     are read on the first one after the inbox.
     """
-    shared = SharedReader(daemon.store)  # the cursors and pending UIDs, read off the core
-    try:
-        yield from _read_folders(daemon, shared, mb, client, folders, now, since=since,
-                                 history=history)
-    finally:
-        shared.close()
-
-
-def _read_folders(
-    daemon: Daemon,
-    shared: SharedReader,
-    mb: MailboxConfig,
-    client: IMAPClient,
-    folders: list[tuple[str, FolderRole]],
-    now: dt.datetime,
-    *,
-    since: dt.date | None,
-    history: bool,
-) -> Iterator[FolderSync]:
-    """`_read_mailbox`'s work, its reads of the state on ``shared``."""
     config = daemon.config
     cursors = {} if history else stored_cursors(shared, mb.name)
     since = since if since is not None else (now - config.sync.backfill).date()
