@@ -252,13 +252,19 @@ def test_a_leader_paused_before_queueing_queues_nothing_the_next_leader_queues(
             s.close()
 
 
-def test_a_node_rounds_again_just_after_a_silent_peers_heartbeat_is_a_lease_old(make_node):
-    """Not up to a renewal later: the dead node's mailboxes are taken at lease time."""
-    clock = Clock()
-    n1, s1, _, _ = make_node("n1", clock)
+def _two_nodes(make_node, clock: Clock):
+    """Nodes n1 and n2 started (no round yet): n1, its store, its watchers, and n2."""
+    n1, s1, w1, _ = make_node("n1", clock)
     n1.start(CONFIG, background=False)
     n2, _, _, _ = make_node("n2", clock)
     n2.start(CONFIG, background=False)
+    return n1, s1, w1, n2
+
+
+def test_a_node_rounds_again_just_after_a_silent_peers_heartbeat_is_a_lease_old(make_node):
+    """Not up to a renewal later: the dead node's mailboxes are taken at lease time."""
+    clock = Clock()
+    n1, s1, _, _ = _two_nodes(make_node, clock)
     assert n1.try_round()
     assert n1.next_round() == 1.0  # a renewal: n2 is alive
     now = SQLITE_CLOCK
@@ -270,10 +276,7 @@ def test_a_node_rounds_again_just_after_a_silent_peers_heartbeat_is_a_lease_old(
 
 def test_a_node_rounds_again_as_soon_as_a_lease_of_its_share_runs_out(make_node):
     clock = Clock()
-    n1, s1, w1, _ = make_node("n1", clock)
-    n1.start(CONFIG, background=False)
-    n2, _, _, _ = make_node("n2", clock)
-    n2.start(CONFIG, background=False)
+    n1, s1, w1, n2 = _two_nodes(make_node, clock)
     assert n1.try_round() and n2.try_round()
     now = SQLITE_CLOCK
     with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
@@ -392,10 +395,7 @@ def test_a_round_meant_to_follow_an_expiry_is_timed_from_the_view_it_read(make_n
     """The expiry is in the view's time: a slow heartbeat before the view must not
     bring the next round before the lease it waits for has run out."""
     clock = Clock()
-    n1, s1, _, _ = make_node("n1", clock)
-    n1.start(CONFIG, background=False)
-    n2, _, _, _ = make_node("n2", clock)
-    n2.start(CONFIG, background=False)
+    n1, s1, _, n2 = _two_nodes(make_node, clock)
     assert n1.try_round() and n2.try_round()
     now = SQLITE_CLOCK
     with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
