@@ -29,6 +29,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,11 +67,17 @@ class BenchDovecot(DovecotServer):
     the imap process's memory limit (256 MB) for indexing a 1M-message Maildir (target 2
     with `--growth-large 1m`)."""
 
+    def __init__(self, *args: Any, idle_check_seconds: int | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.idle_check_seconds = idle_check_seconds  # None: Dovecot's default (30 s)
+
     def _write_config(self) -> None:
         super()._write_config()
         with open(self.dir / "dovecot.conf", "a") as f:
             f.write("default_process_limit = 1000\ndefault_client_limit = 4000\n"
                     "mail_max_userip_connections = 20\ndefault_vsz_limit = 2G\n")
+            if self.idle_check_seconds is not None:
+                f.write(f"mailbox_idle_check_interval = {self.idle_check_seconds} secs\n")
 
 
 def mail_owner() -> tuple[int, int] | None:

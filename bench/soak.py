@@ -333,7 +333,8 @@ def soak(a: argparse.Namespace, waiting: int, tag: str) -> dict:
     (d / "dovecot").mkdir()  # Dovecot's own user reads its passwd file here
     private = d / "daemon"  # the daemon's config, passwords and state: ours only
     private.mkdir(mode=0o700)
-    server = BenchDovecot(tuple(users), directory=d / "dovecot", pool=0)
+    server = BenchDovecot(tuple(users), directory=d / "dovecot", pool=0,
+                          idle_check_seconds=a.dovecot_idle_check)
     waiting_keys = preload_waiting(server, users, waiting, run) if waiting else set()
     server.start()
     sink = Sink()
@@ -453,6 +454,7 @@ def analyse(a, tag, state, truth, sink, samples, faults, waiting_keys, t0, t_end
     half = [s for s in samples if s["t"] >= samples[-1]["t"] / 2] if samples else []
     summary = {
         "run": tag, "minutes": a.minutes, "rate": a.rate, "mailboxes": a.mailboxes,
+        "watch_sent": a.watch_sent, "dovecot_idle_check_s": a.dovecot_idle_check,
         "waiting": len(waiting_keys), "client_mails": len(truth.received),
         "replied": len(truth.replied), "unanswered": len(truth.unanswered),
         "append_failures": truth.append_failures,
@@ -526,6 +528,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--watch-sent", default="auto", choices=("auto", "idle", "poll"),
                     help="the daemon's sync.watch_sent")
+    ap.add_argument("--dovecot-idle-check", type=int, default=None, metavar="SECONDS",
+                    help="Dovecot's mailbox_idle_check_interval (its default: 30): what "
+                    "bounds NOTIFY's news on Dovecot 2.3 once a user's list index log has "
+                    "rotated (bench/README.md, Session 13)")
     ap.add_argument("--log-level", default="info",
                     help="the daemon's log.level (debug: the watchers' reads, per folder)")
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "soak_results.json")

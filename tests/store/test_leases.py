@@ -304,6 +304,26 @@ def test_an_evaluation_ends_the_marks_it_read(open_state):
     assert s.message_count() == 2
 
 
+def test_marks_kept_aside_end_with_an_evaluation_of_everything(open_state):
+    s = open_state()
+    store_step(s, [new(1), new(2)], now=T0)
+    kept = s.keep_marks()
+    assert kept.count == 2
+    s.sync_items([], now=T0, initial_keys=set(), marks=kept)
+    assert s.dirty_keys() == set()
+    assert s.message_count() == 2
+
+
+def test_a_key_marked_again_after_the_marks_were_kept_keeps_its_new_mark(open_state):
+    leader, other = open_state(), open_state()
+    store_step(leader, [new(1)], now=T0)
+    (key,) = leader.dirty_keys()
+    kept = leader.keep_marks()  # an evaluation of everything keeps the marks aside
+    store_step(other, [new(7, 1)], mailbox="piotr", now=T0)  # a copy of mail 1 elsewhere
+    leader.sync_items([], now=T0, initial_keys=set(), marks=kept)
+    assert leader.dirty_keys() == {key}  # evaluated again next time
+
+
 def test_the_leader_asks_a_holder_to_recheck_and_reads_its_answer(open_state):
     leader, holder = open_state(), open_state()
     asked = leader.ask_recheck("n2", ["piotr", "anna"])

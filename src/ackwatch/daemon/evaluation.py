@@ -23,7 +23,7 @@ from ackwatch.core.threads import assign_threads, link_values
 from ackwatch.daemon.metrics import Metrics
 from ackwatch.daemon.parsedmail import ParsedMail, link_stored
 from ackwatch.gcpause import gc_paused
-from ackwatch.store import Store
+from ackwatch.store import Marks, Store
 
 log = structlog.get_logger(__name__)
 
@@ -125,20 +125,22 @@ class Evaluator:
             )
         _, fingerprint, threading = self._fingerprints
         done = {"evaluated_with": fingerprint, "threaded_with": threading}
-        # Read before any mail is loaded; only these marks end with this evaluation (a
-        # key marked again meanwhile, by another node, is evaluated again next time).
-        marks = self.store.dirty_marks()
+        # The marks are read before any mail is loaded; only these end with this
+        # evaluation (a key marked again meanwhile, by another node, is evaluated again
+        # next time). An evaluation of everything keeps them in the database: it needs
+        # them only to end them, and a first start has a million.
         if history_since is None and self.store.get_meta("evaluated_with") == fingerprint:
+            marks = self.store.dirty_marks()
             scope = self._scope(marks)
             if scope:
                 self._evaluate(since, now, scope, marks=marks)
                 if self._changed is not None:
                     self._changed |= scope
         elif history_since is None and self.store.get_meta("threaded_with") == threading:
-            self._evaluate_by_threads(since, now, done, marks)
+            self._evaluate_by_threads(since, now, done, self.store.dirty_marks())
             self._changed = None
         else:
-            self._evaluate_anew(since, now, done, marks)
+            self._evaluate_anew(since, now, done, self.store.keep_marks())
             self._changed = None
         self.dirty = False
         self.evaluations += 1
@@ -151,7 +153,7 @@ class Evaluator:
         done: Mapping[str, str] | None = None,
         *,
         part_of_all: bool = False,
-        marks: Mapping[str, int],
+        marks: Marks,
     ) -> None:
         """Evaluate the stored mail of ``scope`` (whole threads; None: everything) received
         at or after ``since``, and store the outcome (with ``done`` recorded in meta, and
@@ -181,8 +183,7 @@ class Evaluator:
             log.info("items_updated", new=len(new), acknowledged=len(acked))
 
     def _evaluate_anew(
-        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str],
-        marks: Mapping[str, int],
+        self, since: dt.datetime, now: dt.datetime, done: Mapping[str, str], marks: Marks
     ) -> None:
         """Every item evaluated again, with the threads found anew (the first start, a
         change of what threading depends on, `backfill`).

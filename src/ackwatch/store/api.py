@@ -21,6 +21,8 @@ from ackwatch.store.records import (
     CopyToStore,
     HealthRecord,
     ItemRecord,
+    Marks,
+    MarksKept,
     NameHolder,
     NewPromise,
     OutboxRecord,
@@ -125,9 +127,7 @@ class Store(Protocol):
     def linked_batches(
         self, since: dt.datetime, noise: frozenset[str], max_keys: int
     ) -> Iterator[set[str]]: ...
-    def end_linked_batches(
-        self, meta: Mapping[str, str], marks: Mapping[str, int] | None = None
-    ) -> None:
+    def end_linked_batches(self, meta: Mapping[str, str], marks: Marks | None = None) -> None:
         """After the last batch: drop the pending items of mail out of the window, the
         threads and dirty marks of such mail (``marks``: only those read), and record
         ``meta``, together."""
@@ -138,6 +138,11 @@ class Store(Protocol):
     def dirty_keys(self) -> set[str]: ...
     def dirty_marks(self) -> dict[str, int]:
         """The dirty marks, key -> seq: an evaluation ends only the marks it read."""
+        ...
+
+    def keep_marks(self) -> MarksKept:
+        """The dirty marks as read now, kept aside by the database (not in memory), for
+        an evaluation of everything to end."""
         ...
 
     def keys_linked(self, links: Iterable[str]) -> set[str]: ...
@@ -155,7 +160,7 @@ class Store(Protocol):
         scope: Collection[str] | None = None,
         threads: Mapping[str, str] | None = None,
         meta: Mapping[str, str] | None = None,
-        marks: Mapping[str, int] | None = None,
+        marks: Marks | None = None,
     ) -> tuple[list[str], list[str]]:
         """Make the stored items match an evaluation, with its threads, the end of its
         dirty marks (``marks``: the ones it read, only those) and ``meta`` together;

@@ -14,7 +14,7 @@ from ackwatch.core.item_rules import Item
 from ackwatch.store.database import in_period, mark_pending_copies, set_meta
 from ackwatch.store.forms import from_iso, iso, names_json
 from ackwatch.store.links import delete_marks
-from ackwatch.store.records import ItemRecord
+from ackwatch.store.records import ItemRecord, Marks
 from ackwatch.store.schema import ACK_US_SQL, EPOCH_US_SQL, has_us_columns
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Items:
         scope: Collection[str] | None = None,
         threads: Mapping[str, str] | None = None,
         meta: Mapping[str, str] | None = None,
-        marks: Mapping[str, int] | None = None,
+        marks: Marks | None = None,
     ) -> tuple[list[str], list[str]]:
         """Make the stored items match a fresh evaluation; returns (new keys, newly acked keys).
 
@@ -50,9 +50,9 @@ class Items:
         ``scope``: the keys evaluated (whole threads), when the evaluation covered only
         those: items outside it are left as they are. ``threads`` (key -> thread), the end
         of the keys' dirty marks and ``meta`` (what the evaluation was made with) are
-        recorded in the same transaction. ``marks`` (`Links.dirty_marks`, read before the
-        mail was loaded): the dirty marks to end, only those; without, the scope's (all
-        when no scope).
+        recorded in the same transaction. ``marks`` (`Links.dirty_marks` or `Links.keep_marks`,
+        read before the mail was loaded): the dirty marks to end, only those; without,
+        the scope's (all when no scope).
         """
         now_s = iso(now)
         query = "SELECT key, state, nudge_done, escalation_done, follow_ups FROM items"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,20 @@ class Term:
 
     node: str
     epoch: int
+
+
+@dataclass(frozen=True)
+class MarksKept:
+    """The dirty marks as read at one instant, kept by the database in the connection's
+    temporary table ``marks_read`` (`Store.keep_marks`) rather than in memory: an
+    evaluation of everything (a first start over a year: a million marks) ends exactly
+    those in one statement. ``count``: how many."""
+
+    count: int
+
+
+# The dirty marks an evaluation read and ends, and only those: key -> seq, or kept aside.
+Marks = Mapping[str, int] | MarksKept
 
 
 @dataclass(frozen=True)

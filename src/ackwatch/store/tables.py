@@ -134,6 +134,7 @@ class TableStore:
         self.thread_members = links.thread_members
         self.dirty_keys = links.dirty_keys
         self.dirty_marks = links.dirty_marks
+        self.keep_marks = links.keep_marks
         self.keys_linked = links.keys_linked
         self.thread_keys = links.thread_keys
         self.keys_from = links.keys_from
