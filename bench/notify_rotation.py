@@ -1,6 +1,6 @@
 """Does Dovecot's IMAP NOTIFY keep reporting the sent folder? (issue 24's reply tail)
 
-    .venv/bin/python bench/notify_rotation.py [--minutes 7]
+    .venv/bin/python bench/notify_rotation.py [--minutes 7] [--idle-check SECONDS]
 
 One connection as the watcher holds it (ENABLE CONDSTORE, ``NOTIFY SET`` for Sent,
 EXAMINE INBOX, IDLE) on a private Dovecot (tests/servers/dovecot.py); every second a
@@ -10,8 +10,10 @@ user has. Dovecot watches that log with inotify, set once per NOTIFY SET; when t
 is rotated (at least 8 kB and 5 minutes old) the watch stays on the old file, and news
 then comes only from Dovecot's ``mailbox_idle_check_interval`` timer (30 s) or along
 with an inbox change. After three changes in a row without news the script sends
-``NOTIFY SET`` again and shows whether that brings the news back. Prints one line per
-APPEND; not part of ``make bench``; figures in bench/README.md.
+``NOTIFY SET`` again and shows whether that brings the news back (``--idle-check``: with
+Dovecot's ``mailbox_idle_check_interval`` set, no renewal: whether the timer alone brings
+the news). Prints one line per APPEND; not part of ``make bench``; figures in
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from imapclient import IMAPClient  # noqa: E402
-from tests.servers.dovecot import DovecotServer  # noqa: E402
+from run import BenchDovecot  # noqa: E402
 from tests.servers.imapserver import make_message  # noqa: E402
 
 from ackwatch.mail import notify  # noqa: E402
@@ -42,8 +45,10 @@ def _note(heard: list[float]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=7.0)
+    ap.add_argument("--idle-check", type=int, default=None, metavar="SECONDS",
+                    help="Dovecot's mailbox_idle_check_interval (default: Dovecot's, 30)")
     a = ap.parse_args()
-    server = DovecotServer(pool=0)
+    server = BenchDovecot(pool=0, idle_check_seconds=a.idle_check)
     server.start()
     wake = Waker()
     wake.open()
@@ -72,7 +77,7 @@ def main() -> int:
             news = f"news {heard[0] - t:.2f} s" if heard else f"NO NEWS within {WAIT:.0f} s"
             print(f"{t - t0:6.1f} s  #{n:<4} {news:22} {' '.join(logs)}", flush=True)
             missed = 0 if heard else missed + 1
-            if missed >= 3 and not renewed:
+            if missed >= 3 and not renewed and a.idle_check is None:
                 print("NOTIFY SET again", flush=True)
                 assert notify.notify_set(client, ["Sent"])
                 client.select_folder("INBOX", readonly=True)
