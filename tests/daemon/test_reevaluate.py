@@ -194,7 +194,7 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
                              mail(4, 4, subject="Lunch?", sender="anna@agency.example",
                                   to="piotr@agency.example")))
     daemon.reevaluate()
-    seeded = {k: sorted(m.uid for m in v) for k, v in daemon.evaluation._mail_of_accounts.items()}
+    seeded = {k: sorted(m.uid for m in v) for k, v in daemon.evaluation.account_mail.cache.items()}
     assert seeded == {"<m3@x.example>": [3], "<m4@x.example>": [4]}
 
     loads: list[object] = []
@@ -204,7 +204,7 @@ def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypa
     accounts = {r.account for r in daemon.store.pending_items()}
     from_cache = daemon.messages_of_accounts(accounts, NOW)
     assert loads == []  # nothing parsed again
-    daemon.evaluation._mail_of_accounts.clear()
+    daemon.evaluation.account_mail.cache.clear()
     from_store = daemon.messages_of_accounts(accounts, NOW)
     assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)
 
@@ -218,7 +218,7 @@ def test_the_mail_of_one_account_is_parsed_once_whoever_asks_in_between(daemon, 
                              mail(2, 2, subject="Re: Brief", sender="kasia@agency.example",
                                   to="jan.kowalski@acme.example")))
     daemon.reevaluate()
-    assert daemon.evaluation._mail_of_accounts == {}  # no pending item: nothing seeded
+    assert daemon.evaluation.account_mail.cache == {}  # no pending item: nothing seeded
     loads: list[set[str]] = []
     real_load = daemon.store.load_copies
     monkeypatch.setattr(daemon.store, "load_copies",
@@ -232,7 +232,7 @@ def test_the_mail_of_one_account_is_parsed_once_whoever_asks_in_between(daemon, 
     # Mail older than the out-of-office look-back leaves the cache.
     later = NOW + daemon.config.notify.out_of_office_lookback + dt.timedelta(hours=1)
     assert daemon.messages_of_accounts({"kasia@agency.example"}, later) == []
-    assert daemon.evaluation._mail_of_accounts == {}
+    assert daemon.evaluation.account_mail.cache == {}
 
 
 # ----------------------------------------------------------------- one step

@@ -308,8 +308,8 @@ def test_mail_arriving_between_idle_rounds_is_not_lost(imap_server, imap_user, p
     second = threading.Event()
 
     def clock() -> dt.datetime:
-        # The poll's _sync_all asks the clock after DONE, before the STATUS of Sent.
-        if sys._getframe(1).f_code.co_name == "_sync_all":
+        # The poll's sync_all asks the clock after DONE, before the STATUS of Sent.
+        if sys._getframe(1).f_code.co_name == "sync_all":
             if ready.is_set() and not arrived:
                 arrived.append(append_mail(imap_server, imap_user, subject="between rounds"))
             elif second.is_set() and not flagged:

@@ -55,12 +55,12 @@ import functools
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import structlog
 
-from ackwatch.config import Config
+from ackwatch.config import Config, MailboxConfig, SyncConfig
 from ackwatch.core.spreading import spread
 from ackwatch.daemon.noderecheck import RECHECK_CHANNEL, answer_rechecks, recheck_across_nodes
 from ackwatch.daemon.roundpace import RoundPace, next_round_in
@@ -201,6 +201,26 @@ class SoloCluster:
         return None  # nobody else asks
 
 
+class HeldMailboxes:
+    """The mailboxes whose leases this node holds (``names``), each watched here: a
+    name is added once its watcher is started and removed once it is stopped, so a
+    lease given up after `let_go` is never still watched."""
+
+    def __init__(self, watchers: Watchers) -> None:
+        self._watchers = watchers
+        self.names: set[str] = set()
+
+    def take(self, mailboxes: Sequence[MailboxConfig], sync: SyncConfig) -> None:
+        self._watchers.start(mailboxes, sync)
+        self.names |= {mb.name for mb in mailboxes}
+
+    def let_go(self, names: Iterable[str] | None = None, *, grace: float = 2.0) -> None:
+        """Stop the watchers of ``names`` (None: all held; ``grace``: `Watchers.stop`)."""
+        gone = set(self.names if names is None else names)
+        self._watchers.stop([n for n in gone if n in self._watchers], grace=grace)
+        self.names -= gone
+
+
 class NodeName:
     """This process's hold on its node's name (see the module docstring): its random
     ``instance`` id, written with every heartbeat."""
@@ -267,7 +287,7 @@ class DbCluster:
         self._config: Config | None = None
         self._store: Store | None = None
         self._lock = threading.RLock()  # the watchers started and stopped, the lead
-        self._held: set[str] = set()
+        self._held = HeldMailboxes(watchers)
         self._epoch: int | None = None
         self._valid_until = 0.0  # monotonic; nothing held or led after it
         self._stop = threading.Event()
@@ -308,8 +328,7 @@ class DbCluster:
         stuck = [t.name for t in self._threads if t.is_alive()]
         if self._lock.acquire(timeout=JOIN_SECONDS):  # the deadline may be cutting them
             try:
-                self._watchers.stop([n for n in self._held if n in self._watchers], grace=1.0)
-                self._held.clear()
+                self._held.let_go(grace=1.0)
                 self._epoch = None
             finally:
                 self._lock.release()
@@ -353,14 +372,14 @@ class DbCluster:
             self._fence_store.notify(MAIL_CHANNEL)
 
     def held(self) -> frozenset[str]:
-        return frozenset(self._held)
+        return frozenset(self._held.names)
 
     def recheck(self, mailboxes: Iterable[str], *, stop: threading.Event,
                 heartbeat: Callable[[], None]) -> Recheck:
         """This node's mailboxes re-checked here, the others by their holders
         (`noderecheck.recheck_across_nodes`)."""
         return recheck_across_nodes(
-            self._fence_store, self._watchers, self.node, set(mailboxes), frozenset(self._held),
+            self._fence_store, self._watchers, self.node, set(mailboxes), self.held(),
             stop=stop, heartbeat=heartbeat, monotonic=self._monotonic,
         )  # fmt: skip
 
@@ -424,7 +443,8 @@ class DbCluster:
         with self._lock:
             restart, self._restart = self._restart, set()
         # Stop first, release after: a mailbox is never watched by two nodes.
-        if self._stop_watching((self._held - share) | (restart & self._held), store):
+        held = self._held.names
+        if self._stop_watching((held - share) | (restart & held), store):
             phase("release")
         claimed = store.claim_leases(self.node, share, lease)
         phase("claim")
@@ -439,17 +459,15 @@ class DbCluster:
             if self._stop.is_set():
                 return
             self._valid_until = valid_until
-            lost = self._held - claimed  # taken over while this node was away
+            lost = self._held.names - claimed  # taken over while this node was away
             if lost:
-                self._watchers.stop([n for n in lost if n in self._watchers])
-                self._held -= lost
+                self._held.let_go(lost)
                 log.warning("mailboxes_lost", mailboxes=sorted(lost))
-            new = claimed - self._held
+            new = claimed - self._held.names
             if new:
                 by_name = {mb.name: mb for mb in config.mailboxes}
-                self._watchers.start([by_name[n] for n in sorted(new)], config.sync)
-                self._held |= new
-                log.info("mailboxes_taken", mailboxes=sorted(new), held=len(self._held))
+                self._held.take([by_name[n] for n in sorted(new)], config.sync)
+                log.info("mailboxes_taken", mailboxes=sorted(new), held=len(self._held.names))
             was, self._epoch = self._epoch, epoch
         self._changed.set()
         if was != epoch:
@@ -466,8 +484,7 @@ class DbCluster:
     def _give_up_name(self, clash: _NameClash) -> None:
         """Stop watching and leading for good, and have the daemon exit (78)."""
         with self._lock:
-            self._watchers.stop([n for n in self._held if n in self._watchers])
-            self._held.clear()
+            self._held.let_go()
             self._epoch = None
             self._valid_until = 0.0
             self.name_taken = (f"{clash}: node names must be unique; give this one "
@@ -484,11 +501,10 @@ class DbCluster:
         if not names:
             return False
         with self._lock:
-            self._watchers.stop([n for n in names if n in self._watchers])
-            self._held -= names
+            self._held.let_go(names)
         self._pace.phase("stop")
         store.release_leases(self.node, names)
-        log.info("mailboxes_released", mailboxes=sorted(names), held=len(self._held))
+        log.info("mailboxes_released", mailboxes=sorted(names), held=len(self._held.names))
         return True
 
     def next_round(self) -> float | None:
@@ -515,14 +531,13 @@ class DbCluster:
         with self._lock:
             if self._monotonic() < self._valid_until:
                 return False
-            if not self._held and self._epoch is None:
+            if not self._held.names and self._epoch is None:
                 return False
-            log.error("cluster_lease_expiring", mailboxes=len(self._held),
+            log.error("cluster_lease_expiring", mailboxes=len(self._held.names),
                       leader=self._epoch is not None, reason="no successful renewal")
             # Cut at once, no time to log out: a watcher stuck on the lost database
             # (reading its cursors) must not keep its IMAP session past the lease.
-            self._watchers.stop([n for n in self._held if n in self._watchers], grace=0.0)
-            self._held.clear()
+            self._held.let_go(grace=0.0)
             was, self._epoch = self._epoch, None
         if was is not None:
             self._wake(ClusterChanged())

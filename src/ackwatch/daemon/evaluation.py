@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
@@ -20,6 +19,7 @@ from ackwatch.core import classify
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads, link_values
+from ackwatch.daemon.accountmail import AccountMail
 from ackwatch.daemon.metrics import Metrics
 from ackwatch.daemon.parsedmail import ParsedMail, link_stored
 from ackwatch.gcpause import gc_paused
@@ -60,8 +60,7 @@ class Evaluator:
         self.dirty = True
         self.evaluations = 0
         self.parsed = ParsedMail()  # the parses of the copies this process stored
-        self._mail_of_accounts: dict[str, list[Message]] = {}  # see messages_of_accounts
-        self._account_mail_ages: list[tuple[dt.datetime, str]] = []  # (newest, key), a heap
+        self.account_mail = AccountMail(store, config, self.parsed)
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
@@ -79,7 +78,7 @@ class Evaluator:
         meanwhile): evaluate the dirty marks next, count every item again, parse again."""
         self.changed_everything()
         self.parsed.forget()
-        self._mail_of_accounts.clear()
+        self.account_mail.clear()
 
     def take_changes(self) -> set[str] | None:
         """The keys whose items the evaluations since the last call may have changed
@@ -174,7 +173,7 @@ class Evaluator:
                 meta=done or {}, marks=marks,
             )
             if seed:
-                self._keep_mail_of_accounts(recent)
+                self.account_mail.seed(recent)
             del recent
         log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         acked_keys = set(acked)
@@ -262,70 +261,10 @@ class Evaluator:
             self.store.set_meta_many(done)
         log.info("evaluated_by_threads", threads=len(threads), batches=len(batches))
 
-    def _away_addresses(self, accounts: Iterable[str]) -> set[str]:
-        """``accounts`` with their backups, managers and mentors: whose absence
-        `recipient_for` and `mentor_copy` may look at."""
-        addresses: set[str] = set()
-        for address in accounts:
-            acc = self.config.account(address)
-            addresses.add(address.lower())
-            if acc is not None:
-                addresses.update(
-                    a.lower() for a in (acc.backup, acc.manager, acc.mentor) if a
-                )
-        return addresses
-
-    def _keep_mail_of_accounts(self, recent: Sequence[Message]) -> None:
-        """Seed the `messages_of_accounts` cache from a full evaluation's messages:
-        ``recent``, every copy it loaded received within the out-of-office look-back. The
-        first start would otherwise parse the accounts' sent mail a second time at the
-        first `_plan`. Only what that `_plan` asks for is kept: mail sent by the accounts
-        of the pending items, their backups, managers and mentors."""
-        senders = self._away_addresses(self.store.pending_accounts())
-        cache = self._mail_of_accounts
-        kept: dict[str, list[Message]] = {}
-        for m in recent:
-            if m.sender.address in senders and m.key not in cache:
-                kept.setdefault(m.key, []).append(m)
-        self._keep_account_mail(kept)
-
-    def _keep_account_mail(self, mail: Mapping[str, list[Message]]) -> None:
-        self._mail_of_accounts.update(mail)
-        for key, copies in mail.items():
-            newest = max(m.received for m in copies)
-            heapq.heappush(self._account_mail_ages, (newest, key))
-
-    def _forget_account_mail_before(self, since: dt.datetime) -> None:
-        """Drop the cached mail whose every copy is older than ``since`` (the look-back)."""
-        ages, cache = self._account_mail_ages, self._mail_of_accounts
-        while ages and ages[0][0] < since:
-            _, key = heapq.heappop(ages)
-            copies = cache.get(key)
-            if copies is not None and max(m.received for m in copies) < since:
-                del cache[key]
-
     def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
-        """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
-        backups, managers and mentors) is away at ``now``: what they sent within the out-of-office
-        look-back."""
-        addresses = self._away_addresses(accounts)
-        if not addresses:
-            return []
-        since = now - self.config.notify.out_of_office_lookback
-        keys = self.store.keys_from(addresses, since)
-        # Parsed once, whoever asks: the nudge planner and the promise keeper ask for the
-        # accounts they have due, at every step. The cache is pruned by age only: pruning
-        # it to the accounts of one call made each call re-parse the others' mail (an
-        # account's three days of sent mail at every nudge; bench/README.md, issue 24).
-        self._forget_account_mail_before(since)
-        cache = self._mail_of_accounts
-        missing = keys - cache.keys()
-        loaded = self.store.load_copies(since, keys=missing) if missing else ()
-        fresh: dict[str, list[Message]] = {}
-        for m in self.parsed.messages(loaded):
-            fresh.setdefault(m.key, []).append(m)
-        self._keep_account_mail(fresh)
-        return [m for k in keys for m in cache.get(k, ())]
+        """What ``accounts`` (and their backups, managers and mentors) sent within the
+        out-of-office look-back (`AccountMail.of_accounts`)."""
+        return self.account_mail.of_accounts(accounts, now)
 
     def _scope(self, marks: Mapping[str, int]) -> set[str]:
         """The keys to evaluate after a change: whole threads (as last evaluated) of the

@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 import structlog
 
@@ -32,11 +32,12 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core import promise_rules as promises
 from ackwatch.core.message import Message
 from ackwatch.core.threads import assign_threads
-from ackwatch.daemon.asking import DateAsks, ReadRequestFor
-from ackwatch.daemon.bodyreader import BodyRead, BodyReader, ReadRequest, read_bodies
+from ackwatch.daemon.asking import DateAsks
+from ackwatch.daemon.bodyreader import BodyRead, BodyReader, read_bodies
 from ackwatch.daemon.notices import ask_mail, notice_mail
 from ackwatch.daemon.nudges import SkipLog, cap_people, log_copies_left_out
 from ackwatch.daemon.parsedmail import messages_of
+from ackwatch.daemon.promisereads import Parse, WantedReads
 from ackwatch.gcpause import gc_paused
 from ackwatch.mail import compose
 from ackwatch.store import NewPromise, PromiseRecord, Store, StoredCopy
@@ -50,7 +51,6 @@ log = structlog.get_logger(__name__)
 READ_HORIZON = dt.timedelta(days=2)  # acknowledgements first seen longer ago are not read
 TRACK_HORIZON = dt.timedelta(days=30)  # settled promises are re-assessed this long
 MAX_READ_ATTEMPTS = 6
-Parse = Callable[[Iterable[StoredCopy]], list[Message]]  # stored copies -> their parses
 READ_RETRY_START = dt.timedelta(seconds=30)
 READ_RETRY_CAP = dt.timedelta(minutes=30)
 NOTICE_KINDS = promises.NOTICE_KINDS
@@ -169,9 +169,7 @@ class PromiseKeeper:
         full, self._full = self._full, False
         changed, self._changed = self._changed, set()
         read, self._read = self._read, set()
-        sent_by = _SentBy(store, self.host.parse_copies)
-        wanted: dict[str, ReadRequest] = {}
-        retry_times: list[dt.datetime] = []
+        reads_wanted = WantedReads(store, self.config, self._inflight, self.host.parse_copies)
 
         # 1. Acknowledgements not read yet.
         candidates = store.promise_read_candidates(
@@ -180,10 +178,10 @@ class PromiseKeeper:
         for row in candidates:
             key = str(row["ack_key"])
             next_at = row["next_attempt_at"]
-            if key in self._inflight or key in wanted:
+            if reads_wanted.asked(key):
                 continue
             if isinstance(next_at, dt.datetime) and next_at > now:
-                retry_times.append(next_at)
+                reads_wanted.retry_times.append(next_at)
                 continue
             item = {
                 "thread": row["thread"],
@@ -192,17 +190,8 @@ class PromiseKeeper:
                 "client_address": row["client_address"],
                 "subject": row["subject"],
             }
-            req = _read_request(
-                store,
-                self.config,
-                key,
-                attempts=int(row["attempts"] or 0),
-                item=item,
-                fallback_account=row["account"],
-                sent_by=sent_by,
-            )
-            if req is not None:
-                wanted[key] = req
+            reads_wanted.want(key, attempts=int(row["attempts"] or 0), item=item,
+                              fallback_account=row["account"])  # fmt: skip
 
         # 2. Promises: their follow-ups, states and notices.
         since = now - TRACK_HORIZON
@@ -236,11 +225,10 @@ class PromiseKeeper:
                             "promise_" + a.state, id=rec.id, account=rec.account, client=rec.client
                         )
                 follow = a.follow_key
-                if (a.read_needed and follow and follow not in self._inflight
-                        and follow not in wanted):
+                if a.read_needed and follow and not reads_wanted.asked(follow):
                     state = reads.get(follow)
                     if state is not None and state[2] is not None and state[2] > now:
-                        retry_times.append(state[2])
+                        reads_wanted.retry_times.append(state[2])
                         continue
                     item = {
                         "thread": rec.thread,
@@ -249,17 +237,8 @@ class PromiseKeeper:
                         "client_address": rec.client_address,
                         "subject": rec.subject,
                     }
-                    req = _read_request(
-                        store,
-                        self.config,
-                        follow,
-                        attempts=state[1] if state else 0,
-                        item=item,
-                        fallback_account=rec.account,
-                        sent_by=sent_by,
-                    )
-                    if req is not None:
-                        wanted[follow] = req
+                    reads_wanted.want(follow, attempts=state[1] if state else 0, item=item,
+                                      fallback_account=rec.account)  # fmt: skip
             if changes:
                 store.update_promises(changes)
         horizon = now + self.config.notify.batch_window
@@ -272,9 +251,11 @@ class PromiseKeeper:
             if ids:
                 store.mark_promises(kind, ids, "skipped")
         self._due = due
-        ask_times = self._asks.decide(now, wanted, self._inflight, _reads_for(store, self.config, sent_by))
+        wanted = reads_wanted.requests
+        ask_times = self._asks.decide(now, wanted, self._inflight, reads_wanted.request_for())
         self._next_check = min(
-            [t for t in (next_break, next_remind, *retry_times, *ask_times) if t is not None],
+            [t for t in (next_break, next_remind, *reads_wanted.retry_times, *ask_times)
+             if t is not None],
             default=None,
         )
 
@@ -448,18 +429,6 @@ def record_read(store: Store, config: Config, event: BodyRead, now: dt.datetime)
         )
 
 
-def _reads_for(store: Store, config: Config, sent_by: _SentBy) -> ReadRequestFor:
-    """`_read_request` as the "say by when" notes ask for it."""
-
-    def read_request(
-        key: str, attempts: int, item: dict[str, object], fallback: str | None
-    ) -> ReadRequest | None:
-        return _read_request(store, config, key, attempts=attempts, item=item,
-                             fallback_account=fallback, sent_by=sent_by)  # fmt: skip
-
-    return read_request
-
-
 def _mailboxes_concerned(host: KeeperHost, actions: Sequence[promises.Action]) -> set[str]:
     """The mailboxes whose sent folders can settle these notices' promises."""
     ids = {i for a in actions for i in a.promise_ids}
@@ -471,43 +440,6 @@ def _mailboxes_concerned(host: KeeperHost, actions: Sequence[promises.Action]) -
                 mb.name for mb in host.config.mailboxes if mb.owner_address == (rec.account or "")
             )
     return names
-
-
-def _read_request(
-    store: Store,
-    config: Config,
-    key: str,
-    *,
-    attempts: int,
-    item: dict[str, Any],
-    fallback_account: str | None,
-    sent_by: _SentBy,
-) -> ReadRequest | None:
-    """What the reader needs to read ``key`` (an item's acknowledgement or a promise's
-    follow-up); None when it is no longer stored."""
-    seen = sent_by.get(key)
-    if seen is None:
-        return None
-    sent, sender = seen
-    copies = tuple(store.message_copies(key))
-    if not copies:
-        return None
-    account = sender if config.account(sender) is not None else fallback_account
-    acc = config.account(account)
-    return ReadRequest(
-        key=key,
-        copies=copies,
-        sent=sent,
-        account=account,
-        language=acc.language if acc is not None else None,
-        calendar=promises.account_calendar(config, account),
-        attempts=attempts,
-        thread=str(item["thread"]),
-        item_key=str(item["item_key"]),
-        client=item["client"],
-        client_address=str(item["client_address"]),
-        subject=str(item["subject"]),
-    )
 
 
 def _later_messages(
@@ -570,19 +502,3 @@ def _recorded(rec: PromiseRecord) -> promises.Recorded:
         reminder_done=rec.reminder_done is not None,
         overdue_done=rec.overdue_done is not None,
     )
-
-
-class _SentBy:
-    """Key -> (first received, sender) of stored mail, read from the store on demand."""
-
-    def __init__(self, store: Store, parse: Parse = messages_of):
-        self._store = store
-        self._parse = parse
-        self._known: dict[str, tuple[dt.datetime, str] | None] = {}
-
-    def get(self, key: str) -> tuple[dt.datetime, str] | None:
-        if key not in self._known:
-            copies = self._parse(self._store.load_copies(keys=[key]))
-            first = min(copies, key=lambda m: m.received, default=None)
-            self._known[key] = None if first is None else (first.received, first.sender.address)
-        return self._known[key]

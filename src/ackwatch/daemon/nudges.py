@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -17,6 +17,9 @@ from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
 from ackwatch.mail import compose
 from ackwatch.store import ItemRecord, Store
+
+if TYPE_CHECKING:
+    from ackwatch.daemon.watchers import Recheck
 
 log = structlog.get_logger(__name__)
 
@@ -244,3 +247,68 @@ def log_copies_left_out(mails: Iterable[_Copied]) -> None:
             counts[address] = counts.get(address, 0) + 1
     for address, count in sorted(counts.items()):
         log.info("copy_left_out", cc=address, mails=count, reason="hourly cap")
+
+
+class NudgeHost(Protocol):
+    """What `NudgeStep` needs of the daemon that runs it (`service.Daemon`)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def now(self) -> dt.datetime: ...
+
+    def recheck(self, mailboxes: Iterable[str]) -> Recheck:
+        """Re-check the mailboxes' sent folders now."""
+
+    def refresh_if_changed(self) -> bool:
+        """Apply the events waiting, re-evaluate if they changed the mail; True if so."""
+
+    def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+        """What ``accounts``, their backups, managers and mentors sent lately."""
+
+
+class NudgeStep:
+    """The nudges and escalations of each of the daemon's steps (core thread only).
+
+    Keeps the items held back for a mailbox the pre-send re-check could not reach, and
+    since when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace."""
+
+    def __init__(self, host: NudgeHost) -> None:
+        self.host = host
+        self._skip_log = SkipLog()
+        self._held: dict[str, dt.datetime] = {}
+
+    def forget_held(self) -> None:
+        """Grant a new grace to every item held back (this node just became leader)."""
+        self._held = {}
+
+    def run_due(self) -> dt.datetime | None:
+        """Queue the nudges and escalations due now (`plan`); next due time.
+
+        When the re-check of the sent folders brings mail, the items are evaluated again
+        and planned anew: an item answered a minute ago is no longer pending, and the
+        skips just recorded are no longer due. Items whose mailboxes the re-check could
+        not reach wait for them up to ``notify.recheck_grace`` (`hold_unchecked`);
+        the step after the mailbox is back (its health event wakes the loop) or after the
+        grace re-checks them again."""
+        host = self.host
+        now = host.now()
+        due = plan(host.store, host.config, now, host.messages_of_accounts)
+        skip(host.store, host.config, due.plan.skips, due.items, self._skip_log)
+        if not due.plan.actions:
+            self._held = {}
+            return due.plan.next_due
+        # Re-check the sent folders concerned right now; replies made a minute ago count.
+        checked = host.recheck(mailboxes_concerned(host.config, due.plan.actions, due.items))
+        # Apply whatever the re-check brought, even a partial one (a slow server).
+        if host.refresh_if_changed():
+            now = host.now()
+            due = plan(host.store, host.config, now, host.messages_of_accounts)
+        hold = hold_unchecked(host.config, due.plan.actions, due.items, checked.failed,
+                              self._held, now)  # fmt: skip
+        self._held = dict(hold.held)
+        enqueue(host.store, host.config, hold.actions, now)
+        return min((t for t in (due.plan.next_due, hold.next_due) if t is not None), default=None)

@@ -107,14 +107,11 @@ class Daemon:
         self._reload = threading.Event()
         self._systemd = Systemd.from_env()
         self.board: WebBoard | None = None  # `web.listen`: started by `run`
-        self._skip_log = nudges.SkipLog()
         self.evaluation = Evaluator(
             store, lambda: self.config, now,
             progress=self._systemd.feed_watchdog, evaluated=self._evaluated,
         )  # fmt: skip
-        # Items held back for a mailbox the pre-send re-check could not reach, and since
-        # when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
-        self._held: dict[str, dt.datetime] = {}
+        self.nudging = nudges.NudgeStep(self)
         self._recheck_asked = False  # the leader asked this node to re-check mailboxes
         self.promises = PromiseKeeper(self)  # reads acknowledgements, reminds
         self.delivery = Delivery(
@@ -300,7 +297,7 @@ class Daemon:
             if self.cluster.is_leader():  # what was evaluated elsewhere: read it afresh
                 self.evaluation.begin_anew()
                 self.promises.mark_dirty(None)
-                self._held = {}
+                self.nudging.forget_held()
             log.info("cluster_role", leader=self.cluster.is_leader(),
                      mailboxes=len(self.cluster.held()))
         elif self.promises.handles(event):
@@ -344,33 +341,9 @@ class Daemon:
         return checked
 
     def run_due(self) -> dt.datetime | None:
-        """Queue the nudges and escalations due now (`nudges.plan`); next due time.
-
-        When the re-check of the sent folders brings mail, the items are evaluated again
-        and planned anew: an item answered a minute ago is no longer pending, and the
-        skips just recorded are no longer due. Items whose mailboxes the re-check could
-        not reach wait for them up to ``notify.recheck_grace`` (`dispatch.hold_unchecked`);
-        the step after the mailbox is back (its health event wakes the loop) or after the
-        grace re-checks them again."""
-        now = self.now()
-        due = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
-        nudges.skip(self.store, self.config, due.plan.skips, due.items, self._skip_log)
-        if not due.plan.actions:
-            self._held = {}
-            return due.plan.next_due
-        # Re-check the sent folders concerned right now; replies made a minute ago count.
-        checked = self.recheck(
-            nudges.mailboxes_concerned(self.config, due.plan.actions, due.items)
-        )
-        # Apply whatever the re-check brought, even a partial one (a slow server).
-        if self.refresh_if_changed():
-            now = self.now()
-            due = nudges.plan(self.store, self.config, now, self.messages_of_accounts)
-        hold = nudges.hold_unchecked(self.config, due.plan.actions, due.items, checked.failed,
-                                     self._held, now)  # fmt: skip
-        self._held = dict(hold.held)
-        nudges.enqueue(self.store, self.config, hold.actions, now)
-        return min((t for t in (due.plan.next_due, hold.next_due) if t is not None), default=None)
+        """Queue the nudges and escalations due now (`nudges.NudgeStep.run_due`); next
+        due time."""
+        return self.nudging.run_due()
 
     def run_digests(self) -> dt.datetime | None:
         """Queue each manager's weekly digest once it is due; next digest time."""

@@ -29,7 +29,6 @@ or the next poll is due.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import random
 import threading
 import time
@@ -38,7 +37,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from imapclient import exceptions as imap_exc
 
 from ackwatch.mail import imapguard, notify
 from ackwatch.mail.connection import (
@@ -53,16 +51,11 @@ from ackwatch.mail.connection import (
     logout,
     shutdown,
 )
+from ackwatch.mail.folderread import FolderReader, Unavailable
 from ackwatch.mail.folders import watched_folders
 from ackwatch.mail.idle import Waker, idle_wait, take_unsolicited
 from ackwatch.mail.rechecks import EarlyRetry, Recheck, Rechecks, finish
-from ackwatch.mail.sync import (
-    FolderCursor,
-    FolderSyncEvent,
-    folder_changed,
-    state_changed,
-    sync_folder,
-)
+from ackwatch.mail.sync import FolderCursor, FolderSyncEvent
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient
@@ -114,45 +107,6 @@ def _last(
     return [f for f in folders if f[0] != last] + [f for f in folders if f[0] == last]
 
 
-class _Pending:
-    """The pending UIDs of one folder, read from the store only when first needed (a
-    STATUS or EXAMINE with HIGHESTMODSEQ needs none). Calling it reads them again and
-    tells whether there are any (the `has_pending` of `folder_changed`)."""
-
-    def __init__(self, read: Callable[[], Iterable[int]]) -> None:
-        self._read = read
-        self._uids: set[int] | None = None
-
-    def __call__(self) -> bool:
-        self._uids = set(self._read() or ())
-        return bool(self._uids)
-
-    def uids(self) -> set[int]:
-        if self._uids is None:
-            self()
-        assert self._uids is not None
-        return self._uids
-
-
-class _Unavailable:
-    """Folders the server refused to open (deleted, renamed, no rights): logged once when
-    one goes away and once when it is back."""
-
-    def __init__(self, logger: Any) -> None:
-        self._log = logger
-        self._folders: set[str] = set()
-
-    def failed(self, folder: str, exc: BaseException) -> None:
-        if folder not in self._folders:
-            self._folders.add(folder)
-            self._log.warning("folder_unavailable", folder=folder, error=describe(exc))
-
-    def ok(self, folder: str) -> None:
-        if folder in self._folders:
-            self._folders.discard(folder)
-            self._log.info("folder_available", folder=folder)
-
-
 class _Health:
     """A watcher's health: logged and emitted as `HealthEvent` only when the state itself
     changes (another attempt or sync tick updates it quietly)."""
@@ -187,32 +141,6 @@ def _log_state_change(
         logger.warning("mailbox_down", error=error)
     elif state == "stopped":
         logger.info("mailbox_stopped")
-
-
-def examine_changed(
-    client: IMAPClient,
-    folder: str,
-    cursor: FolderCursor | None,
-    *,
-    has_pending: bool | Callable[[], bool],
-) -> bool:
-    """EXAMINE `folder` (it stays selected): could `sync_folder` find anything new?
-
-    Like `folder_changed`, from the EXAMINE response instead of STATUS.
-    """
-    info = client.select_folder(folder, readonly=True)
-    take_unsolicited(client)  # the EXAMINE's own EXISTS / RECENT
-    modseq = info.get(b"HIGHESTMODSEQ") if client.has_capability("CONDSTORE") else None
-    try:
-        return state_changed(
-            cursor,
-            uidvalidity=int(info[b"UIDVALIDITY"]),
-            uidnext=int(info[b"UIDNEXT"]) if info.get(b"UIDNEXT") is not None else None,
-            modseq=int(modseq) if modseq is not None else None,
-            has_pending=has_pending,
-        )
-    except (KeyError, TypeError, ValueError):
-        return True
 
 
 class MailboxWatcher(threading.Thread):
@@ -270,13 +198,7 @@ class MailboxWatcher(threading.Thread):
         self._cursors: dict[str, FolderCursor] = {}
         self._client: IMAPClient | None = None
         self.folders: tuple[tuple[str, FolderRole], ...] = ()  # (folder, role) watched
-        self._unavailable = _Unavailable(self._log)
-        # Connection state: the folder our EXAMINE selected last (None: none / unknown),
-        # whether what the server reported for it since is all accounted for (then IDLE
-        # can start again without a new EXAMINE), and the folder IDLE watches.
-        self._selected: str | None = None
-        self._verified: str | None = None
-        self._idle_folder: str | None = None
+        self._unavailable = Unavailable(self._log)
         self._notify = notify.Notified()
         self._polls = 0
         self._health = _Health(mb, self._log, emit, clock)
@@ -376,7 +298,6 @@ class MailboxWatcher(threading.Thread):
 
     def _drop_client(self, logout_first: bool = False) -> None:
         client, self._client = self._client, None
-        self._selected = self._verified = None
         if client is None:
             return
         if logout_first:
@@ -387,7 +308,6 @@ class MailboxWatcher(threading.Thread):
     # ------------------------------------------------------------------ one session
     def _session(self) -> None:
         # No "connecting" state per retry: backoff/auth_failed stay until the mailbox is up.
-        self._selected = self._verified = None
         self._early.attempting()
         limits = imapguard.Limits.for_sync(self.sync_config, self.idle_renew)
         self._client = client = connect(self.mb, resolve=self._resolve, limits=limits)
@@ -400,11 +320,16 @@ class MailboxWatcher(threading.Thread):
         idle_role: FolderRole = self.only or "inbox"
         inbox = [folder for folder, role in self.folders if role == idle_role]
         use_idle = bool(self.sync_config.idle) and client.has_capability("IDLE") and inbox
-        self._idle_folder = inbox[0] if use_idle else None
+        reader = FolderReader(
+            client, mailbox=self.mb.name, sync=self.sync_config, cursors=self._cursors,
+            get_pending_uids=self._get_pending, emit=self._emit, clock=self._clock,
+            stopped=self._stop_event, unavailable=self._unavailable, news=self._notify,
+            idle_folder=inbox[0] if use_idle else None, logger=self._log,
+        )  # fmt: skip
         self._notify.on = False
         if use_idle and self.only is None and self.sync_config.watch_sent == "auto":
             self._notify.start(client, [f for f, _ in self.folders if f != inbox[0]], self._log)
-        self._sync_all(self.folders, only_changed=False, why="connect")
+        reader.sync_all(self.folders, only_changed=False, why="connect")
         self._set_health("up", None, synced=True)
         self._early.ended()
 
@@ -412,27 +337,27 @@ class MailboxWatcher(threading.Thread):
         next_poll = time.monotonic() + poll
         while not self._stop_event.is_set():
             if use_idle:
-                next_poll = self._idle_round(client, (inbox[0], idle_role), next_poll, poll)
+                next_poll = self._idle_round(reader, (inbox[0], idle_role), next_poll, poll)
             else:
                 self._wake.wait(max(0.0, next_poll - time.monotonic()))
                 if self._stop_event.is_set():
                     break
                 reqs = self._rechecks.take()
                 if reqs:
-                    self._do_recheck(reqs)
+                    self._do_recheck(reader, reqs)
                 if time.monotonic() >= next_poll:
-                    self._sync_all(self.folders, only_changed=True, why="poll")
+                    reader.sync_all(self.folders, only_changed=True, why="poll")
                     self._set_health("up", None, synced=True)
                     next_poll = time.monotonic() + poll
         logout(client)
         self._client = None
 
-    def _polled_folders(self) -> list[tuple[str, FolderRole]]:
+    def _polled_folders(self, reader: FolderReader) -> list[tuple[str, FolderRole]]:
         """Every folder, the IDLE folder last (its EXAMINE leaves it selected for IDLE)."""
-        return _last(self.folders, self._idle_folder)
+        return _last(self.folders, reader.idle_folder)
 
     def _idle_round(
-        self, client: IMAPClient, idle: tuple[str, FolderRole], next_poll: float, poll: float
+        self, reader: FolderReader, idle: tuple[str, FolderRole], next_poll: float, poll: float
     ) -> float:
         """IDLE on the folder `idle` until something needs doing; do it; return the next
         poll time.
@@ -443,11 +368,11 @@ class MailboxWatcher(threading.Thread):
         it changed meanwhile. With NOTIFY, news about the other folders (a ``STATUS``,
         during IDLE or along with another command) has them checked at once.
         """
-        folder = idle[0]
-        if self._verified == folder:
+        client, folder = reader.client, idle[0]
+        if reader.verified == folder:
             dirty = take_unsolicited(client)
         else:
-            dirty = self._examine_changed(client, folder, has_pending=False)
+            dirty = reader.examine_changed(folder, has_pending=False)
         news = self._notify.take(client)
         if news:
             self._log.debug("imap_news", heard="before idle")
@@ -461,19 +386,19 @@ class MailboxWatcher(threading.Thread):
         if self._stop_event.is_set():
             return next_poll
         if dirty or news:
-            self._sync_all([idle] if dirty else [], only_changed=False, why="idle")
-            self._sync_all([f for f in self.folders if f[0] != folder] if news else [],
+            reader.sync_all([idle] if dirty else [], only_changed=False, why="idle")
+            reader.sync_all([f for f in self.folders if f[0] != folder] if news else [],
                            only_changed=True, why="news")
             self._set_health("up", None, synced=True)
         reqs = self._rechecks.take()
         if reqs:
-            self._do_recheck(reqs, synced=(folder,) if dirty else ())
+            self._do_recheck(reader, reqs, synced=(folder,) if dirty else ())
         if time.monotonic() >= next_poll:
             self._polls += 1
-            folders = [f for f in self._polled_folders() if f[0] != folder]
+            folders = [f for f in self._polled_folders(reader) if f[0] != folder]
             if self._polls % self.idle_safety_polls == 0:
                 folders.append(idle)  # the slow safety re-check (one EXAMINE)
-            self._sync_all(folders, only_changed=True, why="poll")
+            reader.sync_all(folders, only_changed=True, why="poll")
             self._set_health("up", None, synced=True)
             next_poll = time.monotonic() + poll
         return next_poll
@@ -481,92 +406,17 @@ class MailboxWatcher(threading.Thread):
     def _interrupted(self) -> bool:
         return self._stop_event.is_set() or bool(self._rechecks)
 
-    def _examine_changed(
-        self, client: IMAPClient, folder: str, *, has_pending: bool | Callable[[], bool]
-    ) -> bool:
-        """`examine_changed`; the folder is selected now, and verified if unchanged."""
-        self._keep_news(client)
-        self._selected = self._verified = None
-        changed = examine_changed(client, folder, self._cursors.get(folder),
-                                  has_pending=has_pending)  # fmt: skip
-        self._selected = folder
-        if not changed:
-            self._verified = folder
-        return changed
-
-    def _keep_news(self, client: IMAPClient) -> None:
-        """Note the news imaplib filed with the answers to earlier commands, before a
-        command that would lose it: an EXAMINE drops everything filed, a STATUS takes
-        every filed ``STATUS``. NOTIFY's ``STATUS`` about another folder is news, and so
-        is an EXISTS / EXPUNGE / FETCH about the selected folder when that is not the IDLE
-        folder (NOTIFY reports the selected folder that way): `Notified.take` then has
-        the other folders checked."""
-        if not self._notify.on:
-            return
-        if notify.take_notified(client):
-            self._notify.heard()
-        if self._selected not in (None, self._idle_folder) and take_unsolicited(client):
-            self._notify.heard()
-
-    def _do_recheck(self, reqs: list[Recheck], synced: Sequence[str] = ()) -> None:
+    def _do_recheck(
+        self, reader: FolderReader, reqs: list[Recheck], synced: Sequence[str] = ()
+    ) -> None:
         try:
-            folders = [f for f in self._polled_folders() if f[0] not in synced]
-            self._sync_all(folders, only_changed=True, why="recheck")
+            folders = [f for f in self._polled_folders(reader) if f[0] not in synced]
+            reader.sync_all(folders, only_changed=True, why="recheck")
             self._set_health("up", None, synced=True)
         except BaseException:
             finish(reqs, ok=False)
             raise
         finish(reqs, ok=True)
-
-    def _sync_all(
-        self, folders: Sequence[tuple[str, FolderRole]], *, only_changed: bool, why: str
-    ) -> None:
-        """Sync `folders` in order; with `only_changed`, skip those that cannot have changed.
-
-        That check is STATUS, except for the selected folder and the IDLE folder: EXAMINE
-        (no STATUS on the selected mailbox, RFC 3501 6.3.10; the IDLE folder stays selected
-        for the IDLE that follows).
-        """
-        client = self._client
-        assert client is not None
-        since = (self._clock() - self.sync_config.backfill).date()
-        for folder, role in folders:
-            if self._stop_event.is_set():
-                return
-            cursor = self._cursors.get(folder)
-            pending = _Pending(functools.partial(self._get_pending, folder))
-            try:
-                if only_changed:
-                    # With HIGHESTMODSEQ the check needs no pending UIDs (a store read).
-                    if folder in (self._selected, self._idle_folder):
-                        changed = self._examine_changed(client, folder, has_pending=pending)
-                    else:
-                        self._keep_news(client)
-                        changed = folder_changed(client, folder, cursor, has_pending=pending)
-                    if not changed:
-                        self._log.debug("folder_unchanged", folder=folder, why=why)
-                        continue
-                self._keep_news(client)
-                self._selected = self._verified = None
-                result = sync_folder(
-                    client, folder, role, cursor, since=since, pending_uids=pending.uids(),
-                    batch_size=self.sync_config.batch_size,
-                )  # fmt: skip
-                self._selected = folder
-            except imap_exc.IMAPClientAbortError:
-                raise
-            except imap_exc.IMAPClientError as exc:
-                # NO/BAD for this folder (deleted, renamed, no rights): skip it, keep the rest.
-                self._unavailable.failed(folder, exc)
-                continue
-            self._unavailable.ok(folder)
-            self._log.debug("folder_read", folder=folder, why=why,
-                            uids=[m.uid for m in result.new_messages][:20],
-                            flags=len(result.flag_updates), last_uid=result.cursor.last_uid)
-            # Emit first: if the consumer fails, the cursor stays and the step is redone.
-            self._emit(FolderSyncEvent(self.mb.name, result))
-            self._cursors[folder] = result.cursor
-
 
 
 __all__ = [
@@ -576,5 +426,4 @@ __all__ = [
     "MailboxWatcher",
     "WatcherEvent",
     "backoff_delay",
-    "examine_changed",
 ]

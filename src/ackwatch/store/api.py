@@ -7,6 +7,10 @@ stored, or (on any error) none of it, and its docstring says what it keeps toget
 A write that fails raises `records.StoreError`; any operation on a database that cannot
 be reached for now (PostgreSQL restarting) raises `records.StoreUnavailable`, having
 stored nothing.
+
+`Store` is made of one protocol per concept, as the implementation is of table groups
+(`tables.TableStore`): `MailStore`, `ScopeStore`, `ItemStore`, `OutboxStore`,
+`PromiseStore`, `DateAskStore`, `HealthStore`, `ClusterStore`.
 """
 
 from __future__ import annotations
@@ -38,39 +42,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Store(Protocol):
-    """The state of one ackwatch: mail seen, items, the outbox, promises, mailbox health."""
-
-    @property
-    def path(self) -> Path | str:
-        """Where the state is, for messages: the SQLite file, the PostgreSQL URL."""
-        ...
-
-    @property
-    def errors(self) -> tuple[type[Exception], ...]:
-        """What a read may raise from the database."""
-        ...
-
-    def close(self) -> None: ...
-
-    def reconnect(self) -> None:
-        """After `records.StoreUnavailable`: a new connection to the same database (its
-        schema checked again). Raises `StoreUnavailable` while it cannot be reached yet,
-        `StoreError` when it refuses for good. SQLite: nothing to do."""
-        ...
-
-    def open_reader(self) -> Store:
-        """Another, read-only view of the same state for another thread (a watcher),
-        to be closed by it; it sees what the writer has committed."""
-        ...
-
-    # ---------------------------------------------------------------- meta
-
-    def get_meta(self, name: str) -> str | None: ...
-    def set_meta(self, name: str, value: str) -> None: ...
-    def set_meta_many(self, values: Mapping[str, str]) -> None: ...
-
-    # ---------------------------------------------------------------- mail
+class MailStore(Protocol):
+    """The mail seen: each folder's copies and cursor (`messages.Messages`)."""
 
     def cursors(self, mailbox: str) -> dict[str, StoredCursor]: ...
 
@@ -111,7 +84,10 @@ class Store(Protocol):
     def pending_uids(self, mailbox: str, folder: str) -> set[int]: ...
     def message_copies(self, key: str) -> list[tuple[str, str, int, int]]: ...
 
-    # ---------------------------------------------------------------- evaluation scope
+
+class ScopeStore(Protocol):
+    """What an evaluation reads to know what to evaluate: the links between mail, the
+    threads, the senders and the dirty marks (`links.Links`)."""
 
     def links_pending(self) -> bool: ...
     def build_links(
@@ -149,7 +125,9 @@ class Store(Protocol):
     def thread_keys(self, keys: Iterable[str]) -> set[str]: ...
     def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]: ...
 
-    # ---------------------------------------------------------------- items
+
+class ItemStore(Protocol):
+    """The items waiting for (or given) an acknowledgement (`items.Items`)."""
 
     def sync_items(
         self,
@@ -216,7 +194,11 @@ class Store(Protocol):
 
     def mark_items_done(self, kind: str, keys: Iterable[str], value: str) -> None: ...
 
-    # ---------------------------------------------------------------- outbox
+
+class OutboxStore(Protocol):
+    """The mail ackwatch sends: queued, then sent, retried or closed, and the fence
+    on queueing while several nodes share the state (`outbox.Outbox`,
+    `leases.QueueFence`)."""
 
     def fence_queueing(self, term: Term | None) -> None:
         """From now on every write that queues mail (`enqueue`, `enqueue_once`,
@@ -288,7 +270,10 @@ class Store(Protocol):
         """End a mail as cancelled or failed, and its items and promises with it."""
         ...
 
-    # ---------------------------------------------------------------- promises
+
+class PromiseStore(Protocol):
+    """The promises read in the agency's replies, and the reads themselves
+    (`promises.Promises`)."""
 
     def promise_read_candidates(
         self, since: dt.datetime, items: Iterable[str] | None = None
@@ -341,7 +326,10 @@ class Store(Protocol):
         self, made_since: dt.datetime, made_until: dt.datetime
     ) -> list[tuple[str | None, str, str]]: ...
 
-    # ---------------------------------------------------------------- by when
+
+class DateAskStore(Protocol):
+    """The "say by when" notes, and the dates the acknowledgements named
+    (`asks.Asks`)."""
 
     def ack_date_rows(
         self,
@@ -376,14 +364,20 @@ class Store(Protocol):
     def mark_date_asks(self, item_keys: Iterable[str], state: str, now: dt.datetime) -> None: ...
     def date_asks_of_outbox(self, outbox_id: int) -> list[ItemRecord]: ...
 
-    # ---------------------------------------------------------------- health
+
+class HealthStore(Protocol):
+    """Each mailbox's last known health (`health.Health`)."""
 
     def set_health(
         self, mailbox: str, state: str, *, since: dt.datetime, last_error: str | None
     ) -> None: ...
     def health(self) -> list[HealthRecord]: ...
 
-    # ---------------------------------------------------------------- nodes (`leases`)
+
+class ClusterStore(Protocol):
+    """Several nodes on one state: heartbeats, mailbox leases, the leader's epoch,
+    the send fence, re-check requests between nodes (`leases.Leases`), and telling the
+    others (`notify`)."""
 
     def heartbeat(self, node: str, *, instance: str = "", starting: bool = False,
                   stale_after: float | None = None) -> NameHolder | None:
@@ -435,3 +429,46 @@ class Store(Protocol):
         """Tell the other nodes (PostgreSQL: ``NOTIFY``; SQLite: one process, nothing
         to tell). ``channel``: one of ackwatch's own names, never user input."""
         ...
+
+
+class Store(
+    MailStore,
+    ScopeStore,
+    ItemStore,
+    OutboxStore,
+    PromiseStore,
+    DateAskStore,
+    HealthStore,
+    ClusterStore,
+    Protocol,
+):
+    """The state of one ackwatch: mail seen, items, the outbox, promises, mailbox health
+    (the protocols it is made of, one per table group), and the state as a whole:
+    where it is, its connection, its meta values."""
+
+    @property
+    def path(self) -> Path | str:
+        """Where the state is, for messages: the SQLite file, the PostgreSQL URL."""
+        ...
+
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What a read may raise from the database."""
+        ...
+
+    def close(self) -> None: ...
+
+    def reconnect(self) -> None:
+        """After `records.StoreUnavailable`: a new connection to the same database (its
+        schema checked again). Raises `StoreUnavailable` while it cannot be reached yet,
+        `StoreError` when it refuses for good. SQLite: nothing to do."""
+        ...
+
+    def open_reader(self) -> Store:
+        """Another, read-only view of the same state for another thread (a watcher),
+        to be closed by it; it sees what the writer has committed."""
+        ...
+
+    def get_meta(self, name: str) -> str | None: ...
+    def set_meta(self, name: str, value: str) -> None: ...
+    def set_meta_many(self, values: Mapping[str, str]) -> None: ...
