@@ -1,6 +1,12 @@
 """One of several nodes (`daemon.cluster.DbCluster`), its rounds run by the test: on a
 SQLite state (the leases behave alike on both backends: tests/store/test_leases.py),
-with recording watchers and a clock the test moves."""
+with recording watchers and a clock the test moves.
+
+The leases, heartbeats and the leadership run on the database's clock, which the test
+cannot stop: a test that relies on one of them staying valid between two of its
+statements uses `LONG_LEASES`, and a time it expects from that clock is bounded by
+readings of the same clock (`db_clock`), never by a fixed window that a loaded machine
+overruns."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from structlog.testing import capture_logs
 
 from ackwatch.config import ClusterConfig
 from ackwatch.daemon.cluster import ClusterChanged, DbCluster, NodeNameTaken
+from ackwatch.daemon.roundpace import WAKE_MARGIN
 from ackwatch.store import NotLeading
 from ackwatch.store.database import Database
 from ackwatch.store.sqlite import SqliteStore
@@ -22,7 +29,26 @@ CONFIG = make_config(
     cluster=ClusterConfig(lease=dt.timedelta(seconds=3), renew=dt.timedelta(seconds=1)),
 )
 
+# Leases long enough that no pause of a loaded machine between two statements lets one
+# run out by the database's clock; the expiries a test sets are then seconds away too.
+LONG_LEASES = dataclasses.replace(
+    CONFIG, cluster=ClusterConfig(lease=dt.timedelta(seconds=30), renew=dt.timedelta(seconds=10)))
+
 SQLITE_CLOCK = Database.CLOCK  # the database's clock, in SQL
+
+
+def db_clock(store) -> float:
+    """The database's clock now, read on ``store``'s connection."""
+    return float(store._store._conn.execute(f"SELECT {SQLITE_CLOCK}").fetchone()[0])
+
+
+def after_expiry(pause: float, expires_in: float, ran: float) -> bool:
+    """Is ``pause`` (from a round's view) `WAKE_MARGIN` after an expiry ``expires_in``
+    seconds from a reading of the database's clock, the view read within ``ran`` seconds
+    of that reading? With a millisecond of slack: SQLite's clock has milliseconds, and
+    seconds since the epoch computed from its Julian days are off by some microseconds."""
+    end = expires_in + WAKE_MARGIN
+    return end - ran - 0.001 <= pause <= end + 0.001
 
 
 class RecordingWatchers:
@@ -105,9 +131,9 @@ def test_the_first_node_watches_every_mailbox_and_leads(make_node):
 def test_a_node_gives_up_what_is_beyond_its_share_stopping_its_watchers_first(make_node):
     clock = Clock()
     n1, s1, w1, _ = make_node("n1", clock)
-    n1.start(CONFIG, background=False)
+    n1.start(LONG_LEASES, background=False)
     n2, _, w2, _ = make_node("n2", clock)
-    n2.start(CONFIG, background=False)  # n1 holds them all: nothing free yet
+    n2.start(LONG_LEASES, background=False)  # n1 holds them all: nothing free yet
     assert w2.running == set()
     s1.log.clear()
     assert n1.try_round()
@@ -141,13 +167,13 @@ def test_a_node_that_cannot_renew_stops_watching_and_leading_before_its_lease_ex
 def test_a_node_back_after_its_leases_expired_takes_only_what_is_free(make_node):
     clock = Clock()
     n1, s1, w1, _ = make_node("n1", clock)
-    n1.start(CONFIG, background=False)
+    n1.start(LONG_LEASES, background=False)
     with s1._store._write() as c:  # n1's leases and term ran out while it was away
         c.execute("UPDATE mailbox_leases SET expires_at = 0")
         c.execute("UPDATE leadership SET expires_at = 0")
         c.execute("UPDATE nodes SET heartbeat_at = 0")
     n2, _, w2, _ = make_node("n2", clock)
-    n2.start(CONFIG, background=False)
+    n2.start(LONG_LEASES, background=False)
     assert w2.running == {"mb0", "mb1", "mb2", "mb3"} and n2.is_leader()
     assert n1.try_round()
     assert w1.running == set()  # lost to n2: stopped, never watched twice
@@ -158,9 +184,9 @@ def test_a_second_live_process_under_the_same_name_is_refused_and_the_first_keep
         make_node):
     clock = Clock()
     first, _, w1, _ = make_node("n1", clock)
-    first.start(CONFIG, background=False)
+    first.start(LONG_LEASES, background=False)
     twin, _, w2, woken = make_node("n1", clock)  # a copied unit: the same --node
-    twin.start(CONFIG, background=False)
+    twin.start(LONG_LEASES, background=False)
     assert twin.name_taken is None and w2.running == set()  # the holder may be dead: wait
     assert first.try_round()  # ... but it renews
     assert not twin.try_round()
@@ -253,11 +279,12 @@ def test_a_leader_paused_before_queueing_queues_nothing_the_next_leader_queues(
 
 
 def _two_nodes(make_node, clock: Clock):
-    """Nodes n1 and n2 started (no round yet): n1, its store, its watchers, and n2."""
+    """Nodes n1 and n2 started on `LONG_LEASES` (no round yet): n1, its store, its
+    watchers, and n2."""
     n1, s1, w1, _ = make_node("n1", clock)
-    n1.start(CONFIG, background=False)
+    n1.start(LONG_LEASES, background=False)
     n2, _, _, _ = make_node("n2", clock)
-    n2.start(CONFIG, background=False)
+    n2.start(LONG_LEASES, background=False)
     return n1, s1, w1, n2
 
 
@@ -266,26 +293,30 @@ def test_a_node_rounds_again_just_after_a_silent_peers_heartbeat_is_a_lease_old(
     clock = Clock()
     n1, s1, _, _ = _two_nodes(make_node, clock)
     assert n1.try_round()
-    assert n1.next_round() == 1.0  # a renewal: n2 is alive
-    now = SQLITE_CLOCK
-    with s1._store._write() as c:  # n2 went silent 2.5 s ago: stale 0.5 s from now
-        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 2.5 WHERE name = 'n2'")
+    assert n1.next_round() == 10.0  # a renewal: n2 is alive
+    set_at = db_clock(s1)
+    with s1._store._write() as c:  # n2 went silent 25 s ago: stale 5 s after set_at
+        c.execute(f"UPDATE nodes SET heartbeat_at = {set_at} - 25 WHERE name = 'n2'")
     assert n1.try_round()
-    assert 0.6 <= n1.next_round() <= 0.75  # its heartbeat's end + WAKE_MARGIN
+    ran = db_clock(s1) - set_at  # the round's view was read within these seconds
+    assert ran < 5.0  # else n2 was stale already: this test then proves nothing
+    assert after_expiry(n1.next_round(), 5.0, ran)  # its heartbeat's end, not a renewal
 
 
 def test_a_node_rounds_again_as_soon_as_a_lease_of_its_share_runs_out(make_node):
     clock = Clock()
     n1, s1, w1, n2 = _two_nodes(make_node, clock)
     assert n1.try_round() and n2.try_round()
-    now = SQLITE_CLOCK
-    with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
-        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 10 WHERE name = 'n2'")
-        c.execute(f"UPDATE mailbox_leases SET expires_at = {now} + 0.3 WHERE node = 'n2'")
-        c.execute(f"UPDATE leadership SET expires_at = {now} + 0.3")
+    set_at = db_clock(s1)
+    with s1._store._write() as c:  # n2 silent for a lease; its leases end 5 s after set_at
+        c.execute(f"UPDATE nodes SET heartbeat_at = {set_at} - 60 WHERE name = 'n2'")
+        c.execute(f"UPDATE mailbox_leases SET expires_at = {set_at} + 5 WHERE node = 'n2'")
+        c.execute(f"UPDATE leadership SET expires_at = {set_at} + 5")
     assert n1.try_round()
+    ran = db_clock(s1) - set_at
+    assert ran < 5.0  # else the leases had run out already: nothing to wait for
     assert len(w1.running) == 2  # n2's two are in n1's share, not claimable yet
-    assert 0.2 <= n1.next_round() <= 0.55
+    assert after_expiry(n1.next_round(), 5.0, ran)  # not a renewal
 
 
 def _slowed(store, clock: Clock, seconds: list[float]) -> None:
@@ -397,18 +428,20 @@ def test_a_round_meant_to_follow_an_expiry_is_timed_from_the_view_it_read(make_n
     clock = Clock()
     n1, s1, _, n2 = _two_nodes(make_node, clock)
     assert n1.try_round() and n2.try_round()
-    now = SQLITE_CLOCK
-    with s1._store._write() as c:  # n2 silent for a lease; its leases end in 0.3 s
-        c.execute(f"UPDATE nodes SET heartbeat_at = {now} - 10 WHERE name = 'n2'")
-        c.execute(f"UPDATE mailbox_leases SET expires_at = {now} + 0.3 WHERE node = 'n2'")
+    set_at = db_clock(s1)
+    with s1._store._write() as c:  # n2 silent for a lease; its leases end 5 s after set_at
+        c.execute(f"UPDATE nodes SET heartbeat_at = {set_at} - 60 WHERE name = 'n2'")
+        c.execute(f"UPDATE mailbox_leases SET expires_at = {set_at} + 5 WHERE node = 'n2'")
     heartbeat = s1.heartbeat
 
     def slow_heartbeat(*args, **kwargs):
-        clock.t += 0.6
+        clock.t += 3.0
         return heartbeat(*args, **kwargs)
 
     s1.heartbeat = slow_heartbeat
     pause = n1.round_and_pause()
-    # The view, read 0.6 s into the round, says 0.3 s: the next round 0.5 s after the
-    # view (+ WAKE_MARGIN); counted from the round's start it would be due already.
-    assert 0.2 <= pause <= 0.4
+    ran = db_clock(s1) - set_at
+    assert ran < 3.0  # else the two timings below overlap
+    # The view, read 3 s into the round, says 5 s: the next round 5 s after the view
+    # (+ WAKE_MARGIN); counted from the round's start it would be 3 s sooner.
+    assert after_expiry(pause, 5.0, ran)

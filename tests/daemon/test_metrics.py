@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from ackwatch.daemon.metrics import Metrics, Snapshot
@@ -78,14 +77,12 @@ def test_a_new_snapshot_replaces_the_old_one():
 
 
 def test_endpoint_serves_text_format_on_loopback():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     m = Metrics()
     m.publish(Snapshot(pending={"a@x": 1}))
-    m.serve(f"127.0.0.1:{port}")
+    m.serve("127.0.0.1:0")  # a free port bound by the server itself, never let go first
     try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        # A hang guard only: a loaded machine may take seconds to answer.
+        body = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=60).read()
     finally:
         m.close()
     assert b'ackwatch_items_pending{account="a@x"} 1.0' in body

@@ -55,12 +55,21 @@ def test_on_postgresql_a_stream_is_a_server_side_cursor(links):
     assert not links._db.conn.execute("SELECT name FROM pg_cursors").fetchall()
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
-def test_on_postgresql_a_write_while_a_stream_is_open_is_refused(links):
+def test_a_write_while_a_stream_is_open_is_refused_and_stores_nothing(links):
     rows = links._db.stream("SELECT link FROM links ORDER BY link")
     next(rows)
     with pytest.raises(StoreError, match="streamed read"):
         links._db.set_meta("during_stream", "x")
+    with pytest.raises(StoreError, match="streamed read"):
+        links._db.write_one("DELETE FROM links")
     rows.close()
+    assert links._db.get_meta("during_stream") is None
     links._db.set_meta("during_stream", "y")
     assert links._db.get_meta("during_stream") == "y"
+    assert list(links._db.stream("SELECT COUNT(*) FROM links")) == [(len(ROWS),)]
+
+
+def test_a_stream_read_to_its_end_allows_writes_again(links):
+    assert len(list(links._db.stream("SELECT link FROM links"))) == len(ROWS)
+    links._db.set_meta("after_stream", "stored")
+    assert links._db.get_meta("after_stream") == "stored"

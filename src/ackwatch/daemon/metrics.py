@@ -223,6 +223,12 @@ class Metrics:
         server.start()
         self._server = server
 
+    @property
+    def port(self) -> int | None:
+        """The port `serve` listens on (the kernel's choice for ``host:0``); None when
+        not serving."""
+        return None if self._server is None else self._server.port
+
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:

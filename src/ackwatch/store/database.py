@@ -78,6 +78,7 @@ class Database:
         self.conn = conn
         self.path = path
         self.readonly = readonly
+        self.streams = 0  # `stream`s open now: refused writes (`_check_writable`)
 
     @classmethod
     def open(cls, state_dir: Path, *, readonly: bool = False) -> Database:
@@ -141,8 +142,7 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything done in the block is stored, or (on any
         error, an interruption included) nothing is."""
-        if self.readonly:
-            raise StoreError("the state database was opened read-only")
+        self._check_writable()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             yield self.conn
@@ -158,22 +158,32 @@ class Database:
         """One statement as a transaction of its own; the rows it returns (RETURNING).
         One round trip where `write` takes three, and the rows it locks are free again
         when the statement ends: never held while this process waits to send COMMIT."""
-        if self.readonly:
-            raise StoreError("the state database was opened read-only")
+        self._check_writable()
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: write failed: {exc}") from exc
 
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError("the state database was opened read-only")
+        if self.streams:
+            # The rule of PostgreSQL's connection (`PgDatabase`), where such a write would
+            # be stored only when the stream ends; refused here too, so that code run on
+            # SQLite never relies on what the other backend refuses.
+            raise StoreError("a write while a streamed read is open on the connection")
+
     def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of ``sql`` as plain tuples, as SQLite steps through them (it never
         holds a whole result); the statement is finished when the generator ends or is
-        closed."""
+        closed. No write until then (`_check_writable`)."""
         rows = self.conn.cursor()
         rows.row_factory = None
+        self.streams += 1
         try:
             yield from rows.execute(sql, params)
         finally:
+            self.streams -= 1
             rows.close()
 
     def user_version(self) -> int:
