@@ -73,3 +73,22 @@ def test_a_stream_read_to_its_end_allows_writes_again(links):
     assert len(list(links._db.stream("SELECT link FROM links"))) == len(ROWS)
     links._db.set_meta("after_stream", "stored")
     assert links._db.get_meta("after_stream") == "stored"
+
+
+def test_a_read_streamed_through_yields_every_row_in_order_as_plain_tuples(links):
+    rows = list(links._db.stream_through(
+        "SELECT link, key FROM links WHERE link >= ? ORDER BY link", ("link000003",)))
+    assert rows == ROWS[3:]
+    assert type(rows[0]) is tuple
+
+
+def test_a_read_streamed_through_and_closed_early_leaves_the_connection_usable(
+        links, open_state):
+    rows = links._db.stream_through("SELECT link, key FROM links ORDER BY link")
+    assert [next(rows) for _ in range(3)] == ROWS[:3]
+    with pytest.raises(StoreError, match="streamed read"):
+        links._db.set_meta("during_stream", "x")
+    rows.close()
+    links._db.set_meta("after_stream", "stored")
+    assert open_state(readonly=True)._db.get_meta("after_stream") == "stored"
+    assert list(links._db.stream_through("SELECT COUNT(*) FROM links")) == [(len(ROWS),)]

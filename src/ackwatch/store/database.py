@@ -186,6 +186,8 @@ class Database:
             self.streams -= 1
             rows.close()
 
+    stream_through = stream  # SQLite steps through a query as it is read in any case
+
     def user_version(self) -> int:
         """The schema version of the file (`schema.MIGRATIONS` applied)."""
         return self.conn.execute("PRAGMA user_version").fetchone()[0]

@@ -81,6 +81,11 @@ class SqlDatabase(Protocol):
         exhausted or closed; no write may run on the database until then (on PostgreSQL
         it would join the read's transaction: refused)."""
 
+    def stream_through(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """As `stream`, for a read that is iterated to its end (or closed) before any
+        other statement runs on the database: the rows may then come as the database
+        produces them, its work overlapping the reading."""
+
     def get_meta(self, name: str) -> str | None: ...
 
     def set_meta(self, name: str, value: str) -> None: ...

@@ -124,6 +124,10 @@ class PgDatabase:
         (`Connection.stream`); no write until it ends or is closed."""
         return self.conn.stream(sql, params)
 
+    def stream_through(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` as the server produces them (`Connection.stream_through`)."""
+        return self.conn.stream_through(sql, params)
+
     def user_version(self) -> int:
         """The schema version of the database (`schema.MIGRATIONS` applied)."""
         return schema.version(self.conn)
