@@ -221,3 +221,79 @@ def test_a_nudge_copies_the_accounts_mentor(tmp_path):
 def test_a_mentor_away_by_his_own_out_of_office_reply_gets_no_copy(tmp_path):
     (nudge,) = _nudges_with_piotr_mentoring_anna(tmp_path, "out-of-office")
     assert str(nudge["To"]).endswith(f"<{ANNA}>") and nudge["Cc"] is None
+
+
+def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(tmp_path):
+    """Kasia may get one mail an hour. Her second nudge comes due 20 minutes after the
+    first went: the plan queues nothing, and the steps that follow (new mail arriving)
+    do not plan the capped backlog again until the cap frees a place, when it goes."""
+    config = make_config(state_dir=tmp_path)
+    config = dataclasses.replace(config, notify=dataclasses.replace(config.notify,
+                                                                    max_per_hour=1))
+    store = Store.open(tmp_path)
+    clock = [MONDAY_0900]
+    sent: list = []
+    planned: list[dt.datetime] = []
+    items_due = store.items_due
+
+    def counting_items_due(until):  # type: ignore[no-untyped-def]
+        planned.append(clock[0])
+        return items_due(until)
+
+    store.items_due = counting_items_due  # type: ignore[method-assign]
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    nudges_sent = lambda: [m for m in sent if m["X-Ackwatch"] == "nudge"]  # noqa: E731
+    try:
+        d.apply_event(client_mails(1, 2, MONDAY_0900))  # nudges due at 10:30
+        d.apply_event(client_mails(3, 2, MONDAY_0900 + dt.timedelta(minutes=20)))  # 10:50
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=91)
+        d.step()
+        assert len(nudges_sent()) == 1
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=111)
+        d.step()  # the second nudge is due, over the cap
+        assert len(nudges_sent()) == 1
+        planned.clear()
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=115)
+        d.apply_event(client_mails(5, 1, clock[0]))  # new mail, due at 12:25
+        d.step()
+        assert planned == [] and len(nudges_sent()) == 1  # nothing planned again
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=152)  # an hour after the first
+        d.step()
+        assert planned and len(nudges_sent()) == 2
+    finally:
+        store.close()
+
+
+def test_an_action_that_comes_due_during_a_capped_wait_is_planned(tmp_path):
+    """While Kasia's capped nudge waits, Piotr's nudge comes due: it is planned and sent
+    then, not held until Kasia's cap frees."""
+    config = make_config(state_dir=tmp_path)
+    config = dataclasses.replace(config, notify=dataclasses.replace(config.notify,
+                                                                    max_per_hour=1))
+    store = Store.open(tmp_path)
+    clock = [MONDAY_0900]
+    sent: list = []
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    raw = ("Message-ID: <order-77@mail.globex.example>\r\n"
+           "From: Hank Scorpio <hank@globex.example>\r\n"
+           f"To: Piotr <{PIOTR}>\r\nSubject: Order 77: delivery date?\r\n"
+           "Date: Mon, 23 Nov 2026 09:30:00 +0100\r\n\r\n").encode()
+    to_piotr = FolderSyncEvent("piotr", FolderSync("INBOX", "inbox", FolderCursor(1, 1), (
+        FetchedMessage(1, MONDAY_0900 + dt.timedelta(minutes=30), frozenset(), raw),)))
+    try:
+        d.apply_event(client_mails(1, 1, MONDAY_0900))
+        d.apply_event(client_mails(2, 1, MONDAY_0900 + dt.timedelta(minutes=20)))
+        d.apply_event(to_piotr)  # his nudge is due at 11:00
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=91)
+        d.step()
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=111)
+        d.step()  # Kasia's second nudge: capped until 11:31
+        assert not any(PIOTR in str(m["To"]) for m in sent)
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=121)
+        d.step()
+        to = [str(m["To"]) for m in sent if m["X-Ackwatch"] == "nudge"]
+        assert sum(PIOTR in t for t in to) == 1 and sum(KASIA in t for t in to) == 1, to
+    finally:
+        store.close()

@@ -69,18 +69,7 @@ class AccountMail:
         return [m for k in keys for m in self.cache.get(k, ())]
 
     def _away_addresses(self, accounts: Iterable[str]) -> set[str]:
-        """``accounts`` with their backups, managers and mentors: whose absence
-        `recipient_for` and `mentor_copy` may look at."""
-        config = self._config()
-        addresses: set[str] = set()
-        for address in accounts:
-            acc = config.account(address)
-            addresses.add(address.lower())
-            if acc is not None:
-                addresses.update(
-                    a.lower() for a in (acc.backup, acc.manager, acc.mentor) if a
-                )
-        return addresses
+        return away_addresses(self._config(), accounts)
 
     def _keep(self, mail: Mapping[str, list[Message]]) -> None:
         self.cache.update(mail)
@@ -98,4 +87,16 @@ class AccountMail:
                 del cache[key]
 
 
-__all__ = ["AccountMail"]
+def away_addresses(config: Config, accounts: Iterable[str]) -> set[str]:
+    """``accounts`` with their backups, managers and mentors: whose absence
+    `recipient_for` and `mentor_copy` may look at."""
+    addresses: set[str] = set()
+    for address in accounts:
+        acc = config.account(address)
+        addresses.add(address.lower())
+        if acc is not None:
+            addresses.update(a.lower() for a in (acc.backup, acc.manager, acc.mentor) if a)
+    return addresses
+
+
+__all__ = ["AccountMail", "away_addresses"]

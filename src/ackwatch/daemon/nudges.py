@@ -15,6 +15,7 @@ from ackwatch.core import dispatch as scheduler
 from ackwatch.core import hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
+from ackwatch.daemon.accountmail import away_addresses
 from ackwatch.mail import compose
 from ackwatch.store import ItemRecord, Store
 
@@ -270,20 +271,49 @@ class NudgeHost(Protocol):
         """What ``accounts``, their backups, managers and mentors sent lately."""
 
 
+@dataclass(frozen=True)
+class CappedWait:
+    """A plan that queued nothing although actions were due: every one was over its
+    recipient's hourly cap. Until ``until`` (the plan's next due time: when the cap
+    frees a place, or the next action) planning again gives the same nothing, unless the
+    config changed, an action came due past ``horizon`` (the plan's batch window), or
+    one of ``watched`` (whose mail decides who is away, so who receives) sent mail since
+    ``planned_at``. Without it a person over the cap made every step plan the whole
+    capped backlog again, with its accounts' who-is-away and the person's hour: work
+    growing with the backlog (bench/README.md, Session 13, the one-hour soak)."""
+
+    config: Config
+    planned_at: dt.datetime
+    horizon: dt.datetime
+    until: dt.datetime
+    watched: frozenset[str]
+
+    def holds(self, store: Store, config: Config, now: dt.datetime) -> bool:
+        if config is not self.config or now >= self.until:
+            return False
+        came_due = store.next_action_after(self.horizon)
+        if came_due is not None and came_due <= now + config.notify.batch_window:
+            return False
+        return not store.keys_from(self.watched, self.planned_at)
+
+
 class NudgeStep:
     """The nudges and escalations of each of the daemon's steps (core thread only).
 
     Keeps the items held back for a mailbox the pre-send re-check could not reach, and
-    since when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace."""
+    since when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
+    Keeps a plan that the hourly cap left empty (`CappedWait`) until it can change."""
 
     def __init__(self, host: NudgeHost) -> None:
         self.host = host
         self._skip_log = SkipLog()
         self._held: dict[str, dt.datetime] = {}
+        self._capped: CappedWait | None = None
 
     def forget_held(self) -> None:
         """Grant a new grace to every item held back (this node just became leader)."""
         self._held = {}
+        self._capped = None
 
     def run_due(self) -> dt.datetime | None:
         """Queue the nudges and escalations due now (`plan`); next due time.
@@ -296,10 +326,19 @@ class NudgeStep:
         grace re-checks them again."""
         host = self.host
         now = host.now()
+        if self._capped is not None and self._capped.holds(host.store, host.config, now):
+            return self._capped.until
+        self._capped = None
         due = plan(host.store, host.config, now, host.messages_of_accounts)
         skip(host.store, host.config, due.plan.skips, due.items, self._skip_log)
         if not due.plan.actions:
             self._held = {}
+            if due.items and due.plan.next_due is not None:  # due, but over the cap
+                self._capped = CappedWait(
+                    host.config, now, now + host.config.notify.batch_window,
+                    due.plan.next_due, frozenset(away_addresses(
+                        host.config, {r.account for r in due.items.values() if r.account})),
+                )
             return due.plan.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
         checked = host.recheck(mailboxes_concerned(host.config, due.plan.actions, due.items))
