@@ -15,6 +15,7 @@ outlives its psycopg connection: a reconnect puts a new one in ``raw``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -194,20 +195,12 @@ class Connection:
         (the connection is in autocommit), which ends, and the cursor with it, when the
         rows run out or the generator is closed."""
         name = f"ackwatch_stream_{next(_stream_names)}"  # unique: streams may nest
-        self.streams += 1
-        try:
-            with self.raw.transaction(), psycopg.RawServerCursor(
-                self.raw, name, row_factory=psycopg.rows.tuple_row
-            ) as rows:
-                rows.itersize = STREAM_ROWS
-                rows.execute(translate(sql), tuple(params))
-                yield from rows
-        except psycopg.Error as exc:
-            if (lost := self.unavailable(exc)) is not None:
-                raise lost from exc
-            raise
-        finally:
-            self.streams -= 1
+        with self._streaming(), self.raw.transaction(), psycopg.RawServerCursor(
+            self.raw, name, row_factory=psycopg.rows.tuple_row
+        ) as rows:
+            rows.itersize = STREAM_ROWS
+            rows.execute(translate(sql), tuple(params))
+            yield from rows
 
     def stream_through(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of ``sql`` as plain tuples, sent by the server as it produces them
@@ -217,10 +210,18 @@ class Connection:
         The connection carries nothing else until the rows run out or the generator is
         closed (psycopg then ends the query), so no other statement may be run while
         it is read, only after."""
+        with self._streaming(), psycopg.RawCursor(
+            self.raw, row_factory=psycopg.rows.tuple_row
+        ) as rows:
+            yield from rows.stream(translate(sql), tuple(params), size=_CHUNK_ROWS)
+
+    @contextlib.contextmanager
+    def _streaming(self) -> Iterator[None]:
+        """A streamed read open (writes are refused meanwhile), its outage raised as
+        `StoreUnavailable`."""
         self.streams += 1
         try:
-            with psycopg.RawCursor(self.raw, row_factory=psycopg.rows.tuple_row) as rows:
-                yield from rows.stream(translate(sql), tuple(params), size=_CHUNK_ROWS)
+            yield
         except psycopg.Error as exc:
             if (lost := self.unavailable(exc)) is not None:
                 raise lost from exc
