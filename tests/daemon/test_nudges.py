@@ -223,16 +223,20 @@ def test_a_mentor_away_by_his_own_out_of_office_reply_gets_no_copy(tmp_path):
     assert str(nudge["To"]).endswith(f"<{ANNA}>") and nudge["Cc"] is None
 
 
+def _one_mail_an_hour(tmp_path):  # type: ignore[no-untyped-def]
+    """The test config with ``max_per_hour: 1``, its store, a clock at Monday 9:00 and
+    the list the daemon's mail goes to."""
+    config = make_config(state_dir=tmp_path)
+    config = dataclasses.replace(config, notify=dataclasses.replace(config.notify,
+                                                                    max_per_hour=1))
+    return config, Store.open(tmp_path), [MONDAY_0900], []
+
+
 def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(tmp_path):
     """Kasia may get one mail an hour. Her second nudge comes due 20 minutes after the
     first went: the plan queues nothing, and the steps that follow (new mail arriving)
     do not plan the capped backlog again until the cap frees a place, when it goes."""
-    config = make_config(state_dir=tmp_path)
-    config = dataclasses.replace(config, notify=dataclasses.replace(config.notify,
-                                                                    max_per_hour=1))
-    store = Store.open(tmp_path)
-    clock = [MONDAY_0900]
-    sent: list = []
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
     planned: list[dt.datetime] = []
     items_due = store.items_due
 
@@ -268,12 +272,7 @@ def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(
 def test_an_action_that_comes_due_during_a_capped_wait_is_planned(tmp_path):
     """While Kasia's capped nudge waits, Piotr's nudge comes due: it is planned and sent
     then, not held until Kasia's cap frees."""
-    config = make_config(state_dir=tmp_path)
-    config = dataclasses.replace(config, notify=dataclasses.replace(config.notify,
-                                                                    max_per_hour=1))
-    store = Store.open(tmp_path)
-    clock = [MONDAY_0900]
-    sent: list = []
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
     d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
                send=lambda msg, cfg: sent.append(msg))
     raw = ("Message-ID: <order-77@mail.globex.example>\r\n"
