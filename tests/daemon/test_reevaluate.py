@@ -181,60 +181,6 @@ def test_a_policy_change_evaluates_everything_again_thread_by_thread(daemon):
     assert evaluations(logs) == []
 
 
-def test_first_evaluation_seeds_the_account_mail_the_plan_reads(daemon, monkeypatch):
-    """The first start parses the accounts' sent mail once: `_plan` finds it cached, and
-    the cache holds exactly what loading it from the store would give."""
-    daemon.apply_event(event("INBOX", "inbox",
-                             mail(1, 1, subject="Quote for the spring campaign"),
-                             mail(2, 2, subject="Brief for the autumn fair")))
-    daemon.apply_event(event("Sent", "sent",
-                             mail(3, 3, subject="Re: Quote for the spring campaign",
-                                  sender="anna@agency.example", to="jan.kowalski@acme.example",
-                                  in_reply_to="<m1@x.example>"),
-                             mail(4, 4, subject="Lunch?", sender="anna@agency.example",
-                                  to="piotr@agency.example")))
-    daemon.reevaluate()
-    seeded = {k: sorted(m.uid for m in v) for k, v in daemon.evaluation.account_mail.cache.items()}
-    assert seeded == {"<m3@x.example>": [3], "<m4@x.example>": [4]}
-
-    loads: list[object] = []
-    real_load = daemon.store.load_copies
-    monkeypatch.setattr(daemon.store, "load_copies",
-                        lambda *a, **kw: loads.append(kw.get("keys")) or real_load(*a, **kw))
-    accounts = {r.account for r in daemon.store.pending_items()}
-    from_cache = daemon.messages_of_accounts(accounts, NOW)
-    assert loads == []  # nothing parsed again
-    daemon.evaluation.account_mail.cache.clear()
-    from_store = daemon.messages_of_accounts(accounts, NOW)
-    assert sorted(m.key for m in from_cache) == sorted(m.key for m in from_store)
-
-
-def test_the_mail_of_one_account_is_parsed_once_whoever_asks_in_between(daemon, monkeypatch):
-    """The nudge planner and the promise keeper ask for different accounts at every
-    step: neither makes the other's account mail be loaded and parsed again."""
-    daemon.apply_event(event("Sent", "sent",
-                             mail(1, 1, subject="Re: Quote", sender="anna@agency.example",
-                                  to="jan.kowalski@acme.example"),
-                             mail(2, 2, subject="Re: Brief", sender="kasia@agency.example",
-                                  to="jan.kowalski@acme.example")))
-    daemon.reevaluate()
-    assert daemon.evaluation.account_mail.cache == {}  # no pending item: nothing seeded
-    loads: list[set[str]] = []
-    real_load = daemon.store.load_copies
-    monkeypatch.setattr(daemon.store, "load_copies",
-                        lambda *a, **kw: loads.append(set(kw["keys"])) or real_load(*a, **kw))
-    asked = []
-    for account in ("kasia", "anna", "kasia", "anna"):  # anna's look includes her manager
-        got = daemon.messages_of_accounts({f"{account}@agency.example"}, NOW)
-        asked.append(sorted(m.key for m in got))
-    assert asked == [["<m2@x.example>"], ["<m1@x.example>", "<m2@x.example>"]] * 2
-    assert loads == [{"<m2@x.example>"}, {"<m1@x.example>"}]  # each mail loaded once
-    # Mail older than the out-of-office look-back leaves the cache.
-    later = NOW + daemon.config.notify.out_of_office_lookback + dt.timedelta(hours=1)
-    assert daemon.messages_of_accounts({"kasia@agency.example"}, later) == []
-    assert daemon.evaluation.account_mail.cache == {}
-
-
 # ----------------------------------------------------------------- one step
 
 

@@ -412,6 +412,29 @@ def test_new_mail_is_marked_dirty_with_its_links(store):
     assert store.keys_from(["c@client.example"], T0 + H) == set()
 
 
+def test_a_senders_newest_mail_is_read_a_page_at_a_time_newest_first(store):
+    """`newest_from`: the rows of one sender within [since, until], newest first, ties by
+    key descending, a page after the last row of the one before."""
+    # Mail 1-5 one minute apart; 6 and 7 in the same minute as 5 (a tie); 8 after `until`.
+    sync(store, [new(1), new(2), new(3), new(4), new(5),
+                 NewMessage(6, T0 + dt.timedelta(minutes=5), frozenset(), headers(6)),
+                 NewMessage(7, T0 + dt.timedelta(minutes=5), frozenset(), headers(7)),
+                 new(8)])
+    minute = dt.timedelta(minutes=1)
+    since, until = T0 + 2 * minute, T0 + 5 * minute
+
+    def page(limit, before=None, sender="C@client.example"):
+        return [(t - T0, k) for t, k in store.newest_from(sender, since, until, limit, before)]
+
+    first = page(2)
+    assert first == [(5 * minute, "<m7@client.example>"), (5 * minute, "<m6@client.example>")]
+    last = (T0 + 5 * minute, "<m6@client.example>")
+    assert page(2, last) == [(5 * minute, "<m5@client.example>"), (4 * minute, "<m4@client.example>")]
+    assert page(5, (T0 + 4 * minute, "<m4@client.example>")) == [(3 * minute, "<m3@client.example>"),
+                                                                   (2 * minute, "<m2@client.example>")]
+    assert page(5, sender="nobody@client.example") == []
+
+
 def test_a_flag_change_and_a_uidvalidity_reset_mark_their_mail_dirty(store):
     sync(store, [new(1), new(2)])
     store.sync_items([], now=T0, initial_keys=set(), scope={"<m1@client.example>",

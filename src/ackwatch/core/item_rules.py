@@ -508,15 +508,31 @@ def away_reason(
     for m in own:
         if human_at is not None and m.received < human_at:
             return None  # an out-of-office from here on is followed by human mail
-        c = cls_mod.classify(m, config)
-        if c.out_of_office:
+        evidence = away_evidence(m, config)
+        if evidence == "out-of-office":
             return "out-of-office"  # the newest within the look-back; no human mail after
-        if (
-            c.kind != "own"
-            and c.reason != "unverified-agency-sender"  # anyone can write that From
-            and cls_mod.auto_generated_reason(m) is None
-        ):
+        if evidence == "human":
             human_at = m.received
+    return None
+
+
+def away_evidence(m: Message, config: Config) -> Literal["out-of-office", "human"] | None:
+    """What ``m`` says of its sender's absence for `away_reason`: an out-of-office notice,
+    a human message (they are back), or nothing (an own notice, an automated mail, a
+    From an agency address that nobody vouched for: anyone can write that From).
+
+    `away_reason` walks an address's mail newest first and looks no further back than
+    the first message that says something (and the others of its second): a reader may
+    give it only that much (`AccountMail`)."""
+    c = cls_mod.classify(m, config)
+    if c.out_of_office:
+        return "out-of-office"
+    if (
+        c.kind != "own"
+        and c.reason != "unverified-agency-sender"
+        and cls_mod.auto_generated_reason(m) is None
+    ):
+        return "human"
     return None
 
 

@@ -1,90 +1,119 @@
-"""The accounts' own recent mail, parsed once for whoever asks.
+"""The accounts' own newest mail, parsed once for whoever asks who is away.
 
 `sla.recipient_for` tells who is away from what an account (and its backup, manager and
-mentor) sent within the out-of-office look-back. The nudge planner and the promise
-keeper ask for the accounts they have due at every step; `AccountMail` keeps what it
-parsed for them, by key, until it is older than the look-back.
+mentor) sent lately: `item_rules.away_reason` walks an address's mail newest first and
+stops at the first out-of-office notice or human message (`item_rules.away_evidence`).
+So only that much is read: each address's newest mail, a page at a time from the
+senders index, down to the first message that says something and the others of its
+second. An account that writes a few hundred mails a day costs one indexed read of a
+page and no parse at each plan, not its three days of sent mail read, parsed and kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ackwatch.config import Config
+from ackwatch.core.item_rules import away_evidence
 from ackwatch.core.message import Message
-from ackwatch.daemon.parsedmail import ParsedMail
-from ackwatch.store import Store
+from ackwatch.store import Store, StoredCopy
+
+Parse = Callable[[Iterable[StoredCopy]], Iterable[Message]]
+
+# The newest mail of an address is usually a human one and settles who is away: its
+# senders rows are read one, then this many, then its square at a time (a run of
+# automated mail before the message that settles it).
+PAGE = 8
 
 
 class AccountMail:
-    """The parsed mail the accounts sent within the out-of-office look-back, by key.
+    """The newest mail of each address asked about, parsed, by key.
 
-    ``cache`` holds the copies of each key kept; it is pruned by age only (pruning it to
-    the accounts of one call made each call re-parse the others' mail: an account's
-    three days of sent mail at every nudge; bench/README.md, issue 24)."""
+    ``cache`` holds the copies of the keys that some address's newest mail needs (key ->
+    copies, all received within the look-back as of the last ask); a key leaves it when
+    no address's newest mail needs it any more. Bounded by the addresses, not by what
+    they send. The store and the config come with each ask: the board reads through a
+    reader of its own each time."""
 
-    def __init__(self, store: Store, config: Callable[[], Config], parsed: ParsedMail) -> None:
-        self._store = store
-        self._config = config
-        self._parsed = parsed
+    def __init__(self, parse: Parse) -> None:
+        self._parse = parse
         self.cache: dict[str, list[Message]] = {}
-        self._ages: list[tuple[dt.datetime, str]] = []  # (newest copy, key), a heap
+        self._needs: dict[str, tuple[str, ...]] = {}  # address -> keys of its newest mail
+        self._loaded: set[tuple[dt.datetime, str]] = set()  # senders rows in the cache
 
     def clear(self) -> None:
         """Forget everything kept (another node may have stored mail meanwhile)."""
         self.cache.clear()
-        self._ages.clear()
+        self._needs.clear()
+        self._loaded.clear()
 
-    def seed(self, recent: Sequence[Message]) -> None:
-        """Seed the cache from a full evaluation's messages: ``recent``, every copy it
-        loaded received within the out-of-office look-back. The first start would
-        otherwise parse the accounts' sent mail a second time at the first `_plan`. Only
-        what that `_plan` asks for is kept: mail sent by the accounts of the pending
-        items, their backups, managers and mentors."""
-        senders = self._away_addresses(self._store.pending_accounts())
-        kept: dict[str, list[Message]] = {}
-        for m in recent:
-            if m.sender.address in senders and m.key not in self.cache:
-                kept.setdefault(m.key, []).append(m)
-        self._keep(kept)
-
-    def of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
+    def of_accounts(
+        self, store: Store, config: Config, accounts: Iterable[str], now: dt.datetime
+    ) -> list[Message]:
         """The stored mail `sla.recipient_for` needs to tell who of ``accounts`` (and their
-        backups, managers and mentors) is away at ``now``: what they sent within the
-        out-of-office look-back."""
-        addresses = self._away_addresses(accounts)
-        if not addresses:
-            return []
-        since = now - self._config().notify.out_of_office_lookback
-        keys = self._store.keys_from(addresses, since)
-        self._forget_before(since)
-        missing = keys - self.cache.keys()
-        loaded = self._store.load_copies(since, keys=missing) if missing else ()
-        fresh: dict[str, list[Message]] = {}
-        for m in self._parsed.messages(loaded):
-            fresh.setdefault(m.key, []).append(m)
-        self._keep(fresh)
-        return [m for k in keys for m in self.cache.get(k, ())]
+        backups, managers and mentors) is away at ``now``: for each address, its mail
+        within the out-of-office look-back, newest first down to the first message that
+        says something of its absence (with the others received in that second)."""
+        since = now - config.notify.out_of_office_lookback
+        out: list[Message] = []
+        for address in sorted(away_addresses(config, accounts)):
+            keys = self._newest_mail(store, config, address, since, now)
+            self._needs[address] = keys
+            out += (m for k in keys for m in self.cache[k] if since <= m.received <= now)
+        needed = {k for keys in self._needs.values() for k in keys}
+        for gone in self.cache.keys() - needed:
+            del self.cache[gone]
+        self._loaded = {row for row in self._loaded if row[1] in needed}
+        return out
 
-    def _away_addresses(self, accounts: Iterable[str]) -> set[str]:
-        return away_addresses(self._config(), accounts)
+    def _newest_mail(
+        self, store: Store, config: Config, address: str, since: dt.datetime, now: dt.datetime
+    ) -> tuple[str, ...]:
+        """The keys of ``address``'s mail `away_reason` looks at, newest first, parsed
+        into the cache. The rows are read one, then `PAGE`, then more at a time; a key is
+        parsed when the walk reaches it (with the rest of its page while nothing has
+        settled the answer yet, as more of it is then likely needed)."""
+        keys: dict[str, None] = {}
+        settled_at: dt.datetime | None = None
+        before: tuple[dt.datetime, str] | None = None
+        limit = 1
+        while True:
+            rows = store.newest_from(address, since, now, limit, before)
+            for n, (received, key) in enumerate(rows):
+                if settled_at is not None and received < settled_at:
+                    return tuple(keys)
+                if (received, key) not in self._loaded:
+                    self._load(store, rows[n:] if settled_at is None else rows[n:n + 1], since)
+                keys[key] = None
+                if settled_at is None and self._says_something(received, key, address, config):
+                    settled_at = received
+            if len(rows) < limit:
+                return tuple(keys)
+            before = rows[-1]
+            limit = min(limit * PAGE, PAGE * PAGE)
 
-    def _keep(self, mail: Mapping[str, list[Message]]) -> None:
-        self.cache.update(mail)
-        for key, copies in mail.items():
-            newest = max(m.received for m in copies)
-            heapq.heappush(self._ages, (newest, key))
+    def _load(
+        self, store: Store, rows: Sequence[tuple[dt.datetime, str]], since: dt.datetime
+    ) -> None:
+        """Parse the copies of the keys of ``rows`` that the cache does not hold as of
+        those rows (a key new to it, or a copy of it stored since in another mailbox)."""
+        missing = {key for received, key in rows if (received, key) not in self._loaded}
+        fresh: dict[str, list[Message]] = {k: [] for k in missing}
+        for m in self._parse(store.load_copies(since, keys=missing)):
+            fresh[m.key].append(m)
+        self.cache.update(fresh)
+        self._loaded.update(row for row in rows if row[1] in missing)
 
-    def _forget_before(self, since: dt.datetime) -> None:
-        """Drop the cached mail whose every copy is older than ``since`` (the look-back)."""
-        ages, cache = self._ages, self.cache
-        while ages and ages[0][0] < since:
-            _, key = heapq.heappop(ages)
-            copies = cache.get(key)
-            if copies is not None and max(m.received for m in copies) < since:
-                del cache[key]
+    def _says_something(self, received: dt.datetime, key: str, address: str,
+                        config: Config) -> bool:
+        """Whether the copies of ``key`` received at ``received`` say something of
+        ``address``'s absence (`away_evidence`)."""
+        return any(
+            m.received == received and m.sender.address == address
+            and away_evidence(m, config) is not None
+            for m in self.cache[key]
+        )
 
 
 def away_addresses(config: Config, accounts: Iterable[str]) -> set[str]:

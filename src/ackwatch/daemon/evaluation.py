@@ -60,7 +60,7 @@ class Evaluator:
         self.dirty = True
         self.evaluations = 0
         self.parsed = ParsedMail()  # the parses of the copies this process stored
-        self.account_mail = AccountMail(store, config, self.parsed)
+        self.account_mail = AccountMail(self.parsed.messages)
         # (config, evaluation_fingerprint, threading_fingerprint): hashing the config
         # costs ~3 ms with 200 mailboxes, and `reevaluate` runs after every change.
         self._fingerprints: tuple[Config | None, str, str] = (None, "", "")
@@ -151,30 +151,22 @@ class Evaluator:
         scope: set[str] | None,
         done: Mapping[str, str] | None = None,
         *,
-        part_of_all: bool = False,
         marks: Marks,
     ) -> None:
         """Evaluate the stored mail of ``scope`` (whole threads; None: everything) received
         at or after ``since``, and store the outcome (with ``done`` recorded in meta, and
-        the dirty ``marks`` ended). ``part_of_all``: ``scope`` is a batch of an evaluation
-        of everything."""
+        the dirty ``marks`` ended)."""
         with gc_paused():  # loads, evaluates and stores up to all the mail: see there
             messages = self.parsed.messages(self.store.load_copies(since, keys=scope))
             if scope is None:
                 self.parsed.forget()  # what a full load did not return is out of the window
             initial = self.store.initial_keys(scope, since=since)
             items, threads = sla.evaluate_threads(messages, self.config)
-            lookback = now - self.config.notify.out_of_office_lookback
-            seed = (scope is None or part_of_all) and lookback >= since
-            recent = [m for m in messages if m.received >= lookback] if seed else []
             del messages
             new, acked = self.store.sync_items(
                 items, now=now, initial_keys=initial, scope=scope, threads=threads,
                 meta=done or {}, marks=marks,
             )
-            if seed:
-                self.account_mail.seed(recent)
-            del recent
         log.debug("evaluated", full=scope is None, keys=len(threads), items=len(items))
         acked_keys = set(acked)
         self._evaluated([i for i in items if i.key in acked_keys] if acked else [], scope)
@@ -205,7 +197,7 @@ class Evaluator:
             parts = [keys] if len(keys) <= LINKED_BATCH_KEYS else self._thread_batches(since, keys)
             threaded += len(keys) > LINKED_BATCH_KEYS
             for part in parts:
-                self._evaluate(since, now, part, part_of_all=True, marks={})
+                self._evaluate(since, now, part, marks={})
                 self._progress()
                 batches += 1
         self.store.end_linked_batches(done, marks)
@@ -264,7 +256,7 @@ class Evaluator:
     def messages_of_accounts(self, accounts: Iterable[str], now: dt.datetime) -> list[Message]:
         """What ``accounts`` (and their backups, managers and mentors) sent within the
         out-of-office look-back (`AccountMail.of_accounts`)."""
-        return self.account_mail.of_accounts(accounts, now)
+        return self.account_mail.of_accounts(self.store, self.config, accounts, now)
 
     def _scope(self, marks: Mapping[str, int]) -> set[str]:
         """The keys to evaluate after a change: whole threads (as last evaluated) of the

@@ -124,6 +124,13 @@ class ScopeStore(Protocol):
     def keys_linked(self, links: Iterable[str]) -> set[str]: ...
     def thread_keys(self, keys: Iterable[str]) -> set[str]: ...
     def keys_from(self, senders: Iterable[str], since: dt.datetime) -> set[str]: ...
+    def newest_from(
+        self, sender: str, since: dt.datetime, until: dt.datetime, limit: int,
+        before: tuple[dt.datetime, str] | None = None,
+    ) -> list[tuple[dt.datetime, str]]:
+        """(received, key) of ``sender``'s stored mail within [since, until], newest
+        first, a page of ``limit`` after ``before`` (`links.Links.newest_from`)."""
+        ...
 
 
 class ItemStore(Protocol):

@@ -213,6 +213,27 @@ class Links:
                 (iso(since),), (s.lower() for s in senders))
         }
 
+    def newest_from(
+        self, sender: str, since: dt.datetime, until: dt.datetime, limit: int,
+        before: tuple[dt.datetime, str] | None = None,
+    ) -> list[tuple[dt.datetime, str]]:
+        """(received, key) of the stored mail from ``sender`` received within [``since``,
+        ``until``], newest first (ties by key, descending), at most ``limit`` rows;
+        ``before``: only the rows after this one in that order (the last of the page
+        before). One range of the senders table's primary key: who is away needs an
+        address's newest mail only, never all it sent in the look-back."""
+        sql = "SELECT received, key FROM senders WHERE sender = ? AND received >= ?"
+        args: list[object] = [sender.lower(), iso(since)]
+        if before is None:
+            sql += " AND received <= ?"
+            args.append(iso(until))
+        else:
+            sql += " AND (received < ? OR (received = ? AND key < ?))"
+            args += [iso(before[0]), iso(before[0]), before[1]]
+        sql += " ORDER BY received DESC, key DESC LIMIT ?"
+        args.append(limit)
+        return [(from_iso(r[0]), r[1]) for r in self._db.conn.execute(sql, args)]
+
 
 def write_links(c: sqlite3.Connection, stored: Sequence[tuple[CopyToStore, str]]) -> None:
     """Write the links and the senders of newly stored copies (with their received time

@@ -143,6 +143,7 @@ class TableStore:
         self.keys_linked = links.keys_linked
         self.thread_keys = links.thread_keys
         self.keys_from = links.keys_from
+        self.newest_from = links.newest_from
 
         items = Items(db)
         self.sync_items = items.sync_items

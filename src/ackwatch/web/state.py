@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from ackwatch.config import Config
 from ackwatch.core.message import Message
 from ackwatch.core.promise_rules import still_owed
+from ackwatch.daemon.accountmail import AccountMail
 from ackwatch.daemon.parsedmail import messages_of
 from ackwatch.reporting.figures import ReportItem
 from ackwatch.reporting.period import local_midnight
@@ -51,25 +52,18 @@ def _open_promises(store: Store, now: dt.datetime) -> tuple[PromiseRecord, ...]:
 
 
 def _account_mail(store: Store, config: Config, now: dt.datetime,
-                  parsed: dict[str, list[Message]]) -> tuple[Message, ...]:
-    """What the accounts (and their backups and managers) sent within the out-of-office
-    look-back: `item_rules.away_reason` reads it. ``parsed`` keeps the mail parsed by the
-    last read (by key): each read parses only what is new, as the evaluator does."""
+                  account_mail: AccountMail) -> tuple[Message, ...]:
+    """What `item_rules.away_reason` needs to tell who of the accounts (and their backups
+    and managers) is away: each one's newest mail (`AccountMail`, which keeps it parsed
+    from one read to the next)."""
     addresses = {a.email for a in config.accounts}
     for a in config.accounts:
         addresses.update(x.lower() for x in (a.backup, a.manager) if x)
-    since = now - config.notify.out_of_office_lookback
-    keys = store.keys_from(addresses, since) if addresses else set()
-    for gone in [k for k in parsed if k not in keys]:
-        del parsed[gone]
-    missing = keys - parsed.keys()
-    for m in messages_of(store.load_copies(since, keys=missing)) if missing else ():
-        parsed.setdefault(m.key, []).append(m)
-    return tuple(m for k in sorted(keys) for m in parsed.get(k, ()))
+    return tuple(account_mail.of_accounts(store, config, addresses, now))
 
 
 def read_state(store: Store, config: Config, now: dt.datetime,
-               parsed: dict[str, list[Message]] | None = None) -> State:
+               account_mail: AccountMail | None = None) -> State:
     start = week_start(now, config.timezone)
     until = now + dt.timedelta(seconds=1)
     return State(
@@ -79,7 +73,9 @@ def read_state(store: Store, config: Config, now: dt.datetime,
         health=tuple(store.health()),
         week_start=start,
         week=tuple(store.report_rows(start, until, ReportItem)),
-        account_mail=_account_mail(store, config, now, {} if parsed is None else parsed),
+        account_mail=_account_mail(
+            store, config, now, account_mail or AccountMail(messages_of)
+        ),
     )
 
 
@@ -98,7 +94,7 @@ class StateCache:
         self._generation = 0
         self._read_generation = -1
         self._state: State | None = None
-        self._parsed: dict[str, list[Message]] = {}  # accounts' recent mail: `read_state`
+        self._account_mail = AccountMail(messages_of)  # who is away: `read_state`
         self._lock = threading.Lock()
 
     def changed(self) -> None:
@@ -121,7 +117,7 @@ class StateCache:
                 generation = self._generation
                 store = self._open_reader()
                 try:
-                    state = read_state(store, self._config(), now, self._parsed)
+                    state = read_state(store, self._config(), now, self._account_mail)
                 finally:
                     store.close()
                 self._state, self._read_generation = state, generation
