@@ -296,3 +296,60 @@ def test_an_action_that_comes_due_during_a_capped_wait_is_planned(tmp_path):
         assert sum(PIOTR in t for t in to) == 1 and sum(KASIA in t for t in to) == 1, to
     finally:
         store.close()
+
+
+def _to_anna(uid: int, received: dt.datetime) -> FolderSyncEvent:
+    raw = (f"Message-ID: <order-{uid}@mail.client{uid}.example>\r\n"
+           f"From: Buyer <buyer@client{uid}.example>\r\nTo: Anna Nowak <{ANNA}>\r\n"
+           f"Subject: Order {uid}: delivery date?\r\n"
+           "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\n").encode()
+    return FolderSyncEvent("anna", FolderSync("INBOX", "inbox", FolderCursor(1, uid), (
+        FetchedMessage(uid, received, frozenset(), raw),)))
+
+
+def _from_anna(uid: int, received: dt.datetime, *, out_of_office: bool) -> FolderSyncEvent:
+    extra = ("Subject: Automatic reply: Order\r\nAuto-Submitted: auto-replied\r\n"
+             if out_of_office else "Subject: Re: Spring fair stand\r\n")
+    raw = (f"Message-ID: <sent-{uid}@agency.example>\r\nFrom: Anna Nowak <{ANNA}>\r\n"
+           "To: jan.kowalski@acme.example\r\n" + extra
+           + "Date: Mon, 23 Nov 2026 10:55:00 +0100\r\n\r\n").encode()
+    return FolderSyncEvent("anna", FolderSync("Sent", "sent", FolderCursor(1, uid), (
+        FetchedMessage(uid, received, frozenset(), raw),)))
+
+
+def test_a_capped_wait_ends_when_someone_else_receives_not_when_the_account_writes(tmp_path):
+    """Anna may get one mail an hour and her second nudge waits for the cap. She goes on
+    answering other mail: the wait holds (nobody else receives for her). Her
+    out-of-office notice goes out: her backup Piotr receives for her now, and he has
+    room: the nudge goes to him at once."""
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+    planned: list[dt.datetime] = []
+    items_due = store.items_due
+
+    def counting_items_due(until):  # type: ignore[no-untyped-def]
+        planned.append(clock[0])
+        return items_due(until)
+
+    store.items_due = counting_items_due  # type: ignore[method-assign]
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    nudged = lambda: [str(m["To"]) for m in sent if m["X-Ackwatch"] == "nudge"]  # noqa: E731
+    try:
+        d.apply_event(_to_anna(1, MONDAY_0900))  # nudge due at 10:30
+        d.apply_event(_to_anna(2, MONDAY_0900 + dt.timedelta(minutes=20)))  # 10:50
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=91)
+        d.step()
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=111)
+        d.step()  # the second nudge is due, over Anna's cap
+        assert len(nudged()) == 1 and ANNA in nudged()[0]
+        planned.clear()
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=115)
+        d.apply_event(_from_anna(10, clock[0], out_of_office=False))
+        d.step()
+        assert planned == [] and len(nudged()) == 1  # she writes: nothing planned again
+        clock[0] = MONDAY_0900 + dt.timedelta(minutes=118)
+        d.apply_event(_from_anna(11, clock[0], out_of_office=True))
+        d.step()
+        assert planned and len(nudged()) == 2 and PIOTR in nudged()[1]
+    finally:
+        store.close()

@@ -15,7 +15,6 @@ from ackwatch.core import dispatch as scheduler
 from ackwatch.core import hourlycap
 from ackwatch.core import item_rules as sla
 from ackwatch.core.message import Message
-from ackwatch.daemon.accountmail import away_addresses
 from ackwatch.mail import compose
 from ackwatch.store import ItemRecord, Store
 
@@ -29,10 +28,12 @@ MessagesOfAccounts = Callable[[Iterable[str], dt.datetime], list[Message]]
 
 @dataclass(frozen=True)
 class Due:
-    """What `plan` found: the plan, and the items it was made from by key."""
+    """What `plan` found: the plan, the items it was made from by key, and who received
+    for their accounts (`who_receives`)."""
 
     plan: scheduler.Plan
     items: dict[str, ItemRecord]
+    receivers: tuple[dict[str, str], dict[str, str | None]] = ({}, {})
 
 
 def plan(
@@ -73,9 +74,7 @@ def plan(
               if r.account and r.nudge_done is None and r.nudge_at <= horizon}
     escalated = {r.account for r in records if r.account and r.escalation_done is None
                  and r.escalate_at is not None and r.escalate_at <= horizon}
-    messages = messages_of_accounts(accounts, now)
-    recipients = {acc: sla.recipient_for(acc, config, now, messages) for acc in accounts}
-    mentors = {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts}
+    recipients, mentors = who_receives(config, now, accounts, messages_of_accounts)
     p = scheduler.plan(
         views, config=config, now=now,
         recipient_of=lambda acc: recipients.get(acc, acc),
@@ -86,7 +85,19 @@ def plan(
     )
     if later is not None and (p.next_due is None or later < p.next_due):
         p = dataclasses.replace(p, next_due=later)
-    return Due(p, {r.key: r for r in records})
+    return Due(p, {r.key: r for r in records}, (recipients, mentors))
+
+
+def who_receives(
+    config: Config, now: dt.datetime, accounts: Iterable[str],
+    messages_of_accounts: MessagesOfAccounts,
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Who receives the nudges of each of ``accounts`` at ``now`` (the account, or its
+    backup while it is away: `sla.recipient_for`), and who is copied (`sla.mentor_copy`)."""
+    accounts = set(accounts)
+    messages = messages_of_accounts(accounts, now)
+    return ({acc: sla.recipient_for(acc, config, now, messages) for acc in accounts},
+            {acc: sla.mentor_copy(acc, config, now, messages) for acc in accounts})
 
 
 def cap_people(
@@ -277,24 +288,26 @@ class CappedWait:
     recipient's hourly cap. Until ``until`` (the plan's next due time: when the cap
     frees a place, or the next action) planning again gives the same nothing, unless the
     config changed, an action came due past ``horizon`` (the plan's batch window), or
-    one of ``watched`` (whose mail decides who is away, so who receives) sent mail since
-    ``planned_at``. Without it a person over the cap made every step plan the whole
-    capped backlog again, with its accounts' who-is-away and the person's hour: work
-    growing with the backlog (bench/README.md, Session 13, the one-hour soak)."""
+    someone else now receives for one of ``accounts`` (an account away or back:
+    ``receivers`` is `who_receives` at the plan, which is bounded by the accounts, and
+    cheap from their newest mail). Without it a person over the cap made every step plan
+    the whole capped backlog again, with the person's hour: work growing with the
+    backlog (bench/README.md, Session 13, the one-hour soak)."""
 
     config: Config
-    planned_at: dt.datetime
     horizon: dt.datetime
     until: dt.datetime
-    watched: frozenset[str]
+    accounts: frozenset[str]
+    receivers: tuple[dict[str, str], dict[str, str | None]]
 
-    def holds(self, store: Store, config: Config, now: dt.datetime) -> bool:
+    def holds(self, store: Store, config: Config, now: dt.datetime,
+              messages_of_accounts: MessagesOfAccounts) -> bool:
         if config is not self.config or now >= self.until:
             return False
         came_due = store.next_action_after(self.horizon)
         if came_due is not None and came_due <= now + config.notify.batch_window:
             return False
-        return not store.keys_from(self.watched, self.planned_at)
+        return who_receives(config, now, self.accounts, messages_of_accounts) == self.receivers
 
 
 class NudgeStep:
@@ -326,18 +339,20 @@ class NudgeStep:
         grace re-checks them again."""
         host = self.host
         now = host.now()
-        if self._capped is not None and self._capped.holds(host.store, host.config, now):
-            return self._capped.until
+        capped = self._capped
+        if capped is not None and capped.holds(host.store, host.config, now,
+                                               host.messages_of_accounts):
+            return capped.until
         self._capped = None
         due = plan(host.store, host.config, now, host.messages_of_accounts)
         skip(host.store, host.config, due.plan.skips, due.items, self._skip_log)
         if not due.plan.actions:
             self._held = {}
             if due.items and due.plan.next_due is not None:  # due, but over the cap
+                accounts = frozenset(r.account for r in due.items.values() if r.account)
                 self._capped = CappedWait(
-                    host.config, now, now + host.config.notify.batch_window,
-                    due.plan.next_due, frozenset(away_addresses(
-                        host.config, {r.account for r in due.items.values() if r.account})),
+                    host.config, now + host.config.notify.batch_window, due.plan.next_due,
+                    accounts, due.receivers,
                 )
             return due.plan.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
