@@ -443,6 +443,8 @@ def analyse(a, tag, state, truth, sink, samples, faults, waiting_keys, t0, t_end
             escalated.setdefault(key, []).append(at)
     wrong, races = _after_reply(nudged, truth)
     wrong_escalations, escalation_races = _after_reply(escalated, truth)
+    after_reply = [{**e, "kind": "nudge"} for e in wrong + races] + [
+        {**e, "kind": "escalation"} for e in wrong_escalations + escalation_races]
     misses = [k for k in truth.unanswered
               if k in items and items[k][0] <= t_end - MISS_SLACK and k not in nudged]
     never_seen = [k for k in truth.received if k not in items]
@@ -459,9 +461,9 @@ def analyse(a, tag, state, truth, sink, samples, faults, waiting_keys, t0, t_end
         "replied": len(truth.replied), "unanswered": len(truth.unanswered),
         "append_failures": truth.append_failures,
         "mails_accepted": len(sink.got), "items_nudged": len(nudged),
-        "misses": len(misses), "wrong_nudges": wrong, "races_under_2s": races,
-        "items_escalated": len(escalated), "wrong_escalations": wrong_escalations,
-        "escalation_races_under_2s": escalation_races,
+        "misses": len(misses), "wrong_nudges": len(wrong), "races_under_2s": len(races),
+        "items_escalated": len(escalated), "wrong_escalations": len(wrong_escalations),
+        "escalation_races_under_2s": len(escalation_races),
         "duplicate_items": sum(1 for t in nudged.values() if len(t) > 1),
         "duplicate_message_ids": sum(1 for n in ids.values() if n > 1),
         "never_stored": len(never_seen),
@@ -488,23 +490,25 @@ def analyse(a, tag, state, truth, sink, samples, faults, waiting_keys, t0, t_end
     replies = [{"key": k, "mailbox": truth.reply_uid[k][0], "uid": truth.reply_uid[k][1],
                 "appended": t, "detected": truth.detected.get(k)}
                for k, t in truth.replied.items() if k in truth.reply_uid]
-    out = {"summary": summary, "samples": samples, "replies": replies}
+    out = {"summary": summary, "samples": samples, "replies": replies,
+           "sent_after_reply": after_reply}
     (DATA / tag / "results.json").write_text(json.dumps(out, indent=1) + "\n")
     log(f"{tag}: {json.dumps(summary)}")
     return out
 
 
-def _after_reply(sent: dict[str, list[float]], truth: Truth) -> tuple[int, int]:
+def _after_reply(sent: dict[str, list[float]], truth: Truth) -> tuple[list[dict], list[dict]]:
     """(items whose first mail went out `WRONG_SLACK` or more after their reply was
-    appended, items whose first mail went out less than that after it)."""
-    wrong = races = 0
+    appended, items whose first mail went out less than that after it), each with the
+    times (seconds since the epoch) to find it in the daemon's log."""
+    wrong: list[dict] = []
+    races: list[dict] = []
     for key, times in sent.items():
         replied = truth.replied.get(key)
         if replied is not None and replied <= min(times):
-            if min(times) - replied >= WRONG_SLACK:
-                wrong += 1
-            else:
-                races += 1
+            entry = {"key": key, "reply_appended": replied, "accepted": min(times),
+                     "detected": truth.detected.get(key)}
+            (wrong if min(times) - replied >= WRONG_SLACK else races).append(entry)
     return wrong, races
 
 
