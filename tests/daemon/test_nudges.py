@@ -232,11 +232,9 @@ def _one_mail_an_hour(tmp_path):  # type: ignore[no-untyped-def]
     return config, Store.open(tmp_path), [MONDAY_0900], []
 
 
-def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(tmp_path):
-    """Kasia may get one mail an hour. Her second nudge comes due 20 minutes after the
-    first went: the plan queues nothing, and the steps that follow (new mail arriving)
-    do not plan the capped backlog again until the cap frees a place, when it goes."""
-    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+def _plans_made(store, clock):  # type: ignore[no-untyped-def]
+    """The clock's time at each plan the daemon makes from now on (each plan reads the
+    items due)."""
     planned: list[dt.datetime] = []
     items_due = store.items_due
 
@@ -244,7 +242,16 @@ def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(
         planned.append(clock[0])
         return items_due(until)
 
-    store.items_due = counting_items_due  # type: ignore[method-assign]
+    store.items_due = counting_items_due
+    return planned
+
+
+def test_a_plan_the_hourly_cap_left_empty_is_made_again_only_once_the_cap_frees(tmp_path):
+    """Kasia may get one mail an hour. Her second nudge comes due 20 minutes after the
+    first went: the plan queues nothing, and the steps that follow (new mail arriving)
+    do not plan the capped backlog again until the cap frees a place, when it goes."""
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+    planned = _plans_made(store, clock)
     d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
                send=lambda msg, cfg: sent.append(msg))
     nudges_sent = lambda: [m for m in sent if m["X-Ackwatch"] == "nudge"]  # noqa: E731
@@ -323,14 +330,7 @@ def test_a_capped_wait_ends_when_someone_else_receives_not_when_the_account_writ
     out-of-office notice goes out: her backup Piotr receives for her now, and he has
     room: the nudge goes to him at once."""
     config, store, clock, sent = _one_mail_an_hour(tmp_path)
-    planned: list[dt.datetime] = []
-    items_due = store.items_due
-
-    def counting_items_due(until):  # type: ignore[no-untyped-def]
-        planned.append(clock[0])
-        return items_due(until)
-
-    store.items_due = counting_items_due  # type: ignore[method-assign]
+    planned = _plans_made(store, clock)
     d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
                send=lambda msg, cfg: sent.append(msg))
     nudged = lambda: [str(m["To"]) for m in sent if m["X-Ackwatch"] == "nudge"]  # noqa: E731
