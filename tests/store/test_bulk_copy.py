@@ -122,11 +122,29 @@ def test_a_large_insert_that_fails_stores_none_of_its_rows(store, copies):
     assert store.message_count() == 0
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
-def test_do_update_is_never_copied(store, copies):
+UPSERT_THREADS = ("INSERT INTO threads (key, thread) VALUES (?, ?)"
+                  " ON CONFLICT(key) DO UPDATE SET thread = excluded.thread")
+
+
+@pytest.mark.parametrize("stored_before", [False, True], ids=["into_empty", "into_stored"])
+def test_do_update_ends_with_the_later_of_repeated_rows_and_updates_rows_stored_before(
+        store, copies, backend, stored_before):
+    if stored_before:
+        with store._db.write() as c:
+            c.execute("INSERT INTO threads (key, thread) VALUES ('b', 'before')")
+    given = [("a", "first"), ("b", "batch"), ("c", "1"), ("a", "second"), ("d", "1")]
     with store._db.write() as c:
-        c.executemany("INSERT INTO meta (name, value) VALUES (?, ?)"
-                      " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                      [("a", "1"), ("b", "1"), ("a", "2"), ("c", "1")])
-    assert copies == []
-    assert store.get_meta("a") == "2"
+        c.executemany(UPSERT_THREADS, given)
+    assert dict(rows(store, "SELECT key, thread FROM threads")) == {
+        "a": "second", "b": "batch", "c": "1", "d": "1"}
+    # into an empty table tried through COPY, then as statements
+    assert len(copies) == (1 if backend == "postgresql" and not stored_before else 0)
+
+
+def test_do_update_into_an_empty_table_without_conflicts_stores_every_row(
+        store, copies, backend):
+    given = [(f"<{i}@client.example>", f"<{i % 3}@client.example>") for i in range(10)]
+    with store._db.write() as c:
+        c.executemany(UPSERT_THREADS, given)
+    assert sorted(rows(store, "SELECT key, thread FROM threads")) == sorted(given)
+    assert len(copies) == (1 if backend == "postgresql" else 0)

@@ -10,14 +10,16 @@ statements:
   identity ``rowid`` numbers them as before); an integer or ``NULL`` literal of the row
   is written as that value in every row (the literal assigned to the column and the
   value copied into it are the same);
-- ``ON CONFLICT ... DO NOTHING`` into an empty table (a first sync's): the same, in a
-  savepoint; a row that conflicts (with an earlier one of the batch, or one another
-  node stores meanwhile) undoes it, and the rows go as statements, which skip it. Into
-  a table that holds rows they go as statements too: a ``COPY`` into a temporary table
+- ``ON CONFLICT ... DO NOTHING`` or ``DO UPDATE`` into an empty table (a first sync's
+  links, senders and dirty marks, a first evaluation's threads): the same, in a
+  savepoint. Where no row conflicts, either clause stores every row as given; a row
+  that conflicts (with an earlier one of the batch, or one another node stores
+  meanwhile) undoes it, and the rows go as statements, which skip or update. Into a
+  table that holds rows they go as statements too: a ``COPY`` into a temporary table
   and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from it measured slower;
-- ``DO UPDATE``, another literal (text, an expression), or a value that is not of its
-  column's type (an integer for a text column: PostgreSQL's binary form has no
-  conversions, the statements do) is left to `batch`.
+- another literal (text, an expression), or a value that is not of its column's type
+  (an integer for a text column: PostgreSQL's binary form has no conversions, the
+  statements do) is left to `batch`.
 
 Measured with `bench/pg_bulk.py` (a first sync's 30k copies stored, their 82k links
 and 30k senders; bench/README.md, Session 14): 1.72 s as statements, 1.18 s in binary
@@ -46,9 +48,9 @@ _LITERAL_TYPES = (20, 21, 23, _TEXT_OID)  # int8, int2, int4, text
 
 
 def copyable(conn: psycopg.Connection[Any], insert: RowInsert, rows: int) -> bool:
-    """Whether ``rows`` rows of ``insert`` go through `copy_rows`: enough of them, no
-    ``DO UPDATE``, and its literals integers or ``NULL`` in integer or text columns."""
-    if rows < COPY_ROWS or insert.action not in ("", "NOTHING"):
+    """Whether ``rows`` rows of ``insert`` go through `copy_rows`: enough of them, and
+    its literals integers or ``NULL`` in integer or text columns."""
+    if rows < COPY_ROWS:
         return False
     literals = [i for i, v in enumerate(insert.row) if v != "?"]
     if not literals:
@@ -63,8 +65,8 @@ def copy_rows(conn: psycopg.Connection[Any], insert: RowInsert,
               rows: Sequence[Sequence[object]]) -> int | None:
     """Write ``rows`` (the parameters of ``insert``'s ``?``, NUL-free) through ``COPY``:
     the rows stored, or None when that would not store what the statements store, and
-    then nothing is written: ``DO NOTHING`` into a table that holds rows, or with a row
-    that conflicts; a value not of its column's type in binary form (an integer for a
+    then nothing is written: ``ON CONFLICT`` into a table that holds rows, or with a
+    row that conflicts; a value not of its column's type in binary form (an integer for a
     text column, text for an integer: the statements convert it)."""
     if insert.action and not _empty(conn, insert.table):
         return None
@@ -78,7 +80,8 @@ def copy_rows(conn: psycopg.Connection[Any], insert: RowInsert,
     except psycopg.errors.UniqueViolation:
         if not insert.action:
             raise
-        return None  # a conflict with an earlier row, or one another node stored since
+        return None  # a conflict with an earlier row, or one another node stored since:
+        # the statements skip or update it
     except (TypeError, ValueError, OverflowError):  # psycopg's binary dumpers refusing a value
         return None
     return len(rows)
