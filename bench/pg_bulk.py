@@ -17,7 +17,9 @@ database, once per path and round, the paths interleaved round by round:
 - ``copy``: COPY in binary form (`bulk`, as shipped; ``--copy-rows``: its threshold);
 - ``copy-text``: COPY in text form (`copy.write_row` without types), for comparison.
 
-With ``--second`` the tables hold another mailbox's first sync of as many other mails
+With ``--evaluate`` the first evaluation after the store step is timed too
+(`Evaluator.reevaluate` with the tests' agency, `tests/configfactory.py`: the items,
+their threads and follow-ups written). With ``--second`` the tables hold another mailbox's first sync of as many other mails
 (stored untimed before): the ``DO NOTHING`` rows then go through a temporary table.
 
 The parsing and the header variants' read are done before the clock starts; what is
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import statistics
 import sys
 import tempfile
@@ -70,10 +73,11 @@ def _copy_text(conn: Any, sql: str, types: Any, rows: Any) -> None:
 
 
 def store_once(server: Any, msgs: list[Any], path: str, copy_rows: int = 5000,
-               before: Sequence[Any] = ()) -> tuple[float, float]:
+               before: Sequence[Any] = (), evaluate: bool = False
+               ) -> tuple[float, float, float]:
     """One first sync's store step of ``msgs`` into a new database by ``path`` (after
-    ``before``, another mailbox's first sync, untimed): (wall, this process's CPU) in
-    seconds."""
+    ``before``, another mailbox's first sync, untimed): (wall, this process's CPU, the
+    first evaluation's wall or 0) in seconds."""
     from tests.servers.postgres import database_config
 
     from ackwatch.store import open_store
@@ -85,14 +89,29 @@ def store_once(server: Any, msgs: list[Any], path: str, copy_rows: int = 5000,
     store = open_store(state, database=database_config(server, server.new_database()))
     try:
         if before:
-            _apply(store, "bob", before, time_it=False)
-        return _apply(store, "anna", msgs, time_it=True)
+            _apply(store, "bob", before)
+        wall, cpu = _apply(store, "anna", msgs)
+        return wall, cpu, _evaluate(store) if evaluate else 0.0
     finally:
         store.close()
 
 
-def _apply(store: Any, mailbox: str, msgs: Sequence[Any], *, time_it: bool
-           ) -> tuple[float, float]:
+def _evaluate(store: Any) -> float:
+    """The first evaluation's wall time (`Evaluator.reevaluate`, the tests' agency:
+    unknown senders tracked, anna's mailbox)."""
+    from tests.configfactory import make_config
+
+    from ackwatch.daemon.evaluation import Evaluator
+
+    config = make_config()
+    evaluator = Evaluator(store, lambda: config, lambda: NOW, progress=lambda: None,
+                          evaluated=lambda _items, _keys: None)
+    wall = time.perf_counter()
+    evaluator.reevaluate()
+    return time.perf_counter() - wall
+
+
+def _apply(store: Any, mailbox: str, msgs: Sequence[Any]) -> tuple[float, float]:
     from ackwatch.daemon.parsedmail import ParsedMail, copies_to_store
 
     parsed = ParsedMail()
@@ -115,9 +134,14 @@ def main() -> None:
     ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--second", action="store_true",
                     help="store into tables that hold another mailbox's first sync")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="time the first evaluation after the store step too")
     ap.add_argument("--copy-rows", type=int, default=5000, help="bulk.COPY_ROWS of the COPY paths")
     args = ap.parse_args()
+    import structlog
     from tests.servers.postgres import PostgresServer
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     paths = args.paths.split(",")
     msgs = inbox(args.copies)
@@ -127,17 +151,24 @@ def main() -> None:
     server.start()
     try:
         store_once(server, msgs[:2000], "values")  # warm: imports, the server's caches
-        times: dict[str, list[tuple[float, float]]] = {p: [] for p in paths}
+        times: dict[str, list[tuple[float, float, float]]] = {p: [] for p in paths}
         for r in range(args.rounds):
             for p in paths if r % 2 == 0 else reversed(paths):
-                times[p].append(store_once(server, msgs, p, args.copy_rows, before))
-                print(f"round {r + 1} {p:9s} {times[p][-1][0]:.3f} s wall,"
-                      f" {times[p][-1][1]:.3f} s CPU", flush=True)
+                times[p].append(store_once(server, msgs, p, args.copy_rows, before,
+                                           args.evaluate))
+                wall, cpu, evaluation = times[p][-1]
+                print(f"round {r + 1} {p:9s} {wall:.3f} s wall, {cpu:.3f} s CPU"
+                      + (f"; evaluation {evaluation:.3f} s" if args.evaluate else ""),
+                      flush=True)
         for p, ts in times.items():
-            walls = [w for w, _ in ts]
+            walls = [w for w, _, _ in ts]
+            evaluations = [e for _, _, e in ts]
             print(f"{p:9s} wall median {statistics.median(walls):.3f} s"
                   f" ({min(walls):.3f}-{max(walls):.3f}); client CPU median"
-                  f" {statistics.median(c for _, c in ts):.3f} s")
+                  f" {statistics.median(c for _, c, _ in ts):.3f} s"
+                  + (f"; evaluation median {statistics.median(evaluations):.3f} s"
+                     f" ({min(evaluations):.3f}-{max(evaluations):.3f})"
+                     if args.evaluate else ""))
     finally:
         server.cleanup()
 
