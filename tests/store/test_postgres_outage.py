@@ -71,6 +71,36 @@ def test_a_sync_step_cut_by_a_restart_stores_nothing_and_is_stored_once_when_don
     store.close()
 
 
+@pytest.mark.parametrize("table", ["messages", "links"])
+def test_a_first_sync_cut_by_a_restart_inside_its_copy_stores_nothing_and_is_stored_once(
+        server, database, tmp_path, monkeypatch, table):
+    from ackwatch.store.postgres import bulk
+
+    monkeypatch.setattr(bulk, "COPY_ROWS", 2)  # the step's rows go through COPY
+    store = open_store(tmp_path, database=database)
+    original = bulk._copy
+
+    def cut(conn, sql, types, rows):  # type: ignore[no-untyped-def]
+        if f"COPY {table} " in sql:
+            monkeypatch.setattr(bulk, "_copy", original)  # once
+            server.restart("immediate")
+        return original(conn, sql, types, rows)
+
+    monkeypatch.setattr(bulk, "_copy", cut)
+    copies = [new(uid) for uid in range(1, 6)]
+    with pytest.raises(StoreUnavailable, match="lost the connection to the state database"):
+        store_step(store, copies, now=T0, initial=True)
+    store.reconnect()
+
+    def links() -> int:
+        return store._db.conn.execute("SELECT COUNT(*) FROM links").fetchone()[0]
+
+    assert store.message_count() == 0 and links() == 0
+    assert store_step(store, copies, now=T0, initial=True) == 5
+    assert store.message_count() == 5 and links() > 0
+    store.close()
+
+
 def test_marking_a_mail_sent_cut_by_a_restart_leaves_the_row_and_its_items_queued(
         server, database, tmp_path, monkeypatch):
     from ackwatch.store import outbox

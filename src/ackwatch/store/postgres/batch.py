@@ -38,7 +38,7 @@ MAX_PARAMS = 65_535
 
 # The table groups' form: ``?`` placeholders; nothing quoted up to the row's end.
 _INSERT = re.compile(
-    r"(?P<head>\s*INSERT\s+INTO\s+\w+\s*\((?P<columns>[^()'\"?]*)\)\s*VALUES\s*)"
+    r"(?P<head>\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^()'\"?]*)\)\s*VALUES\s*)"
     r"\((?P<row>[^()'\"]*)\)"
     r"(?P<tail>\s*ON\s+CONFLICT\s*(?:\((?P<target>[^()'\"?]*)\))?\s*DO\s+"
     r"(?P<action>NOTHING|UPDATE)\b[^?]*)?",
@@ -51,12 +51,16 @@ class RowInsert:
     """A single-row ``INSERT`` taken apart: ``head`` up to ``VALUES``, the ``row``'s
     items (``?`` and literals), the ``tail`` (an ``ON CONFLICT`` clause or nothing), and
     for ``DO UPDATE`` the positions in a row's parameters of its conflict target (``()``:
-    rows may repeat it)."""
+    rows may repeat it). ``table``, ``columns`` and ``action`` (``""``, ``NOTHING`` or
+    ``UPDATE``) are for `bulk`'s COPY."""
 
     head: str
     row: tuple[str, ...]
     tail: str
     target: tuple[int, ...]
+    table: str = ""
+    columns: tuple[str, ...] = ()
+    action: str = ""
 
     @property
     def params(self) -> int:
@@ -116,4 +120,5 @@ def row_insert(sql: str) -> RowInsert | None:
         if not all(n in param_of for n in names):
             return None
         target = tuple(param_of[n] for n in names)
-    return RowInsert(m["head"], items, m["tail"] or "", target)
+    return RowInsert(m["head"], items, m["tail"] or "", target, m["table"], tuple(columns),
+                     (m["action"] or "").upper())

@@ -25,6 +25,7 @@ import psycopg
 from psycopg.types.string import StrDumperUnknown
 
 from ackwatch.config.model import DatabaseConfig
+from ackwatch.store.postgres import bulk
 from ackwatch.store.postgres.batch import row_insert
 from ackwatch.store.postgres.errors import lost_connection
 from ackwatch.store.records import StoreUnavailable
@@ -116,8 +117,9 @@ class Cursor:
         return self
 
     def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
-        """``sql`` once for each row of ``params``: a single-row ``INSERT`` as multi-row
-        statements (`batch`), anything else through psycopg's pipeline."""
+        """``sql`` once for each row of ``params``: a single-row ``INSERT`` through
+        ``COPY`` (`bulk`, many rows) or as multi-row statements (`batch`), anything else
+        through psycopg's pipeline."""
         self._written = 0
         insert = row_insert(sql)
         rows = [tuple(p) for p in params] if insert is None else [nul_free(p) for p in params]
@@ -126,6 +128,10 @@ class Cursor:
                 if insert is None:
                     self._raw.executemany(translate(sql), rows)
                     self._written = self._raw.rowcount
+                elif bulk.copyable(self._raw.connection, insert, len(rows)) and (
+                        copied := bulk.copy_rows(self._raw.connection, insert, rows)
+                ) is not None:
+                    self._written = copied
                 else:  # pipelined: the server runs a statement while the next is made
                     conn = self._raw.connection
                     sent = []
