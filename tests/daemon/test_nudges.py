@@ -427,3 +427,29 @@ def test_a_person_stays_known_as_capped_only_while_their_hour_is_full(tmp_path):
         assert nudges.still_capped(store, config, at(30), known) == {}
     finally:
         store.close()
+
+
+def test_a_reload_that_raises_the_cap_sends_the_capped_escalation_at_once(tmp_path):
+    """Piotr's escalation waits for Kasia's hour (one mail an hour); the config is
+    reloaded with two an hour: it goes at the next step, not when her hour frees."""
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+    configs = [config]
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: configs[-1],
+               send=lambda msg, cfg: sent.append(msg))
+    at = lambda minutes: MONDAY_0900 + dt.timedelta(minutes=minutes)  # noqa: E731
+    escalations = lambda: [m for m in sent if m["X-Ackwatch"] == "escalation"]  # noqa: E731
+    try:
+        d.apply_event(_client_mail("anna", ANNA, 1, at(0)))  # escalation due 11:00
+        d.apply_event(_client_mail("piotr", PIOTR, 2, at(20)))  # 11:20
+        for minutes in (91, 111, 121, 141, 146):
+            clock[0] = at(minutes)
+            d.step()
+        assert len(escalations()) == 1
+        configs.append(dataclasses.replace(config, notify=dataclasses.replace(
+            config.notify, max_per_hour=2)))
+        d.request_reload()
+        clock[0] = at(147)
+        d.step()
+        assert len(escalations()) == 2 and PIOTR in str(escalations()[1]["Cc"])
+    finally:
+        store.close()
