@@ -20,7 +20,7 @@ from ackwatch.daemon.service import Daemon
 from ackwatch.mail.sync import FolderCursor, FolderSync, FolderSyncEvent
 from ackwatch.mail.uidfetch import FetchedMessage
 from ackwatch.store.sqlite import SqliteStore as Store
-from configfactory import ANNA, KASIA, OFFICE, PIOTR, make_config
+from configfactory import ANNA, KASIA, OFFICE, PIOTR, make_account, make_config, make_mailbox
 
 WARSAW = dt.timezone(dt.timedelta(hours=1))  # November: CET
 MONDAY_0900 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=WARSAW)
@@ -232,15 +232,18 @@ def _one_mail_an_hour(tmp_path):  # type: ignore[no-untyped-def]
     return config, Store.open(tmp_path), [MONDAY_0900], []
 
 
-def _plans_made(store, clock):  # type: ignore[no-untyped-def]
+def _plans_made(store, clock, reads=None):  # type: ignore[no-untyped-def]
     """The clock's time at each plan the daemon makes from now on (each plan reads the
-    items due)."""
+    items due); with ``reads``, each read's time and the items it returned go there."""
     planned: list[dt.datetime] = []
     items_due = store.items_due
 
-    def counting_items_due(until):  # type: ignore[no-untyped-def]
+    def counting_items_due(until, **skip):  # type: ignore[no-untyped-def]
         planned.append(clock[0])
-        return items_due(until)
+        found = items_due(until, **skip)
+        if reads is not None:
+            reads.append((clock[0], found))
+        return found
 
     store.items_due = counting_items_due
     return planned
@@ -351,5 +354,102 @@ def test_a_capped_wait_ends_when_someone_else_receives_not_when_the_account_writ
         d.apply_event(_from_anna(11, clock[0], out_of_office=True))
         d.step()
         assert planned and len(nudged()) == 2 and PIOTR in nudged()[1]
+    finally:
+        store.close()
+
+
+def _client_mail(mailbox: str, to: str, uid: int, received: dt.datetime) -> FolderSyncEvent:
+    raw = (f"Message-ID: <rfq-{uid}@mail.client{uid}.example>\r\n"
+           f"From: Buyer <buyer@client{uid}.example>\r\nTo: <{to}>\r\n"
+           f"Subject: RFQ {uid}: 500 units\r\n"
+           "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\n").encode()
+    return FolderSyncEvent(mailbox, FolderSync("INBOX", "inbox", FolderCursor(1, uid), (
+        FetchedMessage(uid, received, frozenset(), raw),)))
+
+
+def test_a_manager_over_the_cap_has_the_escalations_to_him_left_unread_until_it_frees(tmp_path):
+    """Kasia may get one mail an hour and manages Anna and Piotr. Anna's escalation
+    reaches her at 11:00; Piotr's, due at 11:20, waits until 12:00. Meanwhile Ola, Ewa
+    and Jan (no manager) have a nudge coming due every five minutes, so every step has
+    mail to send: those steps' reads of the items due leave out Piotr's capped
+    escalation, and it goes to Kasia once her hour frees a place."""
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+    extras = ("ola", "ewa", "jan")
+    config = config.replace(
+        accounts=config.accounts + tuple(make_account(f"{n}@agency.example", n.title())
+                                         for n in extras),
+        mailboxes=config.mailboxes + tuple(make_mailbox(n) for n in extras))
+    reads: list[tuple[dt.datetime, list]] = []
+    _plans_made(store, clock, reads)
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: config,
+               send=lambda msg, cfg: sent.append(msg))
+    at = lambda minutes: MONDAY_0900 + dt.timedelta(minutes=minutes)  # noqa: E731
+    escalations = lambda: [m for m in sent if m["X-Ackwatch"] == "escalation"]  # noqa: E731
+    try:
+        d.apply_event(_client_mail("anna", ANNA, 1, at(0)))  # nudge 10:30, escalation 11:00
+        d.apply_event(_client_mail("piotr", PIOTR, 2, at(20)))  # 10:50, 11:20
+        for n, name in enumerate(extras):  # nudges at 11:25, 11:30, 11:35
+            d.apply_event(_client_mail(name, f"{name}@agency.example", 3 + n, at(55 + 5 * n)))
+        for minutes in (91, 111, 121, 141):
+            clock[0] = at(minutes)
+            d.step()
+        assert [KASIA in str(m["To"]) for m in escalations()] == [True]
+        reads.clear()
+        for minutes in (146, 151, 156):  # Ola's, Ewa's, Jan's nudge
+            clock[0] = at(minutes)
+            d.step()
+        nudged = [str(m["To"]) for m in sent if m["X-Ackwatch"] == "nudge"]
+        assert [any(n in to for to in nudged) for n in extras] == [True, True, True]
+        assert [t for t, _ in reads] == [at(146), at(151), at(156)]
+        assert not [r for _, found in reads for r in found if r.account == PIOTR]
+        clock[0] = at(182)  # an hour after Anna's escalation reached Kasia
+        d.step()
+        assert len(escalations()) == 2
+        assert KASIA in str(escalations()[1]["To"]) and PIOTR in str(escalations()[1]["Cc"])
+    finally:
+        store.close()
+
+
+def test_a_person_stays_known_as_capped_only_while_their_hour_is_full(tmp_path):
+    """Kasia's hour holds one mail (the cap) that rolls out at 11:00. She is known as
+    capped until then, not after; and no longer once that mail is cancelled (answered
+    before it went): her place is free again at once."""
+    config, store, _, _ = _one_mail_an_hour(tmp_path)
+    known = {KASIA: MONDAY_0900 + dt.timedelta(hours=1)}
+    try:
+        mail = store.enqueue(kind="escalation", recipient=KASIA, cc=(ANNA,), account=ANNA,
+                             nudge_keys=[], escalation_keys=[],
+                             message_id="<e1@ackwatch.agency.example>", now=MONDAY_0900)
+        at = lambda minutes: MONDAY_0900 + dt.timedelta(minutes=minutes)  # noqa: E731
+        assert nudges.still_capped(store, config, at(30), known) == known
+        assert nudges.still_capped(store, config, at(60), known) == {}
+        store.outbox_close(mail, "cancelled")
+        assert nudges.still_capped(store, config, at(30), known) == {}
+    finally:
+        store.close()
+
+
+def test_a_reload_that_raises_the_cap_sends_the_capped_escalation_at_once(tmp_path):
+    """Piotr's escalation waits for Kasia's hour (one mail an hour); the config is
+    reloaded with two an hour: it goes at the next step, not when her hour frees."""
+    config, store, clock, sent = _one_mail_an_hour(tmp_path)
+    configs = [config]
+    d = Daemon(config, store, now=lambda: clock[0], reload=lambda: configs[-1],
+               send=lambda msg, cfg: sent.append(msg))
+    at = lambda minutes: MONDAY_0900 + dt.timedelta(minutes=minutes)  # noqa: E731
+    escalations = lambda: [m for m in sent if m["X-Ackwatch"] == "escalation"]  # noqa: E731
+    try:
+        d.apply_event(_client_mail("anna", ANNA, 1, at(0)))  # escalation due 11:00
+        d.apply_event(_client_mail("piotr", PIOTR, 2, at(20)))  # 11:20
+        for minutes in (91, 111, 121, 141, 146):
+            clock[0] = at(minutes)
+            d.step()
+        assert len(escalations()) == 1
+        configs.append(dataclasses.replace(config, notify=dataclasses.replace(
+            config.notify, max_per_hour=2)))
+        d.request_reload()
+        clock[0] = at(147)
+        d.step()
+        assert len(escalations()) == 2 and PIOTR in str(escalations()[1]["Cc"])
     finally:
         store.close()

@@ -85,9 +85,14 @@ class Skip:
 
 @dataclass(frozen=True)
 class Plan:
+    """The mails that go now, the actions given up on, when to plan again, and the
+    people found with no room left in their hour, with when a place frees for each
+    (`fit_to_cap`): until then a mail to them cannot go, whatever else is due."""
+
     actions: tuple[Action, ...]
     skips: tuple[Skip, ...]
     next_due: dt.datetime | None
+    capped: tuple[tuple[str, dt.datetime], ...] = ()
 
 
 def plan(
@@ -138,10 +143,12 @@ def plan(
                                                     future=future):
         due_groups[to].append(_action(kind, to, cc, whose, batch))
     cap = HourlyCap(config.notify.max_per_hour, now, sent_last_hour)
-    actions = fit_to_cap(due_groups, cap, lambda to, built: [_summary(to, built)], future)
+    capped: list[tuple[str, dt.datetime]] = []
+    actions = fit_to_cap(due_groups, cap, lambda to, built: [_summary(to, built)], future,
+                         capped=capped)
 
     next_due = min(future) if future else None
-    return Plan(tuple(actions), tuple(skips), next_due)
+    return Plan(tuple(actions), tuple(skips), next_due, tuple(capped))
 
 
 def _action(
@@ -227,6 +234,8 @@ def fit_to_cap(
     cap: HourlyCap,
     merge: Callable[[str, Sequence[_M]], Sequence[_M]],
     future: list[dt.datetime],
+    *,
+    capped: list[tuple[str, dt.datetime]] | None = None,
 ) -> list[_M]:
     """The mails that go out now, within each person's hourly room (the module doc).
 
@@ -235,13 +244,18 @@ def fit_to_cap(
     merge still larger than the room, and what does not go waits until the oldest mail
     of the hour rolls out (appended to ``future``). Then each Cc is kept only while the
     copied person has room; the others go into the mail's ``cc_left_out``. Consumes room
-    in ``cap``.
+    in ``cap``. Each recipient with no room at all is appended to ``capped`` with when a
+    place frees: their room is what their hour left them (this loop takes room only
+    from each mail's own recipient, and the copies come after it), so none of their
+    mails can go before then.
     """
     actions: list[_M] = []
     for to, mails in sorted(per_recipient.items()):
         room = cap.room(to)
         if room <= 0:
             future.append(cap.free_at(to))
+            if capped is not None:
+                capped.append((to, cap.free_at(to)))
             continue
         built = sorted(mails, key=lambda a: (a.due, a.kind, a.account or ""))
         chosen = list(merge(to, built)) if len(built) > room else built

@@ -41,6 +41,7 @@ def plan(
     config: Config,
     now: dt.datetime,
     messages_of_accounts: MessagesOfAccounts,
+    capped: Mapping[str, dt.datetime] | None = None,
 ) -> Due:
     """What is due at ``now``, and to whom (an account away is replaced as
     `sla.recipient_for` says, from what ``messages_of_accounts`` gives).
@@ -54,12 +55,21 @@ def plan(
     mail only ever batches items due by then, so the plan is the one all pending items
     would give, and the next due time beyond the window comes from the index. The cost
     of a step follows what is due, not what waits. An action that can never be sent (no
-    account, no manager) is skipped when it comes due."""
+    account, no manager) is skipped when it comes due.
+
+    ``capped`` (person -> when a place frees: the last plan's `scheduler.Plan.capped`)
+    names the people over the hourly cap; those still over it (`still_capped`) have the
+    actions that go only to them left unread (`skipped_for_cap`), and the earliest of
+    their "frees at" joins ``next_due``, as the core would have put it there."""
     first = store.next_action_after(None)
     if first is None or first > now:
         return Due(scheduler.Plan((), (), first), {})
     horizon = now + config.notify.batch_window
-    records = store.items_due(horizon)
+    over_cap = still_capped(store, config, now, capped or {})
+    no_nudges, no_escalations, carried, receivers = skipped_for_cap(
+        config, now, over_cap, messages_of_accounts)
+    records = store.items_due(horizon, skip_nudges_of=no_nudges,
+                              skip_escalations_of=no_escalations)
     later = store.next_action_after(horizon)
     views = [
         scheduler.Pending(
@@ -74,7 +84,10 @@ def plan(
               if r.account and r.nudge_done is None and r.nudge_at <= horizon}
     escalated = {r.account for r in records if r.account and r.escalation_done is None
                  and r.escalate_at is not None and r.escalate_at <= horizon}
-    recipients, mentors = who_receives(config, now, accounts, messages_of_accounts)
+    recipients, mentors = who_receives(
+        config, now, accounts - set(receivers[0]), messages_of_accounts)
+    recipients.update(receivers[0])
+    mentors.update(receivers[1])
     p = scheduler.plan(
         views, config=config, now=now,
         recipient_of=lambda acc: recipients.get(acc, acc),
@@ -83,9 +96,64 @@ def plan(
         )),
         mentor_of=lambda acc: mentors.get(acc),
     )
-    if later is not None and (p.next_due is None or later < p.next_due):
-        p = dataclasses.replace(p, next_due=later)
+    found = {person.lower(): frees for person, frees in p.capped}
+    for person, frees in carried.items():
+        found.setdefault(person, frees)
+    due_times = [t for t in (p.next_due, later, *carried.values()) if t is not None]
+    p = dataclasses.replace(p, next_due=min(due_times, default=None),
+                            capped=tuple(sorted(found.items())))
     return Due(p, {r.key: r for r in records}, (recipients, mentors))
+
+
+def still_capped(
+    store: Store, config: Config, now: dt.datetime, capped: Mapping[str, dt.datetime]
+) -> dict[str, dt.datetime]:
+    """The people of ``capped`` (person -> frees at) still over the hourly cap at ``now``.
+
+    A person found with no room gets a place at ``frees at`` at the earliest: the oldest
+    mail of their hour rolls out then. Any mail queued to them since (a nudge, an
+    escalation, a promise notice or a copy: the promise keeper shares the cap, so none
+    is while they have no room, and another node does not queue while this one leads)
+    only adds to the hour and cannot bring that instant forward. So the memo may end
+    early, never late; it ends at ``frees at``, when the next plan reads everything.
+    What can free a place before then is a mail of their hour cancelled or failed (it
+    no longer counts): hence their hour is counted again at each plan, one indexed
+    count for these few people, rather than trusted."""
+    waiting = {person: frees for person, frees in capped.items() if frees > now}
+    if not waiting:
+        return {}
+    counts = store.reach_counts(now - hourlycap.HOUR, waiting)
+    limit = config.notify.max_per_hour
+    return {person: frees for person, frees in waiting.items()
+            if counts.get(person, 0) >= limit}
+
+
+def skipped_for_cap(
+    config: Config, now: dt.datetime, capped: Mapping[str, dt.datetime],
+    messages_of_accounts: MessagesOfAccounts,
+) -> tuple[set[str], set[str], dict[str, dt.datetime],
+           tuple[dict[str, str], dict[str, str | None]]]:
+    """What a plan need not read while the people of ``capped`` are over the hourly cap:
+    the accounts whose nudges go to one of them now (`who_receives`, asked only of the
+    accounts that can have them as recipient: themselves, backup, manager), the accounts
+    whose escalations do (their manager), the people those skips are for with when their
+    place frees, and the receivers found on the way.
+
+    Leaving those actions out changes no mail: `dispatch.fit_to_cap` gives a person with
+    no room nothing, and a Cc is only admitted on a mail that goes, so the others' room
+    is the same. Only the next due time would miss their "frees at", which is returned."""
+    if not capped:
+        return set(), set(), {}, ({}, {})
+    managers = {acc.email: acc.manager.lower() for acc in config.accounts if acc.manager}
+    no_escalations = {acc for acc, manager in managers.items() if manager in capped}
+    maybe = [acc.email for acc in config.accounts
+             if {acc.email, (acc.backup or "").lower(), (acc.manager or "").lower()} & set(capped)]
+    recipients, mentors = who_receives(config, now, maybe, messages_of_accounts)
+    no_nudges = {acc for acc, to in recipients.items() if to.lower() in capped}
+    people = {to.lower() for acc, to in recipients.items() if acc in no_nudges}
+    people |= {managers[acc] for acc in no_escalations}
+    carried = {person: capped[person] for person in people if person in capped}
+    return no_nudges, no_escalations, carried, (recipients, mentors)
 
 
 def who_receives(
@@ -315,18 +383,34 @@ class NudgeStep:
 
     Keeps the items held back for a mailbox the pre-send re-check could not reach, and
     since when (`dispatch.hold_unchecked`); in memory: a restart grants a new grace.
-    Keeps a plan that the hourly cap left empty (`CappedWait`) until it can change."""
+    Keeps a plan that the hourly cap left empty (`CappedWait`) until it can change.
+    Keeps the people the last plan found over the hourly cap, with when a place frees
+    for each (`scheduler.Plan.capped`), so that the next plans do not read the actions
+    that can only go to them (`plan`): else, while other mail still goes, every step
+    would read and plan their whole capped backlog again, work growing with it. The
+    memo is for this config (a new one may raise the cap) and this leadership (a new
+    leader starts without it); each plan checks it against the outbox (`still_capped`)."""
 
     def __init__(self, host: NudgeHost) -> None:
         self.host = host
         self._skip_log = SkipLog()
         self._held: dict[str, dt.datetime] = {}
         self._capped: CappedWait | None = None
+        self._over_cap: tuple[Config | None, dict[str, dt.datetime]] = (None, {})
 
     def forget_held(self) -> None:
         """Grant a new grace to every item held back (this node just became leader)."""
         self._held = {}
         self._capped = None
+        self._over_cap = (None, {})
+
+    def _plan(self, now: dt.datetime) -> Due:
+        host = self.host
+        config, people = self._over_cap
+        due = plan(host.store, host.config, now, host.messages_of_accounts,
+                   people if config is host.config else None)
+        self._over_cap = (host.config, dict(due.plan.capped))
+        return due
 
     def run_due(self) -> dt.datetime | None:
         """Queue the nudges and escalations due now (`plan`); next due time.
@@ -344,15 +428,14 @@ class NudgeStep:
                                                host.messages_of_accounts):
             return capped.until
         self._capped = None
-        due = plan(host.store, host.config, now, host.messages_of_accounts)
+        due = self._plan(now)
         skip(host.store, host.config, due.plan.skips, due.items, self._skip_log)
         if not due.plan.actions:
             self._held = {}
             if due.items and due.plan.next_due is not None:  # due, but over the cap
-                accounts = frozenset(r.account for r in due.items.values() if r.account)
                 self._capped = CappedWait(
                     host.config, now + host.config.notify.batch_window, due.plan.next_due,
-                    accounts, due.receivers,
+                    frozenset(due.receivers[0]), due.receivers,
                 )
             return due.plan.next_due
         # Re-check the sent folders concerned right now; replies made a minute ago count.
@@ -360,7 +443,7 @@ class NudgeStep:
         # Apply whatever the re-check brought, even a partial one (a slow server).
         if host.refresh_if_changed():
             now = host.now()
-            due = plan(host.store, host.config, now, host.messages_of_accounts)
+            due = self._plan(now)
         hold = hold_unchecked(host.config, due.plan.actions, due.items, checked.failed,
                               self._held, now)  # fmt: skip
         self._held = dict(hold.held)

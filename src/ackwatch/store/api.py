@@ -157,9 +157,17 @@ class ItemStore(Protocol):
         (``keys``: only those of these keys)."""
         ...
 
-    def items_due(self, until: dt.datetime) -> list[ItemRecord]:
+    def items_due(
+        self,
+        until: dt.datetime,
+        *,
+        skip_nudges_of: Collection[str] = (),
+        skip_escalations_of: Collection[str] = (),
+    ) -> list[ItemRecord]:
         """The pending items with a nudge or escalation not done yet due at or before
-        ``until``, in received order."""
+        ``until``, in received order; an item found only by a nudge of an account in
+        ``skip_nudges_of``, or only by an escalation of one in ``skip_escalations_of``,
+        is left out."""
         ...
 
     def next_action_after(self, after: dt.datetime | None) -> dt.datetime | None:
@@ -258,6 +266,11 @@ class OutboxStore(Protocol):
     ) -> dict[str, list[dt.datetime]]:
         """When mail queued or sent since ``since`` reached each of ``addresses`` (To or
         Cc; lower-cased keys, oldest first): the hourly cap's record."""
+        ...
+
+    def reach_counts(self, after: dt.datetime, addresses: Iterable[str]) -> dict[str, int]:
+        """How many mails queued or sent after ``after`` reached each of ``addresses``
+        (To or Cc; lower-cased keys, absent when none): `reached_since` counted."""
         ...
 
     def outbox_update_items(

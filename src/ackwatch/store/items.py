@@ -123,18 +123,32 @@ class Items:
         found = item_records(self._db.rows_in(query, (), sorted(set(keys))))
         return sorted(found, key=lambda r: (r.received, r.key))
 
-    def items_due(self, until: dt.datetime) -> list[ItemRecord]:
+    def items_due(
+        self,
+        until: dt.datetime,
+        *,
+        skip_nudges_of: Collection[str] = (),
+        skip_escalations_of: Collection[str] = (),
+    ) -> list[ItemRecord]:
         """The pending items with a nudge or an escalation not done yet and due at or
-        before ``until``, in received order (two index ranges, whatever else waits)."""
+        before ``until``, in received order (two index ranges, whatever else waits).
+
+        The nudges of the accounts in ``skip_nudges_of`` and the escalations of those in
+        ``skip_escalations_of`` are not looked for (a filter on the range's rows): an
+        item due only through those is left out, one due through the other action too
+        is read whole. A NULL account is never skipped."""
+        nudges, nudge_args = _not_of(skip_nudges_of)
+        escalations, escalation_args = _not_of(skip_escalations_of)
         query = (
             f"SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending'"
-            " AND nudge_done IS NULL AND nudge_at <= ?"
+            f" AND nudge_done IS NULL AND nudge_at <= ?{nudges}"
             f" UNION SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending'"
-            " AND escalation_done IS NULL AND escalate_at <= ?"
+            f" AND escalation_done IS NULL AND escalate_at <= ?{escalations}"
         )
         raw = self._db.conn.cursor()
         raw.row_factory = None
-        found = item_records(raw.execute(query, (iso(until), iso(until))))
+        args = (iso(until), *nudge_args, iso(until), *escalation_args)
+        found = item_records(raw.execute(query, args))
         return sorted(found, key=lambda r: (r.received, r.key))
 
     def next_action_after(self, after: dt.datetime | None) -> dt.datetime | None:
@@ -258,6 +272,16 @@ class Items:
             for key in keys:
                 c.execute(f"UPDATE items SET {column} = ? WHERE key = ?", (value, key))
 
+
+
+def _not_of(accounts: Collection[str]) -> tuple[str, tuple[str, ...]]:
+    """The condition leaving out the rows of ``accounts`` (none: no condition), with its
+    arguments; the accounts are few (configured people), one placeholder each."""
+    names = tuple(sorted(set(accounts)))
+    if not names:
+        return "", ()
+    marks = ", ".join("?" * len(names))
+    return f" AND (account IS NULL OR account NOT IN ({marks}))", names
 
 
 class _ItemRows(NamedTuple):

@@ -134,6 +134,22 @@ class Outbox:
             times.sort()
         return reached
 
+    def reach_counts(
+        self, after: dt.datetime, addresses: Iterable[str]
+    ) -> dict[str, int]:
+        """How many mails queued or sent after ``after`` (strictly) reached each of
+        ``addresses`` (lower-cased keys; none: absent): the hourly cap's count without
+        its times, for a person already known to be over it (`reached_since`)."""
+        wanted = {a.lower() for a in addresses}
+        rows = self._db.rows_in(
+            "SELECT r.address, COUNT(*) FROM outbox_reach r"
+            " JOIN outbox o ON o.id = r.outbox"
+            " WHERE r.created_at > ? AND o.state IN ('pending', 'sent')"
+            " AND r.address IN ({}) GROUP BY r.address",
+            (iso(after),), sorted(wanted),
+        )
+        return {address: int(count) for address, count in rows}
+
     def outbox_update_items(
         self, outbox_id: int, nudge_keys: Sequence[str], escalation_keys: Sequence[str]
     ) -> None:

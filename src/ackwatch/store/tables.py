@@ -164,6 +164,7 @@ class TableStore:
         self.outbox_due = outbox.outbox_due
         self.outbox_pending = outbox.outbox_pending
         self.reached_since = outbox.reached_since
+        self.reach_counts = outbox.reach_counts
         self.outbox_update_items = outbox.outbox_update_items
         self.outbox_sent = outbox.outbox_sent
         self.outbox_retry = outbox.outbox_retry
