@@ -342,7 +342,7 @@ def soak(a: argparse.Namespace, waiting: int, tag: str) -> dict:
     ctl = Controller(sink, hostname=HOST, port=smtp_port)
     ctl.start()
     cfg = write_config(private, users, server.port, smtp_port, log_level=a.log_level,
-                       watch_sent=a.watch_sent)
+                       watch_sent=a.watch_sent, max_per_hour=a.max_per_hour)
     state = private / "state"
     truth = Truth()
     daemon = SoakDaemon(cfg)
@@ -538,6 +538,9 @@ def main() -> int:
                     "rotated (bench/README.md, Session 13)")
     ap.add_argument("--log-level", default="info",
                     help="the daemon's log.level (debug: the watchers' reads, per folder)")
+    ap.add_argument("--max-per-hour", type=int, default=1000,
+                    help="notify.max_per_hour: the one manager, who gets every escalation,"
+                    " reaches 1,000 about 30 minutes into the mail")
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "soak_results.json")
     a = ap.parse_args()
     runs = []
