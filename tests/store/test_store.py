@@ -207,6 +207,19 @@ def test_acknowledgement_is_reported_once(store):
     assert acked == []
 
 
+def test_pending_items_of_some_keys_leaves_out_the_answered_and_the_unknown(store):
+    """`pending_items(keys)`: the pending items among ``keys``, however many others
+    wait (it looks the keys up; it does not walk the pending items)."""
+    answered = Ack("r", T0 + H, "reply", "anna@agency.example")
+    waiting = [item(f"w{n}") for n in range(30)]
+    store.sync_items([*waiting, item("k1"), item("k2", ack=answered)], now=T0,
+                     initial_keys=set())
+    got = store.pending_items(["k1", "k2", "nobody", "w7"])
+    assert [r.key for r in got] == ["k1", "w7"]  # in received order, then key
+    assert all(r.state == "pending" for r in got)
+    assert store.pending_items(["k2"]) == []
+
+
 def test_item_no_longer_evaluated_is_dropped(store):
     store.sync_items([item("k")], now=T0, initial_keys=set())
     store.sync_items([], now=T0, initial_keys=set())
