@@ -77,15 +77,21 @@ def test_a_large_insert_below_the_threshold_is_not_copied(store, copies):
     assert copies == [] and store.message_count() == 2
 
 
-@pytest.mark.parametrize("stored_before", [False, True], ids=["into_empty", "into_stored"])
-def test_do_nothing_skips_rows_stored_before_and_later_repeats_of_the_batch(
-        store, copies, backend, stored_before):
+def _threads_with_repeats(store, insert: str, stored_before: bool) -> int:
+    """``insert`` of a batch of threads rows that repeats key "a" (and "b", when
+    ``stored_before`` stores it first); the rows written, as the cursor counts them."""
     if stored_before:
         with store._db.write() as c:
             c.execute("INSERT INTO threads (key, thread) VALUES ('b', 'before')")
     given = [("a", "first"), ("b", "batch"), ("c", "1"), ("a", "second"), ("d", "1")]
     with store._db.write() as c:
-        written = c.executemany(THREADS, given).rowcount
+        return c.executemany(insert, given).rowcount
+
+
+@pytest.mark.parametrize("stored_before", [False, True], ids=["into_empty", "into_stored"])
+def test_do_nothing_skips_rows_stored_before_and_later_repeats_of_the_batch(
+        store, copies, backend, stored_before):
+    written = _threads_with_repeats(store, THREADS, stored_before)
     stored = dict(rows(store, "SELECT key, thread FROM threads"))
     assert stored == {"a": "first", "b": "before" if stored_before else "batch",
                       "c": "1", "d": "1"}
@@ -129,12 +135,7 @@ UPSERT_THREADS = ("INSERT INTO threads (key, thread) VALUES (?, ?)"
 @pytest.mark.parametrize("stored_before", [False, True], ids=["into_empty", "into_stored"])
 def test_do_update_ends_with_the_later_of_repeated_rows_and_updates_rows_stored_before(
         store, copies, backend, stored_before):
-    if stored_before:
-        with store._db.write() as c:
-            c.execute("INSERT INTO threads (key, thread) VALUES ('b', 'before')")
-    given = [("a", "first"), ("b", "batch"), ("c", "1"), ("a", "second"), ("d", "1")]
-    with store._db.write() as c:
-        c.executemany(UPSERT_THREADS, given)
+    _threads_with_repeats(store, UPSERT_THREADS, stored_before)
     assert dict(rows(store, "SELECT key, thread FROM threads")) == {
         "a": "second", "b": "batch", "c": "1", "d": "1"}
     # into an empty table tried through COPY, then as statements
