@@ -9,6 +9,7 @@ import pytest
 
 from ackwatch.store import Store
 from ackwatch.store.postgres import bulk
+from tests.support.storing import T0, new, store_step
 
 INSERT_COPY = (
     "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received, flags,"
@@ -149,3 +150,51 @@ def test_do_update_into_an_empty_table_without_conflicts_stores_every_row(
         c.executemany(UPSERT_THREADS, given)
     assert sorted(rows(store, "SELECT key, thread FROM threads")) == sorted(given)
     assert len(copies) == (1 if backend == "postgresql" else 0)
+
+
+def test_new_rows_into_a_table_that_holds_rows_are_copied(store, copies, backend):
+    other = [(f"subject:other {i}", f"<o{i}@client.example>") for i in range(4)]
+    given = [(f"subject:quote {i}", f"<{i}@client.example>") for i in range(10)]
+    with store._db.write() as c:
+        c.executemany(LINKS, other)
+        store._db.insert_new_rows(c, LINKS, given)
+    assert sorted(rows(store, "SELECT link, key FROM links")) == sorted([*other, *given])
+    assert copies == (["COPY links (link, key) FROM STDIN (FORMAT BINARY)"] * 2
+                      if backend == "postgresql" else [])
+
+
+def test_new_rows_that_conflict_after_all_are_skipped_as_by_the_statements(
+        store, copies, backend):
+    """Another node stored one of the rows at the same moment: the COPY is undone, and
+    the statements skip that row and store the others."""
+    given = [(f"subject:quote {i}", f"<{i}@client.example>") for i in range(10)]
+    with store._db.write() as c:
+        c.execute("INSERT INTO links (link, key) VALUES (?, ?)", given[7])
+        store._db.insert_new_rows(c, LINKS, given)
+    assert sorted(rows(store, "SELECT link, key FROM links")) == sorted(given)
+    assert len(copies) == (1 if backend == "postgresql" else 0)  # tried, then statements
+
+
+def test_links_and_senders_of_mail_stored_for_the_first_time_are_copied_beside_others(
+        store, copies, backend):
+    """A second folder's first sync: its new mail's links and senders go through COPY
+    into tables holding the first folder's; the links of a mail stored in both folders
+    as statements (they are stored already), each row once."""
+    store_step(store, [new(1), new(2)], now=T0, folder="Sent", role="sent", initial=True)
+    before = set(rows(store, "SELECT link, key FROM links"))
+    copies.clear()
+    store_step(store, [new(2), new(3), new(4), new(5), new(6), new(3 + 4, n=3)], now=T0,
+               initial=True)  # mail 3 twice in the INBOX (UIDs 3 and 7)
+    links = rows(store, "SELECT link, key FROM links")
+    senders = rows(store, "SELECT sender, received, key FROM senders")
+    assert len(links) == len(set(links)) and before < set(links)
+    assert {key for _, key in links} == {f"<m{n}@client.example>" for n in range(1, 7)}
+    # a row per time received: mail 3 at two (UIDs 3 and 7), mail 2 at one in both folders
+    assert sorted(key for *_, key in senders) == [
+        f"<m{n}@client.example>" for n in (1, 2, 3, 3, 4, 5, 6)]
+    assert copies == (["COPY messages (mailbox, folder, uid, uidvalidity, role, key, received,"
+                       " flags, answered_at, dismissed_at, gm_thrid, headers, initial,"
+                       " first_seen, trace_headers) FROM STDIN (FORMAT BINARY)",
+                       "COPY links (link, key) FROM STDIN (FORMAT BINARY)",
+                       "COPY senders (sender, received, key) FROM STDIN (FORMAT BINARY)"]
+                      if backend == "postgresql" else [])

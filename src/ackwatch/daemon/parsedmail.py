@@ -81,7 +81,8 @@ def copies_to_store(
             )]  # fmt: skip
         else:
             copies = [p]
-        out.append(CopyToStore(m, p.key, p.sender.address, link_values(copies)))
+        out.append(CopyToStore(m, p.key, p.sender.address, link_values(copies),
+                               key_stored=p.key in stored))
     return out
 
 

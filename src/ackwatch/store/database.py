@@ -200,6 +200,11 @@ class Database:
         serves, which is what the state's queries want; ``ANALYZE`` could only change
         plans that are right."""
 
+    def insert_new_rows(
+        self, c: sqlite3.Connection, sql: str, rows: Sequence[Sequence[object]]
+    ) -> None:
+        c.executemany(sql, rows)
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]:

@@ -57,7 +57,7 @@ class Links:
                 for r in rows
             ])
             with self._db.write() as c:
-                write_links(c, [(n, iso(n.copy.received)) for n in copies])
+                write_links(self._db, c, [(n, iso(n.copy.received)) for n in copies])
                 if rows:
                     c.execute("UPDATE meta SET value = ? WHERE name = 'links_after_rowid'",
                               (str(rows[-1][0]),))
@@ -235,27 +235,47 @@ class Links:
         return [(from_iso(r[0]), r[1]) for r in self._db.conn.execute(sql, args)]
 
 
-def write_links(c: sqlite3.Connection, stored: Sequence[tuple[CopyToStore, str]]) -> None:
+_INSERT_LINKS = "INSERT INTO links (link, key) VALUES (?, ?) ON CONFLICT DO NOTHING"
+_INSERT_SENDERS = (
+    "INSERT INTO senders (sender, received, key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+def write_links(
+    db: SqlDatabase, c: sqlite3.Connection, stored: Sequence[tuple[CopyToStore, str]]
+) -> None:
     """Write the links and the senders of newly stored copies (with their received time
-    as stored)."""
+    as stored), on ``c`` (``db``'s write transaction).
+
+    The rows of keys stored for the first time (`CopyToStore.key_stored` false: a first
+    sync's, nearly all) cannot be in the tables yet: they go to `SqlDatabase.insert_new_rows`,
+    without repeats (a row's columns are its primary key); the others as statements
+    that skip what is stored."""
     if not stored:
         return
-    rows: list[tuple[str, str]] = []
-    for n, _ in stored:
+    new_links: set[tuple[str, str]] = set()
+    links: list[tuple[str, str]] = []
+    new_senders: set[tuple[str, str, str]] = set()
+    senders: list[tuple[str, str, str]] = []
+    for n, received in stored:
         key = n.key
         own = "id:" + key  # not stored: `keys_linked` finds it as the mail's key
-        rows += [(v, key) for v in n.links if v != own]
+        rows = [(v, key) for v in n.links if v != own]
+        sender = [(n.sender, received, key)] if n.sender else []
+        if n.key_stored:
+            links += rows
+            senders += sender
+        else:
+            new_links.update(rows)
+            new_senders.update(sender)
     # In primary-key order: these tables are B-trees keyed by the row, and a batch
     # inserted in key order is appended page by page instead of touching pages at random
     # (4x faster for a first sync's links). The first column is order enough, and sorts
     # faster than whole rows.
-    rows.sort(key=_first)
-    c.executemany("INSERT INTO links (link, key) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
-    senders = sorted((n.sender, received, n.key) for n, received in stored if n.sender)
-    c.executemany(
-        "INSERT INTO senders (sender, received, key) VALUES (?, ?, ?)"
-        " ON CONFLICT DO NOTHING", senders
-    )
+    db.insert_new_rows(c, _INSERT_LINKS, sorted(new_links, key=_first))
+    c.executemany(_INSERT_LINKS, sorted(links, key=_first))
+    db.insert_new_rows(c, _INSERT_SENDERS, sorted(new_senders))
+    c.executemany(_INSERT_SENDERS, sorted(senders))
 
 
 # A key marked again gets a new ``seq`` (the column's default: random on SQLite, a

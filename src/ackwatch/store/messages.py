@@ -116,7 +116,7 @@ class Messages:
                 " trace_headers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
                 rows,
             )
-            write_links(c, stored)
+            write_links(self._db, c, stored)
             # A new copy of a pending item's mail is marked as the item's other copies
             # are. While nothing is pending (a first sync, not yet evaluated) every
             # marker is 0 and stays 0: no UPDATE (on PostgreSQL each of its chunks

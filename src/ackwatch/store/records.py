@@ -91,12 +91,17 @@ class NewMessage:
 class CopyToStore:
     """A fetched copy and what the store keeps of its parse beside its bytes: the key it
     is stored under, its sender's address ("" when unreadable) and its thread links
-    (`threads.link_values` of the copy with its other header variants)."""
+    (`threads.link_values` of the copy with its other header variants).
+
+    ``key_stored``: copies of the key may be stored already (its links and sender rows
+    with them). False when none was when this was made: its rows are then new to the
+    store, which may write them the quicker way (`SqlDatabase.insert_new_rows`)."""
 
     copy: StorableMessage
     key: str
     sender: str
     links: frozenset[str]
+    key_stored: bool = True
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,15 @@ class SqlDatabase(Protocol):
     def refresh_statistics(self, tables: Sequence[str]) -> None:
         """Let the query planner see what ``tables`` hold now (after a bulk fill)."""
 
+    def insert_new_rows(self, c: Any, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """``sql``, a single-row ``INSERT ... ON CONFLICT``, for each of ``rows`` on ``c``
+        (what `write` yields): rows that no stored row is known to conflict with, nor
+        one another (the links of mail stored for the first time). PostgreSQL takes
+        many of them through ``COPY`` even into a table that holds rows
+        (`postgres.bulk`); SQLite as ``executemany``. Stored as the statements store
+        them either way: a row that conflicts after all (another node storing the same
+        mail at that moment) is skipped or updated as the clause says."""
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]: ...

@@ -11,12 +11,15 @@ statements:
   is written as that value in every row (the literal assigned to the column and the
   value copied into it are the same);
 - ``ON CONFLICT ... DO NOTHING`` or ``DO UPDATE`` into an empty table (a first sync's
-  links, senders and dirty marks, a first evaluation's threads): the same, in a
-  savepoint. Where no row conflicts, either clause stores every row as given; a row
-  that conflicts (with an earlier one of the batch, or one another node stores
-  meanwhile) undoes it, and the rows go as statements, which skip or update. Into a
-  table that holds rows they go as statements too: a ``COPY`` into a temporary table
-  and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from it measured slower;
+  links, senders and dirty marks, a first evaluation's threads), or rows the caller
+  knows to be new (`PgDatabase.insert_new_rows`: the links and senders of mail stored
+  for the first time, into tables holding other mail's): the same, in a savepoint.
+  Where no row conflicts, either clause stores every row as given; a row that
+  conflicts (with an earlier one of the batch, or one another node stores meanwhile)
+  undoes it, and the rows go as statements, which skip or update. Other rows into a
+  table that holds rows go as statements too (they may well conflict: a ``COPY`` into
+  a temporary table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from it
+  measured slower);
 - another literal (text, an expression), or a value that is not of its column's type
   (an integer for a text column: PostgreSQL's binary form has no conversions, the
   statements do) is left to `batch`.
@@ -62,13 +65,14 @@ def copyable(conn: psycopg.Connection[Any], insert: RowInsert, rows: int) -> boo
 
 
 def copy_rows(conn: psycopg.Connection[Any], insert: RowInsert,
-              rows: Sequence[Sequence[object]]) -> int | None:
+              rows: Sequence[Sequence[object]], *, new: bool = False) -> int | None:
     """Write ``rows`` (the parameters of ``insert``'s ``?``, NUL-free) through ``COPY``:
     the rows stored, or None when that would not store what the statements store, and
-    then nothing is written: ``ON CONFLICT`` into a table that holds rows, or with a
-    row that conflicts; a value not of its column's type in binary form (an integer for a
-    text column, text for an integer: the statements convert it)."""
-    if insert.action and not _empty(conn, insert.table):
+    then nothing is written: ``ON CONFLICT`` into a table that holds rows (unless the
+    caller knows the rows to be ``new``: none stored, no repeats), or with a row that
+    conflicts; a value not of its column's type in binary form (an integer for a text
+    column, text for an integer: the statements convert it)."""
+    if insert.action and not new and not _empty(conn, insert.table):
         return None
     columns = ", ".join(insert.columns)
     types = _types(conn, insert.table, columns)

@@ -116,10 +116,13 @@ class Cursor:
             raise
         return self
 
-    def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
+    def executemany(
+        self, sql: str, params: Iterable[Sequence[object]], *, new: bool = False
+    ) -> Cursor:
         """``sql`` once for each row of ``params``: a single-row ``INSERT`` through
         ``COPY`` (`bulk`, many rows) or as multi-row statements (`batch`), anything else
-        through psycopg's pipeline."""
+        through psycopg's pipeline. ``new``: no stored row is known to conflict with
+        these (`PgDatabase.insert_new_rows`)."""
         self._written = 0
         insert = row_insert(sql)
         rows = [tuple(p) for p in params] if insert is None else [nul_free(p) for p in params]
@@ -129,7 +132,7 @@ class Cursor:
                     self._raw.executemany(translate(sql), rows)
                     self._written = self._raw.rowcount
                 elif bulk.copyable(self._raw.connection, insert, len(rows)) and (
-                        copied := bulk.copy_rows(self._raw.connection, insert, rows)
+                        copied := bulk.copy_rows(self._raw.connection, insert, rows, new=new)
                 ) is not None:
                     self._written = copied
                 else:  # pipelined: the server runs a statement while the next is made
@@ -191,8 +194,10 @@ class Connection:
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         return self.cursor().execute(sql, params)
 
-    def executemany(self, sql: str, params: Iterable[Sequence[object]]) -> Cursor:
-        return self.cursor().executemany(sql, params)
+    def executemany(
+        self, sql: str, params: Iterable[Sequence[object]], *, new: bool = False
+    ) -> Cursor:
+        return self.cursor().executemany(sql, params, new=new)
 
     def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of ``sql`` as plain tuples, fetched `STREAM_ROWS` at a time from a

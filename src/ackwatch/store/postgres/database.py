@@ -143,6 +143,9 @@ class PgDatabase:
         once analyzed)."""
         self.conn.execute("ANALYZE " + ", ".join(tables))
 
+    def insert_new_rows(self, c: Connection, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        c.executemany(sql, rows, new=True)
+
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]:
