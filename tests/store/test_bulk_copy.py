@@ -6,10 +6,10 @@ threshold is lowered so that a few rows take that path."""
 from __future__ import annotations
 
 import pytest
+from tests.support.storing import T0, new, store_step
 
 from ackwatch.store import Store
 from ackwatch.store.postgres import bulk
-from tests.support.storing import T0, new, store_step
 
 INSERT_COPY = (
     "INSERT INTO messages (mailbox, folder, uid, uidvalidity, role, key, received, flags,"

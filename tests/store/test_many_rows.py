@@ -9,7 +9,9 @@ import pytest
 from tests.support.storing import T0, new, store_step
 
 from ackwatch.store import Store
+from ackwatch.store import database as store_database
 from ackwatch.store.postgres import batch
+from ackwatch.store.postgres import database as pg_database
 from ackwatch.store.postgres.batch import row_insert
 
 UPSERT_META = ("INSERT INTO meta (name, value) VALUES (?, ?)"
@@ -109,3 +111,20 @@ def test_statements_hold_at_most_max_rows_rows_and_the_protocols_parameters():
     assert wide is not None
     params = [len(p) for _, p in wide.statements([tuple(range(100))] * 1000)]
     assert max(params) <= batch.MAX_PARAMS and sum(params) == 100_000
+
+
+def test_a_lookup_of_many_values_finds_each_stored_one_across_its_chunks(
+        store, monkeypatch, backend):
+    """`rows_in`: SQLite's ``IN`` in chunks, PostgreSQL's ``= ANY`` of arrays, both cut
+    into several statements here; texts and integers, values absent or given twice."""
+    monkeypatch.setattr(store_database, "CHUNK", 4)
+    monkeypatch.setattr(pg_database, "ANY_VALUES", 4)
+    store_step(store, [new(uid) for uid in range(1, 12)], now=T0, initial=True)
+    keys = [f"<m{n}@client.example>" for n in (*range(1, 12, 2), 40, 41, 3)]
+    found = {r[0] for r in store._db.rows_in(
+        "SELECT DISTINCT key FROM messages WHERE key IN ({})", (), keys)}
+    assert found == {f"<m{n}@client.example>" for n in range(1, 12, 2)}
+    uids = [r[0] for r in store._db.rows_in(
+        "SELECT uid FROM messages WHERE mailbox = ? AND uid IN ({})", ("anna",),
+        [2, 4, 99, 2**40, 6, 8, 10])]
+    assert sorted(uids) == [2, 4, 6, 8, 10]

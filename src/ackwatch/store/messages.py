@@ -92,8 +92,8 @@ class Messages:
                 "SELECT 1 FROM messages WHERE mailbox = ? AND folder = ? LIMIT 1", (mailbox, folder)
             ).fetchone()
             present = {
-                r[0] for r in chunked(
-                    c, "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
+                r[0] for r in self._db.rows_in(
+                    "SELECT uid FROM messages WHERE mailbox = ? AND folder = ? AND uid IN ({})",
                     (mailbox, folder), {n.copy.uid for n in new_messages})
             } if any_stored else set()
             for n in new_messages:
@@ -205,8 +205,8 @@ class Messages:
         """The distinct header bytes stored under each of ``keys`` that is stored, up to
         ``most`` of a key."""
         c = self._db.conn
-        present = {r[0] for r in chunked(
-            c, "SELECT DISTINCT key FROM messages WHERE key IN ({})", (), set(keys))}
+        present = {r[0] for r in self._db.rows_in(
+            "SELECT DISTINCT key FROM messages WHERE key IN ({})", (), set(keys))}
         return {
             key: [bytes(r[0]) for r in c.execute(
                 "SELECT DISTINCT headers FROM messages WHERE key = ? LIMIT ?", (key, most))]

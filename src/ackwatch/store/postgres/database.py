@@ -1,6 +1,7 @@
 """The PostgreSQL database every table group shares: the connection, the one kind of
-write transaction (all or nothing; `write_one` for a lone statement), chunked ``IN``
-queries and the meta table, with the interface of `ackwatch.store.database.Database`.
+write transaction (all or nothing; `write_one` for a lone statement), lookups of many
+values (``= ANY`` of an array) and the meta table, with the interface of
+`ackwatch.store.database.Database`.
 
 Where the state is, for messages, is the URL (it never holds the password).
 
@@ -18,11 +19,15 @@ from typing import Any
 import psycopg
 
 from ackwatch.config.model import DatabaseConfig
-from ackwatch.store.database import chunked, set_meta
+from ackwatch.store.database import set_meta
 from ackwatch.store.postgres import schema
 from ackwatch.store.postgres.connection import Connection, connect, connect_raw, reason
 from ackwatch.store.postgres.errors import connect_failure_is_outage
 from ackwatch.store.records import StoreError, StoreUnavailable
+
+# Values in one ``= ANY(?)`` array (`PgDatabase.rows_in`): a statement of a few
+# hundred kB at most.
+ANY_VALUES = 10_000
 
 
 class PgDatabase:
@@ -149,7 +154,20 @@ class PgDatabase:
     def rows_in(
         self, query: str, args: Sequence[object], values: Iterable[object]
     ) -> Iterator[Any]:
-        return chunked(self.conn, query, args, values)  # type: ignore[arg-type]
+        """The rows of ``query`` over ``values``, its ``IN ({})`` made ``= ANY(?)`` with
+        an array of up to `ANY_VALUES` of them: a statement where SQLite's chunks take
+        20 (the server parses and plans one short statement, and psycopg adapts one
+        array where it would adapt 500 parameters: a first sync's 20,000 keys looked up
+        in 0.05 s against 0.22 s, bench/README.md Session 15)."""
+        sql = query.replace("IN ({})", "= ANY(?)")
+        chunk: list[object] = []
+        for v in values:
+            chunk.append(v)
+            if len(chunk) == ANY_VALUES:
+                yield from self.conn.execute(sql, (*args, chunk))
+                chunk = []
+        if chunk:
+            yield from self.conn.execute(sql, (*args, chunk))
 
     def get_meta(self, name: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
