@@ -207,6 +207,23 @@ def test_a_step_reads_the_items_of_the_new_mail_only_never_all_that_wait(daemon,
     assert reads == []
 
 
+def test_a_step_that_does_not_report_reads_no_waiting_item_for_the_metrics(daemon, monkeypatch):
+    """`run --once` ends after its one step: the first step's read of every waiting item,
+    for the metrics and the status line, is left out (its items are evaluated and stored
+    all the same)."""
+    reads: list[object] = []
+    real = daemon.store.pending_items
+    monkeypatch.setattr(daemon.store, "pending_items",
+                        lambda keys=None: reads.append(keys) or real(keys))
+    daemon.apply_event(event("INBOX", "inbox", mail(1, 1, subject="Quote for the spring"),
+                             mail(2, 2, subject="Brief for the autumn fair")))
+    daemon.step(report=False)
+    assert reads == []
+    assert len(real()) == 2
+    daemon.step()
+    assert reads == [None]  # the first step that reports reads them all once
+
+
 def test_a_queued_nudge_whose_item_the_recheck_finds_answered_is_cancelled(tmp_path, monkeypatch):
     """The re-check before queueing one nudge brings the reply to the item of another,
     queued earlier and due again: the step reads the pending items again after that

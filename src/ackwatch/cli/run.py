@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         daemon = Daemon(config, store, node=None if args.once else node)
         if args.once:
             reached, failed = sync_once(daemon)
-            daemon.step()
+            daemon.step(report=False)
             if not reached:
                 err(
                     "ackwatch: no mailbox could be reached ("

@@ -194,8 +194,10 @@ class Daemon:
         self.evaluation.changed_everything()
         self.promises.mark_dirty(None)
 
-    def step(self) -> dt.datetime | None:
+    def step(self, *, report: bool = True) -> dt.datetime | None:
         """Apply pending events, re-evaluate if needed, send what is due; next due time.
+        ``report``: then publish the metrics and the status (systemd's, the board's);
+        `run --once` reads none of them (it ends after its one step).
 
         A step costs what changed and what is due, not what waits: the evaluation reads
         the threads of the new mail; planning reads the items with an action due (an
@@ -224,10 +226,11 @@ class Daemon:
         promise_due = self.promises.run_due()
         digest_due = self.run_digests()
         outbox_due = self.process_outbox()
-        self.publisher.publish_metrics()
-        if self.board is not None:
-            self.board.changed()
-        self._systemd.notify(f"STATUS={self.publisher.status_line(next_due)}")
+        if report:
+            self.publisher.publish_metrics()
+            if self.board is not None:
+                self.board.changed()
+            self._systemd.notify(f"STATUS={self.publisher.status_line(next_due)}")
         candidates = [t for t in (next_due, promise_due, digest_due, outbox_due) if t is not None]
         return min(candidates) if candidates else None
 
