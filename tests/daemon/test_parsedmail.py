@@ -136,3 +136,62 @@ def test_a_message_id_reused_by_many_mails_links_a_new_copy_with_a_few_of_them(s
     subjects = {v.rsplit(" ", 1)[0] for v in last.links if v.startswith("sp:")}
     assert "sp:topic 30" in subjects
     assert len(subjects) == 1 + MAX_HEADER_VARIANTS
+
+
+class _Reads:
+    """A store whose reads of header bytes are counted."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.with_bytes: list[str] = []  # "all" (a load with them) or a copy's key
+
+    def load_copies(self, since=None, *, keys=None, headers=True):  # type: ignore[no-untyped-def]
+        if headers:
+            self.with_bytes.append("all")
+        return self.store.load_copies(since, keys=keys, headers=headers)
+
+    def with_headers(self, copies):  # type: ignore[no-untyped-def]
+        found = self.store.with_headers(copies)
+        self.with_bytes += [c.uid for c in found]
+        return found
+
+
+def test_the_load_after_a_first_sync_reads_no_header_bytes(store):
+    """Every copy's parse is kept: the load reads the copies without their bytes, and
+    gives what parsing the stored bytes gives."""
+    parsed = ParsedMail()
+    store_step(store, [new(1), new(2, flags=["\\Answered"]), new(3)], parsed=parsed, now=T0)
+    reads = _Reads(store)
+    got = parsed.load(reads, T0 - dt.timedelta(days=1))
+    assert reads.with_bytes == []
+    assert got == messages_of(store.load_copies())
+
+
+def test_the_load_reads_the_bytes_of_the_copies_whose_parse_is_not_held(store):
+    """Stored by another process (mail 4), or stored anew under a new UIDVALIDITY since
+    its parse was kept (mail 1 under UID 1 of the Sent folder's second life)."""
+    parsed = ParsedMail()
+    store_step(store, [new(1), new(2)], parsed=parsed, now=T0)
+    store_step(store, [new(1)], parsed=parsed, folder="Sent", role="sent", now=T0)
+    store_step(store, [new(3, n=4)], now=T0)  # another process
+    store_step(store, [new(1, n=5)], folder="Sent", role="sent", uidvalidity=2, reset=True,
+               now=T0)
+    reads = _Reads(store)
+    got = parsed.load(reads, T0 - dt.timedelta(days=1))
+    assert sorted(reads.with_bytes) == [1, 3]  # Sent's new UID 1, INBOX's UID 3
+    assert got == messages_of(store.load_copies())
+
+
+def test_a_copy_deleted_between_the_two_reads_is_left_out(store):
+    parsed = ParsedMail()
+    store_step(store, [new(1), new(2)], parsed=parsed, now=T0)
+    store_step(store, [new(1, n=3)], folder="Sent", role="sent", now=T0)
+
+    class Deleting(_Reads):
+        def with_headers(self, copies):  # type: ignore[no-untyped-def]
+            store_step(store, [], folder="Sent", role="sent", uidvalidity=2, reset=True,
+                       now=T0)
+            return super().with_headers(copies)
+
+    got = parsed.load(Deleting(store), T0 - dt.timedelta(days=1))
+    assert [(m.folder, m.uid) for m in got] == [("INBOX", 1), ("INBOX", 2)]

@@ -157,6 +157,21 @@ def test_uidvalidity_reset_forgets_old_copies_but_not_keys(store):
     assert [(m.uid, m.key) for m in msgs] == [(7, "<m1@client.example>")]
 
 
+def test_copies_read_without_their_header_bytes_get_them_by_primary_key(store):
+    """`load_copies(headers=False)` then `with_headers`: the copies as one read gives them;
+    a copy stored anew under another UIDVALIDITY since, or deleted, is left out."""
+    sync(store, [new(1), new(2), new(3, flags={"\\Answered"})])
+    sync(store, [new(1, n=9)], folder="Sent")
+    whole = store.load_copies()
+    bare = store.load_copies(headers=False)
+    assert {c.header_bytes for c in bare} == {b""}
+    assert [dataclasses.replace(c, header_bytes=b"") for c in whole] == bare
+    assert sorted(store.with_headers(bare), key=lambda c: (c.folder, c.uid)) == sorted(
+        whole, key=lambda c: (c.folder, c.uid))
+    sync(store, [new(1, n=5)], uidvalidity=2, reset=True)  # INBOX anew: 2 and 3 deleted
+    assert [(c.folder, c.uid) for c in store.with_headers(bare)] == [("Sent", 1)]
+
+
 def test_answered_flag_time_is_when_first_seen(store):
     sync(store, [new(1)])
     later = T0 + H

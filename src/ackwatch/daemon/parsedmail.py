@@ -14,6 +14,7 @@ under holds; its flags and flag times are the stored ones, set on the way out.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -158,6 +159,29 @@ class ParsedMail:
                 if p.defects:
                     log_defects(p)
 
+    def load(self, store: Store, since: dt.datetime) -> list[Message]:
+        """`messages` of every copy stored received at or after ``since``.
+
+        While parses are kept (the evaluation after a first sync, which stored them), the
+        copies are read without their header bytes, and then the bytes of those whose
+        parse is not held: a first sync's 33k copies in 0.1 s instead of 0.25 s on
+        PostgreSQL, where the bytes cross the network (bench/README.md, Session 15)."""
+        if not self._kept:
+            return self.messages(store.load_copies(since))
+        copies = store.load_copies(since, headers=False)
+        missing = [c for c in copies if self._held(c) is None]
+        if missing:
+            read = {_where(c): c for c in store.with_headers(missing)}
+            gone = {_where(c) for c in missing} - read.keys()  # deleted since
+            copies = [read.get(_where(c), c) for c in copies if _where(c) not in gone]
+        return self.messages(copies)
+
+    def _held(self, c: StoredCopy) -> Message | None:
+        """The parse held of ``c`` (kept or recent), or None."""
+        where = _where(c)
+        hit = self._kept.get(where) or self._recent.get(where)
+        return hit[1] if hit is not None and _fits(hit, c) else None
+
     def messages(self, copies: Iterable[StoredCopy]) -> list[Message]:
         """The parses of ``copies``: kept or recent ones (given the stored flags and flag
         times), the others parsed now. A kept parse moves to the recent ones once
@@ -173,7 +197,7 @@ class ParsedMail:
             hit = kept.pop(where, None) if kept else None
             if hit is None:
                 hit = recent.get(where)
-            m = _as_stored(hit[1], c) if hit is not None and hit[0] == c.uidvalidity else None
+            m = _as_stored(hit[1], c) if hit is not None and _fits(hit, c) else None
             if m is None:
                 m = parse_stored(c)
             recent[where] = (c.uidvalidity, m)
@@ -192,11 +216,19 @@ class ParsedMail:
         return len(self._kept)
 
 
-def _as_stored(m: Message, c: StoredCopy) -> Message | None:
-    """A parse kept of ``c``'s bytes with ``c``'s stored flags and flag times, or None
-    when it is not of that copy (another role or received time: stored anew)."""
-    if m.role != c.role or m.received != c.received:
-        return None
+def _where(c: StoredCopy) -> tuple[str, str, int]:
+    return (c.mailbox, c.folder, c.uid)
+
+
+def _fits(hit: tuple[int, Message], c: StoredCopy) -> bool:
+    """Whether a parse held (with the UIDVALIDITY it was stored under) is of copy ``c``:
+    not when the copy was stored anew (another UIDVALIDITY, role or received time)."""
+    uidvalidity, m = hit
+    return uidvalidity == c.uidvalidity and m.role == c.role and m.received == c.received
+
+
+def _as_stored(m: Message, c: StoredCopy) -> Message:
+    """A parse held of ``c`` (`_fits`) with ``c``'s stored flags and flag times."""
     if (m.flags, m.answered_at, m.dismissed_at, m.gm_thrid) != (
         c.flags, c.answered_at, c.dismissed_at, c.gm_thrid
     ):

@@ -8,6 +8,7 @@ that matches exactly what is stored; fetching a copy again is an upsert.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -161,12 +162,16 @@ class Messages:
         return [row[2] for row in rows]
 
     def load_copies(
-        self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None
+        self, since: dt.datetime | None = None, *, keys: Iterable[str] | None = None,
+        headers: bool = True,
     ) -> list[StoredCopy]:
-        """Every stored copy received at or after ``since`` (of ``keys`` only, when given)."""
+        """Every stored copy received at or after ``since`` (of ``keys`` only, when given).
+        ``headers=False``: without their header bytes (``b""``), for a caller that holds
+        the parses of most (`with_headers` reads the others')."""
         query = (
             "SELECT mailbox, folder, uid, uidvalidity, role, received, flags, answered_at,"
-            " dismissed_at, gm_thrid, headers, trace_headers FROM messages WHERE received >= ?"
+            f" dismissed_at, gm_thrid, {'headers' if headers else 'NULL'}, trace_headers"
+            " FROM messages WHERE received >= ?"
         )
         since_s = iso(since) if since is not None else ""
         raw = self._db.conn.cursor()
@@ -184,9 +189,27 @@ class Messages:
                 flag_set = flag_sets[flags] = frozenset(json.loads(flags))
             out.append(StoredCopy(
                 mailbox, folder, uid, uidvalidity, role, from_iso(received), flag_set,
-                from_iso(answered_at), from_iso(dismissed_at), gm_thrid, bytes(headers),
-                not trace_headers,
+                from_iso(answered_at), from_iso(dismissed_at), gm_thrid,
+                b"" if headers is None else bytes(headers), not trace_headers,
             ))
+        return out
+
+    def with_headers(self, copies: Iterable[StoredCopy]) -> list[StoredCopy]:
+        """``copies`` (read without their header bytes) with them, each read by its
+        primary key; a copy no longer stored under its UIDVALIDITY is left out."""
+        by_folder: dict[tuple[str, str], dict[int, StoredCopy]] = {}
+        for c in copies:
+            by_folder.setdefault((c.mailbox, c.folder), {})[c.uid] = c
+        out = []
+        for (mailbox, folder), wanted in by_folder.items():
+            for uid, uidvalidity, headers in self._db.rows_in(
+                "SELECT uid, uidvalidity, headers FROM messages"
+                " WHERE mailbox = ? AND folder = ? AND uid IN ({})",
+                (mailbox, folder), sorted(wanted),
+            ):
+                c = wanted[uid]
+                if uidvalidity == c.uidvalidity:
+                    out.append(dataclasses.replace(c, header_bytes=bytes(headers)))
         return out
 
     def iter_copies(self, since: dt.datetime, keys: Iterable[str]) -> Iterator[StoredCopy]:

@@ -131,6 +131,7 @@ class TableStore:
         self.cursors = messages.cursors
         self.apply_folder_sync = messages.apply_folder_sync
         self.load_copies = messages.load_copies
+        self.with_headers = messages.with_headers
         self.iter_copies = messages.iter_copies
         self.header_variants = messages.header_variants
         self.initial_keys = messages.initial_keys
