@@ -259,8 +259,6 @@ def reference_parse_message(
     )
     if subject_raw and len(subject_raw) > 4 * MAX_SUBJECT_CHARS:
         defects.add("header-too-long:subject")
-    date = message._parse_date(get("date"), defects)
-
     message_id: str | None = None
     mid_raw = get("message-id")
     if mid_raw is None or not mid_raw:
@@ -294,7 +292,8 @@ def reference_parse_message(
     thread_index = get("thread-index")
     thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
 
-    key = message_id or _stable_key(sender, date, get("date"), subject, to)
+    key = message_id or _stable_key(
+        sender, message._parse_date(get("date"), defects), get("date"), subject, to)
     auth_ids: set[str] = set()
     auth_results: tuple = ()
     for v in trace["authentication-results"][:MAX_AUTH_HEADERS]:
@@ -330,7 +329,6 @@ def reference_parse_message(
         to=to,
         cc=cc,
         subject=subject,
-        date=date,
         in_reply_to=in_reply_to,
         references=references,
         thread_index=thread_index or None,

@@ -71,7 +71,6 @@ def _synthetic(config: Config, sender: str, received: dt.datetime, to: Sequence[
         sender=Address(sender),
         to=tuple(Address(a) for a in recipients),
         subject="",
-        date=received,
         return_path=f"<{sender}>",
     )
 

@@ -91,7 +91,6 @@ class Message:
     to: tuple[Address, ...] = ()
     cc: tuple[Address, ...] = ()
     subject: str = ""  # decoded (RFC 2047), control characters removed
-    date: dt.datetime | None = None  # Date header, informational only
     in_reply_to: tuple[str, ...] = ()  # normalized message ids
     references: tuple[str, ...] = ()  # normalized message ids, junk tokens dropped
     thread_index: str | None = None  # Outlook Thread-Index (base64) as sent
@@ -127,6 +126,9 @@ class Message:
 # * The header block is split and decoded by `headers` (by hand, not by ``email.parser``).
 #   Addresses are read by `addresses.parse_address_list` (ours: the same on every Python),
 #   dates by the email package (``parsedate_to_datetime``), message ids by `message_ids`.
+# * The Date header counts for nothing but the key of a mail without Message-ID (the
+#   received time is the INTERNALDATE, DESIGN.md), and is read only then: its parse
+#   would be a fifth of a header block's (bench/README.md, Session 15).
 # * From: its first mailbox is `Message.sender`, any further ones `Message.extra_from`
 #   (defect "multiple-from": who sent it is in doubt, see `classify.sender_of`). A From
 #   whose mailbox cannot be read leaves the sender empty ("bad-address:from").
@@ -135,7 +137,8 @@ class Message:
 #   sorted To addresses: stable across mailboxes and servers that re-fold or re-encode.
 # * Defects are short tokens, optionally ``token:field``: "headers-truncated",
 #   "header-too-long:references", "bad-encoding:subject", "unknown-charset:subject",
-#   "bad-address:from", "no-from", "no-message-id", "bad-message-id", "bad-date",
+#   "bad-address:from", "no-from", "no-message-id", "bad-message-id", "bad-date" (of a
+#   mail without Message-ID),
 #   "duplicate-header:from", "junk-line", "junk-reference", "too-many-references",
 #   "naive-received", "multiple-from", "too-many-received", "guessed-charset:windows-1251"
 #   (raw 8-bit header values that are not UTF-8 are read in the charset
@@ -409,13 +412,11 @@ def parse_message(
     to = _addresses(get("to"), defects, "to")
     cc = _addresses(get("cc"), defects, "cc")
 
-    # Subject and date -----------------------------------------------------------------------
+    # Subject -----------------------------------------------------------------------------
     subject_raw = get("subject")
     subject = _subject(subject_raw, defects) if subject_raw else ""
     if subject_raw and len(subject_raw) > 4 * MAX_SUBJECT_CHARS:
         defects.add("header-too-long:subject")
-    date_raw = get("date")
-    date = _parse_date(date_raw, defects)
 
     # Identity and thread headers -------------------------------------------------------------
     message_id: str | None = None
@@ -439,7 +440,11 @@ def parse_message(
     thread_index = get("thread-index")
     thread_index = _WS.sub("", thread_index)[:4096] if thread_index else None
 
-    key = message_id or _stable_key(sender, date, date_raw, subject, to)
+    if message_id is None:
+        date_raw = get("date")
+        key = _stable_key(sender, _parse_date(date_raw, defects), date_raw, subject, to)
+    else:
+        key = message_id
 
     return Message(
         key=key,
@@ -458,7 +463,6 @@ def parse_message(
         to=to,
         cc=cc,
         subject=subject,
-        date=date,
         in_reply_to=in_reply_to,
         references=references,
         thread_index=thread_index or None,
