@@ -157,8 +157,8 @@ class PgDatabase:
         """The rows of ``query`` over ``values``, its ``IN ({})`` made ``= ANY(?)`` with
         an array of up to `ANY_VALUES` of them: a statement where SQLite's chunks take
         20 (the server parses and plans one short statement, and psycopg adapts one
-        array where it would adapt 500 parameters: a first sync's 20,000 keys looked up
-        in 0.05 s against 0.22 s, bench/README.md Session 15)."""
+        array where it would adapt 500 parameters: 20,000 keys looked up in 0.05-0.09 s
+        against 0.22-0.26 s, bench/README.md Session 15)."""
         sql = query.replace("IN ({})", "= ANY(?)")
         chunk: list[object] = []
         for v in values:

@@ -341,9 +341,9 @@ def version(c: Connection) -> int:
 
 def migrate(db: PgDatabase) -> None:
     """Bring the database to `SCHEMA_VERSION`, every step due in one transaction, each
-    step's statements sent together (the server runs them in order): a new database's
-    schema in one round trip a step, 0.12 s where a transaction a step and a round trip
-    a statement took 0.19 s (bench/README.md, Session 15). Refuse a newer version."""
+    step's statements sent together (the server runs them in order): a new state opens
+    in 0.14-0.19 s, where a transaction a step and a round trip a statement took
+    0.19-0.23 s (bench/README.md, Session 15). Refuse a newer version."""
     with db.write() as c:
         c.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
         current = version(c)
