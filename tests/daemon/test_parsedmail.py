@@ -143,7 +143,7 @@ class _Reads:
 
     def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
         self.store = store
-        self.with_bytes: list[str] = []  # "all" (a load with them) or a copy's key
+        self.with_bytes: list[object] = []  # "all" (a load with them) or a copy's UID
 
     def load_copies(self, since=None, *, keys=None, headers=True):  # type: ignore[no-untyped-def]
         if headers:
@@ -169,7 +169,7 @@ def test_the_load_after_a_first_sync_reads_no_header_bytes(store):
 
 def test_the_load_reads_the_bytes_of_the_copies_whose_parse_is_not_held(store):
     """Stored by another process (mail 4), or stored anew under a new UIDVALIDITY since
-    its parse was kept (mail 1 under UID 1 of the Sent folder's second life)."""
+    a parse of that UID was kept (mail 5 under UID 1 of the Sent folder's second life)."""
     parsed = ParsedMail()
     store_step(store, [new(1), new(2)], parsed=parsed, now=T0)
     store_step(store, [new(1)], parsed=parsed, folder="Sent", role="sent", now=T0)
