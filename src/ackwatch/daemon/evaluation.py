@@ -157,8 +157,7 @@ class Evaluator:
         at or after ``since``, and store the outcome (with ``done`` recorded in meta, and
         the dirty ``marks`` ended)."""
         with gc_paused():  # loads, evaluates and stores up to all the mail: see there
-            messages = (self.parsed.load(self.store, since) if scope is None
-                        else self.parsed.messages(self.store.load_copies(since, keys=scope)))
+            messages = self.parsed.load(self.store, since, scope)
             if scope is None:
                 self.parsed.forget()  # what a full load did not return is out of the window
             initial = self.store.initial_keys(scope, since=since)

@@ -159,16 +159,19 @@ class ParsedMail:
                 if p.defects:
                     log_defects(p)
 
-    def load(self, store: Store, since: dt.datetime) -> list[Message]:
-        """`messages` of every copy stored received at or after ``since``.
+    def load(
+        self, store: Store, since: dt.datetime, keys: Iterable[str] | None = None
+    ) -> list[Message]:
+        """`messages` of the copies stored received at or after ``since`` (of ``keys``
+        only, when given).
 
-        While parses are kept (the evaluation after a first sync, which stored them), the
-        copies are read without their header bytes, and then the bytes of those whose
-        parse is not held: the 33 MB of a first sync's 33k copies are not read back from
-        the database (a quarter of a second over a 1 Gbit/s link to PostgreSQL; a few
-        hundredths on loopback, bench/README.md Session 15)."""
-        if not self._kept:
-            return self.messages(store.load_copies(since))
+        A load of everything while parses are kept (the evaluation after a first sync,
+        which stored them) reads the copies without their header bytes, and then the
+        bytes of those whose parse is not held: the 33 MB of a first sync's 33k copies are
+        not read back from the database (a quarter of a second over a 1 Gbit/s link to
+        PostgreSQL; a few hundredths on loopback, bench/README.md Session 15)."""
+        if keys is not None or not self._kept:
+            return self.messages(store.load_copies(since, keys=keys))
         copies = store.load_copies(since, headers=False)
         missing = [c for c in copies if self._held(c) is None]
         if missing:
@@ -194,7 +197,7 @@ class ParsedMail:
         mail itself)."""
         kept, recent = self._kept, self._recent
         for c in copies:
-            where = (c.mailbox, c.folder, c.uid)
+            where = _where(c)
             hit = kept.pop(where, None) if kept else None
             if hit is None:
                 hit = recent.get(where)
